@@ -1,0 +1,152 @@
+import type { Registry } from './registry/registry'
+import type { ReplayCache } from './stores/replay-cache'
+import type { ThrottleStore } from './stores/throttle-store'
+import type { Registry as PromRegistry } from 'prom-client'
+import { RendezvousOptionError } from './errors'
+
+/** What a token verifier says. `true`/`false` are accepted from user verifiers as shorthand. */
+export type TokenVerdict =
+  | { ok: true, kind: string }
+  | { ok: false, reason: string, status?: 401 | 503 }
+
+export type VerifyToken = (id: string, token: string) => boolean | TokenVerdict | Promise<boolean | TokenVerdict>
+
+export type TotpMode = 'strict' | 'reuse' | 'off'
+
+export interface AuthFailureLimits {
+  /** Failures per (client address, ID) within `windowMs` before that pair is cooled off. */
+  perPair?: number
+  /** Failures per client address, across all IDs, within `windowMs` before the address is cooled off. */
+  perAddress?: number
+  windowMs?: number
+  coolOffMs?: number
+}
+
+export interface RendezvousOptions {
+  /** Where IDs and secrets live. Defaults to a file registry in `dataDir`, or an in-memory one. */
+  registry?: Registry
+  /** Directory of the default file registry. */
+  dataDir?: string
+  /** Replaces the default verifier (decisions §3). */
+  verifyToken?: VerifyToken
+  /** TOTP compatibility mode. Default 'strict'. */
+  totp?: TotpMode
+  /** Allowed clock difference for v1 tokens, in seconds. Default 120. */
+  tokenSkew?: number
+  replayCache?: ReplayCache
+  /** Entries of the default in-memory replay cache. Default 100000. */
+  replayCacheSize?: number
+  throttleStore?: ThrottleStore
+  authFailures?: AuthFailureLimits
+  /** How long a mobile client waits for a parked connection, in ms. Default 10000. */
+  waitTimeout?: number
+  /** Seconds put in Retry-After on 503 and 429 answers where no better value is known. Default 5. */
+  retryAfter?: number
+  /** Parked connections per ID. Default 64. */
+  maxParkedPerId?: number
+  /** Parked connections in all. Default 10000. */
+  maxParked?: number
+  /** Mobile clients waiting per ID. Default 256. */
+  maxWaitersPerId?: number
+  /** Mobile clients waiting in all. Default 10000. */
+  maxWaiters?: number
+  /** CONNECTs being authenticated at once. Default 1000. */
+  maxPendingConnects?: number
+  /** Time a CONNECT may take to authenticate, in ms. Default 10000. */
+  connectTimeout?: number
+  /** TCP keep-alive initial delay on parked sockets, in ms. Default 30000. */
+  keepAliveInitialDelay?: number
+  /** Closes spliced pairs idle this long, in ms. 0 (default) never does. */
+  spliceIdleTimeout?: number
+  /** On close, how long spliced pairs get to finish before they are destroyed, in ms. Default 0. */
+  closeGracePeriod?: number
+  /** The Digest realm. Default 'rendezvous'. */
+  realm?: string
+  /** prom-client registry for the rendezvous_ metrics, or false for none. Default: a registry of the plugin's own. */
+  metrics?: PromRegistry | false
+}
+
+export interface ResolvedOptions {
+  registry?: Registry
+  dataDir?: string
+  verifyToken?: VerifyToken
+  totp: TotpMode
+  tokenSkew: number
+  replayCache?: ReplayCache
+  replayCacheSize: number
+  throttleStore?: ThrottleStore
+  authFailures: Required<AuthFailureLimits>
+  waitTimeout: number
+  retryAfter: number
+  maxParkedPerId: number
+  maxParked: number
+  maxWaitersPerId: number
+  maxWaiters: number
+  maxPendingConnects: number
+  connectTimeout: number
+  keepAliveInitialDelay: number
+  spliceIdleTimeout: number
+  closeGracePeriod: number
+  realm: string
+  metrics?: PromRegistry | false
+}
+
+const NUMBERS = {
+  tokenSkew: 120,
+  replayCacheSize: 100_000,
+  waitTimeout: 10_000,
+  retryAfter: 5,
+  maxParkedPerId: 64,
+  maxParked: 10_000,
+  maxWaitersPerId: 256,
+  maxWaiters: 10_000,
+  maxPendingConnects: 1000,
+  connectTimeout: 10_000,
+  keepAliveInitialDelay: 30_000,
+  spliceIdleTimeout: 0,
+  closeGracePeriod: 0
+} as const
+
+const AUTH_FAILURES: Required<AuthFailureLimits> = { perPair: 10, perAddress: 100, windowMs: 60_000, coolOffMs: 60_000 }
+
+function nonNegative (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${String(value)}`)
+  }
+  return value
+}
+
+export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
+  const numbers = {} as Record<keyof typeof NUMBERS, number>
+  for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
+    numbers[name] = nonNegative(name, opts[name], fallback)
+  }
+  const authFailures = { ...AUTH_FAILURES }
+  for (const key of Object.keys(AUTH_FAILURES) as Array<keyof AuthFailureLimits>) {
+    authFailures[key] = nonNegative(`authFailures.${key}`, opts.authFailures?.[key], AUTH_FAILURES[key])
+  }
+  const totp = opts.totp ?? 'strict'
+  if (!['strict', 'reuse', 'off'].includes(totp)) {
+    throw new RendezvousOptionError(`totp must be 'strict', 'reuse' or 'off', got ${String(totp)}`)
+  }
+  if (opts.verifyToken !== undefined && typeof opts.verifyToken !== 'function') {
+    throw new RendezvousOptionError('verifyToken must be a function')
+  }
+  const realm = opts.realm ?? 'rendezvous'
+  if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
+    throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
+  }
+  return {
+    ...numbers,
+    registry: opts.registry,
+    dataDir: opts.dataDir,
+    verifyToken: opts.verifyToken,
+    totp,
+    replayCache: opts.replayCache,
+    throttleStore: opts.throttleStore,
+    authFailures,
+    realm,
+    metrics: opts.metrics
+  }
+}

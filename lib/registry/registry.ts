@@ -1,0 +1,35 @@
+/** One provisioned hidden server. */
+export interface IdentityRecord {
+  /** Canonical (lower-case) ID. */
+  id: string
+  /** The secret in upper-case base32 without padding: decisions §2. */
+  secret: string
+  /** ISO 8601 time of provisioning. */
+  createdAt: string
+}
+
+export interface AddIdentity {
+  id?: string
+  secret?: string
+}
+
+/**
+ * Where IDs and their secrets live. `get` is synchronous on purpose: the
+ * mobile side decides inside Node's header callback whether a request is a
+ * rendezvous, so every implementation keeps a local view that it refreshes
+ * (the file registry by polling, a Redis registry by pub/sub).
+ */
+export interface Registry {
+  /** Loads the first view. The plugin awaits it before it listens. */
+  ready (): Promise<void>
+  /** The record for a canonical ID in the local view, if any. */
+  get (id: string): IdentityRecord | undefined
+  list (): Promise<IdentityRecord[]>
+  /** Provisions an ID. Rejects with RENDEZVOUS_ID_EXISTS when it is taken. */
+  add (input?: AddIdentity): Promise<IdentityRecord>
+  /** Removes an ID; resolves false when it was not there. */
+  remove (id: string): Promise<boolean>
+  /** Calls back whenever an ID leaves the view, whoever removed it. Returns an unsubscribe function. */
+  onRemove (listener: (id: string) => void): () => void
+  close (): Promise<void>
+}
