@@ -7,3 +7,4 @@ export const InvalidIdError = createError('FST_RENDEZVOUS_INVALID_ID', 'Invalid 
 export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', 'Invalid secret: use upper-case base32 (RFC 4648, no padding) of 20 bytes or more', 400)
 export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s is already provisioned', 409)
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
+export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)

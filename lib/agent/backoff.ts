@@ -1,0 +1,59 @@
+/**
+ * Exponential backoff with full jitter: each delay is uniform in
+ * [0, min(max, base * 2^attempt)]. Full jitter spreads many agents that lost
+ * the same server apart, so they do not all come back in the same instant.
+ */
+export interface BackoffOptions {
+  base?: number
+  max?: number
+  random?: () => number
+}
+
+// 2^31 already exceeds any sane cap; stopping here keeps the product finite.
+const MAX_EXPONENT = 31
+
+export class Backoff {
+  readonly base: number
+  readonly max: number
+  private readonly random: () => number
+  private attempt = 0
+
+  constructor (opts: BackoffOptions = {}) {
+    this.base = opts.base ?? 250
+    this.max = opts.max ?? 30_000
+    this.random = opts.random ?? Math.random
+  }
+
+  /** How many delays were handed out since the last reset. */
+  get attempts (): number {
+    return this.attempt
+  }
+
+  next (): number {
+    const ceiling = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, MAX_EXPONENT))
+    this.attempt++
+    return Math.floor(this.random() * ceiling)
+  }
+
+  reset (): void {
+    this.attempt = 0
+  }
+}
+
+// A hostile or confused server must not park the agent for days.
+const MAX_RETRY_AFTER_MS = 60 * 60 * 1000
+
+/** Retry-After (delta-seconds or an HTTP-date) in ms, or undefined when absent or unreadable. */
+export function parseRetryAfter (value: string | undefined, now = Date.now()): number | undefined {
+  if (value === undefined) return undefined
+  const text = value.trim()
+  let ms: number
+  if (/^\d+$/.test(text)) {
+    ms = Number(text) * 1000
+  } else {
+    const date = Date.parse(text)
+    if (Number.isNaN(date)) return undefined
+    ms = date - now
+  }
+  return Math.min(Math.max(ms, 0), MAX_RETRY_AFTER_MS)
+}

@@ -1,0 +1,94 @@
+import { randomBytes } from 'node:crypto'
+import { STATUS_CODES } from 'node:http'
+import type { Duplex } from 'node:stream'
+
+/** The hidden server's go-ahead (decisions §4); nothing else may follow it. */
+export const CONNECT_OK: Buffer = Buffer.from('HTTP/1.1 200 OK\r\n\r\n', 'latin1')
+
+export interface Refusal {
+  status: number
+  /** Body text; defaults to the reason phrase. A newline is appended. */
+  message?: string
+  /** Seconds, rounded up. */
+  retryAfter?: number
+  headers?: Record<string, string>
+}
+
+const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+const BAD_VALUE = /[\r\n\0]/
+// These decide framing and the close; letting a caller override them would
+// turn a refusal into something the peer waits on.
+const RESERVED = new Set(['content-length', 'connection', 'transfer-encoding'])
+
+export function refusalBytes (r: Refusal): Buffer {
+  const { status } = r
+  if (!Number.isInteger(status) || status < 100 || status > 599) {
+    throw new RangeError(`invalid status ${status}`)
+  }
+  const phrase = STATUS_CODES[status] ?? 'Unknown'
+  const body = Buffer.from(`${r.message ?? phrase}\n`, 'utf8')
+  const fields = new Map<string, [string, string]>()
+  const set = (name: string, value: string): void => { fields.set(name.toLowerCase(), [name, value]) }
+  set('Content-Type', 'text/plain; charset=utf-8')
+  set('Content-Length', String(body.length))
+  set('Connection', 'close')
+  if (r.retryAfter !== undefined) {
+    if (!Number.isFinite(r.retryAfter) || r.retryAfter < 0) throw new RangeError(`invalid Retry-After ${r.retryAfter}`)
+    set('Retry-After', String(Math.ceil(r.retryAfter)))
+  }
+  for (const [name, value] of Object.entries(r.headers ?? {})) {
+    if (!HEADER_NAME.test(name)) throw new TypeError(`invalid header name ${JSON.stringify(name)}`)
+    if (RESERVED.has(name.toLowerCase())) throw new TypeError(`header ${name} cannot be set on a refusal`)
+    if (BAD_VALUE.test(value)) throw new TypeError(`header ${name} contains a line break`)
+    set(name, value)
+  }
+  let head = `HTTP/1.1 ${status} ${phrase}\r\n`
+  for (const [name, value] of fields.values()) head += `${name}: ${value}\r\n`
+  head += '\r\n'
+  return Buffer.concat([Buffer.from(head, 'latin1'), body])
+}
+
+/**
+ * Answers and closes a raw socket (decisions §4: never a silent hang).
+ * Closing while the peer's bytes sit unread makes the kernel send RST, which
+ * can destroy the answer before the peer reads it; so the socket drains
+ * until the peer's FIN, or until `lingerMs` for a peer that never sends one.
+ */
+export function refuse (socket: Duplex, r: Refusal, lingerMs = 2000): void {
+  if (socket.destroyed) return
+  const bytes = refusalBytes(r)
+  if (!socket.writable) {
+    // Someone already ended it: nothing can be answered any more.
+    socket.destroy()
+    return
+  }
+  const timer = setTimeout(() => socket.destroy(), lingerMs)
+  timer.unref()
+  const destroy = (): void => {
+    clearTimeout(timer)
+    socket.destroy()
+  }
+  socket.on('error', destroy)
+  socket.once('close', () => clearTimeout(timer))
+  // Destroying with the answer still queued in user space would drop it.
+  const afterFlush = (): void => {
+    if (socket.writableFinished) destroy()
+    else socket.once('finish', destroy)
+  }
+  if (socket.readableEnded) afterFlush()
+  else socket.once('end', afterFlush)
+  socket.end(bytes)
+  socket.resume()
+}
+
+function quote (text: string): string {
+  return `"${text.replace(/[\\"]/g, '\\$&')}"`
+}
+
+/** The mobile side's WWW-Authenticate value, with a fresh nonce each time. */
+export function digestChallenge (realm: string): string {
+  if (BAD_VALUE.test(realm)) throw new TypeError('realm contains a line break')
+  const nonce = randomBytes(16).toString('hex')
+  const opaque = randomBytes(16).toString('hex')
+  return `Digest realm=${quote(realm)}, qop="auth, auth-int", nonce="${nonce}", opaque="${opaque}"`
+}

@@ -1,0 +1,63 @@
+import type { AuthFailureLimits } from './options'
+import type { ThrottleStore } from './stores/throttle-store'
+
+const MAPPED_IPV4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
+
+/**
+ * The form an address is counted under. A dual-stack listener reports IPv4
+ * peers as ::ffff:a.b.c.d; without this a client could double its budget by
+ * reaching us over both stacks, and limits set for a.b.c.d would not apply.
+ */
+export function normaliseAddress (address: string): string {
+  const mapped = MAPPED_IPV4.exec(address)
+  return mapped !== null ? mapped[1]! : address.toLowerCase()
+}
+
+function seconds (ms: number): number {
+  return ms > 0 ? Math.max(1, Math.ceil(ms / 1000)) : 0
+}
+
+/**
+ * Brute-force protection for CONNECT (decisions §4). The pair counter stops
+ * guessing one ID's token; the address counter stops a client scanning many
+ * IDs at a few guesses each, which the pair counter alone would never see.
+ */
+export class AuthThrottle {
+  readonly #store: ThrottleStore
+  readonly #limits: Required<AuthFailureLimits>
+
+  constructor (store: ThrottleStore, limits: Required<AuthFailureLimits>) {
+    this.#store = store
+    this.#limits = { ...limits }
+  }
+
+  /** 0 when allowed, else seconds to put in Retry-After (>=1). */
+  async check (address: string, id: string): Promise<number> {
+    const waits = await Promise.all(this.#counters(address, id).map(({ key }) => this.#store.blockedFor(key)))
+    return seconds(Math.max(0, ...waits))
+  }
+
+  /** Records a failed authentication; returns seconds of cool-off if this failure tripped a limit, else 0. */
+  async fail (address: string, id: string): Promise<number> {
+    const { windowMs, coolOffMs } = this.#limits
+    // A zero window holds no failures, so nothing could ever trip.
+    if (windowMs <= 0) return 0
+    const tripped = await Promise.all(this.#counters(address, id).map(async ({ key, limit }) => {
+      const count = await this.#store.hit(key, windowMs)
+      if (count < limit || coolOffMs <= 0) return false
+      await this.#store.block(key, coolOffMs)
+      return true
+    }))
+    return tripped.includes(true) ? seconds(coolOffMs) : 0
+  }
+
+  // IDs are matched case-insensitively everywhere, so they are counted so too:
+  // changing the case of an ID must not buy fresh guesses.
+  #counters (address: string, id: string): Array<{ key: string, limit: number }> {
+    const addr = normaliseAddress(address)
+    const counters: Array<{ key: string, limit: number }> = []
+    if (this.#limits.perPair > 0) counters.push({ key: `authfail:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
+    if (this.#limits.perAddress > 0) counters.push({ key: `authfail:addr:${addr}`, limit: this.#limits.perAddress })
+    return counters
+  }
+}

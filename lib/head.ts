@@ -1,0 +1,29 @@
+const EDGE_WS = /^[ \t]+|[ \t]+$/g
+// Node's parser never lets these through; if a caller built a head by hand
+// they would let one request smuggle another to the hidden server.
+const BREAK = /[\r\n\0]/
+
+/**
+ * Re-serialises a mobile client's request head for the hidden server
+ * (decisions §4 "What byte-exact means"). Authorization lines are dropped:
+ * they carried the rendezvous ID, not anything the hidden server asked for.
+ */
+export function serializeHead (req: { method: string, url: string, httpVersion: string, rawHeaders: string[] }): Buffer {
+  const { method, url, httpVersion, rawHeaders } = req
+  if (BREAK.test(method) || BREAK.test(url) || BREAK.test(httpVersion)) {
+    throw new TypeError('request line contains a line break')
+  }
+  let head = `${method} ${url} HTTP/${httpVersion}\r\n`
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]
+    if (name.toLowerCase() === 'authorization') continue
+    // Only SP and HTAB are HTTP whitespace; String#trim would also eat a
+    // latin1 0xA0, which is a legitimate byte of a field value.
+    const value = rawHeaders[i + 1].replace(EDGE_WS, '')
+    if (BREAK.test(name) || BREAK.test(value)) throw new TypeError(`header ${JSON.stringify(name)} contains a line break`)
+    head += `${name}: ${value}\r\n`
+  }
+  head += '\r\n'
+  // Node decodes header bytes as latin1, so latin1 gives the original bytes back.
+  return Buffer.from(head, 'latin1')
+}

@@ -1,0 +1,104 @@
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import { CONNECT_OK, refuse, type Refusal } from './answers'
+import type { AuthThrottle } from './auth-throttle'
+import type { ConnectOutcome, RendezvousMetrics } from './metrics'
+import type { TokenVerdict } from './options'
+import type { ParkingLot } from './parking-lot'
+import { parseConnectTarget } from './parse/connect-target'
+
+export interface HiddenSideDeps {
+  verify: (id: string, token: string) => Promise<TokenVerdict>
+  throttle: AuthThrottle
+  lot: ParkingLot
+  metrics: RendezvousMetrics
+  log: FastifyBaseLogger
+  limits: { maxPendingConnects: number, connectTimeout: number, retryAfter: number }
+  isClosing: () => boolean
+  /** Registers a socket the relay owns until it is parked or refused, so close() can reach it. */
+  track: (socket: Socket) => () => void
+}
+
+type Step = { refusal: Refusal, outcome: ConnectOutcome } | { id: string }
+
+/** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
+export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, socket: Socket, rest: Buffer) => void {
+  const { lot, metrics, limits } = deps
+  let pending = 0
+
+  const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, log: FastifyBaseLogger): void => {
+    metrics.connect(outcome)
+    log.info({ outcome, status: refusal.status }, 'CONNECT refused')
+    refuse(socket, refusal)
+  }
+
+  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {
+    const target = parseConnectTarget(req.url ?? '')
+    if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
+    if (target.kind === 'not-uuid') return { outcome: 'not_uuid', refusal: { status: 400, message: target.reason } }
+    if (target.kind === 'missing-token') {
+      return { outcome: 'missing_token', refusal: { status: 407, message: 'missing response token', headers: { 'Proxy-Authenticate': 'rendezvous' } } }
+    }
+    const address = socket.remoteAddress ?? 'unknown'
+    const coolOff = await deps.throttle.check(address, target.id)
+    if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
+    // The relay must not guess whose bytes these were meant to be once a client is spliced in.
+    if (rest.length > 0) return { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
+    const verdict = await deps.verify(target.id, target.token)
+    if (!verdict.ok) {
+      if (verdict.status === 503) {
+        return { outcome: 'replay_cache_full', refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
+      }
+      const tripped = await deps.throttle.fail(address, target.id)
+      deps.log.info({ id: target.id, address, reason: verdict.reason }, 'CONNECT authentication failed')
+      // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
+      return tripped > 0
+        ? { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: tripped } }
+        : { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
+    }
+    return { id: target.id }
+  }
+
+  return function onConnect (req, socket, rest) {
+    const log = deps.log.child({ side: 'hidden', address: socket.remoteAddress })
+    socket.on('error', err => log.debug({ err }, 'hidden-side socket error'))
+    if (deps.isClosing()) {
+      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
+      return
+    }
+    if (pending >= limits.maxPendingConnects) {
+      refuseWith(socket, 'busy', { status: 503, message: 'too many pending connections', retryAfter: limits.retryAfter }, log)
+      return
+    }
+    pending++
+    const untrack = deps.track(socket)
+    let timedOut = false
+    const timer = setTimeout(() => {
+      timedOut = true
+      refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, log)
+    }, limits.connectTimeout)
+    authenticate(req, socket, rest).then(step => {
+      if (timedOut || socket.destroyed) return
+      if ('refusal' in step) {
+        refuseWith(socket, step.outcome, step.refusal, log)
+      } else if (deps.isClosing()) {
+        refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
+      } else if (!lot.hasRoom(step.id)) {
+        refuseWith(socket, 'lot_full', { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter }, log)
+      } else {
+        socket.write(CONNECT_OK)
+        metrics.connect('parked')
+        log.debug({ id: step.id }, 'parked')
+        lot.park(step.id, socket)
+      }
+    }, err => {
+      log.error({ err }, 'CONNECT failed')
+      refuseWith(socket, 'error', { status: 500, message: 'internal error' }, log)
+    }).finally(() => {
+      clearTimeout(timer)
+      pending--
+      untrack()
+    })
+  }
+}

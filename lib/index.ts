@@ -1,0 +1,160 @@
+import type { Server as HttpServer } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import fp from 'fastify-plugin'
+import { Registry as PromRegistry } from 'prom-client'
+import { AuthThrottle } from './auth-throttle'
+import { challengeHook } from './challenge'
+import { RendezvousOptionError } from './errors'
+import { installHandoff } from './handoff'
+import { createHiddenSide } from './hidden-side'
+import { createMetrics } from './metrics'
+import { createMobileSide, type Ticket } from './mobile-side'
+import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
+import { ParkingLot } from './parking-lot'
+import { FileRegistry } from './registry/file-registry'
+import { MemoryRegistry } from './registry/memory-registry'
+import type { Registry } from './registry/registry'
+import type { Splice } from './splice'
+import { MemoryReplayCache } from './stores/memory-replay-cache'
+import { MemoryThrottleStore } from './stores/memory-throttle-store'
+import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+
+export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits } from './options'
+export type { Registry, IdentityRecord, AddIdentity } from './registry/registry'
+export type { ReplayCache, ReplayVerdict } from './stores/replay-cache'
+export type { ThrottleStore } from './stores/throttle-store'
+export { FileRegistry } from './registry/file-registry'
+export { MemoryRegistry } from './registry/memory-registry'
+export { MemoryReplayCache } from './stores/memory-replay-cache'
+export { MemoryThrottleStore } from './stores/memory-throttle-store'
+export { createV1Token } from './tokens/v1'
+export * as errors from './errors'
+
+export interface RendezvousStats {
+  parked: number
+  waiting: number
+  spliced: number
+}
+
+export interface RendezvousDecorator {
+  registry: Registry
+  /** The prom-client registry holding the rendezvous_ metrics, unless metrics are off. */
+  metrics: PromRegistry | undefined
+  stats: () => RendezvousStats
+  /** Parked connections for one ID. */
+  parkedFor: (id: string) => number
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    rendezvous: RendezvousDecorator
+  }
+}
+
+function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: MemoryReplayCache | NonNullable<ResolvedOptions['replayCache']>) {
+  const custom = o.verifyToken
+  if (custom === undefined) {
+    return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
+  }
+  return async (id: string, token: string) => registry.get(id) === undefined
+    ? { ok: false as const, reason: 'unknown-id', status: 401 as const }
+    : normaliseVerdict(await custom(id, token))
+}
+
+const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyInstance, opts) => {
+  const o = resolveOptions(opts)
+  const server = fastify.server as unknown as HttpServer
+  if (typeof (server as { setTimeout?: unknown }).setTimeout !== 'function' || 'altsvc' in server) {
+    throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
+  }
+  const log = fastify.log.child({ plugin: 'rendezvous' })
+  const registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  await registry.ready()
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
+  const metrics = createMetrics(promRegistry ?? false)
+  const replayCache = o.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const throttleStore = o.throttleStore ?? new MemoryThrottleStore()
+  const lot = new ParkingLot({
+    maxPerId: o.maxParkedPerId,
+    maxTotal: o.maxParked,
+    maxWaitersPerId: o.maxWaitersPerId,
+    maxWaiters: o.maxWaiters,
+    keepAliveInitialDelay: o.keepAliveInitialDelay
+  }, {
+    onChange: (parked, waiting) => metrics.lot(parked, waiting),
+    onParkedExit: (id, why) => {
+      metrics.parkedExit(why === 'peer-closed' ? 'peer_closed' : why === 'early-data' ? 'early_data' : 'evicted')
+      log.debug({ id, why }, 'parked connection left')
+    }
+  })
+  const splices = new Set<Splice>()
+  const handshakes = new Set<Socket>()
+  let closing = false
+  const isUnderPressure = (): boolean => {
+    const check = (fastify as unknown as { isUnderPressure?: () => boolean }).isUnderPressure
+    return typeof check === 'function' && check.call(fastify)
+  }
+
+  const onConnect = createHiddenSide({
+    verify: makeVerifier(o, registry, replayCache),
+    throttle: new AuthThrottle(throttleStore, o.authFailures),
+    lot,
+    metrics,
+    log,
+    limits: o,
+    isClosing: () => closing,
+    track: socket => {
+      handshakes.add(socket)
+      return () => handshakes.delete(socket)
+    }
+  })
+  const mobile = createMobileSide({
+    registry,
+    lot,
+    metrics,
+    log,
+    limits: o,
+    refusing: () => closing ? 'shutting_down' : isUnderPressure() ? 'under_pressure' : undefined,
+    splices
+  })
+  const uninstall = installHandoff<Ticket>(server, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
+  const unsubscribe = registry.onRemove(id => {
+    const closed = lot.evict(id)
+    log.info({ id, closed }, 'ID removed; its parked connections were closed')
+  })
+
+  fastify.addHook('onRequest', challengeHook(o.realm, metrics))
+  fastify.decorate('rendezvous', {
+    registry,
+    metrics: promRegistry,
+    stats: () => ({ ...lot.size, spliced: splices.size }),
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase())
+  } satisfies RendezvousDecorator)
+
+  fastify.addHook('preClose', async () => {
+    closing = true
+    lot.closeAll()
+    for (const socket of handshakes) socket.destroy()
+    if (o.closeGracePeriod > 0 && splices.size > 0) {
+      const drained = Promise.all([...splices].map(s => s.done))
+      await Promise.race([drained, new Promise(resolve => setTimeout(resolve, o.closeGracePeriod).unref())])
+    }
+    for (const pair of splices) pair.abort()
+  })
+  fastify.addHook('onClose', async () => {
+    uninstall()
+    unsubscribe()
+    if (o.registry === undefined) await registry.close()
+    if (o.replayCache === undefined) await replayCache.close?.()
+    if (o.throttleStore === undefined) await throttleStore.close?.()
+  })
+}
+
+const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' })
+
+export default rendezvous
+export { rendezvous }
+
+// `require('fastify-rendezvous')` returns the plugin itself, as Fastify plugins do.
+module.exports = Object.assign(rendezvous, module.exports)

@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+
+export type ConnectOutcome =
+  | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
+  | 'throttled' | 'lot_full' | 'replay_cache_full' | 'busy' | 'timeout' | 'shutting_down' | 'error'
+
+export type RequestOutcome =
+  | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error'
+
+export type ParkedExitOutcome = 'peer_closed' | 'early_data' | 'evicted'
+
+/** Every outcome the relay can have, counted in one place. */
+export interface RendezvousMetrics {
+  connect (outcome: ConnectOutcome): void
+  request (outcome: RequestOutcome): void
+  parkedExit (outcome: ParkedExitOutcome): void
+  lot (parked: number, waiting: number): void
+  spliceOpened (): void
+  spliceClosed (end: string, toHidden: number, toClient: number, seconds: number): void
+  waited (seconds: number): void
+}
+
+const noop = (): void => {}
+const NONE: RendezvousMetrics = {
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop
+}
+
+// prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
+function metric<T> (registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make()
+}
+
+export function createMetrics (registry: Registry | false | undefined): RendezvousMetrics {
+  if (registry === false || registry === undefined) return NONE
+  const registers = [registry]
+  const connects = metric(registry, 'rendezvous_connect_total', () => new Counter({
+    name: 'rendezvous_connect_total', help: 'CONNECTs from hidden servers, by outcome', labelNames: ['outcome'], registers
+  }))
+  const requests = metric(registry, 'rendezvous_requests_total', () => new Counter({
+    name: 'rendezvous_requests_total', help: 'Requests from mobile clients that named a hidden server or were challenged, by outcome', labelNames: ['outcome'], registers
+  }))
+  const exits = metric(registry, 'rendezvous_parked_exits_total', () => new Counter({
+    name: 'rendezvous_parked_exits_total', help: 'Parked connections that left without serving a client, by reason', labelNames: ['reason'], registers
+  }))
+  const parked = metric(registry, 'rendezvous_parked_connections', () => new Gauge({
+    name: 'rendezvous_parked_connections', help: 'Hidden-server connections parked now', registers
+  }))
+  const waiting = metric(registry, 'rendezvous_waiting_clients', () => new Gauge({
+    name: 'rendezvous_waiting_clients', help: 'Mobile clients waiting for a parked connection now', registers
+  }))
+  const spliced = metric(registry, 'rendezvous_spliced_connections', () => new Gauge({
+    name: 'rendezvous_spliced_connections', help: 'Spliced pairs open now', registers
+  }))
+  const splices = metric(registry, 'rendezvous_splices_total', () => new Counter({
+    name: 'rendezvous_splices_total', help: 'Spliced pairs closed, by how they ended', labelNames: ['end'], registers
+  }))
+  const bytes = metric(registry, 'rendezvous_relayed_bytes_total', () => new Counter({
+    name: 'rendezvous_relayed_bytes_total', help: 'Bytes relayed after the head, by direction', labelNames: ['direction'], registers
+  }))
+  const spliceSeconds = metric(registry, 'rendezvous_splice_duration_seconds', () => new Histogram({
+    name: 'rendezvous_splice_duration_seconds', help: 'Lifetime of spliced pairs', buckets: [0.01, 0.1, 1, 10, 60, 600, 3600], registers
+  }))
+  const waitSeconds = metric(registry, 'rendezvous_wait_seconds', () => new Histogram({
+    name: 'rendezvous_wait_seconds', help: 'Time mobile clients waited for a parked connection', buckets: [0, 0.005, 0.05, 0.5, 1, 2.5, 5, 10, 30], registers
+  }))
+  return {
+    connect: outcome => connects.inc({ outcome }),
+    request: outcome => requests.inc({ outcome }),
+    parkedExit: reason => exits.inc({ reason }),
+    lot: (p, w) => { parked.set(p); waiting.set(w) },
+    spliceOpened: () => spliced.inc(),
+    spliceClosed: (end, toHidden, toClient, seconds) => {
+      spliced.dec()
+      splices.inc({ end })
+      bytes.inc({ direction: 'to_hidden' }, toHidden)
+      bytes.inc({ direction: 'to_client' }, toClient)
+      spliceSeconds.observe(seconds)
+    },
+    waited: seconds => waitSeconds.observe(seconds)
+  }
+}

@@ -1,0 +1,297 @@
+import { randomBytes } from 'node:crypto'
+import type { BigIntStats } from 'node:fs'
+import { mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { join, resolve } from 'node:path'
+import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
+import { canonicalId, isValidSecret } from '../ids'
+import { acquireLock } from './file-lock'
+import { createRecord, lookupKey, RemoveListeners, sortRecords } from './records'
+import type { AddIdentity, IdentityRecord, Registry } from './registry'
+
+export interface FileRegistryOptions {
+  /** Directory that holds `ids.json`; created with mode 0700 on the first write. */
+  dataDir: string
+  /** How often to look for changes made by other processes. Default 250. */
+  pollIntervalMs?: number
+  /** Age after which a lock file whose owner cannot be checked is taken as abandoned. Default 10000. */
+  lockStaleMs?: number
+  /** How long add() and remove() wait for another writer's lock. Default 5000. */
+  lockTimeoutMs?: number
+}
+
+type Records = Map<string, IdentityRecord>
+interface Snapshot { key: string, records: Records }
+
+export const REGISTRY_FILE = 'ids.json'
+const MISSING = 'missing'
+
+/**
+ * IDs in `<dataDir>/ids.json`, shared by every process that points at the
+ * same directory: the CLI writes, running servers poll. Writers serialise on
+ * a lock file and re-read under it, so none loses another's update.
+ */
+export class FileRegistry implements Registry {
+  readonly file: string
+  readonly #dataDir: string
+  readonly #pollIntervalMs: number
+  readonly #lockStaleMs: number
+  readonly #lockTimeoutMs: number
+  readonly #listeners = new RemoveListeners()
+  #view: Records = new Map()
+  /** Identity of the file content behind #view, to skip re-reading an unchanged file. */
+  #key: string | undefined
+  #badKey: string | undefined
+  #ready: Promise<void> | undefined
+  #timer: NodeJS.Timeout | undefined
+  #polling = false
+  #closed = false
+  #queue: Promise<unknown> = Promise.resolve()
+
+  constructor (options: FileRegistryOptions) {
+    if (typeof options?.dataDir !== 'string' || options.dataDir === '') {
+      throw new RendezvousOptionError('dataDir must be a non-empty string')
+    }
+    this.#pollIntervalMs = positive(options.pollIntervalMs, 250, 'pollIntervalMs')
+    this.#lockStaleMs = positive(options.lockStaleMs, 10_000, 'lockStaleMs')
+    this.#lockTimeoutMs = positive(options.lockTimeoutMs, 5_000, 'lockTimeoutMs')
+    // Resolved now, so that a later chdir cannot point a long-lived server elsewhere.
+    this.#dataDir = resolve(options.dataDir)
+    this.file = join(this.#dataDir, REGISTRY_FILE)
+  }
+
+  ready (): Promise<void> {
+    this.#ready ??= this.#serial(async () => {
+      this.#apply(await this.#read())
+      if (!this.#closed) {
+        this.#timer = setInterval(() => { void this.#poll() }, this.#pollIntervalMs)
+        this.#timer.unref()
+      }
+    }).catch((err: unknown) => {
+      // Once the file is repaired, a later ready() can succeed.
+      this.#ready = undefined
+      throw err
+    })
+    return this.#ready
+  }
+
+  get (id: string): IdentityRecord | undefined {
+    const key = lookupKey(id)
+    return key === undefined ? undefined : this.#view.get(key)
+  }
+
+  async list (): Promise<IdentityRecord[]> {
+    // list() may wait, unlike get(), so it can afford to catch up with other writers first.
+    await this.#refresh().catch(() => {})
+    return sortRecords(this.#view.values())
+  }
+
+  async add (input?: AddIdentity): Promise<IdentityRecord> {
+    const record = createRecord(input)
+    await this.#mutate((records) => {
+      if (records.has(record.id)) throw new IdExistsError(record.id)
+      records.set(record.id, record)
+      return true
+    })
+    return record
+  }
+
+  async remove (id: string): Promise<boolean> {
+    const key = lookupKey(id)
+    if (key === undefined) return false
+    let removed = false
+    await this.#mutate((records) => {
+      removed = records.delete(key)
+      return removed
+    })
+    return removed
+  }
+
+  onRemove (listener: (id: string) => void): () => void {
+    return this.#listeners.add(listener)
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#timer)
+    this.#timer = undefined
+    await this.#queue
+  }
+
+  /** Runs file work one job at a time, so that an older read never overwrites a newer view. */
+  #serial<T> (job: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(job, job)
+    this.#queue = run.catch(() => {})
+    return run
+  }
+
+  async #poll (): Promise<void> {
+    // A slow disk must not let ticks pile up behind one another.
+    if (this.#polling || this.#closed) return
+    this.#polling = true
+    try {
+      await this.#refresh()
+    } catch {
+      // A corrupt or unreadable file keeps the last good view: serving the IDs
+      // we know beats dropping every parked hidden server over an editor's typo.
+    } finally {
+      this.#polling = false
+    }
+  }
+
+  #refresh (): Promise<void> {
+    return this.#serial(async () => {
+      const key = await statKey(this.file)
+      if (key === this.#key || key === this.#badKey) return
+      try {
+        this.#apply(await this.#read())
+      } catch (err) {
+        this.#badKey = key
+        throw err
+      }
+    })
+  }
+
+  #mutate (change: (records: Records) => boolean): Promise<void> {
+    return this.#serial(async () => {
+      await mkdir(this.#dataDir, { recursive: true, mode: 0o700 })
+      const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: this.#lockTimeoutMs })
+      try {
+        // Re-read under the lock: the view may be up to one poll old, and
+        // writing it back would undo another process's change. A corrupt file
+        // throws here, before anything could overwrite it.
+        const current = await this.#read()
+        this.#apply(current)
+        const next = new Map(current.records)
+        if (!change(next)) return
+        this.#apply({ key: await this.#write(next), records: next })
+      } finally {
+        await lock.release()
+      }
+    })
+  }
+
+  async #read (): Promise<Snapshot> {
+    let handle
+    try {
+      handle = await open(this.file, 'r')
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { key: MISSING, records: new Map() }
+      throw err
+    }
+    try {
+      // fstat and read through one handle: writers replace the file by rename
+      // and never write in place, so this key names exactly these bytes.
+      const key = keyOf(await handle.stat({ bigint: true }))
+      return { key, records: parseRegistry(await handle.readFile('utf8'), this.file) }
+    } finally {
+      await handle.close()
+    }
+  }
+
+  async #write (records: Records): Promise<string> {
+    const tmp = join(this.#dataDir, `.${REGISTRY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+    const handle = await open(tmp, 'wx', 0o600)
+    try {
+      try {
+        await handle.writeFile(serializeRegistry(records))
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      await rename(tmp, this.file)
+    } catch (err) {
+      await unlink(tmp).catch(() => {})
+      throw err
+    }
+    await syncDir(this.#dataDir)
+    // Taken after the rename, which changes ctime; we still hold the lock, so the file is ours.
+    return statKey(this.file)
+  }
+
+  #apply (snapshot: Snapshot): void {
+    const gone: string[] = []
+    for (const [id, old] of this.#view) {
+      const now = snapshot.records.get(id)
+      // An ID removed and added again between two polls is a different
+      // identity: sockets parked with the old secret must go too.
+      if (now === undefined || now.secret !== old.secret || now.createdAt !== old.createdAt) gone.push(id)
+    }
+    this.#view = snapshot.records
+    this.#key = snapshot.key
+    this.#badKey = undefined
+    this.#listeners.fire(gone)
+  }
+}
+
+export function serializeRegistry (records: Iterable<[string, IdentityRecord]>): string {
+  const ids: Record<string, { secret: string, createdAt: string }> = {}
+  for (const [id, { secret, createdAt }] of records) ids[id] = { secret, createdAt }
+  return JSON.stringify({ version: 1, ids }, null, 2) + '\n'
+}
+
+/** Parses ids.json. Error messages never quote the file's text, which holds secrets. */
+export function parseRegistry (text: string, file: string): Records {
+  const corrupt = (reason: string): Error => new RegistryCorruptError(file, reason)
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch {
+    // JSON.parse's own message quotes the text around the fault, which may be a secret.
+    throw corrupt('not valid JSON')
+  }
+  if (!isPlainObject(data)) throw corrupt('not a JSON object')
+  if (data.version !== 1) throw corrupt(`unsupported version ${typeof data.version === 'number' ? data.version : typeof data.version}`)
+  if (!isPlainObject(data.ids)) throw corrupt('"ids" is not an object')
+
+  const records: Records = new Map()
+  for (const [rawId, entry] of Object.entries(data.ids)) {
+    const id = canonicalId(rawId)
+    if (id === undefined) throw corrupt(`invalid ID ${JSON.stringify(rawId.slice(0, 140))}`)
+    if (records.has(id)) throw corrupt(`duplicate ID ${id}`)
+    if (!isPlainObject(entry)) throw corrupt(`the entry of ID ${id} is not an object`)
+    const { secret, createdAt } = entry
+    if (typeof secret !== 'string' || !isValidSecret(secret)) throw corrupt(`invalid secret for ID ${id}`)
+    if (typeof createdAt !== 'string') throw corrupt(`invalid createdAt for ID ${id}`)
+    records.set(id, Object.freeze({ id, secret, createdAt }))
+  }
+  return records
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function keyOf (st: BigIntStats): string {
+  // The inode changes with every rename; size and nanosecond times catch the
+  // rare reuse of an inode number and hand edits made in place.
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
+}
+
+async function statKey (file: string): Promise<string> {
+  try {
+    return keyOf(await stat(file, { bigint: true }))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING
+    throw err
+  }
+}
+
+async function syncDir (dir: string): Promise<void> {
+  // Makes the rename itself durable. Some platforms cannot open a directory: best effort.
+  try {
+    const handle = await open(dir, 'r')
+    try {
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+  } catch {}
+}
+
+function positive (value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
+    throw new RendezvousOptionError(`${name} must be a positive number`)
+  }
+  return value
+}

@@ -1,0 +1,40 @@
+import { IdExistsError } from '../errors'
+import type { AddIdentity, IdentityRecord, Registry } from './registry'
+import { createRecord, lookupKey, RemoveListeners, sortRecords } from './records'
+
+/** A registry held in this process only: for tests, and for embedding with IDs supplied in code. */
+export class MemoryRegistry implements Registry {
+  readonly #records = new Map<string, IdentityRecord>()
+  readonly #listeners = new RemoveListeners()
+
+  async ready (): Promise<void> {}
+
+  get (id: string): IdentityRecord | undefined {
+    const key = lookupKey(id)
+    return key === undefined ? undefined : this.#records.get(key)
+  }
+
+  async list (): Promise<IdentityRecord[]> {
+    return sortRecords(this.#records.values())
+  }
+
+  async add (input?: AddIdentity): Promise<IdentityRecord> {
+    const record = createRecord(input)
+    if (this.#records.has(record.id)) throw new IdExistsError(record.id)
+    this.#records.set(record.id, record)
+    return record
+  }
+
+  async remove (id: string): Promise<boolean> {
+    const key = lookupKey(id)
+    if (key === undefined || !this.#records.delete(key)) return false
+    this.#listeners.fire([key])
+    return true
+  }
+
+  onRemove (listener: (id: string) => void): () => void {
+    return this.#listeners.add(listener)
+  }
+
+  async close (): Promise<void> {}
+}

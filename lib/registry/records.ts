@@ -1,0 +1,59 @@
+import { canonicalId, generateId, generateSecret, isValidSecret } from '../ids'
+import { InvalidIdError, InvalidSecretError } from '../errors'
+import type { AddIdentity, IdentityRecord } from './registry'
+
+/**
+ * Validates and completes the input of `Registry.add`. Shared so that every
+ * registry refuses the same IDs and secrets with the same error codes.
+ */
+export function createRecord (input: AddIdentity = {}, now: Date = new Date()): IdentityRecord {
+  let id: string | undefined
+  if (input.id === undefined) {
+    id = generateId()
+  } else if (typeof input.id === 'string') {
+    id = canonicalId(input.id)
+  }
+  if (id === undefined) throw new InvalidIdError(JSON.stringify(String(input.id).slice(0, 140)))
+
+  const secret = input.secret === undefined ? generateSecret() : input.secret
+  // The typeof check matters for JS callers: the base32 regex would coerce a number.
+  if (typeof secret !== 'string' || !isValidSecret(secret)) throw new InvalidSecretError()
+
+  return Object.freeze({ id, secret, createdAt: now.toISOString() })
+}
+
+/** Canonical form of a lookup key, or undefined when it cannot name any ID. */
+export function lookupKey (id: unknown): string | undefined {
+  return typeof id === 'string' ? canonicalId(id) : undefined
+}
+
+export function sortRecords (records: Iterable<IdentityRecord>): IdentityRecord[] {
+  return [...records].sort((a, b) =>
+    a.createdAt < b.createdAt ? -1 : a.createdAt > b.createdAt ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0)
+}
+
+export class RemoveListeners {
+  // Entries, not the functions themselves, so one listener registered twice unsubscribes once.
+  readonly #entries = new Set<{ listener: (id: string) => void }>()
+
+  add (listener: (id: string) => void): () => void {
+    const entry = { listener }
+    this.#entries.add(entry)
+    return () => { this.#entries.delete(entry) }
+  }
+
+  fire (ids: Iterable<string>): void {
+    const entries = [...this.#entries]
+    for (const id of ids) {
+      for (const { listener } of entries) {
+        try {
+          listener(id)
+        } catch (err) {
+          // A faulty listener must neither stop the others nor crash the poller
+          // that fired it, yet it should not vanish silently either.
+          process.emitWarning(`rendezvous: an onRemove listener threw: ${(err as Error)?.message ?? String(err)}`)
+        }
+      }
+    }
+  }
+}

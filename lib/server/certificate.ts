@@ -1,0 +1,166 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto'
+import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
+import { join } from 'node:path'
+import { createSecureContext } from 'node:tls'
+import { generate } from 'selfsigned'
+import { CliError } from '../cli/cli-error'
+
+export interface Certificate {
+  cert: Buffer
+  key: Buffer
+  certPath: string
+  /** SHA-256 of the DER certificate, upper-case hex pairs joined by colons. */
+  fingerprint: string
+  /** Whether clients need this very file as their CA: true for self-signed certificates. */
+  selfSigned: boolean
+  /** True when this start generated the certificate. */
+  generated: boolean
+  /** Things the operator should know, each one line. */
+  warnings: string[]
+}
+
+export interface CertificateRequest {
+  dataDir: string
+  host: string
+  certFile?: string
+  keyFile?: string
+}
+
+const VALID_DAYS = 5 * 365
+const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
+
+/** The certificate `serve` uses: the operator's pair, or the data dir's self-signed one, made on first start. */
+export async function loadCertificate (req: CertificateRequest): Promise<Certificate> {
+  if (req.certFile !== undefined && req.keyFile !== undefined) {
+    const cert = await readPem(req.certFile, '--tls-cert')
+    const key = await readPem(req.keyFile, '--tls-key')
+    return describe(cert, key, req.certFile, { certLabel: `--tls-cert ${req.certFile}`, keyLabel: `--tls-key ${req.keyFile}` }, req.host, false)
+  }
+  return selfSigned(req.dataDir, req.host)
+}
+
+async function selfSigned (dataDir: string, host: string): Promise<Certificate> {
+  const dir = join(dataDir, 'tls')
+  const certPath = join(dir, 'cert.pem')
+  const keyPath = join(dir, 'key.pem')
+  const cert = await readOptional(certPath)
+  const key = await readOptional(keyPath)
+  const labels = { certLabel: certPath, keyLabel: keyPath }
+  if (cert !== undefined && key !== undefined) return describe(cert, key, certPath, labels, host, false)
+  if (cert !== undefined || key !== undefined) {
+    // Regenerating would silently change the fingerprint that agents may have pinned.
+    throw new CliError(`${dir} holds only one of cert.pem and key.pem; restore the other or delete ${dir} to generate a new pair`, 1)
+  }
+  const pems = await generateSelfSigned(host)
+  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await chmod(dir, 0o700)
+  // The key goes first and each file appears whole, so a crash never leaves a cert without its key.
+  await writeAtomically(keyPath, pems.private, 0o600)
+  await writeAtomically(certPath, pems.cert, 0o644)
+  return describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true)
+}
+
+async function generateSelfSigned (host: string): Promise<{ cert: string, private: string }> {
+  const names = new Set(['localhost', '127.0.0.1', '::1'])
+  if (host !== '' && !WILDCARDS.has(host)) names.add(host)
+  const altNames = [...names].map(name => isIP(name) === 0 ? { type: 2 as const, value: name } : { type: 7 as const, ip: name })
+  const notBeforeDate = new Date(Date.now() - 60_000)
+  const notAfterDate = new Date(notBeforeDate.getTime() + VALID_DAYS * 86_400_000)
+  return generate([{ name: 'commonName', value: 'rendezvous' }], {
+    keyType: 'ec',
+    curve: 'P-256',
+    algorithm: 'sha256',
+    notBeforeDate,
+    notAfterDate,
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true },
+      { name: 'subjectAltName', altNames }
+    ]
+  })
+}
+
+interface Labels { certLabel: string, keyLabel: string }
+
+function describe (cert: Buffer, key: Buffer, certPath: string, labels: Labels, host: string, generated: boolean): Certificate {
+  const x509 = parseCertificate(cert, labels.certLabel)
+  checkPair(cert, key, labels)
+  const warnings: string[] = []
+  if (Date.parse(x509.validTo) < Date.now()) warnings.push(`the certificate ${labels.certLabel} expired on ${x509.validTo}`)
+  if (!namesHost(x509, host)) warnings.push(`the certificate ${labels.certLabel} does not name ${host}; clients that check it will refuse the connection`)
+  // Not checkIssued: OpenSSL wants keyCertSign there, which a leaf like ours rightly lacks.
+  const selfSigned = x509.subject === x509.issuer && x509.verify(x509.publicKey)
+  return { cert, key, certPath, fingerprint: x509.fingerprint256, selfSigned, generated, warnings }
+}
+
+function parseCertificate (pem: Buffer, label: string): X509Certificate {
+  try {
+    return new X509Certificate(pem)
+  } catch {
+    throw new CliError(`${label} is not a PEM certificate`, 1)
+  }
+}
+
+// createSecureContext is what the HTTPS server will do; running it now turns its failure into a one-line error.
+function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
+  try {
+    createPrivateKey(key)
+  } catch (err) {
+    const encrypted = /passphrase/i.test((err as Error).message)
+    throw new CliError(`${labels.keyLabel} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`, 1)
+  }
+  try {
+    createSecureContext({ cert, key })
+  } catch (err) {
+    const mismatch = /mismatch/i.test((err as Error).message)
+    throw new CliError(mismatch
+      ? `${labels.keyLabel} is not the key of ${labels.certLabel}`
+      : `${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${oneLine(err)}`, 1)
+  }
+}
+
+function namesHost (x509: X509Certificate, host: string): boolean {
+  if (host === '' || WILDCARDS.has(host)) return true
+  return isIP(host) === 0 ? x509.checkHost(host) !== undefined : x509.checkIP(host) !== undefined
+}
+
+async function readPem (file: string, flag: string): Promise<Buffer> {
+  try {
+    return await readFile(file)
+  } catch (err) {
+    throw new CliError(`cannot read ${flag} ${file}: ${reason(err)}`, 1)
+  }
+}
+
+async function readOptional (file: string): Promise<Buffer | undefined> {
+  try {
+    return await readFile(file)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw new CliError(`cannot read ${file}: ${reason(err)}`, 1)
+  }
+}
+
+async function writeAtomically (file: string, content: string, mode: number): Promise<void> {
+  const temporary = `${file}.${process.pid}.tmp`
+  try {
+    await writeFile(temporary, content, { mode, flag: 'wx' })
+    await rename(temporary, file)
+  } catch (err) {
+    throw new CliError(`cannot write ${file}: ${reason(err)}`, 1)
+  }
+}
+
+function reason (err: unknown): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ENOENT') return 'no such file'
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
+  if (code === 'EISDIR') return 'it is a directory'
+  return oneLine(err)
+}
+
+function oneLine (err: unknown): string {
+  return String((err as Error)?.message ?? err).split('\n')[0]
+}

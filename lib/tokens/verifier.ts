@@ -1,0 +1,132 @@
+import { timingSafeEqual } from 'node:crypto'
+import { decodeSecret, generateSecret } from '../ids'
+import type { TokenVerdict, TotpMode } from '../options'
+import type { ReplayCache } from '../stores/replay-cache'
+import { isTotpCode, matchTotp, TOTP_STEP_MS } from './totp'
+import { parseV1Token, v1Mac } from './v1'
+
+export interface DefaultVerifierOptions {
+  /** The base32 secret of a canonical ID, or undefined when the ID is unknown. */
+  lookupSecret: (id: string) => string | undefined
+  replayCache: ReplayCache
+  totp: TotpMode
+  /** Largest accepted |server clock - token clock| for v1 tokens, in seconds. */
+  skewSeconds: number
+  /** Clock in ms since the epoch. Default Date.now. */
+  now?: () => number
+}
+
+export type RejectReason =
+  | 'unknown-id' | 'malformed' | 'bad-mac' | 'stale' | 'replayed' | 'wrong-code' | 'totp-off'
+  | 'replay-cache-full' | 'replay-cache-error'
+
+// Replay entries outlive the acceptance window by this much, because in
+// cluster mode the node that checks a replay may run a little behind the one
+// that accepted the token, and would otherwise find the entry already gone.
+const CLOCK_MARGIN_MS = 5_000
+
+// An empty or tiny key would make MACs forgeable; RFC 4226 asks for 128 bits
+// at least. A registry that hands out such a secret gets "unknown-id".
+const MIN_SECRET_BYTES = 16
+
+function refuse (reason: RejectReason, status: 401 | 503 = 401): TokenVerdict {
+  return { ok: false, reason, status }
+}
+
+export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: string, token: string) => Promise<TokenVerdict> {
+  const { lookupSecret, replayCache, totp, skewSeconds } = opts
+  const now = opts.now ?? Date.now
+  if (!Number.isFinite(skewSeconds) || skewSeconds < 0) throw new RangeError('skewSeconds must be a non-negative number')
+  if (!['strict', 'reuse', 'off'].includes(totp)) throw new RangeError(`unknown totp mode ${String(totp)}`)
+  // Unknown IDs go through the same decode and HMAC work with this key, so
+  // response times do not tell an attacker which IDs exist.
+  const dummySecret = generateSecret()
+
+  function keyFor (id: string): { key: Buffer, known: boolean } {
+    const base32 = lookupSecret(id)
+    let key: Buffer | undefined
+    try {
+      key = decodeSecret(base32 ?? dummySecret)
+    } catch {
+      // A secret the registry cannot decode must not become an empty key.
+    }
+    if (base32 !== undefined && key !== undefined && key.length >= MIN_SECRET_BYTES) return { key, known: true }
+    return { key: decodeSecret(dummySecret), known: false }
+  }
+
+  async function remember (key: string, ttlMs: number, kind: 'v1' | 'totp'): Promise<TokenVerdict> {
+    let answer
+    try {
+      answer = await replayCache.remember(key, ttlMs)
+    } catch {
+      // Without a working replay cache we cannot tell a replay from a fresh
+      // token, so we fail closed exactly as when the cache is full.
+      return refuse('replay-cache-error', 503)
+    }
+    if (answer === 'fresh') return { ok: true, kind }
+    if (answer === 'replayed') return refuse('replayed')
+    return refuse('replay-cache-full', 503)
+  }
+
+  async function verifyV1 (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
+    const parsed = parseV1Token(token)
+    if (parsed === undefined) return refuse('malformed')
+    // Comparing the base64url text also refuses non-canonical encodings of
+    // the same MAC, so one token has exactly one spelling.
+    const expected = Buffer.from(v1Mac(id, key, parsed.secondsText, parsed.nonce).toString('base64url'))
+    const macOk = timingSafeEqual(expected, Buffer.from(parsed.mac))
+    if (!known) return refuse('unknown-id')
+    if (!macOk) return refuse('bad-mac')
+    const nowMs = now()
+    // Whole seconds on both sides: the sender floors its clock too.
+    if (Math.abs(Math.floor(nowMs / 1000) - parsed.seconds) > skewSeconds) return refuse('stale')
+    // The token stays acceptable until the server clock's second passes
+    // seconds + skew; the entry must live at least that long.
+    const ttlMs = (parsed.seconds + skewSeconds + 1) * 1000 - nowMs + CLOCK_MARGIN_MS
+    return await remember(`v1:${id}:${parsed.nonce}`, ttlMs, 'v1')
+  }
+
+  async function verifyTotp (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
+    if (totp === 'off') return refuse('totp-off')
+    const nowMs = now()
+    const match = matchTotp(key, token, nowMs)
+    if (!known) return refuse('unknown-id')
+    if (match === undefined) return refuse('wrong-code')
+    if (totp === 'reuse') return { ok: true, kind: 'totp' }
+    // Keyed by step alone: a step has one code per length, and the 6-digit
+    // code is the last 6 digits of the 8-digit one, so keying on the code
+    // would let a seen 8-digit code be replayed in its shorter form.
+    // Step s is accepted until the current step reaches s + 2.
+    const ttlMs = (match.step + 2) * TOTP_STEP_MS - nowMs + CLOCK_MARGIN_MS
+    return await remember(`totp:${id}:${match.step}`, ttlMs, 'totp')
+  }
+
+  return async function verifyToken (id: string, token: string): Promise<TokenVerdict> {
+    const canonical = id.toLowerCase()
+    if (typeof token !== 'string') return refuse('malformed')
+    const { key, known } = keyFor(canonical)
+    if (token.startsWith('v1.')) return await verifyV1(canonical, token, key, known)
+    if (isTotpCode(token)) return await verifyTotp(canonical, token, key, known)
+    return refuse('malformed')
+  }
+}
+
+/**
+ * Turns what a user-supplied verifier returned into a full verdict. Anything
+ * that is not plainly a success is a refusal, so a verifier that returns
+ * undefined by mistake cannot let a connection in.
+ */
+export function normaliseVerdict (v: boolean | TokenVerdict): TokenVerdict {
+  if (v === true) return { ok: true, kind: 'custom' }
+  if (typeof v === 'object' && v !== null) {
+    if (v.ok === true) return { ok: true, kind: typeof v.kind === 'string' && v.kind !== '' ? v.kind : 'custom' }
+    if (v.ok === false) {
+      return {
+        ok: false,
+        reason: typeof v.reason === 'string' && v.reason !== '' ? v.reason : 'rejected',
+        status: v.status === 503 ? 503 : 401
+      }
+    }
+  }
+  return { ok: false, reason: 'rejected', status: 401 }
+}

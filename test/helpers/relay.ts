@@ -1,0 +1,65 @@
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import type { AddressInfo } from 'node:net'
+import rendezvous, { MemoryRegistry, type RendezvousOptions } from '../../lib/index'
+import { createV1Token } from '../../lib/tokens/v1'
+import { tlsCert, tlsKey } from './tls'
+import { openWire, type WireClient } from './wire'
+
+export const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+
+export interface Relay {
+  app: FastifyInstance
+  port: number
+  tls: boolean
+  registry: MemoryRegistry
+  /** Opens a raw connection to the relay. */
+  open: () => Promise<WireClient>
+  /** Parks a hidden-server connection for `id` and returns it once it has read the 200. */
+  park: (id: string, secret?: string) => Promise<WireClient>
+  close: () => Promise<void>
+}
+
+export interface RelayOptions {
+  tls?: boolean
+  plugin?: RendezvousOptions
+  fastify?: FastifyServerOptions
+  ids?: string[]
+  /** Runs before the plugin is registered, e.g. to add hooks or routes. */
+  before?: (app: FastifyInstance) => void | Promise<void>
+  after?: (app: FastifyInstance) => void | Promise<void>
+}
+
+export async function startRelay (opts: RelayOptions = {}): Promise<Relay> {
+  const tls = opts.tls ?? false
+  const registry = new MemoryRegistry()
+  for (const id of opts.ids ?? ['hub-1']) await registry.add({ id, secret: SECRET })
+  const app = Fastify({
+    logger: false,
+    ...(tls ? { https: { key: tlsKey, cert: tlsCert } } : {}),
+    ...opts.fastify
+  } as FastifyServerOptions)
+  await opts.before?.(app)
+  await app.register(rendezvous, { registry, waitTimeout: 2000, ...opts.plugin })
+  await opts.after?.(app)
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as AddressInfo).port
+  const open = async (): Promise<WireClient> => await openWire(port, tls)
+  const park = async (id: string, secret = SECRET): Promise<WireClient> => {
+    const wire = await open()
+    wire.write(`CONNECT uuid:${id}?response=${createV1Token(id, secret)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
+    await wire.untilText('\r\n\r\n')
+    if (!wire.text.startsWith('HTTP/1.1 200 OK\r\n\r\n')) throw new Error(`park refused: ${wire.text}`)
+    wire.drain()
+    return wire
+  }
+  return { app, port, tls, registry, open, park, close: async () => { await app.close() } }
+}
+
+/** Waits until the relay reports `n` parked connections. */
+export async function untilParked (relay: Relay, n: number, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (relay.app.rendezvous.stats().parked !== n) {
+    if (Date.now() > deadline) throw new Error(`expected ${n} parked, have ${relay.app.rendezvous.stats().parked}`)
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}

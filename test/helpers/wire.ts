@@ -1,0 +1,91 @@
+import { connect as netConnect, type Socket } from 'node:net'
+import { connect as tlsConnect } from 'node:tls'
+import { tlsCert } from './tls'
+
+/** A raw client socket that records every byte it receives, so tests can assert on exact bytes. */
+export class WireClient {
+  readonly socket: Socket
+  received = Buffer.alloc(0)
+  ended = false
+  closed = false
+  private readonly waiters: Array<() => void> = []
+
+  constructor (socket: Socket) {
+    this.socket = socket
+    socket.on('data', chunk => {
+      this.received = Buffer.concat([this.received, chunk])
+      this.wake()
+    })
+    socket.on('end', () => { this.ended = true; this.wake() })
+    socket.on('close', () => { this.closed = true; this.wake() })
+    socket.on('error', () => {})
+  }
+
+  get text (): string {
+    return this.received.toString('latin1')
+  }
+
+  write (data: string | Buffer): void {
+    this.socket.write(data)
+  }
+
+  /** Resolves when `test` holds for what was received so far; rejects after `ms`. */
+  async until (test: (c: WireClient) => boolean, ms = 5000, what = 'condition'): Promise<void> {
+    const deadline = Date.now() + ms
+    while (!test(this)) {
+      const left = deadline - Date.now()
+      if (left <= 0) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(this.text.slice(0, 500))}`)
+      await new Promise<void>(resolve => {
+        const t = setTimeout(resolve, Math.min(left, 50))
+        this.waiters.push(() => { clearTimeout(t); resolve() })
+      })
+    }
+  }
+
+  async untilText (needle: string, ms = 5000): Promise<void> {
+    await this.until(c => c.text.includes(needle), ms, JSON.stringify(needle))
+  }
+
+  async untilBytes (n: number, ms = 5000): Promise<void> {
+    await this.until(c => c.received.length >= n, ms, `${n} bytes`)
+  }
+
+  async untilClosed (ms = 5000): Promise<void> {
+    await this.until(c => c.closed, ms, 'close')
+  }
+
+  /** Takes what was received so far, leaving an empty buffer. */
+  drain (): Buffer {
+    const out = this.received
+    this.received = Buffer.alloc(0)
+    return out
+  }
+
+  destroy (): void {
+    this.socket.destroy()
+  }
+
+  private wake (): void {
+    for (const w of this.waiters.splice(0)) w()
+  }
+}
+
+export async function openWire (port: number, tls: boolean, host = '127.0.0.1'): Promise<WireClient> {
+  return await new Promise((resolve, reject) => {
+    const socket = tls
+      ? tlsConnect({ port, host, ca: tlsCert, servername: 'localhost' })
+      : netConnect({ port, host })
+    const ready = tls ? 'secureConnect' : 'connect'
+    socket.once(ready, () => {
+      socket.removeListener('error', reject)
+      resolve(new WireClient(socket))
+    })
+    socket.once('error', reject)
+  })
+}
+
+/** The status code of the first response in `text`, or undefined when no status line arrived yet. */
+export function statusOf (text: string): number | undefined {
+  const m = /^HTTP\/1\.1 (\d{3}) /.exec(text)
+  return m === null ? undefined : Number(m[1])
+}
