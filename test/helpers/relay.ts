@@ -48,8 +48,10 @@ export async function startRelay (opts: RelayOptions = {}): Promise<Relay> {
     const wire = await open()
     wire.write(`CONNECT uuid:${id}?response=${createV1Token(id, secret)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
     await wire.untilText('\r\n\r\n')
-    if (!wire.text.startsWith('HTTP/1.1 200 OK\r\n\r\n')) throw new Error(`park refused: ${wire.text}`)
-    wire.drain()
+    const ok = 'HTTP/1.1 200 OK\r\n\r\n'
+    if (!wire.text.startsWith(ok)) throw new Error(`park refused: ${wire.text}`)
+    // A waiting client's request may arrive in the same read as the 200; keep it.
+    wire.received = wire.received.subarray(ok.length)
     return wire
   }
   return { app, port, tls, registry, open, park, close: async () => { await app.close() } }

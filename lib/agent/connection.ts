@@ -1,0 +1,172 @@
+import net from 'node:net'
+import tls from 'node:tls'
+import { parseRetryAfter } from './backoff'
+
+export interface ParkOptions {
+  /** The rendezvous server: https: verifies its certificate, http: is plain TCP. */
+  url: URL
+  /** The canonical ID. */
+  id: string
+  /** A fresh one-time token. Never logged: it is a credential until the server spends it. */
+  token: string
+  ca?: tls.SecureContextOptions['ca']
+  insecure?: boolean
+  /** Time allowed from dialling to the end of the answer's head, in ms. */
+  timeout: number
+  /** TCP keep-alive initial delay, in ms. */
+  keepAlive: number
+  signal?: AbortSignal
+}
+
+export interface Parked {
+  socket: net.Socket
+  /** Bytes that arrived after the 200's head: the start of a mobile client's request. */
+  rest: Buffer
+}
+
+export interface HandshakeErrorDetails {
+  status?: number
+  retryAfter?: number
+  headers?: Record<string, string>
+}
+
+export class HandshakeError extends Error {
+  readonly code: string
+  readonly status?: number
+  /** The answer's Retry-After, in ms. */
+  readonly retryAfter?: number
+  readonly headers: Record<string, string>
+
+  constructor (message: string, code: string, details: HandshakeErrorDetails = {}) {
+    super(message)
+    this.name = 'HandshakeError'
+    this.code = code
+    this.status = details.status
+    this.retryAfter = details.retryAfter
+    this.headers = details.headers ?? {}
+  }
+}
+
+// A real answer is a status line and perhaps a few headers; anything this long is not our server.
+const MAX_HEAD = 16 * 1024
+
+/**
+ * Dials the rendezvous, sends the CONNECT and resolves once the server has
+ * answered 200. Rejects with a HandshakeError for any other answer, or with
+ * the socket's own error (TLS verification included: the CONNECT, and so the
+ * token, is only written after the certificate was accepted).
+ */
+export function openParked (opts: ParkOptions): Promise<Parked> {
+  return new Promise((resolve, reject) => {
+    const { socket, readyEvent } = dial(opts)
+    let head: Buffer = Buffer.alloc(0)
+    let settled = false
+
+    const timer = setTimeout(() => {
+      fail(new HandshakeError(`no answer from the rendezvous within ${opts.timeout} ms`, 'RENDEZVOUS_HANDSHAKE_TIMEOUT'))
+    }, opts.timeout)
+    const onAbort = (): void => fail(new HandshakeError('aborted', 'ABORT_ERR'))
+    if (opts.signal?.aborted === true) return fail(new HandshakeError('aborted', 'ABORT_ERR'))
+    opts.signal?.addEventListener('abort', onAbort, { once: true })
+
+    function settle (): void {
+      settled = true
+      clearTimeout(timer)
+      opts.signal?.removeEventListener('abort', onAbort)
+      socket.pause()
+      socket.off('data', onData)
+      socket.off('close', onClose)
+    }
+
+    // Stays attached after success: a no-op by then, it keeps an error that
+    // lands before the caller's own listener from crashing the process.
+    function fail (err: Error): void {
+      if (settled) return
+      settle()
+      socket.destroy()
+      reject(err)
+    }
+
+    function onClose (): void {
+      fail(new HandshakeError('the rendezvous closed the connection before answering', 'RENDEZVOUS_CLOSED_EARLY'))
+    }
+
+    function onData (chunk: Buffer): void {
+      head = head.length === 0 ? chunk : Buffer.concat([head, chunk])
+      const end = findHeadEnd(head)
+      if (end === undefined) {
+        if (head.length > MAX_HEAD) fail(new HandshakeError('the answer\'s head is too long', 'RENDEZVOUS_BAD_ANSWER'))
+        return
+      }
+      const answer = parseHead(head.subarray(0, end.start).toString('latin1'))
+      if (answer === undefined) {
+        return fail(new HandshakeError('the answer is not HTTP', 'RENDEZVOUS_BAD_ANSWER'))
+      }
+      if (answer.status !== 200) {
+        return fail(new HandshakeError(
+          `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}`,
+          'RENDEZVOUS_REFUSED',
+          { status: answer.status, headers: answer.headers, retryAfter: parseRetryAfter(answer.headers['retry-after']) }
+        ))
+      }
+      settle()
+      resolve({ socket, rest: head.subarray(end.after) })
+    }
+
+    socket.once(readyEvent, () => {
+      socket.setKeepAlive(true, opts.keepAlive)
+      socket.setNoDelay(true)
+      socket.write(`CONNECT uuid:${opts.id}?response=${opts.token} HTTP/1.1\r\nHost: ${opts.url.host}\r\n\r\n`)
+    })
+    socket.on('data', onData)
+    socket.on('error', fail)
+    socket.on('close', onClose)
+  })
+}
+
+function dial (opts: ParkOptions): { socket: net.Socket, readyEvent: string } {
+  // URL keeps the brackets of an IPv6 literal; the socket APIs want it bare.
+  const host = opts.url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const secure = opts.url.protocol === 'https:'
+  const port = opts.url.port === '' ? (secure ? 443 : 80) : Number(opts.url.port)
+  if (!secure) return { socket: net.connect({ host, port }), readyEvent: 'connect' }
+  const socket = tls.connect({
+    host,
+    port,
+    // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
+    servername: net.isIP(host) === 0 ? host : undefined,
+    ca: opts.ca,
+    rejectUnauthorized: opts.insecure !== true
+  })
+  return { socket, readyEvent: 'secureConnect' }
+}
+
+function findHeadEnd (buf: Buffer): { start: number, after: number } | undefined {
+  const crlf = buf.indexOf('\r\n\r\n')
+  // Bare LF endings are tolerated, as Node's own client does.
+  const lf = buf.indexOf('\n\n')
+  if (crlf !== -1 && (lf === -1 || crlf < lf)) return { start: crlf, after: crlf + 4 }
+  if (lf !== -1) return { start: lf, after: lf + 2 }
+  return undefined
+}
+
+interface Answer {
+  status: number
+  reason: string
+  headers: Record<string, string>
+}
+
+function parseHead (text: string): Answer | undefined {
+  const [statusLine = '', ...lines] = text.split(/\r?\n/)
+  // The original server wrote "HTTP/1.1 200" with no reason phrase.
+  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine)
+  if (m === null) return undefined
+  const headers: Record<string, string> = {}
+  for (const line of lines) {
+    const colon = line.indexOf(':')
+    if (colon <= 0) continue
+    const name = line.slice(0, colon).trim().toLowerCase()
+    headers[name] ??= line.slice(colon + 1).trim()
+  }
+  return { status: Number(m[1]), reason: (m[2] ?? '').trim(), headers }
+}

@@ -1,0 +1,137 @@
+import t from 'tap'
+import { startRelay, untilParked, type Relay } from '../helpers/relay'
+
+const AUTH = 'Authorization: Digest username="hub-1", realm="rendezvous", nonce="abc", uri="/", response="0123"\r\n'
+
+for (const tls of [false, true]) {
+  t.test(`${tls ? 'https' : 'http'}: byte-exact relay`, async t => {
+    const relay: Relay = await startRelay({ tls })
+    t.teardown(relay.close)
+
+    t.test('the head is re-serialised from rawHeaders, minus Authorization, and the body is untouched', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      client.write('POST /submit?a=1&b=%20 HTTP/1.1\r\nHost: relay.test\r\nX-Mixed-Case:   padded value  \r\n' +
+        'authorization: Digest username="HUB-1", realm="rendezvous", nonce="n", uri="/submit", response="r"\r\n' +
+        'X-Dup: one\r\nx-dup: two\r\nContent-Length: 11\r\n\r\nhello world')
+      await hidden.untilText('hello world')
+      t.equal(hidden.text, 'POST /submit?a=1&b=%20 HTTP/1.1\r\nHost: relay.test\r\nX-Mixed-Case: padded value\r\n' +
+        'X-Dup: one\r\nx-dup: two\r\nContent-Length: 11\r\n\r\nhello world')
+      hidden.write('HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nyes')
+      await client.untilText('yes')
+      t.equal(client.text, 'HTTP/1.1 201 Created\r\nContent-Length: 3\r\n\r\nyes')
+      client.destroy()
+      await hidden.untilClosed()
+    })
+
+    t.test('chunked body with an extension and a trailer arrives byte for byte', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      const body = '5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nX-Trailer: yes\r\n\r\n'
+      client.write('PUT /c HTTP/1.1\r\nHost: h\r\n' + AUTH + 'Transfer-Encoding: chunked\r\n\r\n' + body)
+      await hidden.untilText('X-Trailer: yes\r\n\r\n')
+      t.equal(hidden.text, 'PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n' + body)
+      client.destroy()
+      await hidden.untilClosed()
+    })
+
+    t.test('a pipelined request and stray bytes in the same write go to the hidden server unparsed', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      const second = 'GET /two HTTP/1.1\r\nHost: h\r\nAuthorization: Basic Zm9vOmJhcg==\r\n\r\n\x00\x01\xff garbage'
+      client.write(Buffer.from('GET /one HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n' + second, 'latin1'))
+      await hidden.untilText('garbage')
+      t.same(hidden.received, Buffer.from('GET /one HTTP/1.1\r\nHost: h\r\n\r\n' + second, 'latin1'))
+      client.destroy()
+      await hidden.untilClosed()
+    })
+
+    t.test('head and body in separate writes, then later keep-alive requests pass untouched', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      client.write('POST /a HTTP/1.1\r\nHost: h\r\n' + AUTH + 'Content-Length: 4\r\n\r\n')
+      await hidden.untilText('\r\n\r\n')
+      client.write('body')
+      await hidden.untilText('body')
+      hidden.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n')
+      await client.untilText('\r\n\r\n')
+      const later = 'GET /b HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n'
+      client.write(later)
+      await hidden.untilText('GET /b')
+      await hidden.untilText(AUTH + '\r\n')
+      t.equal(hidden.text, 'POST /a HTTP/1.1\r\nHost: h\r\nContent-Length: 4\r\n\r\nbody' + later)
+      client.destroy()
+      await hidden.untilClosed()
+    })
+
+    t.test('Expect: 100-continue is left to the hidden server', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      client.write('POST /e HTTP/1.1\r\nHost: h\r\n' + AUTH + 'Expect: 100-continue\r\nContent-Length: 2\r\n\r\n')
+      await hidden.untilText('\r\n\r\n')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      t.equal(client.text, '', 'the relay sent no 100 of its own')
+      hidden.write('HTTP/1.1 100 Continue\r\n\r\n')
+      await client.untilText('100 Continue')
+      client.write('ok')
+      await hidden.untilText('ok')
+      t.equal(client.text, 'HTTP/1.1 100 Continue\r\n\r\n')
+      client.destroy()
+      await hidden.untilClosed()
+    })
+
+    t.test('a close from the hidden side closes the client, and the pair is forgotten', async t => {
+      const hidden = await relay.park('hub-1')
+      const client = await relay.open()
+      client.write('GET / HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')
+      await hidden.untilText('\r\n\r\n')
+      hidden.write('HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye')
+      hidden.socket.end()
+      await client.untilClosed()
+      t.equal(client.text, 'HTTP/1.1 200 OK\r\nConnection: close\r\n\r\nbye')
+      await untilSpliced(relay, 0)
+    })
+
+    t.test('a client waits for a connection parked after it arrived, first come first served', async t => {
+      const first = await relay.open()
+      const second = await relay.open()
+      first.write('GET /first HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')
+      await until(() => relay.app.rendezvous.stats().waiting === 1)
+      second.write('GET /second HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')
+      await until(() => relay.app.rendezvous.stats().waiting === 2)
+      const h1 = await relay.park('hub-1')
+      await h1.untilText('\r\n\r\n')
+      t.match(h1.text, /^GET \/first /)
+      const h2 = await relay.park('hub-1')
+      await h2.untilText('\r\n\r\n')
+      t.match(h2.text, /^GET \/second /)
+      for (const w of [first, second, h1, h2]) w.destroy()
+      await untilSpliced(relay, 0)
+    })
+
+    t.test('parked connections are used first in, first out', async t => {
+      const a = await relay.park('hub-1')
+      const b = await relay.park('hub-1')
+      await untilParked(relay, 2)
+      const client = await relay.open()
+      client.write('GET / HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')
+      await a.untilText('\r\n\r\n')
+      t.equal(b.text, '')
+      t.equal(relay.app.rendezvous.stats().parked, 1)
+      for (const w of [a, b, client]) w.destroy()
+      await untilParked(relay, 0)
+    })
+  })
+}
+
+async function until (test: () => boolean, ms = 3000): Promise<void> {
+  const deadline = Date.now() + ms
+  while (!test()) {
+    if (Date.now() > deadline) throw new Error('timed out')
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+}
+
+async function untilSpliced (relay: Relay, n: number): Promise<void> {
+  await until(() => relay.app.rendezvous.stats().spliced === n)
+}

@@ -1,0 +1,226 @@
+import t from 'tap'
+import { createHmac, randomBytes } from 'node:crypto'
+import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions } from '../../lib/tokens/verifier'
+import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
+import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
+import type { TokenVerdict } from '../../lib/options'
+
+const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
+const SECRET_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+const SECRET = Buffer.from('12345678901234567890')
+const START = 1_700_000_000_000
+
+// Tokens are built here from node:crypto alone, not with lib/tokens.
+function v1 (seconds: number | string, opts: { id?: string, key?: Buffer, nonce?: string } = {}): string {
+  const nonce = opts.nonce ?? randomBytes(16).toString('base64url')
+  const mac = createHmac('sha256', opts.key ?? SECRET)
+    .update(`rendezvous-v1\n${(opts.id ?? ID).toLowerCase()}\n${seconds}\n${nonce}`)
+    .digest('base64url')
+  return `v1.${seconds}.${nonce}.${mac}`
+}
+
+function totp (ms: number, digits = 6, key = SECRET): string {
+  const counter = Buffer.alloc(8)
+  counter.writeBigUInt64BE(BigInt(Math.floor(ms / 30_000)))
+  const mac = createHmac('sha1', key).update(counter).digest()
+  const bin = mac.readUInt32BE(mac[19]! & 0x0f) & 0x7fffffff
+  return String(bin % 10 ** digits).padStart(digits, '0')
+}
+
+class RecordingCache implements ReplayCache {
+  calls: Array<{ key: string, ttlMs: number }> = []
+  inner: ReplayCache
+  constructor (inner: ReplayCache) { this.inner = inner }
+  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
+    this.calls.push({ key, ttlMs })
+    return await this.inner.remember(key, ttlMs)
+  }
+}
+
+function setup (opts: Partial<DefaultVerifierOptions> = {}): { verify: (id: string, token: string) => Promise<TokenVerdict>, cache: RecordingCache, advance: (ms: number) => void, now: () => number } {
+  let time = START
+  const now = (): number => time
+  const cache = new RecordingCache(opts.replayCache ?? new MemoryReplayCache({ now }))
+  const verify = createDefaultVerifier({
+    lookupSecret: (id) => (id === ID ? SECRET_B32 : undefined),
+    totp: 'strict',
+    skewSeconds: 120,
+    now,
+    ...opts,
+    replayCache: cache
+  })
+  return { verify, cache, now, advance: (ms) => { time += ms } }
+}
+
+const S = START / 1000
+
+t.test('v1: a valid token is accepted once, then refused as replayed', async (t) => {
+  const { verify } = setup()
+  const token = v1(S)
+  t.same(await verify(ID, token), { ok: true, kind: 'v1' })
+  t.same(await verify(ID, token), { ok: false, reason: 'replayed', status: 401 })
+  t.same(await verify(ID, v1(S)), { ok: true, kind: 'v1' }, 'another nonce in the same second is fine')
+})
+
+t.test('v1: skew boundaries', async (t) => {
+  const { verify, advance } = setup()
+  t.same(await verify(ID, v1(S - 120)), { ok: true, kind: 'v1' }, '120 s behind')
+  t.same(await verify(ID, v1(S + 120)), { ok: true, kind: 'v1' }, '120 s ahead')
+  t.same(await verify(ID, v1(S - 121)), { ok: false, reason: 'stale', status: 401 }, '121 s behind')
+  t.same(await verify(ID, v1(S + 121)), { ok: false, reason: 'stale', status: 401 }, '121 s ahead')
+  advance(999)
+  t.same(await verify(ID, v1(S - 120)), { ok: true, kind: 'v1' }, 'still the same server second')
+  advance(1)
+  t.same(await verify(ID, v1(S - 120)), { ok: false, reason: 'stale', status: 401 }, 'the next second')
+})
+
+t.test('v1: skewSeconds is honoured', async (t) => {
+  const { verify } = setup({ skewSeconds: 5 })
+  t.equal((await verify(ID, v1(S - 5))).ok, true)
+  t.same(await verify(ID, v1(S - 6)), { ok: false, reason: 'stale', status: 401 })
+})
+
+t.test('v1: the replay entry covers the whole window of the token', async (t) => {
+  for (const offset of [-120, 0, 120]) {
+    const { verify, advance } = setup()
+    const token = v1(S + offset)
+    t.equal((await verify(ID, token)).ok, true)
+    // The last ms at which the server would still take this token.
+    advance((offset + 120 + 1) * 1000 - 1)
+    t.same(await verify(ID, token), { ok: false, reason: 'replayed', status: 401 }, `offset ${offset}`)
+    advance(1)
+    t.same(await verify(ID, token), { ok: false, reason: 'stale', status: 401 })
+  }
+})
+
+t.test('v1: the seconds are used exactly as sent', async (t) => {
+  const { verify } = setup()
+  t.same(await verify(ID, v1(`000${S}`)), { ok: true, kind: 'v1' })
+  const forged = v1(S).replace(`v1.${S}.`, `v1.0${S}.`)
+  t.same(await verify(ID, forged), { ok: false, reason: 'bad-mac', status: 401 })
+})
+
+t.test('v1: wrong MACs are refused and never reach the replay cache', async (t) => {
+  const { verify, cache } = setup()
+  const good = v1(S)
+  const flipped = good.slice(0, -2) + (good.at(-2) === 'A' ? 'B' : 'A') + good.at(-1)!
+  t.same(await verify(ID, flipped), { ok: false, reason: 'bad-mac', status: 401 })
+  t.same(await verify(ID, v1(S, { key: randomBytes(20) })), { ok: false, reason: 'bad-mac', status: 401 })
+  t.same(await verify(ID, v1(S, { id: 'other' })), { ok: false, reason: 'bad-mac', status: 401 })
+  t.equal(cache.calls.length, 0)
+})
+
+t.test('v1: a non-canonical spelling of the MAC is refused', async (t) => {
+  const { verify } = setup()
+  const good = v1(S)
+  const last = good.at(-1)!
+  // The 43rd character carries 2 unused bits; changing them keeps the bytes.
+  const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  const twin = alphabet[alphabet.indexOf(last) ^ 1]!
+  const variant = good.slice(0, -1) + twin
+  t.same(Buffer.from(variant.split('.')[3]!, 'base64url'), Buffer.from(good.split('.')[3]!, 'base64url'))
+  t.same(await verify(ID, variant), { ok: false, reason: 'bad-mac', status: 401 })
+})
+
+t.test('v1: IDs are matched case-insensitively', async (t) => {
+  const { verify } = setup()
+  t.same(await verify(ID.toUpperCase(), v1(S, { id: ID.toUpperCase() })), { ok: true, kind: 'v1' })
+})
+
+t.test('unknown IDs and malformed tokens are refused with 401', async (t) => {
+  const { verify, cache } = setup()
+  t.same(await verify('nobody', v1(S, { id: 'nobody' })), { ok: false, reason: 'unknown-id', status: 401 })
+  t.same(await verify('nobody', totp(START)), { ok: false, reason: 'unknown-id', status: 401 })
+  for (const bad of ['', 'v1', 'v1.1.2.3', `v2${v1(S).slice(2)}`, '12345', '123456789', 'abcdef', `${totp(START)} `]) {
+    t.same(await verify(ID, bad), { ok: false, reason: 'malformed', status: 401 }, JSON.stringify(bad))
+  }
+  t.equal(cache.calls.length, 0)
+})
+
+t.test('unknown IDs do the same HMAC work as known ones', async (t) => {
+  const { verify } = setup({ lookupSecret: () => undefined })
+  // With no key at all, an attacker could not forge; with an all-zero or empty key, they could.
+  const forged = [v1(S, { key: Buffer.alloc(0) }), v1(S, { key: Buffer.alloc(20) })]
+  for (const token of forged) t.same(await verify(ID, token), { ok: false, reason: 'unknown-id', status: 401 })
+})
+
+t.test('a secret that is corrupt or too short counts as an unknown ID', async (t) => {
+  for (const secret of ['', 'not base32!', 'GEZDGNBVGY3TQOJQ']) {
+    const { verify } = setup({ lookupSecret: () => secret })
+    t.same(await verify(ID, v1(S, { key: Buffer.alloc(0) })), { ok: false, reason: 'unknown-id', status: 401 }, JSON.stringify(secret))
+  }
+})
+
+t.test('a full replay cache fails closed with 503', async (t) => {
+  const { verify } = setup({ replayCache: new MemoryReplayCache({ maxEntries: 1, now: () => START }) })
+  t.equal((await verify(ID, v1(S))).ok, true)
+  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay-cache-full', status: 503 })
+  t.same(await verify(ID, totp(START)), { ok: false, reason: 'replay-cache-full', status: 503 })
+})
+
+t.test('a failing replay cache fails closed with 503', async (t) => {
+  const broken: ReplayCache = { remember: async () => { throw new Error('redis down') } }
+  const { verify } = setup({ replayCache: broken })
+  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay-cache-error', status: 503 })
+})
+
+t.test('totp strict: each step once, current step and one either side', async (t) => {
+  const { verify, cache } = setup()
+  t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
+  t.same(await verify(ID, totp(START)), { ok: false, reason: 'replayed', status: 401 })
+  t.same(await verify(ID, totp(START - 30_000)), { ok: true, kind: 'totp' }, 'previous step')
+  t.same(await verify(ID, totp(START + 30_000, 8)), { ok: true, kind: 'totp' }, 'next step, 8 digits')
+  t.same(await verify(ID, totp(START + 30_000, 6)), { ok: false, reason: 'replayed', status: 401 }, 'the same step in its 6-digit form')
+  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
+  t.same(await verify(ID, totp(START + 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
+  t.same(await verify(ID, totp(START, 6, randomBytes(20))), { ok: false, reason: 'wrong-code', status: 401 })
+  t.equal(cache.calls.length, 5, 'only proven codes reach the cache')
+})
+
+t.test('totp strict: a code is remembered until its step can no longer be accepted', async (t) => {
+  const { verify, advance, now } = setup()
+  const step = Math.floor(START / 30_000)
+  const code = totp(START)
+  t.equal((await verify(ID, code)).ok, true)
+  advance((step + 2) * 30_000 - 1 - now())
+  t.same(await verify(ID, code), { ok: false, reason: 'replayed', status: 401 })
+  advance(1)
+  t.same(await verify(ID, code), { ok: false, reason: 'wrong-code', status: 401 })
+})
+
+t.test('totp reuse: a code is accepted again and skips the replay cache', async (t) => {
+  const { verify, cache } = setup({ totp: 'reuse' })
+  t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
+  t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
+  t.same(await verify(ID, totp(START - 30_000, 7)), { ok: true, kind: 'totp' })
+  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
+  t.equal(cache.calls.length, 0)
+  t.same(await verify(ID, v1(S)), { ok: true, kind: 'v1' }, 'v1 keeps its replay protection')
+  t.equal(cache.calls.length, 1)
+})
+
+t.test('totp off: codes are refused, v1 still works', async (t) => {
+  const { verify, cache } = setup({ totp: 'off' })
+  t.same(await verify(ID, totp(START)), { ok: false, reason: 'totp-off', status: 401 })
+  t.equal(cache.calls.length, 0)
+  t.same(await verify(ID, v1(S)), { ok: true, kind: 'v1' })
+})
+
+t.test('bad options are refused', async (t) => {
+  const cache = new MemoryReplayCache()
+  t.throws(() => createDefaultVerifier({ lookupSecret: () => undefined, replayCache: cache, totp: 'strict', skewSeconds: -1 }), RangeError)
+  t.throws(() => createDefaultVerifier({ lookupSecret: () => undefined, replayCache: cache, totp: 'lax' as 'off', skewSeconds: 1 }), RangeError)
+})
+
+t.test('normaliseVerdict', async (t) => {
+  t.same(normaliseVerdict(true), { ok: true, kind: 'custom' })
+  t.same(normaliseVerdict(false), { ok: false, reason: 'rejected', status: 401 })
+  t.same(normaliseVerdict({ ok: true, kind: 'ldap' }), { ok: true, kind: 'ldap' })
+  t.same(normaliseVerdict({ ok: false, reason: 'expired' }), { ok: false, reason: 'expired', status: 401 })
+  t.same(normaliseVerdict({ ok: false, reason: 'busy', status: 503 }), { ok: false, reason: 'busy', status: 503 })
+  // What a JavaScript verifier might return by mistake must not let anyone in.
+  for (const junk of [undefined, null, 1, 'yes', {}, { ok: 'true' }, { ok: 1 }]) {
+    t.same(normaliseVerdict(junk as unknown as boolean), { ok: false, reason: 'rejected', status: 401 }, JSON.stringify(junk))
+  }
+  t.same(normaliseVerdict({ ok: false, reason: 'x', status: 200 as 401 }), { ok: false, reason: 'x', status: 401 })
+})
