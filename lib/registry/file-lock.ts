@@ -125,6 +125,6 @@ function isOwnerDead (owner: LockOwner | undefined): boolean {
     return false
   } catch (err) {
     // EPERM: the process exists but belongs to another user.
-    return false
+    return (err as NodeJS.ErrnoException).code === 'ESRCH'
   }
 }

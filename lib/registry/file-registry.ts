@@ -64,7 +64,7 @@ export class FileRegistry implements Registry {
       this.#apply(await this.#read())
       if (!this.#closed) {
         this.#timer = setInterval(() => { void this.#poll() }, this.#pollIntervalMs)
-        this.#timer.unref()
+        
       }
     }).catch((err: unknown) => {
       // Once the file is repaired, a later ready() can succeed.

@@ -1,0 +1,108 @@
+import type net from 'node:net'
+import type tls from 'node:tls'
+import { canonicalId, isValidSecret } from '../ids'
+import type { LocalTarget } from './relay'
+
+export interface RendezvousAgentOptions {
+  /** The rendezvous server, `https://host[:port]` (or `http://` behind a TLS-terminating proxy). */
+  url: string | URL
+  id: string
+  /** The base32 secret provisioned with the ID. */
+  secret: string
+  /** The local HTTP service taken connections are relayed to, `http://127.0.0.1:PORT`. */
+  to?: string | URL
+  /** An in-process server taken connections are handed to, instead of `to`. */
+  server?: net.Server
+  /** Connections kept parked at the rendezvous. Default 4. */
+  pool?: number
+  /** Trusted CA certificates for a rendezvous with a private CA. */
+  ca?: tls.SecureContextOptions['ca']
+  /** Skips certificate verification. Anyone on the path can then impersonate the rendezvous. */
+  insecure?: boolean
+  /** A parked connection is replaced after this long (jittered down by up to 20%), in ms. 0 never does. Default 300000. */
+  maxAge?: number
+  /** First backoff ceiling, in ms. Default 250. */
+  backoffBase?: number
+  /** Largest backoff delay, in ms. Default 30000. */
+  backoffMax?: number
+  /** Time allowed for dialling, TLS and the CONNECT answer, in ms. Default 15000. */
+  connectTimeout?: number
+  /** TCP keep-alive initial delay on parked connections, in ms. Default 30000. */
+  keepAlive?: number
+  /** On close(), relayed connections get this long to finish before they are cut, in ms. Default 2000. */
+  closeGrace?: number
+}
+
+export interface ResolvedOptions {
+  url: URL
+  id: string
+  secret: string
+  target?: LocalTarget
+  server?: net.Server
+  pool: number
+  ca?: tls.SecureContextOptions['ca']
+  insecure: boolean
+  maxAge: number
+  backoffBase: number
+  backoffMax: number
+  connectTimeout: number
+  keepAlive: number
+  closeGrace: number
+}
+
+export function resolveOptions (opts: RendezvousAgentOptions): ResolvedOptions {
+  const url = parseUrl(opts.url, 'url')
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`url must be https:// or http://, not ${url.protocol}`)
+  const id = canonicalId(String(opts.id ?? ''))
+  if (id === undefined) bad('id must be 1 to 128 characters of [A-Za-z0-9._~-]')
+  const secret = normaliseSecret(String(opts.secret ?? ''))
+  if (!isValidSecret(secret)) bad('secret must be base32 (RFC 4648) of 20 bytes or more')
+  if ((opts.to === undefined) === (opts.server === undefined)) bad('give exactly one of to and server')
+  if (opts.insecure === true && opts.ca !== undefined) bad('ca and insecure contradict each other')
+  return {
+    url,
+    id,
+    secret,
+    target: opts.to === undefined ? undefined : localTarget(opts.to),
+    server: opts.server,
+    pool: count(opts.pool, 'pool', 4, 1),
+    ca: opts.ca,
+    insecure: opts.insecure === true,
+    maxAge: count(opts.maxAge, 'maxAge', 300_000, 0),
+    backoffBase: count(opts.backoffBase, 'backoffBase', 250, 1),
+    backoffMax: count(opts.backoffMax, 'backoffMax', 30_000, 1),
+    connectTimeout: count(opts.connectTimeout, 'connectTimeout', 15_000, 1),
+    keepAlive: count(opts.keepAlive, 'keepAlive', 30_000, 1000),
+    closeGrace: count(opts.closeGrace, 'closeGrace', 2000, 0)
+  }
+}
+
+// Secrets get copied from otpauth URIs and password managers: forgive case, padding and spaces.
+export function normaliseSecret (value: string): string {
+  return value.replace(/[\s=]/g, '').toUpperCase()
+}
+
+function localTarget (value: string | URL): LocalTarget {
+  const url = parseUrl(value, 'to')
+  if (url.protocol !== 'http:') bad(`to must be an http:// URL, not ${url.protocol}`)
+  if (url.pathname !== '/' || url.search !== '') bad('to names a service, not a path: use http://HOST:PORT')
+  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 80 : Number(url.port) }
+}
+
+function parseUrl (value: string | URL, name: string): URL {
+  try {
+    return new URL(String(value))
+  } catch {
+    return bad(`${name} is not a URL: ${String(value)}`)
+  }
+}
+
+function count (value: number | undefined, name: string, fallback: number, min: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < min) bad(`${name} must be an integer of at least ${min}`)
+  return value
+}
+
+function bad (message: string): never {
+  throw new TypeError(`RendezvousAgent: ${message}`)
+}
