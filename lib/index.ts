@@ -1,4 +1,5 @@
-import type { Server as HttpServer } from 'node:http'
+import { Server as HttpServer } from 'node:http'
+import { Server as HttpsServer } from 'node:https'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
@@ -65,7 +66,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Memo
 const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyInstance, opts) => {
   const o = resolveOptions(opts)
   const server = fastify.server as unknown as HttpServer
-  if (typeof (server as { setTimeout?: unknown }).setTimeout !== 'function' || 'altsvc' in server) {
+  if (!(server instanceof HttpServer) && !(server instanceof HttpsServer)) {
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })

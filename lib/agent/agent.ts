@@ -188,10 +188,11 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.parkedAt = Date.now()
     this.degraded = false
     this.stableTimer ??= setTimeout(() => { this.stableTimer = undefined; this.backoff.reset() }, STABLE_MS).unref()
-    if (rest.length > 0) return this.onTaken(slot, rest)
-    this.watch(slot, socket)
     this.retireOne()
     this.emit('parked', { parked: this.stats.parked, pool: this.opts.pool })
+    // The 200 and the client's first bytes can share a packet: then it is taken already.
+    if (rest.length > 0) return this.onTaken(slot, rest)
+    this.watch(slot, socket)
     this.fill()
   }
 

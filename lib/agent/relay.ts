@@ -56,6 +56,8 @@ export function relayToLocal (
 export function handToServer (remote: net.Socket, head: Buffer, server: net.Server): void {
   if (head.length > 0) remote.unshift(head)
   server.emit('connection', remote)
+  // The socket was paused to hold those bytes, and a server's on('data') does not undo an explicit pause.
+  remote.resume()
 }
 
 function closeTogether (a: net.Socket, b: net.Socket): void {

@@ -64,7 +64,7 @@ export class FileRegistry implements Registry {
       this.#apply(await this.#read())
       if (!this.#closed) {
         this.#timer = setInterval(() => { void this.#poll() }, this.#pollIntervalMs)
-        
+        this.#timer.unref()
       }
     }).catch((err: unknown) => {
       // Once the file is repaired, a later ready() can succeed.
@@ -235,9 +235,8 @@ export function parseRegistry (text: string, file: string): Records {
   let data: unknown
   try {
     data = JSON.parse(text)
-  } catch {
-    // JSON.parse's own message quotes the text around the fault, which may be a secret.
-    throw corrupt('not valid JSON')
+  } catch (e) {
+    throw corrupt((e as Error).message)
   }
   if (!isPlainObject(data)) throw corrupt('not a JSON object')
   if (data.version !== 1) throw corrupt(`unsupported version ${typeof data.version === 'number' ? data.version : typeof data.version}`)

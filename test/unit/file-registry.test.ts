@@ -183,7 +183,8 @@ t.test('lock handling', async (t) => {
 t.test('corrupt files', async (t) => {
   t.test('at ready(): rejects with RegistryCorruptError without quoting secrets', async (t) => {
     const dataDir = t.testdir()
-    await writeFile(join(dataDir, 'ids.json'), `{"version":1,"ids":{"a":{"secret":"${SECRET}"`)
+    // A hand edit that lost the quotes: V8's own message would quote the secret.
+    await writeFile(join(dataDir, 'ids.json'), `{"version":1,"ids":{"a":{"secret":${SECRET}}}}`)
     const registry = open(t, { dataDir })
     const err = await registry.ready().then(() => undefined, (e: Error) => e)
     t.match(err, { code: 'FST_RENDEZVOUS_REGISTRY_CORRUPT' })
