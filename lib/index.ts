@@ -65,7 +65,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Memo
 
 const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyInstance, opts) => {
   const o = resolveOptions(opts)
-  const server = fastify.server as unknown as HttpServer
+  const server: unknown = fastify.server
   if (!(server instanceof HttpServer) && !(server instanceof HttpsServer)) {
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
@@ -119,7 +119,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     refusing: () => closing ? 'shutting_down' : isUnderPressure() ? 'under_pressure' : undefined,
     splices
   })
-  const uninstall = installHandoff<Ticket>(server, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
+  const uninstall = installHandoff<Ticket>(server as HttpServer, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
   const unsubscribe = registry.onRemove(id => {
     const closed = lot.evict(id)
     log.info({ id, closed }, 'ID removed; its parked connections were closed')

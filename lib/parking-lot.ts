@@ -163,9 +163,7 @@ export class ParkingLot {
 
   private firstWaiter (id: string): Waiter | undefined {
     const set = this.waiters.get(id)
-    if (set === undefined) return undefined
-    for (const waiter of set) return waiter
-    return undefined
+    return set === undefined ? undefined : set.values().next().value
   }
 
   private unpark (id: string, entry: Parked): boolean {

@@ -235,8 +235,9 @@ export function parseRegistry (text: string, file: string): Records {
   let data: unknown
   try {
     data = JSON.parse(text)
-  } catch (e) {
-    throw corrupt((e as Error).message)
+  } catch {
+    // JSON.parse's own message quotes the text around the fault, which may be a secret.
+    throw corrupt('not valid JSON')
   }
   if (!isPlainObject(data)) throw corrupt('not a JSON object')
   if (data.version !== 1) throw corrupt(`unsupported version ${typeof data.version === 'number' ? data.version : typeof data.version}`)

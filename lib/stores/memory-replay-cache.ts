@@ -55,7 +55,7 @@ export class MemoryReplayCache implements ReplayCache {
 
   // An entry lives while now < its expiry: a ttl of t ms covers t whole ms.
   #expire (now: number): void {
-    while (this.#heapAt.length > 0 && this.#heapAt[0]! < now) {
+    while (this.#heapAt.length > 0 && this.#heapAt[0]! <= now) {
       this.#expiries.delete(this.#heapKey[0]!)
       this.#pop()
     }

@@ -41,6 +41,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
   // Unknown IDs go through the same decode and HMAC work with this key, so
   // response times do not tell an attacker which IDs exist.
   const dummySecret = generateSecret()
+  const dummyKey = decodeSecret(dummySecret)
 
   function keyFor (id: string): { key: Buffer, known: boolean } {
     const base32 = lookupSecret(id)
@@ -51,7 +52,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
       // A secret the registry cannot decode must not become an empty key.
     }
     if (base32 !== undefined && key !== undefined && key.length >= MIN_SECRET_BYTES) return { key, known: true }
-    return { key: decodeSecret(dummySecret), known: false }
+    return { key: dummyKey, known: false }
   }
 
   async function remember (key: string, ttlMs: number, kind: 'v1' | 'totp'): Promise<TokenVerdict> {

@@ -1,0 +1,202 @@
+import { readdir, readFile, stat, writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import { TOTP, URI } from 'otpauth'
+import t from 'tap'
+import { runIds } from '../../lib/cli/ids'
+import { decodeSecret } from '../../lib/ids'
+import { FileRegistry } from '../../lib/registry/file-registry'
+
+const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+
+interface Run { code: number, stdout: string, stderr: string }
+
+async function ids (...args: string[]): Promise<Run> {
+  let stdout = ''
+  let stderr = ''
+  const sink = (append: (s: string) => void): Writable => new Writable({
+    write (chunk, _encoding, callback) { append(String(chunk)); callback() }
+  })
+  const code = await runIds(args, {
+    stdout: sink((s) => { stdout += s }),
+    stderr: sink((s) => { stderr += s }),
+    env: {}
+  })
+  return { code, stdout, stderr }
+}
+
+function assertOneLineError (t: Tap.Test, run: Run, code: number, message?: RegExp): void {
+  t.equal(run.code, code, 'exit code')
+  t.equal(run.stdout, '', 'nothing on stdout')
+  t.match(run.stderr, /^rendezvous: [^\n]+\n$/, 'one line on stderr')
+  t.notMatch(run.stderr, /\n\s+at /, 'no stack trace')
+  if (message !== undefined) t.match(run.stderr, message)
+}
+
+t.test('add --json prints one object with id, secret, otpauth and createdAt', async (t) => {
+  const dir = t.testdir()
+  const run = await ids('add', '--data-dir', dir, '--json')
+  t.equal(run.code, 0)
+  t.equal(run.stderr, '')
+  t.match(run.stdout, /^\{[^\n]*\}\n$/, 'exactly one line')
+  const out = JSON.parse(run.stdout)
+  t.same(Object.keys(out), ['id', 'secret', 'otpauth', 'createdAt'])
+  t.match(out.id, /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/)
+  t.match(out.secret, /^[A-Z2-7]+$/)
+  t.ok(decodeSecret(out.secret).length >= 20, 'at least 20 bytes')
+  t.ok(out.otpauth.startsWith('otpauth://totp/'))
+  t.ok(out.otpauth.includes(`secret=${out.secret}`))
+  t.equal(new Date(out.createdAt).toISOString(), out.createdAt)
+
+  const totp = URI.parse(out.otpauth)
+  t.ok(totp instanceof TOTP)
+  t.match(totp, { issuer: 'rendezvous', label: out.id, algorithm: 'SHA1', digits: 6, period: 30 })
+  t.equal((totp as TOTP).secret.base32, out.secret)
+
+  // What the CLI printed is what a running server will read.
+  const registry = new FileRegistry({ dataDir: dir })
+  await registry.ready()
+  t.equal(registry.get(out.id)?.secret, out.secret)
+  await registry.close()
+})
+
+t.test('add takes --id (canonicalised) and --secret (normalised)', async (t) => {
+  const dir = t.testdir()
+  const spaced = SECRET.toLowerCase().replace(/(.{4})/g, '$1 ').trim() + '===='
+  const run = await ids('add', '--data-dir', dir, '--id', 'My.Host', '--secret', spaced, '--json')
+  t.equal(run.code, 0, run.stderr)
+  const out = JSON.parse(run.stdout)
+  t.equal(out.id, 'my.host')
+  t.equal(out.secret, SECRET)
+  t.equal((await stat(join(dir, 'ids.json'))).mode & 0o777, 0o600)
+})
+
+t.test('add without --json prints a readable block with the agent command line', async (t) => {
+  const dir = t.testdir()
+  const run = await ids('add', '--data-dir', dir, '--id', 'box', '--secret', SECRET)
+  t.equal(run.code, 0)
+  t.match(run.stdout, /ID:\s+box\n/)
+  t.match(run.stdout, new RegExp(`Secret:\\s+${SECRET}\\n`))
+  t.match(run.stdout, new RegExp(`otpauth://totp/[^\\s]*secret=${SECRET}`))
+  t.ok(run.stdout.includes(`rendezvous agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
+  t.match(run.stdout, /not shown again/)
+})
+
+t.test('add refuses a taken ID', async (t) => {
+  const dir = t.testdir()
+  t.equal((await ids('add', '--data-dir', dir, '--id', 'taken')).code, 0)
+  assertOneLineError(t, await ids('add', '--data-dir', dir, '--id', 'TAKEN'), 1, /already provisioned/)
+})
+
+t.test('list shows IDs with createdAt, and secrets only with --show-secret', async (t) => {
+  const dir = t.testdir()
+  const a = JSON.parse((await ids('add', '--data-dir', dir, '--id', 'alpha', '--json')).stdout)
+  const b = JSON.parse((await ids('add', '--data-dir', dir, '--id', 'b', '--json')).stdout)
+
+  const text = await ids('list', '--data-dir', dir)
+  t.equal(text.code, 0)
+  const lines = text.stdout.trimEnd().split('\n')
+  t.equal(lines.length, 2)
+  t.match(lines[0], new RegExp(`^alpha\\s+${a.createdAt}$`))
+  t.match(lines[1], new RegExp(`^b\\s+${b.createdAt}$`))
+  t.notMatch(text.stdout, a.secret)
+
+  const shown = await ids('list', '--data-dir', dir, '--show-secret')
+  t.match(shown.stdout, a.secret)
+  t.match(shown.stdout, b.secret)
+
+  const json = await ids('list', '--data-dir', dir, '--json')
+  t.same(JSON.parse(json.stdout), [{ id: 'alpha', createdAt: a.createdAt }, { id: 'b', createdAt: b.createdAt }])
+  const jsonSecret = await ids('list', '--data-dir', dir, '--json', '--show-secret')
+  t.same(JSON.parse(jsonSecret.stdout), [
+    { id: 'alpha', secret: a.secret, createdAt: a.createdAt },
+    { id: 'b', secret: b.secret, createdAt: b.createdAt }
+  ])
+})
+
+t.test('list of an empty or missing data dir prints nothing and creates nothing', async (t) => {
+  const dir = join(t.testdir(), 'nothing-here')
+  t.same(await ids('list', '--data-dir', dir), { code: 0, stdout: '', stderr: '' })
+  t.same(await ids('list', '--data-dir', dir, '--json'), { code: 0, stdout: '[]\n', stderr: '' })
+  await t.rejects(stat(dir), { code: 'ENOENT' })
+})
+
+t.test('remove deletes an ID, and fails clearly when it is not there', async (t) => {
+  const dir = t.testdir()
+  await ids('add', '--data-dir', dir, '--id', 'keep')
+  await ids('add', '--data-dir', dir, '--id', 'drop')
+  const run = await ids('remove', 'DROP', '--data-dir', dir)
+  t.equal(run.code, 0)
+  t.equal(run.stderr, '')
+  t.same(JSON.parse((await ids('list', '--data-dir', dir, '--json')).stdout).map((r: { id: string }) => r.id), ['keep'])
+  assertOneLineError(t, await ids('remove', 'drop', '--data-dir', dir), 1, /no such ID: drop/)
+  assertOneLineError(t, await ids('remove', 'never', '--data-dir', dir), 1, /no such ID: never/)
+})
+
+t.test('the default data dir is .rendezvous in the working directory', async (t) => {
+  const dir = t.testdir()
+  const cwd = process.cwd()
+  process.chdir(dir)
+  t.teardown(() => { process.chdir(cwd) })
+  const out = JSON.parse((await ids('add', '--json')).stdout)
+  const onDisk = JSON.parse(await readFile(join(dir, '.rendezvous', 'ids.json'), 'utf8'))
+  t.same(Object.keys(onDisk.ids), [out.id])
+  t.equal((await stat(join(dir, '.rendezvous'))).mode & 0o777, 0o700)
+})
+
+t.test('usage errors exit 2 with one line and no stack trace', async (t) => {
+  const dir = t.testdir()
+  const cases: Array<[string[], RegExp]> = [
+    [[], /subcommand/],
+    [['frob'], /unknown ids subcommand "frob"/],
+    [['add', '--bogus'], /Unknown option '--bogus'/],
+    [['add', '--data-dir'], /--data-dir/],
+    [['add', '--id'], /--id/],
+    [['add', '--json=yes'], /--json/],
+    [['add', 'extra'], /takes no argument/],
+    [['add', '--data-dir', ''], /--data-dir needs a directory/],
+    [['add', '--id', 'no/slash'], /Invalid ID/],
+    [['add', '--id', 'x'.repeat(129)], /Invalid ID/],
+    [['add', '--secret', 'TOOSHORT'], /Invalid secret/],
+    [['list', '--show-secrets'], /Unknown option/],
+    [['list', 'extra'], /takes no argument/],
+    [['remove'], /needs the ID/],
+    [['remove', 'a', 'b'], /takes one ID/],
+    [['remove', 'a', '--json'], /Unknown option '--json'/]
+  ]
+  for (const [args, message] of cases) {
+    t.test(args.join(' ') || '(nothing)', async (t) => {
+      assertOneLineError(t, await ids(...args.map((a) => a), ...(args.length > 0 && args[0] !== 'frob' ? ['--data-dir', dir] : [])), 2, message)
+    })
+  }
+  t.test('nothing was written', async (t) => {
+    t.same(await readdir(dir), [])
+  })
+})
+
+t.test('--redis is refused until cluster mode exists', async (t) => {
+  const dir = t.testdir()
+  for (const args of [['add', '--json'], ['list'], ['remove', 'x']]) {
+    assertOneLineError(t, await ids(...args, '--redis', 'redis://127.0.0.1:6379', '--data-dir', dir), 1,
+      /^rendezvous: cluster mode \(--redis\) is not available in this version\n$/)
+  }
+  t.same(await readdir(dir), [])
+})
+
+t.test('a corrupt registry is a one-line error that does not show secrets', async (t) => {
+  const dir = t.testdir({ 'ids.json': `{"version":1,"ids":{"a":{"secret":${SECRET}}}}` })
+  for (const args of [['list'], ['add'], ['remove', 'a']]) {
+    const run = await ids(...args, '--data-dir', dir)
+    assertOneLineError(t, run, 1, /cannot be read/)
+    t.notMatch(run.stderr, SECRET.slice(0, 8))
+  }
+  t.equal(await readFile(join(dir, 'ids.json'), 'utf8'), `{"version":1,"ids":{"a":{"secret":${SECRET}}}}`)
+})
+
+t.test('help prints the usage on stdout', async (t) => {
+  for (const args of [['help'], ['--help'], ['add', '--help'], ['list', '-h']]) {
+    const run = await ids(...args)
+    t.equal(run.code, 0)
+    t.match(run.stdout, /^usage: rendezvous ids add/)
+  }
+})
