@@ -108,6 +108,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     const log = deps.log.child({ side: 'mobile', address: socket.remoteAddress, method: req.method, url: req.url })
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
+    // Node may have left a keep-alive timer armed from an earlier response on this connection.
+    socket.setTimeout(0)
     if (ticket.kind === 'refuse') {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return

@@ -99,12 +99,15 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   start (): Promise<void> {
     if (this.state !== 'idle') return Promise.reject(new Error('RendezvousAgent: start() was already called'))
     this.state = 'running'
+    // One probe first: wrong credentials then cost the server a single failed attempt, not a pool's worth.
+    this.degraded = true
     if (this.opts.insecure) {
       this.warn('TLS certificate verification is OFF: anyone on the path can impersonate the rendezvous server and receive this service\'s traffic')
     }
     const first = new Promise<void>((resolve, reject) => {
-      const done = (): void => { this.off('parked', done); this.off('close', done); this.off('fatal', failed); resolve() }
-      const failed = (err: Error): void => { done(); reject(err) }
+      const settle = (): void => { this.off('parked', done); this.off('close', done); this.off('fatal', failed) }
+      const done = (): void => { settle(); resolve() }
+      const failed = (err: Error): void => { settle(); reject(err) }
       this.on('parked', done)
       this.on('close', done)
       this.on('fatal', failed)

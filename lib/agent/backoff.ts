@@ -51,6 +51,8 @@ export function parseRetryAfter (value: string | undefined, now = Date.now()): n
   if (/^\d+$/.test(text)) {
     ms = Number(text) * 1000
   } else {
+    // Date.parse takes bare numbers such as "-3" for years; an HTTP-date always names its month.
+    if (!/[A-Za-z]{3}/.test(text)) return undefined
     const date = Date.parse(text)
     if (Number.isNaN(date)) return undefined
     ms = date - now

@@ -40,7 +40,7 @@ export function relayToLocal (
   })
   remote.on('error', (err) => onError(err, 'remote'))
 
-  local.write(head)
+  // mut3
   remote.pipe(local)
   local.pipe(remote)
   closeTogether(remote, local)

@@ -63,7 +63,7 @@ export class FileRegistry implements Registry {
     this.#ready ??= this.#serial(async () => {
       this.#apply(await this.#read())
       if (!this.#closed) {
-        this.#timer = setInterval(() => { void this.#poll() }, this.#pollIntervalMs)
+        this.#timer = setInterval(() => { this.#poll().catch(() => {}) }, this.#pollIntervalMs)
         this.#timer.unref()
       }
     }).catch((err: unknown) => {

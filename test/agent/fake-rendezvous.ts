@@ -19,6 +19,7 @@ export interface FakeOptions {
   key?: Buffer
   cert?: Buffer
   port?: number
+  host?: string
   /** The answer to the n-th CONNECT (0-based), when its token is good. */
   answer?: (attempt: number) => Answer
 }
@@ -35,6 +36,8 @@ export class FakeRendezvous extends EventEmitter {
   readonly connects: ConnectRecord[] = []
   /** Sockets accepted at the TCP (and, with TLS, the handshake) level. */
   sessions = 0
+  /** TCP connections, TLS handshake or not. */
+  tcp = 0
   extraBytes = 0
   parked: net.Socket[] = []
   readonly sockets = new Set<net.Socket>()
@@ -53,14 +56,15 @@ export class FakeRendezvous extends EventEmitter {
       ? net.createServer(onSocket)
       : tls.createServer({ key: this.opts.key ?? tlsKey, cert: this.opts.cert ?? tlsCert }, onSocket)
     this.server.on('tlsClientError', () => {})
-    this.server.listen(this.opts.port ?? 0, '127.0.0.1')
+    this.server.on('connection', () => { this.tcp++ })
+    this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1')
     await once(this.server, 'listening')
     this.port = (this.server.address() as net.AddressInfo).port
     return this
   }
 
   get url (): string {
-    return `${this.opts.plain === true ? 'http' : 'https'}://127.0.0.1:${this.port}`
+    return `${this.opts.plain === true ? 'http' : 'https'}://${this.opts.host ?? '127.0.0.1'}:${this.port}`
   }
 
   get goodConnects (): number {

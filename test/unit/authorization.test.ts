@@ -99,7 +99,7 @@ t.test('Digest username* (RFC 8187)', async (t) => {
     "''abc", // no charset
     "US-ASCII''abc", // charset not ours
     'abc',
-    `"UTF-8''a b"`
+    '"UTF-8\'\'a b"'
   ]
   for (const value of bad) t.strictSame(user(value), { kind: 'invalid', reason: 'malformed Digest username*' }, value)
   t.strictSame(user("UTF-8''"), { kind: 'invalid', reason: 'empty user name' })

@@ -11,7 +11,7 @@ const ROOT = resolve(__dirname, '../..')
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
 const OTHER_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
 
-function open (t: Tap.Test, options: FileRegistryOptions): FileRegistry {
+function open (t: tap.Test, options: FileRegistryOptions): FileRegistry {
   const registry = new FileRegistry(options)
   t.teardown(() => registry.close())
   return registry

@@ -95,8 +95,8 @@ t.test('round trip through the real Node parser', async (t) => {
   client.resume()
   await once(client, 'close')
 
-  t.ok(seen, 'request parsed')
-  const out = serializeHead(seen!)
+  if (seen?.method === undefined || seen.url === undefined) throw new Error('request not parsed')
+  const out = serializeHead({ method: seen.method, url: seen.url, httpVersion: seen.httpVersion, rawHeaders: seen.rawHeaders })
   const expected = Buffer.concat([
     Buffer.from(
       'PATCH /p?q=%20&rendezvous=ID HTTP/1.1\r\n' +

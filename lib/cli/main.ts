@@ -1,0 +1,78 @@
+#!/usr/bin/env node
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { runAgent } from './agent'
+import { CliError, type CliIo } from './cli-error'
+import { runIds } from './ids'
+import { runServe } from './serve'
+import { MAIN_USAGE } from './usage'
+
+export type Command = (args: string[], io: CliIo) => Promise<number>
+
+export const COMMANDS: Readonly<Record<string, Command>> = {
+  serve: runServe,
+  ids: runIds,
+  agent: runAgent
+}
+
+/** The whole CLI: resolves the exit code, and never rejects. */
+export async function main (argv: string[], io: CliIo, commands: Readonly<Record<string, Command>> = COMMANDS): Promise<number> {
+  const [name, ...rest] = argv
+  try {
+    if (name === undefined) {
+      io.stderr.write(MAIN_USAGE)
+      return 2
+    }
+    if (name === '--help' || name === '-h' || name === 'help') {
+      const topic = rest[0]
+      if (topic !== undefined && Object.hasOwn(commands, topic)) return await commands[topic](['--help'], io)
+      io.stdout.write(MAIN_USAGE)
+      return 0
+    }
+    if (name === '--version' || name === '-v') {
+      io.stdout.write(`${version()}\n`)
+      return 0
+    }
+    if (!Object.hasOwn(commands, name)) {
+      io.stderr.write(`rendezvous: unknown command ${JSON.stringify(name)}\n\n${MAIN_USAGE}`)
+      return 2
+    }
+    return await commands[name](rest, io)
+  } catch (err) {
+    return report(err, io)
+  }
+}
+
+function report (err: unknown, io: CliIo): number {
+  if (err instanceof CliError) {
+    io.stderr.write(`rendezvous: ${firstLine(err.message)}\n`)
+    return err.exitCode
+  }
+  if (debugging(io.env)) {
+    io.stderr.write(`rendezvous: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
+  } else {
+    const message = firstLine(String((err as Error)?.message ?? err))
+    io.stderr.write(`rendezvous: unexpected error: ${message} (run with DEBUG=rendezvous for the stack trace)\n`)
+  }
+  return 1
+}
+
+function debugging (env: NodeJS.ProcessEnv): boolean {
+  const value = env.DEBUG ?? ''
+  return value !== '' && value !== '0' && value !== 'false'
+}
+
+function firstLine (message: string): string {
+  return message.split('\n')[0]
+}
+
+// Read at run time: package.json lies outside the compiled tree, two levels up from both lib/cli and dist/cli.
+function version (): string {
+  const pkg = JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }
+  return pkg.version
+}
+
+if (require.main === module) {
+  main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env })
+    .then(code => { process.exitCode = code }, () => { process.exitCode = 1 })
+}

@@ -1,0 +1,135 @@
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import { buildServer, closeDeadline, closeServer } from '../server/app'
+import { loadCertificate, type Certificate } from '../server/certificate'
+import { parseServeArgs, type ServeArgs, type ServeOptions } from '../server/serve-options'
+import { CliError, type CliIo } from './cli-error'
+import { SERVE_USAGE } from './usage'
+
+const SIGNALS = ['SIGTERM', 'SIGINT'] as const
+
+/** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
+export async function runServe (args: string[], io: CliIo): Promise<number> {
+  const parsed = parseServeArgs(args)
+  if (parsed.help) {
+    io.stdout.write(SERVE_USAGE)
+    return 0
+  }
+  const signals = watchSignals()
+  try {
+    return await serve(parsed, io, signals)
+  } finally {
+    signals.stop()
+  }
+}
+
+async function serve (parsed: ServeArgs, io: CliIo, signals: Signals): Promise<number> {
+  const certificate = parsed.noTls
+    ? undefined
+    : await loadCertificate({ dataDir: parsed.dataDir, host: parsed.host, certFile: parsed.tlsCert, keyFile: parsed.tlsKey })
+  for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  const options: ServeOptions = {
+    dataDir: parsed.dataDir,
+    tls: certificate === undefined ? false : { cert: certificate.cert, key: certificate.key },
+    waitTimeout: parsed.waitTimeout,
+    metricsPath: parsed.metricsPath,
+    logLevel: parsed.logLevel,
+    logStream: io.stdout,
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+  }
+  const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
+  try {
+    await app.listen({ host: parsed.host, port: parsed.port })
+  } catch (err) {
+    await closeServer(app, 2_000)
+    throw startupError(err, parsed)
+  }
+  io.stdout.write(banner(parsed, boundPort(app), certificate))
+  const signal = await signals.first
+  app.log.info({ signal }, 'shutting down')
+  const outcome = await closeServer(app, closeDeadline(options), signals.second)
+  return outcome === 'forced' ? 1 : 0
+}
+
+interface Signals { first: Promise<string>, second: Promise<string>, stop: () => void }
+
+// Installed before anything slow, so that an early SIGTERM still ends in a graceful close rather than a kill.
+function watchSignals (): Signals {
+  let count = 0
+  let onFirst: (signal: string) => void = () => {}
+  let onSecond: (signal: string) => void = () => {}
+  const first = new Promise<string>(resolve => { onFirst = resolve })
+  const second = new Promise<string>(resolve => { onSecond = resolve })
+  const handler = (signal: string): void => {
+    count += 1
+    if (count === 1) onFirst(signal)
+    else onSecond(signal)
+  }
+  for (const signal of SIGNALS) process.on(signal, handler)
+  return { first, second, stop: () => { for (const signal of SIGNALS) process.removeListener(signal, handler) } }
+}
+
+function boundPort (app: FastifyInstance): number {
+  return (app.server.address() as AddressInfo).port
+}
+
+/** Turns what can go wrong while starting into a one-line CliError; anything else stays unexpected. */
+function startupError (err: unknown, parsed: ServeArgs): unknown {
+  if (err instanceof CliError) return err
+  const e = err as NodeJS.ErrnoException
+  const where = `${formatHost(parsed.host)}:${parsed.port}`
+  switch (e?.code) {
+    case 'EADDRINUSE': return new CliError(`cannot listen on ${where}: the port is already in use`, 1)
+    case 'EACCES': return new CliError(e.syscall === 'listen' ? `cannot listen on ${where}: permission denied` : `${e.path ?? parsed.dataDir}: permission denied`, 1)
+    case 'EADDRNOTAVAIL': return new CliError(`cannot listen on ${parsed.host}: no such address on this machine`, 1)
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN': return new CliError(`cannot listen on ${parsed.host}: the name does not resolve`, 1)
+  }
+  if (typeof e?.code === 'string' && e.code.startsWith('FST_RENDEZVOUS_')) return new CliError(firstLine(e.message), 1)
+  if (typeof e?.code === 'string' && typeof e.path === 'string') return new CliError(`${e.path}: ${firstLine(e.message)}`, 1)
+  return err
+}
+
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+  const scheme = certificate === undefined ? 'http' : 'https'
+  const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
+  const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
+  const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  const lines = [`rendezvous listening on ${listening}`]
+  if (certificate !== undefined) {
+    const origin = certificate.generated ? 'self-signed, generated now' : certificate.selfSigned ? 'self-signed' : 'given'
+    lines.push(`  certificate  ${certificate.certPath} (${origin})`)
+    lines.push(`  SHA-256 fingerprint  ${certificate.fingerprint}`)
+  }
+  lines.push(
+    '',
+    'Next steps:',
+    '  1. Provision an ID for a hidden server; this prints its ID and secret:',
+    `       rendezvous ids add --data-dir ${quote(parsed.dataDir)}`,
+    '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
+    `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
+    '  3. Reach the hidden server as a mobile client:',
+    `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${quote(ca)}`} ${url}`,
+    ''
+  )
+  return lines.join('\n') + '\n'
+}
+
+// A wildcard address is where the server listens, not where anyone can connect to.
+function reachableHost (host: string): string {
+  if (host === '0.0.0.0') return '127.0.0.1'
+  if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
+  return host
+}
+
+function formatHost (host: string): string {
+  return host.includes(':') ? `[${host}]` : host
+}
+
+function quote (value: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+}
+
+function firstLine (message: string): string {
+  return message.split('\n')[0]
+}

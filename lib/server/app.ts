@@ -1,0 +1,127 @@
+import type { Socket } from 'node:net'
+import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import pretty from 'pino-pretty'
+import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
+import rendezvous from '../index'
+import { FileRegistry } from '../registry/file-registry'
+import type { ServeOptions } from './serve-options'
+
+export type { ServeOptions } from './serve-options'
+
+const kSockets = Symbol('rendezvous.serverSockets')
+
+interface Tracked { [kSockets]?: Set<Socket> }
+
+interface Stats { parked?: unknown, waiting?: unknown, spliced?: unknown }
+
+const DEFAULT_CLOSE_GRACE = 5_000
+
+/** The standalone server: the plugin on a file registry, plus /healthz and /metrics. Not yet listening. */
+export async function buildServer (opts: ServeOptions): Promise<FastifyInstance> {
+  const metrics = opts.metricsPath === false ? undefined : createMetricsRegistry()
+  const app = fastify(serverOptions(opts)) as unknown as FastifyInstance
+  trackSockets(app)
+
+  const registry = new FileRegistry({ dataDir: opts.dataDir })
+  // Added before the plugin so that it runs after the plugin's own onClose: avvio closes in reverse order.
+  app.addHook('onClose', async () => { await registry.close() })
+  await app.register(rendezvous, {
+    registry,
+    waitTimeout: opts.waitTimeout,
+    metrics: metrics ?? false,
+    closeGracePeriod: opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE
+  })
+
+  // Probes come every few seconds; at info level they would drown the log.
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok', ...counts(app) }))
+  if (metrics !== undefined && opts.metricsPath !== false) {
+    app.get(opts.metricsPath, { logLevel: 'warn' }, async (_request, reply) => {
+      reply.type(metrics.contentType)
+      return await metrics.metrics()
+    })
+  }
+  return app
+}
+
+function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } {
+  return {
+    logger: loggerOptions(opts),
+    ...(opts.tls === false ? {} : { https: { cert: opts.tls.cert, key: opts.tls.key } }),
+    return503OnClosing: true,
+    // Parked connections are idle by design; the plugin bounds CONNECT authentication and client waits itself.
+    connectionTimeout: 0,
+    // Ordinary requests here are probes, scrapes and 401 challenges; a rendezvous leaves Node's parser at its head, so these never cut a relay.
+    requestTimeout: 30_000,
+    keepAliveTimeout: 72_000,
+    forceCloseConnections: 'idle'
+  }
+}
+
+function loggerOptions (opts: ServeOptions): FastifyServerOptions['logger'] {
+  const destination = opts.logStream ?? process.stdout
+  const stream = opts.prettyLogs === true
+    ? pretty({ destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
+    : destination
+  return { level: opts.logLevel, stream }
+}
+
+function createMetricsRegistry (): PromRegistry {
+  const registry = new PromRegistry()
+  // decisions §4: every metric name begins with rendezvous_, the process ones too.
+  collectDefaultMetrics({ register: registry, prefix: 'rendezvous_' })
+  return registry
+}
+
+function counts (app: FastifyInstance): Record<string, number> {
+  const plugin = (app as unknown as { rendezvous?: { stats?: () => Stats } }).rendezvous
+  const stats = typeof plugin?.stats === 'function' ? plugin.stats() : undefined
+  const out: Record<string, number> = {}
+  for (const key of ['parked', 'waiting', 'spliced'] as const) {
+    const value = stats?.[key]
+    if (typeof value === 'number') out[key] = value
+  }
+  return out
+}
+
+// Sockets the plugin took over are invisible to Fastify's connection handling; this keeps a last-resort handle on them.
+function trackSockets (app: FastifyInstance): void {
+  const sockets = new Set<Socket>()
+  ;(app as unknown as Tracked)[kSockets] = sockets
+  app.server.on('connection', (socket: Socket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+}
+
+/**
+ * Closes the app: new requests get 503, idle connections close, the plugin
+ * winds down parked and spliced sockets. Whatever is still open after
+ * `deadlineMs`, or once `force` resolves, is destroyed. Resolves 'closed'
+ * when nothing had to be destroyed, else what cut the wait short.
+ */
+export async function closeServer (app: FastifyInstance, deadlineMs: number, force?: Promise<unknown>): Promise<'closed' | 'deadline' | 'forced'> {
+  const closing = app.close().then(() => 'closed' as const)
+  const outcome = await within(deadlineMs, closing, force)
+  if (outcome === 'closed') return outcome
+  app.log.warn({ outcome }, 'connections still open; destroying them')
+  for (const socket of (app as unknown as Tracked)[kSockets] ?? []) socket.destroy()
+  // The sockets are gone; an onClose hook that still hangs must not keep the process alive.
+  await within(1_000, closing)
+  return outcome
+}
+
+async function within<T> (ms: number, work: Promise<T>, force?: Promise<unknown>): Promise<T | 'deadline' | 'forced'> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<'deadline'>(resolve => { timer = setTimeout(resolve, ms, 'deadline') })
+  const forced = force === undefined ? [] : [force.then(() => 'forced' as const)]
+  try {
+    return await Promise.race([work, deadline, ...forced])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** The default deadline of closeServer for these options: the splice grace period plus time to wind down. */
+export function closeDeadline (opts: Pick<ServeOptions, 'closeGracePeriod'>): number {
+  return (opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE) + 5_000
+}

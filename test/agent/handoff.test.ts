@@ -1,0 +1,132 @@
+import t from 'tap'
+import { createHash, randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import http from 'node:http'
+import net from 'node:net'
+import { RendezvousAgent } from '../../lib/agent/agent'
+import { tlsCert } from '../helpers/tls'
+import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
+import { echoServer, eventually, readAll, readUntil, sleep } from './helpers'
+
+const POST = 'POST /with-200 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world'
+
+async function fake (t: Tap.Test, opts: { plain?: boolean, answer?: (n: number) => Answer } = {}): Promise<FakeRendezvous> {
+  const f = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, ...opts }).listen()
+  t.teardown(() => f.close())
+  return f
+}
+
+t.test('to: bytes that arrive with the 200 are relayed first', async (t) => {
+  const f = await fake(t, { answer: (n) => n === 0 ? { kind: 'park', with: POST } : { kind: 'park' } })
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  const taken = once(f, 'takenAtOnce')
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: echo.url, ca: tlsCert, pool: 2 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  const [socket] = await taken as [net.Socket]
+  const answer = (await readAll(socket)).toString()
+  t.match(answer, /^HTTP\/1\.1 200 OK\r\n[^]*\r\n\r\nPOST \/with-200 hello world$/)
+  t.equal(echo.requests[0]?.body, 'hello world')
+  await f.waitParked(2)
+  t.equal(agent.stats.taken, 1)
+})
+
+for (const plain of [false, true]) {
+  t.test(`server (${plain ? 'http' : 'https'}): head with the 200, the rest later, then a pipelined request`, async (t) => {
+    const first = 'POST /one HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n01234'
+    const f = await fake(t, { plain, answer: (n) => n === 0 ? { kind: 'park', with: first } : { kind: 'park' } })
+    const seen: string[] = []
+    const server = http.createServer((req, res) => {
+      let body = ''
+      req.setEncoding('latin1')
+      req.on('data', (c: string) => { body += c })
+      req.on('end', () => {
+        seen.push(`${req.method} ${req.url} ${body} ${String(req.headers['x-two'] ?? '')}`)
+        res.end(`got ${req.url}`)
+      })
+    })
+    const taken = once(f, 'takenAtOnce')
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, server, ca: plain ? undefined : tlsCert, pool: 1 })
+    t.teardown(() => agent.close())
+    await agent.start()
+    const [socket] = await taken as [net.Socket]
+    await sleep(50)
+    socket.write('56789GET /two HTTP/1.1\r\nHost: x\r\nX-Two: yes\r\n\r\n')
+    const answers = await readUntil(socket, 'got /two')
+    t.match(answers, /got \/one[^]*got \/two/)
+    t.same(seen, ['POST /one 0123456789 ', 'GET /two  yes'])
+    socket.destroy()
+    await eventually(() => agent.stats.active === 0, 2000, 'release')
+  })
+}
+
+t.test('to: megabytes both ways, with backpressure, byte for byte', async (t) => {
+  const f = await fake(t)
+  const upload = randomBytes(4 * 1024 * 1024)
+  const download = randomBytes(6 * 1024 * 1024)
+  let received = ''
+  const local = http.createServer((req, res) => {
+    const hash = createHash('sha256')
+    req.on('data', (c: Buffer) => hash.update(c))
+    req.on('end', () => {
+      received = hash.digest('hex')
+      res.writeHead(200, { 'content-length': download.length, connection: 'close' })
+      res.end(download)
+    })
+  })
+  local.listen(0, '127.0.0.1')
+  await once(local, 'listening')
+  t.teardown(() => local.close())
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: tlsCert, pool: 1 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  await f.waitParked(1)
+  const socket = f.take(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\n\r\n`)
+  socket.write(upload)
+  const answer = await readAll(socket)
+  const split = answer.indexOf('\r\n\r\n') + 4
+  t.equal(received, createHash('sha256').update(upload).digest('hex'), 'upload intact')
+  t.equal(answer.length - split, download.length, 'download complete')
+  t.ok(answer.subarray(split).equals(download), 'download intact')
+})
+
+t.test('to: when the mobile side goes away, the local connection is closed', async (t) => {
+  const f = await fake(t)
+  const closed: string[] = []
+  const local = net.createServer((s) => {
+    s.on('data', () => {})
+    s.on('close', () => closed.push('local'))
+  })
+  local.listen(0, '127.0.0.1')
+  await once(local, 'listening')
+  t.teardown(() => local.close())
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: tlsCert, pool: 1 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  await f.waitParked(1)
+  const socket = f.take('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')
+  await eventually(() => agent.stats.active === 1)
+  await sleep(50)
+  socket.destroy()
+  await eventually(() => closed.length === 1, 3000, 'the local side to close')
+  await eventually(() => agent.stats.active === 0, 3000, 'release')
+})
+
+t.test('to: an unreachable local service gets the mobile client a 502', async (t) => {
+  const f = await fake(t)
+  const dead = net.createServer()
+  dead.listen(0, '127.0.0.1')
+  await once(dead, 'listening')
+  const port = (dead.address() as net.AddressInfo).port
+  await new Promise((resolve) => dead.close(resolve))
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${port}`, ca: tlsCert, pool: 1 })
+  const errors: string[] = []
+  agent.on('error', (err, phase) => errors.push(`${phase}:${(err as { code?: string }).code}`))
+  t.teardown(() => agent.close())
+  await agent.start()
+  await f.waitParked(1)
+  const answer = (await readAll(f.take('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toString()
+  t.match(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/)
+  t.same(errors, ['relay:ECONNREFUSED'])
+})
