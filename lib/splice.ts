@@ -61,6 +61,8 @@ export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Sp
   }
 
   for (const s of [client, hidden]) {
+    // A FIN from one peer must only half-close the pair: the other peer may still be answering.
+    s.allowHalfOpen = true
     s.on('error', onError)
     // A socket that closed before the splice began will not emit 'close' again.
     if (s.closed) process.nextTick(onClose)

@@ -40,7 +40,7 @@ export function relayToLocal (
   })
   remote.on('error', (err) => onError(err, 'remote'))
 
-  // mut3
+  local.write(head)
   remote.pipe(local)
   local.pipe(remote)
   closeTogether(remote, local)

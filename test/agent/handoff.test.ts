@@ -6,11 +6,11 @@ import net from 'node:net'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
-import { echoServer, eventually, readAll, readUntil, sleep } from './helpers'
+import { type TapTest, echoServer, eventually, readAll, readUntil, sleep } from './helpers'
 
 const POST = 'POST /with-200 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world'
 
-async function fake (t: Tap.Test, opts: { plain?: boolean, answer?: (n: number) => Answer } = {}): Promise<FakeRendezvous> {
+async function fake (t: TapTest, opts: { plain?: boolean, answer?: (n: number) => Answer } = {}): Promise<FakeRendezvous> {
   const f = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, ...opts }).listen()
   t.teardown(() => f.close())
   return f

@@ -1,3 +1,4 @@
+import type tap from 'tap'
 import { once } from 'node:events'
 import http from 'node:http'
 import type net from 'node:net'
@@ -68,3 +69,6 @@ export async function eventually (check: () => boolean, timeoutMs = 5000, what =
     await sleep(10)
   }
 }
+
+/** A tap subtest, as the callback of t.test() receives it. */
+export type TapTest = Parameters<Parameters<typeof tap.test>[0]>[0]

@@ -3,11 +3,11 @@ import { once } from 'node:events'
 import { RendezvousAgent, RendezvousAuthError } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
-import { echoServer, eventually, sleep } from './helpers'
+import { type TapTest, echoServer, eventually, sleep } from './helpers'
 
 const WRONG_SECRET = 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43UOV3HO6DZ'
 
-async function setup (t: Tap.Test, answer?: (n: number) => Answer): Promise<{ fake: FakeRendezvous, to: string }> {
+async function setup (t: TapTest, answer?: (n: number) => Answer): Promise<{ fake: FakeRendezvous, to: string }> {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, answer }).listen()
   const echo = await echoServer()
   t.teardown(() => fake.close())

@@ -3,21 +3,21 @@ import { once } from 'node:events'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { otherCert, otherKey, tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type FakeOptions } from './fake-rendezvous'
-import { echoServer, eventually, sleep } from './helpers'
+import { type TapTest, echoServer, eventually, sleep } from './helpers'
 
-async function fakeWith (t: Tap.Test, extra: Partial<FakeOptions>): Promise<FakeRendezvous> {
+async function fakeWith (t: TapTest, extra: Partial<FakeOptions>): Promise<FakeRendezvous> {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, ...extra }).listen()
   t.teardown(() => fake.close())
   return fake
 }
 
-async function refused (t: Tap.Test, fake: FakeRendezvous, opts: { url?: string, ca?: Buffer }, code: RegExp): Promise<void> {
+async function refused (t: TapTest, fake: FakeRendezvous, opts: { url?: string, ca?: Buffer }, code: RegExp): Promise<void> {
   const echo = await echoServer()
   t.teardown(() => echo.server.close())
   const agent = new RendezvousAgent({ url: opts.url ?? fake.url, id: TEST_ID, secret: TEST_SECRET, to: echo.url, ca: opts.ca, pool: 2, backoffMax: 100 })
   const errors: Array<{ code?: string }> = []
   agent.on('error', (err) => errors.push(err as { code?: string }))
-  void agent.start()
+  agent.start().catch(() => {})
   await eventually(() => errors.length >= 2, 3000, 'two refused attempts')
   await agent.close()
   t.ok(fake.tcp >= 2, 'the agent did dial')
@@ -73,7 +73,7 @@ t.test('insecure without a warning listener goes to process warnings', async (t)
   t.teardown(() => echo.server.close())
   const agent = new RendezvousAgent({ url: fake.url, id: TEST_ID, secret: TEST_SECRET, to: echo.url, insecure: true, pool: 1 })
   const warned = once(process, 'warning')
-  void agent.start()
+  agent.start().catch(() => {})
   t.teardown(() => agent.close())
   const [w] = await warned as [Error & { code?: string }]
   t.equal(w.code, 'RENDEZVOUS_INSECURE_TLS')

@@ -63,7 +63,7 @@ export function startCli (t: Teardown, args: string[], opts: CliOptions = {}): C
     child.once('close', (code, signal) => resolve({ code, signal }))
   })
   let done = false
-  void exited.then(() => { done = true })
+  exited.then(() => { done = true }, () => {})
   t.teardown(() => { if (!done) child.kill('SIGKILL') })
 
   const waitFor = (pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> => new Promise((resolve, reject) => {
@@ -85,7 +85,7 @@ export function startCli (t: Teardown, args: string[], opts: CliOptions = {}): C
       settle()
     }
     child.stdout?.on('data', check)
-    void exited.then(onExit)
+    exited.then(onExit, () => {})
     check()
   })
 

@@ -13,9 +13,9 @@ export interface Relay {
   tls: boolean
   registry: MemoryRegistry
   /** Opens a raw connection to the relay. */
-  open: () => Promise<WireClient>
+  open: (halfOpen?: boolean) => Promise<WireClient>
   /** Parks a hidden-server connection for `id` and returns it once it has read the 200. */
-  park: (id: string, secret?: string) => Promise<WireClient>
+  park: (id: string, secret?: string, halfOpen?: boolean) => Promise<WireClient>
   close: () => Promise<void>
 }
 
@@ -43,9 +43,9 @@ export async function startRelay (opts: RelayOptions = {}): Promise<Relay> {
   await opts.after?.(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
-  const open = async (): Promise<WireClient> => await openWire(port, tls)
-  const park = async (id: string, secret = SECRET): Promise<WireClient> => {
-    const wire = await open()
+  const open = async (halfOpen = false): Promise<WireClient> => await openWire(port, tls, halfOpen)
+  const park = async (id: string, secret = SECRET, halfOpen = false): Promise<WireClient> => {
+    const wire = await open(halfOpen)
     wire.write(`CONNECT uuid:${id}?response=${createV1Token(id, secret)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\n\r\n`)
     await wire.untilText('\r\n\r\n')
     const ok = 'HTTP/1.1 200 OK\r\n\r\n'

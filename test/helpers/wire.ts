@@ -70,11 +70,11 @@ export class WireClient {
   }
 }
 
-export async function openWire (port: number, tls: boolean, host = '127.0.0.1'): Promise<WireClient> {
+export async function openWire (port: number, tls: boolean, halfOpen = false, host = '127.0.0.1'): Promise<WireClient> {
   return await new Promise((resolve, reject) => {
     const socket = tls
-      ? tlsConnect({ port, host, ca: tlsCert, servername: 'localhost' })
-      : netConnect({ port, host })
+      ? tlsConnect({ port, host, ca: tlsCert, servername: 'localhost', allowHalfOpen: halfOpen })
+      : netConnect({ port, host, allowHalfOpen: halfOpen })
     const ready = tls ? 'secureConnect' : 'connect'
     socket.once(ready, () => {
       socket.removeListener('error', reject)
