@@ -2,6 +2,7 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runAgent } from './agent'
+import { runDemo } from './demo'
 import { CliError, type CliIo } from './cli-error'
 import { runIds } from './ids'
 import { runServe } from './serve'
@@ -12,7 +13,8 @@ export type Command = (args: string[], io: CliIo) => Promise<number>
 export const COMMANDS: Readonly<Record<string, Command>> = {
   serve: runServe,
   ids: runIds,
-  agent: runAgent
+  agent: runAgent,
+  demo: runDemo
 }
 
 /** The whole CLI: resolves the exit code, and never rejects. */

@@ -4,6 +4,7 @@ Commands:
   serve    run the rendezvous server
   ids      add, list and remove the IDs of hidden servers
   agent    connect a hidden server to a rendezvous server
+  demo     run server, agent and a hidden web page in one process, to try it
   help     show this help
 
 Run 'rendezvous <command> --help' for the options of a command,

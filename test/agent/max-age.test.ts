@@ -27,6 +27,7 @@ t.test('connections older than maxAge are replaced, the new one first', async (t
 
   t.ok(waitingAtClose.length >= 4, `the server saw ${waitingAtClose.length} old sockets go`)
   t.ok(waitingAtClose.every((n) => n >= pool), `a whole pool was waiting each time (${waitingAtClose.join(',')})`)
+  t.equal(ages.length, agent.stats.replaced)
   t.ok(ages.every((a) => a >= 0.8 * 400 && a < 400 + 300), `ages within the jitter: ${ages.join(',')}`)
   t.match(agent.stats, { dropped: 0, failures: 0, taken: 0 })
   t.equal(fake.connects.length, agent.stats.attempts)

@@ -50,8 +50,8 @@ for (const tls of [false, true]) {
       ['a missing token', 'uuid:hub-1', 407],
       ['an empty token', 'uuid:hub-1?response=', 407],
       ['a wrong v1 mac', `uuid:hub-1?response=${createV1Token('hub-1', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`, 401],
-      ['a stale v1 token', `uuid:hub-1?response=${createV1Token('hub-1', SECRET, { now: Date.now() - 121_000 })}`, 401],
-      ['a v1 token from the future', `uuid:hub-1?response=${createV1Token('hub-1', SECRET, { now: Date.now() + 121_000 })}`, 401],
+      ['a stale v1 token', `uuid:hub-1?response=${createV1Token('hub-1', SECRET, { now: Date.now() - 125_000 })}`, 401],
+      ['a v1 token from the future', `uuid:hub-1?response=${createV1Token('hub-1', SECRET, { now: Date.now() + 125_000 })}`, 401],
       ['garbage', 'uuid:hub-1?response=not-a-token', 401]
     ]
     for (const [name, target, status] of refusals) {
