@@ -1,5 +1,5 @@
 import { connect as netConnect, type Socket } from 'node:net'
-import { connect as tlsConnect } from 'node:tls'
+import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import { tlsCert } from './tls'
 
 /** A raw client socket that records every byte it receives, so tests can assert on exact bytes. */
@@ -73,7 +73,7 @@ export class WireClient {
 export async function openWire (port: number, tls: boolean, halfOpen = false, host = '127.0.0.1'): Promise<WireClient> {
   return await new Promise((resolve, reject) => {
     const socket = tls
-      ? tlsConnect({ port, host, ca: tlsCert, servername: 'localhost', allowHalfOpen: halfOpen })
+      ? tlsConnect({ port, host, ca: tlsCert, servername: 'localhost', allowHalfOpen: halfOpen } as ConnectionOptions)
       : netConnect({ port, host, allowHalfOpen: halfOpen })
     const ready = tls ? 'secureConnect' : 'connect'
     socket.once(ready, () => {
