@@ -192,6 +192,9 @@ function tests (): void {
     const rv = await startServe(t, { waitTimeout: 1 })
     const creds = await addId(t, rv.dataDir)
     const agent = await startAgent(t, rv, creds, site.url)
+    t.teardown(() => {
+      if (!t.passing()) t.comment(`serve output:\n${rv.proc.output()}\nagent output:\n${agent.output()}`)
+    })
     const args = ['--silent', '--show-error', '--noproxy', '*', '--max-time', '30', '--cacert', rv.certPath,
       '--digest', '--user', `${creds.id}:anything`, '--output', '-', '--write-out', '\n%{http_code}']
     const ok = await run(t, 'curl', [...args, `${rv.url}/blob?size=100&seed=s`])

@@ -66,8 +66,15 @@ async function buildIfStale (): Promise<void> {
     const result = await collect(spawn(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], {
       cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' }
     }), 120_000)
+    const output = `${result.stdout.toString()}${result.stderr}`
+    // tsc exits 2 when it found type errors but wrote the output all the same. These tests
+    // check what the bin does; `npm test` type-checks on its own and fails on those errors.
+    if (result.code === 2 && staleness() === undefined) {
+      process.stderr.write(`e2e: the build has type errors (dist/ was written anyway):\n${output}\n`)
+      return
+    }
     if (result.code !== 0 || !existsSync(CLI_MAIN)) {
-      throw new Error(`npm run build failed (${why}); tsc exited ${result.code}:\n${result.stdout.toString()}${result.stderr}`)
+      throw new Error(`npm run build failed (${why}); tsc exited ${result.code}:\n${output}`)
     }
   } finally {
     await rmdir(lock).catch(() => {})
@@ -165,31 +172,38 @@ export function spawnProc (t: Teardown, name: string, cmd: string, args: string[
   // EPIPE on the watchdog's stdin after it is gone is expected.
   child.stdin?.on('error', () => {})
   let isDone = false
-  const exited = new Promise<Exit>(resolve => {
-    child.once('close', (code, signal) => { isDone = true; resolve({ code, signal }) })
-  })
   const hardTimer = opts.timeoutMs === undefined ? undefined : setTimeout(() => { child.stdin?.end() }, opts.timeoutMs)
-  void exited.then(() => clearTimeout(hardTimer))
+  const onExit = new Set<(exit: Exit) => void>()
+  const exited = new Promise<Exit>(resolve => {
+    child.once('close', (code, signal) => {
+      isDone = true
+      clearTimeout(hardTimer)
+      const exit = { code, signal }
+      resolve(exit)
+      for (const fn of onExit) fn(exit)
+    })
+  })
 
   const waitFor = (pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> => new Promise((resolve, reject) => {
-    let timer: NodeJS.Timeout | undefined
     const finish = (settle: () => void): void => {
       clearTimeout(timer)
       listeners.delete(check)
+      onExit.delete(exitedFirst)
       settle()
     }
     function check (): void {
       const match = pattern.exec(text)
       if (match !== null) finish(() => resolve(match))
     }
-    timer = setTimeout(() => finish(() => reject(new Error(`${name}: no ${pattern} within ${timeoutMs} ms; output:\n${text}`))), timeoutMs)
-    listeners.add(check)
-    void exited.then(exit => {
-      if (!listeners.has(check)) return
+    function exitedFirst (exit: Exit): void {
       check()
       if (listeners.has(check)) finish(() => reject(new Error(`${name} exited (${describeExit(exit)}) before printing ${pattern}; output:\n${text}`)))
-    })
+    }
+    const timer = setTimeout(() => finish(() => reject(new Error(`${name}: no ${pattern} within ${timeoutMs} ms; output:\n${text}`))), timeoutMs)
+    listeners.add(check)
+    onExit.add(exitedFirst)
     check()
+    if (isDone && listeners.has(check)) exitedFirst({ code: child.exitCode, signal: child.signalCode })
   })
 
   const kill = async (): Promise<Exit> => {
