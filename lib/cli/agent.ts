@@ -41,8 +41,11 @@ const FLAG_OF: Record<string, string> = {
 
 const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
-/** `rendezvous agent ...`: runs until a signal (resolves 0) or refused credentials (resolves 1). */
-export async function runAgent (args: string[], io: CliIo): Promise<number> {
+/**
+ * `rendezvous agent ...`: runs until SIGINT/SIGTERM (resolves 0) or refused credentials (resolves 1).
+ * `stop`, when given, ends it as a signal would, with its value as the reason (for embedding and tests).
+ */
+export async function runAgent (args: string[], io: CliIo, stop?: Promise<string>): Promise<number> {
   let agent: RendezvousAgent
   try {
     const options = parseAgentArgs(args, io.env)
@@ -55,7 +58,7 @@ export async function runAgent (args: string[], io: CliIo): Promise<number> {
     io.stderr.write(`rendezvous: ${(err as Error).message.split('\n')[0]}\n`)
     return err instanceof CliError ? err.exitCode : 2
   }
-  return await run(agent, io)
+  return await run(agent, io, stop)
 }
 
 /** The agent's options from the command line, or undefined for --help. */
@@ -94,7 +97,7 @@ function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
   }
 }
 
-async function run (agent: RendezvousAgent, io: CliIo): Promise<number> {
+async function run (agent: RendezvousAgent, io: CliIo, stop?: Promise<string>): Promise<number> {
   const log = (line: string): void => { io.stdout.write(`${new Date().toISOString()} ${line}\n`) }
   watch(agent, io, log)
   let onSignal: (signal: string) => void = () => {}
@@ -109,6 +112,7 @@ async function run (agent: RendezvousAgent, io: CliIo): Promise<number> {
     }
   })
   for (const s of SIGNALS) process.once(s, onSignal)
+  stop?.then(onSignal, () => {})
   try {
     // A refusal before the first park arrives here and as 'fatal'; the latter decides the exit code.
     agent.start().catch(() => {})
@@ -128,7 +132,13 @@ function watch (agent: RendezvousAgent, io: CliIo, log: (line: string) => void):
   agent.on('dropped', ({ error }) => log(`a parked connection was closed${error === undefined ? '' : ': ' + error.message}`))
   agent.on('replaced', ({ age }) => log(`replaced a connection parked for ${Math.round(age / 1000)} s`))
   agent.on('backoff', ({ delay, attempt }) => log(`retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`))
-  agent.on('error', (err, phase) => log(`${phase === 'connect' ? 'cannot park' : phase + ' error'}: ${err.message}`))
+  agent.on('error', (err, phase) => log(`${phase === 'connect' ? 'cannot park' : phase + ' error'}: ${err.message}${certificateHint(err)}`))
+}
+
+// Certificate trouble is the usual first-run mistake with a self-signed rendezvous; say what fixes it.
+function certificateHint (err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code ?? ''
+  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code) ? ' (give the rendezvous certificate or its CA with --ca FILE)' : ''
 }
 
 function readCa (file: string): Buffer {

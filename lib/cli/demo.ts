@@ -107,7 +107,8 @@ function parseErrorMessage (err: Error & { code?: string }): string {
     case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
       return `unexpected argument ${quoted} for demo (see rendezvous demo --help)`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      const flag = quoted.split(' ')[0]
+      // Node names a flag with a short alias '-h, --help'.
+      const flag = /--[\w-]+/.exec(quoted)?.[0] ?? quoted
       return /does not take/.test(err.message) ? `${flag} does not take a value` : `${flag} needs a value`
     }
     default:

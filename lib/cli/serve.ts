@@ -15,15 +15,10 @@ export async function runServe (args: string[], io: CliIo): Promise<number> {
     io.stdout.write(SERVE_USAGE)
     return 0
   }
-  const signals = watchSignals()
-  try {
-    return await serve(parsed, io, signals)
-  } finally {
-    signals.stop()
-  }
+  return await serve(parsed, io)
 }
 
-async function serve (parsed: ServeArgs, io: CliIo, signals: Signals): Promise<number> {
+async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   const certificate = parsed.noTls
     ? undefined
     : await loadCertificate({ dataDir: parsed.dataDir, host: parsed.host, certFile: parsed.tlsCert, keyFile: parsed.tlsKey })
@@ -41,19 +36,24 @@ async function serve (parsed: ServeArgs, io: CliIo, signals: Signals): Promise<n
   try {
     await app.listen({ host: parsed.host, port: parsed.port })
   } catch (err) {
-    await closeServer(app, 2_000)
+    await closeServer(app, 2_000).catch(() => {})
     throw startupError(err, parsed)
   }
-  io.stdout.write(banner(parsed, boundPort(app), certificate))
-  const signal = await signals.first
-  app.log.info({ signal }, 'shutting down')
-  const outcome = await closeServer(app, closeDeadline(options), signals.second)
-  return outcome === 'forced' ? 1 : 0
+  // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
+  const signals = watchSignals()
+  try {
+    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    const signal = await signals.first
+    app.log.info({ signal }, 'shutting down')
+    const outcome = await closeServer(app, closeDeadline(options), signals.second)
+    return outcome === 'forced' ? 1 : 0
+  } finally {
+    signals.stop()
+  }
 }
 
 interface Signals { first: Promise<string>, second: Promise<string>, stop: () => void }
 
-// Installed before anything slow, so that an early SIGTERM still ends in a graceful close rather than a kill.
 function watchSignals (): Signals {
   let count = 0
   let onFirst: (signal: string) => void = () => {}

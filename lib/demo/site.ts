@@ -198,6 +198,7 @@ function renderResult (message: string): string {
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Form received</title>
+<link rel="icon" href="/logo.svg" type="image/svg+xml">
 <style>body { font: 16px/1.5 system-ui, sans-serif; max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }</style>
 </head>
 <body>

@@ -102,7 +102,7 @@ function closePayload (code: number): Buffer {
 }
 
 function echo (socket: Duplex, head: Buffer, opts: EchoOptions): EchoSocket {
-  let buffered = Buffer.alloc(0)
+  let buffered: Buffer = Buffer.alloc(0)
   let fragments: Buffer[] = []
   let fragmentOpcode = 0
   let fragmentSize = 0

@@ -1,7 +1,7 @@
-import { X509Certificate, createPrivateKey } from 'node:crypto'
-import { chmod, mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { CliError } from '../cli/cli-error'
@@ -40,7 +40,7 @@ export async function loadCertificate (req: CertificateRequest): Promise<Certifi
   return selfSigned(req.dataDir, req.host)
 }
 
-async function selfSigned (dataDir: string, host: string): Promise<Certificate> {
+async function selfSigned (dataDir: string, host: string, retry = true): Promise<Certificate> {
   const dir = join(dataDir, 'tls')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
@@ -53,12 +53,33 @@ async function selfSigned (dataDir: string, host: string): Promise<Certificate> 
     throw new CliError(`${dir} holds only one of cert.pem and key.pem; restore the other or delete ${dir} to generate a new pair`, 1)
   }
   const pems = await generateSelfSigned(host)
-  await mkdir(dir, { recursive: true, mode: 0o700 })
-  await chmod(dir, 0o700)
-  // The key goes first and each file appears whole, so a crash never leaves a cert without its key.
-  await writeAtomically(keyPath, pems.private, 0o600)
-  await writeAtomically(certPath, pems.cert, 0o644)
+  if (!await publish(dataDir, dir, pems) && retry) {
+    // Another server on this data dir published first; serving its pair keeps one fingerprint per data dir.
+    return await selfSigned(dataDir, host, false)
+  }
   return describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true)
+}
+
+/**
+ * Moves a complete tls directory into place in one rename, so a crash or a
+ * concurrent start never leaves a certificate without its key. Resolves
+ * false when a tls directory with content got there first.
+ */
+async function publish (dataDir: string, dir: string, pems: { cert: string, private: string }): Promise<boolean> {
+  await makeDirectory(dataDir)
+  const staging = join(dataDir, `.tls-${process.pid}-${randomBytes(4).toString('hex')}`)
+  try {
+    await mkdir(staging, { mode: 0o700 })
+    await writeFile(join(staging, 'key.pem'), pems.private, { mode: 0o600, flag: 'wx' })
+    await writeFile(join(staging, 'cert.pem'), pems.cert, { mode: 0o644, flag: 'wx' })
+    await rename(staging, dir)
+    return true
+  } catch (err) {
+    await rm(staging, { recursive: true, force: true })
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOTEMPTY' || code === 'EEXIST') return false
+    throw new CliError(`cannot write ${dir}: ${reason(err)}`, 1)
+  }
 }
 
 async function generateSelfSigned (host: string): Promise<{ cert: string, private: string }> {
@@ -143,19 +164,33 @@ async function readOptional (file: string): Promise<Buffer | undefined> {
   }
 }
 
-async function writeAtomically (file: string, content: string, mode: number): Promise<void> {
-  const temporary = `${file}.${process.pid}.tmp`
+/** mkdir -p, mode 0700 for what it creates, without `recursive: true`: Node 20 spins forever on that under /proc. */
+async function makeDirectory (dir: string): Promise<void> {
   try {
-    await writeFile(temporary, content, { mode, flag: 'wx' })
-    await rename(temporary, file)
+    await mkdirOnce(dir)
   } catch (err) {
-    throw new CliError(`cannot write ${file}: ${reason(err)}`, 1)
+    throw new CliError(`cannot create ${dir}: ${reason(err)}`, 1)
+  }
+}
+
+async function mkdirOnce (dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { mode: 0o700 })
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EEXIST') return
+    const parent = dirname(dir)
+    if (code !== 'ENOENT' || parent === dir) throw err
+    await mkdirOnce(parent)
+    // Once only: if the parent now exists and this still fails, the failure is real.
+    await mkdir(dir, { mode: 0o700 }).catch((again: NodeJS.ErrnoException) => { if (again.code !== 'EEXIST') throw again })
   }
 }
 
 function reason (err: unknown): string {
   const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return 'no such file'
+  if (code === 'ENOENT') return 'no such file or directory'
+  if (code === 'ENOTDIR') return 'a part of the path is not a directory'
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
   if (code === 'EISDIR') return 'it is a directory'
   return oneLine(err)

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream'
 import { runAgent } from '../../lib/cli/agent'
 import { otherCert, otherKey, tlsCertPath } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer } from './helpers'
+import { echoServer, readAll } from './helpers'
 
 function io (env: NodeJS.ProcessEnv = {}): { out: () => string, err: () => string, io: Parameters<typeof runAgent>[1] } {
   let out = ''
@@ -70,6 +70,20 @@ t.test('--insecure warns on stderr', async (t) => {
   t.match(c.err(), /WARNING: TLS certificate verification is OFF/)
 })
 
+t.test('an untrusted certificate is logged with the flag that fixes it', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop: (reason: string) => void = () => {}
+  const done = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--backoff-max', '0.05'], c.io, new Promise((resolve) => { stop = resolve }))
+  while (!c.out().includes('cannot park')) await new Promise((resolve) => setTimeout(resolve, 20))
+  stop('test')
+  t.equal(await done, 0)
+  t.match(c.out(), /Z test: closing\n/)
+  t.match(c.out(), /cannot park: self-signed certificate \(give the rendezvous certificate or its CA with --ca FILE\)/)
+  t.equal(fake.connects.length, 0)
+})
+
 t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
   const echo = await echoServer()
@@ -87,8 +101,8 @@ t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) 
   child.stdout.on('data', (c: Buffer) => { out += c.toString() })
   child.stderr.on('data', (c: Buffer) => { err += c.toString() })
   await fake.waitParked(2, 15000)
-  const socket = fake.take('GET /via-cli HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
-  await once(socket, 'close')
+  const answer = await readAll(fake.take('GET /via-cli HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
+  t.match(answer.toString(), /^HTTP\/1\.1 200 OK/)
   await fake.waitParked(2)
   await new Promise((resolve) => setTimeout(resolve, 100))
   child.kill('SIGTERM')

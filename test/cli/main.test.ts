@@ -63,7 +63,7 @@ t.test('help names a command, and inherited object keys are not commands', async
   t.match(proto.stderr.text, /^rendezvous: unknown command "constructor"\n/)
 })
 
-const problem = buildProblem()
+const problem = buildProblem(t)
 if (problem !== undefined) {
   t.fail(problem)
 } else {

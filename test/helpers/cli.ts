@@ -27,14 +27,14 @@ export interface CliOptions {
 interface Teardown { teardown: (fn: () => void) => void }
 
 /**
- * Explains, once, why the CLI tests cannot run: they test the compiled bin,
- * so a missing or stale dist/ would test the wrong code.
+ * Why the CLI tests cannot run, if they cannot: they test the compiled bin.
+ * A stale dist/ only earns a comment, since in a shared tree someone is
+ * often editing lib/ while the tests run.
  */
-export function buildProblem (): string | undefined {
+export function buildProblem (t: { comment: (...message: unknown[]) => void }): string | undefined {
   if (!existsSync(CLI_MAIN)) return `${CLI_MAIN} is missing: run npm run build first`
-  const built = statSync(CLI_MAIN).mtimeMs
   const newer = newestSource(join(ROOT, 'lib'))
-  if (newer.mtime > built) return `dist/ is older than ${newer.file}: run npm run build first`
+  if (newer.mtime > statSync(CLI_MAIN).mtimeMs) t.comment(`WARNING: dist/ is older than ${newer.file}; these tests run the old build`)
   return undefined
 }
 
