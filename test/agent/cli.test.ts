@@ -80,7 +80,8 @@ t.test('an untrusted certificate is logged with the flag that fixes it', async (
   stop('test')
   t.equal(await done, 0)
   t.match(c.out(), /Z test: closing\n/)
-  t.match(c.out(), /cannot park: self-signed certificate \(give the rendezvous certificate or its CA with --ca FILE\)/)
+  // Node 24 adds its own hint to the TLS message, so only the stable parts are matched.
+  t.match(c.out(), /cannot park: self-signed certificate[^\n]*\(give the rendezvous certificate or its CA with --ca FILE\)/)
   t.equal(fake.connects.length, 0)
 })
 
