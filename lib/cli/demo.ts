@@ -3,6 +3,7 @@ import { startDemo, type Demo } from '../demo/demo'
 import { canonicalId } from '../ids'
 import { LOG_LEVELS, type LogLevel } from '../server/serve-options'
 import { CliError, type CliIo } from './cli-error'
+import { watchSignals } from './signals'
 
 export const DEMO_USAGE = `usage: rendezvous demo [--port 8443] [--data-dir DIR] [--id ID] [--log-level LEVEL]
 
@@ -39,8 +40,6 @@ const OPTIONS = {
   id: { type: 'string' },
   'log-level': { type: 'string', default: 'warn' }
 } as const
-
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
 /** `rendezvous demo`: runs until SIGTERM or SIGINT, then closes everything and resolves 0. */
 export async function runDemo (args: string[], io: CliIo): Promise<number> {
@@ -150,23 +149,6 @@ function banner (demo: Demo): string {
     ''
   ]
   return lines.join('\n')
-}
-
-interface Signals { first: Promise<string>, second: Promise<string>, stop: () => void }
-
-function watchSignals (): Signals {
-  let count = 0
-  let onFirst: (signal: string) => void = () => {}
-  let onSecond: (signal: string) => void = () => {}
-  const first = new Promise<string>(resolve => { onFirst = resolve })
-  const second = new Promise<string>(resolve => { onSecond = resolve })
-  const handler = (signal: string): void => {
-    count += 1
-    if (count === 1) onFirst(signal)
-    else onSecond(signal)
-  }
-  for (const signal of SIGNALS) process.on(signal, handler)
-  return { first, second, stop: () => { for (const signal of SIGNALS) process.removeListener(signal, handler) } }
 }
 
 function quote (value: string): string {

@@ -4,9 +4,8 @@ import { buildServer, closeDeadline, closeServer } from '../server/app'
 import { loadCertificate, type Certificate } from '../server/certificate'
 import { parseServeArgs, type ServeArgs, type ServeOptions } from '../server/serve-options'
 import { CliError, type CliIo } from './cli-error'
+import { watchSignals } from './signals'
 import { SERVE_USAGE } from './usage'
-
-const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
@@ -50,23 +49,6 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   } finally {
     signals.stop()
   }
-}
-
-interface Signals { first: Promise<string>, second: Promise<string>, stop: () => void }
-
-function watchSignals (): Signals {
-  let count = 0
-  let onFirst: (signal: string) => void = () => {}
-  let onSecond: (signal: string) => void = () => {}
-  const first = new Promise<string>(resolve => { onFirst = resolve })
-  const second = new Promise<string>(resolve => { onSecond = resolve })
-  const handler = (signal: string): void => {
-    count += 1
-    if (count === 1) onFirst(signal)
-    else onSecond(signal)
-  }
-  for (const signal of SIGNALS) process.on(signal, handler)
-  return { first, second, stop: () => { for (const signal of SIGNALS) process.removeListener(signal, handler) } }
 }
 
 function boundPort (app: FastifyInstance): number {
