@@ -1,3 +1,4 @@
+import { argsError } from './arg-errors'
 import { parseArgs } from 'node:util'
 import { startDemo, type Demo } from '../demo/demo'
 import { canonicalId } from '../ids'
@@ -75,7 +76,7 @@ export function parseDemoArgs (args: string[]): DemoArgs {
   try {
     values = parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false }).values
   } catch (err) {
-    throw new CliError(parseErrorMessage(err as Error & { code?: string }))
+    throw argsError(err, 'demo')
   }
   if (values.help === true) return { help: true, port: 8443, logLevel: 'warn' }
   const dataDir = values['data-dir']
@@ -95,24 +96,6 @@ function port (value: string): number {
   const n = Number(value)
   if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
   return n
-}
-
-// Node's messages advise on '--' quoting and run to several sentences; users need the flag and what went wrong.
-function parseErrorMessage (err: Error & { code?: string }): string {
-  const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? ''
-  switch (err.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option ${quoted} for demo (see rendezvous demo --help)`
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${quoted} for demo (see rendezvous demo --help)`
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      // Node names a flag with a short alias '-h, --help'.
-      const flag = /--[\w-]+/.exec(quoted)?.[0] ?? quoted
-      return /does not take/.test(err.message) ? `${flag} does not take a value` : `${flag} needs a value`
-    }
-    default:
-      return err.message.split('\n')[0]
-  }
 }
 
 /** Known failures while starting become one-line CliErrors (exit 1); anything else stays unexpected. */

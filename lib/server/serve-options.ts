@@ -1,3 +1,4 @@
+import { argsError } from '../cli/arg-errors'
 import { parseArgs } from 'node:util'
 import { CliError } from '../cli/cli-error'
 
@@ -95,24 +96,7 @@ function parse (args: string[]): ReturnType<typeof parseArgs<{ args: string[], o
   try {
     return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false })
   } catch (err) {
-    throw new CliError(parseErrorMessage(err as Error & { code?: string }))
-  }
-}
-
-// Node's messages advise on '--' quoting and run to several sentences; users need the flag and what went wrong.
-function parseErrorMessage (err: Error & { code?: string }): string {
-  const quoted = /'([^']*)'/.exec(err.message)?.[1] ?? ''
-  switch (err.code) {
-    case 'ERR_PARSE_ARGS_UNKNOWN_OPTION':
-      return `unknown option ${quoted} for serve (see rendezvous serve --help)`
-    case 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL':
-      return `unexpected argument ${quoted} for serve (see rendezvous serve --help)`
-    case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE': {
-      const flag = quoted.split(' ')[0]
-      return /does not take/.test(err.message) ? `${flag} does not take a value` : `${flag} needs a value`
-    }
-    default:
-      return err.message.split('\n')[0]
+    throw argsError(err, 'serve')
   }
 }
 

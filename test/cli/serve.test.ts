@@ -222,6 +222,7 @@ if (problem !== undefined) {
       ['key of another certificate', ['--tls-cert', tlsCertPath, '--tls-key', otherKeyPath], /other-key\.pem is not the key of/],
       ['unknown flag', ['--bogus'], /unknown option --bogus/],
       ['flag without its value', ['--port'], /--port needs a value/],
+      ['a value on a flag that takes none', ['--help=yes'], /--help does not take a value/],
       ['port out of range', ['--port', '70000'], /--port must be/],
       ['port not a number', ['--port', 'http'], /--port must be/],
       ['wait timeout zero', ['--wait-timeout', '0'], /--wait-timeout must be/],
