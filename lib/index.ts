@@ -17,6 +17,7 @@ import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import type { Registry } from './registry/registry'
 import type { Splice } from './splice'
+import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
@@ -53,7 +54,7 @@ declare module 'fastify' {
   }
 }
 
-function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: MemoryReplayCache | NonNullable<ResolvedOptions['replayCache']>) {
+function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache) {
   const custom = o.verifyToken
   if (custom === undefined) {
     return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
