@@ -3,24 +3,10 @@ import type { ReplayCache } from './stores/replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import type { AuthFailureLimits } from './relay/auth-throttle'
+import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 
-/** What a token verifier says. `true`/`false` are accepted from user verifiers as shorthand. */
-export type TokenVerdict =
-  | { ok: true, kind: string }
-  | { ok: false, reason: string, status?: 401 | 503 }
-
-export type VerifyToken = (id: string, token: string) => boolean | TokenVerdict | Promise<boolean | TokenVerdict>
-
-export type TotpMode = 'strict' | 'reuse' | 'off'
-
-export interface AuthFailureLimits {
-  /** Failures per (client address, ID) within `windowMs` before that pair is cooled off. */
-  perPair?: number
-  /** Failures per client address, across all IDs, within `windowMs` before the address is cooled off. */
-  perAddress?: number
-  windowMs?: number
-  coolOffMs?: number
-}
+export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken }
 
 export interface RendezvousOptions {
   /** Where IDs and secrets live. Defaults to a file registry in `dataDir`, or an in-memory one. */

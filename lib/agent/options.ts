@@ -1,6 +1,6 @@
 import type net from 'node:net'
 import type tls from 'node:tls'
-import { canonicalId, isValidSecret } from '../ids'
+import { canonicalId, isValidSecret } from '../registry/ids'
 import type { LocalTarget } from './relay'
 
 export interface RendezvousAgentOptions {

@@ -1,7 +1,7 @@
 import { argsError } from './arg-errors'
 import { parseArgs } from 'node:util'
 import { startDemo, type Demo } from '../demo/demo'
-import { canonicalId } from '../ids'
+import { canonicalId } from '../registry/ids'
 import { LOG_LEVELS, type LogLevel } from '../server/serve-options'
 import { CliError, type CliIo } from './cli-error'
 import { watchSignals } from './signals'

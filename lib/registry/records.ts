@@ -1,4 +1,4 @@
-import { canonicalId, generateId, generateSecret, isValidSecret } from '../ids'
+import { canonicalId, generateId, generateSecret, isValidSecret } from './ids'
 import { InvalidIdError, InvalidSecretError } from '../errors'
 import type { AddIdentity, IdentityRecord } from './registry'
 

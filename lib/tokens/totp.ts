@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto'
 import { HOTP, Secret } from 'otpauth'
-import { decodeSecret } from '../ids'
+import { decodeSecret } from '../registry/ids'
 
 // decisions §3: RFC 6238 as the original's hidden servers compute it.
 export const TOTP_STEP_MS = 30_000

@@ -1,5 +1,5 @@
 import { createHmac, randomBytes } from 'node:crypto'
-import { decodeSecret } from '../ids'
+import { decodeSecret } from '../registry/ids'
 
 // decisions §3. The domain prefix keeps these MACs from ever being valid for
 // another protocol that happens to use the same secret.

@@ -1,6 +1,6 @@
 import { timingSafeEqual } from 'node:crypto'
-import { decodeSecret, generateSecret } from '../ids'
-import type { TokenVerdict, TotpMode } from '../options'
+import { decodeSecret, generateSecret } from '../registry/ids'
+import type { TokenVerdict, TotpMode } from './verdict'
 import type { ReplayCache } from '../stores/replay-cache'
 import { isTotpCode, matchTotp, TOTP_STEP_MS } from './totp'
 import { parseV1Token, v1Mac } from './v1'

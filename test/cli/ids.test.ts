@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import { TOTP, URI } from 'otpauth'
 import t from 'tap'
 import { runIds } from '../../lib/cli/ids'
-import { decodeSecret } from '../../lib/ids'
+import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry } from '../../lib/registry/file-registry'
 
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'

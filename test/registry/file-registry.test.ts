@@ -4,7 +4,7 @@ import { hostname } from 'node:os'
 import { join, resolve } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
-import { decodeSecret } from '../../lib/ids'
+import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry, type FileRegistryOptions } from '../../lib/registry/file-registry'
 
 const ROOT = resolve(__dirname, '../..')

@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
-import { CONNECT_OK, refuse, type Refusal } from './answers'
+import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
 import type { AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
-import type { TokenVerdict } from './options'
+import type { TokenVerdict } from '../tokens/verdict'
 import type { ParkingLot } from './parking-lot'
-import { parseConnectTarget } from './parse/connect-target'
+import { parseConnectTarget } from '../http/connect-target'
 
 export interface HiddenSideDeps {
   verify: (id: string, token: string) => Promise<TokenVerdict>

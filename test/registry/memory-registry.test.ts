@@ -1,5 +1,5 @@
 import t from 'tap'
-import { decodeSecret, isValidSecret } from '../../lib/ids'
+import { decodeSecret, isValidSecret } from '../../lib/registry/ids'
 import { MemoryRegistry } from '../../lib/registry/memory-registry'
 
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'

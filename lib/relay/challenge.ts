@@ -1,5 +1,5 @@
 import type { onRequestHookHandler } from 'fastify'
-import { digestChallenge } from './answers'
+import { digestChallenge } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 

@@ -2,7 +2,7 @@ import t from 'tap'
 import { createServer, type IncomingMessage } from 'node:http'
 import { connect, type AddressInfo } from 'node:net'
 import { once } from 'node:events'
-import { serializeHead } from '../../lib/head'
+import { serializeHead } from '../../lib/http/head'
 
 t.test('keeps names, order and duplicates, drops every Authorization', async (t) => {
   const out = serializeHead({

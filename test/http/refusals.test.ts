@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createServer, connect, Socket, type AddressInfo, type Server } from 'node:net'
 import { once } from 'node:events'
-import { CONNECT_OK, digestChallenge, refusalBytes, refuse, type Refusal } from '../../lib/answers'
+import { CONNECT_OK, digestChallenge, refusalBytes, refuse, type Refusal } from '../../lib/http/refusals'
 
 t.test('CONNECT_OK', async (t) => {
   t.ok(Buffer.isBuffer(CONNECT_OK))

@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server as HttpServer } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
-import { HandoffUnsupportedError } from './errors'
+import { HandoffUnsupportedError } from '../errors'
 import { kConnectionListener, kConnectListener, kTicket } from './symbols'
 
 /*

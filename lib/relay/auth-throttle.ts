@@ -1,5 +1,13 @@
-import type { AuthFailureLimits } from './options'
-import type { ThrottleStore } from './stores/throttle-store'
+import type { ThrottleStore } from '../stores/throttle-store'
+
+export interface AuthFailureLimits {
+  /** Failures per (client address, ID) within `windowMs` before that pair is cooled off. */
+  perPair?: number
+  /** Failures per client address, across all IDs, within `windowMs` before the address is cooled off. */
+  perAddress?: number
+  windowMs?: number
+  coolOffMs?: number
+}
 
 const MAPPED_IPV4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
 

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { AuthThrottle, normaliseAddress } from '../../lib/auth-throttle'
+import { AuthThrottle, normaliseAddress } from '../../lib/relay/auth-throttle'
 import { MemoryThrottleStore } from '../../lib/stores/memory-throttle-store'
 import type { AuthFailureLimits } from '../../lib/options'
 

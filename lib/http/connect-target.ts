@@ -1,4 +1,4 @@
-import { isValidId } from '../ids'
+import { isValidId } from '../registry/ids'
 
 export type ConnectTarget =
   | { kind: 'ok', id: string, token: string }

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseConnectTarget } from '../../lib/parse/connect-target'
+import { parseConnectTarget } from '../../lib/http/connect-target'
 
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
 const V1 = 'v1.1700000000.AAECAwQFBgcICQoLDA0ODw.q1w2e3r4t5y6u7i8o9p0-_a1s2d3f4g5h6j7k8l9z0x'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { parseAuthParams, readCredential } from '../../lib/parse/authorization'
+import { parseAuthParams, readCredential } from '../../lib/http/authorization'
 
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
 
