@@ -145,7 +145,7 @@ t.test('lot limits answer 503 with Retry-After', async t => {
 })
 
 t.test('brute force: 10 failures per (address, ID) give 429, per address 100 across IDs', async t => {
-  const relay = await startRendezvous({ ids: ['hub-1', 'hub-2'], plugin: { authFailures: { perPair: 3, perAddress: 5, windowMs: 60_000, coolOffMs: 30_000 } } })
+  const relay = await startRendezvous({ ids: ['hub-1', 'hub-2'], plugin: { authFailures: { perPair: 3, perAddress: 5, window: 60_000, coolOff: 30_000 } } })
   t.teardown(relay.close)
   const bad = (id: string): string => `uuid:${id}?response=${createV1Token(id, 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`
   const statuses: number[] = []
