@@ -4,7 +4,7 @@ import { argsError } from './arg-errors'
 import { CliError } from './cli-error'
 import { logLevel, nonEmpty, port } from './flags'
 
-/** `rendezvous serve` flags, decisions §5, as given on the command line. */
+/** `rendezvous serve` flags (docs/cli.md), as given on the command line. */
 export interface ServeArgs {
   help: boolean
   host: string
