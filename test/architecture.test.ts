@@ -5,14 +5,16 @@ import t from 'tap'
 /*
  * The direction of imports inside lib/ (docs/architecture.md), checked so
  * that it stays true:
- * - the library core never imports the products built on it;
+ * - the library core never imports the products built on it (agent, client,
+ *   server, demo, cli, and entry, the package's subpath entries);
  * - nothing but lib/cli imports lib/cli: only the CLI knows the command line;
  * - no two units import each other, directly or around a loop.
  * A unit is a folder of lib/, or a file at its root (index.ts, options.ts, errors.ts).
  */
 
 const LIB = resolve(__dirname, '..', 'lib')
-const PRODUCTS = new Set(['agent', 'client', 'server', 'demo', 'cli'])
+// Built on the core; `entry` holds the package's subpath entries (fastify-rendezvous/agent, /client).
+const PRODUCTS = new Set(['agent', 'client', 'server', 'demo', 'cli', 'entry'])
 
 export type Graph = Map<string, Set<string>>
 export interface Edge { from: string, to: string, file: string }
@@ -63,7 +65,7 @@ export function violations (edges: Edge[]): string[] {
     graph.get(from)!.add(to)
   }
   for (const cycle of cycles(graph)) problems.push(`units import each other: ${cycle.join(' -> ')}`)
-  return problems
+  return [...new Set(problems)]
 }
 
 /** Each loop in the graph once, as the path that closes it. */
