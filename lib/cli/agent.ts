@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { AgentOptionError, RendezvousAgent, type RendezvousAgentOptions } from '../agent/agent'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
-import { report } from './report'
+import { command, report } from './report'
 import { watchSignals } from './signals'
 
 export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secret BASE32 --to URL
@@ -47,18 +47,7 @@ const FLAG_OF: Partial<Record<keyof RendezvousAgentOptions, string>> = {
  * `stop`, when given, ends it as a signal would, with its value as the reason (for embedding and tests).
  */
 export async function runAgent (args: string[], io: CliIo, stop?: Promise<string>): Promise<number> {
-  let agent: RendezvousAgent
-  try {
-    const options = parseAgentArgs(args, io.env)
-    if (options === undefined) {
-      io.stdout.write(AGENT_USAGE)
-      return 0
-    }
-    agent = createAgent(options)
-  } catch (err) {
-    return report(err, io)
-  }
-  return await run(agent, io, stop)
+  return await command(io, AGENT_USAGE, () => parseAgentArgs(args, io.env), async options => await run(createAgent(options), io, stop))
 }
 
 /** The agent's options from the command line, or undefined for --help. */

@@ -5,7 +5,7 @@ import type { LogLevel } from '../server/serve-options'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
 import { logLevel, nonEmpty, port, quote } from './flags'
-import { firstLine, report, startupError } from './report'
+import { command, firstLine, helpless, startupError } from './report'
 import { watchSignals } from './signals'
 
 export const DEMO_USAGE = `usage: rendezvous demo [--port 8443] [--data-dir DIR] [--id ID] [--log-level LEVEL]
@@ -46,16 +46,7 @@ const OPTIONS = {
 
 /** `rendezvous demo`: runs until SIGTERM or SIGINT, then closes everything and resolves 0. */
 export async function runDemo (args: string[], io: CliIo): Promise<number> {
-  try {
-    const parsed = parseDemoArgs(args)
-    if (parsed.help) {
-      io.stdout.write(DEMO_USAGE)
-      return 0
-    }
-    return await run(parsed, io)
-  } catch (err) {
-    return report(err, io)
-  }
+  return await command(io, DEMO_USAGE, () => helpless(parseDemoArgs(args)), async parsed => await run(parsed, io))
 }
 
 async function run (parsed: DemoArgs, io: CliIo): Promise<number> {

@@ -1,6 +1,7 @@
 import { resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
+import { normaliseSecret } from '../agent/options'
 import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
@@ -60,8 +61,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
 
   const record = await withRegistry(dataDir, (registry) => registry.add({
     id: values.id,
-    // Authenticator apps show keys in lower case, in groups, sometimes padded.
-    secret: values.secret?.replace(/[\s=]+/g, '').toUpperCase()
+    secret: values.secret === undefined ? undefined : normaliseSecret(values.secret)
   }))
   const otpauth = otpauthUri(record)
 

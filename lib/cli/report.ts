@@ -29,6 +29,28 @@ export function report (err: unknown, io: CliIo): number {
   return 1
 }
 
+/**
+ * The frame of every command: `--help` prints `usage`, anything thrown is
+ * reported. `parse` returns undefined for --help.
+ */
+export async function command<T> (io: CliIo, usage: string, parse: () => T | undefined, run: (parsed: T) => Promise<number>): Promise<number> {
+  try {
+    const parsed = parse()
+    if (parsed === undefined) {
+      io.stdout.write(usage)
+      return 0
+    }
+    return await run(parsed)
+  } catch (err) {
+    return report(err, io)
+  }
+}
+
+/** Parsed flags, or undefined when they asked for --help. */
+export function helpless<T extends { help: boolean }> (parsed: T): T | undefined {
+  return parsed.help ? undefined : parsed
+}
+
 function expected (err: unknown): CliError | undefined {
   if (err instanceof CliError) return new CliError(firstLine(err.message), err.exitCode)
   const e = err as NodeJS.ErrnoException | undefined

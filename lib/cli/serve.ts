@@ -5,23 +5,14 @@ import { loadCertificate, type Certificate } from '../server/certificate'
 import type { ServeOptions } from '../server/serve-options'
 import type { CliIo } from './cli-error'
 import { quote } from './flags'
-import { formatHost, report, startupError } from './report'
+import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
 import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
-  try {
-    const parsed = parseServeArgs(args)
-    if (parsed.help) {
-      io.stdout.write(SERVE_USAGE)
-      return 0
-    }
-    return await serve(parsed, io)
-  } catch (err) {
-    return report(err, io)
-  }
+  return await command(io, SERVE_USAGE, () => helpless(parseServeArgs(args)), async parsed => await serve(parsed, io))
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
