@@ -15,8 +15,8 @@ export interface SerializeOptions {
 
 /**
  * Re-serialises a mobile client's request head for the hidden server
- * byte for byte, as the README describes. Throws TypeError on a CR, LF or NUL,
- * which Node's lenient parser (`insecureHTTPParser`) lets through.
+ * (docs/protocol.md, "What reaches the hidden server"). Throws TypeError on a
+ * CR, LF or NUL, which Node's lenient parser (`insecureHTTPParser`) lets through.
  */
 export function serializeHead (req: { method: string, url: string, httpVersion: string, rawHeaders: string[] }, opts: SerializeOptions = {}): Buffer {
   const drop = opts.dropAuthorization ?? true

@@ -118,7 +118,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     return found
   }
 
-  async function relay (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const watch = watchClient(client, limits.maxWaitBuffer)
     let found: WaitOutcome | undefined
     try {
@@ -181,7 +181,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     log.info({ id: ticket.id }, 'relaying')
-    relay(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()

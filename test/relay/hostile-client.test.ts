@@ -1,8 +1,9 @@
 import t, { type Test } from 'tap'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyServerOptions } from 'fastify'
-import { startRelay, untilParked, type Relay } from '../helpers/relay'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
 import { statusOf, type WireClient } from '../helpers/wire'
+import { until } from '../helpers/until'
 
 /*
  * Defects a hostile (or merely unlucky) mobile client found in the relay.
@@ -10,14 +11,6 @@ import { statusOf, type WireClient } from '../helpers/wire'
  */
 
 const DIGEST = (id: string): string => `Authorization: Digest username="${id}", realm="rendezvous", nonce="n", uri="/", response="r"\r\n`
-
-async function until (check: () => boolean, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
 
 /** Asserts that nothing reaches a parked hidden connection for a while, and that it is still parked. */
 async function stillUnused (t: Test, relay: Relay, hidden: WireClient, parked = 1): Promise<void> {
@@ -44,9 +37,9 @@ for (const tls of [false, true]) {
     t.teardown(relay.close)
     const client = await relay.open(true)
     client.write('POST /transfer HTTP/1.1\r\nHost: h\r\n' + DIGEST('hub-1') + 'Content-Length: 3\r\n\r\nabc')
-    await until(() => relay.app.rendezvous.stats().waiting === 1, 'the client to wait')
+    await until(() => relay.app.rendezvous.stats().waiting === 1, 5000, 'the client to wait')
     client.socket.end()
-    await until(() => relay.app.rendezvous.stats().waiting === 0, 'the waiter to leave', 2000)
+    await until(() => relay.app.rendezvous.stats().waiting === 0, 2000, 'the waiter to leave')
     const hidden = await relay.park('hub-1')
     await stillUnused(t, relay, hidden)
     hidden.destroy()
@@ -58,7 +51,7 @@ for (const tls of [false, true]) {
     t.teardown(relay.close)
     const client = await relay.open()
     client.write('POST /p HTTP/1.1\r\nHost: h\r\n' + DIGEST('hub-1') + 'Content-Length: 10\r\n\r\nhello')
-    await until(() => relay.app.rendezvous.stats().waiting === 1, 'the client to wait')
+    await until(() => relay.app.rendezvous.stats().waiting === 1, 5000, 'the client to wait')
     client.write('world')
     await sleep(100)
     const hidden = await relay.park('hub-1')
@@ -170,7 +163,7 @@ t.test('with the lenient parser, a NUL in a header gets 400 and the parked conne
 })
 
 t.test('unknown IDs are throttled per address, and a throttled address cannot tell known IDs apart', async t => {
-  const relay = await startRelay({ plugin: { unknownIdFailures: { perAddress: 5, windowMs: 60_000, coolOffMs: 30_000 } } })
+  const relay = await startRelay({ plugin: { unknownIdFailures: { perAddress: 5, window: 60_000, coolOff: 30_000 } } })
   t.teardown(relay.close)
   const ask = async (id: string): Promise<string> => {
     const c = await relay.open()

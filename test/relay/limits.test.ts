@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
-import { startRelay, untilParked } from '../helpers/relay'
+import { startRendezvous as startRelay, untilParked } from '../helpers/rendezvous'
 import { statusOf } from '../helpers/wire'
 
 /* Limits that keep idle or hostile connections from locking out real users. */
