@@ -92,16 +92,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
       return
     }
-    const hidden = found.socket
-    hidden.write(serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }))
-    if (rest.length > 0) hidden.write(rest)
+    const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders })
     metrics.request('relayed')
-    metrics.spliceOpened()
-    const pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout })
+    const pair = splice(client, found.socket, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] })
+    metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
-    metrics.spliceClosed(result.end, result.toHidden, result.toClient, result.durationMs / 1000)
+    metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
     log.info({ end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
