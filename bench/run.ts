@@ -6,7 +6,7 @@ import { bulkDown, bulkUp } from './lib/bulk'
 import { parkedMemory, scale } from './lib/held'
 import { freshConnections, keepAlive, type RateResult } from './lib/load'
 import { startPaths, type BenchPath } from './lib/paths'
-import { NOFILE, ROOT, sleep } from './lib/procs'
+import { cpuMs, NOFILE, ROOT, sleep } from './lib/procs'
 import { markdown, spliceIntoDoc, svg, targets, type Best, type Results } from './lib/report'
 
 /*
@@ -57,21 +57,31 @@ function rotate<T> (items: T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)]
 }
 
+async function withCpu (p: BenchPath, run: () => Promise<RateResult>, seconds: number): Promise<RateResult> {
+  const cpu = (): number => p.pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
+  const before = cpu()
+  const r = await run()
+  const requests = r.rps * seconds
+  return p.pids.length === 0 || requests === 0 ? r : { ...r, cpuUs: Math.round((cpu() - before) * 1000 / requests) }
+}
+
 async function rounds (paths: BenchPath[], results: Results): Promise<void> {
   const rps = (r: RateResult): number => r.errors > 0 ? r.rps * 0.999 : r.rps
+  // The first seconds of a process run cold code; a short unrecorded run warms every path, client included.
+  for (const p of paths) await keepAlive(p.target, 1, 50)
   for (let round = 0; round < CONFIG.rounds; round++) {
     const order = rotate(paths, round)
     if (wanted('keepAlive')) {
       for (const p of order) {
-        const r = await keepAlive(p.target, CONFIG.keepAlive, 50)
-        log(`round ${round + 1} keep-alive ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors`)
+        const r = await withCpu(p, () => keepAlive(p.target, CONFIG.keepAlive, 50), CONFIG.keepAlive)
+        log(`round ${round + 1} keep-alive ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors, ${r.cpuUs ?? '-'} µs CPU/req`)
         keepBest(results.keepAlive, p.name, r, rps)
       }
     }
     if (wanted('fresh')) {
       for (const p of order.filter(p => FRESH_PATHS.has(p.name))) {
-        const r = await freshConnections(p.target, CONFIG.fresh, 50)
-        log(`round ${round + 1} new connection per request ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors`)
+        const r = await withCpu(p, () => freshConnections(p.target, CONFIG.fresh, 50), CONFIG.fresh)
+        log(`round ${round + 1} new connection per request ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors, ${r.cpuUs ?? '-'} µs CPU/req`)
         keepBest(results.fresh, p.name, r, rps)
         // Closed connections linger in TIME_WAIT; let the next path start on a calm machine.
         await sleep(500)

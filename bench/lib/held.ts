@@ -1,7 +1,7 @@
 import { join } from 'node:path'
 import { generateSecret } from '../../lib/registry/ids'
 import { provision, untilParked } from './paths'
-import { rss, sleep, startScript, startServe, stop } from './procs'
+import { rss, sleep, startScript, startServe, stop, type Script } from './procs'
 
 // Scenarios 4 and 5: many connections held at once, each on a fresh relay so nothing else is in its memory.
 
@@ -32,35 +32,47 @@ async function freshRelay (dir: string, dist: string, kind: 'plain' | 'tls', ids
   return await startServe(dist, args, `${dataDir}.log`)
 }
 
-/** Scenario 4: RSS per parked connection, against as many bare Node sockets of the same kind. */
+/**
+ * Scenario 4: RSS per parked connection, against as many bare Node sockets
+ * of the same kind. Measured as the slope between half and all of them, so
+ * that what a process allocates once (young-generation space, pools) does
+ * not count as per-connection cost.
+ */
 export async function parkedMemory (dir: string, dist: string, kind: 'plain' | 'tls', connections: number, tls: { cert: string, key: string }): Promise<MemoryResult> {
   const secret = generateSecret()
   const ids = Array.from({ length: Math.ceil(connections / PER_ID) }, (_, i) => `mem-${i}`)
+  const half = ids.length * PER_ID / 2
   const relay = await freshRelay(dir, dist, kind, ids, secret, tls)
+  const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relay.port}`
+  const parkers: Script[] = []
   let relayPer = NaN
   try {
-    const before = await settledRss(relay.child.pid as number)
-    const hidden = await startScript('hidden.ts', [JSON.stringify({ relay: `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relay.port}`, ids, secret, pool: PER_ID, dialing: 100 })])
-    try {
-      await untilParked(relay.port, kind === 'tls', ids.length * PER_ID, 180_000)
-      relayPer = (await settledRss(relay.child.pid as number) - before) / (ids.length * PER_ID)
-    } finally {
-      await stop(hidden.child)
+    const samples: number[] = []
+    for (let step = 1; step <= 2; step++) {
+      parkers.push(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids, secret, pool: PER_ID / 2, dialing: 100 })]))
+      await untilParked(relay.port, kind === 'tls', step * half, 180_000)
+      samples.push(await settledRss(relay.child.pid as number))
     }
+    relayPer = (samples[1] - samples[0]) / half
   } finally {
+    for (const p of parkers) await stop(p.child)
     await stop(relay.child)
   }
   const holder = await startScript('holder.ts', ['server', kind, tls.cert, tls.key])
+  const clients: Script[] = []
   let barePer = NaN
   try {
-    const before = await settledRss(holder.child.pid as number)
-    const client = await startScript('holder.ts', ['client', kind, String(holder.info.port), String(ids.length * PER_ID)])
-    barePer = (await settledRss(holder.child.pid as number) - before) / (ids.length * PER_ID)
-    await stop(client.child)
+    const samples: number[] = []
+    for (let step = 1; step <= 2; step++) {
+      clients.push(await startScript('holder.ts', ['client', kind, String(holder.info.port), String(half)]))
+      samples.push(await settledRss(holder.child.pid as number))
+    }
+    barePer = (samples[1] - samples[0]) / half
   } finally {
+    for (const c of clients) await stop(c.child)
     await stop(holder.child)
   }
-  return { connections: ids.length * PER_ID, relayBytesPerConnection: Math.round(relayPer), bareBytesPerConnection: Math.round(barePer), overheadBytes: Math.round(relayPer - barePer) }
+  return { connections: 2 * half, relayBytesPerConnection: Math.round(relayPer), bareBytesPerConnection: Math.round(barePer), overheadBytes: Math.round(relayPer - barePer) }
 }
 
 export interface ScaleResult {
@@ -84,7 +96,7 @@ export async function scale (dir: string, dist: string, pairs: number, active: n
   const parked = ids.length * PER_ID
   const relay = await freshRelay(dir, dist, 'plain', ids, secret, tls)
   const hidden = await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${relay.port}`, ids, secret, pool: PER_ID, dialing: 100 })])
-  let mobile: Awaited<ReturnType<typeof startScript>> | undefined
+  let mobile: Script | undefined
   try {
     await untilParked(relay.port, false, parked, 180_000)
     const before = await settledRss(relay.child.pid as number)

@@ -8,7 +8,14 @@ import { launch, startScript, startServe, stop, untilListening } from './procs'
 import { sshMissing, startSshTunnel } from './sshd'
 
 /** A way from the load generator to the backend; `group` decides which direct path and peer it is compared with. */
-export interface BenchPath { name: string, group: 'one hop' | 'tls' | 'two hops', target: Target, label: string }
+export interface BenchPath {
+  name: string
+  group: 'one hop' | 'tls' | 'two hops'
+  target: Target
+  label: string
+  /** The processes between the client and the backend, whose CPU time per request is measured. */
+  pids: number[]
+}
 
 export const HIDDEN_ID = 'bench-hidden'
 export const AGENT_ID = 'bench-agent'
@@ -50,26 +57,31 @@ export async function startPaths (dir: string, dist: string): Promise<Bench> {
   const port = backend.info.port as number
   const tlsPort = backend.info.tlsPort as number
   const paths: BenchPath[] = [
-    { name: 'direct', group: 'one hop', target: { port, tls: false, id: HIDDEN_ID }, label: 'direct to the backend' },
-    { name: 'direct-tls', group: 'tls', target: { port: tlsPort, tls: true, id: HIDDEN_ID }, label: 'direct to the HTTPS backend' }
+    { name: 'direct', group: 'one hop', target: { port, tls: false, id: HIDDEN_ID }, label: 'direct to the backend', pids: [] },
+    { name: 'direct-tls', group: 'tls', target: { port: tlsPort, tls: true, id: HIDDEN_ID }, label: 'direct to the HTTPS backend', pids: [] }
   ]
 
   const relays: Record<'plain' | 'tls', number> = { plain: 0, tls: 0 }
+  const pids: Record<string, number> = {}
   for (const kind of ['plain', 'tls'] as const) {
     const dataDir = join(dir, `relay-${kind}`)
     await provision(dataDir, [HIDDEN_ID, AGENT_ID], secret)
     const args = ['--data-dir', dataDir, ...(kind === 'tls' ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : ['--no-tls'])]
-    relays[kind] = keep(await startServe(dist, args, join(dir, `relay-${kind}.log`))).port
+    const serve = keep(await startServe(dist, args, join(dir, `relay-${kind}.log`)))
+    relays[kind] = serve.port
+    pids[`relay-${kind}`] = serve.child.pid as number
     const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relays[kind]}`
-    keep(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: POOL, dialing: 20 })]))
-    children.push(launch(process.execPath, [join(dist, 'cli', 'main.js'), 'agent', '--server', url, '--id', AGENT_ID, '--secret', secret,
-      '--to', `http://127.0.0.1:${port}`, '--pool', String(POOL), ...(kind === 'tls' ? ['--insecure'] : [])], { stdout: 'ignore' }))
+    keep(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+    const agent = launch(process.execPath, [join(dist, 'cli', 'main.js'), 'agent', '--server', url, '--id', AGENT_ID, '--secret', secret,
+      '--to', `http://127.0.0.1:${port}`, '--pool', String(POOL), ...(kind === 'tls' ? ['--insecure'] : [])], { stdout: 'ignore' })
+    children.push(agent)
+    pids[`agent-${kind}`] = agent.pid as number
   }
   paths.push(
-    { name: 'relay', group: 'one hop', target: { port: relays.plain, tls: false, id: HIDDEN_ID }, label: 'rendezvous serve --no-tls + hidden server' },
-    { name: 'relay-tls', group: 'tls', target: { port: relays.tls, tls: true, id: HIDDEN_ID }, label: 'rendezvous serve (TLS both sides) + hidden server' },
-    { name: 'agent', group: 'two hops', target: { port: relays.plain, tls: false, id: AGENT_ID }, label: 'serve --no-tls + rendezvous agent' },
-    { name: 'agent-tls', group: 'two hops', target: { port: relays.tls, tls: true, id: AGENT_ID }, label: 'serve (TLS) + rendezvous agent over TLS' }
+    { name: 'relay', group: 'one hop', target: { port: relays.plain, tls: false, id: HIDDEN_ID }, label: 'rendezvous serve --no-tls + hidden server', pids: [pids['relay-plain']] },
+    { name: 'relay-tls', group: 'tls', target: { port: relays.tls, tls: true, id: HIDDEN_ID }, label: 'rendezvous serve (TLS both sides) + hidden server', pids: [pids['relay-tls']] },
+    { name: 'agent', group: 'two hops', target: { port: relays.plain, tls: false, id: AGENT_ID }, label: 'serve --no-tls + rendezvous agent', pids: [pids['relay-plain'], pids['agent-plain']] },
+    { name: 'agent-tls', group: 'two hops', target: { port: relays.tls, tls: true, id: AGENT_ID }, label: 'serve (TLS) + rendezvous agent over TLS', pids: [pids['relay-tls'], pids['agent-tls']] }
   )
 
   // The hidden server's and the agent's pools, both parked, before any load.
@@ -77,14 +89,14 @@ export async function startPaths (dir: string, dist: string): Promise<Bench> {
   await untilParked(relays.tls, true, 2 * POOL, 60_000)
 
   const pipe = keep(await startScript('pipe-relay.ts', [String(port)]))
-  paths.push({ name: 'pipe', group: 'one hop', target: { port: pipe.info.port as number, tls: false, id: HIDDEN_ID }, label: 'bare Node pipe() relay' })
+  paths.push({ name: 'pipe', group: 'one hop', target: { port: pipe.info.port as number, tls: false, id: HIDDEN_ID }, label: 'bare Node pipe() relay', pids: [pipe.child.pid as number] })
 
   const noNginx = nginxMissing()
   if (noNginx === undefined) {
     const nginx = keep(await startNginx(dir, { port, tlsPort }, tls))
     paths.push(
-      { name: 'nginx', group: 'one hop', target: { port: nginx.port, tls: false, id: HIDDEN_ID }, label: 'nginx stream proxy_pass' },
-      { name: 'nginx-tls', group: 'tls', target: { port: nginx.tlsPort, tls: true, id: HIDDEN_ID }, label: 'nginx stream, listen ssl + proxy_ssl' }
+      { name: 'nginx', group: 'one hop', target: { port: nginx.port, tls: false, id: HIDDEN_ID }, label: 'nginx stream proxy_pass', pids: [nginx.child.pid as number] },
+      { name: 'nginx-tls', group: 'tls', target: { port: nginx.tlsPort, tls: true, id: HIDDEN_ID }, label: 'nginx stream, listen ssl + proxy_ssl', pids: [nginx.child.pid as number] }
     )
   } else {
     skipped.push(`nginx paths: ${noNginx}`)
@@ -95,7 +107,7 @@ export async function startPaths (dir: string, dist: string): Promise<Bench> {
     try {
       const tunnel = await startSshTunnel(dir, port)
       children.push(tunnel.sshd, tunnel.ssh)
-      paths.push({ name: 'ssh', group: 'two hops', target: { port: tunnel.port, tls: false, id: AGENT_ID }, label: 'ssh -R to a local sshd' })
+      paths.push({ name: 'ssh', group: 'two hops', target: { port: tunnel.port, tls: false, id: AGENT_ID }, label: 'ssh -R to a local sshd', pids: [tunnel.sshd.pid as number, tunnel.ssh.pid as number] })
     } catch (err) {
       skipped.push(`ssh -R path: ${(err as Error).message}`)
     }

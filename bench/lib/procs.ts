@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { openSync, readFileSync, closeSync } from 'node:fs'
+import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -67,7 +67,9 @@ export async function startScript (script: string, args: string[] = []): Promise
 /** Starts `rendezvous serve` from `dist`, logs to a file as in production, and resolves with its port. */
 export async function startServe (dist: string, args: string[], logFile: string): Promise<{ child: ChildProcess, port: number }> {
   const fd = openSync(logFile, 'w')
-  const child = launch(process.execPath, [join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdout: fd })
+  // BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the relay (NODE_OPTIONS may not carry --cpu-prof).
+  const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdout: fd })
   closeSync(fd)
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -131,4 +133,21 @@ export async function bounded<T> (work: Promise<T>, ms: number, what: string): P
   } finally {
     clearTimeout(timer)
   }
+}
+
+/** CPU time (user + system) a process and all its descendants have used, in ms; 0 for a process that is gone. */
+export function cpuMs (pid: number): number {
+  let ticks = 0
+  const visit = (p: number): void => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'latin1')
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      ticks += Number(fields[11]) + Number(fields[12])
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ')) if (child !== '') visit(Number(child))
+      }
+    } catch {}
+  }
+  visit(pid)
+  return ticks * 10
 }

@@ -49,14 +49,14 @@ export function markdown (r: Results): string {
     `Best of ${r.meta.rounds} round(s), every path interleaved with the others in each round; loopback; ratios are within this run.`)
   if (r.meta.skipped.length > 0) out.push('', `Skipped: ${r.meta.skipped.join('; ')}.`)
   for (const s of SCENARIOS) {
-    out.push('', `### ${s.title}`, '', `| path | ${s.unit} | p50 ms | p99 ms | errors | vs direct | vs peer |`, '|---|---:|---:|---:|---:|---:|---:|')
+    out.push('', `### ${s.title}`, '', `| path | ${s.unit} | p50 ms | p99 ms | errors | vs direct | vs peer | CPU µs/req in between |`, '|---|---:|---:|---:|---:|---:|---:|---:|')
     for (const p of r.paths) {
       const entry = (r[s.key] as Record<string, Best<RateResult | { mbps: number }>>)[p.name]
       if (entry === undefined) continue
       const rate = 'rps' in entry.best ? entry.best : undefined
       const peer = PEER[p.name]
       out.push(`| ${p.name} (${p.label}) | ${num(value(r, s.key, p.name) ?? NaN)} | ${rate?.p50 ?? ''} | ${rate?.p99 ?? ''} | ${rate?.errors ?? ''} | ` +
-        `${p.name === DIRECT[p.group] ? '1.00x' : x(ratio(r, s.key, p.name, DIRECT[p.group]))} | ${peer === undefined ? '' : `${x(ratio(r, s.key, p.name, peer))} ${peer}`} |`)
+        `${p.name === DIRECT[p.group] ? '1.00x' : x(ratio(r, s.key, p.name, DIRECT[p.group]))} | ${peer === undefined ? '' : `${x(ratio(r, s.key, p.name, peer))} ${peer}`} | ${rate?.cpuUs ?? ''} |`)
     }
   }
   out.push('', '### 4. Memory per parked connection', '', '| kind | connections | relay, per connection | bare Node socket | relay adds |', '|---|---:|---:|---:|---:|')

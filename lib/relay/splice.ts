@@ -29,26 +29,12 @@ export interface Splice {
 }
 
 /**
- * Moves bytes one way with backpressure, and carries a FIN across as end().
- * One 'data' listener per direction and no per-chunk closure: this is the
- * whole hot path, and Readable#pipe() does the same with more bookkeeping.
- */
-function pump (from: Socket, to: Socket): void {
-  from.on('data', (chunk: Buffer) => {
-    if (!to.write(chunk)) from.pause()
-  })
-  to.on('drain', () => from.resume())
-  from.once('end', () => to.end())
-  // A socket handed over by the parking lot or Node's parser may be paused.
-  from.resume()
-}
-
-/**
  * The one place relayed bytes flow through, so it is the one place to
  * measure and tune. A FIN only half-closes the pair, which keeps
  * half-closed HTTP exchanges working; a reset, an error or a full close on
- * either side destroys both. Bytes are counted from the sockets'
- * bytesWritten, which Node keeps anyway, rather than per chunk.
+ * either side destroys both. pipe() gives backpressure and carries a FIN
+ * across as end(). Bytes are counted from the sockets' bytesWritten, which
+ * Node keeps anyway, rather than with a listener per chunk.
  */
 export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const started = Date.now()
@@ -94,8 +80,9 @@ export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Sp
       s.on('timeout', onIdle)
     }
   }
-  pump(client, hidden)
-  pump(hidden, client)
+  // pipe() measured faster than a hand-written pump of one 'data' listener per direction, by 3x with TLS (docs/performance.md).
+  client.pipe(hidden)
+  hidden.pipe(client)
   if (client.destroyed || hidden.destroyed) fail('error')()
   return { done, abort: fail('aborted'), bytes }
 }
