@@ -1,6 +1,6 @@
 import t from 'tap'
 import { Registry } from 'prom-client'
-import { startRelay } from '../helpers/relay'
+import { startRendezvous } from '../helpers/rendezvous'
 
 // rendezvous_relayed_bytes_total counts the replayed head, and counts bytes while they flow,
 // so a long-lived splice (a WebSocket) shows its traffic before it closes.
@@ -18,7 +18,7 @@ async function relayedBytes (registry: Registry): Promise<{ toHidden: number, to
 for (const tls of [false, true]) {
   t.test(`${tls ? 'https' : 'http'}: relayed bytes`, async t => {
     const metrics = new Registry()
-    const relay = await startRelay({ tls, plugin: { metrics } })
+    const relay = await startRendezvous({ tls, plugin: { metrics } })
     t.teardown(relay.close)
 
     const hidden = await relay.park('hub-1')
