@@ -1,6 +1,7 @@
 import { argsError } from '../cli/arg-errors'
 import { parseArgs } from 'node:util'
 import { CliError } from '../cli/cli-error'
+import { checkTlsName } from './certificate'
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
@@ -31,6 +32,8 @@ export interface ServeArgs {
   dataDir: string
   tlsCert?: string
   tlsKey?: string
+  /** More names for the generated certificate (--tls-name, repeatable). */
+  tlsNames: string[]
   noTls: boolean
   /** In ms. */
   waitTimeout: number
@@ -45,6 +48,7 @@ const OPTIONS = {
   'data-dir': { type: 'string', default: '.rendezvous' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
+  'tls-name': { type: 'string', multiple: true },
   'no-tls': { type: 'boolean', default: false },
   'wait-timeout': { type: 'string', default: '10' },
   'metrics-path': { type: 'string' },
@@ -73,6 +77,8 @@ export function parseServeArgs (args: string[]): ServeArgs {
     throw new CliError(tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }
   if (values['no-tls'] && tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
+  const tlsNames = (values['tls-name'] ?? []).map(checkTlsName)
+  if (tlsNames.length > 0 && (values['no-tls'] || tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
   if (values['no-metrics'] && values['metrics-path'] !== undefined) throw new CliError('--no-metrics cannot be combined with --metrics-path')
   return {
     help: false,
@@ -81,6 +87,7 @@ export function parseServeArgs (args: string[]): ServeArgs {
     dataDir: nonEmpty(values['data-dir'], '--data-dir') as string,
     tlsCert,
     tlsKey,
+    tlsNames,
     noTls: values['no-tls'],
     waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
     metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
@@ -89,7 +96,7 @@ export function parseServeArgs (args: string[]): ServeArgs {
 }
 
 function defaults (): ServeArgs {
-  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info' }
+  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', tlsNames: [], noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info' }
 }
 
 function parse (args: string[]): ReturnType<typeof parseArgs<{ args: string[], options: typeof OPTIONS, strict: true, allowPositionals: false }>> {
