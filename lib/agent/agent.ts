@@ -5,9 +5,9 @@ import { Backoff } from './backoff'
 import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, openParked, type Parked } from './connection'
 import { authMessage, dropReason, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
-import { resolveOptions, type RendezvousAgentOptions, type ResolvedOptions } from './options'
+import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { isUnreachable, probe } from './probe'
-import { handToServer, relayToLocal } from './relay'
+import { forwardToServer, forwardToLocal } from './forward'
 
 export type { RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
@@ -27,7 +27,7 @@ interface Slot {
 const STABLE_MS = 5000
 
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
-  private readonly opts: ResolvedOptions
+  private readonly opts: ResolvedAgentOptions
   private readonly backoff: Backoff
   private readonly slots = new Set<Slot>()
   private readonly relays = new Set<net.Socket>()
@@ -47,7 +47,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   constructor (options: RendezvousAgentOptions) {
     super()
-    this.opts = resolveOptions(options)
+    this.opts = resolveAgentOptions(options)
     this.backoff = new Backoff({ base: this.opts.backoffBase, max: this.opts.backoffMax })
   }
 
@@ -206,10 +206,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       this.emit('released', { active: this.active })
     })
     if (this.opts.server !== undefined) {
-      handToServer(socket, head, this.opts.server)
+      forwardToServer(socket, head, this.opts.server)
     } else {
       this.relays.add(socket)
-      relayToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'),
+      forwardToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'),
         (outcome) => this.emit('relayed', { ...outcome, durationMs: Date.now() - started }))
     }
     this.emit('taken', { parked: this.stats.parked, active: this.active })

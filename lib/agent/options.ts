@@ -2,7 +2,7 @@ import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
 import { caFingerprints } from './certificates'
-import type { LocalTarget } from './relay'
+import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
   /** The rendezvous server, `https://host[:port]` (or `http://` behind a TLS-terminating proxy). */
@@ -42,7 +42,7 @@ export interface RendezvousAgentOptions {
   closeGrace?: number
 }
 
-export interface ResolvedOptions {
+export interface ResolvedAgentOptions {
   url: URL
   id: string
   secret: string
@@ -61,7 +61,7 @@ export interface ResolvedOptions {
   closeGrace: number
 }
 
-export function resolveOptions (opts: RendezvousAgentOptions): ResolvedOptions {
+export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
   const url = parseUrl(opts.url, 'url')
   if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`url must be https:// or http://, not ${url.protocol}`)
   const id = canonicalId(String(opts.id ?? ''))

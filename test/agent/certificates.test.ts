@@ -5,7 +5,8 @@ import { generate } from 'selfsigned'
 import { RendezvousAgent, type RendezvousCertificateError } from '../../lib/agent/agent'
 import { otherCert, otherKey, tlsCert, tlsKey } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type FakeOptions } from './fake-rendezvous'
-import { type TapTest, echoServer, eventually } from './helpers'
+import { type TapTest, echoServer } from './helpers'
+import { until } from '../helpers/until'
 
 const DAY = 86_400_000
 
@@ -103,7 +104,7 @@ t.test('after a connection worked, a rejected certificate is retried, not fatal'
   await agent.start()
   await first.close()
   const second = await fakeWith(t, { key: otherKey, cert: otherCert, port: first.port })
-  await eventually(() => errors.filter((e) => (e as RendezvousCertificateError).problem === 'unknown_issuer').length >= 2, 5000, 'two rejected attempts')
+  await until(() => errors.filter((e) => (e as RendezvousCertificateError).problem === 'unknown_issuer').length >= 2, 5000, 'two rejected attempts')
   t.notOk(fatal)
   t.equal(second.connects.length, 0)
   await second.close()

@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer, eventually, sleep } from './helpers'
+import { echoServer, sleep } from './helpers'
+import { until } from '../helpers/until'
 
 const OUTAGE_MS = Number(process.env.RECONNECT_OUTAGE_MS ?? 8000)
 
@@ -21,7 +22,7 @@ t.test('parked again within about 2 s of the rendezvous coming back, without ham
   await fake.waitParked(2)
 
   await fake.close()
-  await eventually(() => agent.stats.dropped === 2, 3000, 'the agent to notice')
+  await until(() => agent.stats.dropped === 2, 3000, 'the agent to notice')
   const before = agent.stats.attempts
   await sleep(OUTAGE_MS)
   const tries = agent.stats.attempts - before

@@ -40,7 +40,7 @@ const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not 
  * is reached, its failure is answered to the mobile client with 502, or 504
  * when it did not answer within the target's connect timeout.
  */
-export function relayToLocal (
+export function forwardToLocal (
   remote: net.Socket,
   head: Buffer,
   target: LocalTarget,
@@ -112,7 +112,7 @@ function requestLine (head: Buffer): string | undefined {
  * go back in front of the stream first, so the server's parser sees the
  * request from its first byte.
  */
-export function handToServer (remote: net.Socket, head: Buffer, server: net.Server): void {
+export function forwardToServer (remote: net.Socket, head: Buffer, server: net.Server): void {
   if (head.length > 0) remote.unshift(head)
   server.emit('connection', remote)
   // The socket was paused to hold those bytes, and a server's on('data') does not undo an explicit pause.
