@@ -3,7 +3,7 @@ import type net from 'node:net'
 import { createV1Token } from '../tokens/v1'
 import { Backoff } from './backoff'
 import { RendezvousCertificateError } from './certificates'
-import { HandshakeError, openParked, type Parked } from './connection'
+import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
 import { authMessage, dropReason, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { isUnreachable, probe } from './probe'
@@ -38,6 +38,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   // Whether the last failure was that nobody answered at all: only then do probes watch for the return.
   private unreachable = false
   private probing = false
+  // The server's per-ID limit, once it said the lot is full: the pool is not topped up beyond it.
+  private lotCap = Infinity
   private retryTimer?: NodeJS.Timeout
   private retryAt = 0
   private stableTimer?: NodeJS.Timeout
@@ -119,7 +121,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       if (!slot.retiring) live++
       if (slot.socket === undefined) connecting++
     }
-    while (live < this.opts.pool && !(this.degraded && connecting > 0)) {
+    while (live < Math.min(this.opts.pool, this.lotCap) && !(this.degraded && connecting > 0)) {
       this.open()
       live++
       connecting++
@@ -145,6 +147,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (err instanceof RendezvousCertificateError && !this.everParked) return this.fatal(err)
     this.unreachable = isUnreachable(err)
+    if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
+      this.lotCap = this.stats.parked
+      return this.report(lotFullError(this.lotCap, this.opts.pool), 'connect')
+    }
     this.report(err, 'connect')
     this.retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
   }
@@ -220,6 +226,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.release(slot)
     if (this.state !== 'running') return
     this.counts.dropped++
+    // A restarted server may allow more.
+    this.lotCap = Infinity
     this.emit('dropped', { parked: this.stats.parked, ...drop })
     this.retryLater(`a parked connection was closed: ${drop.reason}`)
   }

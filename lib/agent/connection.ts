@@ -31,6 +31,7 @@ export interface HandshakeErrorDetails {
   status?: number
   retryAfter?: number
   headers?: Record<string, string>
+  body?: string
 }
 
 export class HandshakeError extends Error {
@@ -39,6 +40,8 @@ export class HandshakeError extends Error {
   /** The answer's Retry-After, in ms. */
   readonly retryAfter?: number
   readonly headers: Record<string, string>
+  /** The start of the refusal's short body, as far as it came with the head. */
+  readonly body: string
 
   constructor (message: string, code: string, details: HandshakeErrorDetails = {}) {
     super(message)
@@ -47,7 +50,20 @@ export class HandshakeError extends Error {
     this.status = details.status
     this.retryAfter = details.retryAfter
     this.headers = details.headers ?? {}
+    this.body = details.body ?? ''
   }
+}
+
+/** The rendezvous's 503 for a lot that holds no more connections for this ID. */
+export function isLotFull (err: HandshakeError): boolean {
+  return err.status === 503 && /too many parked connections/i.test(err.body)
+}
+
+export function lotFullError (parked: number, pool: number): HandshakeError {
+  return new HandshakeError(
+    `lot full: the rendezvous keeps at most ${parked} parked connections for this ID (its maxParkedPerId), ` +
+    `below --pool ${pool}; this agent keeps ${parked} and no more: lower --pool to ${parked}, or raise the server's limit`,
+    'RENDEZVOUS_LOT_FULL', { status: 503 })
 }
 
 // A real answer is a status line and perhaps a few headers; anything this long is not our server.
@@ -109,7 +125,12 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
         return fail(new HandshakeError(
           `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}`,
           'RENDEZVOUS_REFUSED',
-          { status: answer.status, headers: answer.headers, retryAfter: parseRetryAfter(answer.headers['retry-after']) }
+          {
+            status: answer.status,
+            headers: answer.headers,
+            retryAfter: parseRetryAfter(answer.headers['retry-after']),
+            body: head.subarray(end.after, end.after + 200).toString('utf8').trim()
+          }
         ))
       }
       settle()

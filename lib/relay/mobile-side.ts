@@ -93,6 +93,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     const hidden = found.socket
+    log.info('relaying')
     hidden.write(serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }))
     if (rest.length > 0) hidden.write(rest)
     metrics.request('relayed')
@@ -114,7 +115,6 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.info({ id: ticket.id }, 'relaying')
     matchAndSplice(ticket.id, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
