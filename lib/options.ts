@@ -19,7 +19,7 @@ export interface RendezvousOptions {
   registry?: Registry
   /** Directory of the default file registry. */
   dataDir?: string
-  /** Replaces the default verifier (decisions §3). */
+  /** Replaces the default verifier (docs/protocol.md, Tokens). */
   verifyToken?: VerifyToken
   /** TOTP compatibility mode. Default 'strict'. */
   totp?: TotpMode

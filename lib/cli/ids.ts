@@ -15,7 +15,7 @@ const DEFAULT_DATA_DIR = '.rendezvous'
 
 const COMMON = {
   'data-dir': { type: 'string' },
-  // Part of the command-line contract (decisions §6) before cluster mode exists,
+  // Part of the command-line contract (docs/cli.md) before cluster mode exists,
   // so that it is refused with a clear message rather than as an unknown flag.
   redis: { type: 'string' },
   help: { type: 'boolean', short: 'h' }

@@ -34,7 +34,7 @@ function seconds (ms: number): number {
 }
 
 /**
- * Brute-force protection for CONNECT (decisions §4). The pair counter stops
+ * Brute-force protection for CONNECT (docs/protocol.md). The pair counter stops
  * guessing one ID's token; the address counter stops a client scanning many
  * IDs at a few guesses each, which the pair counter alone would never see.
  */

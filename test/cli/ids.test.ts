@@ -204,3 +204,11 @@ t.test('help prints the usage on stdout', async (t) => {
     t.match(run.stdout, /^usage: rendezvous ids add/)
   }
 })
+
+t.test('add under /proc, where nothing can be created, fails at once with one line', async (t) => {
+  // Node 20's recursive mkdir spins forever there; this would time out.
+  const started = Date.now()
+  const run = await ids('add', '--data-dir', '/proc/rendezvous-cannot-exist/x')
+  assertOneLineError(t, run, 1, /ENOENT|no such file/)
+  t.ok(Date.now() - started < 5000, 'quickly')
+})
