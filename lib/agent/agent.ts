@@ -9,7 +9,7 @@ import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOpt
 import { isUnreachable, probe } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
 
-export type { RendezvousAgentOptions } from './options'
+export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
 
