@@ -161,6 +161,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       hidden.destroy()
       throw err
     }
+    log.info('relaying')
     metrics.request('relayed')
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
@@ -179,7 +180,6 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.info({ id: ticket.id }, 'relaying')
     matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
