@@ -4,7 +4,8 @@ import { canonicalId } from '../registry/ids'
 import type { LogLevel } from '../server/serve-options'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
-import { logLevel, nonEmpty, port, quote } from './flags'
+import { logLevel, nonEmpty, port } from './flags'
+import { shellQuote } from './invocation'
 import { command, firstLine, helpless, startupError } from './report'
 import { watchSignals } from './signals'
 
@@ -95,7 +96,7 @@ function demoStartupError (err: unknown, at: number): unknown {
 
 function banner (demo: Demo): string {
   const cert = demo.certificate
-  const certPath = quote(cert.certPath)
+  const certPath = shellQuote(cert.certPath)
   const lines = [
     'rendezvous demo: the whole loop is running on this machine.',
     '',

@@ -20,8 +20,3 @@ export function logLevel (value: string): LogLevel {
   }
   return value as LogLevel
 }
-
-/** A value as it can be pasted into a POSIX shell. */
-export function quote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
-}
