@@ -1,6 +1,6 @@
 import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
-import type { LogLevel } from '../server/serve-options'
+import type { LogLevel, ServeLimits } from '../server/serve-options'
 import { argsError } from './arg-errors'
 import { CliError } from './cli-error'
 import { logLevel, nonEmpty, port } from './flags'
@@ -20,6 +20,7 @@ export interface ServeArgs {
   waitTimeout: number
   metricsPath: string | false
   logLevel: LogLevel
+  limits: ServeLimits
 }
 
 const OPTIONS = {
@@ -35,6 +36,10 @@ const OPTIONS = {
   'metrics-path': { type: 'string' },
   'no-metrics': { type: 'boolean', default: false },
   'log-level': { type: 'string', default: 'info' },
+  'splice-idle-timeout': { type: 'string' },
+  'max-connections-per-address': { type: 'string' },
+  'max-spliced': { type: 'string' },
+  'handshake-timeout': { type: 'string' },
   redis: { type: 'string' },
   'cluster-secret': { type: 'string' },
   'peer-host': { type: 'string' },
@@ -72,12 +77,33 @@ export function parseServeArgs (args: string[]): ServeArgs {
     noTls: values['no-tls'],
     waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
     metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
-    logLevel: logLevel(values['log-level'])
+    logLevel: logLevel(values['log-level']),
+    limits: limits(values)
   }
 }
 
+function limits (values: Record<string, string | string[] | boolean | undefined>): ServeLimits {
+  const out: ServeLimits = {}
+  const time = (flag: string): number | undefined => {
+    const v = values[flag]
+    return typeof v === 'string' ? (v.trim() === '0' ? 0 : seconds(v, `--${flag}`)) : undefined
+  }
+  const count = (flag: string): number | undefined => {
+    const v = values[flag]
+    if (typeof v !== 'string') return undefined
+    if (!/^\d{1,9}$/.test(v)) throw new CliError(`--${flag} must be a whole number, 0 for no cap, got ${JSON.stringify(v)}`)
+    return Number(v)
+  }
+  const set = <K extends keyof ServeLimits>(key: K, value: number | undefined): void => { if (value !== undefined) out[key] = value }
+  set('spliceIdleTimeout', time('splice-idle-timeout'))
+  set('handshakeTimeout', time('handshake-timeout'))
+  set('maxConnectionsPerAddress', count('max-connections-per-address'))
+  set('maxSpliced', count('max-spliced'))
+  return out
+}
+
 function defaults (): ServeArgs {
-  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', tlsNames: [], noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info' }
+  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', tlsNames: [], noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info', limits: {} }
 }
 
 function parse (args: string[]): ReturnType<typeof parseArgs<{ args: string[], options: typeof OPTIONS, strict: true, allowPositionals: false }>> {

@@ -45,6 +45,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     dataDir: parsed.dataDir,
     tls: certificate === undefined ? false : { cert: certificate.cert, key: certificate.key },
     waitTimeout: parsed.waitTimeout,
+    limits: parsed.limits,
     metricsPath: parsed.metricsPath,
     logLevel: parsed.logLevel,
     logStream: io.stdout,

@@ -17,4 +17,14 @@ export interface ServeOptions {
   prettyLogs?: boolean
   /** On close, how long spliced pairs get to finish, in ms. */
   closeGracePeriod?: number
+  /** The plugin's limits of the same names; unset keeps the plugin's defaults. */
+  limits?: ServeLimits
+}
+
+/** Hardening limits `serve` passes to the plugin (ms for times, 0 for off). */
+export interface ServeLimits {
+  spliceIdleTimeout?: number
+  maxConnectionsPerAddress?: number
+  maxSpliced?: number
+  handshakeTimeout?: number
 }
