@@ -156,7 +156,6 @@ async function main (): Promise<void> {
   log(`done in ${results.meta.durationSeconds} s`)
 }
 
-
 function write (results: Results): void {
   const resultsDir = join(ROOT, 'bench', 'results')
   mkdirSync(resultsDir, { recursive: true })

@@ -71,7 +71,7 @@ export async function startServe (dist: string, args: string[], logFile: string)
   const fd = openSync(logFile, 'w')
   // BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the relay (NODE_OPTIONS may not carry --cpu-prof).
   const nodeArgs = [...GC_ON_SIGNAL, ...(process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')]
-  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdout: fd })
+  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args, ...extraServeArgs()], { stdout: fd })
   closeSync(fd)
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -82,6 +82,9 @@ export async function startServe (dist: string, args: string[], logFile: string)
   }
 }
 
+// BENCH_SERVE_ARGS='--log-level warn' measures the relay with other flags than the defaults.
+const extraServeArgs = (): string[] => (process.env.BENCH_SERVE_ARGS ?? '').split(' ').filter(a => a !== '')
+
 const stopping = new WeakSet<ChildProcess>()
 
 export async function stop (child: ChildProcess | undefined): Promise<void> {
@@ -89,7 +92,8 @@ export async function stop (child: ChildProcess | undefined): Promise<void> {
   stopping.add(child)
   const exited = new Promise(resolve => child.once('exit', resolve))
   child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+  // A profiled relay writes its profile only when it exits on its own, after its graceful close.
+  const timer = setTimeout(() => child.kill('SIGKILL'), process.env.BENCH_RELAY_NODE_ARGS === undefined ? 3000 : 15_000)
   await exited
   clearTimeout(timer)
 }
