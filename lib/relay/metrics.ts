@@ -8,7 +8,7 @@ export type ConnectOutcome =
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled'
 
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit
@@ -23,6 +23,8 @@ export interface RendezvousMetrics {
   spliceOpened (flow: ByteFlow): void
   spliceClosed (end: string, flow: ByteFlow, seconds: number): void
   waited (seconds: number): void
+  /** A connection closed at accept, before any request (the per-address cap). */
+  connectionRefused (reason: 'per_address_cap'): void
 }
 
 /** Anything whose relayed bytes can be read at any moment, such as a Splice. */
@@ -30,7 +32,7 @@ export interface ByteFlow { bytes: () => RelayedBytes }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, connectionRefused: noop
 }
 
 // prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
@@ -76,7 +78,11 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   const waitSeconds = metric(registry, 'rendezvous_wait_seconds', () => new Histogram({
     name: 'rendezvous_wait_seconds', help: 'Time mobile clients waited for a parked connection', buckets: [0, 0.005, 0.05, 0.5, 1, 2.5, 5, 10, 30], registers
   }))
+  const refusedConnections = metric(registry, 'rendezvous_connections_refused_total', () => new Counter({
+    name: 'rendezvous_connections_refused_total', help: 'Connections closed at accept, before any request, by reason', labelNames: ['reason'], registers
+  }))
   return {
+    connectionRefused: reason => refusedConnections.inc({ reason }),
     connect: outcome => connects.inc({ outcome }),
     request: outcome => requests.inc({ outcome }),
     parkedExit: reason => exits.inc({ reason }),
