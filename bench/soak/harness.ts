@@ -193,8 +193,8 @@ export async function runSoak (opts: SoakOptions): Promise<SoakReport> {
     const pool = new HiddenPool(port, opts)
     pool.start()
     const report: SoakReport = {
-      requests: opts.requests, answered: 0, refused: {}, closedByKill: 0, closedUnmatched: 0, hung: 0,
-      killedParked: 0, killedOnRequest: 0, connectsRefused: 0, fdsBefore, fdsAfter: 0, samples: [], seconds: 0
+      ...{ requests: opts.requests, answered: 0, refused: {}, closedByKill: 0, closedUnmatched: 0, hung: 0 },
+      ...{ killedParked: 0, killedOnRequest: 0, connectsRefused: 0, fdsBefore, fdsAfter: 0, samples: [], seconds: 0 }
     }
     const every = Math.max(1, Math.floor(opts.requests / 20))
     let next = 0
