@@ -1,6 +1,6 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
-import { parseServeArgs } from '../../lib/server/serve-options'
+import { parseServeArgs } from '../../lib/cli/serve-args'
 import { buildServer } from '../../lib/server/app'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
