@@ -30,6 +30,7 @@ export interface SoakOptions {
   log?: (line: string) => void
 }
 
+/** The relay after `done` requests: RSS, heap used after a full GC, open descriptors. The last one is taken after the load, with nothing parked. */
 export interface Sample { done: number, rssMb: number, heapMb: number, fds: number }
 
 export interface SoakReport {
@@ -51,7 +52,7 @@ export interface SoakReport {
 }
 
 function startRelay (): Promise<{ child: ChildProcess, port: number }> {
-  const child = spawn(process.execPath, ['--import=tsx', join(__dirname, 'relay.ts'), ID, SECRET], {
+  const child = spawn(process.execPath, ['--expose-gc', '--import=tsx', join(__dirname, 'relay.ts'), ID, SECRET], {
     cwd: join(__dirname, '..', '..'),
     stdio: ['ignore', 'pipe', 'inherit']
   })
@@ -77,8 +78,8 @@ function getText (port: number, path: string): Promise<string> {
 }
 
 async function sample (pid: number, port: number, done: number): Promise<Sample> {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8')
-  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0)
+  await getText(port, '/gc')
+  const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0)
   const metrics = await getText(port, '/metrics')
   const heap = Number(/^rendezvous_nodejs_heap_size_used_bytes (\S+)/m.exec(metrics)?.[1] ?? 0)
   return { done, rssMb: round(rssKb / 1024), heapMb: round(heap / 2 ** 20), fds: fdCount(pid) }
@@ -220,6 +221,7 @@ export async function runSoak (opts: SoakOptions): Promise<SoakReport> {
     await settle(port)
     await sleep(500)
     report.fdsAfter = fdCount(pid)
+    report.samples.push(await sample(pid, port, opts.requests))
     report.killedParked = pool.killedParked
     report.killedOnRequest = pool.killedOnRequest.size
     report.connectsRefused = pool.connectsRefused
@@ -236,5 +238,12 @@ export function checkSoak (r: SoakReport): string[] {
   if (r.hung > 0) failures.push(`${r.hung} requests were neither answered, refused nor closed`)
   if (r.closedUnmatched > r.killedParked) failures.push(`${r.closedUnmatched} closes without a status, more than the ${r.killedParked} kills of parked connections`)
   if (r.fdsAfter > r.fdsBefore) failures.push(`${r.fdsAfter - r.fdsBefore} descriptors leaked (${r.fdsBefore} before, ${r.fdsAfter} after)`)
+  // Flat after warm-up: the first fifth of the run warms up; after it, neither figure may grow by a quarter.
+  const warm = r.samples[Math.floor(r.samples.length / 5)]
+  for (const s of r.samples.slice(Math.floor(r.samples.length / 5))) {
+    if (warm === undefined) break
+    if (s.heapMb > warm.heapMb * 1.25 + 2) failures.push(`heap grew from ${warm.heapMb} MB to ${s.heapMb} MB at ${s.done} requests`)
+    if (s.rssMb > warm.rssMb * 1.25 + 8) failures.push(`RSS grew from ${warm.rssMb} MB to ${s.rssMb} MB at ${s.done} requests`)
+  }
   return failures
 }
