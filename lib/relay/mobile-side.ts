@@ -155,19 +155,19 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      hidden.write(rest.length > 0 ? Buffer.concat([head, rest]) : head)
-      pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout })
+      pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] })
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.
       hidden.destroy()
       throw err
     }
+    log.info('relaying')
     metrics.request('relayed')
-    metrics.spliceOpened()
+    metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
-    metrics.spliceClosed(result.end, result.toHidden, result.toClient, result.durationMs / 1000)
+    metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
     log.info({ end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
@@ -180,7 +180,6 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.info({ id: ticket.id }, 'relaying')
     matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
