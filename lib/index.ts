@@ -21,11 +21,14 @@ import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { openCluster } from './cluster/cluster'
 
 export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits } from './options'
 export type { Registry, IdentityRecord, AddIdentity } from './registry/registry'
 export type { ReplayCache, ReplayVerdict } from './stores/replay-cache'
 export type { ThrottleStore } from './stores/throttle-store'
+export type { ClusterOptions } from './cluster/options'
+export type { RedisSource } from './cluster/redis-connection'
 export { FileRegistry } from './registry/file-registry'
 export { MemoryRegistry } from './registry/memory-registry'
 export { MemoryReplayCache } from './stores/memory-replay-cache'
@@ -46,6 +49,10 @@ export interface RendezvousDecorator {
   stats: () => RendezvousStats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
+  /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
+  reachable: () => boolean
+  /** Cluster mode only: this node's name and where other nodes reach it. */
+  cluster: { nodeId: string, peerAddress: string | undefined } | undefined
 }
 
 declare module 'fastify' {
@@ -71,12 +78,13 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
-  const registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
+  const registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
   const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
-  const replayCache = o.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
-  const throttleStore = o.throttleStore ?? new MemoryThrottleStore()
+  const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
   const lot = new ParkingLot({
     maxPerId: o.maxParkedPerId,
     maxTotal: o.maxParked,
@@ -84,7 +92,10 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     maxWaiters: o.maxWaiters,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
-    onChange: (parked, waiting) => metrics.lot(parked, waiting),
+    onChange: (parked, waiting, id) => {
+      metrics.lot(parked, waiting)
+      if (id !== undefined) cluster?.parkedChanged(id)
+    },
     onParkedExit: (id, why) => {
       metrics.parkedExit(why === 'peer-closed' ? 'peer_closed' : why === 'early-data' ? 'early_data' : 'evicted')
       log.debug({ id, why }, 'parked connection left')
@@ -111,8 +122,10 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       return () => handshakes.delete(socket)
     }
   })
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, relayMetrics: metrics, isClosing: () => closing, metrics: promRegistry })
   const mobile = createMobileSide({
     registry,
+    remote,
     lot,
     metrics,
     log,
@@ -131,7 +144,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     registry,
     metrics: promRegistry,
     stats: () => ({ ...lot.size, spliced: splices.size }),
-    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase())
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    reachable: () => cluster?.reachable() ?? true,
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
   } satisfies RendezvousDecorator)
 
   fastify.addHook('preClose', async () => {
@@ -150,6 +165,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
+    await cluster?.close()
   })
 }
 

@@ -6,7 +6,7 @@ export type ConnectOutcome =
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'forwarded' | 'cluster_unavailable'
 
 export type ParkedExitOutcome = 'peer_closed' | 'early_data' | 'evicted'
 

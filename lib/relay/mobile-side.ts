@@ -9,6 +9,7 @@ import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
+import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
 import { kUnknownId } from './symbols'
 
@@ -18,7 +19,9 @@ export type Ticket =
   | { kind: 'relay', id: string }
 
 export interface MobileSideDeps {
-  registry: Pick<Registry, 'get'>
+  registry: Pick<Registry, 'get' | 'stale'>
+  /** Cluster mode: hidden servers parked on other nodes. */
+  remote?: RemoteSource
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
@@ -46,6 +49,10 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     }
     const id = canonicalId(credential.username)
     if (id !== undefined && deps.registry.get(id) !== undefined) return { kind: 'relay', id }
+    // A registry that lost its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
+    if (id !== undefined && deps.registry.stale?.() === true) {
+      return { kind: 'refuse', outcome: 'cluster_unavailable', refusal: { status: 503, retryAfter: limits.retryAfter, message: 'the ID registry cannot be reached' } }
+    }
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined
@@ -70,6 +77,13 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const onGone = (): void => gone.abort()
     client.once('close', onGone)
     const started = process.hrtime.bigint()
+    if (deps.remote !== undefined && lot.parkedFor(id) === 0) {
+      const handled = await forward(deps.remote, id, req, client, rest, gone.signal, log)
+      if (handled) {
+        client.removeListener('close', onGone)
+        return
+      }
+    }
     const found = await lot.wait(id, limits.waitTimeout, gone.signal)
     client.removeListener('close', onGone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
@@ -93,9 +107,35 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     const hidden = found.socket
-    hidden.write(serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }))
+    hidden.write(headOf(req))
     if (rest.length > 0) hidden.write(rest)
     metrics.request('relayed')
+    await spliceWith(client, hidden, log)
+  }
+
+  /**
+   * Cluster mode, nothing parked here: another node hands over one of its
+   * sockets, with the head already delivered. False when no node holds one,
+   * so the client waits here as usual.
+   */
+  async function forward (remote: RemoteSource, id: string, req: IncomingMessage, client: Socket, rest: Buffer, signal: AbortSignal, log: FastifyBaseLogger): Promise<boolean> {
+    const link = await remote.open(id, Buffer.concat([headOf(req), rest]), signal)
+    if (link === 'none') return false
+    if (link === 'unavailable') {
+      refuseWith(client, 'cluster_unavailable', { status: 503, retryAfter: limits.retryAfter, message: 'no hidden server is connected here, and the cluster cannot be reached' }, log)
+      return true
+    }
+    if (client.destroyed) {
+      link.destroy()
+      metrics.request('client_gone')
+      return true
+    }
+    metrics.request('forwarded')
+    await spliceWith(client, link, log)
+    return true
+  }
+
+  async function spliceWith (client: Socket, hidden: Socket, log: FastifyBaseLogger): Promise<void> {
     metrics.spliceOpened()
     const pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout })
     deps.splices.add(pair)
@@ -104,6 +144,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     metrics.spliceClosed(result.end, result.toHidden, result.toClient, result.durationMs / 1000)
     log.info({ end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
+
+  const headOf = (req: IncomingMessage): Buffer =>
+    serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders })
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     const log = deps.log.child({ side: 'mobile', address: socket.remoteAddress, method: req.method, url: req.url })
