@@ -29,7 +29,8 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     metricsPath: parsed.metricsPath,
     logLevel: parsed.logLevel,
     logStream: io.stdout,
-    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
+    cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
   try {
@@ -41,7 +42,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -61,7 +62,7 @@ function startupError (err: unknown, parsed: ServeArgs): unknown {
   const e = err as NodeJS.ErrnoException
   const where = `${formatHost(parsed.host)}:${parsed.port}`
   switch (e?.code) {
-    case 'EADDRINUSE': return new CliError(`cannot listen on ${where}: the port is already in use`, 1)
+    case 'EADDRINUSE': return new CliError(`cannot listen on ${listenAddress(e) ?? where}: the port is already in use`, 1)
     case 'EACCES': return new CliError(e.syscall === 'listen' ? `cannot listen on ${where}: permission denied` : `${e.path ?? parsed.dataDir}: permission denied`, 1)
     case 'EADDRNOTAVAIL': return new CliError(`cannot listen on ${parsed.host}: no such address on this machine`, 1)
     case 'ENOTFOUND':
@@ -72,12 +73,18 @@ function startupError (err: unknown, parsed: ServeArgs): unknown {
   return err
 }
 
-function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+// The peer listener fails with its own address, which is not --host:--port.
+function listenAddress (e: NodeJS.ErrnoException & { address?: string, port?: number }): string | undefined {
+  return typeof e.address === 'string' && typeof e.port === 'number' ? `${formatHost(e.address)}:${e.port}` : undefined
+}
+
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const lines = [`rendezvous listening on ${listening}`]
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
     const origin = certificate.generated ? 'self-signed, generated now' : certificate.selfSigned ? 'self-signed' : 'given'
     lines.push(`  certificate  ${certificate.certPath} (${origin})`)
@@ -87,7 +94,7 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       rendezvous ids add --data-dir ${quote(parsed.dataDir)}`,
+    `       rendezvous ids add ${parsed.cluster === undefined ? `--data-dir ${quote(parsed.dataDir)}` : `--redis ${quote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
     `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
@@ -110,6 +117,11 @@ function formatHost (host: string): string {
 
 function quote (value: string): string {
   return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+}
+
+// A password in the Redis URL must not end up in a terminal's scrollback.
+function redactUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }
 
 function firstLine (message: string): string {

@@ -21,6 +21,17 @@ export interface ServeOptions {
   prettyLogs?: boolean
   /** On close, how long spliced pairs get to finish, in ms. */
   closeGracePeriod?: number
+  /** Cluster mode (decisions §6): IDs live in Redis instead of the data dir. */
+  cluster?: ServeCluster
+}
+
+/** `--redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise]`. */
+export interface ServeCluster {
+  redis: string
+  secret: string
+  peerHost: string
+  peerPort: number
+  advertise?: string
 }
 
 /** `rendezvous serve` flags, decisions §5, as given on the command line. */
@@ -36,6 +47,7 @@ export interface ServeArgs {
   waitTimeout: number
   metricsPath: string | false
   logLevel: LogLevel
+  cluster?: ServeCluster
 }
 
 const OPTIONS = {
@@ -57,16 +69,13 @@ const OPTIONS = {
   advertise: { type: 'string' }
 } as const
 
-const CLUSTER_FLAGS = ['redis', 'cluster-secret', 'peer-host', 'peer-port', 'advertise'] as const
+const CLUSTER_FLAGS = ['cluster-secret', 'peer-host', 'peer-port', 'advertise'] as const
 
-/** Parses and checks `serve` flags; every problem is a one-line CliError. */
-export function parseServeArgs (args: string[]): ServeArgs {
+/** Parses and checks `serve` flags; every problem is a one-line CliError. `env` supplies RENDEZVOUS_CLUSTER_SECRET. */
+export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ServeArgs {
   const { values } = parse(args)
   if (values.help === true) return { ...defaults(), help: true }
-  const cluster = CLUSTER_FLAGS.filter(flag => values[flag] !== undefined)
-  if (cluster.length > 0) {
-    throw new CliError(`cluster mode (--${cluster[0]}) is not available in this version`, 1)
-  }
+  const cluster = clusterArgs(values, env)
   const tlsCert = nonEmpty(values['tls-cert'], '--tls-cert')
   const tlsKey = nonEmpty(values['tls-key'], '--tls-key')
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -77,14 +86,42 @@ export function parseServeArgs (args: string[]): ServeArgs {
   return {
     help: false,
     host: nonEmpty(values.host, '--host') as string,
-    port: port(values.port),
+    port: port(values.port, '--port'),
     dataDir: nonEmpty(values['data-dir'], '--data-dir') as string,
     tlsCert,
     tlsKey,
     noTls: values['no-tls'],
     waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
     metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
-    logLevel: logLevel(values['log-level'])
+    logLevel: logLevel(values['log-level']),
+    ...(cluster === undefined ? {} : { cluster })
+  }
+}
+
+type Values = ReturnType<typeof parse>['values']
+
+function clusterArgs (values: Values, env: NodeJS.ProcessEnv): ServeCluster | undefined {
+  const redis = nonEmpty(values.redis, '--redis')
+  if (redis === undefined) {
+    const stray = CLUSTER_FLAGS.find(flag => values[flag] !== undefined)
+    if (stray !== undefined) throw new CliError(`--${stray} needs --redis URL (cluster mode)`)
+    return undefined
+  }
+  if (!/^rediss?:\/\//.test(redis)) throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
+  const secret = nonEmpty(values['cluster-secret'], '--cluster-secret') ?? env.RENDEZVOUS_CLUSTER_SECRET
+  if (secret === undefined || secret.length < 16) {
+    throw new CliError('cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET, 16 characters or more, the same on every node')
+  }
+  const advertise = nonEmpty(values.advertise, '--advertise')
+  if (advertise !== undefined && !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(advertise)) {
+    throw new CliError(`--advertise must be HOST:PORT, got ${JSON.stringify(advertise)}`)
+  }
+  return {
+    redis,
+    secret,
+    peerHost: nonEmpty(values['peer-host'], '--peer-host') ?? '127.0.0.1',
+    peerPort: values['peer-port'] === undefined ? 0 : port(values['peer-port'], '--peer-port'),
+    ...(advertise === undefined ? {} : { advertise })
   }
 }
 
@@ -105,9 +142,9 @@ function nonEmpty (value: string | undefined, flag: string): string | undefined 
   return value
 }
 
-function port (value: string): number {
+function port (value: string, flag: string): number {
   const n = Number(value)
-  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
+  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`${flag} must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
   return n
 }
 
