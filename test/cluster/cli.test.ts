@@ -1,41 +1,15 @@
-import { spawnSync } from 'node:child_process'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import type { Test } from 'tap'
-import { describeExit, run, runCli, startAgent, startServe, type Credentials, type Rendezvous } from '../helpers/e2e'
+import { runCli, startAgent, startServe } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
 import { redisMissing, startRedis } from './redis-server'
-import { CLUSTER_SECRET } from './nodes'
+import { addClusterId, clusterArgs, curl, curlMissing } from './cli-helpers'
 
 // Three `rendezvous serve --redis` processes, `ids add --redis`, a real agent and real curl.
 
-const curlMissing = spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl is not installed'
-const skip = redisMissing() ?? curlMissing ?? false
-
-export function clusterArgs (redisUrl: string): string[] {
-  return ['--redis', redisUrl, '--cluster-secret', CLUSTER_SECRET, '--peer-host', '127.0.0.1', '--peer-port', '0']
-}
-
-export async function addClusterId (t: Test, redisUrl: string): Promise<Credentials> {
-  const result = await runCli(t, ['ids', 'add', '--json', '--redis', redisUrl])
-  if (result.code !== 0) throw new Error(`ids add --redis exited ${describeExit(result)}: ${result.stderr}`)
-  const parsed = JSON.parse(result.stdout.toString('utf8')) as Credentials & { otpauth?: string }
-  return parsed
-}
-
-interface Fetched { status: number, body: Buffer, stderr: string }
-
-async function curl (t: Test, scratch: string, rv: Rendezvous, creds: Credentials, path: string, extra: string[] = []): Promise<Fetched> {
-  const out = join(scratch, `body-${Math.random().toString(36).slice(2)}`)
-  const result = await run(t, 'curl', [
-    '--silent', '--show-error', '--noproxy', '*', '--max-time', '60', '--cacert', rv.certPath,
-    '--digest', '--user', `${creds.id}:x`, '--output', out, '--write-out', '%{http_code}', ...extra, `${rv.url}${path}`
-  ])
-  const body = await readFile(out).catch(() => Buffer.alloc(0))
-  return { status: Number(result.stdout.toString('utf8').trim()), body, stderr: result.stderr }
-}
+const skip = redisMissing() ?? curlMissing() ?? false
 
 t.test('serve --redis: an agent parked on node A is reached with curl through B and C', { skip }, async t => {
   const scratch = await mkdtemp(join(tmpdir(), 'rendezvous-cluster-'))
