@@ -1,8 +1,10 @@
 import t from 'tap'
 import { redisMissing, startRedis } from './redis-server'
-import { startNode, until, type TestNode } from './nodes'
+import { CLUSTER_SECRET, startNode, until, type TestNode } from './nodes'
+import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
+import { Redis } from 'ioredis'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
 const skip = redisMissing() ?? false
@@ -76,4 +78,68 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
     await client.untilClosed()
     t.equal(statusOf(client.text), 404)
   })
+})
+
+t.test('forwarding skips a node that fails and a node that cannot prove the cluster secret', { skip }, async t => {
+  const redis = await startRedis(t)
+  const a = await startNode('a', redis.url)
+  const b = await startNode('b', redis.url)
+  const outsider = await startNode('outsider', redis.url, { cluster: { secret: 'not the cluster secret at all' } })
+  t.teardown(async () => { await a.close(); await b.close(); await outsider.close() })
+  const { secret } = await a.app.rendezvous.registry.add({ id: 'hub-2' })
+  const hidden = await a.park('hub-2', secret)
+  // A node that died a moment ago: still on the map, claiming many parked sockets, but nothing listens.
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.disconnect())
+  await raw.set('rendezvous:node:ghost', '127.0.0.1:1', 'PX', 60_000)
+  await raw.hset('rendezvous:parked:hub-2', 'ghost', '99')
+  await until(async () => (await raw.hget('rendezvous:parked:hub-2', 'a')) === '1', 'a on the map')
+
+  t.test('a node with the wrong secret is refused by a, and its client gets 503', async t => {
+    await until(() => outsider.app.rendezvous.registry.get('hub-2') !== undefined, 'the ID on the outsider')
+    const client = await outsider.open()
+    client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
+    await client.untilClosed()
+    t.equal(statusOf(client.text), 503)
+    t.equal(hidden.received.length, 0, 'nothing reached the hidden server')
+    t.equal(a.app.rendezvous.parkedFor('hub-2'), 1, 'a still holds its socket')
+  })
+
+  t.test('b tries the dead node first, then a', async t => {
+    const client = await b.open()
+    client.write('GET /after-ghost HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
+    await hidden.untilText('\r\n\r\n')
+    t.equal(hidden.text, 'GET /after-ghost HTTP/1.1\r\nHost: h\r\n\r\n')
+    hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
+    await client.untilText('\r\n\r\n')
+    t.equal(statusOf(client.text), 204)
+    hidden.destroy()
+    t.match(await b.app.rendezvous.metrics!.metrics(), /rendezvous_cluster_forwards_total\{outcome="peer_failed"\} 1\n/, 'the dead node was tried and failed')
+  })
+})
+
+t.test('the peer link can run over TLS', { skip }, async t => {
+  const redis = await startRedis(t)
+  const peerTls = { server: { key: tlsKey, cert: tlsCert }, client: { ca: tlsCert, servername: 'localhost' } }
+  const a = await startNode('a', redis.url, { cluster: { secret: CLUSTER_SECRET, peerTls } })
+  const b = await startNode('b', redis.url, { cluster: { secret: CLUSTER_SECRET, peerTls } })
+  const plain = await startNode('plain', redis.url)
+  t.teardown(async () => { await a.close(); await b.close(); await plain.close() })
+  const { secret } = await a.app.rendezvous.registry.add({ id: 'hub-3' })
+  const hidden = await a.park('hub-3', secret)
+  await until(() => plain.app.rendezvous.registry.get('hub-3') !== undefined && b.app.rendezvous.registry.get('hub-3') !== undefined, 'the ID everywhere')
+
+  const refused = await plain.open()
+  refused.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-3"\r\n\r\n')
+  await refused.untilClosed()
+  t.equal(statusOf(refused.text), 503, 'a node speaking plain TCP to a TLS peer listener gets nothing')
+
+  const client = await b.open()
+  client.write('GET /tls HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-3"\r\n\r\n')
+  await hidden.untilText('\r\n\r\n')
+  t.equal(hidden.text, 'GET /tls HTTP/1.1\r\nHost: h\r\n\r\n')
+  hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
+  await client.untilText('\r\n\r\n')
+  t.equal(statusOf(client.text), 204)
+  hidden.destroy()
 })
