@@ -1,24 +1,13 @@
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { createV1Token } from '../../lib/tokens/v1'
-import { statusOf, type WireClient } from '../helpers/wire'
-import { startNode, until } from './nodes'
+import { statusOf } from '../helpers/wire'
+import { exchange, rendezvousRequest, startNode, until } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
 const skip = redisMissing() ?? false
 
-const ask = (id: string): string => `GET /p HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="${id}"\r\n\r\n`
-
-async function exchange (t: Test, client: WireClient, hidden: WireClient, id: string): Promise<void> {
-  client.write(ask(id))
-  await hidden.untilText('\r\n\r\n')
-  t.equal(hidden.text, 'GET /p HTTP/1.1\r\nHost: h\r\n\r\n')
-  hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
-  await client.untilText('\r\n\r\n')
-  t.equal(client.text, 'HTTP/1.1 204 No Content\r\n\r\n')
-  hidden.destroy()
-  await client.untilClosed()
-}
+const ask = (id: string): string => rendezvousRequest(id).sent
 
 t.test('with Redis stopped, a node serves what it holds and refuses the rest with 503; it recovers when Redis returns', { skip }, async t => {
   const redis = await startRedis(t)
@@ -34,7 +23,7 @@ t.test('with Redis stopped, a node serves what it holds and refuses the rest wit
   await until(() => !a.app.rendezvous.reachable() && !b.app.rendezvous.reachable(), 'both nodes not ready', 5000)
 
   t.test('a rendezvous with a socket parked on the same node still works', async t => {
-    await exchange(t, await a.open(), parked[0]!, 'hub-1')
+    await exchange(t, a, parked[0]!, 'hub-1')
   })
 
   t.test('forwarding fails at once with a clear 503', async t => {

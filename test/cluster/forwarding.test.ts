@@ -1,6 +1,6 @@
 import t from 'tap'
 import { redisMissing, startRedis } from './redis-server'
-import { CLUSTER_SECRET, startNode, until, type TestNode } from './nodes'
+import { CLUSTER_SECRET, exchange, startNode, until, type TestNode } from './nodes'
 import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
@@ -106,14 +106,7 @@ t.test('forwarding skips a node that fails and a node that cannot prove the clus
   })
 
   t.test('b tries the dead node first, then a', async t => {
-    const client = await b.open()
-    client.write('GET /after-ghost HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
-    await hidden.untilText('\r\n\r\n')
-    t.equal(hidden.text, 'GET /after-ghost HTTP/1.1\r\nHost: h\r\n\r\n')
-    hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
-    await client.untilText('\r\n\r\n')
-    t.equal(statusOf(client.text), 204)
-    hidden.destroy()
+    await exchange(t, b, hidden, 'hub-2', '/after-ghost')
     t.match(await b.app.rendezvous.metrics!.metrics(), /rendezvous_cluster_forwards_total\{outcome="peer_failed"\} 1\n/, 'the dead node was tried and failed')
   })
 })
@@ -134,12 +127,5 @@ t.test('the peer link can run over TLS', { skip }, async t => {
   await refused.untilClosed()
   t.equal(statusOf(refused.text), 503, 'a node speaking plain TCP to a TLS peer listener gets nothing')
 
-  const client = await b.open()
-  client.write('GET /tls HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-3"\r\n\r\n')
-  await hidden.untilText('\r\n\r\n')
-  t.equal(hidden.text, 'GET /tls HTTP/1.1\r\nHost: h\r\n\r\n')
-  hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
-  await client.untilText('\r\n\r\n')
-  t.equal(statusOf(client.text), 204)
-  hidden.destroy()
+  await exchange(t, b, hidden, 'hub-3', '/tls')
 })

@@ -2,7 +2,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
 import rendezvous, { type RendezvousOptions } from '../../lib/index'
 import { createV1Token } from '../../lib/tokens/v1'
-import { openWire, type WireClient } from '../helpers/wire'
+import type { Test } from 'tap'
+import { openWire, statusOf, type WireClient } from '../helpers/wire'
 
 export const CLUSTER_SECRET = 'a cluster secret for the tests'
 
@@ -47,4 +48,26 @@ export async function until (test: () => boolean | Promise<boolean>, what: strin
     if (Date.now() > deadline) throw new Error(`no ${what} within ${ms} ms`)
     await new Promise(resolve => setTimeout(resolve, 20))
   }
+}
+
+/** The request a mobile client sends for `id`, and the head the hidden server must receive for it. */
+export function rendezvousRequest (id: string, path = '/p'): { sent: string, received: string } {
+  return {
+    sent: `GET ${path} HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="${id}"\r\n\r\n`,
+    received: `GET ${path} HTTP/1.1\r\nHost: h\r\n\r\n`
+  }
+}
+
+/** One exchange from a client on `via` to an already parked `hidden`: the head arrives without Authorization, the 204 comes back. */
+export async function exchange (t: Test, via: TestNode, hidden: WireClient, id: string, path?: string): Promise<void> {
+  const request = rendezvousRequest(id, path)
+  const client = await via.open()
+  client.write(request.sent)
+  await hidden.untilText('\r\n\r\n')
+  t.equal(hidden.text, request.received, 'the head reached the hidden server without Authorization')
+  hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
+  await client.untilText('\r\n\r\n')
+  t.equal(statusOf(client.text), 204)
+  hidden.destroy()
+  await client.untilClosed()
 }
