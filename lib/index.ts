@@ -22,31 +22,27 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
 import { openCluster } from './cluster/cluster'
+import type * as cluster from './cluster/options'
+import type * as redis from './cluster/redis-connection'
+import type * as options from './options'
+import type * as registries from './registry/registry'
+import type * as replay from './stores/replay-cache'
+import type * as throttle from './stores/throttle-store'
+import { createV1Token } from './tokens/v1'
+import { createTotp } from './tokens/totp'
+import * as errors from './errors'
 
-export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits } from './options'
-export type { Registry, IdentityRecord, AddIdentity } from './registry/registry'
-export type { ReplayCache, ReplayVerdict } from './stores/replay-cache'
-export type { ThrottleStore } from './stores/throttle-store'
-export type { ClusterOptions } from './cluster/options'
-export type { RedisSource } from './cluster/redis-connection'
-export { FileRegistry } from './registry/file-registry'
-export { MemoryRegistry } from './registry/memory-registry'
-export { MemoryReplayCache } from './stores/memory-replay-cache'
-export { MemoryThrottleStore } from './stores/memory-throttle-store'
-export { createV1Token } from './tokens/v1'
-export * as errors from './errors'
-
-export interface RendezvousStats {
+interface Stats {
   parked: number
   waiting: number
   spliced: number
 }
 
-export interface RendezvousDecorator {
+interface Decorator {
   registry: Registry
   /** The prom-client registry holding the rendezvous_ metrics, unless metrics are off. */
   metrics: PromRegistry | undefined
-  stats: () => RendezvousStats
+  stats: () => Stats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
   /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
@@ -57,7 +53,7 @@ export interface RendezvousDecorator {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    rendezvous: RendezvousDecorator
+    rendezvous: Decorator
   }
 }
 
@@ -67,7 +63,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
     return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
   }
   return async (id: string, token: string) => registry.get(id) === undefined
-    ? { ok: false as const, reason: 'unknown-id', status: 401 as const }
+    ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
     : normaliseVerdict(await custom(id, token))
 }
 
@@ -97,7 +93,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       if (id !== undefined) cluster?.parkedChanged(id)
     },
     onParkedExit: (id, why) => {
-      metrics.parkedExit(why === 'peer-closed' ? 'peer_closed' : why === 'early-data' ? 'early_data' : 'evicted')
+      metrics.parkedExit(why)
       log.debug({ id, why }, 'parked connection left')
     }
   })
@@ -147,7 +143,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
     reachable: () => cluster?.reachable() ?? true,
     cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
-  } satisfies RendezvousDecorator)
+  } satisfies Decorator)
 
   fastify.addHook('preClose', async () => {
     closing = true
@@ -169,10 +165,63 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
 }
 
-const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' })
+/** The plugin, carrying the package's other exports as Fastify's own plugins do. */
+interface RendezvousPlugin extends FastifyPluginAsync<RendezvousOptions> {
+  default: RendezvousPlugin
+  rendezvous: RendezvousPlugin
+  fastifyRendezvous: RendezvousPlugin
+  FileRegistry: typeof FileRegistry
+  MemoryRegistry: typeof MemoryRegistry
+  MemoryReplayCache: typeof MemoryReplayCache
+  MemoryThrottleStore: typeof MemoryThrottleStore
+  createV1Token: typeof createV1Token
+  createTotp: typeof createTotp
+  errors: typeof errors
+}
 
-export default rendezvous
-export { rendezvous }
+// The types of the package, for `import { type X } from 'fastify-rendezvous'`
+// and `rendezvous.X`. Types only, so it merges with the constant below.
+declare namespace rendezvous {
+  export type RendezvousOptions = options.RendezvousOptions
+  export type TokenVerdict = options.TokenVerdict
+  export type VerifyToken = options.VerifyToken
+  export type TotpMode = options.TotpMode
+  export type AuthFailureLimits = options.AuthFailureLimits
+  export type Registry = registries.Registry
+  export type IdentityRecord = registries.IdentityRecord
+  export type AddIdentity = registries.AddIdentity
+  export type ReplayCache = replay.ReplayCache
+  export type ReplayVerdict = replay.ReplayVerdict
+  export type ThrottleStore = throttle.ThrottleStore
+  export type ClusterOptions = cluster.ClusterOptions
+  export type RedisSource = redis.RedisSource
+  export type FileRegistry = InstanceType<typeof FileRegistry>
+  export type MemoryRegistry = InstanceType<typeof MemoryRegistry>
+  export type MemoryReplayCache = InstanceType<typeof MemoryReplayCache>
+  export type MemoryThrottleStore = InstanceType<typeof MemoryThrottleStore>
+  export type RendezvousStats = Stats
+  export type RendezvousDecorator = Decorator
+}
 
-// `require('fastify-rendezvous')` returns the plugin itself, as Fastify plugins do.
-module.exports = Object.assign(rendezvous, module.exports)
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- merges with the types-only namespace above
+const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' }) as RendezvousPlugin
+
+// The package is CommonJS shaped like Fastify's own plugins, so that every
+// consumer gets the plugin function: `require('fastify-rendezvous')`, and an
+// ESM default import, which is `module.exports`. `export =` makes the emitted
+// types say so (an `export default` would give TypeScript's ESM view the
+// whole module object); each name is set as `module.exports.name` because that
+// is the form Node's ESM loader detects named exports of CommonJS by. (tsc
+// emits `export =` last, hence the assignment of the same value up front.)
+export = rendezvous
+module.exports = rendezvous
+module.exports.default = rendezvous
+module.exports.rendezvous = rendezvous
+module.exports.fastifyRendezvous = rendezvous
+module.exports.FileRegistry = FileRegistry
+module.exports.MemoryRegistry = MemoryRegistry
+module.exports.MemoryReplayCache = MemoryReplayCache
+module.exports.MemoryThrottleStore = MemoryThrottleStore
+module.exports.createV1Token = createV1Token
+module.exports.createTotp = createTotp
+module.exports.errors = errors

@@ -5,7 +5,7 @@ const BREAK = /[\r\n\0]/
 
 /**
  * Re-serialises a mobile client's request head for the hidden server
- * (decisions §4 "What byte-exact means"). Authorization lines are dropped:
+ * (docs/protocol.md, "What reaches the hidden server"). Authorization lines are dropped:
  * they carried the rendezvous ID, not anything the hidden server asked for.
  */
 export function serializeHead (req: { method: string, url: string, httpVersion: string, rawHeaders: string[] }): Buffer {

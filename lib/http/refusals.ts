@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 
-/** The hidden server's go-ahead (decisions §4); nothing else may follow it. */
+/** The hidden server's go-ahead (docs/protocol.md); nothing else may follow it. */
 export const CONNECT_OK: Buffer = Buffer.from('HTTP/1.1 200 OK\r\n\r\n', 'latin1')
 
 export interface Refusal {
@@ -49,7 +49,7 @@ export function refusalBytes (r: Refusal): Buffer {
 }
 
 /**
- * Answers and closes a raw socket (decisions §4: never a silent hang).
+ * Answers and closes a raw socket (docs/protocol.md: never a silent hang).
  * Closing while the peer's bytes sit unread makes the kernel send RST, which
  * can destroy the answer before the peer reads it; so the socket drains
  * until the peer's FIN, or until `lingerMs` for a peer that never sends one.
@@ -86,7 +86,7 @@ function quote (text: string): string {
 }
 
 /** The mobile side's WWW-Authenticate value, with a fresh nonce each time. */
-export function digestChallenge (realm: string): string {
+export function challengeHeader (realm: string): string {
   if (BAD_VALUE.test(realm)) throw new TypeError('realm contains a line break')
   const nonce = randomBytes(16).toString('hex')
   const opaque = randomBytes(16).toString('hex')

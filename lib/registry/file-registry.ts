@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto'
 import type { BigIntStats } from 'node:fs'
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { open, rename, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
 import { canonicalId, isValidSecret } from './ids'
+import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { createRecord, lookupKey, RemoveListeners, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry } from './registry'
@@ -153,7 +154,7 @@ export class FileRegistry implements Registry {
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
     return this.#serial(async () => {
-      await mkdir(this.#dataDir, { recursive: true, mode: 0o700 })
+      await makeDir(this.#dataDir)
       const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: this.#lockTimeoutMs })
       try {
         // Re-read under the lock: the view may be up to one poll old, and

@@ -5,8 +5,8 @@ import { HandoffUnsupportedError } from '../errors'
 import { kConnectionListener, kConnectListener, kTicket } from './symbols'
 
 /*
- * The only module that touches Node's HTTP internals (see
- * shared/notes/node-handoff.md). It wraps each connection's
+ * The only module that touches Node's HTTP internals (see docs/plugin.md,
+ * "How it takes a socket from Fastify"). It wraps each connection's
  * `parser.onIncoming`, which Node calls from llhttp's headers-complete
  * callback. When `decide` claims a request, the wrapper turns it into a
  * CONNECT and returns 2 (stop, treat as upgrade): Node then frees the

@@ -64,7 +64,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     refuse(socket, refusal)
   }
 
-  async function relay (id: string, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function matchAndSplice (id: string, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
     if (refusing !== undefined) {
@@ -158,7 +158,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     log.info({ id: ticket.id }, 'relaying')
-    relay(ticket.id, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    matchAndSplice(ticket.id, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()

@@ -74,7 +74,7 @@ function loggerOptions (opts: ServeOptions): FastifyServerOptions['logger'] {
 
 function createMetricsRegistry (): PromRegistry {
   const registry = new PromRegistry()
-  // decisions §4: every metric name begins with rendezvous_, the process ones too.
+  // docs/plugin.md, Metrics: every metric name begins with rendezvous_, the process ones too.
   collectDefaultMetrics({ register: registry, prefix: 'rendezvous_' })
   return registry
 }

@@ -1,10 +1,11 @@
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { CliError } from '../cli/cli-error'
+import { makeDir } from '../make-dir'
 
 export interface Certificate {
   cert: Buffer
@@ -164,26 +165,11 @@ async function readOptional (file: string): Promise<Buffer | undefined> {
   }
 }
 
-/** mkdir -p, mode 0700 for what it creates, without `recursive: true`: Node 20 spins forever on that under /proc. */
 async function makeDirectory (dir: string): Promise<void> {
   try {
-    await mkdirOnce(dir)
+    await makeDir(dir)
   } catch (err) {
     throw new CliError(`cannot create ${dir}: ${reason(err)}`, 1)
-  }
-}
-
-async function mkdirOnce (dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { mode: 0o700 })
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') return
-    const parent = dirname(dir)
-    if (code !== 'ENOENT' || parent === dir) throw err
-    await mkdirOnce(parent)
-    // Once only: if the parent now exists and this still fails, the failure is real.
-    await mkdir(dir, { mode: 0o700 }).catch((again: NodeJS.ErrnoException) => { if (again.code !== 'EEXIST') throw again })
   }
 }
 

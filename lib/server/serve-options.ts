@@ -34,7 +34,7 @@ export interface ServeCluster {
   advertise?: string
 }
 
-/** `rendezvous serve` flags, decisions §5, as given on the command line. */
+/** `rendezvous serve` flags (docs/cli.md), as given on the command line. */
 export interface ServeArgs {
   help: boolean
   host: string

@@ -1,4 +1,4 @@
-// A stand-in for the rendezvous server's hidden side, written from decisions §3/§4
+// A stand-in for the rendezvous server's hidden side, written from docs/protocol.md
 // and independent of lib/, so a wrong token or a wrong head from the agent fails.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
@@ -142,7 +142,7 @@ export class FakeRendezvous extends EventEmitter {
     }
     socket.write('HTTP/1.1 200 OK\r\n\r\n')
     this.parked.push(socket)
-    // A parked socket that sends anything is broken (decisions §4).
+    // A parked socket that sends anything is broken (docs/protocol.md).
     socket.once('data', () => { this.extraBytes++; socket.destroy() })
     socket.resume()
     this.emit('parked', socket)
@@ -187,4 +187,4 @@ export function base32Decode (text: string): Buffer {
 
 export const TEST_ID = '6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f'
 // 20 bytes in base32.
-export const TEST_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+export { SECRET as TEST_SECRET } from '../helpers/fixtures'

@@ -6,8 +6,7 @@ import t from 'tap'
 import { runIds } from '../../lib/cli/ids'
 import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry } from '../../lib/registry/file-registry'
-
-const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+import { SECRET } from '../helpers/fixtures'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -204,4 +203,12 @@ t.test('help prints the usage on stdout', async (t) => {
     t.equal(run.code, 0)
     t.match(run.stdout, /^usage: rendezvous ids add/)
   }
+})
+
+t.test('add under /proc, where nothing can be created, fails at once with one line', async (t) => {
+  // Node 20's recursive mkdir spins forever there; this would time out.
+  const started = Date.now()
+  const run = await ids('add', '--data-dir', '/proc/rendezvous-cannot-exist/x')
+  assertOneLineError(t, run, 1, /ENOENT|no such file/)
+  t.ok(Date.now() - started < 5000, 'quickly')
 })

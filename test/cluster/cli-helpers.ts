@@ -2,7 +2,8 @@ import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { describeExit, run, runCli, type Credentials, type Rendezvous } from '../helpers/e2e'
+import { describeExit, run, runCli } from '../helpers/cli'
+import type { Credentials, Rendezvous } from '../helpers/e2e'
 import { CLUSTER_SECRET } from './nodes'
 
 export function curlMissing (): string | undefined {
@@ -16,7 +17,7 @@ export function clusterArgs (redisUrl: string): string[] {
 export async function addClusterId (t: Test, redisUrl: string): Promise<Credentials> {
   const result = await runCli(t, ['ids', 'add', '--json', '--redis', redisUrl])
   if (result.code !== 0) throw new Error(`ids add --redis exited ${describeExit(result)}: ${result.stderr}`)
-  const parsed = JSON.parse(result.stdout.toString('utf8')) as Credentials & { otpauth?: string }
+  const parsed = JSON.parse(result.stdout) as Credentials & { otpauth?: string }
   return parsed
 }
 

@@ -2,7 +2,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { runCli, startAgent, startServe } from '../helpers/e2e'
+import { runCli } from '../helpers/cli'
+import { startAgent, startServe } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
 import { redisMissing, startRedis } from './redis-server'
 import { addClusterId, clusterArgs, curl, curlMissing } from './cli-helpers'
@@ -47,7 +48,7 @@ t.test('serve --redis: an agent parked on node A is reached with curl through B 
   t.test('ids list --redis shows the ID; a new ID works on every node within a second', async t => {
     const listed = await runCli(t, ['ids', 'list', '--json', '--redis', redis.url])
     t.equal(listed.code, 0)
-    t.match(JSON.parse(listed.stdout.toString('utf8')), [{ id: creds.id }])
+    t.match(JSON.parse(listed.stdout), [{ id: creds.id }])
     const fresh = await addClusterId(t, redis.url)
     const started = Date.now()
     // 503 (no hidden server) means the ID is known; 404 would mean it is not, yet.

@@ -1,7 +1,8 @@
 import t from 'tap'
+import { until } from '../helpers/until'
 import { createV1Token } from '../../lib/tokens/v1'
 import { statusOf } from '../helpers/wire'
-import { exchange, rendezvousRequest, startNode, until } from './nodes'
+import { exchange, rendezvousRequest, startNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
@@ -15,12 +16,12 @@ t.test('with Redis stopped, a node serves what it holds and refuses the rest wit
   const b = await startNode('b', redis.url)
   t.teardown(async () => { await a.close(); await b.close() })
   const { secret } = await a.app.rendezvous.registry.add({ id: 'hub-1' })
-  await until(() => b.app.rendezvous.registry.get('hub-1') !== undefined, 'the ID on b', 1000)
+  await until(() => b.app.rendezvous.registry.get('hub-1') !== undefined, 1000, 'the ID on b')
   const parked = [await a.park('hub-1', secret), await a.park('hub-1', secret)]
   t.ok(a.app.rendezvous.reachable() && b.app.rendezvous.reachable(), 'both nodes ready')
 
   await redis.stop()
-  await until(() => !a.app.rendezvous.reachable() && !b.app.rendezvous.reachable(), 'both nodes not ready', 5000)
+  await until(() => !a.app.rendezvous.reachable() && !b.app.rendezvous.reachable(), 5000, 'both nodes not ready')
 
   t.test('a rendezvous with a socket parked on the same node still works', async t => {
     await exchange(t, a, parked[0]!, 'hub-1')
@@ -52,11 +53,11 @@ t.test('with Redis stopped, a node serves what it holds and refuses the rest wit
 
   t.test('when Redis returns, the nodes recover without a restart', async t => {
     await redis.start()
-    await until(() => a.app.rendezvous.reachable() && b.app.rendezvous.reachable(), 'both nodes ready again', 10_000)
+    await until(() => a.app.rendezvous.reachable() && b.app.rendezvous.reachable(), 10_000, 'both nodes ready again')
     const fresh = await a.park('hub-1', secret)
     t.ok(fresh, 'a new CONNECT parks again')
     // The node still holds its older socket too; both are offered through b.
-    await until(() => a.app.rendezvous.parkedFor('hub-1') === 2, 'two parked on a')
+    await until(() => a.app.rendezvous.parkedFor('hub-1') === 2, 5000, 'two parked on a')
     const client = await b.open()
     client.write(ask('hub-1'))
     const hidden = await Promise.race([parked[1]!, fresh].map(async h => { await h.untilText('\r\n\r\n', 5000); return h }))

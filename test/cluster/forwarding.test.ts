@@ -1,6 +1,7 @@
 import t from 'tap'
+import { until } from '../helpers/until'
 import { redisMissing, startRedis } from './redis-server'
-import { CLUSTER_SECRET, exchange, startNode, until, type TestNode } from './nodes'
+import { CLUSTER_SECRET, exchange, startNode, type TestNode } from './nodes'
 import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
@@ -18,14 +19,14 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
   const record = await a.app.rendezvous.registry.add({ id: 'Hub-1' })
 
   t.test('an ID added through one node is known on the others within a second', async t => {
-    await until(() => b.app.rendezvous.registry.get('hub-1') !== undefined && c.app.rendezvous.registry.get('hub-1') !== undefined, 'the ID on b and c', 1000)
+    await until(() => b.app.rendezvous.registry.get('hub-1') !== undefined && c.app.rendezvous.registry.get('hub-1') !== undefined, 1000, 'the ID on b and c')
     t.equal(c.app.rendezvous.registry.get('HUB-1')?.secret, record.secret)
   })
 
   for (const via of [b, c]) {
     t.test(`a connection parked on a is reached through ${via.name}, byte for byte`, async t => {
       const hidden = await a.park('hub-1', record.secret)
-      await until(async () => (await a.app.rendezvous.stats()).parked === 1, 'the park')
+      await until(async () => (await a.app.rendezvous.stats()).parked === 1, 5000, 'the park')
       const client = await via.open()
       const head = 'POST /x?y=1 HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="HUB-1", realm="rendezvous"\r\nX-Dup: 1\r\nX-Dup: 2\r\nContent-Length: 4\r\n\r\n'
       client.write(head + 'ab')
@@ -60,7 +61,7 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
   })
 
   t.test('with nothing parked anywhere, the client gets a 503 after the wait', async t => {
-    await until(() => a.app.rendezvous.stats().parked === 0, 'no parked connection')
+    await until(() => a.app.rendezvous.stats().parked === 0, 5000, 'no parked connection')
     const client = await c.open()
     client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
     await client.untilClosed()
@@ -72,7 +73,7 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
     const hidden = await a.park('hub-1', record.secret)
     t.ok(await c.app.rendezvous.registry.remove('hub-1'))
     await hidden.untilClosed(2000)
-    await until(() => b.app.rendezvous.registry.get('hub-1') === undefined, 'the removal on b', 1000)
+    await until(() => b.app.rendezvous.registry.get('hub-1') === undefined, 1000, 'the removal on b')
     const client = await b.open()
     client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
     await client.untilClosed()
@@ -93,10 +94,10 @@ t.test('forwarding skips a node that fails and a node that cannot prove the clus
   t.teardown(() => raw.disconnect())
   await raw.set('rendezvous:node:ghost', '127.0.0.1:1', 'PX', 60_000)
   await raw.hset('rendezvous:parked:hub-2', 'ghost', '99')
-  await until(async () => (await raw.hget('rendezvous:parked:hub-2', 'a')) === '1', 'a on the map')
+  await until(async () => (await raw.hget('rendezvous:parked:hub-2', 'a')) === '1', 5000, 'a on the map')
 
   t.test('a node with the wrong secret is refused by a, and its client gets 503', async t => {
-    await until(() => outsider.app.rendezvous.registry.get('hub-2') !== undefined, 'the ID on the outsider')
+    await until(() => outsider.app.rendezvous.registry.get('hub-2') !== undefined, 5000, 'the ID on the outsider')
     const client = await outsider.open()
     client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
     await client.untilClosed()
@@ -120,7 +121,7 @@ t.test('the peer link can run over TLS', { skip }, async t => {
   t.teardown(async () => { await a.close(); await b.close(); await plain.close() })
   const { secret } = await a.app.rendezvous.registry.add({ id: 'hub-3' })
   const hidden = await a.park('hub-3', secret)
-  await until(() => plain.app.rendezvous.registry.get('hub-3') !== undefined && b.app.rendezvous.registry.get('hub-3') !== undefined, 'the ID everywhere')
+  await until(() => plain.app.rendezvous.registry.get('hub-3') !== undefined && b.app.rendezvous.registry.get('hub-3') !== undefined, 5000, 'the ID everywhere')
 
   const refused = await plain.open()
   refused.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-3"\r\n\r\n')

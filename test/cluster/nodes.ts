@@ -41,15 +41,6 @@ export async function startNode (name: string, redisUrl: string, plugin: Rendezv
   return { name, app, port, open, park, close: async () => { await app.close() } }
 }
 
-/** Polls until `test` holds, for state that travels through Redis. */
-export async function until (test: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error(`no ${what} within ${ms} ms`)
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}
-
 /** The request a mobile client sends for `id`, and the head the hidden server must receive for it. */
 export function rendezvousRequest (id: string, path = '/p'): { sent: string, received: string } {
   return {
