@@ -9,7 +9,7 @@ import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
-  const parsed = parseServeArgs(args)
+  const parsed = parseServeArgs(args, io.env)
   if (parsed.help) {
     io.stdout.write(SERVE_USAGE)
     return 0

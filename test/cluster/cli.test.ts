@@ -62,3 +62,13 @@ t.test('serve --redis: an agent parked on node A is reached with curl through B 
     t.equal(removed.code, 0, removed.stderr)
   })
 })
+
+t.test('an unreachable Redis is a one-line error, for serve and for ids', async t => {
+  // Nothing listens on port 1; the secret comes from the environment.
+  const served = await runCli(t, ['serve', '--no-tls', '--port', '0', '--redis', 'redis://127.0.0.1:1'], { env: { RENDEZVOUS_CLUSTER_SECRET: 'a secret from the environment' } })
+  t.equal(served.code, 1)
+  t.match(served.stderr, /^rendezvous: Cannot reach Redis: .*ECONNREFUSED.*\n$/)
+  const listed = await runCli(t, ['ids', 'list', '--redis', 'redis://127.0.0.1:1'])
+  t.equal(listed.code, 1)
+  t.match(listed.stderr, /^rendezvous: cannot reach Redis: .*ECONNREFUSED.*\n$/)
+})
