@@ -117,6 +117,7 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     log: clusterLog,
     reachable: () => registry.reachable(),
     timeout: o.forwardTimeout,
+    retryInterval: o.retryInterval,
     tls: o.peerTls?.client
   })
   return { presence, peer, address, remote }

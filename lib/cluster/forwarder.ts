@@ -18,6 +18,7 @@ export interface ForwarderDeps {
   timeout: number
   /** TLS options for the link; plain TCP when undefined. */
   tls?: ConnectionOptions
+  retryInterval: number
 }
 
 /**
@@ -79,7 +80,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
     }
   }
 
-  return { open }
+  return { open, retryInterval: deps.retryInterval }
 }
 
 function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined): Promise<Socket> {

@@ -28,11 +28,13 @@ export interface ClusterOptions {
   commandTimeout?: number
   /** Time one node gets to answer a forwarding request, in ms. Default 3000. */
   forwardTimeout?: number
+  /** While a client waits with nothing parked anywhere, how often other nodes are asked again, in ms. Default 250. */
+  retryInterval?: number
 }
 
 export type ResolvedClusterOptions = Required<Omit<ClusterOptions, 'advertise' | 'peerTls'>> & Pick<ClusterOptions, 'advertise' | 'peerTls'>
 
-const TIMES = { presenceTtl: 5000, heartbeat: 1000, resyncInterval: 5000, commandTimeout: 1000, forwardTimeout: 3000 } as const
+const TIMES = { presenceTtl: 5000, heartbeat: 1000, resyncInterval: 5000, commandTimeout: 1000, forwardTimeout: 3000, retryInterval: 250 } as const
 
 export function resolveClusterOptions (opts: ClusterOptions | undefined): ResolvedClusterOptions {
   if (opts === undefined || typeof opts.secret !== 'string' || opts.secret.length < 16) {

@@ -6,7 +6,7 @@ import { pendingResponse, type HeadersOnlyRequest } from './handoff'
 import { serializeHead } from '../http/head'
 import { canonicalId } from '../registry/ids'
 import type { RendezvousMetrics, RequestOutcome } from './metrics'
-import type { ParkingLot } from './parking-lot'
+import type { ParkingLot, WaitOutcome } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
@@ -17,6 +17,9 @@ import { kUnknownId } from './symbols'
 export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
   | { kind: 'relay', id: string }
+
+/** What another node gave: a link to a hidden server there, or word that the cluster cannot be asked. */
+type Remote = { link: Socket } | { unavailable: true }
 
 export interface MobileSideDeps {
   registry: Pick<Registry, 'get' | 'stale'>
@@ -77,16 +80,15 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const onGone = (): void => gone.abort()
     client.once('close', onGone)
     const started = process.hrtime.bigint()
-    if (deps.remote !== undefined && lot.parkedFor(id) === 0) {
-      const handled = await forward(deps.remote, id, req, client, rest, gone.signal, log)
-      if (handled) {
-        client.removeListener('close', onGone)
-        return
-      }
-    }
-    const found = await lot.wait(id, limits.waitTimeout, gone.signal)
+    const found = deps.remote === undefined
+      ? await lot.wait(id, limits.waitTimeout, gone.signal)
+      : await waitAnywhere(deps.remote, id, Buffer.concat([headOf(req), rest]), gone.signal)
     client.removeListener('close', onGone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
+    if (found !== undefined && ('link' in found || 'unavailable' in found)) {
+      await forwarded(found, client, log)
+      return
+    }
     if (found !== undefined && 'socket' in found && client.destroyed) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
@@ -114,25 +116,36 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   /**
-   * Cluster mode, nothing parked here: another node hands over one of its
-   * sockets, with the head already delivered. False when no node holds one,
-   * so the client waits here as usual.
+   * Cluster mode: whichever comes first within the wait timeout, a socket
+   * parked here, or a link to another node that took one of its own and
+   * delivered `head` to it. Other nodes are asked again every retryInterval,
+   * as a hidden server may park anywhere.
    */
-  async function forward (remote: RemoteSource, id: string, req: IncomingMessage, client: Socket, rest: Buffer, signal: AbortSignal, log: FastifyBaseLogger): Promise<boolean> {
-    const link = await remote.open(id, Buffer.concat([headOf(req), rest]), signal)
-    if (link === 'none') return false
-    if (link === 'unavailable') {
+  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+    const deadline = Date.now() + limits.waitTimeout
+    for (;;) {
+      if (lot.parkedFor(id) === 0) {
+        const link = await remote.open(id, head, signal)
+        if (link === 'unavailable') return { unavailable: true }
+        if (link !== 'none') return { link }
+      }
+      const left = deadline - Date.now()
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
+      if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
+    }
+  }
+
+  async function forwarded (found: Remote, client: Socket, log: FastifyBaseLogger): Promise<void> {
+    if ('unavailable' in found) {
       refuseWith(client, 'cluster_unavailable', { status: 503, retryAfter: limits.retryAfter, message: 'no hidden server is connected here, and the cluster cannot be reached' }, log)
-      return true
-    }
-    if (client.destroyed) {
-      link.destroy()
+    } else if (client.destroyed) {
+      // The head already went to the hidden server; the link cannot be given back.
+      found.link.destroy()
       metrics.request('client_gone')
-      return true
+    } else {
+      metrics.request('forwarded')
+      await spliceWith(client, found.link, log)
     }
-    metrics.request('forwarded')
-    await spliceWith(client, link, log)
-    return true
   }
 
   async function spliceWith (client: Socket, hidden: Socket, log: FastifyBaseLogger): Promise<void> {

@@ -12,4 +12,6 @@ export interface RemoteSource {
    * 'unavailable' when the cluster state cannot be read right now.
    */
   open: (id: string, head: Buffer, signal: AbortSignal) => Promise<Socket | 'none' | 'unavailable'>
+  /** While a client waits, how often other nodes are asked again, in ms. */
+  retryInterval: number
 }

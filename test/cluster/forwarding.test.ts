@@ -69,6 +69,20 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
     t.match(client.text, /\r\nRetry-After: \d+\r\n/)
   })
 
+  t.test('a client waiting on c is served by a connection that parks on a meanwhile', async t => {
+    await until(() => a.app.rendezvous.stats().parked === 0, 5000, 'no parked connection')
+    const client = await c.open()
+    client.write('GET /late HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
+    await until(() => c.app.rendezvous.stats().waiting === 1, 5000, 'the client waiting on c')
+    const hidden = await a.park('hub-1', record.secret)
+    await hidden.untilText('\r\n\r\n')
+    t.equal(hidden.text, 'GET /late HTTP/1.1\r\nHost: h\r\n\r\n')
+    hidden.write('HTTP/1.1 204 No Content\r\n\r\n')
+    await client.untilText('\r\n\r\n')
+    t.equal(statusOf(client.text), 204)
+    hidden.destroy()
+  })
+
   t.test('an ID removed through c closes its parked connection on a', async t => {
     const hidden = await a.park('hub-1', record.secret)
     t.ok(await c.app.rendezvous.registry.remove('hub-1'))
