@@ -8,13 +8,14 @@
  * Needs redis-server on the PATH. Plain HTTP on loopback, so the figures are
  * the relay's own cost, not TLS's.
  */
-import { spawn, type ChildProcess } from 'node:child_process'
-import { connect, createServer, type AddressInfo, type Socket } from 'node:net'
+import { connect, type AddressInfo, type Socket } from 'node:net'
 import { parseArgs } from 'node:util'
 import Fastify, { type FastifyInstance } from 'fastify'
 import { Redis } from 'ioredis'
 import rendezvous from '../lib/index'
 import { createV1Token } from '../lib/tokens/v1'
+// The test suite's throwaway redis-server: its own port, no persistence.
+import { startRedis } from '../test/cluster/redis-server'
 
 const { values } = parseArgs({
   options: {
@@ -29,25 +30,6 @@ const POOL = Number(values.pool)
 const ID = 'bench-hub'
 const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
 const ANSWER = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok'
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
-
-async function startRedis (port: number): Promise<ChildProcess> {
-  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'inherit'] })
-  await new Promise<void>((resolve, reject) => {
-    let out = ''
-    child.stdout?.on('data', (c: Buffer) => { out += c.toString(); if (out.includes('Ready to accept')) resolve() })
-    child.once('error', reject)
-    child.once('exit', () => reject(new Error(`redis-server exited: ${out}`)))
-  })
-  return child
-}
 
 async function startNode (name: string, redisUrl: string): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify({ logger: false })
@@ -124,9 +106,8 @@ async function redisCounters (redis: Redis): Promise<{ calls: number, bytes: num
 }
 
 async function main (): Promise<void> {
-  const redisPort = await freePort()
-  const redisServer = await startRedis(redisPort)
-  const redisUrl = `redis://127.0.0.1:${redisPort}`
+  const teardowns: Array<() => unknown> = []
+  const { url: redisUrl } = await startRedis({ teardown: fn => teardowns.push(fn) })
   const a = await startNode('holder', redisUrl)
   const b = await startNode('forwarder', redisUrl)
   await a.app.rendezvous.registry.add({ id: ID, secret: SECRET })
@@ -157,7 +138,7 @@ async function main (): Promise<void> {
   probe.disconnect()
   await a.app.close()
   await b.app.close()
-  redisServer.kill('SIGKILL')
+  for (const fn of teardowns.reverse()) await fn()
 }
 
 main().catch(err => {

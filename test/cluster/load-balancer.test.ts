@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs'
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
-import { connect, createServer, type AddressInfo } from 'node:net'
+import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { spawnSync } from 'node:child_process'
@@ -10,7 +10,7 @@ import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
 import { tlsCertPath, tlsKeyPath } from '../helpers/tls'
 import { until } from '../helpers/until'
 import { addClusterId, clusterArgs, curlMissing } from './cli-helpers'
-import { redisMissing, startRedis } from './redis-server'
+import { freePort, redisMissing, startRedis } from './redis-server'
 
 // docs/cluster.md's nginx `stream` configuration, run as printed, in front of three serve nodes.
 
@@ -20,14 +20,6 @@ function nginxMissing (): string | undefined {
   return existsSync(STREAM_MODULE) ? undefined : 'nginx has no stream module (apt-get install libnginx-mod-stream)'
 }
 const skip = redisMissing() ?? curlMissing() ?? nginxMissing() ?? false
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
-  const { port } = server.address() as AddressInfo
-  await new Promise(resolve => server.close(resolve))
-  return port
-}
 
 /** The ```nginx block of docs/cluster.md, pointed at these nodes and this port. */
 async function documentedConfig (nodePorts: number[], listen: number, dir: string): Promise<string> {

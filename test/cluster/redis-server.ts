@@ -33,7 +33,8 @@ export function redisMissing (): string | undefined {
     : 'redis-server is not installed (apt-get install redis-server; .ci/run installs it)'
 }
 
-async function freePort (): Promise<number> {
+/** A loopback port nobody listens on right now, for servers that cannot take port 0. */
+export async function freePort (): Promise<number> {
   const server = createServer()
   await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, '127.0.0.1', resolve))
   const { port } = server.address() as { port: number }
