@@ -48,14 +48,17 @@ export interface ClusterNode {
 export async function openCluster (redis: RedisSource, options: ClusterOptions | undefined, log: FastifyBaseLogger): Promise<ClusterNode> {
   const o = resolveClusterOptions(options)
   const conn = openRedis(redis)
+  const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
+  const registry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval })
+  // Whatever fails while starting must not leave a reconnecting client behind to hold the process open.
   try {
     await conn.connect()
+    await registry.ready()
   } catch (err) {
+    await registry.close()
     await conn.close()
     throw new RedisUnreachableError((err as Error).message)
   }
-  const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
-  const registry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval })
   let presence: Presence | undefined
   let peer: Server | undefined
   let address: string | undefined
@@ -68,9 +71,16 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     peerAddress: () => address,
     parkedChanged: id => presence?.changed(id),
     start: async (a) => {
-      const started = await startNode(conn, o, registry, a, log)
-      ;({ presence, peer, address } = started)
-      return started.remote
+      try {
+        const started = await startNode(conn, o, registry, a, log, server => { peer = server })
+        ;({ presence, address } = started)
+        return started.remote
+      } catch (err) {
+        if (peer !== undefined) await new Promise(resolve => peer!.close(resolve))
+        await registry.close()
+        await conn.close()
+        throw err
+      }
     },
     close: async () => {
       await presence?.stop()
@@ -80,7 +90,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   }
 }
 
-async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, registry: RedisRegistry, a: ClusterAttachment, log: FastifyBaseLogger) {
+async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, registry: RedisRegistry, a: ClusterAttachment, log: FastifyBaseLogger, listening: (peer: Server) => void) {
   const clusterLog = log.child({ node: o.nodeId })
   const metrics = createClusterMetrics(a.metrics, () => registry.reachable())
   const tokens = new PeerTokens(o.secret)
@@ -97,6 +107,7 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     isClosing: a.isClosing,
     tls: o.peerTls?.server
   })
+  listening(peer)
   const bound = await listenPeer(peer, o.peerHost, o.peerPort)
   const address = advertisedAddress(o, bound.port)
   const presence = new Presence(conn, {
@@ -120,5 +131,5 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     retryInterval: o.retryInterval,
     tls: o.peerTls?.client
   })
-  return { presence, peer, address, remote }
+  return { presence, address, remote }
 }

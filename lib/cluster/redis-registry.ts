@@ -50,7 +50,15 @@ export class RedisRegistry implements Registry {
     this.#watch = opts.watch ?? true
   }
 
+  #ready: Promise<void> | undefined
+
+  /** Subscribes and reads the IDs once; later calls share the first. */
   async ready (): Promise<void> {
+    this.#ready ??= this.#start()
+    return await this.#ready
+  }
+
+  async #start (): Promise<void> {
     if (!this.#watch) return
     const sub = this.#conn.subscriber
     sub.on('message', this.#onMessage)

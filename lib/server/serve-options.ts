@@ -113,13 +113,17 @@ function clusterArgs (values: Values, env: NodeJS.ProcessEnv): ServeCluster | un
     throw new CliError('cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET, 16 characters or more, the same on every node')
   }
   const advertise = nonEmpty(values.advertise, '--advertise')
+  const peerHost = nonEmpty(values['peer-host'], '--peer-host') ?? '127.0.0.1'
+  if (advertise === undefined && ['0.0.0.0', '::'].includes(peerHost)) {
+    throw new CliError(`--peer-host ${peerHost} is no address other nodes can dial: add --advertise HOST:PORT`)
+  }
   if (advertise !== undefined && !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(advertise)) {
     throw new CliError(`--advertise must be HOST:PORT, got ${JSON.stringify(advertise)}`)
   }
   return {
     redis,
     secret,
-    peerHost: nonEmpty(values['peer-host'], '--peer-host') ?? '127.0.0.1',
+    peerHost,
     peerPort: values['peer-port'] === undefined ? 0 : port(values['peer-port'], '--peer-port'),
     ...(advertise === undefined ? {} : { advertise })
   }

@@ -234,6 +234,7 @@ if (problem !== undefined) {
       ['cluster secret too short', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 's'], /cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET/],
       ['cluster flag without --redis', ['--peer-port', '9000'], /--peer-port needs --redis URL/],
       ['--redis not a URL', ['--redis', 'localhost:6379', '--cluster-secret', 'x'.repeat(16)], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+      ['wildcard --peer-host without --advertise', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--peer-host', '0.0.0.0'], /--peer-host 0\.0\.0\.0 is no address other nodes can dial/],
       ['--advertise not HOST:PORT', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--advertise', 'nope'], /--advertise must be HOST:PORT/]
     ]
     for (const [name, flags, pattern] of cases) {

@@ -63,6 +63,13 @@ t.test('serve --redis: an agent parked on node A is reached with curl through B 
   })
 })
 
+t.test('a peer port in use is a one-line error naming it, and the node does not hang', { skip }, async t => {
+  const redis = await startRedis(t)
+  const served = await runCli(t, ['serve', '--no-tls', '--port', '0', ...clusterArgs(redis.url).slice(0, -2), '--peer-port', String(redis.port)])
+  t.equal(served.code, 1)
+  t.equal(served.stderr, `rendezvous: cannot listen on 127.0.0.1:${redis.port}: the port is already in use\n`)
+})
+
 t.test('an unreachable Redis is a one-line error, for serve and for ids', async t => {
   // Nothing listens on port 1; the secret comes from the environment.
   const served = await runCli(t, ['serve', '--no-tls', '--port', '0', '--redis', 'redis://127.0.0.1:1'], { env: { RENDEZVOUS_CLUSTER_SECRET: 'a secret from the environment' } })
