@@ -75,16 +75,15 @@ async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
     link.end(answerLine(404, 'nothing parked'))
     return
   }
-  hidden.write(payload)
   link.write(answerLine(200, 'ok'))
   deps.metrics.handover('handed_over')
   deps.log.info({ id }, 'handed a parked connection to another node')
-  deps.relayMetrics.spliceOpened()
-  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout })
+  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload] })
+  deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
   const result = await pair.done
   deps.splices.delete(pair)
-  deps.relayMetrics.spliceClosed(result.end, result.toHidden, result.toClient, result.durationMs / 1000)
+  deps.relayMetrics.spliceClosed(result.end, pair, result.durationMs / 1000)
 }
 
 async function check (request: PeerRequest | undefined, payload: Buffer, deps: PeerServerDeps): Promise<Refusal | undefined> {

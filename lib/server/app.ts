@@ -29,6 +29,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
     registry,
     ...clusterOptions(opts),
     waitTimeout: opts.waitTimeout,
+    ...opts.limits,
     metrics: metrics ?? false,
     closeGracePeriod: opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE
   })

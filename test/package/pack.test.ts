@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
-import { ROOT, run, spawnProc, type RunResult } from '../helpers/e2e'
+import { ROOT, run, spawnProc, type RunResult } from '../helpers/cli'
 
 // What a stranger gets: `npm pack` on a tree with no dist/ (prepack builds it),
 // the tarball installed into a fresh app next to fastify and
