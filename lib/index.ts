@@ -95,7 +95,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     },
     onParkedExit: (id, why) => {
       metrics.parkedExit(why)
-      log.debug({ id, why }, 'parked connection left')
+      log.info({ id, reason: why }, 'parked connection left')
     }
   })
   const splices = new Set<Splice>()

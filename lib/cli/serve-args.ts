@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
 import type { LogLevel, ServeCluster, ServeLimits } from '../server/serve-options'
 import { clusterArgs } from './cluster-args'
@@ -13,6 +14,8 @@ export interface ServeArgs {
   dataDir: string
   tlsCert?: string
   tlsKey?: string
+  /** More names for the generated certificate (--tls-name, repeatable). */
+  tlsNames: string[]
   noTls: boolean
   /** In ms. */
   waitTimeout: number
@@ -29,6 +32,7 @@ const OPTIONS = {
   'data-dir': { type: 'string', default: '.rendezvous' },
   'tls-cert': { type: 'string' },
   'tls-key': { type: 'string' },
+  'tls-name': { type: 'string', multiple: true },
   'no-tls': { type: 'boolean', default: false },
   'wait-timeout': { type: 'string', default: '10' },
   'metrics-path': { type: 'string' },
@@ -56,6 +60,8 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process
     throw new CliError(tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }
   if (values['no-tls'] && tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
+  const tlsNames = (values['tls-name'] ?? []).map(tlsName)
+  if (tlsNames.length > 0 && (values['no-tls'] || tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
   if (values['no-metrics'] && values['metrics-path'] !== undefined) throw new CliError('--no-metrics cannot be combined with --metrics-path')
   return {
     help: false,
@@ -64,6 +70,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process
     dataDir: nonEmpty(values['data-dir'], '--data-dir') as string,
     tlsCert,
     tlsKey,
+    tlsNames,
     noTls: values['no-tls'],
     waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
     metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
@@ -73,7 +80,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process
   }
 }
 
-function limits (values: Record<string, string | boolean | undefined>): ServeLimits {
+function limits (values: Record<string, string | string[] | boolean | undefined>): ServeLimits {
   const out: ServeLimits = {}
   const time = (flag: string): number | undefined => {
     const v = values[flag]
@@ -94,7 +101,7 @@ function limits (values: Record<string, string | boolean | undefined>): ServeLim
 }
 
 function defaults (): ServeArgs {
-  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info', limits: {} }
+  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', tlsNames: [], noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info', limits: {} }
 }
 
 function parse (args: string[]): ReturnType<typeof parseArgs<{ args: string[], options: typeof OPTIONS, strict: true, allowPositionals: false }>> {
@@ -119,4 +126,13 @@ function metricsPath (value: string): string {
     throw new CliError(`--metrics-path must be a path such as /metrics, other than / and /healthz, got ${JSON.stringify(value)}`)
   }
   return value
+}
+
+/** A --tls-name: a DNS name (a leading `*.` allowed) or an IP address. */
+function tlsName (name: string): string {
+  const dns = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/
+  if (isIP(name) === 0 && (name.length > 253 || !dns.test(name))) {
+    throw new CliError(`--tls-name must be a DNS name or an IP address, got ${JSON.stringify(name)}`)
+  }
+  return name.replace(/\.$/, '').toLowerCase()
 }

@@ -12,7 +12,7 @@ Run 'rendezvous <command> --help' for the options of a command,
 `
 
 export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8443] [--data-dir .rendezvous]
-                        [--tls-cert FILE --tls-key FILE | --no-tls]
+                        [--tls-cert FILE --tls-key FILE | --no-tls | --tls-name NAME ...]
                         [--wait-timeout SECONDS] [--metrics-path PATH | --no-metrics]
                         [--log-level LEVEL] [--splice-idle-timeout SECONDS]
                         [--max-connections-per-address N] [--max-spliced N]
@@ -28,6 +28,8 @@ Options:
   --tls-key FILE           PEM private key of --tls-cert
   --no-tls                 serve plain HTTP, only behind a layer-4 TLS terminator
                            (see docs/security.md)
+  --tls-name NAME          a DNS name or IP address the generated certificate must carry
+                           (repeatable; localhost, 127.0.0.1, ::1 and --host are always in)
   --wait-timeout SECONDS   how long a mobile client waits for a hidden server (default 10)
   --metrics-path PATH      where Prometheus metrics are served (default /metrics)
   --no-metrics             serve no metrics
@@ -41,7 +43,9 @@ Options:
                            time a new connection gets for its TLS handshake (default 10)
 
 Without --tls-cert, --tls-key or --no-tls, serve uses a self-signed certificate
-that it generates into DIR/tls on its first start, and prints its fingerprint.
+that it generates into DIR/tls on its first start, and again when the names it
+must carry change; it prints its fingerprint. SIGHUP, or a change to the
+--tls-cert or --tls-key files, reloads the certificate without a restart.
 GET /healthz answers 200 without credentials. SIGTERM or SIGINT closes gracefully.
 
 Cluster mode (docs/cluster.md):

@@ -30,7 +30,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, log: FastifyBaseLogger): void => {
     metrics.connect(outcome)
     log.info({ outcome, status: refusal.status }, 'CONNECT refused')
-    refuse(socket, refusal)
+    // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
+    refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } })
   }
 
   async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {
@@ -89,7 +90,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       } else {
         socket.write(CONNECT_OK)
         metrics.connect('parked')
-        log.debug({ id: step.id }, 'parked')
+        log.info({ id: step.id }, 'parked')
         lot.park(step.id, socket)
       }
     }, err => {

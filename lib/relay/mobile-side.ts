@@ -198,6 +198,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       hidden.destroy()
       throw err
     }
+    log.info(outcome === 'relayed' ? 'relaying' : 'relaying through another node')
     metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
@@ -216,7 +217,6 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.info({ id: ticket.id }, 'relaying')
     matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
