@@ -78,7 +78,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
     `Created:  ${record.createdAt}`,
     '',
     'Run the agent next to the hidden server with:',
-    `  ${agentHint(dataDir, record.id, record.secret)}`,
+    `  ${agentHint(store, record.id, record.secret)}`,
     '',
     'Warning: store the secret now. It is not shown again.',
     ''
@@ -148,10 +148,11 @@ function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | bool
 }
 
 // HOST and PORT are the operator's to fill in; the rest works as printed, --ca included when serve generated its certificate here.
-function agentHint (dataDir: string, id: string, secret: string): string {
-  const cert = join(dataDir, 'tls', 'cert.pem')
-  const near = relative(process.cwd(), cert)
-  const ca = existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
+function agentHint (store: Store, id: string, secret: string): string {
+  // A cluster's certificate is wherever its nodes were given it; a data dir's is where serve generated it.
+  const cert = 'dataDir' in store ? join(store.dataDir, 'tls', 'cert.pem') : undefined
+  const near = cert === undefined ? '' : relative(process.cwd(), cert)
+  const ca = cert !== undefined && existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
   return `${selfCommand()} agent --server https://HOST:8443 --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }
 
