@@ -7,7 +7,8 @@ import { Registry as PromRegistry } from 'prom-client'
 import { AuthThrottle } from './relay/auth-throttle'
 import { challengeHook } from './relay/challenge'
 import { RendezvousOptionError } from './errors'
-import { installHandoff } from './relay/handoff'
+import { installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { capConnectionsPerAddress } from './relay/connection-cap'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
 import { createMobileSide, type Ticket } from './relay/mobile-side'
@@ -107,6 +108,8 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       return () => handshakes.delete(socket)
     }
   })
+  const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
+  const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
   const mobile = createMobileSide({
     registry,
     lot,
@@ -114,15 +117,20 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     log,
     limits: o,
     refusing: () => closing ? 'shutting_down' : isUnderPressure() ? 'under_pressure' : undefined,
+    coolingOff: async address => probes === undefined ? 0 : await probes.check(address, ''),
     splices
   })
   const uninstall = installHandoff<Ticket>(server as HttpServer, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
+  const uncap = o.maxConnectionsPerAddress > 0
+    ? capConnectionsPerAddress(server as HttpServer, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
+    : () => {}
+  if (o.handshakeTimeout > 0) setHandshakeTimeout(server as HttpServer, o.handshakeTimeout)
   const unsubscribe = registry.onRemove(id => {
     const closed = lot.evict(id)
     log.info({ id, closed }, 'ID removed; its parked connections were closed')
   })
 
-  fastify.addHook('onRequest', challengeHook(o.realm, metrics))
+  fastify.addHook('onRequest', challengeHook(o.realm, metrics, probes))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
@@ -142,6 +150,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   fastify.addHook('onClose', async () => {
     uninstall()
+    uncap()
     unsubscribe()
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
@@ -171,6 +180,7 @@ declare namespace rendezvous {
   export type VerifyToken = options.VerifyToken
   export type TotpMode = options.TotpMode
   export type AuthFailureLimits = options.AuthFailureLimits
+  export type UnknownIdLimits = options.UnknownIdLimits
   export type Registry = registries.Registry
   export type IdentityRecord = registries.IdentityRecord
   export type AddIdentity = registries.AddIdentity

@@ -28,6 +28,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   await app.register(rendezvous, {
     registry,
     waitTimeout: opts.waitTimeout,
+    ...opts.limits,
     metrics: metrics ?? false,
     closeGracePeriod: opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE
   })
