@@ -6,7 +6,8 @@ import { loadCertificate, type Certificate, type CertificateRequest } from '../s
 import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
 import type { CliIo } from './cli-error'
-import { shellQuote } from './invocation'
+import { selfCommand, shellQuote } from './invocation'
+import { ignoreOutputErrors } from './quiet-output'
 import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
@@ -14,7 +15,8 @@ import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
-  return await command(io, SERVE_USAGE, () => helpless(parseServeArgs(args)), async parsed => await serve(parsed, io))
+  ignoreOutputErrors(io.stdout, io.stderr)
+  return await command(io, SERVE_USAGE, () => helpless(parseServeArgs(args, io.env)), async parsed => await serve(parsed, io))
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
@@ -37,7 +39,8 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     metricsPath: parsed.metricsPath,
     logLevel: parsed.logLevel,
     logStream: io.stdout,
-    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
+    cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
   try {
@@ -48,9 +51,14 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  const stopReloading = certificate === undefined ? () => {} : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+  let stopReloading = (): void => {}
+  if (certificate !== undefined) {
+    const reloader = reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+    signals.onHangup(() => reloader.reload('SIGHUP'))
+    stopReloading = reloader.stop
+  }
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -65,12 +73,14 @@ function boundPort (app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port
 }
 
-function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`
@@ -83,9 +93,9 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       rendezvous ids add --data-dir ${shellQuote(parsed.dataDir)}`,
+    `       ${cli} ids add ${parsed.cluster === undefined ? `--data-dir ${shellQuote(parsed.dataDir)}` : `--redis ${shellQuote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
-    `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${shellQuote(ca)}`}`,
+    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${shellQuote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
     `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${shellQuote(ca)}`} ${url}`,
     ''
@@ -98,4 +108,9 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
+}
+
+// A password in the Redis URL must not end up in a terminal's scrollback.
+function redactUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }
