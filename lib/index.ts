@@ -1,6 +1,6 @@
 import { Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Registry as PromRegistry } from 'prom-client'
@@ -10,20 +10,23 @@ import { RendezvousOptionError } from './errors'
 import { installHandoff } from './relay/handoff'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
-import { createMobileSide, type Ticket } from './relay/mobile-side'
+import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { ParkingLot } from './relay/parking-lot'
 import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import type { Registry } from './registry/registry'
-import type { Splice } from './relay/splice'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { previousSecret } from './registry/records'
+import { registerLiveMetrics, type IdCounts } from './relay/live-metrics'
+import { addHealthRoutes } from './health/routes'
+import { attachAdmin } from './admin/attach'
 
-export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits } from './options'
-export type { Registry, IdentityRecord, AddIdentity } from './registry/registry'
+export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits, AdminOptions } from './options'
+export type { Registry, IdentityRecord, AddIdentity, RotateSecret } from './registry/registry'
 export type { ReplayCache, ReplayVerdict } from './stores/replay-cache'
 export type { ThrottleStore } from './stores/throttle-store'
 export { FileRegistry } from './registry/file-registry'
@@ -46,6 +49,10 @@ export interface RendezvousDecorator {
   stats: () => RendezvousStats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
+  /** Live counts of every ID that has parked, waiting or spliced connections. */
+  perId: () => Map<string, IdCounts>
+  /** Where the admin listener is bound, once the app is ready; undefined when it is off. */
+  adminAddress: () => AddressInfo | undefined
 }
 
 declare module 'fastify' {
@@ -57,7 +64,13 @@ declare module 'fastify' {
 function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache) {
   const custom = o.verifyToken
   if (custom === undefined) {
-    return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
+    return createDefaultVerifier({
+      lookupSecret: id => registry.get(id)?.secret,
+      lookupPreviousSecret: id => previousSecret(registry.get(id)),
+      replayCache,
+      totp: o.totp,
+      skewSeconds: o.tokenSkew
+    })
   }
   return async (id: string, token: string) => registry.get(id) === undefined
     ? { ok: false as const, reason: 'unknown-id', status: 401 as const }
@@ -71,9 +84,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
-  const registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  const registry: Registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
-  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
   const replayCache = o.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
   const throttleStore = o.throttleStore ?? new MemoryThrottleStore()
@@ -90,7 +103,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       log.debug({ id, why }, 'parked connection left')
     }
   })
-  const splices = new Set<Splice>()
+  const splices = new Set<SplicedPair>()
   const handshakes = new Set<Socket>()
   let closing = false
   const isUnderPressure = (): boolean => {
@@ -126,12 +139,44 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     log.info({ id, closed }, 'ID removed; its parked connections were closed')
   })
 
+  const perId = (): Map<string, IdCounts> => {
+    const out = new Map<string, IdCounts>()
+    for (const [id, c] of lot.perId()) out.set(id, { ...c, spliced: 0 })
+    for (const pair of splices) {
+      const c = out.get(pair.id) ?? { parked: 0, waiting: 0, spliced: 0 }
+      out.set(pair.id, { ...c, spliced: c.spliced + 1 })
+    }
+    return out
+  }
+  const unregisterLive = registerLiveMetrics(promRegistry, perId, o.metricsPerId)
+  const stats = (): RendezvousStats => ({ ...lot.size, spliced: splices.size })
+  addHealthRoutes(fastify, o, {
+    listening: () => fastify.server.listening,
+    closing: () => closing,
+    underPressure: isUnderPressure,
+    lotFull: () => lot.size.parked >= o.maxParked,
+    checkRegistry: registry.check?.bind(registry),
+    registryTimeout: 2_000
+  }, stats)
+  const disconnect = (id: string): { parked: number, spliced: number } => {
+    const parked = lot.evict(id)
+    let spliced = 0
+    for (const pair of splices) {
+      if (pair.id === id) { pair.abort(); spliced++ }
+    }
+    log.info({ id, parked, spliced }, 'ID disconnected by the admin API')
+    return { parked, spliced }
+  }
+  const adminAddress = o.admin === undefined ? () => undefined : attachAdmin(fastify, o.admin, { registry, counts: perId, disconnect })
+
   fastify.addHook('onRequest', challengeHook(o.realm, metrics))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
-    stats: () => ({ ...lot.size, spliced: splices.size }),
-    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase())
+    stats,
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    perId,
+    adminAddress
   } satisfies RendezvousDecorator)
 
   fastify.addHook('preClose', async () => {
@@ -147,10 +192,19 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   fastify.addHook('onClose', async () => {
     uninstall()
     unsubscribe()
+    unregisterLive()
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
   })
+}
+
+// An app that already serves metrics with fastify-metrics (registered before this plugin) gets the
+// rendezvous_ metrics on that same registry: one scrape, one set of default process metrics.
+function appMetricsRegistry (fastify: FastifyInstance): PromRegistry | undefined {
+  const client = (fastify as unknown as { metrics?: { client?: { register?: unknown } } }).metrics?.client
+  const register = client?.register as PromRegistry | undefined
+  return typeof register?.registerMetric === 'function' && typeof register.getSingleMetric === 'function' ? register : undefined
 }
 
 const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' })

@@ -3,10 +3,11 @@ import type { ReplayCache } from './stores/replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 
-export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken }
+export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
 
 export interface RendezvousOptions {
   /** Where IDs and secrets live. Defaults to a file registry in `dataDir`, or an in-memory one. */
@@ -50,6 +51,14 @@ export interface RendezvousOptions {
   realm?: string
   /** prom-client registry for the rendezvous_ metrics, or false for none. Default: a registry of the plugin's own. */
   metrics?: PromRegistry | false
+  /** Series per ID (label `id`) on the live gauges. Default false: label cardinality stays bounded. */
+  metricsPerId?: boolean
+  /** Path of the liveness route (`{"status":"ok"}`), or false (default) for none. */
+  healthPath?: string | false
+  /** Path of the readiness route (200 or 503 with reasons), or false (default) for none. */
+  readyPath?: string | false
+  /** The admin listener (JSON API and page) on an address of its own. Off by default. */
+  admin?: AdminOptions | false
 }
 
 export interface ResolvedOptions {
@@ -75,6 +84,10 @@ export interface ResolvedOptions {
   closeGracePeriod: number
   realm: string
   metrics?: PromRegistry | false
+  metricsPerId: boolean
+  healthPath: string | false
+  readyPath: string | false
+  admin?: ResolvedAdminOptions
 }
 
 const NUMBERS = {
@@ -99,6 +112,14 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw new RendezvousOptionError(`${name} must be a non-negative number, got ${String(value)}`)
+  }
+  return value
+}
+
+function routePath (name: string, value: unknown): string | false {
+  if (value === undefined || value === false) return false
+  if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
+    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${String(value)}`)
   }
   return value
 }
@@ -133,6 +154,10 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     throttleStore: opts.throttleStore,
     authFailures,
     realm,
-    metrics: opts.metrics
+    metrics: opts.metrics,
+    metricsPerId: opts.metricsPerId === true,
+    healthPath: routePath('healthPath', opts.healthPath),
+    readyPath: routePath('readyPath', opts.readyPath),
+    admin: resolveAdminOptions(opts.admin)
   }
 }

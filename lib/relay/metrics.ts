@@ -19,12 +19,17 @@ export interface RendezvousMetrics {
   spliceOpened (): void
   spliceClosed (end: string, toHidden: number, toClient: number, seconds: number): void
   waited (seconds: number): void
+  /** Head received from the mobile client to its first byte written to the hidden side. */
+  handoff (seconds: number): void
 }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop
 }
+
+// Outcomes that are not refusals: everything else either side answers is one, counted by reason.
+const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'challenged', 'client_gone'])
 
 // prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
 function metric<T> (registry: Registry, name: string, make: () => T): T {
@@ -64,9 +69,21 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   const waitSeconds = metric(registry, 'rendezvous_wait_seconds', () => new Histogram({
     name: 'rendezvous_wait_seconds', help: 'Time mobile clients waited for a parked connection', buckets: [0, 0.005, 0.05, 0.5, 1, 2.5, 5, 10, 30], registers
   }))
+  const refusals = metric(registry, 'rendezvous_refusals_total', () => new Counter({
+    name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason', labelNames: ['side', 'reason'], registers
+  }))
+  const handoffSeconds = metric(registry, 'rendezvous_handoff_seconds', () => new Histogram({
+    name: 'rendezvous_handoff_seconds', help: 'From a mobile request\'s head received to its first byte written to the hidden server', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers
+  }))
   return {
-    connect: outcome => connects.inc({ outcome }),
-    request: outcome => requests.inc({ outcome }),
+    connect: outcome => {
+      connects.inc({ outcome })
+      if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'hidden', reason: outcome })
+    },
+    request: outcome => {
+      requests.inc({ outcome })
+      if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'mobile', reason: outcome })
+    },
     parkedExit: reason => exits.inc({ reason }),
     lot: (p, w) => { parked.set(p); waiting.set(w) },
     spliceOpened: () => spliced.inc(),
@@ -77,6 +94,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
       bytes.inc({ direction: 'to_client' }, toClient)
       spliceSeconds.observe(seconds)
     },
-    waited: seconds => waitSeconds.observe(seconds)
+    waited: seconds => waitSeconds.observe(seconds),
+    handoff: seconds => handoffSeconds.observe(seconds)
   }
 }

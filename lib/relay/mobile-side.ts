@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -10,12 +11,15 @@ import type { ParkingLot } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import { splice, type Splice } from './splice'
-import { kUnknownId } from './symbols'
+import { kConnId, kUnknownId } from './symbols'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
-  | { kind: 'relay', id: string }
+  | { kind: 'relay', id: string, receivedAt: bigint }
+
+/** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
+export type SplicedPair = Splice & { id: string }
 
 export interface MobileSideDeps {
   registry: Pick<Registry, 'get'>
@@ -26,7 +30,7 @@ export interface MobileSideDeps {
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
   /** Spliced pairs, so close() can reach them. */
-  splices: Set<Splice>
+  splices: Set<SplicedPair>
 }
 
 export interface MobileSide {
@@ -45,7 +49,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return { kind: 'refuse', outcome: 'bad_credential', refusal: { status: 400, message: credential.reason } }
     }
     const id = canonicalId(credential.username)
-    if (id !== undefined && deps.registry.get(id) !== undefined) return { kind: 'relay', id }
+    if (id !== undefined && deps.registry.get(id) !== undefined) return { kind: 'relay', id, receivedAt: process.hrtime.bigint() }
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined
@@ -57,7 +61,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     refuse(socket, refusal)
   }
 
-  async function relay (id: string, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function relay ({ id, receivedAt }: { id: string, receivedAt: bigint }, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
     if (refusing !== undefined) {
@@ -95,9 +99,11 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const hidden = found.socket
     hidden.write(serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }))
     if (rest.length > 0) hidden.write(rest)
+    metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     metrics.request('relayed')
+    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, 'rendezvous')
     metrics.spliceOpened()
-    const pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout })
+    const pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout }), { id })
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
@@ -106,7 +112,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
-    const log = deps.log.child({ side: 'mobile', address: socket.remoteAddress, method: req.method, url: req.url })
+    // reqId ties this request's lines to the hidden side's: the 'rendezvous' line names the parked connection's connId.
+    const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
@@ -114,8 +121,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.info({ id: ticket.id }, 'relaying')
-    relay(ticket.id, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    log.debug({ id: ticket.id }, 'waiting for a hidden server')
+    relay(ticket, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()
