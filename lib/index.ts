@@ -73,7 +73,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
     })
   }
   return async (id: string, token: string) => registry.get(id) === undefined
-    ? { ok: false as const, reason: 'unknown-id', status: 401 as const }
+    ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
     : normaliseVerdict(await custom(id, token))
 }
 
@@ -99,7 +99,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   }, {
     onChange: (parked, waiting) => metrics.lot(parked, waiting),
     onParkedExit: (id, why) => {
-      metrics.parkedExit(why === 'peer-closed' ? 'peer_closed' : why === 'early-data' ? 'early_data' : 'evicted')
+      metrics.parkedExit(why)
       log.debug({ id, why }, 'parked connection left')
     }
   })

@@ -4,11 +4,17 @@ import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
-import type { AuthFailureLimits } from './relay/auth-throttle'
+import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 
 export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
 
+/*
+ * Units: every duration option is in milliseconds and its name carries no
+ * unit. The exceptions are wire values, in seconds because the protocol puts
+ * seconds on the wire: `tokenSkew` (v1 tokens carry unix seconds) and
+ * `retryAfter` (the Retry-After header).
+ */
 export interface RendezvousOptions {
   /** Where IDs and secrets live. Defaults to a file registry in `dataDir`, or an in-memory one. */
   registry?: Registry
@@ -70,7 +76,7 @@ export interface ResolvedOptions {
   replayCache?: ReplayCache
   replayCacheSize: number
   throttleStore?: ThrottleStore
-  authFailures: Required<AuthFailureLimits>
+  authFailures: ResolvedAuthFailureLimits
   waitTimeout: number
   retryAfter: number
   maxParkedPerId: number
@@ -106,7 +112,28 @@ const NUMBERS = {
   closeGracePeriod: 0
 } as const
 
-const AUTH_FAILURES: Required<AuthFailureLimits> = { perPair: 10, perAddress: 100, windowMs: 60_000, coolOffMs: 60_000 }
+const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, window: 60_000, coolOff: 60_000 }
+
+// Old names that still work; each one warns once per process.
+const DEPRECATED_AUTH_FAILURES = { windowMs: 'window', coolOffMs: 'coolOff' } as const
+const warned = new Set<string>()
+
+function authFailureLimits (given: AuthFailureLimits = {}): ResolvedAuthFailureLimits {
+  const limits = { ...given }
+  for (const [old, name] of Object.entries(DEPRECATED_AUTH_FAILURES) as Array<[keyof typeof DEPRECATED_AUTH_FAILURES, 'window' | 'coolOff']>) {
+    if (limits[old] === undefined) continue
+    if (!warned.has(old)) {
+      warned.add(old)
+      process.emitWarning(`authFailures.${old} is deprecated: use authFailures.${name}, also in ms`, { type: 'DeprecationWarning', code: 'FST_RENDEZVOUS_DEP_AUTH_FAILURES' })
+    }
+    limits[name] ??= limits[old]
+  }
+  const resolved = { ...AUTH_FAILURES }
+  for (const key of Object.keys(AUTH_FAILURES) as Array<keyof ResolvedAuthFailureLimits>) {
+    resolved[key] = nonNegative(`authFailures.${key}`, limits[key], AUTH_FAILURES[key])
+  }
+  return resolved
+}
 
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
@@ -129,10 +156,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
     numbers[name] = nonNegative(name, opts[name], fallback)
   }
-  const authFailures = { ...AUTH_FAILURES }
-  for (const key of Object.keys(AUTH_FAILURES) as Array<keyof AuthFailureLimits>) {
-    authFailures[key] = nonNegative(`authFailures.${key}`, opts.authFailures?.[key], AUTH_FAILURES[key])
-  }
+  const authFailures = authFailureLimits(opts.authFailures)
   const totp = opts.totp ?? 'strict'
   if (!['strict', 'reuse', 'off'].includes(totp)) {
     throw new RendezvousOptionError(`totp must be 'strict', 'reuse' or 'off', got ${String(totp)}`)

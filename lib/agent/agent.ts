@@ -4,8 +4,8 @@ import { createV1Token } from '../tokens/v1'
 import { Backoff } from './backoff'
 import { HandshakeError, openParked, type Parked } from './connection'
 import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
-import { resolveOptions, type RendezvousAgentOptions, type ResolvedOptions } from './options'
-import { handToServer, relayToLocal } from './relay'
+import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
+import { forwardToServer, forwardToLocal } from './forward'
 
 export type { RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
@@ -24,7 +24,7 @@ interface Slot {
 const STABLE_MS = 5000
 
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
-  private readonly opts: ResolvedOptions
+  private readonly opts: ResolvedAgentOptions
   private readonly backoff: Backoff
   private readonly slots = new Set<Slot>()
   private readonly relays = new Set<net.Socket>()
@@ -39,7 +39,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   constructor (options: RendezvousAgentOptions) {
     super()
-    this.opts = resolveOptions(options)
+    this.opts = resolveAgentOptions(options)
     this.backoff = new Backoff({ base: this.opts.backoffBase, max: this.opts.backoffMax })
   }
 
@@ -189,10 +189,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       this.emit('released', { active: this.active })
     })
     if (this.opts.server !== undefined) {
-      handToServer(socket, head, this.opts.server)
+      forwardToServer(socket, head, this.opts.server)
     } else {
       this.relays.add(socket)
-      relayToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'))
+      forwardToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'))
     }
     this.emit('taken', { parked: this.stats.parked, active: this.active })
     this.fill()

@@ -1,7 +1,7 @@
 import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
-import type { LocalTarget } from './relay'
+import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
   /** The rendezvous server, `https://host[:port]` (or `http://` behind a TLS-terminating proxy). */
@@ -33,7 +33,7 @@ export interface RendezvousAgentOptions {
   closeGrace?: number
 }
 
-export interface ResolvedOptions {
+export interface ResolvedAgentOptions {
   url: URL
   id: string
   secret: string
@@ -50,7 +50,7 @@ export interface ResolvedOptions {
   closeGrace: number
 }
 
-export function resolveOptions (opts: RendezvousAgentOptions): ResolvedOptions {
+export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
   const url = parseUrl(opts.url, 'url')
   if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`url must be https:// or http://, not ${url.protocol}`)
   const id = canonicalId(String(opts.id ?? ''))

@@ -59,7 +59,7 @@ export function createRendezvousFetch<F extends AnyFetch = typeof fetch> (opts: 
     const res = await doFetch(firstInput, firstAuth === undefined ? init : withAuthorization(init, target.headers, firstAuth)) as ResponseLike
 
     if (res.status !== 401 || !replayable) return res
-    const challenge = digestChallenge(res.headers.get('www-authenticate'))
+    const challenge = parseDigestChallenge(res.headers.get('www-authenticate'))
     if (challenge === undefined) return res
     // The same nonce refused again means the credential itself is refused: asking twice cannot help.
     if (first !== undefined && challenge.nonce === first.nonce && challenge.stale?.toLowerCase() !== 'true') return res
@@ -112,7 +112,7 @@ export function digestAuthorization (
 }
 
 /** The Digest challenge among those in a WWW-Authenticate value (fetch joins repeated headers with commas). */
-export function digestChallenge (header: string | null): Challenge | undefined {
+export function parseDigestChallenge (header: string | null): Challenge | undefined {
   if (header === null) return undefined
   const digest = parseChallenges(header).find((c) => c.scheme === 'digest')
   const { realm, nonce, opaque, qop, algorithm, stale } = digest?.params ?? {}

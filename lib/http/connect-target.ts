@@ -3,8 +3,8 @@ import { isValidId } from '../registry/ids'
 export type ConnectTarget =
   | { kind: 'ok', id: string, token: string }
   | { kind: 'malformed', reason: string }
-  | { kind: 'not-uuid', reason: string }
-  | { kind: 'missing-token', id: string }
+  | { kind: 'not_uuid', reason: string }
+  | { kind: 'missing_token', id: string }
 
 const MAX_TARGET = 2048
 const MAX_TOKEN = 512
@@ -21,7 +21,7 @@ const TOKEN = /^[A-Za-z0-9._~-]+$/
 export function parseConnectTarget (target: string): ConnectTarget {
   if (target.length > MAX_TARGET) return { kind: 'malformed', reason: 'target too long' }
   if (target.slice(0, PREFIX.length).toLowerCase() !== PREFIX) {
-    return { kind: 'not-uuid', reason: 'only uuid: targets are accepted' }
+    return { kind: 'not_uuid', reason: 'only uuid: targets are accepted' }
   }
   const rest = target.slice(PREFIX.length)
   const q = rest.indexOf('?')
@@ -29,7 +29,7 @@ export function parseConnectTarget (target: string): ConnectTarget {
   if (!isValidId(rawId)) return { kind: 'malformed', reason: 'invalid ID' }
   const id = rawId.toLowerCase()
   const query = q < 0 ? '' : rest.slice(q + 1)
-  if (query === '') return { kind: 'missing-token', id }
+  if (query === '') return { kind: 'missing_token', id }
 
   let token: string | undefined
   for (const part of query.split('&')) {
@@ -40,7 +40,7 @@ export function parseConnectTarget (target: string): ConnectTarget {
     if (token !== undefined) return { kind: 'malformed', reason: 'repeated response parameter' }
     token = eq < 0 ? '' : part.slice(eq + 1)
   }
-  if (token === undefined || token === '') return { kind: 'missing-token', id }
+  if (token === undefined || token === '') return { kind: 'missing_token', id }
   if (token.length > MAX_TOKEN) return { kind: 'malformed', reason: 'token too long' }
   if (!TOKEN.test(token)) return { kind: 'malformed', reason: 'invalid token characters' }
   return { kind: 'ok', id, token }

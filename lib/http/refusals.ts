@@ -86,7 +86,7 @@ function quote (text: string): string {
 }
 
 /** The mobile side's WWW-Authenticate value, with a fresh nonce each time. */
-export function digestChallenge (realm: string): string {
+export function challengeHeader (realm: string): string {
   if (BAD_VALUE.test(realm)) throw new TypeError('realm contains a line break')
   const nonce = randomBytes(16).toString('hex')
   const opaque = randomBytes(16).toString('hex')

@@ -1,13 +1,21 @@
 import type { ThrottleStore } from '../stores/throttle-store'
 
 export interface AuthFailureLimits {
-  /** Failures per (client address, ID) within `windowMs` before that pair is cooled off. */
+  /** Failures per (client address, ID) within `window` before that pair is cooled off. */
   perPair?: number
-  /** Failures per client address, across all IDs, within `windowMs` before the address is cooled off. */
+  /** Failures per client address, across all IDs, within `window` before the address is cooled off. */
   perAddress?: number
+  /** How long a failure counts, in ms. */
+  window?: number
+  /** How long a tripped counter refuses, in ms. */
+  coolOff?: number
+  /** @deprecated Use `window`: every duration option is in ms. */
   windowMs?: number
+  /** @deprecated Use `coolOff`: every duration option is in ms. */
   coolOffMs?: number
 }
+
+export type ResolvedAuthFailureLimits = Required<Omit<AuthFailureLimits, 'windowMs' | 'coolOffMs'>>
 
 const MAPPED_IPV4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
 
@@ -32,9 +40,9 @@ function seconds (ms: number): number {
  */
 export class AuthThrottle {
   readonly #store: ThrottleStore
-  readonly #limits: Required<AuthFailureLimits>
+  readonly #limits: ResolvedAuthFailureLimits
 
-  constructor (store: ThrottleStore, limits: Required<AuthFailureLimits>) {
+  constructor (store: ThrottleStore, limits: ResolvedAuthFailureLimits) {
     this.#store = store
     this.#limits = { ...limits }
   }
@@ -47,7 +55,7 @@ export class AuthThrottle {
 
   /** Records a failed authentication; returns seconds of cool-off if this failure tripped a limit, else 0. */
   async fail (address: string, id: string): Promise<number> {
-    const { windowMs, coolOffMs } = this.#limits
+    const { window: windowMs, coolOff: coolOffMs } = this.#limits
     // A zero window holds no failures, so nothing could ever trip.
     if (windowMs <= 0) return 0
     const tripped = await Promise.all(this.#counters(address, id).map(async ({ key, limit }) => {

@@ -1,5 +1,5 @@
 import type { onRequestHookHandler } from 'fastify'
-import { digestChallenge } from '../http/refusals'
+import { challengeHeader } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 
@@ -21,7 +21,7 @@ export function challengeHook (realm: string, metrics: RendezvousMetrics): onReq
     }
     metrics.request('challenged')
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
-    reply.raw.setHeader('WWW-Authenticate', digestChallenge(realm))
+    reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
   }
 }

@@ -38,8 +38,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
-    if (target.kind === 'not-uuid') return { outcome: 'not_uuid', refusal: { status: 400, message: target.reason } }
-    if (target.kind === 'missing-token') {
+    if (target.kind === 'not_uuid') return { outcome: 'not_uuid', refusal: { status: 400, message: target.reason } }
+    if (target.kind === 'missing_token') {
       return { outcome: 'missing_token', refusal: { status: 407, message: 'missing response token', headers: { 'Proxy-Authenticate': 'rendezvous' } } }
     }
     const address = socket.remoteAddress ?? 'unknown'

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import type { ParkedExit } from './parking-lot'
 
 export type ConnectOutcome =
   | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
@@ -8,7 +9,8 @@ export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
   | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error'
 
-export type ParkedExitOutcome = 'peer_closed' | 'early_data' | 'evicted'
+// Internal enums are snake_case so that they serve as metric labels as they are.
+export type ParkedExitOutcome = ParkedExit
 
 /** Every outcome the relay can have, counted in one place. */
 export interface RendezvousMetrics {

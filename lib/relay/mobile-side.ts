@@ -61,7 +61,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     refuse(socket, refusal)
   }
 
-  async function relay ({ id, receivedAt }: { id: string, receivedAt: bigint }, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function matchAndSplice ({ id, receivedAt }: { id: string, receivedAt: bigint }, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
     if (refusing !== undefined) {
@@ -122,7 +122,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     log.debug({ id: ticket.id }, 'waiting for a hidden server')
-    relay(ticket, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    matchAndSplice(ticket, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()

@@ -9,7 +9,7 @@ export interface LotLimits {
 }
 
 /** Why a parked socket left the lot without being used. */
-export type ParkedExit = 'peer-closed' | 'early-data' | 'evicted'
+export type ParkedExit = 'peer_closed' | 'early_data' | 'evicted'
 
 export interface LotEvents {
   /** A parked socket left without serving anyone. */
@@ -79,8 +79,8 @@ export class ParkingLot {
       this.events.onParkedExit?.(id, why)
     }
     // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
-    const onData = (): void => leave('early-data')
-    const onClose = (): void => leave('peer-closed')
+    const onData = (): void => leave('early_data')
+    const onClose = (): void => leave('peer_closed')
     socket.on('data', onData)
     socket.on('end', onClose)
     socket.on('close', onClose)

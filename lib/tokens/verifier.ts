@@ -19,8 +19,8 @@ export interface DefaultVerifierOptions {
 }
 
 export type RejectReason =
-  | 'unknown-id' | 'malformed' | 'bad-mac' | 'stale' | 'replayed' | 'wrong-code' | 'totp-off'
-  | 'replay-cache-full' | 'replay-cache-error'
+  | 'unknown_id' | 'malformed' | 'bad_mac' | 'stale' | 'replayed' | 'wrong_code' | 'totp_off'
+  | 'replay_cache_full' | 'replay_cache_error'
 
 // Replay entries outlive the acceptance window by this much, because in
 // cluster mode the node that checks a replay may run a little behind the one
@@ -28,7 +28,7 @@ export type RejectReason =
 const CLOCK_MARGIN_MS = 5_000
 
 // An empty or tiny key would make MACs forgeable; RFC 4226 asks for 128 bits
-// at least. A registry that hands out such a secret gets "unknown-id".
+// at least. A registry that hands out such a secret gets "unknown_id".
 const MIN_SECRET_BYTES = 16
 
 function refuse (reason: RejectReason, status: 401 | 503 = 401): TokenVerdict {
@@ -64,11 +64,11 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     } catch {
       // Without a working replay cache we cannot tell a replay from a fresh
       // token, so we fail closed exactly as when the cache is full.
-      return refuse('replay-cache-error', 503)
+      return refuse('replay_cache_error', 503)
     }
     if (answer === 'fresh') return { ok: true, kind }
     if (answer === 'replayed') return refuse('replayed')
-    return refuse('replay-cache-full', 503)
+    return refuse('replay_cache_full', 503)
   }
 
   // A rotated ID's old secret, while the overlap lasts; never a dummy, so unknown IDs cost the same.
@@ -92,8 +92,8 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
       timingSafeEqual(Buffer.from(v1Mac(id, k, parsed.secondsText, parsed.nonce).toString('base64url')), Buffer.from(parsed.mac))
     const previous = known ? previousKeyFor(id) : undefined
     const macOk = macMatches(key) || (previous !== undefined && macMatches(previous))
-    if (!known) return refuse('unknown-id')
-    if (!macOk) return refuse('bad-mac')
+    if (!known) return refuse('unknown_id')
+    if (!macOk) return refuse('bad_mac')
     const nowMs = now()
     // Whole seconds on both sides: the sender floors its clock too.
     if (Math.abs(Math.floor(nowMs / 1000) - parsed.seconds) > skewSeconds) return refuse('stale')
@@ -104,12 +104,12 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
   }
 
   async function verifyTotp (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
-    if (totp === 'off') return refuse('totp-off')
+    if (totp === 'off') return refuse('totp_off')
     const nowMs = now()
     const previous = known ? previousKeyFor(id) : undefined
     const match = matchTotp(key, token, nowMs) ?? (previous === undefined ? undefined : matchTotp(previous, token, nowMs))
-    if (!known) return refuse('unknown-id')
-    if (match === undefined) return refuse('wrong-code')
+    if (!known) return refuse('unknown_id')
+    if (match === undefined) return refuse('wrong_code')
     if (totp === 'reuse') return { ok: true, kind: 'totp' }
     // Keyed by step alone: a step has one code per length, and the 6-digit
     // code is the last 6 digits of the 8-digit one, so keying on the code

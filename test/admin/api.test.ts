@@ -1,7 +1,9 @@
 import t from 'tap'
 import { FileRegistry } from '../../lib/index'
-import { startRelay, untilParked, SECRET, type Relay } from '../helpers/relay'
-import { adminUrl, api, idsCli, TOKEN, until } from './helpers'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
+import { SECRET } from '../helpers/fixtures'
+import { adminUrl, api, idsCli, TOKEN } from './helpers'
+import { until } from '../helpers/until'
 
 const ADMIN = { port: 0, token: TOKEN, publicUrl: 'https://relay.example:8443/' }
 

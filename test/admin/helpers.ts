@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream'
 import { runIds } from '../../lib/cli/ids'
-import type { Relay } from '../helpers/relay'
+import type { TestRendezvous as Relay } from '../helpers/rendezvous'
 
 export const TOKEN = 'admin-token-0123456789abcdef'
 
@@ -28,12 +28,4 @@ export async function idsCli (...args: string[]): Promise<{ code: number, stdout
     env: {}
   })
   return { code, stdout }
-}
-
-export async function until (check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
 }

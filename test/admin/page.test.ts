@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs'
 import { chromium, type Page } from 'playwright-core'
 import t from 'tap'
-import { startRelay, untilParked } from '../helpers/relay'
+import { startRendezvous as startRelay, untilParked } from '../helpers/rendezvous'
 import { adminUrl, TOKEN } from './helpers'
 
 /*

@@ -6,7 +6,7 @@ import https from 'node:https'
 import type net from 'node:net'
 import { Readable } from 'node:stream'
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici'
-import { createRendezvousFetch, digestAuthorization, digestChallenge, rendezvousFetch } from '../../lib/client/digest-fetch'
+import { createRendezvousFetch, digestAuthorization, parseDigestChallenge, rendezvousFetch } from '../../lib/client/digest-fetch'
 import { tlsCert, tlsKey } from '../helpers/tls'
 import type { TapTest } from './helpers'
 
@@ -130,10 +130,10 @@ t.test('global fetch with a global Request input', async (t) => {
 })
 
 t.test('challenge parsing and the digest itself', async (t) => {
-  const c = digestChallenge('Basic realm="x", Digest realm="rend\\"ezvous", qop="auth, auth-int", nonce="abc", opaque="def", algorithm=MD5')
+  const c = parseDigestChallenge('Basic realm="x", Digest realm="rend\\"ezvous", qop="auth, auth-int", nonce="abc", opaque="def", algorithm=MD5')
   t.same(c, { realm: 'rend"ezvous', nonce: 'abc', opaque: 'def', qop: 'auth, auth-int', algorithm: 'MD5', stale: undefined })
-  t.equal(digestChallenge('Digest qop="auth"'), undefined, 'no nonce, no challenge')
-  t.equal(digestChallenge(null), undefined)
+  t.equal(parseDigestChallenge('Digest qop="auth"'), undefined, 'no nonce, no challenge')
+  t.equal(parseDigestChallenge(null), undefined)
 
   const ha1 = md5('id:realm:')
   const plain = digestAuthorization('id', { realm: 'realm', nonce: 'n' }, { method: 'GET', uri: '/a' })

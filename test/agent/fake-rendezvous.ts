@@ -187,4 +187,4 @@ export function base32Decode (text: string): Buffer {
 
 export const TEST_ID = '6f1c2a4e-8d3b-4c5a-9e7f-0a1b2c3d4e5f'
 // 20 bytes in base32.
-export const TEST_SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+export { SECRET as TEST_SECRET } from '../helpers/fixtures'

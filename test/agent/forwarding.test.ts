@@ -6,7 +6,8 @@ import net from 'node:net'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
-import { type TapTest, echoServer, eventually, readAll, readUntil, sleep } from './helpers'
+import { type TapTest, echoServer, readAll, readUntil, sleep } from './helpers'
+import { until } from '../helpers/until'
 
 const POST = 'POST /with-200 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world'
 
@@ -57,7 +58,7 @@ for (const plain of [false, true]) {
     t.match(answers, /got \/one[^]*got \/two/)
     t.same(seen, ['POST /one 0123456789 ', 'GET /two  yes'])
     socket.destroy()
-    await eventually(() => agent.stats.active === 0, 2000, 'release')
+    await until(() => agent.stats.active === 0, 2000, 'release')
   })
 }
 
@@ -106,11 +107,11 @@ t.test('to: when the mobile side goes away, the local connection is closed', asy
   await agent.start()
   await f.waitParked(1)
   const socket = f.take('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')
-  await eventually(() => agent.stats.active === 1)
+  await until(() => agent.stats.active === 1)
   await sleep(50)
   socket.destroy()
-  await eventually(() => closed.length === 1, 3000, 'the local side to close')
-  await eventually(() => agent.stats.active === 0, 3000, 'release')
+  await until(() => closed.length === 1, 3000, 'the local side to close')
+  await until(() => agent.stats.active === 0, 3000, 'release')
 })
 
 t.test('to: an unreachable local service gets the mobile client a 502', async (t) => {

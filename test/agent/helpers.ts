@@ -61,14 +61,5 @@ export function sleep (ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
-/** Polls `check` until it holds, failing after `timeoutMs`. */
-export async function eventually (check: () => boolean, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`)
-    await sleep(10)
-  }
-}
-
 /** A tap subtest, as the callback of t.test() receives it. */
 export type TapTest = Parameters<Parameters<typeof tap.test>[0]>[0]

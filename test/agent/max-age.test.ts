@@ -3,7 +3,7 @@ import type net from 'node:net'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { eventually } from './helpers'
+import { until } from '../helpers/until'
 
 t.test('connections older than maxAge are replaced, the new one first', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
@@ -22,8 +22,8 @@ t.test('connections older than maxAge are replaced, the new one first', async (t
 
   await agent.start()
   await fake.waitParked(pool)
-  await eventually(() => agent.stats.replaced >= 4, 3000, 'four replacements')
-  await eventually(() => fake.parked.length === pool && agent.stats.parked === pool, 2000, 'a whole pool')
+  await until(() => agent.stats.replaced >= 4, 3000, 'four replacements')
+  await until(() => fake.parked.length === pool && agent.stats.parked === pool, 2000, 'a whole pool')
 
   t.ok(waitingAtClose.length >= 4, `the server saw ${waitingAtClose.length} old sockets go`)
   t.ok(waitingAtClose.every((n) => n >= pool), `a whole pool was waiting each time (${waitingAtClose.join(',')})`)

@@ -2,7 +2,8 @@ import t from 'tap'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer, eventually, readAll } from './helpers'
+import { echoServer, readAll } from './helpers'
+import { until } from '../helpers/until'
 
 t.test('keeps the pool parked with fresh tokens and refills it under a burst of takes', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
@@ -22,7 +23,7 @@ t.test('keeps the pool parked with fresh tokens and refills it under a burst of 
   t.ok(fake.connects.every((c) => c.target === `uuid:${TEST_ID}`), 'the ID is sent in canonical lower case')
   t.ok(fake.connects.every((c) => c.host === `127.0.0.1:${fake.port}`), 'Host names the rendezvous')
   // The fake has written its 200s; the agent may not have read them all yet.
-  await eventually(() => agent.stats.parked === 4, 2000, 'the agent to see four 200s')
+  await until(() => agent.stats.parked === 4, 2000, 'the agent to see four 200s')
   t.match(agent.stats, { parked: 4, connecting: 0, taken: 0, attempts: 4 })
 
   // Six takes at once: more than were parked, so replacements must be taken too.
@@ -38,7 +39,7 @@ t.test('keeps the pool parked with fresh tokens and refills it under a burst of 
   bodies.forEach((body, i) => t.match(body, new RegExp(`^HTTP/1\\.1 200 OK\\r\\n[^]*\\r\\n\\r\\nGET /burst/${i} $`), `take ${i} answered by the local service`))
 
   await fake.waitParked(4)
-  await eventually(() => agent.stats.active === 0 && agent.stats.parked === 4, 5000, 'relays to finish')
+  await until(() => agent.stats.active === 0 && agent.stats.parked === 4, 5000, 'relays to finish')
   t.equal(fake.parked.length, 4, 'the pool is full again')
   t.equal(fake.connects.length, 10, 'one replacement per take, no more')
   t.equal(fake.extraBytes, 0, 'never a byte on a parked socket or after a CONNECT head')
@@ -57,7 +58,7 @@ t.test('close() ends parked connections and makes no further attempts', async (t
   agent.on('close', () => { closed = true })
   await agent.close()
   t.ok(closed, 'emits close')
-  await eventually(() => fake.parked.length === 0, 2000, 'parked sockets to close')
+  await until(() => fake.parked.length === 0, 2000, 'parked sockets to close')
   const attempts = fake.connects.length
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.equal(fake.connects.length, attempts, 'no attempt after close')

@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import { RendezvousAgent, RendezvousAuthError } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
-import { type TapTest, echoServer, eventually, sleep } from './helpers'
+import { type TapTest, echoServer, sleep } from './helpers'
+import { until } from '../helpers/until'
 
 const WRONG_SECRET = 'MFRGGZDFMZTWQ2LKNNWG23TPOBYXE43UOV3HO6DZ'
 
@@ -23,10 +24,10 @@ t.test('server restart: back within the backoff cap', async (t) => {
   agent.on('error', () => {})
   t.teardown(() => agent.close())
   await agent.start()
-  await eventually(() => agent.stats.parked === 2)
+  await until(() => agent.stats.parked === 2)
 
   await fake.close()
-  await eventually(() => agent.stats.dropped === 2, 2000, 'the agent to notice')
+  await until(() => agent.stats.dropped === 2, 2000, 'the agent to notice')
   await sleep(2500)
   const downAttempts = agent.stats.attempts - 2
   t.ok(downAttempts >= 2, `kept trying while down (${downAttempts})`)
@@ -39,7 +40,7 @@ t.test('server restart: back within the backoff cap', async (t) => {
   await once(agent, 'parked')
   t.ok(Date.now() - upAt <= 1000 + 700, `parked ${Date.now() - upAt} ms after the restart`)
   await restarted.waitParked(2)
-  await eventually(() => agent.stats.parked === 2)
+  await until(() => agent.stats.parked === 2)
 })
 
 t.test('401: the agent stops and makes no more attempts', async (t) => {
@@ -69,7 +70,7 @@ t.test('403 after a while: fatal too, and the parked connections go', async (t) 
   fake.parked[0]!.destroy()
   const [err] = await fatal as [RendezvousAuthError]
   t.equal(err.status, 403)
-  await eventually(() => fake.parked.length === 0, 2000, 'parked sockets to close')
+  await until(() => fake.parked.length === 0, 2000, 'parked sockets to close')
   await sleep(500)
   t.equal(fake.connects.length, 3, 'no attempt after the 403')
 })
@@ -112,7 +113,7 @@ t.test('a parked connection that dies is replaced', async (t) => {
   t.teardown(() => agent.close())
   await fake.waitParked(3)
   fake.parked[1]!.destroy()
-  await eventually(() => fake.parked.length === 3 && agent.stats.parked === 3, 3000, 'the pool to refill')
+  await until(() => fake.parked.length === 3 && agent.stats.parked === 3, 3000, 'the pool to refill')
   t.match(agent.stats, { dropped: 1, attempts: 4 })
 })
 

@@ -3,7 +3,8 @@ import { once } from 'node:events'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { otherCert, otherKey, tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type FakeOptions } from './fake-rendezvous'
-import { type TapTest, echoServer, eventually, sleep } from './helpers'
+import { type TapTest, echoServer, sleep } from './helpers'
+import { until } from '../helpers/until'
 
 async function fakeWith (t: TapTest, extra: Partial<FakeOptions>): Promise<FakeRendezvous> {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, ...extra }).listen()
@@ -18,7 +19,7 @@ async function refused (t: TapTest, fake: FakeRendezvous, opts: { url?: string, 
   const errors: Array<{ code?: string }> = []
   agent.on('error', (err) => errors.push(err as { code?: string }))
   agent.start().catch(() => {})
-  await eventually(() => errors.length >= 2, 3000, 'two refused attempts')
+  await until(() => errors.length >= 2, 3000, 'two refused attempts')
   await agent.close()
   t.ok(fake.tcp >= 2, 'the agent did dial')
   t.equal(fake.connects.length, 0, 'no CONNECT, so no token, ever reached the server')

@@ -6,8 +6,7 @@ import t from 'tap'
 import { runIds } from '../../lib/cli/ids'
 import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry } from '../../lib/registry/file-registry'
-
-const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+import { SECRET } from '../helpers/fixtures'
 
 interface Run { code: number, stdout: string, stderr: string }
 

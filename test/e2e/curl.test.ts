@@ -5,7 +5,8 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import type { Test } from 'tap'
-import { addId, run, startAgent, startServe, startWorld, type RunResult, type World } from '../helpers/e2e'
+import { run, type RunResult } from '../helpers/cli'
+import { addId, startAgent, startServe, startWorld, type World } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite, type SeenRequest } from '../helpers/hidden-site'
 
 // Real curl against the real CLI processes: serve, ids add, agent.

@@ -4,7 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
-import { describeExit, run, startWorld, type World } from '../helpers/e2e'
+import { describeExit, run } from '../helpers/cli'
+import { startWorld, type World } from '../helpers/e2e'
 import { blobBytes, sha256, type SeenRequest } from '../helpers/hidden-site'
 
 // Python's requests with HTTPDigestAuth, against the real CLI processes.

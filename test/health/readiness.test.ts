@@ -1,10 +1,12 @@
 import t from 'tap'
+import { until } from '../helpers/until'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import underPressure from '@fastify/under-pressure'
+import type { FastifyInstance } from 'fastify'
 import { FileRegistry } from '../../lib/index'
-import { startRelay, untilParked, type Relay } from '../helpers/relay'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
 
 const PATHS = { healthPath: '/healthz', readyPath: '/readyz' }
 
@@ -42,7 +44,7 @@ t.test('readyz flips to 503 under pressure and back', async t => {
   let healthy = true
   const relay = await startRelay({
     plugin: PATHS,
-    before: async app => { await app.register(underPressure, { healthCheck: async () => healthy, healthCheckInterval: 20 }) }
+    before: async (app: FastifyInstance) => { await app.register(underPressure, { healthCheck: async () => healthy, healthCheckInterval: 20 }) }
   })
   t.teardown(relay.close)
   t.equal((await get(relay, '/readyz')).status, 200)
@@ -100,11 +102,3 @@ t.test('readyz says registry_unreachable while the registry file cannot be read'
   await writeFile(join(dir, 'ids.json'), JSON.stringify({ version: 1, ids: {} }))
   t.equal((await get(relay, '/readyz')).status, 200)
 })
-
-async function until (check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}

@@ -1,279 +1,19 @@
-import { spawn, type ChildProcess } from 'node:child_process'
-import { createHash } from 'node:crypto'
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
-import { mkdir, mkdtemp, rm, rmdir, stat } from 'node:fs/promises'
+import { mkdtemp, rm } from 'node:fs/promises'
+import { readFileSync } from 'node:fs'
 import https from 'node:https'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
+import { buildProblem, CLI_MAIN, describeExit, runCli, spawnProc, type Proc } from './cli'
 import { startHiddenSite, type HiddenSite } from './hidden-site'
 
 /**
- * End-to-end harness: the built CLI (`dist/cli/main.js`) as real processes,
- * `serve` + `ids add` + `agent`, all on 127.0.0.1, and real clients (curl,
- * Python) run against them. Every process is run under a small watchdog that
- * kills it when this test process goes away, however it goes away, so nothing
- * outlives a test; teardown stops everything and removes the data dirs.
+ * End-to-end harness: the built CLI as real processes, `serve` + `ids add` +
+ * `agent`, all on 127.0.0.1, for real clients (curl, Python) to run against.
+ * Teardown stops everything and removes the data dirs.
  */
 
-export const ROOT = join(__dirname, '..', '..')
-export const CLI_MAIN = join(ROOT, 'dist', 'cli', 'main.js')
-
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-// ---------------------------------------------------------------- build
-
-let built: Promise<void> | undefined
-
-/**
- * Builds once (`tsc -p tsconfig.build.json`, what `npm run build` runs) when
- * dist/cli/main.js is missing or older than a source under lib/. Test files
- * run in parallel, so the build is done under a lock directory.
- */
-export function ensureBuilt (): Promise<void> {
-  built ??= buildIfStale()
-  return built
-}
-
-function staleness (): string | undefined {
-  if (!existsSync(CLI_MAIN)) return 'dist/cli/main.js is missing'
-  const newest = newestSource(join(ROOT, 'lib'))
-  if (newest.mtime > statSync(CLI_MAIN).mtimeMs) return `${newest.file} is newer than dist/cli/main.js`
-  return undefined
-}
-
-function newestSource (dir: string): { file: string, mtime: number } {
-  let newest = { file: '', mtime: 0 }
-  for (const entry of readdirSync(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name)
-    let candidate = newest
-    if (entry.isDirectory()) candidate = newestSource(path)
-    else if (entry.name.endsWith('.ts')) candidate = { file: path, mtime: statSync(path).mtimeMs }
-    if (candidate.mtime > newest.mtime) newest = candidate
-  }
-  return newest
-}
-
-async function buildIfStale (): Promise<void> {
-  if (staleness() === undefined) return
-  const lock = join(tmpdir(), `rendezvous-e2e-build-${createHash('sha256').update(ROOT).digest('hex').slice(0, 16)}.lock`)
-  await acquire(lock)
-  try {
-    // Another test file may have built while this one waited.
-    const why = staleness()
-    if (why === undefined) return
-    const tsc = join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc')
-    const result = await collect(spawn(process.execPath, [tsc, '-p', join(ROOT, 'tsconfig.build.json')], {
-      cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NODE_OPTIONS: '' }
-    }), 120_000)
-    const output = `${result.stdout.toString()}${result.stderr}`
-    // tsc exits 2 when it found type errors but wrote the output all the same. These tests
-    // check what the bin does; `npm test` type-checks on its own and fails on those errors.
-    if (result.code === 2 && staleness() === undefined) {
-      process.stderr.write(`e2e: the build has type errors (dist/ was written anyway):\n${output}\n`)
-      return
-    }
-    if (result.code !== 0 || !existsSync(CLI_MAIN)) {
-      throw new Error(`npm run build failed (${why}); tsc exited ${result.code}:\n${output}`)
-    }
-  } finally {
-    await rmdir(lock).catch(() => {})
-  }
-}
-
-async function acquire (lock: string): Promise<void> {
-  const deadline = Date.now() + 180_000
-  for (;;) {
-    try {
-      await mkdir(lock)
-      return
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
-    }
-    // A build takes seconds; a lock this old was left by a killed run.
-    const age = await stat(lock).then(s => Date.now() - s.mtimeMs, () => 0)
-    if (age > 150_000) await rmdir(lock).catch(() => {})
-    if (Date.now() > deadline) throw new Error(`could not take the build lock ${lock}`)
-    await sleep(200)
-  }
-}
-
-// ---------------------------------------------------------------- processes
-
-// Runs argv[1..] with stdout and stderr passed through; kills it when its own
-// stdin closes (the test process ended or closed it), forwards SIGTERM, SIGINT
-// and SIGHUP, and exits as the child did.
-const WATCHDOG = `
-const { spawn } = require('node:child_process')
-const [cmd, ...args] = JSON.parse(process.argv[1])
-const child = spawn(cmd, args, { stdio: ['ignore', 'inherit', 'inherit'] })
-const kill = () => { try { child.kill('SIGKILL') } catch {} }
-process.stdin.on('end', kill).on('close', kill).on('error', kill).resume()
-for (const sig of ['SIGTERM', 'SIGINT', 'SIGHUP']) process.on(sig, () => { try { child.kill(sig) } catch {} })
-child.on('error', (err) => { process.stderr.write('watchdog: ' + err.message + '\\n'); process.exit(127) })
-child.on('exit', (code, signal) => {
-  if (signal === null) process.exit(code)
-  process.removeAllListeners(signal)
-  process.kill(process.pid, signal)
-})
-`
-
-export interface Exit { code: number | null, signal: NodeJS.Signals | null }
-
-export interface Proc {
-  name: string
-  child: ChildProcess
-  stdout: () => Buffer
-  stderr: () => string
-  /** Both streams as text, for failure messages. */
-  output: () => string
-  exited: Promise<Exit>
-  /** Whether the process has exited. */
-  done: () => boolean
-  /** Resolves with the first match in stdout or stderr; rejects when the process exits first or time runs out. */
-  waitFor: (pattern: RegExp, timeoutMs?: number) => Promise<RegExpMatchArray>
-  /** Sends `signal`; after `graceMs` kills it outright. Resolves with the exit. */
-  stop: (signal?: NodeJS.Signals, graceMs?: number) => Promise<Exit>
-  /** Kills it outright (SIGKILL through the watchdog) and waits for the exit. */
-  kill: () => Promise<Exit>
-}
-
-export interface SpawnOptions {
-  env?: NodeJS.ProcessEnv
-  cwd?: string
-  /** The watchdog SIGKILLs the process after this long. */
-  timeoutMs?: number
-}
-
-/**
- * Spawns `cmd args` under the watchdog. At teardown the process is stopped:
- * SIGTERM, then SIGKILL after two seconds.
- */
-export function spawnProc (t: Teardown, name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Proc {
-  const child = spawn(process.execPath, ['-e', WATCHDOG, JSON.stringify([cmd, ...args])], {
-    cwd: opts.cwd ?? ROOT,
-    env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe']
-  })
-  const out: Buffer[] = []
-  let err = ''
-  let text = ''
-  const listeners = new Set<() => void>()
-  child.stdout?.on('data', (chunk: Buffer) => {
-    out.push(chunk)
-    text += chunk.toString('utf8')
-    for (const fn of listeners) fn()
-  })
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => {
-    err += chunk
-    text += chunk
-    for (const fn of listeners) fn()
-  })
-  // EPIPE on the watchdog's stdin after it is gone is expected.
-  child.stdin?.on('error', () => {})
-  let isDone = false
-  const hardTimer = opts.timeoutMs === undefined ? undefined : setTimeout(() => { child.stdin?.end() }, opts.timeoutMs)
-  const onExit = new Set<(exit: Exit) => void>()
-  const exited = new Promise<Exit>(resolve => {
-    child.once('close', (code, signal) => {
-      isDone = true
-      clearTimeout(hardTimer)
-      const exit = { code, signal }
-      resolve(exit)
-      for (const fn of onExit) fn(exit)
-    })
-  })
-
-  const waitFor = (pattern: RegExp, timeoutMs = 15_000): Promise<RegExpMatchArray> => new Promise((resolve, reject) => {
-    const finish = (settle: () => void): void => {
-      clearTimeout(timer)
-      listeners.delete(check)
-      onExit.delete(exitedFirst)
-      settle()
-    }
-    function check (): void {
-      const match = pattern.exec(text)
-      if (match !== null) finish(() => resolve(match))
-    }
-    function exitedFirst (exit: Exit): void {
-      check()
-      if (listeners.has(check)) finish(() => reject(new Error(`${name} exited (${describeExit(exit)}) before printing ${pattern}; output:\n${text}`)))
-    }
-    const timer = setTimeout(() => finish(() => reject(new Error(`${name}: no ${pattern} within ${timeoutMs} ms; output:\n${text}`))), timeoutMs)
-    listeners.add(check)
-    onExit.add(exitedFirst)
-    check()
-    if (isDone && listeners.has(check)) exitedFirst({ code: child.exitCode, signal: child.signalCode })
-  })
-
-  const kill = async (): Promise<Exit> => {
-    child.stdin?.end()
-    return await exited
-  }
-  const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 2000): Promise<Exit> => {
-    if (!isDone) child.kill(signal)
-    const timer = setTimeout(() => { child.stdin?.end() }, graceMs)
-    try {
-      return await exited
-    } finally {
-      clearTimeout(timer)
-    }
-  }
-  t.teardown(async () => { await stop() })
-
-  return {
-    name,
-    child,
-    stdout: () => Buffer.concat(out),
-    stderr: () => err,
-    output: () => text,
-    exited,
-    done: () => isDone,
-    waitFor,
-    stop,
-    kill
-  }
-}
-
-export interface RunResult extends Exit {
-  stdout: Buffer
-  stderr: string
-  /** Milliseconds from spawn to exit. */
-  ms: number
-}
-
-/** Runs a command to its end (killed after timeoutMs) and collects its output. */
-export async function run (t: Teardown, cmd: string, args: string[], opts: SpawnOptions = {}): Promise<RunResult> {
-  const started = Date.now()
-  const proc = spawnProc(t, `${cmd} ${args.join(' ')}`, cmd, args, { timeoutMs: 30_000, ...opts })
-  const exit = await proc.exited
-  return { ...exit, stdout: proc.stdout(), stderr: proc.stderr(), ms: Date.now() - started }
-}
-
-/** Runs the built CLI to its end. */
-export async function runCli (t: Teardown, args: string[], opts: SpawnOptions = {}): Promise<RunResult> {
-  return await run(t, process.execPath, [CLI_MAIN, ...args], { timeoutMs: 15_000, ...opts })
-}
-
-function collect (child: ChildProcess, timeoutMs: number): Promise<{ code: number | null, stdout: Buffer, stderr: string }> {
-  return new Promise((resolve) => {
-    const out: Buffer[] = []
-    let err = ''
-    child.stdout?.on('data', (chunk: Buffer) => out.push(chunk))
-    child.stderr?.setEncoding('utf8').on('data', (chunk: string) => { err += chunk })
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs)
-    child.once('close', (code) => {
-      clearTimeout(timer)
-      resolve({ code, stdout: Buffer.concat(out), stderr: err })
-    })
-  })
-}
-
-export function describeExit (exit: Exit): string {
-  return exit.signal === null ? `code ${exit.code}` : `signal ${exit.signal}`
-}
-
-// ---------------------------------------------------------------- the rendezvous
+interface Teardown { teardown: (fn: () => unknown) => void, comment?: (...message: unknown[]) => void }
 
 export interface Rendezvous {
   proc: Proc
@@ -300,7 +40,8 @@ export interface ServeOptions {
 
 /** Starts `rendezvous serve --port 0` with TLS on a fresh data dir; waits for its `listening on` line. */
 export async function startServe (t: Teardown, opts: ServeOptions = {}): Promise<Rendezvous> {
-  await ensureBuilt()
+  const problem = buildProblem(t)
+  if (problem !== undefined) throw new Error(problem)
   const dataDir = await mkdtemp(join(tmpdir(), 'rendezvous-e2e-'))
   // Registered first, so it runs last: after the processes using the dir are gone.
   t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
@@ -361,12 +102,12 @@ export async function addId (t: Teardown, dataDir: string): Promise<Credentials>
   if (result.code !== 0) throw new Error(`ids add exited ${describeExit(result)}: ${result.stderr}`)
   let parsed: { id?: unknown, secret?: unknown }
   try {
-    parsed = JSON.parse(result.stdout.toString('utf8'))
+    parsed = JSON.parse(result.stdout)
   } catch {
-    throw new Error(`ids add --json printed no JSON: ${result.stdout.toString('utf8')}`)
+    throw new Error(`ids add --json printed no JSON: ${result.stdout}`)
   }
   if (typeof parsed.id !== 'string' || typeof parsed.secret !== 'string') {
-    throw new Error(`ids add --json lacks id or secret: ${result.stdout.toString('utf8')}`)
+    throw new Error(`ids add --json lacks id or secret: ${result.stdout}`)
   }
   return { id: parsed.id, secret: parsed.secret }
 }

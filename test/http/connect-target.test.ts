@@ -14,15 +14,15 @@ t.test('accepted targets', async (t) => {
 
 t.test('missing token', async (t) => {
   for (const target of [`uuid:${ID}`, `uuid:${ID}?`, `uuid:${ID}?response`, `uuid:${ID}?response=`]) {
-    t.strictSame(parseConnectTarget(target), { kind: 'missing-token', id: ID }, target)
+    t.strictSame(parseConnectTarget(target), { kind: 'missing_token', id: ID }, target)
   }
-  t.strictSame(parseConnectTarget('UUID:ABC'), { kind: 'missing-token', id: 'abc' })
+  t.strictSame(parseConnectTarget('UUID:ABC'), { kind: 'missing_token', id: 'abc' })
 })
 
 t.test('not uuid', async (t) => {
   const reason = 'only uuid: targets are accepted'
   for (const target of ['example.com:443', '127.0.0.1:22', '[::1]:443', 'http://x/', '/', '', 'uuid', 'uuid;x?response=t', ' uuid:x?response=t', 'urn:uuid:x?response=t']) {
-    t.strictSame(parseConnectTarget(target), { kind: 'not-uuid', reason }, JSON.stringify(target))
+    t.strictSame(parseConnectTarget(target), { kind: 'not_uuid', reason }, JSON.stringify(target))
   }
 })
 

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { createServer, connect, Socket, type AddressInfo, type Server } from 'node:net'
 import { once } from 'node:events'
-import { CONNECT_OK, digestChallenge, refusalBytes, refuse, type Refusal } from '../../lib/http/refusals'
+import { CONNECT_OK, challengeHeader, refusalBytes, refuse, type Refusal } from '../../lib/http/refusals'
 
 t.test('CONNECT_OK', async (t) => {
   t.ok(Buffer.isBuffer(CONNECT_OK))
@@ -54,16 +54,16 @@ t.test('refusalBytes rejects what would break the framing', async (t) => {
   t.throws(() => refusalBytes({ status: 400, headers: { '': 'b' } }), TypeError)
 })
 
-t.test('digestChallenge', async (t) => {
+t.test('challengeHeader', async (t) => {
   const re = /^Digest realm="rendezvous", qop="auth, auth-int", nonce="([0-9a-f]{32})", opaque="([0-9a-f]{32})"$/
-  const a = re.exec(digestChallenge('rendezvous'))
-  const b = re.exec(digestChallenge('rendezvous'))
+  const a = re.exec(challengeHeader('rendezvous'))
+  const b = re.exec(challengeHeader('rendezvous'))
   t.ok(a, 'exact shape')
   t.ok(b, 'exact shape')
   t.not(a?.[1], b?.[1], 'a fresh nonce every call')
   t.not(a?.[1], a?.[2], 'nonce and opaque are independent')
-  t.match(digestChallenge('a "b" \\c'), /^Digest realm="a \\"b\\" \\\\c", /, 'realm quoted')
-  t.throws(() => digestChallenge('x\r\ny'), TypeError)
+  t.match(challengeHeader('a "b" \\c'), /^Digest realm="a \\"b\\" \\\\c", /, 'realm quoted')
+  t.throws(() => challengeHeader('x\r\ny'), TypeError)
 })
 
 interface Pair { server: Server, client: Socket, accepted: Socket }

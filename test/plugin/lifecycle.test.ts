@@ -4,11 +4,12 @@ import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer } from 'ws'
 import rendezvous, { FileRegistry, MemoryRegistry } from '../../lib/index'
-import { startRelay, untilParked, SECRET } from '../helpers/relay'
+import { startRendezvous, untilParked } from '../helpers/rendezvous'
 import { tlsCert } from '../helpers/tls'
+import { SECRET } from '../helpers/fixtures'
 
 t.test('app.close() closes parked, waiting and spliced sockets, and leaves no listener behind', async t => {
-  const relay = await startRelay({ tls: true })
+  const relay = await startRendezvous({ tls: true })
   const server = relay.app.server
   const before = { connect: server.listenerCount('connect'), secure: server.listenerCount('secureConnection') }
   const parked = await relay.park('hub-1')
@@ -26,7 +27,7 @@ t.test('app.close() closes parked, waiting and spliced sockets, and leaves no li
 })
 
 t.test('closeGracePeriod lets a spliced exchange finish', async t => {
-  const relay = await startRelay({ plugin: { closeGracePeriod: 2000 } })
+  const relay = await startRendezvous({ plugin: { closeGracePeriod: 2000 } })
   const hidden = await relay.park('hub-1')
   const client = await relay.open()
   client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
@@ -66,7 +67,7 @@ t.test('a WebSocket reaches the hidden server through ?rendezvous=ID and echoes 
     seenUrls.push(req.url ?? '')
     ws.on('message', (data, binary) => ws.send(binary ? data : `echo:${String(data)}`, { binary }))
   })
-  const relay = await startRelay({ tls: true })
+  const relay = await startRendezvous({ tls: true })
   t.teardown(async () => {
     await relay.close()
     wss.close()
@@ -89,7 +90,7 @@ t.test('a WebSocket reaches the hidden server through ?rendezvous=ID and echoes 
 })
 
 t.test('the plugin works next to the app\'s own async onRequest hooks, registered first', async t => {
-  const relay = await startRelay({
+  const relay = await startRendezvous({
     before: app => {
       app.addHook('onRequest', async () => { await new Promise(resolve => setTimeout(resolve, 5)) })
     }

@@ -1,3 +1,4 @@
+import { until } from '../helpers/until'
 import { execFile, spawn } from 'node:child_process'
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
@@ -6,24 +7,14 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry, type FileRegistryOptions } from '../../lib/registry/file-registry'
+import { OTHER_SECRET, SECRET } from '../helpers/fixtures'
 
 const ROOT = resolve(__dirname, '../..')
-const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
-const OTHER_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
 
 function open (t: tap.Test, options: FileRegistryOptions): FileRegistry {
   const registry = new FileRegistry(options)
   t.teardown(() => registry.close())
   return registry
-}
-
-async function until (what: string, check: () => boolean, withinMs: number): Promise<number> {
-  const start = Date.now()
-  while (!check()) {
-    if (Date.now() - start > withinMs) throw new Error(`${what} did not happen within ${withinMs} ms`)
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  return Date.now() - start
 }
 
 function fileJson (dataDir: string, ids: Record<string, { secret: string, createdAt: string }>): string {
@@ -86,12 +77,12 @@ t.test('two instances on one directory see each other within a second', async (t
   b.onRemove((id) => removedOnB.push(id))
 
   const record = await a.add({ id: 'Shared' })
-  const seenAfter = await until('add seen by b', () => b.get('shared') !== undefined, 1000)
+  const seenAfter = await until(() => b.get('shared') !== undefined, 1000, 'add seen by b')
   t.ok(seenAfter < 1000, `seen after ${seenAfter} ms`)
   t.same(b.get('SHARED'), record)
 
   t.equal(await a.remove('shared'), true)
-  await until('remove seen by b', () => removedOnB.length > 0, 1000)
+  await until(() => removedOnB.length > 0, 1000, 'remove seen by b')
   t.same(removedOnB, ['shared'])
   t.equal(b.get('shared'), undefined)
 })
@@ -228,7 +219,7 @@ t.test('corrupt files', async (t) => {
     await t.rejects(registry.add({ id: 'b' }), { code: 'FST_RENDEZVOUS_REGISTRY_CORRUPT' })
     t.equal(await readFile(file, 'utf8'), '{"version":1,"ids":')
     await writeFile(file, fileJson(dataDir, { b: good.a }))
-    await until('repair seen', () => registry.get('b') !== undefined, 1000)
+    await until(() => registry.get('b') !== undefined, 1000, 'repair seen')
     t.same(removed, ['a'])
   })
 })

@@ -1,8 +1,7 @@
 import t from 'tap'
 import { decodeSecret, isValidSecret } from '../../lib/registry/ids'
 import { MemoryRegistry } from '../../lib/registry/memory-registry'
-
-const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+import { SECRET } from '../helpers/fixtures'
 
 t.test('add generates a UUID and a 20-byte base32 secret', async (t) => {
   const registry = new MemoryRegistry()

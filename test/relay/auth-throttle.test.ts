@@ -1,11 +1,11 @@
 import t from 'tap'
 import { AuthThrottle, normaliseAddress } from '../../lib/relay/auth-throttle'
 import { MemoryThrottleStore } from '../../lib/stores/memory-throttle-store'
-import type { AuthFailureLimits } from '../../lib/options'
+import type { ResolvedAuthFailureLimits } from '../../lib/relay/auth-throttle'
 
-const DEFAULTS: Required<AuthFailureLimits> = { perPair: 10, perAddress: 100, windowMs: 60_000, coolOffMs: 60_000 }
+const DEFAULTS: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, window: 60_000, coolOff: 60_000 }
 
-function setup (limits: Partial<AuthFailureLimits> = {}): { throttle: AuthThrottle, store: MemoryThrottleStore, advance: (ms: number) => void } {
+function setup (limits: Partial<ResolvedAuthFailureLimits> = {}): { throttle: AuthThrottle, store: MemoryThrottleStore, advance: (ms: number) => void } {
   let time = 1_700_000_000_000
   const store = new MemoryThrottleStore({ now: () => time })
   return { throttle: new AuthThrottle(store, { ...DEFAULTS, ...limits }), store, advance: (ms) => { time += ms } }
@@ -103,11 +103,11 @@ t.test('a limit of 0 disables that counter', async (t) => {
 })
 
 t.test('Retry-After is whole seconds, at least 1', async (t) => {
-  const { throttle, advance } = setup({ perPair: 1, coolOffMs: 1500 })
+  const { throttle, advance } = setup({ perPair: 1, coolOff: 1500 })
   t.equal(await throttle.fail('10.0.0.1', 'a'), 2)
   advance(1400)
   t.equal(await throttle.check('10.0.0.1', 'a'), 1)
-  const zero = setup({ perPair: 1, coolOffMs: 0 })
+  const zero = setup({ perPair: 1, coolOff: 0 })
   t.equal(await zero.throttle.fail('10.0.0.1', 'a'), 0, 'no cool-off, nothing to wait for')
   t.equal(await zero.throttle.check('10.0.0.1', 'a'), 0)
 })

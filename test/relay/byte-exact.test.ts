@@ -1,11 +1,12 @@
+import { until } from '../helpers/until'
 import t from 'tap'
-import { startRelay, untilParked, type Relay } from '../helpers/relay'
+import { startRendezvous, untilParked, type TestRendezvous } from '../helpers/rendezvous'
 
 const AUTH = 'Authorization: Digest username="hub-1", realm="rendezvous", nonce="abc", uri="/", response="0123"\r\n'
 
 for (const tls of [false, true]) {
   t.test(`${tls ? 'https' : 'http'}: byte-exact relay`, async t => {
-    const relay: Relay = await startRelay({ tls })
+    const relay: TestRendezvous = await startRendezvous({ tls })
     t.teardown(relay.close)
 
     t.test('the head is re-serialised from rawHeaders, minus Authorization, and the body is untouched', async t => {
@@ -124,14 +125,6 @@ for (const tls of [false, true]) {
   })
 }
 
-async function until (test: () => boolean, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!test()) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-}
-
-async function untilSpliced (relay: Relay, n: number): Promise<void> {
+async function untilSpliced (relay: TestRendezvous, n: number): Promise<void> {
   await until(() => relay.app.rendezvous.stats().spliced === n)
 }

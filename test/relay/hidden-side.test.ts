@@ -1,18 +1,19 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
-import { startRelay, untilParked, SECRET, type Relay } from '../helpers/relay'
+import { startRendezvous, untilParked, type TestRendezvous } from '../helpers/rendezvous'
 import { statusOf, type WireClient } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
 import { createTotp } from '../../lib/tokens/totp'
+import { SECRET } from '../helpers/fixtures'
 
-async function connect (relay: Relay, target: string, extra = ''): Promise<WireClient> {
+async function connect (relay: TestRendezvous, target: string, extra = ''): Promise<WireClient> {
   const c = await relay.open()
   c.write(`CONNECT ${target} HTTP/1.1\r\nHost: h\r\n\r\n${extra}`)
   await c.untilText('\r\n\r\n')
   return c
 }
 
-async function refused (relay: Relay, target: string, extra = ''): Promise<string> {
+async function refused (relay: TestRendezvous, target: string, extra = ''): Promise<string> {
   const c = await connect(relay, target, extra)
   await c.untilClosed()
   return c.text
@@ -20,7 +21,7 @@ async function refused (relay: Relay, target: string, extra = ''): Promise<strin
 
 for (const tls of [false, true]) {
   t.test(`${tls ? 'https' : 'http'}: CONNECT answers`, async t => {
-    const relay = await startRelay({ tls, ids: ['hub-1', 'Hub-Caps'] })
+    const relay = await startRendezvous({ tls, ids: ['hub-1', 'Hub-Caps'] })
     t.teardown(relay.close)
 
     t.test('a good v1 token gets exactly "HTTP/1.1 200 OK" and the socket is parked', async t => {
@@ -109,7 +110,7 @@ const SECRET_BYTES_HEX = '48656c6c6f21deadbeef48656c6c6f21deadbeef'
 t.test('TOTP modes', async t => {
   for (const [mode, first, again] of [['strict', 200, 401], ['reuse', 200, 200], ['off', 401, 401]] as const) {
     t.test(mode, async t => {
-      const relay = await startRelay({ plugin: { totp: mode } })
+      const relay = await startRendezvous({ plugin: { totp: mode } })
       t.teardown(relay.close)
       const code = createTotp(SECRET)
       const a = await connect(relay, `uuid:hub-1?response=${code}`)
@@ -122,7 +123,7 @@ t.test('TOTP modes', async t => {
     })
   }
   t.test('8-digit codes and the previous step are accepted', async t => {
-    const relay = await startRelay()
+    const relay = await startRendezvous()
     t.teardown(relay.close)
     const c = await connect(relay, `uuid:hub-1?response=${createTotp(SECRET, Date.now() - 30_000, 8)}`)
     t.equal(statusOf(c.text), 200)
@@ -131,7 +132,7 @@ t.test('TOTP modes', async t => {
 })
 
 t.test('lot limits answer 503 with Retry-After', async t => {
-  const relay = await startRelay({ ids: ['a', 'b'], plugin: { maxParkedPerId: 2, maxParked: 3, retryAfter: 9 } })
+  const relay = await startRendezvous({ ids: ['a', 'b'], plugin: { maxParkedPerId: 2, maxParked: 3, retryAfter: 9 } })
   t.teardown(relay.close)
   const parked = [await relay.park('a'), await relay.park('a')]
   const perId = await refused(relay, `uuid:a?response=${createV1Token('a', SECRET)}`)
@@ -144,7 +145,7 @@ t.test('lot limits answer 503 with Retry-After', async t => {
 })
 
 t.test('brute force: 10 failures per (address, ID) give 429, per address 100 across IDs', async t => {
-  const relay = await startRelay({ ids: ['hub-1', 'hub-2'], plugin: { authFailures: { perPair: 3, perAddress: 5, windowMs: 60_000, coolOffMs: 30_000 } } })
+  const relay = await startRendezvous({ ids: ['hub-1', 'hub-2'], plugin: { authFailures: { perPair: 3, perAddress: 5, window: 60_000, coolOff: 30_000 } } })
   t.teardown(relay.close)
   const bad = (id: string): string => `uuid:${id}?response=${createV1Token(id, 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`
   const statuses: number[] = []
@@ -160,7 +161,7 @@ t.test('brute force: 10 failures per (address, ID) give 429, per address 100 acr
 
 t.test('a custom verifyToken replaces the default one', async t => {
   const seen: string[] = []
-  const relay = await startRelay({
+  const relay = await startRendezvous({
     plugin: { verifyToken: (id, token) => { seen.push(`${id}:${token}`); return token === 'letmein' } }
   })
   t.teardown(relay.close)
@@ -173,14 +174,14 @@ t.test('a custom verifyToken replaces the default one', async t => {
 })
 
 t.test('a slow verifier is cut off by connectTimeout with a status', async t => {
-  const relay = await startRelay({ plugin: { connectTimeout: 200, verifyToken: async () => await new Promise(() => {}) } })
+  const relay = await startRendezvous({ plugin: { connectTimeout: 200, verifyToken: async () => await new Promise(() => {}) } })
   t.teardown(relay.close)
   const text = await refused(relay, 'uuid:hub-1?response=x')
   t.equal(statusOf(text), 408)
 })
 
 t.test('removing an ID closes its parked sockets and refuses new CONNECTs', async t => {
-  const relay = await startRelay()
+  const relay = await startRendezvous()
   t.teardown(relay.close)
   const hidden = await relay.park('hub-1')
   await untilParked(relay, 1)

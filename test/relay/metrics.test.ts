@@ -1,9 +1,11 @@
 import t from 'tap'
+import { until } from '../helpers/until'
 import Fastify from 'fastify'
 import fastifyMetrics from 'fastify-metrics'
 import { Registry as PromRegistry } from 'prom-client'
 import rendezvous, { MemoryRegistry } from '../../lib/index'
-import { startRelay, untilParked, SECRET, type Relay } from '../helpers/relay'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
+import { SECRET } from '../helpers/fixtures'
 
 type Json = Awaited<ReturnType<PromRegistry['getMetricsAsJSON']>>
 
@@ -117,11 +119,3 @@ t.test('with fastify-metrics, one registry serves both, with one set of default 
   t.equal(text.match(/^# TYPE process_cpu_user_seconds_total /gm)?.length, 1, 'default metrics once')
   t.notMatch(text, /rendezvous_process_/, 'the plugin adds no default metrics of its own')
 })
-
-async function until (check: () => Promise<boolean>, ms = 5000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!await check()) {
-    if (Date.now() > deadline) throw new Error('condition not met in time')
-    await new Promise(resolve => setTimeout(resolve, 20))
-  }
-}

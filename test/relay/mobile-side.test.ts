@@ -1,6 +1,6 @@
 import t from 'tap'
 import underPressure from '@fastify/under-pressure'
-import { startRelay } from '../helpers/relay'
+import { startRendezvous } from '../helpers/rendezvous'
 import { statusOf } from '../helpers/wire'
 
 const CHALLENGE = /^Digest realm="rendezvous", qop="auth, auth-int", nonce="([0-9a-f]{32})", opaque="([0-9a-f]{32})"$/
@@ -14,7 +14,7 @@ for (const tls of [false, true]) {
   const scheme = tls ? 'https' : 'http'
 
   t.test(`${scheme}: requests without a credential`, async t => {
-    const relay = await startRelay({
+    const relay = await startRendezvous({
       tls,
       after: app => { app.get('/healthz', async () => ({ status: 'ok' })) }
     })
@@ -68,7 +68,7 @@ for (const tls of [false, true]) {
   })
 
   t.test(`${scheme}: refusals are a real status, then a close`, async t => {
-    const relay = await startRelay({
+    const relay = await startRendezvous({
       tls,
       plugin: { waitTimeout: 300, retryAfter: 7, maxWaitersPerId: 1 },
       after: app => { app.get('/basic-area', async req => ({ auth: req.headers.authorization })) }
@@ -128,7 +128,7 @@ for (const tls of [false, true]) {
 
 t.test('under pressure, rendezvous requests get 503 with Retry-After', async t => {
   let pressure = false
-  const relay = await startRelay({
+  const relay = await startRendezvous({
     before: async app => {
       await app.register(underPressure, { healthCheck: async () => !pressure, healthCheckInterval: 20 })
     }
@@ -147,7 +147,7 @@ t.test('under pressure, rendezvous requests get 503 with Retry-After', async t =
 })
 
 t.test('while closing, waiting clients get 503 and nobody hangs', async t => {
-  const relay = await startRelay({ plugin: { waitTimeout: 10_000 } })
+  const relay = await startRendezvous({ plugin: { waitTimeout: 10_000 } })
   const c = await relay.open()
   c.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
   while (relay.app.rendezvous.stats().waiting < 1) await new Promise(resolve => setTimeout(resolve, 5))

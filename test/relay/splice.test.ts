@@ -1,10 +1,11 @@
+import { until } from '../helpers/until'
 import t from 'tap'
-import { startRelay, type Relay } from '../helpers/relay'
+import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
 import type { WireClient } from '../helpers/wire'
 
 const HEAD = 'GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n'
 
-async function pair (relay: Relay, halfOpen = false): Promise<{ client: WireClient, hidden: WireClient }> {
+async function pair (relay: TestRendezvous, halfOpen = false): Promise<{ client: WireClient, hidden: WireClient }> {
   const hidden = await relay.park('hub-1', undefined, halfOpen)
   const client = await relay.open(halfOpen)
   client.write(HEAD)
@@ -13,21 +14,13 @@ async function pair (relay: Relay, halfOpen = false): Promise<{ client: WireClie
   return { client, hidden }
 }
 
-async function connections (relay: Relay): Promise<number> {
+async function connections (relay: TestRendezvous): Promise<number> {
   return await new Promise((resolve, reject) => relay.app.server.getConnections((err, n) => err != null ? reject(err) : resolve(n)))
-}
-
-async function until (test: () => boolean | Promise<boolean>, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (!(await test())) {
-    if (Date.now() > deadline) throw new Error('timed out')
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
 }
 
 for (const tls of [false, true]) {
   t.test(`${tls ? 'https' : 'http'}: the splice`, async t => {
-    const relay = await startRelay({ tls })
+    const relay = await startRendezvous({ tls })
     t.teardown(relay.close)
 
     t.test('a half-close from the client reaches the hidden server, which can still answer', async t => {
@@ -96,7 +89,7 @@ for (const tls of [false, true]) {
 }
 
 t.test('spliceIdleTimeout closes a silent pair', async t => {
-  const relay = await startRelay({ plugin: { spliceIdleTimeout: 200 } })
+  const relay = await startRendezvous({ plugin: { spliceIdleTimeout: 200 } })
   t.teardown(relay.close)
   const { client, hidden } = await pair(relay)
   await Promise.all([client.untilClosed(2000), hidden.untilClosed(2000)])
@@ -104,7 +97,7 @@ t.test('spliceIdleTimeout closes a silent pair', async t => {
 })
 
 t.test('refused connections are closed and leave nothing behind', async t => {
-  const relay = await startRelay()
+  const relay = await startRendezvous()
   t.teardown(relay.close)
   const c = await relay.open()
   c.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username=\r\n\r\n')

@@ -1,9 +1,9 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
 import { createTotp, isTotpCode, matchTotp, totpStep } from '../../lib/tokens/totp'
+import { RFC_KEY as SECRET } from '../helpers/fixtures'
 
 const SECRET_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
-const SECRET = Buffer.from('12345678901234567890')
 
 // RFC 4226 §5.3 / RFC 6238 §4, written out here so it does not share code with lib/.
 function reference (key: Buffer, step: number, digits: number): string {

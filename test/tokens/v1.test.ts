@@ -1,10 +1,10 @@
 import t from 'tap'
 import { createHmac } from 'node:crypto'
 import { createV1Token, parseV1Token, v1Mac } from '../../lib/tokens/v1'
+import { RFC_KEY as SECRET } from '../helpers/fixtures'
 
 // RFC 6238's test secret, so the key bytes are known without our base32 code.
 const SECRET_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
-const SECRET = Buffer.from('12345678901234567890')
 const NONCE = 'AAAAAAAAAAAAAAAAAAAAAA'
 
 function expectedMac (id: string, seconds: string, nonce: string): string {

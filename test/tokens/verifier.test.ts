@@ -4,10 +4,10 @@ import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions } 
 import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
 import type { TokenVerdict } from '../../lib/options'
+import { RFC_KEY as SECRET } from '../helpers/fixtures'
 
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
 const SECRET_B32 = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
-const SECRET = Buffer.from('12345678901234567890')
 const START = 1_700_000_000_000
 
 // Tokens are built here from node:crypto alone, not with lib/tokens.
@@ -97,16 +97,16 @@ t.test('v1: the seconds are used exactly as sent', async (t) => {
   const { verify } = setup()
   t.same(await verify(ID, v1(`000${S}`)), { ok: true, kind: 'v1' })
   const forged = v1(S).replace(`v1.${S}.`, `v1.0${S}.`)
-  t.same(await verify(ID, forged), { ok: false, reason: 'bad-mac', status: 401 })
+  t.same(await verify(ID, forged), { ok: false, reason: 'bad_mac', status: 401 })
 })
 
 t.test('v1: wrong MACs are refused and never reach the replay cache', async (t) => {
   const { verify, cache } = setup()
   const good = v1(S)
   const flipped = good.slice(0, -2) + (good.at(-2) === 'A' ? 'B' : 'A') + good.at(-1)!
-  t.same(await verify(ID, flipped), { ok: false, reason: 'bad-mac', status: 401 })
-  t.same(await verify(ID, v1(S, { key: randomBytes(20) })), { ok: false, reason: 'bad-mac', status: 401 })
-  t.same(await verify(ID, v1(S, { id: 'other' })), { ok: false, reason: 'bad-mac', status: 401 })
+  t.same(await verify(ID, flipped), { ok: false, reason: 'bad_mac', status: 401 })
+  t.same(await verify(ID, v1(S, { key: randomBytes(20) })), { ok: false, reason: 'bad_mac', status: 401 })
+  t.same(await verify(ID, v1(S, { id: 'other' })), { ok: false, reason: 'bad_mac', status: 401 })
   t.equal(cache.calls.length, 0)
 })
 
@@ -119,7 +119,7 @@ t.test('v1: a non-canonical spelling of the MAC is refused', async (t) => {
   const twin = alphabet[alphabet.indexOf(last) ^ 1]!
   const variant = good.slice(0, -1) + twin
   t.same(Buffer.from(variant.split('.')[3]!, 'base64url'), Buffer.from(good.split('.')[3]!, 'base64url'))
-  t.same(await verify(ID, variant), { ok: false, reason: 'bad-mac', status: 401 })
+  t.same(await verify(ID, variant), { ok: false, reason: 'bad_mac', status: 401 })
 })
 
 t.test('v1: IDs are matched case-insensitively', async (t) => {
@@ -129,8 +129,8 @@ t.test('v1: IDs are matched case-insensitively', async (t) => {
 
 t.test('unknown IDs and malformed tokens are refused with 401', async (t) => {
   const { verify, cache } = setup()
-  t.same(await verify('nobody', v1(S, { id: 'nobody' })), { ok: false, reason: 'unknown-id', status: 401 })
-  t.same(await verify('nobody', totp(START)), { ok: false, reason: 'unknown-id', status: 401 })
+  t.same(await verify('nobody', v1(S, { id: 'nobody' })), { ok: false, reason: 'unknown_id', status: 401 })
+  t.same(await verify('nobody', totp(START)), { ok: false, reason: 'unknown_id', status: 401 })
   for (const bad of ['', 'v1', 'v1.1.2.3', `v2${v1(S).slice(2)}`, '12345', '123456789', 'abcdef', `${totp(START)} `]) {
     t.same(await verify(ID, bad), { ok: false, reason: 'malformed', status: 401 }, JSON.stringify(bad))
   }
@@ -140,27 +140,27 @@ t.test('unknown IDs and malformed tokens are refused with 401', async (t) => {
 t.test('an unknown ID is not checked against a key an attacker could guess', async (t) => {
   const { verify } = setup({ lookupSecret: () => undefined })
   const forged = [v1(S, { key: Buffer.alloc(0) }), v1(S, { key: Buffer.alloc(20) })]
-  for (const token of forged) t.same(await verify(ID, token), { ok: false, reason: 'unknown-id', status: 401 })
+  for (const token of forged) t.same(await verify(ID, token), { ok: false, reason: 'unknown_id', status: 401 })
 })
 
 t.test('a secret that is corrupt or too short counts as an unknown ID', async (t) => {
   for (const secret of ['', 'not base32!', 'GEZDGNBVGY3TQOJQ']) {
     const { verify } = setup({ lookupSecret: () => secret })
-    t.same(await verify(ID, v1(S, { key: Buffer.alloc(0) })), { ok: false, reason: 'unknown-id', status: 401 }, JSON.stringify(secret))
+    t.same(await verify(ID, v1(S, { key: Buffer.alloc(0) })), { ok: false, reason: 'unknown_id', status: 401 }, JSON.stringify(secret))
   }
 })
 
 t.test('a full replay cache fails closed with 503', async (t) => {
   const { verify } = setup({ replayCache: new MemoryReplayCache({ maxEntries: 1, now: () => START }) })
   t.equal((await verify(ID, v1(S))).ok, true)
-  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay-cache-full', status: 503 })
-  t.same(await verify(ID, totp(START)), { ok: false, reason: 'replay-cache-full', status: 503 })
+  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay_cache_full', status: 503 })
+  t.same(await verify(ID, totp(START)), { ok: false, reason: 'replay_cache_full', status: 503 })
 })
 
 t.test('a failing replay cache fails closed with 503', async (t) => {
   const broken: ReplayCache = { remember: async () => { throw new Error('redis down') } }
   const { verify } = setup({ replayCache: broken })
-  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay-cache-error', status: 503 })
+  t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay_cache_error', status: 503 })
 })
 
 t.test('totp strict: each step once, current step and one either side', async (t) => {
@@ -170,9 +170,9 @@ t.test('totp strict: each step once, current step and one either side', async (t
   t.same(await verify(ID, totp(START - 30_000)), { ok: true, kind: 'totp' }, 'previous step')
   t.same(await verify(ID, totp(START + 30_000, 8)), { ok: true, kind: 'totp' }, 'next step, 8 digits')
   t.same(await verify(ID, totp(START + 30_000, 6)), { ok: false, reason: 'replayed', status: 401 }, 'the same step in its 6-digit form')
-  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
-  t.same(await verify(ID, totp(START + 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
-  t.same(await verify(ID, totp(START, 6, randomBytes(20))), { ok: false, reason: 'wrong-code', status: 401 })
+  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong_code', status: 401 })
+  t.same(await verify(ID, totp(START + 60_000)), { ok: false, reason: 'wrong_code', status: 401 })
+  t.same(await verify(ID, totp(START, 6, randomBytes(20))), { ok: false, reason: 'wrong_code', status: 401 })
   t.equal(cache.calls.length, 5, 'only proven codes reach the cache')
 })
 
@@ -184,7 +184,7 @@ t.test('totp strict: a code is remembered until its step can no longer be accept
   advance((step + 2) * 30_000 - 1 - now())
   t.same(await verify(ID, code), { ok: false, reason: 'replayed', status: 401 })
   advance(1)
-  t.same(await verify(ID, code), { ok: false, reason: 'wrong-code', status: 401 })
+  t.same(await verify(ID, code), { ok: false, reason: 'wrong_code', status: 401 })
 })
 
 t.test('totp reuse: a code is accepted again and skips the replay cache', async (t) => {
@@ -192,7 +192,7 @@ t.test('totp reuse: a code is accepted again and skips the replay cache', async 
   t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
   t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
   t.same(await verify(ID, totp(START - 30_000, 7)), { ok: true, kind: 'totp' })
-  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong-code', status: 401 })
+  t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong_code', status: 401 })
   t.equal(cache.calls.length, 0)
   t.same(await verify(ID, v1(S)), { ok: true, kind: 'v1' }, 'v1 keeps its replay protection')
   t.equal(cache.calls.length, 1)
@@ -200,7 +200,7 @@ t.test('totp reuse: a code is accepted again and skips the replay cache', async 
 
 t.test('totp off: codes are refused, v1 still works', async (t) => {
   const { verify, cache } = setup({ totp: 'off' })
-  t.same(await verify(ID, totp(START)), { ok: false, reason: 'totp-off', status: 401 })
+  t.same(await verify(ID, totp(START)), { ok: false, reason: 'totp_off', status: 401 })
   t.equal(cache.calls.length, 0)
   t.same(await verify(ID, v1(S)), { ok: true, kind: 'v1' })
 })

@@ -2,12 +2,12 @@ import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import type { AddressInfo } from 'node:net'
 import rendezvous, { MemoryRegistry, type RendezvousOptions } from '../../lib/index'
 import { createV1Token } from '../../lib/tokens/v1'
+import { SECRET } from './fixtures'
 import { tlsCert, tlsKey } from './tls'
+import { until } from './until'
 import { openWire, type WireClient } from './wire'
 
-export const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
-
-export interface Relay {
+export interface TestRendezvous {
   app: FastifyInstance
   port: number
   tls: boolean
@@ -19,7 +19,7 @@ export interface Relay {
   close: () => Promise<void>
 }
 
-export interface RelayOptions {
+export interface TestRendezvousOptions {
   tls?: boolean
   plugin?: RendezvousOptions
   fastify?: FastifyServerOptions
@@ -29,7 +29,7 @@ export interface RelayOptions {
   after?: (app: FastifyInstance) => void | Promise<void>
 }
 
-export async function startRelay (opts: RelayOptions = {}): Promise<Relay> {
+export async function startRendezvous (opts: TestRendezvousOptions = {}): Promise<TestRendezvous> {
   const tls = opts.tls ?? false
   const registry = new MemoryRegistry()
   for (const id of opts.ids ?? ['hub-1']) await registry.add({ id, secret: SECRET })
@@ -58,10 +58,6 @@ export async function startRelay (opts: RelayOptions = {}): Promise<Relay> {
 }
 
 /** Waits until the relay reports `n` parked connections. */
-export async function untilParked (relay: Relay, n: number, ms = 3000): Promise<void> {
-  const deadline = Date.now() + ms
-  while (relay.app.rendezvous.stats().parked !== n) {
-    if (Date.now() > deadline) throw new Error(`expected ${n} parked, have ${relay.app.rendezvous.stats().parked}`)
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
+export async function untilParked (relay: TestRendezvous, n: number, ms = 3000): Promise<void> {
+  await until(() => relay.app.rendezvous.stats().parked === n, ms, `${n} parked (have ${relay.app.rendezvous.stats().parked})`)
 }

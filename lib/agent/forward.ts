@@ -19,7 +19,7 @@ const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\n' +
  * bytes already read from the rendezvous) goes first, then both directions
  * flow through pipe(), which gives backpressure both ways.
  */
-export function relayToLocal (
+export function forwardToLocal (
   remote: net.Socket,
   head: Buffer,
   target: LocalTarget,
@@ -53,7 +53,7 @@ export function relayToLocal (
  * go back in front of the stream first, so the server's parser sees the
  * request from its first byte.
  */
-export function handToServer (remote: net.Socket, head: Buffer, server: net.Server): void {
+export function forwardToServer (remote: net.Socket, head: Buffer, server: net.Server): void {
   if (head.length > 0) remote.unshift(head)
   server.emit('connection', remote)
   // The socket was paused to hold those bytes, and a server's on('data') does not undo an explicit pause.

@@ -1,0 +1,6 @@
+/** A base32 secret of 20 bytes, as `ids add` would hand out. */
+export const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
+/** Another valid secret, for "the wrong one". */
+export const OTHER_SECRET = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+/** The raw key of the RFC 4226 / RFC 6238 test vectors. */
+export const RFC_KEY = Buffer.from('12345678901234567890')

@@ -1,0 +1,21 @@
+import t from 'tap'
+import { resolveOptions } from '../lib/options'
+
+t.test('durations are in ms under names without a unit; the old authFailures names still work, with a warning', async (t) => {
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+
+  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, window: 60_000, coolOff: 60_000 })
+  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, window: 5_000, coolOff: 7_000 })
+  const old = resolveOptions({ authFailures: { windowMs: 1_000, coolOffMs: 2_000 } }).authFailures
+  t.same(old, { perPair: 10, perAddress: 100, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
+  t.equal(resolveOptions({ authFailures: { window: 3, windowMs: 4 } }).authFailures.window, 3, 'the new name wins')
+  t.throws(() => resolveOptions({ authFailures: { windowMs: -1 } }), { code: 'FST_RENDEZVOUS_BAD_OPTION' })
+
+  await new Promise(resolve => setImmediate(resolve))
+  const deprecations = warnings.filter(w => (w as NodeJS.ErrnoException).code === 'FST_RENDEZVOUS_DEP_AUTH_FAILURES')
+  t.equal(deprecations.length, 2, 'one warning per old name, once per process')
+  t.match(deprecations.map(w => w.message).sort(), [/authFailures\.coolOffMs is deprecated: use authFailures\.coolOff/, /authFailures\.windowMs is deprecated: use authFailures\.window/])
+})
