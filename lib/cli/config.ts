@@ -32,6 +32,8 @@ export interface OptionSpec<K extends string, T> {
   /** Only a flag: no variable, no file key (e.g. --help, --config). */
   flagOnly?: boolean
   short?: string
+  /** Where the value goes in the plugin's options, e.g. 'authFailures.perPair'; see pluginOptionsOf. */
+  to?: string
 }
 
 export type AnyOption = OptionSpec<string, any>
@@ -166,7 +168,7 @@ function readConfigFile (file: string, table: readonly AnyOption[]): Map<string,
   if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new CliError(`--config ${file}: must hold a JSON object of options`)
   const known = new Map<string, string>()
   for (const spec of table) {
-    if (spec.flagOnly === true) continue
+    if (spec.flagOnly === true || spec.key === 'config') continue
     known.set(spec.key, spec.key)
     known.set(flagOf(spec.key), spec.key)
   }
@@ -193,4 +195,18 @@ export function optionsHelp (table: readonly AnyOption[]): string {
   })
   const width = Math.max(...rows.map(r => r.left.length)) + 2
   return rows.map(r => r.left.padEnd(width) + r.right).join('\n') + '\n'
+}
+
+/** The plugin options the table's `to` entries name, from a resolved configuration. */
+export function pluginOptionsOf (table: readonly AnyOption[], config: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const spec of table) {
+    const value = config[spec.key]
+    if (spec.to === undefined || value === undefined) continue
+    const path = spec.to.split('.')
+    let at = out
+    for (const part of path.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>
+    at[path[path.length - 1]] = value
+  }
+  return out
 }

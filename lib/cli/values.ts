@@ -54,3 +54,9 @@ export const hostPort = (raw: string): HostPort => {
   if (m === null || port > 65535) throw new NotAllowed('HOST:PORT, such as 127.0.0.1:9090 or [::1]:9090')
   return { host: m[1] ?? m[2], port }
 }
+
+/** The Digest realm goes inside a quoted string of the challenge. */
+export const realm = (raw: string): string => {
+  if (!/^[\x20-\x7e]+$/.test(raw) || /["\\]/.test(raw)) throw new NotAllowed('printable ASCII without quotes or backslashes')
+  return raw
+}

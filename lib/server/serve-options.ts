@@ -1,3 +1,4 @@
+import type { RendezvousOptions } from '../options'
 import { argsError } from '../cli/arg-errors'
 import { parseArgs } from 'node:util'
 import { CliError } from '../cli/cli-error'
@@ -21,6 +22,10 @@ export interface ServeOptions {
   prettyLogs?: boolean
   /** On close, how long spliced pairs get to finish, in ms. */
   closeGracePeriod?: number
+  /** Serve metrics on this address instead of the public port. */
+  metricsListen?: { host: string, port: number }
+  /** Further plugin options (limits, health paths, admin listener); the fields above win. */
+  plugin?: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
 }
 
 /** `rendezvous serve` flags, decisions §5, as given on the command line. */
