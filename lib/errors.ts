@@ -8,3 +8,6 @@ export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', '
 export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s is already provisioned', 409)
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
 export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)
+export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)
+/** A listener of its own (admin, metrics) that cannot listen: its address and why. */
+export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s listener cannot listen on %s: %s', 500)

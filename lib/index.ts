@@ -7,7 +7,8 @@ import { Registry as PromRegistry } from 'prom-client'
 import { AuthThrottle } from './relay/auth-throttle'
 import { challengeHook } from './relay/challenge'
 import { RendezvousOptionError } from './errors'
-import { installHandoff } from './relay/handoff'
+import { installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { capConnectionsPerAddress } from './relay/connection-cap'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
@@ -21,32 +22,27 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
 import { previousSecret } from './registry/records'
-import { registerLiveMetrics, type IdCounts } from './relay/live-metrics'
-import { addHealthRoutes } from './health/routes'
-import { attachAdmin } from './admin/attach'
+import type { IdCounts } from './relay/live-metrics'
+import { appMetricsRegistry, attachOperations } from './operations'
+import type * as options from './options'
+import type * as registries from './registry/registry'
+import type * as replay from './stores/replay-cache'
+import type * as throttle from './stores/throttle-store'
+import { createV1Token } from './tokens/v1'
+import { createTotp } from './tokens/totp'
+import * as errors from './errors'
 
-export type { RendezvousOptions, TokenVerdict, VerifyToken, TotpMode, AuthFailureLimits, AdminOptions } from './options'
-export type { Registry, IdentityRecord, AddIdentity, RotateSecret } from './registry/registry'
-export type { ReplayCache, ReplayVerdict } from './stores/replay-cache'
-export type { ThrottleStore } from './stores/throttle-store'
-export { FileRegistry } from './registry/file-registry'
-export { MemoryRegistry } from './registry/memory-registry'
-export { MemoryReplayCache } from './stores/memory-replay-cache'
-export { MemoryThrottleStore } from './stores/memory-throttle-store'
-export { createV1Token } from './tokens/v1'
-export * as errors from './errors'
-
-export interface RendezvousStats {
+interface Stats {
   parked: number
   waiting: number
   spliced: number
 }
 
-export interface RendezvousDecorator {
+interface Decorator {
   registry: Registry
   /** The prom-client registry holding the rendezvous_ metrics, unless metrics are off. */
   metrics: PromRegistry | undefined
-  stats: () => RendezvousStats
+  stats: () => Stats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
   /** Live counts of every ID that has parked, waiting or spliced connections. */
@@ -57,7 +53,7 @@ export interface RendezvousDecorator {
 
 declare module 'fastify' {
   interface FastifyInstance {
-    rendezvous: RendezvousDecorator
+    rendezvous: Decorator
   }
 }
 
@@ -124,6 +120,8 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       return () => handshakes.delete(socket)
     }
   })
+  const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
+  const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
   const mobile = createMobileSide({
     registry,
     lot,
@@ -131,53 +129,30 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     log,
     limits: o,
     refusing: () => closing ? 'shutting_down' : isUnderPressure() ? 'under_pressure' : undefined,
+    coolingOff: async address => probes === undefined ? 0 : await probes.check(address, ''),
     splices
   })
   const uninstall = installHandoff<Ticket>(server as HttpServer, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
+  const uncap = o.maxConnectionsPerAddress > 0
+    ? capConnectionsPerAddress(server as HttpServer, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
+    : () => {}
+  if (o.handshakeTimeout > 0) setHandshakeTimeout(server as HttpServer, o.handshakeTimeout)
   const unsubscribe = registry.onRemove(id => {
     const closed = lot.evict(id)
     log.info({ id, closed }, 'ID removed; its parked connections were closed')
   })
 
-  const perId = (): Map<string, IdCounts> => {
-    const out = new Map<string, IdCounts>()
-    for (const [id, c] of lot.perId()) out.set(id, { ...c, spliced: 0 })
-    for (const pair of splices) {
-      const c = out.get(pair.id) ?? { parked: 0, waiting: 0, spliced: 0 }
-      out.set(pair.id, { ...c, spliced: c.spliced + 1 })
-    }
-    return out
-  }
-  const unregisterLive = registerLiveMetrics(promRegistry, perId, o.metricsPerId)
-  const stats = (): RendezvousStats => ({ ...lot.size, spliced: splices.size })
-  addHealthRoutes(fastify, o, {
-    listening: () => fastify.server.listening,
-    closing: () => closing,
-    underPressure: isUnderPressure,
-    lotFull: () => lot.size.parked >= o.maxParked,
-    checkRegistry: registry.check?.bind(registry),
-    registryTimeout: 2_000
-  }, stats)
-  const disconnect = (id: string): { parked: number, spliced: number } => {
-    const parked = lot.evict(id)
-    let spliced = 0
-    for (const pair of splices) {
-      if (pair.id === id) { pair.abort(); spliced++ }
-    }
-    log.info({ id, parked, spliced }, 'ID disconnected by the admin API')
-    return { parked, spliced }
-  }
-  const adminAddress = o.admin === undefined ? () => undefined : attachAdmin(fastify, o.admin, { registry, counts: perId, disconnect })
+  const operations = attachOperations(fastify, o, { registry, lot, splices, log, promRegistry, closing: () => closing, underPressure: isUnderPressure })
 
-  fastify.addHook('onRequest', challengeHook(o.realm, metrics))
+  fastify.addHook('onRequest', challengeHook(o.realm, metrics, probes))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
-    stats,
+    stats: () => ({ ...lot.size, spliced: splices.size }),
     parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
-    perId,
-    adminAddress
-  } satisfies RendezvousDecorator)
+    perId: operations.perId,
+    adminAddress: operations.adminAddress
+  } satisfies Decorator)
 
   fastify.addHook('preClose', async () => {
     closing = true
@@ -191,26 +166,73 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   fastify.addHook('onClose', async () => {
     uninstall()
+    uncap()
     unsubscribe()
-    unregisterLive()
+    operations.close()
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
   })
 }
 
-// An app that already serves metrics with fastify-metrics (registered before this plugin) gets the
-// rendezvous_ metrics on that same registry: one scrape, one set of default process metrics.
-function appMetricsRegistry (fastify: FastifyInstance): PromRegistry | undefined {
-  const client = (fastify as unknown as { metrics?: { client?: { register?: unknown } } }).metrics?.client
-  const register = client?.register as PromRegistry | undefined
-  return typeof register?.registerMetric === 'function' && typeof register.getSingleMetric === 'function' ? register : undefined
+/** The plugin, carrying the package's other exports as Fastify's own plugins do. */
+interface RendezvousPlugin extends FastifyPluginAsync<RendezvousOptions> {
+  default: RendezvousPlugin
+  rendezvous: RendezvousPlugin
+  fastifyRendezvous: RendezvousPlugin
+  FileRegistry: typeof FileRegistry
+  MemoryRegistry: typeof MemoryRegistry
+  MemoryReplayCache: typeof MemoryReplayCache
+  MemoryThrottleStore: typeof MemoryThrottleStore
+  createV1Token: typeof createV1Token
+  createTotp: typeof createTotp
+  errors: typeof errors
 }
 
-const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' })
+// The types of the package, for `import { type X } from 'fastify-rendezvous'`
+// and `rendezvous.X`. Types only, so it merges with the constant below.
+declare namespace rendezvous {
+  export type RendezvousOptions = options.RendezvousOptions
+  export type TokenVerdict = options.TokenVerdict
+  export type VerifyToken = options.VerifyToken
+  export type TotpMode = options.TotpMode
+  export type AuthFailureLimits = options.AuthFailureLimits
+  export type UnknownIdLimits = options.UnknownIdLimits
+  export type Registry = registries.Registry
+  export type IdentityRecord = registries.IdentityRecord
+  export type AddIdentity = registries.AddIdentity
+  export type RotateSecret = registries.RotateSecret
+  export type AdminOptions = options.AdminOptions
+  export type ReplayCache = replay.ReplayCache
+  export type ReplayVerdict = replay.ReplayVerdict
+  export type ThrottleStore = throttle.ThrottleStore
+  export type FileRegistry = InstanceType<typeof FileRegistry>
+  export type MemoryRegistry = InstanceType<typeof MemoryRegistry>
+  export type MemoryReplayCache = InstanceType<typeof MemoryReplayCache>
+  export type MemoryThrottleStore = InstanceType<typeof MemoryThrottleStore>
+  export type RendezvousStats = Stats
+  export type RendezvousDecorator = Decorator
+}
 
-export default rendezvous
-export { rendezvous }
+// eslint-disable-next-line @typescript-eslint/no-redeclare -- merges with the types-only namespace above
+const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' }) as RendezvousPlugin
 
-// `require('fastify-rendezvous')` returns the plugin itself, as Fastify plugins do.
-module.exports = Object.assign(rendezvous, module.exports)
+// The package is CommonJS shaped like Fastify's own plugins, so that every
+// consumer gets the plugin function: `require('fastify-rendezvous')`, and an
+// ESM default import, which is `module.exports`. `export =` makes the emitted
+// types say so (an `export default` would give TypeScript's ESM view the
+// whole module object); each name is set as `module.exports.name` because that
+// is the form Node's ESM loader detects named exports of CommonJS by. (tsc
+// emits `export =` last, hence the assignment of the same value up front.)
+export = rendezvous
+module.exports = rendezvous
+module.exports.default = rendezvous
+module.exports.rendezvous = rendezvous
+module.exports.fastifyRendezvous = rendezvous
+module.exports.FileRegistry = FileRegistry
+module.exports.MemoryRegistry = MemoryRegistry
+module.exports.MemoryReplayCache = MemoryReplayCache
+module.exports.MemoryThrottleStore = MemoryThrottleStore
+module.exports.createV1Token = createV1Token
+module.exports.createTotp = createTotp
+module.exports.errors = errors

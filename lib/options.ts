@@ -20,7 +20,7 @@ export interface RendezvousOptions {
   registry?: Registry
   /** Directory of the default file registry. */
   dataDir?: string
-  /** Replaces the default verifier (decisions §3). */
+  /** Replaces the default verifier (docs/protocol.md, Tokens). */
   verifyToken?: VerifyToken
   /** TOTP compatibility mode. Default 'strict'. */
   totp?: TotpMode
@@ -51,6 +51,16 @@ export interface RendezvousOptions {
   keepAliveInitialDelay?: number
   /** Closes spliced pairs idle this long, in ms. 0 (default) never does. */
   spliceIdleTimeout?: number
+  /** Open connections from one client address (parked, spliced and idle alike); beyond it new ones are closed at once. 0 for no cap. Default 256. */
+  maxConnectionsPerAddress?: number
+  /** Spliced pairs open at once; beyond it mobile clients get 503. 0 for no cap. Default 10000. */
+  maxSpliced?: number
+  /** Time a new TLS connection gets to finish its handshake, in ms (Node's own default is 120000). Default 10000. */
+  handshakeTimeout?: number
+  /** Bytes read from a waiting mobile client (its body) while it waits for a parked connection; past it reading pauses. Default 65536. */
+  maxWaitBuffer?: number
+  /** Unknown-ID answers per client address before that address is cooled off with 429 (ID enumeration). */
+  unknownIdFailures?: UnknownIdLimits
   /** On close, how long spliced pairs get to finish before they are destroyed, in ms. Default 0. */
   closeGracePeriod?: number
   /** The Digest realm. Default 'rendezvous'. */
@@ -87,6 +97,11 @@ export interface ResolvedOptions {
   connectTimeout: number
   keepAliveInitialDelay: number
   spliceIdleTimeout: number
+  maxConnectionsPerAddress: number
+  maxSpliced: number
+  handshakeTimeout: number
+  maxWaitBuffer: number
+  unknownIdFailures: Required<UnknownIdLimits>
   closeGracePeriod: number
   realm: string
   metrics?: PromRegistry | false
@@ -109,8 +124,23 @@ const NUMBERS = {
   connectTimeout: 10_000,
   keepAliveInitialDelay: 30_000,
   spliceIdleTimeout: 0,
+  maxConnectionsPerAddress: 256,
+  maxSpliced: 10_000,
+  handshakeTimeout: 10_000,
+  maxWaitBuffer: 65_536,
   closeGracePeriod: 0
 } as const
+
+const UNKNOWN_ID_FAILURES: Required<UnknownIdLimits> = { perAddress: 100, window: 60_000, coolOff: 60_000 }
+
+export interface UnknownIdLimits {
+  /** Unknown-ID answers per client address within `window`; 0 turns the throttle off. Default 100. */
+  perAddress?: number
+  /** How long an unknown-ID answer counts, in ms. Default 60000. */
+  window?: number
+  /** How long a tripped address gets 429, in ms. Default 60000. */
+  coolOff?: number
+}
 
 const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, window: 60_000, coolOff: 60_000 }
 
@@ -157,6 +187,10 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     numbers[name] = nonNegative(name, opts[name], fallback)
   }
   const authFailures = authFailureLimits(opts.authFailures)
+  const unknownIdFailures = { ...UNKNOWN_ID_FAILURES }
+  for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
+    unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, opts.unknownIdFailures?.[key], UNKNOWN_ID_FAILURES[key])
+  }
   const totp = opts.totp ?? 'strict'
   if (!['strict', 'reuse', 'off'].includes(totp)) {
     throw new RendezvousOptionError(`totp must be 'strict', 'reuse' or 'off', got ${String(totp)}`)
@@ -177,6 +211,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     replayCache: opts.replayCache,
     throttleStore: opts.throttleStore,
     authFailures,
+    unknownIdFailures,
     realm,
     metrics: opts.metrics,
     metricsPerId: opts.metricsPerId === true,

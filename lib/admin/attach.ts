@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AdminTarget } from './api'
 import type { ResolvedAdminOptions } from './options'
 import { adminAddress, createAdminServer } from './server'
+import { listenWith } from '../listen-own'
 
 /**
  * Starts the admin listener when the app is ready (so a port in use fails
@@ -16,10 +17,7 @@ export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, t
     log: app.log.child({ plugin: 'rendezvous-admin' }),
     target: { ...target, rotateOverlap: opts.rotateOverlap, agentCommand: (id, secret) => agentCommand(opts, id, secret) }
   })
-  app.addHook('onReady', async () => {
-    await admin.listen({ host: opts.host, port: opts.port })
-  })
-  app.addHook('onClose', async () => { await admin.close() })
+  listenWith(app, admin, 'admin', opts)
   return () => adminAddress(admin)
 }
 

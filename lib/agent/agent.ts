@@ -7,7 +7,7 @@ import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, ty
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { forwardToServer, forwardToLocal } from './forward'
 
-export type { RendezvousAgentOptions } from './options'
+export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 
 interface Slot {

@@ -1,3 +1,4 @@
+import createError from '@fastify/error'
 import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
@@ -52,13 +53,13 @@ export interface ResolvedAgentOptions {
 
 export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
   const url = parseUrl(opts.url, 'url')
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad(`url must be https:// or http://, not ${url.protocol}`)
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad('url', `must be https:// or http://, not ${url.protocol}`)
   const id = canonicalId(String(opts.id ?? ''))
-  if (id === undefined) bad('id must be 1 to 128 characters of [A-Za-z0-9._~-]')
+  if (id === undefined) bad('id', 'must be 1 to 128 characters of [A-Za-z0-9._~-]')
   const secret = normaliseSecret(String(opts.secret ?? ''))
-  if (!isValidSecret(secret)) bad('secret must be base32 (RFC 4648) of 20 bytes or more')
-  if ((opts.to === undefined) === (opts.server === undefined)) bad('give exactly one of to and server')
-  if (opts.insecure === true && opts.ca !== undefined) bad('ca and insecure contradict each other')
+  if (!isValidSecret(secret)) bad('secret', 'must be base32 (RFC 4648) of 20 bytes or more')
+  if ((opts.to === undefined) === (opts.server === undefined)) bad('to', 'or server must be given, not both', 'give exactly one of to and server')
+  if (opts.insecure === true && opts.ca !== undefined) bad('insecure', 'contradicts ca', 'ca and insecure contradict each other')
   return {
     url,
     id,
@@ -84,25 +85,42 @@ export function normaliseSecret (value: string): string {
 
 function localTarget (value: string | URL): LocalTarget {
   const url = parseUrl(value, 'to')
-  if (url.protocol !== 'http:') bad(`to must be an http:// URL, not ${url.protocol}`)
-  if (url.pathname !== '/' || url.search !== '') bad('to names a service, not a path: use http://HOST:PORT')
+  if (url.protocol !== 'http:') bad('to', `must be an http:// URL, not ${url.protocol}`)
+  if (url.pathname !== '/' || url.search !== '') bad('to', 'names a service, not a path: use http://HOST:PORT')
   return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 80 : Number(url.port) }
 }
 
-function parseUrl (value: string | URL, name: string): URL {
+function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
   try {
     return new URL(String(value))
   } catch {
-    return bad(`${name} is not a URL: ${String(value)}`)
+    return bad(name, `is not a URL: ${String(value)}`)
   }
 }
 
-function count (value: number | undefined, name: string, fallback: number, min: number): number {
+function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number): number {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) bad(`${name} must be an integer of at least ${min}`)
+  if (!Number.isSafeInteger(value) || value < min) bad(name, `must be an integer of at least ${min}`)
   return value
 }
 
-function bad (message: string): never {
-  throw new TypeError(`RendezvousAgent: ${message}`)
+const BadAgentOption = createError('FST_RENDEZVOUS_AGENT_BAD_OPTION', 'RendezvousAgent: %s', 500, TypeError)
+
+/**
+ * A RendezvousAgent option that cannot be used. `option` names it and
+ * `problem` says what is wrong with it, so that a caller with other names
+ * for the options (the CLI's flags) can say it in its own words.
+ */
+export class AgentOptionError extends BadAgentOption {
+  readonly option: keyof RendezvousAgentOptions
+  readonly problem: string
+  constructor (option: keyof RendezvousAgentOptions, problem: string, message = `${option} ${problem}`) {
+    super(message)
+    this.option = option
+    this.problem = problem
+  }
+}
+
+function bad (option: keyof RendezvousAgentOptions, problem: string, message?: string): never {
+  throw new AgentOptionError(option, problem, message)
 }

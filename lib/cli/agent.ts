@@ -1,7 +1,10 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { RendezvousAgent, type RendezvousAgentOptions } from '../agent/agent'
+import { AgentOptionError, RendezvousAgent, type RendezvousAgentOptions } from '../agent/agent'
+import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { report } from './report'
+import { watchSignals } from './signals'
 
 export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secret BASE32 --to URL
                         [--pool N] [--ca FILE | --insecure]
@@ -35,11 +38,9 @@ const FLAGS = {
 } as const
 
 // The library names its options; the user typed flags.
-const FLAG_OF: Record<string, string> = {
-  url: '--server', id: '--id', secret: '--secret', to: '--to', pool: '--pool', maxAge: '--max-age', backoffMax: '--backoff-max', ca: '--ca'
+const FLAG_OF: Partial<Record<keyof RendezvousAgentOptions, string>> = {
+  url: '--server', id: '--id', secret: '--secret', to: '--to', pool: '--pool', maxAge: '--max-age', backoffMax: '--backoff-max', ca: '--ca', insecure: '--insecure'
 }
-
-const SIGNALS = ['SIGINT', 'SIGTERM'] as const
 
 /**
  * `rendezvous agent ...`: runs until SIGINT/SIGTERM (resolves 0) or refused credentials (resolves 1).
@@ -55,8 +56,7 @@ export async function runAgent (args: string[], io: CliIo, stop?: Promise<string
     }
     agent = createAgent(options)
   } catch (err) {
-    io.stderr.write(`rendezvous: ${(err as Error).message.split('\n')[0]}\n`)
-    return err instanceof CliError ? err.exitCode : 2
+    return report(err, io)
   }
   return await run(agent, io, stop)
 }
@@ -67,7 +67,7 @@ export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): Rendezv
   try {
     ({ values } = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }))
   } catch (err) {
-    throw new CliError(`agent: ${(err as Error).message.split('\n')[0]}`)
+    throw argsError(err, 'agent')
   }
   if (values.help === true) return undefined
   const secret = values.secret ?? env.RENDEZVOUS_SECRET
@@ -92,27 +92,28 @@ function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
   try {
     return new RendezvousAgent(options)
   } catch (err) {
-    const message = (err as Error).message.replace(/^RendezvousAgent: /, '').replace(/^\w+/, (name) => FLAG_OF[name] ?? name)
-    throw new CliError(`agent: ${message}`)
+    if (!(err instanceof AgentOptionError)) throw err
+    throw new CliError(`agent: ${FLAG_OF[err.option] ?? err.option} ${err.problem}`)
   }
 }
 
 async function run (agent: RendezvousAgent, io: CliIo, stop?: Promise<string>): Promise<number> {
   const log = (line: string): void => { io.stdout.write(`${new Date().toISOString()} ${line}\n`) }
   watch(agent, io, log)
-  let onSignal: (signal: string) => void = () => {}
+  const signals = watchSignals()
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
-      io.stderr.write(`rendezvous: ${err.message}\n`)
+      report(new CliError(err.message, 1), io)
       agent.once('close', () => resolve(1))
     })
-    onSignal = (signal) => {
+    const onSignal = (signal: string): void => {
       log(`${signal}: closing`)
       agent.close().then(() => resolve(0), () => resolve(1))
     }
+    // A failed `stop` is no reason to stop.
+    const stopped = stop?.catch(async () => await new Promise<string>(() => {}))
+    Promise.race([signals.first, ...(stopped === undefined ? [] : [stopped])]).then(onSignal, () => {})
   })
-  for (const s of SIGNALS) process.once(s, onSignal)
-  stop?.then(onSignal, () => {})
   try {
     // A refusal before the first park arrives here and as 'fatal'; the latter decides the exit code.
     agent.start().catch(() => {})
@@ -120,7 +121,7 @@ async function run (agent: RendezvousAgent, io: CliIo, stop?: Promise<string>): 
     if (code === 0) log('closed')
     return code
   } finally {
-    for (const s of SIGNALS) process.off(s, onSignal)
+    signals.stop()
   }
 }
 

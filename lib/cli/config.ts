@@ -198,11 +198,11 @@ export function optionsHelp (table: readonly AnyOption[]): string {
 }
 
 /** The plugin options the table's `to` entries name, from a resolved configuration. */
-export function pluginOptionsOf (table: readonly AnyOption[], config: Record<string, unknown>): Record<string, unknown> {
+export function pluginOptionsOf (table: readonly AnyOption[], config: Record<string, unknown>, only?: Set<string>): Record<string, unknown> {
   const out: Record<string, unknown> = {}
   for (const spec of table) {
     const value = config[spec.key]
-    if (spec.to === undefined || value === undefined) continue
+    if (spec.to === undefined || value === undefined || (only !== undefined && !only.has(spec.key))) continue
     const path = spec.to.split('.')
     let at = out
     for (const part of path.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>

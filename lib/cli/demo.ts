@@ -1,9 +1,11 @@
-import { argsError } from './arg-errors'
 import { parseArgs } from 'node:util'
-import { startDemo, type Demo } from '../demo/demo'
+import { DEMO_HOST, startDemo, type Demo } from '../demo/demo'
 import { canonicalId } from '../registry/ids'
-import { LOG_LEVELS, type LogLevel } from '../server/serve-options'
+import type { LogLevel } from '../server/serve-options'
+import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { logLevel, nonEmpty, port, quote } from './flags'
+import { firstLine, report, startupError } from './report'
 import { watchSignals } from './signals'
 
 export const DEMO_USAGE = `usage: rendezvous demo [--port 8443] [--data-dir DIR] [--id ID] [--log-level LEVEL]
@@ -44,11 +46,19 @@ const OPTIONS = {
 
 /** `rendezvous demo`: runs until SIGTERM or SIGINT, then closes everything and resolves 0. */
 export async function runDemo (args: string[], io: CliIo): Promise<number> {
-  const parsed = parseDemoArgs(args)
-  if (parsed.help) {
-    io.stdout.write(DEMO_USAGE)
-    return 0
+  try {
+    const parsed = parseDemoArgs(args)
+    if (parsed.help) {
+      io.stdout.write(DEMO_USAGE)
+      return 0
+    }
+    return await run(parsed, io)
+  } catch (err) {
+    return report(err, io)
   }
+}
+
+async function run (parsed: DemoArgs, io: CliIo): Promise<number> {
   // Installed before anything slow, so that an early Ctrl-C still ends in a clean close.
   const signals = watchSignals()
   try {
@@ -59,7 +69,7 @@ export async function runDemo (args: string[], io: CliIo): Promise<number> {
       logLevel: parsed.logLevel,
       logStream: io.stderr,
       prettyLogs: (io.stderr as { isTTY?: boolean }).isTTY === true
-    }).catch((err: unknown) => { throw startupError(err) })
+    }).catch((err: unknown) => { throw demoStartupError(err, parsed.port) })
     io.stdout.write(banner(demo))
     await signals.first
     io.stdout.write('rendezvous demo: stopping\n')
@@ -79,33 +89,17 @@ export function parseDemoArgs (args: string[]): DemoArgs {
     throw argsError(err, 'demo')
   }
   if (values.help === true) return { help: true, port: 8443, logLevel: 'warn' }
-  const dataDir = values['data-dir']
-  if (dataDir !== undefined && dataDir.trim() === '') throw new CliError('--data-dir must not be empty')
+  const dataDir = nonEmpty(values['data-dir'], '--data-dir')
   const id = values.id === undefined ? undefined : canonicalId(values.id)
   if (values.id !== undefined && id === undefined) {
     throw new CliError(`--id must be 1 to 128 characters of [A-Za-z0-9._~-], got ${JSON.stringify(values.id.slice(0, 140))}`)
   }
-  const logLevel = values['log-level']
-  if (!(LOG_LEVELS as readonly string[]).includes(logLevel)) {
-    throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
-  }
-  return { help: false, port: port(values.port), dataDir, id, logLevel: logLevel as LogLevel }
+  return { help: false, port: port(values.port), dataDir, id, logLevel: logLevel(values['log-level']) }
 }
 
-function port (value: string): number {
-  const n = Number(value)
-  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
-  return n
-}
-
-/** Known failures while starting become one-line CliErrors (exit 1); anything else stays unexpected. */
-function startupError (err: unknown): unknown {
-  if (err instanceof CliError) return err
-  const e = err as NodeJS.ErrnoException
-  if (typeof e?.code === 'string' && e.code.startsWith('FST_RENDEZVOUS_')) return new CliError(firstLine(e.message), 1)
-  if (e?.name === 'RendezvousAuthError') return new CliError(`the demo's agent was refused: ${firstLine(e.message)}`, 1)
-  if (typeof e?.code === 'string' && typeof e.path === 'string') return new CliError(`${e.path}: ${firstLine(e.message)}`, 1)
-  return err
+function demoStartupError (err: unknown, at: number): unknown {
+  if ((err as Error)?.name === 'RendezvousAuthError') return new CliError(`the demo's agent was refused: ${firstLine((err as Error).message)}`, 1)
+  return startupError(err, { host: DEMO_HOST, port: at })
 }
 
 function banner (demo: Demo): string {
@@ -132,12 +126,4 @@ function banner (demo: Demo): string {
     ''
   ]
   return lines.join('\n')
-}
-
-function quote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
-}
-
-function firstLine (message: string): string {
-  return message.split('\n')[0]
 }

@@ -3,7 +3,9 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
 import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
+import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { report } from './report'
 
 const USAGE = [
   'usage: rendezvous ids add    [--data-dir DIR] [--id ID] [--secret BASE32] [--json]',
@@ -15,7 +17,7 @@ const DEFAULT_DATA_DIR = '.rendezvous'
 
 const COMMON = {
   'data-dir': { type: 'string' },
-  // Part of the command-line contract (decisions §6) before cluster mode exists,
+  // Part of the command-line contract (docs/cli.md) before cluster mode exists,
   // so that it is refused with a clear message rather than as an unknown flag.
   redis: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
@@ -25,16 +27,12 @@ const ADD = { ...COMMON, id: { type: 'string' }, secret: { type: 'string' }, jso
 const LIST = { ...COMMON, json: { type: 'boolean' }, 'show-secret': { type: 'boolean' } } as const
 const REMOVE = COMMON
 
-// Wrong input from the user exits 2, like the parse errors; a sound request that fails exits 1.
-const USAGE_CODES = new Set(['FST_RENDEZVOUS_INVALID_ID', 'FST_RENDEZVOUS_INVALID_SECRET'])
-
 /** `rendezvous ids ...`: `args` is the argv after `ids`. Resolves to the exit code. */
 export async function runIds (args: string[], io: CliIo): Promise<number> {
   try {
     return await dispatch(args, io)
   } catch (err) {
-    io.stderr.write(`rendezvous: ${firstLine(err)}\n`)
-    return exitCodeOf(err)
+    return report(err, io)
   }
 }
 
@@ -55,7 +53,7 @@ async function dispatch (args: string[], io: CliIo): Promise<number> {
 }
 
 async function add (args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, ADD)
+  const { values, positionals } = parse(args, ADD, 'add')
   if (values.help === true) return usage(io)
   noPositionals('add', positionals)
   const dataDir = dataDirOf(values)
@@ -87,7 +85,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
 }
 
 async function list (args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, LIST)
+  const { values, positionals } = parse(args, LIST, 'list')
   if (values.help === true) return usage(io)
   noPositionals('list', positionals)
   const dataDir = dataDirOf(values)
@@ -112,7 +110,7 @@ async function list (args: string[], io: CliIo): Promise<number> {
 }
 
 async function remove (args: string[], io: CliIo): Promise<number> {
-  const { values, positionals } = parse(args, REMOVE)
+  const { values, positionals } = parse(args, REMOVE, 'remove')
   if (values.help === true) return usage(io)
   if (positionals.length === 0) throw new CliError('ids remove needs the ID to remove')
   if (positionals.length > 1) throw new CliError(`ids remove takes one ID, got ${positionals.length}`)
@@ -127,8 +125,13 @@ async function remove (args: string[], io: CliIo): Promise<number> {
 
 type Options = NonNullable<ParseArgsConfig['options']>
 
-function parse<T extends Options> (args: string[], options: T) {
-  const parsed = parseArgs({ args, options, strict: true, allowPositionals: true })
+function parse<T extends Options> (args: string[], options: T, command: string) {
+  let parsed
+  try {
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true })
+  } catch (err) {
+    throw argsError(err, `ids ${command}`)
+  }
   if ((parsed.values as { redis?: unknown }).redis !== undefined) {
     throw new CliError('cluster mode (--redis) is not available in this version', 1)
   }
@@ -158,17 +161,4 @@ async function withRegistry<T> (dataDir: string, job: (registry: Registry) => Pr
   } finally {
     await registry.close()
   }
-}
-
-function exitCodeOf (err: unknown): number {
-  if (err instanceof CliError) return err.exitCode
-  const code = (err as { code?: unknown })?.code
-  if (typeof code === 'string' && (code.startsWith('ERR_PARSE_ARGS_') || USAGE_CODES.has(code))) return 2
-  return 1
-}
-
-function firstLine (err: unknown): string {
-  const message = err instanceof Error ? err.message : String(err)
-  // parseArgs appends advice about '--' that does not apply to any ids command.
-  return message.split('\n', 1)[0].replace(/\. To specify a positional argument.*$/, '.').trim() || 'unexpected error'
 }

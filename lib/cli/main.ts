@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { runAgent } from './agent'
 import { runDemo } from './demo'
-import { CliError, type CliIo } from './cli-error'
+import type { CliIo } from './cli-error'
 import { runIds } from './ids'
+import { report } from './report'
 import { runServe } from './serve'
 import { MAIN_USAGE } from './usage'
 
@@ -43,29 +44,6 @@ export async function main (argv: string[], io: CliIo, commands: Readonly<Record
   } catch (err) {
     return report(err, io)
   }
-}
-
-function report (err: unknown, io: CliIo): number {
-  if (err instanceof CliError) {
-    io.stderr.write(`rendezvous: ${firstLine(err.message)}\n`)
-    return err.exitCode
-  }
-  if (debugging(io.env)) {
-    io.stderr.write(`rendezvous: unexpected error: ${(err as Error)?.stack ?? String(err)}\n`)
-  } else {
-    const message = firstLine(String((err as Error)?.message ?? err))
-    io.stderr.write(`rendezvous: unexpected error: ${message} (run with DEBUG=rendezvous for the stack trace)\n`)
-  }
-  return 1
-}
-
-function debugging (env: NodeJS.ProcessEnv): boolean {
-  const value = env.DEBUG ?? ''
-  return value !== '' && value !== '0' && value !== 'false'
-}
-
-function firstLine (message: string): string {
-  return message.split('\n')[0]
 }
 
 // Read at run time: package.json lies outside the compiled tree, two levels up from both lib/cli and dist/cli.

@@ -2,36 +2,58 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, closeDeadline, closeServer } from '../server/app'
 import { loadCertificate, type Certificate } from '../server/certificate'
-import { parseServeArgs, type ServeArgs, type ServeOptions } from '../server/serve-options'
-import { CliError, type CliIo } from './cli-error'
+import type { ServeOptions } from '../server/serve-options'
+import type { RendezvousOptions } from '../options'
+import type { CliIo } from './cli-error'
+import { quote } from './flags'
+import { formatHost, report, startupError } from './report'
+import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
 import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
-  const parsed = parseServeArgs(args)
-  if (parsed.help) {
-    io.stdout.write(SERVE_USAGE)
-    return 0
+  try {
+    const parsed = parseServeArgs(args, io.env)
+    if (parsed.help) {
+      io.stdout.write(SERVE_USAGE)
+      return 0
+    }
+    return await serve(parsed, io)
+  } catch (err) {
+    return report(err, io)
   }
-  return await serve(parsed, io)
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   const certificate = parsed.noTls
     ? undefined
-    : await loadCertificate({ dataDir: parsed.dataDir, host: parsed.host, certFile: parsed.tlsCert, keyFile: parsed.tlsKey })
+    : await loadCertificate({
+      dataDir: parsed.dataDir,
+      host: parsed.host,
+      certFile: parsed.tlsCert,
+      keyFile: parsed.tlsKey,
+      certLabel: `--tls-cert ${parsed.tlsCert}`,
+      keyLabel: `--tls-key ${parsed.tlsKey}`
+    })
   for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  // The admin page's agent command needs the bound port, known once the app listens.
+  const bound: { app?: FastifyInstance } = {}
   const options: ServeOptions = {
     dataDir: parsed.dataDir,
     tls: certificate === undefined ? false : { cert: certificate.cert, key: certificate.key },
     waitTimeout: parsed.waitTimeout,
+    limits: parsed.limits,
+    closeGracePeriod: parsed.closeGracePeriod,
     metricsPath: parsed.metricsPath,
+    metricsListen: parsed.metricsListen,
+    plugin: { ...parsed.plugin, admin: adminOptions(parsed, () => publicUrl(parsed, bound.app, certificate), certificate) },
     logLevel: parsed.logLevel,
     logStream: io.stdout,
     prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
+  bound.app = app
   try {
     await app.listen({ host: parsed.host, port: parsed.port })
   } catch (err) {
@@ -51,25 +73,19 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
 }
 
-function boundPort (app: FastifyInstance): number {
-  return (app.server.address() as AddressInfo).port
+function adminOptions (parsed: ServeArgs, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
+  if (parsed.admin === undefined) return undefined
+  const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  return { ...parsed.admin, publicUrl: url, caFile: ca }
 }
 
-/** Turns what can go wrong while starting into a one-line CliError; anything else stays unexpected. */
-function startupError (err: unknown, parsed: ServeArgs): unknown {
-  if (err instanceof CliError) return err
-  const e = err as NodeJS.ErrnoException
-  const where = `${formatHost(parsed.host)}:${parsed.port}`
-  switch (e?.code) {
-    case 'EADDRINUSE': return new CliError(`cannot listen on ${where}: the port is already in use`, 1)
-    case 'EACCES': return new CliError(e.syscall === 'listen' ? `cannot listen on ${where}: permission denied` : `${e.path ?? parsed.dataDir}: permission denied`, 1)
-    case 'EADDRNOTAVAIL': return new CliError(`cannot listen on ${parsed.host}: no such address on this machine`, 1)
-    case 'ENOTFOUND':
-    case 'EAI_AGAIN': return new CliError(`cannot listen on ${parsed.host}: the name does not resolve`, 1)
-  }
-  if (typeof e?.code === 'string' && e.code.startsWith('FST_RENDEZVOUS_')) return new CliError(firstLine(e.message), 1)
-  if (typeof e?.code === 'string' && typeof e.path === 'string') return new CliError(`${e.path}: ${firstLine(e.message)}`, 1)
-  return err
+function publicUrl (parsed: ServeArgs, app: FastifyInstance | undefined, certificate: Certificate | undefined): string {
+  const port = app === undefined ? parsed.port : boundPort(app)
+  return `${certificate === undefined ? 'http' : 'https'}://${formatHost(reachableHost(parsed.host))}:${port}/`
+}
+
+function boundPort (app: FastifyInstance): number {
+  return (app.server.address() as AddressInfo).port
 }
 
 function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
@@ -102,16 +118,4 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
-}
-
-function formatHost (host: string): string {
-  return host.includes(':') ? `[${host}]` : host
-}
-
-function quote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
-}
-
-function firstLine (message: string): string {
-  return message.split('\n')[0]
 }

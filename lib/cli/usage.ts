@@ -1,3 +1,6 @@
+import { optionsHelp } from './config'
+import { SERVE_TABLE } from './serve-table'
+
 export const MAIN_USAGE = `usage: rendezvous <command> [options]
 
 Commands:
@@ -13,24 +16,20 @@ Run 'rendezvous <command> --help' for the options of a command,
 
 export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8443] [--data-dir .rendezvous]
                         [--tls-cert FILE --tls-key FILE | --no-tls]
-                        [--wait-timeout SECONDS] [--metrics-path PATH | --no-metrics]
-                        [--log-level LEVEL]
+                        [--wait-timeout SECONDS] [--config FILE] [OPTION ...]
+
+Every option can also be set by its environment variable (shown) or, in the
+JSON file of --config, by its name in camelCase (--wait-timeout: "waitTimeout").
+A flag wins over the variable, the variable over the file, the file over the
+default. Durations are in seconds.
 
 Options:
-  --host HOST              address to listen on (default 127.0.0.1)
-  --port PORT              port to listen on; 0 picks a free one (default 8443)
-  --data-dir DIR           where IDs and the generated certificate live (default .rendezvous)
-  --tls-cert FILE          PEM certificate (chain) to serve; needs --tls-key
-  --tls-key FILE           PEM private key of --tls-cert
-  --no-tls                 serve plain HTTP, for use behind a TLS-terminating proxy
-  --wait-timeout SECONDS   how long a mobile client waits for a hidden server (default 10)
-  --metrics-path PATH      where Prometheus metrics are served (default /metrics)
-  --no-metrics             serve no metrics
-  --log-level LEVEL        fatal, error, warn, info, debug, trace or silent (default info)
-
+${optionsHelp(SERVE_TABLE)}
 Without --tls-cert, --tls-key or --no-tls, serve uses a self-signed certificate
 that it generates into DIR/tls on its first start, and prints its fingerprint.
-GET /healthz answers 200 without credentials. SIGTERM or SIGINT closes gracefully.
+GET /healthz and GET /readyz answer without credentials. SIGTERM or SIGINT
+closes gracefully. The admin API and page (--admin-listen) and everything
+else an operator needs are described in docs/operations.md.
 
 Cluster mode (--redis URL, --cluster-secret, --peer-host, --peer-port,
 --advertise) is not available in this version.

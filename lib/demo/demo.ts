@@ -4,7 +4,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { FastifyInstance } from 'fastify'
 import { RendezvousAgent } from '../agent/agent'
-import { CliError } from '../cli/cli-error'
 import type { IdentityRecord } from '../registry/registry'
 import { buildServer, closeDeadline, closeServer } from '../server/app'
 import { loadCertificate, type Certificate } from '../server/certificate'
@@ -79,11 +78,7 @@ export async function startDemo (opts: DemoOptions): Promise<Demo> {
     }
     const app = await buildServer(options)
     undo.push(async () => await closeServer(app, closeDeadline(options)))
-    try {
-      await app.listen({ host: DEMO_HOST, port: opts.port })
-    } catch (err) {
-      throw listenError(err, opts.port)
-    }
+    await app.listen({ host: DEMO_HOST, port: opts.port })
     const port = (app.server.address() as AddressInfo).port
     const url = `https://${DEMO_HOST}:${port}/`
 
@@ -139,12 +134,4 @@ async function provision (app: FastifyInstance, id: string | undefined): Promise
   const existing = id === undefined ? undefined : registry.get(id)
   if (existing !== undefined) return { record: existing, provisioned: false }
   return { record: await registry.add(id === undefined ? {} : { id }), provisioned: true }
-}
-
-function listenError (err: unknown, port: number): unknown {
-  const code = (err as NodeJS.ErrnoException)?.code
-  const where = `${DEMO_HOST}:${port}`
-  if (code === 'EADDRINUSE') return new CliError(`cannot listen on ${where}: the port is already in use (try --port 0)`, 1)
-  if (code === 'EACCES') return new CliError(`cannot listen on ${where}: permission denied (try a port above 1023, or --port 0)`, 1)
-  return err
 }

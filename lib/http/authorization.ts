@@ -188,7 +188,7 @@ function fromQuery (url: string): Outcome {
 
 /**
  * Finds what, if anything, in a mobile client's request names a hidden
- * server (decisions §4). The user name is returned as sent: the caller
+ * server (docs/protocol.md, the mobile side). The user name is returned as sent: the caller
  * validates and canonicalises it, because a bad ID is a 404, not a 400.
  */
 export function readCredential (input: { rawHeaders: string[], url: string, upgrade: boolean }): Credential {

@@ -15,7 +15,7 @@ const TOKEN = /^[A-Za-z0-9._~-]+$/
 
 /**
  * Reads the request-target of a hidden server's `CONNECT uuid:ID?response=TKN`
- * (decisions §3, §4). Anything else is refused rather than tunnelled: the
+ * (docs/protocol.md, the hidden side). Anything else is refused rather than tunnelled: the
  * relay must never become an open proxy.
  */
 export function parseConnectTarget (target: string): ConnectTarget {

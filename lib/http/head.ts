@@ -3,12 +3,23 @@ const EDGE_WS = /^[ \t]+|[ \t]+$/g
 // they would let one request smuggle another to the hidden server.
 const BREAK = /[\r\n\0]/
 
+export interface SerializeOptions {
+  /**
+   * Drops Authorization lines: true (default) when the rendezvous credential
+   * came in one, as it carried the ID, not anything the hidden server asked
+   * for. A WebSocket routed by `?rendezvous=ID` keeps its own (a Bearer
+   * token, say), so it is forwarded unchanged.
+   */
+  dropAuthorization?: boolean
+}
+
 /**
  * Re-serialises a mobile client's request head for the hidden server
- * (decisions §4 "What byte-exact means"). Authorization lines are dropped:
- * they carried the rendezvous ID, not anything the hidden server asked for.
+ * (docs/protocol.md, "What reaches the hidden server"). Throws TypeError on a
+ * CR, LF or NUL, which Node's lenient parser (`insecureHTTPParser`) lets through.
  */
-export function serializeHead (req: { method: string, url: string, httpVersion: string, rawHeaders: string[] }): Buffer {
+export function serializeHead (req: { method: string, url: string, httpVersion: string, rawHeaders: string[] }, opts: SerializeOptions = {}): Buffer {
+  const drop = opts.dropAuthorization ?? true
   const { method, url, httpVersion, rawHeaders } = req
   if (BREAK.test(method) || BREAK.test(url) || BREAK.test(httpVersion)) {
     throw new TypeError('request line contains a line break')
@@ -16,7 +27,7 @@ export function serializeHead (req: { method: string, url: string, httpVersion: 
   let head = `${method} ${url} HTTP/${httpVersion}\r\n`
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]
-    if (name.toLowerCase() === 'authorization') continue
+    if (drop && name.toLowerCase() === 'authorization') continue
     // Only SP and HTAB are HTTP whitespace; String#trim would also eat a
     // latin1 0xA0, which is a legitimate byte of a field value.
     const value = rawHeaders[i + 1].replace(EDGE_WS, '')

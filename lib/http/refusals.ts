@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 
-/** The hidden server's go-ahead (decisions §4); nothing else may follow it. */
+/** The hidden server's go-ahead (docs/protocol.md); nothing else may follow it. */
 export const CONNECT_OK: Buffer = Buffer.from('HTTP/1.1 200 OK\r\n\r\n', 'latin1')
 
 export interface Refusal {
@@ -49,7 +49,7 @@ export function refusalBytes (r: Refusal): Buffer {
 }
 
 /**
- * Answers and closes a raw socket (decisions §4: never a silent hang).
+ * Answers and closes a raw socket (docs/protocol.md: never a silent hang).
  * Closing while the peer's bytes sit unread makes the kernel send RST, which
  * can destroy the answer before the peer reads it; so the socket drains
  * until the peer's FIN, or until `lingerMs` for a peer that never sends one.

@@ -1,15 +1,21 @@
 import { randomBytes } from 'node:crypto'
 import type { BigIntStats } from 'node:fs'
-import { mkdir, open, rename, stat, unlink } from 'node:fs/promises'
+import { open, rename, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
 import { canonicalId, isValidSecret } from './ids'
+import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
+import { assertPrivate, assertPrivateDir } from './permissions'
 import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 
 export interface FileRegistryOptions {
-  /** Directory that holds `ids.json`; created with mode 0700 on the first write. */
+  /**
+   * Directory that holds `ids.json`; created with mode 0700 on the first
+   * write. A directory writable by other users, or an ids.json they can read
+   * or write, is refused (RegistryInsecureError), as OpenSSH refuses loose keys.
+   */
   dataDir: string
   /** How often to look for changes made by other processes. Default 250. */
   pollIntervalMs?: number
@@ -175,7 +181,8 @@ export class FileRegistry implements Registry {
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
     return this.#serial(async () => {
-      await mkdir(this.#dataDir, { recursive: true, mode: 0o700 })
+      await makeDir(this.#dataDir)
+      await assertPrivateDir(this.#dataDir)
       const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: this.#lockTimeoutMs })
       try {
         // Re-read under the lock: the view may be up to one poll old, and
@@ -203,7 +210,10 @@ export class FileRegistry implements Registry {
     try {
       // fstat and read through one handle: writers replace the file by rename
       // and never write in place, so this key names exactly these bytes.
-      const key = keyOf(await handle.stat({ bigint: true }))
+      const st = await handle.stat({ bigint: true })
+      assertPrivate(this.file, { mode: Number(st.mode), uid: Number(st.uid) }, 'file')
+      await assertPrivateDir(this.#dataDir)
+      const key = keyOf(st)
       return { key, records: parseRegistry(await handle.readFile('utf8'), this.file) }
     } finally {
       await handle.close()

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { Secret } from 'otpauth'
 
-// decisions §2: 1 to 128 characters of the URL "unreserved" set.
+// docs/protocol.md, Identities: 1 to 128 characters of the URL "unreserved" set.
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
 const BASE32_PATTERN = /^[A-Z2-7]+$/
 

@@ -2,7 +2,7 @@ import { Secret, TOTP } from 'otpauth'
 
 /**
  * The `otpauth://totp/...` URI of an identity, for authenticator apps and for
- * hidden servers built for the original relay (decisions §3, TOTP form).
+ * hidden servers built for the original relay (docs/protocol.md, the TOTP token form).
  * The parameters mirror what the server's TOTP verifier accepts.
  */
 export function otpauthUri (identity: { id: string, secret: string }): string {

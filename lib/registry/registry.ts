@@ -2,7 +2,7 @@
 export interface IdentityRecord {
   /** Canonical (lower-case) ID. */
   id: string
-  /** The secret in upper-case base32 without padding: decisions §2. */
+  /** The secret in upper-case base32 without padding (docs/protocol.md, Identities). */
   secret: string
   /** ISO 8601 time of provisioning. */
   createdAt: string

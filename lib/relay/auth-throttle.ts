@@ -34,17 +34,20 @@ function seconds (ms: number): number {
 }
 
 /**
- * Brute-force protection for CONNECT (decisions §4). The pair counter stops
+ * Brute-force protection for CONNECT (docs/protocol.md). The pair counter stops
  * guessing one ID's token; the address counter stops a client scanning many
  * IDs at a few guesses each, which the pair counter alone would never see.
  */
 export class AuthThrottle {
   readonly #store: ThrottleStore
   readonly #limits: ResolvedAuthFailureLimits
+  readonly #prefix: string
 
-  constructor (store: ThrottleStore, limits: ResolvedAuthFailureLimits) {
+  /** `prefix` keeps separate budgets apart in one store (CONNECT failures, unknown-ID probes). */
+  constructor (store: ThrottleStore, limits: ResolvedAuthFailureLimits, prefix = 'authfail') {
     this.#store = store
     this.#limits = { ...limits }
+    this.#prefix = prefix
   }
 
   /** 0 when allowed, else seconds to put in Retry-After (>=1). */
@@ -72,8 +75,8 @@ export class AuthThrottle {
   #counters (address: string, id: string): Array<{ key: string, limit: number }> {
     const addr = normaliseAddress(address)
     const counters: Array<{ key: string, limit: number }> = []
-    if (this.#limits.perPair > 0) counters.push({ key: `authfail:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
-    if (this.#limits.perAddress > 0) counters.push({ key: `authfail:addr:${addr}`, limit: this.#limits.perAddress })
+    if (this.#limits.perPair > 0) counters.push({ key: `${this.#prefix}:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
+    if (this.#limits.perAddress > 0) counters.push({ key: `${this.#prefix}:addr:${addr}`, limit: this.#limits.perAddress })
     return counters
   }
 }

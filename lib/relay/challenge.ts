@@ -1,22 +1,22 @@
-import type { onRequestHookHandler } from 'fastify'
+import type { FastifyReply, onRequestHookHandler } from 'fastify'
 import { challengeHeader } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
+import type { AuthThrottle } from './auth-throttle'
 
 /**
  * Requests that reach Fastify carry no usable rendezvous credential. The
  * app's own routes answer them as usual; only those no route matches are
  * challenged, or told that the ID they named is unknown.
  */
-export function challengeHook (realm: string, metrics: RendezvousMetrics): onRequestHookHandler {
+export function challengeHook (realm: string, metrics: RendezvousMetrics, probes?: AuthThrottle): onRequestHookHandler {
   return function rendezvousChallenge (request, reply, done) {
     if (!request.is404) {
       done()
       return
     }
     if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
-      metrics.request('unknown_id')
-      reply.code(404).header('connection', 'close').type('text/plain; charset=utf-8').send('no hidden server has this ID\n')
+      answerUnknownId(request.socket.remoteAddress ?? 'unknown', reply, metrics, probes).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
@@ -24,4 +24,22 @@ export function challengeHook (realm: string, metrics: RendezvousMetrics): onReq
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
   }
+}
+
+/**
+ * 404 for an ID nobody provisioned (decisions: the mobile side's answers),
+ * counted per client address like failed CONNECTs: past the limit the
+ * address gets 429 for a cool-off, for known IDs too (see the mobile side),
+ * so IDs cannot be enumerated at full speed.
+ */
+async function answerUnknownId (address: string, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined): Promise<void> {
+  const coolOff = probes === undefined ? 0 : (await probes.check(address, '')) || await probes.fail(address, '')
+  reply.header('connection', 'close').type('text/plain; charset=utf-8')
+  if (coolOff > 0) {
+    metrics.request('throttled')
+    reply.code(429).header('retry-after', String(coolOff)).send('too many requests for unknown IDs\n')
+    return
+  }
+  metrics.request('unknown_id')
+  reply.code(404).send('no hidden server has this ID\n')
 }

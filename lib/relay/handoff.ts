@@ -1,12 +1,12 @@
-import type { IncomingMessage, Server as HttpServer } from 'node:http'
+import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer } from 'node:tls'
 import { HandoffUnsupportedError } from '../errors'
-import { kConnectionListener, kConnectListener, kTicket } from './symbols'
+import { kConnectionListener, kConnectListener, kRequestListener, kTicket } from './symbols'
 
 /*
- * The only module that touches Node's HTTP internals (see
- * shared/notes/node-handoff.md). It wraps each connection's
+ * The only module that touches Node's HTTP internals (see docs/plugin.md,
+ * "How it takes a socket from Fastify"). It wraps each connection's
  * `parser.onIncoming`, which Node calls from llhttp's headers-complete
  * callback. When `decide` claims a request, the wrapper turns it into a
  * CONNECT and returns 2 (stop, treat as upgrade): Node then frees the
@@ -17,7 +17,16 @@ import { kConnectionListener, kConnectListener, kTicket } from './symbols'
 /** What the parser callback sees of a request: Node's IncomingMessage before any listener got it, with llhttp's upgrade flag. */
 export type HeadersOnlyRequest = IncomingMessage & { upgrade: boolean }
 
-export type Decide<T> = (req: HeadersOnlyRequest) => T | undefined
+/** What the parser knows about a head that the request object does not show. */
+export interface HeadFacts {
+  /**
+   * Node keeps at most `maxHeadersCount` fields in rawHeaders but still frames
+   * the message by the ones it dropped, so such a head cannot be rebuilt.
+   */
+  headersTruncated: boolean
+}
+
+export type Decide<T> = (req: HeadersOnlyRequest, facts: HeadFacts) => T | undefined
 
 export interface HandoffHandlers<T> {
   /** Runs in the headers-complete callback: synchronous, cheap, no I/O. */
@@ -30,6 +39,8 @@ export interface HandoffHandlers<T> {
 
 interface ParserLike {
   onIncoming: (req: HeadersOnlyRequest, keepAlive: boolean) => unknown
+  /** Entries (names plus values) Node keeps in rawHeaders; 0 or less keeps all. */
+  maxHeaderPairs?: number
 }
 
 type Claimed<T> = IncomingMessage & { [kTicket]?: { ticket: T, method: string } }
@@ -37,6 +48,33 @@ type Claimed<T> = IncomingMessage & { [kTicket]?: { ticket: T, method: string } 
 type ListenerServer = HttpServer & {
   [kConnectionListener]?: (socket: Socket) => void
   [kConnectListener]?: (req: IncomingMessage, socket: Socket, rest: Buffer) => void
+  [kRequestListener]?: (req: IncomingMessage, res: ServerResponse) => void
+}
+
+/**
+ * Responses Node has created on a connection and not yet finished writing.
+ * Node queues pipelined responses in a private per-connection list and only
+ * the first sits on `socket._httpMessage`; tracking them from the public
+ * 'request' event sees the whole queue without reaching into that list.
+ */
+const unfinished = new WeakMap<Socket, Set<ServerResponse>>()
+
+function trackResponse (req: IncomingMessage, res: ServerResponse): void {
+  const socket = req.socket
+  let set = unfinished.get(socket)
+  if (set === undefined) {
+    set = new Set()
+    unfinished.set(socket, set)
+  }
+  const open = set
+  open.add(res)
+  const done = (): void => {
+    open.delete(res)
+    res.removeListener('finish', done)
+    res.removeListener('close', done)
+  }
+  res.on('finish', done)
+  res.on('close', done)
 }
 
 function parserOf (socket: Socket): ParserLike {
@@ -52,7 +90,8 @@ function wrapParser<T> (socket: Socket, decide: Decide<T>): void {
   const original = parser.onIncoming
   parser.onIncoming = function onIncoming (this: unknown, req: HeadersOnlyRequest, keepAlive: boolean) {
     if (req.method !== 'CONNECT') {
-      const ticket = decide(req)
+      const max = parser.maxHeaderPairs ?? 0
+      const ticket = decide(req, { headersTruncated: max > 0 && req.rawHeaders.length >= max })
       if (ticket !== undefined) {
         ;(req as Claimed<T>)[kTicket] = { ticket, method: req.method as string }
         req.method = 'CONNECT'
@@ -95,27 +134,51 @@ export function installHandoff<T> (server: HttpServer, handlers: HandoffHandlers
   }
   server.on(event, onConnection)
   server.on('connect', onConnect)
+  server.on('request', trackResponse)
   target[kConnectionListener] = onConnection
   target[kConnectListener] = onConnect
+  target[kRequestListener] = trackResponse
   return () => {
     server.removeListener(event, onConnection)
     server.removeListener('connect', onConnect)
+    server.removeListener('request', trackResponse)
     delete target[kConnectionListener]
     delete target[kConnectListener]
+    delete target[kRequestListener]
   }
 }
 
-/** Resolves once a response Node already started on this socket (an earlier pipelined request) has been written. */
-export function pendingResponse (socket: Socket): Promise<void> {
-  const res = (socket as Socket & { _httpMessage?: NodeJS.EventEmitter & { writableFinished?: boolean } })._httpMessage
-  if (res === null || res === undefined || res.writableFinished === true) return Promise.resolve()
-  return new Promise(resolve => {
-    const done = (): void => {
-      res.removeListener('finish', done)
-      res.removeListener('close', done)
+/**
+ * Resolves once every response Node created on this socket before the claim
+ * (earlier pipelined requests, in order) has been written: bytes spliced in
+ * before then would overtake them.
+ */
+export async function pendingResponse (socket: Socket): Promise<void> {
+  const open = unfinished.get(socket)
+  if (open === undefined || open.size === 0) return
+  await Promise.all([...open].map(async res => await new Promise<void>(resolve => {
+    if (res.writableFinished || res.destroyed) {
       resolve()
+      return
     }
-    res.on('finish', done)
-    res.on('close', done)
-  })
+    res.once('finish', () => resolve())
+    res.once('close', () => resolve())
+  })))
+}
+
+// Node keeps the TLS handshake deadline under a private symbol (default 120 s); the public
+// way in is a constructor option, which a plugin cannot reach once the server exists.
+const HANDSHAKE_TIMEOUT = 'handshake-timeout'
+
+/**
+ * Sets how long a TLS server waits for a new connection's handshake, in ms.
+ * Returns false when the server is not TLS or this Node keeps it elsewhere.
+ */
+export function setHandshakeTimeout (server: HttpServer, ms: number): boolean {
+  if (!(server instanceof TlsServer)) return false
+  const key = Object.getOwnPropertySymbols(server).find(s => s.description === HANDSHAKE_TIMEOUT)
+  const holder = server as unknown as Record<symbol, unknown>
+  if (key === undefined || typeof holder[key] !== 'number') return false
+  holder[key] = ms
+  return true
 }

@@ -7,7 +7,7 @@ export type ConnectOutcome =
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled'
 
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit
@@ -23,11 +23,13 @@ export interface RendezvousMetrics {
   waited (seconds: number): void
   /** Head received from the mobile client to its first byte written to the hidden side. */
   handoff (seconds: number): void
+  /** A connection closed at accept, before any request (the per-address cap). */
+  connectionRefused (reason: 'per_address_cap'): void
 }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop
 }
 
 // Outcomes that are not refusals: everything else either side answers is one, counted by reason.
@@ -71,6 +73,9 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   const waitSeconds = metric(registry, 'rendezvous_wait_seconds', () => new Histogram({
     name: 'rendezvous_wait_seconds', help: 'Time mobile clients waited for a parked connection', buckets: [0, 0.005, 0.05, 0.5, 1, 2.5, 5, 10, 30], registers
   }))
+  const refusedConnections = metric(registry, 'rendezvous_connections_refused_total', () => new Counter({
+    name: 'rendezvous_connections_refused_total', help: 'Connections closed at accept, before any request, by reason', labelNames: ['reason'], registers
+  }))
   const refusals = metric(registry, 'rendezvous_refusals_total', () => new Counter({
     name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason', labelNames: ['side', 'reason'], registers
   }))
@@ -78,6 +83,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     name: 'rendezvous_handoff_seconds', help: 'From a mobile request\'s head received to its first byte written to the hidden server', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers
   }))
   return {
+    connectionRefused: reason => refusedConnections.inc({ reason }),
     connect: outcome => {
       connects.inc({ outcome })
       if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'hidden', reason: outcome })

@@ -3,11 +3,12 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from '../http/refusals'
-import { pendingResponse, type HeadersOnlyRequest } from './handoff'
+import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
+import { watchClient } from './client-watch'
 import { serializeHead } from '../http/head'
 import { canonicalId } from '../registry/ids'
 import type { RendezvousMetrics, RequestOutcome } from './metrics'
-import type { ParkingLot } from './parking-lot'
+import type { ParkingLot, WaitOutcome } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import { splice, type Splice } from './splice'
@@ -16,7 +17,7 @@ import { kConnId, kUnknownId } from './symbols'
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
-  | { kind: 'relay', id: string, receivedAt: bigint }
+  | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
 
 /** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
 export type SplicedPair = Splice & { id: string }
@@ -26,30 +27,65 @@ export interface MobileSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number }
+  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number }
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
+  /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
+  coolingOff: (address: string) => Promise<number>
   /** Spliced pairs, so close() can reach them. */
   splices: Set<SplicedPair>
 }
 
 export interface MobileSide {
-  decide: (req: HeadersOnlyRequest) => Ticket | undefined
+  decide: (req: HeadersOnlyRequest, facts: HeadFacts) => Ticket | undefined
   onClaimed: (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer) => void
+}
+
+const refusal = (outcome: RequestOutcome, status: number, message: string): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message } })
+
+function hostCount (rawHeaders: string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') n++
+  return n
+}
+
+/**
+ * Checks and serialises the head of a request for a known ID, before any
+ * parked connection is taken: a head that cannot be forwarded exactly must
+ * cost no hidden server its connection.
+ */
+function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, source: 'authorization' | 'query'): Ticket {
+  // Node framed the body by fields it did not keep: the head we rebuild would frame it differently.
+  if (facts.headersTruncated) return refusal('bad_head', 431, 'too many header fields')
+  // RFC 9112 §3.2; Node checks this itself, but only for requests it keeps.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && hostCount(req.rawHeaders) !== 1) {
+    return refusal('bad_head', 400, 'an HTTP/1.1 request needs exactly one Host header')
+  }
+  try {
+    const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
+      { dropAuthorization: source === 'authorization' })
+    return { kind: 'relay', id, head, receivedAt: process.hrtime.bigint() }
+  } catch {
+    // Only a lenient parser (insecureHTTPParser) lets CR, LF or NUL this far.
+    return refusal('bad_head', 400, 'the request head cannot be forwarded')
+  }
+}
+
+/** Whether a claimed client can still take an answer: not gone, not ending, not closed by an earlier `Connection: close`. */
+function usable (client: Socket, gone: AbortSignal): boolean {
+  return !gone.aborted && !client.destroyed && client.writable && !client.writableEnded
 }
 
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
 
   // Runs inside Node's header callback: synchronous, and it touches only the headers.
-  function decide (req: HeadersOnlyRequest): Ticket | undefined {
+  function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
     const credential = readCredential({ rawHeaders: req.rawHeaders, url: req.url ?? '/', upgrade: req.upgrade })
     if (credential.kind === 'none') return undefined
-    if (credential.kind === 'invalid') {
-      return { kind: 'refuse', outcome: 'bad_credential', refusal: { status: 400, message: credential.reason } }
-    }
+    if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
     const id = canonicalId(credential.username)
-    if (id !== undefined && deps.registry.get(id) !== undefined) return { kind: 'relay', id, receivedAt: process.hrtime.bigint() }
+    if (id !== undefined && deps.registry.get(id) !== undefined) return relayTicket(req, facts, id, credential.source)
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined
@@ -61,49 +97,79 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     refuse(socket, refusal)
   }
 
-  async function matchAndSplice ({ id, receivedAt }: { id: string, receivedAt: bigint }, req: IncomingMessage, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  /** Why this request cannot be relayed now, before it waits for anything. */
+  async function admission (client: Socket): Promise<[RequestOutcome, Refusal] | undefined> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
-    if (refusing !== undefined) {
-      refuseWith(client, refusing, { ...busy, message: refusing === 'shutting_down' ? 'shutting down' : 'server under pressure' }, log)
-      return
-    }
-    // An earlier pipelined request on this connection may still be answering; its bytes must go out first.
-    await pendingResponse(client)
-    const gone = new AbortController()
-    const onGone = (): void => gone.abort()
-    client.once('close', onGone)
+    if (refusing !== undefined) return [refusing, { ...busy, message: refusing === 'shutting_down' ? 'shutting down' : 'server under pressure' }]
+    if (limits.maxSpliced > 0 && deps.splices.size >= limits.maxSpliced) return ['splices_full', { ...busy, message: 'too many relayed connections' }]
+    // An address that probed unknown IDs gets the same answer for known ones, or the answer would tell them apart.
+    const coolOff = await deps.coolingOff(client.remoteAddress ?? 'unknown')
+    if (coolOff > 0) return ['throttled', { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff }]
+    return undefined
+  }
+
+  /** A parked connection for `id`, or why there is none; watches the client while it waits. */
+  async function waitForHidden (id: string, client: Socket, gone: AbortSignal): Promise<WaitOutcome | undefined> {
     const started = process.hrtime.bigint()
-    const found = await lot.wait(id, limits.waitTimeout, gone.signal)
-    client.removeListener('close', onGone)
+    const found = await lot.wait(id, limits.waitTimeout, gone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
-    if (found !== undefined && 'socket' in found && client.destroyed) {
+    if (found !== undefined && 'socket' in found && !usable(client, gone)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
       else found.socket.destroy()
     }
-    if (client.destroyed) {
+    return found
+  }
+
+  async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+    const watch = watchClient(client, limits.maxWaitBuffer)
+    let found: WaitOutcome | undefined
+    try {
+      const refused = await admission(client)
+      if (refused !== undefined) {
+        watch.stop()
+        refuseWith(client, refused[0], refused[1], log)
+        return
+      }
+      // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
+      await pendingResponse(client)
+      // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
+      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, client, watch.signal)
+    } finally {
+      rest = Buffer.concat([rest, watch.stop()])
+    }
+    if (!usable(client, watch.signal)) {
       metrics.request('client_gone')
+      client.destroy()
       return
     }
-    if (found === undefined) {
-      const refusing = deps.refusing()
-      if (refusing === 'shutting_down') refuseWith(client, refusing, { ...busy, message: 'shutting down' }, log)
+    if (found === undefined || 'full' in found) {
+      const busy = { status: 503, retryAfter: limits.retryAfter }
+      if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
+      else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, log)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, log)
       return
     }
-    if ('full' in found) {
-      refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
-      return
+    await spliceTo(found.socket, ticket, client, rest, log)
+  }
+
+  async function spliceTo (hidden: Socket, { id, head, receivedAt }: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+    let pair: SplicedPair
+    try {
+      // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
+      client.setTimeout(0)
+      hidden.write(rest.length > 0 ? Buffer.concat([head, rest]) : head)
+      metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout }), { id })
+    } catch (err) {
+      // Neither parked nor spliced: nobody else would ever close it.
+      hidden.destroy()
+      throw err
     }
-    const hidden = found.socket
-    hidden.write(serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders }))
-    if (rest.length > 0) hidden.write(rest)
-    metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     metrics.request('relayed')
     log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, 'rendezvous')
     metrics.spliceOpened()
-    const pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout }), { id })
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
@@ -122,7 +188,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       return
     }
     log.debug({ id: ticket.id }, 'waiting for a hidden server')
-    matchAndSplice(ticket, req, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()

@@ -1,6 +1,7 @@
 // Kept under symbols so that registering the plugin twice on one server cannot add a second listener.
 export const kConnectionListener = Symbol('fastify-rendezvous.connectionListener')
 export const kConnectListener = Symbol('fastify-rendezvous.connectListener')
+export const kRequestListener = Symbol('fastify-rendezvous.requestListener')
 /** Marks a request the hand-off took: its value is what the mobile side decided. */
 export const kTicket = Symbol('fastify-rendezvous.ticket')
 /** Marks a request that named an unknown ID and was left to the app's routes. */

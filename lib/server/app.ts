@@ -37,6 +37,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
     ...opts.plugin,
     registry,
     waitTimeout: opts.waitTimeout,
+    ...opts.limits,
     metrics: metrics ?? false,
     closeGracePeriod: opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE
   })
@@ -72,7 +73,7 @@ function loggerOptions (opts: ServeOptions): FastifyServerOptions['logger'] {
 
 function createMetricsRegistry (): PromRegistry {
   const registry = new PromRegistry()
-  // decisions §4: every metric name begins with rendezvous_, the process ones too.
+  // docs/plugin.md, Metrics: every metric name begins with rendezvous_, the process ones too.
   collectDefaultMetrics({ register: registry, prefix: 'rendezvous_' })
   return registry
 }

@@ -1,10 +1,11 @@
 import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
-import { dirname, join } from 'node:path'
+import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
-import { CliError } from '../cli/cli-error'
+import { makeDir } from '../make-dir'
+import { CertificateError, TlsFileError } from './errors'
 
 export interface Certificate {
   cert: Buffer
@@ -25,6 +26,9 @@ export interface CertificateRequest {
   host: string
   certFile?: string
   keyFile?: string
+  /** How messages name certFile and keyFile. Default: their paths. */
+  certLabel?: string
+  keyLabel?: string
 }
 
 const VALID_DAYS = 5 * 365
@@ -33,9 +37,10 @@ const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
 /** The certificate `serve` uses: the operator's pair, or the data dir's self-signed one, made on first start. */
 export async function loadCertificate (req: CertificateRequest): Promise<Certificate> {
   if (req.certFile !== undefined && req.keyFile !== undefined) {
-    const cert = await readPem(req.certFile, '--tls-cert')
-    const key = await readPem(req.keyFile, '--tls-key')
-    return describe(cert, key, req.certFile, { certLabel: `--tls-cert ${req.certFile}`, keyLabel: `--tls-key ${req.keyFile}` }, req.host, false)
+    const labels = { certLabel: req.certLabel ?? req.certFile, keyLabel: req.keyLabel ?? req.keyFile }
+    const cert = await readPem(req.certFile, labels.certLabel)
+    const key = await readPem(req.keyFile, labels.keyLabel)
+    return describe(cert, key, req.certFile, labels, req.host, false)
   }
   return selfSigned(req.dataDir, req.host)
 }
@@ -50,7 +55,7 @@ async function selfSigned (dataDir: string, host: string, retry = true): Promise
   if (cert !== undefined && key !== undefined) return describe(cert, key, certPath, labels, host, false)
   if (cert !== undefined || key !== undefined) {
     // Regenerating would silently change the fingerprint that agents may have pinned.
-    throw new CliError(`${dir} holds only one of cert.pem and key.pem; restore the other or delete ${dir} to generate a new pair`, 1)
+    throw new CertificateError(`${dir} holds only one of cert.pem and key.pem; restore the other or delete ${dir} to generate a new pair`)
   }
   const pems = await generateSelfSigned(host)
   if (!await publish(dataDir, dir, pems) && retry) {
@@ -78,7 +83,7 @@ async function publish (dataDir: string, dir: string, pems: { cert: string, priv
     await rm(staging, { recursive: true, force: true })
     const code = (err as NodeJS.ErrnoException).code
     if (code === 'ENOTEMPTY' || code === 'EEXIST') return false
-    throw new CliError(`cannot write ${dir}: ${reason(err)}`, 1)
+    throw new TlsFileError(`cannot write ${dir}: ${reason(err)}`)
   }
 }
 
@@ -120,7 +125,7 @@ function parseCertificate (pem: Buffer, label: string): X509Certificate {
   try {
     return new X509Certificate(pem)
   } catch {
-    throw new CliError(`${label} is not a PEM certificate`, 1)
+    throw new CertificateError(`${label} is not a PEM certificate`)
   }
 }
 
@@ -130,15 +135,15 @@ function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
     createPrivateKey(key)
   } catch (err) {
     const encrypted = /passphrase/i.test((err as Error).message)
-    throw new CliError(`${labels.keyLabel} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`, 1)
+    throw new CertificateError(`${labels.keyLabel} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
   }
   try {
     createSecureContext({ cert, key })
   } catch (err) {
     const mismatch = /mismatch/i.test((err as Error).message)
-    throw new CliError(mismatch
+    throw new CertificateError(mismatch
       ? `${labels.keyLabel} is not the key of ${labels.certLabel}`
-      : `${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${oneLine(err)}`, 1)
+      : `${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
   }
 }
 
@@ -147,11 +152,11 @@ function namesHost (x509: X509Certificate, host: string): boolean {
   return isIP(host) === 0 ? x509.checkHost(host) !== undefined : x509.checkIP(host) !== undefined
 }
 
-async function readPem (file: string, flag: string): Promise<Buffer> {
+async function readPem (file: string, label: string): Promise<Buffer> {
   try {
     return await readFile(file)
   } catch (err) {
-    throw new CliError(`cannot read ${flag} ${file}: ${reason(err)}`, 1)
+    throw new TlsFileError(`cannot read ${label}: ${reason(err)}`)
   }
 }
 
@@ -160,30 +165,15 @@ async function readOptional (file: string): Promise<Buffer | undefined> {
     return await readFile(file)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw new CliError(`cannot read ${file}: ${reason(err)}`, 1)
+    throw new TlsFileError(`cannot read ${file}: ${reason(err)}`)
   }
 }
 
-/** mkdir -p, mode 0700 for what it creates, without `recursive: true`: Node 20 spins forever on that under /proc. */
 async function makeDirectory (dir: string): Promise<void> {
   try {
-    await mkdirOnce(dir)
+    await makeDir(dir)
   } catch (err) {
-    throw new CliError(`cannot create ${dir}: ${reason(err)}`, 1)
-  }
-}
-
-async function mkdirOnce (dir: string): Promise<void> {
-  try {
-    await mkdir(dir, { mode: 0o700 })
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    if (code === 'EEXIST') return
-    const parent = dirname(dir)
-    if (code !== 'ENOENT' || parent === dir) throw err
-    await mkdirOnce(parent)
-    // Once only: if the parent now exists and this still fails, the failure is real.
-    await mkdir(dir, { mode: 0o700 }).catch((again: NodeJS.ErrnoException) => { if (again.code !== 'EEXIST') throw again })
+    throw new TlsFileError(`cannot create ${dir}: ${reason(err)}`)
   }
 }
 
@@ -193,9 +183,6 @@ function reason (err: unknown): string {
   if (code === 'ENOTDIR') return 'a part of the path is not a directory'
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
   if (code === 'EISDIR') return 'it is a directory'
-  return oneLine(err)
-}
-
-function oneLine (err: unknown): string {
-  return String((err as Error)?.message ?? err).split('\n')[0]
+  // OpenSSL's messages run to several lines; the first says what is wrong.
+  return String((err as Error)?.message ?? err).split('\n', 1)[0]
 }

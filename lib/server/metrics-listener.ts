@@ -1,5 +1,6 @@
 import fastify, { type FastifyInstance } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
+import { listenWith } from '../listen-own'
 
 /** Serves GET `path` with the registry's Prometheus text. */
 export function addMetricsRoute (app: FastifyInstance, path: string, registry: PromRegistry): void {
@@ -17,7 +18,6 @@ export function addMetricsRoute (app: FastifyInstance, path: string, registry: P
 export function attachMetricsListener (app: FastifyInstance, at: { host: string, port: number }, path: string, registry: PromRegistry): FastifyInstance {
   const scrape = fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), forceCloseConnections: true }) as unknown as FastifyInstance
   addMetricsRoute(scrape, path, registry)
-  app.addHook('onReady', async () => { await scrape.listen({ host: at.host, port: at.port }) })
-  app.addHook('onClose', async () => { await scrape.close() })
+  listenWith(app, scrape, 'metrics', at)
   return scrape
 }

@@ -2,7 +2,7 @@ import { timingSafeEqual } from 'node:crypto'
 import { HOTP, Secret } from 'otpauth'
 import { decodeSecret } from '../registry/ids'
 
-// decisions §3: RFC 6238 as the original's hidden servers compute it.
+// docs/protocol.md, the TOTP token: RFC 6238 as the original's hidden servers compute it.
 export const TOTP_STEP_MS = 30_000
 const CODE_PATTERN = /^[0-9]{6,8}$/
 const OFFSETS = [-1, 0, 1] as const

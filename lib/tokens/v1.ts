@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto'
 import { decodeSecret } from '../registry/ids'
 
-// decisions §3. The domain prefix keeps these MACs from ever being valid for
+// docs/protocol.md, the v1 token. The domain prefix keeps these MACs from ever being valid for
 // another protocol that happens to use the same secret.
 const DOMAIN = 'rendezvous-v1\n'
 

@@ -29,7 +29,7 @@ t.test('--help prints the usage and exits 0', async (t) => {
 
 t.test('bad command lines: one line on stderr, exit 2', async (t) => {
   const cases: Array<[string[], NodeJS.ProcessEnv, RegExp]> = [
-    [[...BASE, '--secret', TEST_SECRET, '--bogus'], {}, /Unknown option '--bogus'/],
+    [[...BASE, '--secret', TEST_SECRET, '--bogus'], {}, /unknown option --bogus for agent/],
     [BASE, {}, /missing --secret \(or RENDEZVOUS_SECRET\)/],
     [['--id', TEST_ID], { RENDEZVOUS_SECRET: TEST_SECRET }, /missing --server, --to/],
     [[...BASE, '--ca', '/nonexistent/ca.pem'], { RENDEZVOUS_SECRET: TEST_SECRET }, /cannot read --ca \/nonexistent\/ca\.pem: ENOENT/],

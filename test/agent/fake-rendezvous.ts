@@ -1,4 +1,4 @@
-// A stand-in for the rendezvous server's hidden side, written from decisions §3/§4
+// A stand-in for the rendezvous server's hidden side, written from docs/protocol.md
 // and independent of lib/, so a wrong token or a wrong head from the agent fails.
 import { createHmac, timingSafeEqual } from 'node:crypto'
 import { EventEmitter, once } from 'node:events'
@@ -142,7 +142,7 @@ export class FakeRendezvous extends EventEmitter {
     }
     socket.write('HTTP/1.1 200 OK\r\n\r\n')
     this.parked.push(socket)
-    // A parked socket that sends anything is broken (decisions §4).
+    // A parked socket that sends anything is broken (docs/protocol.md).
     socket.once('data', () => { this.extraBytes++; socket.destroy() })
     socket.resume()
     this.emit('parked', socket)

@@ -152,9 +152,9 @@ t.test('usage errors exit 2 with one line and no stack trace', async (t) => {
   const cases: Array<[string[], RegExp]> = [
     [[], /subcommand/],
     [['frob'], /unknown ids subcommand "frob"/],
-    [['add', '--bogus'], /Unknown option '--bogus'/],
+    [['add', '--bogus'], /unknown option --bogus for ids add/],
     [['add', '--data-dir'], /--data-dir/],
-    [['add', '--data-dir', '--id', 'x'], /--data-dir' argument is ambiguous/],
+    [['add', '--data-dir', '--id', 'x'], /--data-dir needs a value/],
     [['add', '--id'], /--id/],
     [['add', '--json=yes'], /--json/],
     [['add', 'extra'], /takes no argument/],
@@ -162,11 +162,11 @@ t.test('usage errors exit 2 with one line and no stack trace', async (t) => {
     [['add', '--id', 'no/slash'], /Invalid ID/],
     [['add', '--id', 'x'.repeat(129)], /Invalid ID/],
     [['add', '--secret', 'TOOSHORT'], /Invalid secret/],
-    [['list', '--show-secrets'], /Unknown option/],
+    [['list', '--show-secrets'], /unknown option --show-secrets/],
     [['list', 'extra'], /takes no argument/],
     [['remove'], /needs the ID/],
     [['remove', 'a', 'b'], /takes one ID/],
-    [['remove', 'a', '--json'], /Unknown option '--json'/]
+    [['remove', 'a', '--json'], /unknown option --json for ids remove/]
   ]
   for (const [args, message] of cases) {
     t.test(args.join(' ') || '(nothing)', async (t) => {
@@ -203,4 +203,12 @@ t.test('help prints the usage on stdout', async (t) => {
     t.equal(run.code, 0)
     t.match(run.stdout, /^usage: rendezvous ids add/)
   }
+})
+
+t.test('add under /proc, where nothing can be created, fails at once with one line', async (t) => {
+  // Node 20's recursive mkdir spins forever there; this would time out.
+  const started = Date.now()
+  const run = await ids('add', '--data-dir', '/proc/rendezvous-cannot-exist/x')
+  assertOneLineError(t, run, 1, /ENOENT|no such file/)
+  t.ok(Date.now() - started < 5000, 'quickly')
 })

@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { createServer, type AddressInfo, type Server } from 'node:net'
@@ -7,7 +7,6 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import t from 'tap'
-import { loadCertificate } from '../../lib/server/certificate'
 import { buildProblem, runCli, startCli, type CliResult } from '../helpers/cli'
 import { otherKeyPath, tlsCert, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 
@@ -49,39 +48,6 @@ function assertOneLineError (t: Test, res: CliResult, pattern: RegExp): void {
   t.notMatch(res.stderr, /\n\s+at /, 'no stack trace')
   t.notMatch(res.stdout, /listening on/, 'never listened')
 }
-
-t.test('concurrent first starts settle on one certificate', async t => {
-  const dataDir = join(tempDir(t), 'data')
-  const [a, b] = await Promise.all([loadCertificate({ dataDir, host: '127.0.0.1' }), loadCertificate({ dataDir, host: '127.0.0.1' })])
-  t.equal(a.fingerprint, b.fingerprint)
-  t.equal(a.fingerprint, new X509Certificate(readFileSync(join(dataDir, 'tls', 'cert.pem'))).fingerprint256)
-  t.same(readdirSync(dataDir), ['tls'], 'no staging directory left behind')
-})
-
-t.test('the generated certificate names --host as well as the loopback names', async t => {
-  const cert = await loadCertificate({ dataDir: tempDir(t), host: 'relay.example.test' })
-  const x509 = new X509Certificate(cert.cert)
-  t.equal(x509.checkHost('relay.example.test'), 'relay.example.test')
-  t.equal(x509.checkHost('localhost'), 'localhost')
-  t.equal(x509.checkIP('127.0.0.1'), '127.0.0.1')
-  t.ok(x509.checkIP('::1'))
-  t.same(cert.warnings, [])
-  t.ok(cert.selfSigned && cert.generated)
-})
-
-t.test('a certificate that does not name --host is served with a warning', async t => {
-  const cert = await loadCertificate({ dataDir: tempDir(t), host: 'relay.example.test', certFile: tlsCertPath, keyFile: tlsKeyPath })
-  t.match(cert.warnings, [/does not name relay\.example\.test/])
-  t.notOk(cert.generated)
-})
-
-t.test('a data dir with a key and no certificate is refused, not silently replaced', async t => {
-  const dataDir = tempDir(t)
-  mkdirSync(join(dataDir, 'tls'))
-  writeFileSync(join(dataDir, 'tls', 'key.pem'), readFileSync(tlsKeyPath))
-  await t.rejects(loadCertificate({ dataDir, host: '127.0.0.1' }), { name: 'CliError', message: /holds only one of cert\.pem and key\.pem/ })
-  t.same(readdirSync(join(dataDir, 'tls')), ['key.pem'])
-})
 
 const problem = buildProblem(t)
 if (problem !== undefined) {

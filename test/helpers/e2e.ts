@@ -36,19 +36,26 @@ export interface ServeOptions {
   /** Seconds, for --wait-timeout. */
   waitTimeout?: number
   extraArgs?: string[]
+  /** Reuse a data dir (and its certificate), e.g. to restart serve; the caller removes it. */
+  dataDir?: string
+  /** Default 0, a free port. */
+  port?: number
+  /** Runs node under this command, e.g. `['prlimit', '--nofile=64:64']`. */
+  wrapper?: string[]
 }
 
 /** Starts `rendezvous serve --port 0` with TLS on a fresh data dir; waits for its `listening on` line. */
 export async function startServe (t: Teardown, opts: ServeOptions = {}): Promise<Rendezvous> {
   const problem = buildProblem(t)
   if (problem !== undefined) throw new Error(problem)
-  const dataDir = await mkdtemp(join(tmpdir(), 'rendezvous-e2e-'))
+  const dataDir = opts.dataDir ?? await mkdtemp(join(tmpdir(), 'rendezvous-e2e-'))
   // Registered first, so it runs last: after the processes using the dir are gone.
-  t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
-  const args = [CLI_MAIN, 'serve', '--host', '127.0.0.1', '--port', '0', '--data-dir', dataDir]
+  if (opts.dataDir === undefined) t.teardown(async () => { await rm(dataDir, { recursive: true, force: true }) })
+  const args = [CLI_MAIN, 'serve', '--host', '127.0.0.1', '--port', String(opts.port ?? 0), '--data-dir', dataDir]
   if (opts.waitTimeout !== undefined) args.push('--wait-timeout', String(opts.waitTimeout))
   args.push(...opts.extraArgs ?? [])
-  const proc = spawnProc(t, 'serve', process.execPath, args)
+  const [cmd, ...before] = [...opts.wrapper ?? [], process.execPath]
+  const proc = spawnProc(t, 'serve', cmd, [...before, ...args])
   const match = await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//, 20_000)
   const port = Number(match[1])
   const certPath = join(dataDir, 'tls', 'cert.pem')

@@ -13,7 +13,7 @@ function expectedMac (id: string, seconds: string, nonce: string): string {
     .digest('base64url')
 }
 
-t.test('createV1Token follows decisions §3 byte for byte', async (t) => {
+t.test('createV1Token follows docs/protocol.md byte for byte', async (t) => {
   const token = createV1Token('abc-123', SECRET_B32, { now: 1_700_000_000_999, nonce: NONCE })
   t.equal(token, `v1.1700000000.${NONCE}.${expectedMac('abc-123', '1700000000', NONCE)}`)
 })

@@ -1,0 +1,75 @@
+import { readFileSync } from 'node:fs'
+import type { RendezvousOptions } from '../options'
+import type { ServeLimits } from '../server/serve-options'
+import { MIN_ADMIN_TOKEN } from '../admin/options'
+import { CliError } from './cli-error'
+import { pluginOptionsOf, resolveConfig } from './config'
+import { SERVE_TABLE, type ServeConfig } from './serve-table'
+import type { HostPort } from './values'
+
+/** `rendezvous serve` options (docs/cli.md, docs/operations.md), resolved from flags, environment and config file. */
+export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
+  help: boolean
+  noTls: boolean
+  metricsPath: string | false
+  /** The hardening limits given explicitly; the others keep the plugin's defaults. */
+  limits: ServeLimits
+  /** Every plugin option given explicitly, by its plugin name. */
+  plugin: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
+  admin?: HostPort & { token: string, rotateOverlap: number }
+}
+
+const CLUSTER = ['redis', 'clusterSecret', 'peerHost', 'peerPort', 'advertise'] as const
+const LIMITS = ['spliceIdleTimeout', 'handshakeTimeout', 'maxConnectionsPerAddress', 'maxSpliced'] as const
+const flag = (key: string): string => `--${key.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)}`
+
+/** Parses and checks `serve` options (flag > env > file > default); every problem is a one-line CliError. */
+export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): ServeArgs {
+  const c = resolveConfig('serve', SERVE_TABLE, { args, env })
+  const given = (key: string): boolean => c.explicit.has(key)
+  const cluster = CLUSTER.find(given)
+  if (c.help !== true && cluster !== undefined) throw new CliError(`cluster mode (${flag(cluster)}) is not available in this version`, 1)
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
+  }
+  if (c.noTls === true && c.tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
+  if (c.noMetrics === true && (given('metricsPath') || given('metricsListen'))) {
+    throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
+  }
+  const plugin = pluginOptionsOf(SERVE_TABLE, c, c.explicit) as ServeArgs['plugin']
+  const limits: ServeLimits = {}
+  for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
+  return {
+    ...c,
+    help: c.help === true,
+    noTls: c.noTls === true,
+    metricsPath: c.noMetrics === true ? false : c.metricsPath,
+    limits,
+    plugin,
+    admin: c.help === true ? undefined : admin(c)
+  }
+}
+
+function admin (c: ServeConfig): ServeArgs['admin'] {
+  if (c.adminListen === undefined && c.adminTokenFile === undefined) return undefined
+  if (c.adminListen === undefined) throw new CliError('--admin-token-file needs --admin-listen')
+  if (c.adminTokenFile === undefined) throw new CliError('--admin-listen needs --admin-token-file')
+  if (c.adminListen.port !== 0 && c.adminListen.port === c.port) throw new CliError('--admin-listen must be another port than --port')
+  return { ...c.adminListen, token: readToken(c.adminTokenFile), rotateOverlap: c.adminRotateOverlap }
+}
+
+// The token never appears in a message: only the file's name and what is wrong with it.
+function readToken (file: string): string {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    throw new CliError(`--admin-token-file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read'}`)
+  }
+  const token = text.split(/\r?\n/, 1)[0].trim()
+  if (token.length < MIN_ADMIN_TOKEN || /\s/.test(token)) {
+    throw new CliError(`--admin-token-file ${file} must hold a token of ${MIN_ADMIN_TOKEN} characters or more, without spaces, on its first line`)
+  }
+  return token
+}

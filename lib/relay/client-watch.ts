@@ -1,0 +1,49 @@
+import type { Socket } from 'node:net'
+
+export interface ClientWatch {
+  /** Aborts once the client has left: a FIN, a reset or a close. */
+  signal: AbortSignal
+  /** Stops reading; returns the bytes read meanwhile, which belong in front of anything still unread. */
+  stop: () => Buffer
+}
+
+/**
+ * Reads a claimed mobile client while it waits for a parked connection.
+ *
+ * A socket nobody reads never reports a FIN, and Node lets HTTP sockets stay
+ * half-open: a client that sent its request and left would stay queued, and
+ * the next hidden server to park would execute a request nobody waits for.
+ * Reading is the only way to see the FIN, so the bytes read (the body) are
+ * kept for the hidden server; past `maxBuffer` reading pauses, which leaves
+ * the FIN of a client with a large body unseen until the body is relayed.
+ */
+export function watchClient (socket: Socket, maxBuffer: number): ClientWatch {
+  const gone = new AbortController()
+  const chunks: Buffer[] = []
+  let size = 0
+  const onData = (chunk: Buffer): void => {
+    chunks.push(chunk)
+    size += chunk.length
+    if (size >= maxBuffer) socket.pause()
+  }
+  const onGone = (): void => gone.abort()
+  socket.on('data', onData)
+  socket.once('end', onGone)
+  socket.once('close', onGone)
+  if (socket.destroyed || socket.readableEnded) gone.abort()
+  else if (maxBuffer > 0) socket.resume()
+  let stopped = false
+  return {
+    signal: gone.signal,
+    stop: () => {
+      if (!stopped) {
+        stopped = true
+        socket.pause()
+        socket.removeListener('data', onData)
+        socket.removeListener('end', onGone)
+        socket.removeListener('close', onGone)
+      }
+      return chunks.length === 1 ? chunks[0] : Buffer.concat(chunks)
+    }
+  }
+}

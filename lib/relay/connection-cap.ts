@@ -1,0 +1,36 @@
+import type { Server } from 'node:net'
+import type { Socket } from 'node:net'
+import { normaliseAddress } from './auth-throttle'
+
+/**
+ * Caps the connections one client address holds open at once, counted from
+ * the TCP accept to the close, whatever they turn into (parked, spliced, idle,
+ * or a TLS handshake that never starts). Each costs a file descriptor and
+ * buffers, and Node only closes a silent one after its request timeout, so
+ * without a cap one address could take every descriptor and lock out
+ * everyone else. A connection past the cap is closed at once, before TLS or
+ * HTTP could give it a status line to answer with.
+ *
+ * Returns a function that removes the cap.
+ */
+export function capConnectionsPerAddress (server: Server, max: number, onRefused: () => void): () => void {
+  const open = new Map<string, number>()
+  const onConnection = (socket: Socket): void => {
+    const address = normaliseAddress(socket.remoteAddress ?? 'unknown')
+    const count = open.get(address) ?? 0
+    if (count >= max) {
+      onRefused()
+      socket.destroy()
+      return
+    }
+    open.set(address, count + 1)
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1
+      if (left > 0) open.set(address, left)
+      else open.delete(address)
+    })
+  }
+  // First, so that a refused connection never reaches TLS or the HTTP parser.
+  server.prependListener('connection', onConnection)
+  return () => { server.removeListener('connection', onConnection) }
+}

@@ -1,0 +1,7 @@
+import createError from '@fastify/error'
+
+// Stable codes: callers (the CLI among them) match on `err.code`. Messages are one line and name the file.
+/** A certificate or key that cannot be used: not PEM, encrypted, not a pair. */
+export const CertificateError = createError('FST_RENDEZVOUS_CERTIFICATE', '%s', 500)
+/** A certificate file or directory that cannot be read, written or created. */
+export const TlsFileError = createError('FST_RENDEZVOUS_TLS_FILE', '%s', 500)

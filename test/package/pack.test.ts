@@ -1,0 +1,103 @@
+import { spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { cp, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { existsSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t, { type Test } from 'tap'
+import { ROOT, run, spawnProc, type RunResult } from '../helpers/cli'
+
+// What a stranger gets: `npm pack` on a tree with no dist/ (prepack builds it),
+// the tarball installed into a fresh app next to fastify and
+// @fastify/under-pressure, the plugin registered there beside an app route,
+// the agent from the package parking a hidden server, and curl relayed to it.
+
+const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' }
+// What the source tree needs to build and pack; test/ goes along to prove it stays out.
+const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'test/package']
+
+const probe = spawnSync('curl', ['--version'])
+if (probe.error !== undefined || probe.status !== 0) {
+  t.plan(0, 'curl is not installed: this test needs the curl command (CI installs it)')
+} else {
+  t.test('the packed tarball installs into an app and relays curl to a hidden server', { timeout: 240_000 }, packAndEmbed)
+}
+
+function versionOf (name: string): string {
+  return (JSON.parse(spawnSync(process.execPath, ['-p', `JSON.stringify(require('${name}/package.json'))`], { cwd: ROOT, encoding: 'utf8' }).stdout) as { version: string }).version
+}
+
+function must (t: Test, what: string, result: RunResult): void {
+  if (result.code !== 0) t.fail(`${what} exited ${result.code}: ${result.stderr}${result.stdout.toString()}`)
+}
+
+async function packAndEmbed (t: Test): Promise<void> {
+  const scratch = await mkdtemp(join(tmpdir(), 'rendezvous-pack-'))
+  t.teardown(async () => { await rm(scratch, { recursive: true, force: true }) })
+
+  const src = join(scratch, 'src')
+  for (const entry of SOURCES) {
+    if (existsSync(join(ROOT, entry))) await cp(join(ROOT, entry), join(src, entry), { recursive: true })
+  }
+  await symlink(join(ROOT, 'node_modules'), join(src, 'node_modules'), 'dir')
+  must(t, 'npm pack', await run(t, 'npm', ['pack', '--pack-destination', scratch, '--no-fund'], { cwd: src, timeoutMs: 150_000 }))
+  const tarball = (await readdir(scratch)).find(name => name.endsWith('.tgz'))
+  if (tarball === undefined) {
+    t.fail('npm pack made no tarball')
+    return
+  }
+
+  const listing = await run(t, 'tar', ['-tzf', join(scratch, tarball)])
+  const files = listing.stdout.toString().split('\n').filter(Boolean).map(f => f.replace(/^package\//, ''))
+  for (const file of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
+    'dist/entry/agent.js', 'dist/entry/agent.d.ts', 'dist/entry/client.js', 'dist/entry/client.d.ts']) {
+    t.ok(files.includes(file), `the tarball ships ${file}`)
+  }
+  t.same(files.filter(f => /^(test|lib|types|bench)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), [], 'no tests, no TypeScript sources')
+
+  const app = join(scratch, 'app')
+  await mkdir(app)
+  await writeFile(join(app, 'package.json'), JSON.stringify({ name: 'embed-app', private: true, type: 'module' }))
+  await cp(join(ROOT, 'test', 'fixtures', 'embed-app'), app, { recursive: true })
+  // From the npm cache when it has everything (the suite's own install filled it), else the registry.
+  must(t, 'npm install', await run(t, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error',
+    join(scratch, tarball), `fastify@${versionOf('fastify')}`, `@fastify/under-pressure@${versionOf('@fastify/under-pressure')}`
+  ], { cwd: app, timeoutMs: 150_000 }))
+
+  const env = { ...HUB }
+  const relay = spawnProc(t, 'relay app', process.execPath, ['relay.mjs'], { cwd: app, env })
+  const port = (await relay.waitFor(/listening on (\d+)/))[1]
+  const url = `http://127.0.0.1:${port}`
+  const hidden = spawnProc(t, 'hidden server', process.execPath, ['hidden.cjs', url], { cwd: app, env })
+  await hidden.waitFor(/parked \d/)
+
+  const curl = async (path: string, args: string[]): Promise<{ statuses: number[], head: string, body: Buffer }> => {
+    const name = randomBytes(4).toString('hex')
+    const result = await run(t, 'curl', ['--silent', '--show-error', '--noproxy', '*', '--max-time', '30',
+      '--dump-header', join(scratch, `${name}.head`), '--output', join(scratch, `${name}.body`), ...args, url + path])
+    must(t, `curl ${path}`, result)
+    const head = await readFile(join(scratch, `${name}.head`), 'latin1')
+    const statuses = [...head.matchAll(/^HTTP\/1\.1 (\d{3})/gm)].map(m => Number(m[1]))
+    return { statuses, head, body: await readFile(join(scratch, `${name}.body`)) }
+  }
+
+  const own = await curl('/app/hello', [])
+  t.same(own.statuses, [200], 'the app\'s own route answers')
+  t.match(JSON.parse(own.body.toString()), { hello: 'from the app' })
+
+  const challenged = await curl('/behind/nat', [])
+  t.same(challenged.statuses, [401])
+  t.match(challenged.head, /^WWW-Authenticate: Digest realm="rendezvous", qop="auth, auth-int", nonce="[^"]+", opaque="[^"]+"\r$/m)
+
+  const payload = Buffer.concat([Buffer.from([...Array(256).keys()]), randomBytes(4096)])
+  await writeFile(join(scratch, 'payload'), payload)
+  const relayed = await curl('/behind/nat?x=%20y', ['--digest', '--user', `${HUB.HUB_ID}:any`, '--data-binary', `@${join(scratch, 'payload')}`])
+  t.same(relayed.statuses, [401, 200], 'challenged, then relayed')
+  t.match(relayed.head, /^x-seen-request: POST \/behind\/nat\?x=%20y\r$/m, 'the hidden server saw the request line as sent')
+  t.match(relayed.head, /^x-seen-authorization: none\r$/m, 'without the Authorization header')
+  t.ok(relayed.body.equals(payload), `the body came back byte for byte (${relayed.body.length} of ${payload.length} bytes)`)
+
+  const bin = await run(t, join(app, 'node_modules', '.bin', 'rendezvous'), ['ids', 'add', '--data-dir', join(scratch, 'ids'), '--json'], { cwd: app })
+  must(t, 'the rendezvous bin', bin)
+  t.match(JSON.parse(bin.stdout.toString()), { id: String, secret: /^[A-Z2-7]+$/ }, 'the bin is installed and runs')
+}

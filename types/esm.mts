@@ -1,0 +1,43 @@
+// A TypeScript ES module app: the default and the named import are both the plugin.
+import Fastify from 'fastify'
+import { Registry as PromRegistry } from 'prom-client'
+import rendezvous, {
+  rendezvous as named,
+  MemoryRegistry,
+  MemoryReplayCache,
+  createV1Token,
+  type RendezvousOptions,
+  type Registry,
+  type RendezvousStats,
+  type TokenVerdict
+} from 'fastify-rendezvous'
+import { RendezvousAgent, RendezvousAuthError, createTotp, type AgentStats } from 'fastify-rendezvous/agent'
+import { createRendezvousFetch } from 'fastify-rendezvous/client'
+
+const app = Fastify()
+app.register(rendezvous, { waitTimeout: 5000, totp: 'reuse', metrics: new PromRegistry() })
+app.register(named, { registry: new MemoryRegistry(), replayCache: new MemoryReplayCache({ maxEntries: 10 }) })
+app.register(rendezvous, { verifyToken: async (): Promise<TokenVerdict> => ({ ok: false, reason: 'nope', status: 401 }) })
+// @ts-expect-error waitTimeout is a number of milliseconds
+app.register(rendezvous, { waitTimeout: '10s' })
+// @ts-expect-error totp is one of three modes
+app.register(named, { totp: 'sometimes' })
+const options: RendezvousOptions = { maxParkedPerId: 8, closeGracePeriod: 1000 }
+app.register(rendezvous, options)
+
+await app.after()
+const registry: Registry = app.rendezvous.registry
+const stats: RendezvousStats = app.rendezvous.stats()
+const metrics: PromRegistry | undefined = app.rendezvous.metrics
+console.log(registry.get('hub')?.secret, stats.parked + app.rendezvous.parkedFor('hub'), metrics)
+
+const agent = new RendezvousAgent({ url: 'https://rendezvous.example', id: 'hub', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', to: 'http://127.0.0.1:3000' })
+agent.on('parked', ({ parked, pool }) => console.log(parked, pool))
+agent.on('fatal', (err: RendezvousAuthError) => console.log(err.status))
+const counters: AgentStats = agent.stats
+// @ts-expect-error the agent needs its secret
+new RendezvousAgent({ url: 'https://rendezvous.example', id: 'hub', to: 'http://127.0.0.1:3000' }) // eslint-disable-line no-new
+
+const viaRendezvous = createRendezvousFetch({ id: 'hub' })
+const res: Response = await viaRendezvous('https://rendezvous.example/status')
+console.log(counters, res.status, createV1Token('hub', 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'), createTotp('JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'))
