@@ -1,6 +1,6 @@
 import type { AddressInfo } from 'node:net'
 import type { FastifyInstance } from 'fastify'
-import { buildServer, closeDeadline, closeServer } from '../server/app'
+import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
 import { loadCertificate, type Certificate } from '../server/certificate'
 import type { ServeOptions } from '../server/serve-options'
 import type { RendezvousOptions } from '../options'
@@ -63,7 +63,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    io.stdout.write(banner(parsed, boundPort(app), certificate) + listeners(app, parsed))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -71,6 +71,16 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   } finally {
     signals.stop()
   }
+}
+
+/** Where the admin and metrics listeners are, when serve has them. */
+function listeners (app: FastifyInstance, parsed: ServeArgs): string {
+  const lines: string[] = []
+  const admin = app.rendezvous.adminAddress()
+  if (admin !== undefined) lines.push(`Admin page and API: http://${formatHost(admin.address)}:${admin.port}/`)
+  const metrics = metricsListenerAddress(app)
+  if (metrics !== undefined && parsed.metricsPath !== false) lines.push(`Metrics: http://${formatHost(metrics.address)}:${metrics.port}${parsed.metricsPath}`)
+  return lines.map(line => line + '\n').join('')
 }
 
 function adminOptions (parsed: ServeArgs, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
