@@ -96,7 +96,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     onChange: (parked, waiting) => metrics.lot(parked, waiting),
     onParkedExit: (id, why) => {
       metrics.parkedExit(why)
-      log.debug({ id, why }, 'parked connection left')
+      log.info({ id, reason: why }, 'parked connection left')
     }
   })
   const splices = new Set<SplicedPair>()

@@ -2,13 +2,16 @@ import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import { createV1Token } from '../tokens/v1'
 import { Backoff } from './backoff'
-import { HandshakeError, openParked, type Parked } from './connection'
-import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+import { RendezvousCertificateError } from './certificates'
+import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
+import { authMessage, dropReason, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
+import { isUnreachable, probe } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+export { RendezvousCertificateError, type CertificateProblem } from './certificates'
 
 interface Slot {
   abort: AbortController
@@ -30,6 +33,13 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   private readonly relays = new Set<net.Socket>()
   private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   private degraded = false
+  // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
+  private everParked = false
+  // Whether the last failure was that nobody answered at all: only then do probes watch for the return.
+  private unreachable = false
+  private probing = false
+  // The server's per-ID limit, once it said the lot is full: the pool is not topped up beyond it.
+  private lotCap = Infinity
   private retryTimer?: NodeJS.Timeout
   private retryAt = 0
   private stableTimer?: NodeJS.Timeout
@@ -111,7 +121,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       if (!slot.retiring) live++
       if (slot.socket === undefined) connecting++
     }
-    while (live < this.opts.pool && !(this.degraded && connecting > 0)) {
+    while (live < Math.min(this.opts.pool, this.lotCap) && !(this.degraded && connecting > 0)) {
       this.open()
       live++
       connecting++
@@ -122,9 +132,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     const slot: Slot = { abort: new AbortController(), retiring: false }
     this.slots.add(slot)
     this.counts.attempts++
-    const { url, id, secret, ca, insecure, connectTimeout, keepAlive } = this.opts
+    const { url, id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.opts
     openParked({
-      url, id, ca, insecure, keepAlive, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret)
+      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret)
     }).then((parked) => this.onParked(slot, parked), (err: Error) => this.onFailed(slot, err))
   }
 
@@ -133,7 +143,13 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (this.state !== 'running') return
     this.counts.failures++
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
-      return this.fatal(err, err.status)
+      return this.fatal(new RendezvousAuthError(authMessage(this.opts.id, err.status, err.headers.date), err.status))
+    }
+    if (err instanceof RendezvousCertificateError && !this.everParked) return this.fatal(err)
+    this.unreachable = isUnreachable(err)
+    if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
+      this.lotCap = this.stats.parked
+      return this.report(lotFullError(this.lotCap, this.opts.pool), 'connect')
     }
     this.report(err, 'connect')
     this.retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
@@ -147,6 +163,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.socket = socket
     slot.parkedAt = Date.now()
     this.degraded = false
+    this.everParked = true
+    this.unreachable = false
     this.stableTimer ??= setTimeout(() => { this.stableTimer = undefined; this.backoff.reset() }, STABLE_MS).unref()
     this.retireOne()
     this.emit('parked', { parked: this.stats.parked, pool: this.opts.pool })
@@ -159,16 +177,20 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   // The first byte from the rendezvous means a mobile client was matched to this connection.
   private watch (slot: Slot, socket: net.Socket): void {
     let lastError: Error | undefined
+    let ended = false
     const onData = (chunk: Buffer): void => { socket.pause(); this.onTaken(slot, chunk) }
     const onError = (err: Error): void => { lastError = err }
-    const onClose = (): void => this.onDropped(slot, lastError)
+    const onEnd = (): void => { ended = true }
+    const onClose = (): void => this.onDropped(slot, dropReason(lastError, ended))
     socket.on('data', onData)
     socket.on('error', onError)
+    socket.once('end', onEnd)
     socket.once('close', onClose)
     socket.resume()
     slot.unwatch = () => {
       socket.off('data', onData)
       socket.off('error', onError)
+      socket.off('end', onEnd)
       socket.off('close', onClose)
     }
     if (this.opts.maxAge > 0) {
@@ -183,6 +205,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.counts.taken++
     this.active++
     this.backoff.reset()
+    const started = Date.now()
     socket.once('close', () => {
       this.active--
       this.relays.delete(socket)
@@ -192,18 +215,21 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       forwardToServer(socket, head, this.opts.server)
     } else {
       this.relays.add(socket)
-      forwardToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'))
+      forwardToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'),
+        (outcome) => this.emit('relayed', { ...outcome, durationMs: Date.now() - started }))
     }
     this.emit('taken', { parked: this.stats.parked, active: this.active })
     this.fill()
   }
 
-  private onDropped (slot: Slot, error: Error | undefined): void {
+  private onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
     this.release(slot)
     if (this.state !== 'running') return
     this.counts.dropped++
-    this.emit('dropped', { parked: this.stats.parked, error })
-    this.retryLater('a parked connection was closed' + (error === undefined ? '' : `: ${error.message}`))
+    // A restarted server may allow more.
+    this.lotCap = Infinity
+    this.emit('dropped', { parked: this.stats.parked, ...drop })
+    this.retryLater(`a parked connection was closed: ${drop.reason}`)
   }
 
   private retire (slot: Slot): void {
@@ -249,11 +275,39 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.retryAt = Date.now() + delay
     this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.fill() }, delay)
     this.emit('backoff', { delay, attempt: this.backoff.attempts, reason })
+    if (this.unreachable && retryAfter === 0) this.watchForReturn()
   }
 
-  private fatal (err: HandshakeError, status: number): void {
-    const fatal = new RendezvousAuthError(authMessage(this.opts.id, status, err.headers.date), status)
-    this.emit('fatal', fatal)
+  // While the backoff waits out a server that is down, cheap probes notice the moment it is back.
+  private watchForReturn (): void {
+    const every = this.opts.probeInterval
+    if (this.probing || every === 0) return
+    this.probing = true
+    const next = (): void => {
+      if (this.retryTimer === undefined || this.state !== 'running' || !this.unreachable) {
+        this.probing = false
+        return
+      }
+      // Jittered, so agents that lost the same server do not probe it in step.
+      setTimeout(() => {
+        if (this.retryTimer === undefined) return next()
+        probe(this.opts.url, this.opts.connectTimeout).then((up) => {
+          if (up && this.retryTimer !== undefined && this.state === 'running') {
+            clearTimeout(this.retryTimer)
+            this.retryTimer = undefined
+            this.unreachable = false
+            this.probing = false
+            return this.fill()
+          }
+          next()
+        }, next)
+      }, Math.round(every * (0.5 + 0.5 * Math.random()))).unref()
+    }
+    next()
+  }
+
+  private fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
+    this.emit('fatal', err)
     this.close().catch(() => {})
   }
 

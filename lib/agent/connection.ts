@@ -1,6 +1,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { parseRetryAfter } from './backoff'
+import { rejection } from './certificates'
 
 export interface ParkOptions {
   /** The rendezvous server: https: verifies its certificate, http: is plain TCP. */
@@ -11,6 +12,8 @@ export interface ParkOptions {
   token: string
   ca?: tls.SecureContextOptions['ca']
   insecure?: boolean
+  /** SHA-256 fingerprints of the `ca` certificates, named when the server's certificate is rejected. */
+  expected?: string[]
   /** Time allowed from dialling to the end of the answer's head, in ms. */
   timeout: number
   /** TCP keep-alive initial delay, in ms. */
@@ -28,6 +31,7 @@ export interface HandshakeErrorDetails {
   status?: number
   retryAfter?: number
   headers?: Record<string, string>
+  body?: string
 }
 
 export class HandshakeError extends Error {
@@ -36,6 +40,8 @@ export class HandshakeError extends Error {
   /** The answer's Retry-After, in ms. */
   readonly retryAfter?: number
   readonly headers: Record<string, string>
+  /** The start of the refusal's short body, as far as it came with the head. */
+  readonly body: string
 
   constructor (message: string, code: string, details: HandshakeErrorDetails = {}) {
     super(message)
@@ -44,7 +50,20 @@ export class HandshakeError extends Error {
     this.status = details.status
     this.retryAfter = details.retryAfter
     this.headers = details.headers ?? {}
+    this.body = details.body ?? ''
   }
+}
+
+/** The rendezvous's 503 for a lot that holds no more connections for this ID. */
+export function isLotFull (err: HandshakeError): boolean {
+  return err.status === 503 && /too many parked connections/i.test(err.body)
+}
+
+export function lotFullError (parked: number, pool: number): HandshakeError {
+  return new HandshakeError(
+    `lot full: the rendezvous keeps at most ${parked} parked connections for this ID (its maxParkedPerId), ` +
+    `below --pool ${pool}; this agent keeps ${parked} and no more: lower --pool to ${parked}, or raise the server's limit`,
+    'RENDEZVOUS_LOT_FULL', { status: 503 })
 }
 
 // A real answer is a status line and perhaps a few headers; anything this long is not our server.
@@ -106,7 +125,12 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
         return fail(new HandshakeError(
           `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}`,
           'RENDEZVOUS_REFUSED',
-          { status: answer.status, headers: answer.headers, retryAfter: parseRetryAfter(answer.headers['retry-after']) }
+          {
+            status: answer.status,
+            headers: answer.headers,
+            retryAfter: parseRetryAfter(answer.headers['retry-after']),
+            body: head.subarray(end.after, end.after + 200).toString('utf8').trim()
+          }
         ))
       }
       settle()
@@ -114,6 +138,10 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
     }
 
     socket.once(readyEvent, () => {
+      // Verified here rather than by rejectUnauthorized, so the refusal can name what was presented.
+      if (socket instanceof tls.TLSSocket && opts.insecure !== true && !socket.authorized) {
+        return fail(rejection(socket, hostOf(opts.url), opts.expected ?? []))
+      }
       socket.setKeepAlive(true, opts.keepAlive)
       socket.setNoDelay(true)
       socket.write(`CONNECT uuid:${opts.id}?response=${opts.token} HTTP/1.1\r\nHost: ${opts.url.host}\r\n\r\n`)
@@ -124,9 +152,13 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
   })
 }
 
+// URL keeps the brackets of an IPv6 literal; the socket APIs want it bare.
+function hostOf (url: URL): string {
+  return url.hostname.replace(/^\[(.*)\]$/, '$1')
+}
+
 function dial (opts: ParkOptions): { socket: net.Socket, readyEvent: string } {
-  // URL keeps the brackets of an IPv6 literal; the socket APIs want it bare.
-  const host = opts.url.hostname.replace(/^\[(.*)\]$/, '$1')
+  const host = hostOf(opts.url)
   const secure = opts.url.protocol === 'https:'
   const port = opts.url.port === '' ? (secure ? 443 : 80) : Number(opts.url.port)
   if (!secure) return { socket: net.connect({ host, port }), readyEvent: 'connect' }
@@ -136,7 +168,8 @@ function dial (opts: ParkOptions): { socket: net.Socket, readyEvent: string } {
     // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
     servername: net.isIP(host) === 0 ? host : undefined,
     ca: opts.ca,
-    rejectUnauthorized: opts.insecure !== true
+    // Node still verifies and sets `authorized`; openParked refuses before a byte is written.
+    rejectUnauthorized: false
   })
   return { socket, readyEvent: 'secureConnect' }
 }

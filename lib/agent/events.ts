@@ -1,4 +1,5 @@
-// What the agent tells its user: events, counters and the one error it does not retry.
+// What the agent tells its user: events, counters and the errors it does not retry.
+import type { RendezvousCertificateError } from './certificates'
 
 export interface AgentStats {
   /** Connections dialling, or waiting for the CONNECT's answer. */
@@ -21,15 +22,26 @@ export interface AgentStats {
 
 export type ErrorPhase = 'connect' | 'relay'
 
+/** One relayed connection, once it closed. */
+export interface RelayedInfo {
+  /** `METHOD /path` of its first request (no query, no headers), when readable. */
+  request?: string
+  /** 502 or 504 when the agent answered itself because the local service could not be reached. */
+  answered?: number
+  error?: Error
+  durationMs: number
+}
+
 export interface AgentEvents {
   parked: [info: { parked: number, pool: number }]
   taken: [info: { parked: number, active: number }]
   released: [info: { active: number }]
-  dropped: [info: { parked: number, error?: Error }]
+  dropped: [info: { parked: number, reason: string, error?: Error }]
+  relayed: [info: RelayedInfo]
   replaced: [info: { age: number }]
   backoff: [info: { delay: number, attempt: number, reason: string }]
   error: [err: Error, phase: ErrorPhase]
-  fatal: [err: RendezvousAuthError]
+  fatal: [err: RendezvousAuthError | RendezvousCertificateError]
   warning: [message: string]
   close: []
 }
@@ -52,4 +64,11 @@ export function authMessage (id: string, status: number, date: string | undefine
   if (Math.abs(skew) > 60) message += `; this clock is ${Math.abs(skew)} s ${skew > 0 ? 'ahead of' : 'behind'} the server's, and tokens only live 120 s`
   else if (Number.isNaN(skew)) message += ', and that this machine\'s clock is right (tokens only live 120 s)'
   return message
+}
+
+/** Why a parked connection closed before anyone took it, as a log line can say it. */
+export function dropReason (error: Error | undefined, ended: boolean): { reason: string, error?: Error } {
+  if (error !== undefined) return { reason: `${(error as NodeJS.ErrnoException).code ?? 'error'}: ${error.message}`, error }
+  // A FIN is the server closing it: a restart, the ID removed, or a parked socket that sent bytes.
+  return { reason: ended ? 'the rendezvous closed it' : 'the connection was lost' }
 }

@@ -1,44 +1,80 @@
 import net from 'node:net'
+import tls from 'node:tls'
 
 export interface LocalTarget {
   host: string
   port: number
+  /** Set for an https:// backend: how to verify it. */
+  tls?: { ca?: tls.SecureContextOptions['ca'], insecure: boolean }
+  /** Time allowed to reach the backend (TCP, and TLS for https), in ms. */
+  connectTimeout: number
+}
+
+/** How a relayed connection ended, for the agent's one log line per request. */
+export interface RelayOutcome {
+  /** The request line as the mobile client sent it, when it was readable. */
+  request?: string
+  /** The answer the agent wrote itself when the backend could not be reached. */
+  answered?: 502 | 504
+  error?: Error
 }
 
 // After one side closed, the other gets this long to flush and say goodbye.
 const LINGER_MS = 5000
 
-const BAD_GATEWAY_BODY = 'The hidden server\'s local service cannot be reached.\n'
-const BAD_GATEWAY = 'HTTP/1.1 502 Bad Gateway\r\n' +
-  'Content-Type: text/plain; charset=utf-8\r\n' +
-  `Content-Length: ${Buffer.byteLength(BAD_GATEWAY_BODY)}\r\n` +
-  'Connection: close\r\n\r\n' + BAD_GATEWAY_BODY
+function answer (status: 502 | 504, body: string): string {
+  const phrase = status === 502 ? 'Bad Gateway' : 'Gateway Timeout'
+  return `HTTP/1.1 ${status} ${phrase}\r\n` +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    `Content-Length: ${Buffer.byteLength(body)}\r\n` +
+    'Connection: close\r\n\r\n' + body
+}
+
+const BAD_GATEWAY = answer(502, 'The hidden server\'s local service cannot be reached.\n')
+const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not accept the connection in time.\n')
 
 /**
- * Splices a taken rendezvous connection to a local TCP service: `head` (the
+ * Splices a taken rendezvous connection to a local service: `head` (the
  * bytes already read from the rendezvous) goes first, then both directions
- * flow through pipe(), which gives backpressure both ways.
+ * flow through pipe(), which gives backpressure both ways. Until the backend
+ * is reached, its failure is answered to the mobile client with 502, or 504
+ * when it did not answer within the target's connect timeout.
  */
 export function forwardToLocal (
   remote: net.Socket,
   head: Buffer,
   target: LocalTarget,
-  onError: (err: Error, side: 'local' | 'remote') => void
+  onError: (err: Error, side: 'local' | 'remote') => void,
+  onDone: (outcome: RelayOutcome) => void = () => {}
 ): net.Socket {
-  const local = net.connect({ host: target.host, port: target.port })
-  local.setNoDelay(true)
+  const local = dialLocal(target)
+  const outcome: RelayOutcome = { request: requestLine(head) }
   let connected = false
-  local.once('connect', () => { connected = true })
+  const timer = setTimeout(() => {
+    const err = Object.assign(new Error(`the local service ${target.host}:${target.port} did not accept within ${target.connectTimeout} ms`), { code: 'ETIMEDOUT' })
+    giveUp(err, 504)
+  }, target.connectTimeout)
+  local.once(target.tls === undefined ? 'connect' : 'secureConnect', () => {
+    connected = true
+    clearTimeout(timer)
+  })
 
-  local.on('error', (err) => {
+  function giveUp (err: Error, status: 502 | 504): void {
+    clearTimeout(timer)
+    outcome.error = err
     onError(err, 'local')
     // Nothing was relayed yet, so the mobile client can still get a real answer.
     if (!connected && !remote.destroyed) {
+      outcome.answered = status
       remote.unpipe(local)
-      remote.end(BAD_GATEWAY)
+      remote.end(status === 502 ? BAD_GATEWAY : GATEWAY_TIMEOUT)
     }
-  })
-  remote.on('error', (err) => onError(err, 'remote'))
+    local.destroy()
+  }
+
+  local.on('error', (err) => { if (outcome.error === undefined) giveUp(err, 502) })
+  remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })
+  remote.once('close', () => { clearTimeout(timer); onDone(outcome) })
 
   local.write(head)
   remote.pipe(local)
@@ -46,6 +82,29 @@ export function forwardToLocal (
   closeTogether(remote, local)
   closeTogether(local, remote)
   return local
+}
+
+function dialLocal (target: LocalTarget): net.Socket {
+  const socket = target.tls === undefined
+    ? net.connect({ host: target.host, port: target.port })
+    : tls.connect({
+      host: target.host,
+      port: target.port,
+      // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
+      servername: net.isIP(target.host) === 0 ? target.host : undefined,
+      ca: target.tls.ca,
+      rejectUnauthorized: !target.tls.insecure
+    })
+  socket.setNoDelay(true)
+  return socket
+}
+
+// Logged, so only the method and the path: never a header, which may carry a credential.
+function requestLine (head: Buffer): string | undefined {
+  const end = head.indexOf('\n')
+  const line = head.subarray(0, end === -1 ? Math.min(head.length, 200) : Math.min(end, 200)).toString('latin1').trim()
+  const m = /^([A-Z]+) (\S+) HTTP\/\d\.\d$/.exec(line)
+  return m === null ? undefined : `${m[1]} ${m[2]!.split('?')[0]}`
 }
 
 /**

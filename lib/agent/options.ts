@@ -2,6 +2,7 @@ import createError from '@fastify/error'
 import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
+import { caFingerprints } from './certificates'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -10,8 +11,14 @@ export interface RendezvousAgentOptions {
   id: string
   /** The base32 secret provisioned with the ID. */
   secret: string
-  /** The local HTTP service taken connections are relayed to, `http://127.0.0.1:PORT`. */
+  /** The local service taken connections are relayed to, `http://127.0.0.1:PORT` or `https://...`. */
   to?: string | URL
+  /** Trusted CA certificates for an https:// `to`. */
+  toCa?: tls.SecureContextOptions['ca']
+  /** Skips certificate verification of an https:// `to` (a backend with its own self-signed certificate). */
+  toInsecure?: boolean
+  /** Time allowed to reach `to` before the mobile client gets 504, in ms. Default 5000. */
+  toConnectTimeout?: number
   /** An in-process server taken connections are handed to, instead of `to`. */
   server?: net.Server
   /** Connections kept parked at the rendezvous. Default 4. */
@@ -30,6 +37,8 @@ export interface RendezvousAgentOptions {
   connectTimeout?: number
   /** TCP keep-alive initial delay on parked connections, in ms. Default 30000. */
   keepAlive?: number
+  /** While the rendezvous cannot be dialled, a bare TCP connect checks about this often whether it is back, in ms. 0 disables. Default 1000. */
+  probeInterval?: number
   /** On close(), relayed connections get this long to finish before they are cut, in ms. Default 2000. */
   closeGrace?: number
 }
@@ -42,12 +51,14 @@ export interface ResolvedAgentOptions {
   server?: net.Server
   pool: number
   ca?: tls.SecureContextOptions['ca']
+  caFingerprints: string[]
   insecure: boolean
   maxAge: number
   backoffBase: number
   backoffMax: number
   connectTimeout: number
   keepAlive: number
+  probeInterval: number
   closeGrace: number
 }
 
@@ -60,20 +71,23 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   if (!isValidSecret(secret)) bad('secret', 'must be base32 (RFC 4648) of 20 bytes or more')
   if ((opts.to === undefined) === (opts.server === undefined)) bad('to', 'or server must be given, not both', 'give exactly one of to and server')
   if (opts.insecure === true && opts.ca !== undefined) bad('insecure', 'contradicts ca', 'ca and insecure contradict each other')
+  if (opts.toInsecure === true && opts.toCa !== undefined) bad('toInsecure', 'contradicts toCa', 'toCa and toInsecure contradict each other')
   return {
     url,
     id,
     secret,
-    target: opts.to === undefined ? undefined : localTarget(opts.to),
+    target: opts.to === undefined ? undefined : localTarget(opts.to, opts),
     server: opts.server,
     pool: count(opts.pool, 'pool', 4, 1),
     ca: opts.ca,
+    caFingerprints: fingerprints(opts.ca),
     insecure: opts.insecure === true,
     maxAge: count(opts.maxAge, 'maxAge', 300_000, 0),
     backoffBase: count(opts.backoffBase, 'backoffBase', 250, 1),
     backoffMax: count(opts.backoffMax, 'backoffMax', 30_000, 1),
     connectTimeout: count(opts.connectTimeout, 'connectTimeout', 15_000, 1),
     keepAlive: count(opts.keepAlive, 'keepAlive', 30_000, 1000),
+    probeInterval: count(opts.probeInterval, 'probeInterval', 1000, 0),
     closeGrace: count(opts.closeGrace, 'closeGrace', 2000, 0)
   }
 }
@@ -83,11 +97,26 @@ export function normaliseSecret (value: string): string {
   return value.replace(/[\s=]/g, '').toUpperCase()
 }
 
-function localTarget (value: string | URL): LocalTarget {
+function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalTarget {
   const url = parseUrl(value, 'to')
-  if (url.protocol !== 'http:') bad('to', `must be an http:// URL, not ${url.protocol}`)
+  const secure = url.protocol === 'https:'
+  if (!secure && url.protocol !== 'http:') bad('to', `must be an http:// or https:// URL, not ${url.protocol}`)
   if (url.pathname !== '/' || url.search !== '') bad('to', 'names a service, not a path: use http://HOST:PORT')
-  return { host: url.hostname.replace(/^\[(.*)\]$/, '$1'), port: url.port === '' ? 80 : Number(url.port) }
+  if (!secure && (opts.toCa !== undefined || opts.toInsecure === true)) bad('to', 'must be https:// for toCa and toInsecure')
+  return {
+    host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
+    tls: secure ? { ca: opts.toCa, insecure: opts.toInsecure === true } : undefined,
+    connectTimeout: count(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1)
+  }
+}
+
+function fingerprints (ca: RendezvousAgentOptions['ca']): string[] {
+  try {
+    return caFingerprints(ca)
+  } catch (err) {
+    return bad('ca', (err as Error).message.replace(/^ca /, ''))
+  }
 }
 
 function parseUrl (value: string | URL, name: 'url' | 'to'): URL {

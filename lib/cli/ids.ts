@@ -1,10 +1,12 @@
-import { resolve } from 'node:path'
+import { existsSync } from 'node:fs'
+import { join, relative, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
 import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { selfCommand, shellQuote } from './invocation'
 import { report } from './report'
 
 const USAGE = [
@@ -76,7 +78,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
     `Created:  ${record.createdAt}`,
     '',
     'Run the agent next to the hidden server with:',
-    `  rendezvous agent --server https://HOST:8443 --id ${record.id} --secret ${record.secret} --to http://127.0.0.1:PORT`,
+    `  ${agentHint(dataDir, record.id, record.secret)}`,
     '',
     'Warning: store the secret now. It is not shown again.',
     ''
@@ -136,6 +138,14 @@ function parse<T extends Options> (args: string[], options: T, command: string) 
     throw new CliError('cluster mode (--redis) is not available in this version', 1)
   }
   return parsed
+}
+
+// HOST and PORT are the operator's to fill in; the rest works as printed, --ca included when serve generated its certificate here.
+function agentHint (dataDir: string, id: string, secret: string): string {
+  const cert = join(dataDir, 'tls', 'cert.pem')
+  const near = relative(process.cwd(), cert)
+  const ca = existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
+  return `${selfCommand()} agent --server https://HOST:8443 --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }
 
 function dataDirOf (values: { 'data-dir'?: string | boolean }): string {

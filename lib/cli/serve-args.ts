@@ -10,6 +10,8 @@ import type { HostPort } from './values'
 /** `rendezvous serve` options (docs/cli.md, docs/operations.md), resolved from flags, environment and config file. */
 export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
   help: boolean
+  /** More names for the generated certificate (--tls-name, repeatable). */
+  tlsNames: string[]
   noTls: boolean
   metricsPath: string | false
   /** The hardening limits given explicitly; the others keep the plugin's defaults. */
@@ -33,6 +35,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
     throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }
   if (c.noTls === true && c.tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
+  if (c.tlsName.length > 0 && (c.noTls === true || c.tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
   if (c.noMetrics === true && (given('metricsPath') || given('metricsListen'))) {
     throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
   }
@@ -41,6 +44,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
   for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
   return {
     ...c,
+    tlsNames: c.tlsName,
     help: c.help === true,
     noTls: c.noTls === true,
     metricsPath: c.noMetrics === true ? false : c.metricsPath,

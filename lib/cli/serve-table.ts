@@ -1,7 +1,7 @@
 import { resolveOptions } from '../options'
 import { LOG_LEVELS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
-import { flag, hostPort, integer, oneOf, realm, seconds, text, urlPath } from './values'
+import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them.
 const PLUGIN = resolveOptions({})
@@ -23,6 +23,7 @@ export const SERVE_TABLE = [
   option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs and the generated certificate live', parse: text }),
   option({ key: 'tlsCert', value: 'FILE', help: 'PEM certificate (chain) to serve; needs --tls-key', parse: text }),
   option({ key: 'tlsKey', value: 'FILE', help: 'PEM private key of --tls-cert', parse: text }),
+  option({ key: 'tlsName', value: 'NAME', multiple: true, help: 'a DNS name or IP address the generated certificate must carry (localhost, 127.0.0.1, ::1 and --host are always in)', parse: tlsName }),
   option({ key: 'noTls', help: 'serve plain HTTP, only behind a layer-4 TLS terminator (see docs/security.md)', parse: flag }),
   option({ key: 'waitTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.waitTimeout), help: 'how long a mobile client waits for a hidden server', parse: seconds() }),
   option({ key: 'logLevel', value: 'LEVEL', default: 'info', help: LOG_LEVELS.join(', '), parse: oneOf(LOG_LEVELS) }),

@@ -1,7 +1,9 @@
 import type { AddressInfo } from 'node:net'
+import type { Server } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
-import { loadCertificate, type Certificate } from '../server/certificate'
+import { loadCertificate, type Certificate, type CertificateRequest } from '../server/certificate'
+import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
 import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
@@ -26,16 +28,16 @@ export async function runServe (args: string[], io: CliIo): Promise<number> {
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
-  const certificate = parsed.noTls
-    ? undefined
-    : await loadCertificate({
-      dataDir: parsed.dataDir,
-      host: parsed.host,
-      certFile: parsed.tlsCert,
-      keyFile: parsed.tlsKey,
-      certLabel: `--tls-cert ${parsed.tlsCert}`,
-      keyLabel: `--tls-key ${parsed.tlsKey}`
-    })
+  const request: CertificateRequest = {
+    dataDir: parsed.dataDir,
+    host: parsed.host,
+    certFile: parsed.tlsCert,
+    keyFile: parsed.tlsKey,
+    certLabel: `--tls-cert ${parsed.tlsCert}`,
+    keyLabel: `--tls-key ${parsed.tlsKey}`,
+    names: parsed.tlsNames
+  }
+  const certificate = parsed.noTls ? undefined : await loadCertificate(request)
   for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
   // The admin page's agent command needs the bound port, known once the app listens.
   const bound: { app?: FastifyInstance } = {}
@@ -62,6 +64,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
+  const stopReloading = certificate === undefined ? () => {} : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate) + listeners(app, parsed))
     const signal = await signals.first
@@ -69,6 +72,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
     return outcome === 'forced' ? 1 : 0
   } finally {
+    stopReloading()
     signals.stop()
   }
 }
@@ -105,8 +109,11 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const lines = [`rendezvous listening on ${listening}`]
   if (certificate !== undefined) {
-    const origin = certificate.generated ? 'self-signed, generated now' : certificate.selfSigned ? 'self-signed' : 'given'
+    const origin = certificate.regenerated !== undefined
+      ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`
+      : certificate.generated ? 'self-signed, generated now' : certificate.selfSigned ? 'self-signed' : 'given'
     lines.push(`  certificate  ${certificate.certPath} (${origin})`)
+    if (certificate.names.length > 0) lines.push(`  names        ${certificate.names.join(', ')}`)
     lines.push(`  SHA-256 fingerprint  ${certificate.fingerprint}`)
   }
   lines.push(

@@ -15,7 +15,7 @@ Run 'rendezvous <command> --help' for the options of a command,
 `
 
 export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8443] [--data-dir .rendezvous]
-                        [--tls-cert FILE --tls-key FILE | --no-tls]
+                        [--tls-cert FILE --tls-key FILE | --no-tls | --tls-name NAME ...]
                         [--wait-timeout SECONDS] [--config FILE] [OPTION ...]
 
 Every option can also be set by its environment variable (shown) or, in the
@@ -26,7 +26,9 @@ default. Durations are in seconds.
 Options:
 ${optionsHelp(SERVE_TABLE)}
 Without --tls-cert, --tls-key or --no-tls, serve uses a self-signed certificate
-that it generates into DIR/tls on its first start, and prints its fingerprint.
+that it generates into DIR/tls on its first start, and again when the names it
+must carry change; it prints its fingerprint. SIGHUP, or a change to the
+--tls-cert or --tls-key files, reloads the certificate without a restart.
 GET /healthz and GET /readyz answer without credentials. SIGTERM or SIGINT
 closes gracefully. The admin API and page (--admin-listen) and everything
 else an operator needs are described in docs/operations.md.

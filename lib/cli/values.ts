@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { NotAllowed } from './config'
 
 /** Parsers of option values for the config tables: each returns the value or throws what is allowed. */
@@ -59,4 +60,11 @@ export const hostPort = (raw: string): HostPort => {
 export const realm = (raw: string): string => {
   if (!/^[\x20-\x7e]+$/.test(raw) || /["\\]/.test(raw)) throw new NotAllowed('printable ASCII without quotes or backslashes')
   return raw
+}
+
+/** A --tls-name: a DNS name (a leading `*.` allowed) or an IP address. */
+export const tlsName = (name: string): string => {
+  const dns = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/
+  if (isIP(name) === 0 && (name.length > 253 || !dns.test(name))) throw new NotAllowed('a DNS name or an IP address')
+  return name.replace(/\.$/, '').toLowerCase()
 }

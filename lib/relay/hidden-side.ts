@@ -32,7 +32,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, log: FastifyBaseLogger): void => {
     metrics.connect(outcome)
     log.info({ outcome, status: refusal.status }, 'CONNECT refused')
-    refuse(socket, refusal)
+    // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
+    refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } })
   }
 
   async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {

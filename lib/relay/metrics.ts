@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
 import type { ParkedExit } from './parking-lot'
+import type { RelayedBytes } from './splice'
 
 export type ConnectOutcome =
   | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
@@ -18,14 +19,18 @@ export interface RendezvousMetrics {
   request (outcome: RequestOutcome): void
   parkedExit (outcome: ParkedExitOutcome): void
   lot (parked: number, waiting: number): void
-  spliceOpened (): void
-  spliceClosed (end: string, toHidden: number, toClient: number, seconds: number): void
+  /** A pair began to relay; its bytes are read live whenever the metrics are collected. */
+  spliceOpened (flow: ByteFlow): void
+  spliceClosed (end: string, flow: ByteFlow, seconds: number): void
   waited (seconds: number): void
   /** Head received from the mobile client to its first byte written to the hidden side. */
   handoff (seconds: number): void
   /** A connection closed at accept, before any request (the per-address cap). */
   connectionRefused (reason: 'per_address_cap'): void
 }
+
+/** Anything whose relayed bytes can be read at any moment, such as a Splice. */
+export interface ByteFlow { bytes: () => RelayedBytes }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
@@ -65,8 +70,13 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     name: 'rendezvous_splices_total', help: 'Spliced pairs closed, by how they ended', labelNames: ['end'], registers
   }))
   const bytes = metric(registry, 'rendezvous_relayed_bytes_total', () => new Counter({
-    name: 'rendezvous_relayed_bytes_total', help: 'Bytes relayed after the head, by direction', labelNames: ['direction'], registers
+    name: 'rendezvous_relayed_bytes_total',
+    help: 'Bytes relayed, the replayed request head included, by direction; open pairs count up to the last scrape',
+    labelNames: ['direction'],
+    registers,
+    collect () { for (const flow of liveFlows(this).keys()) countBytes(this, flow) }
   }))
+  const live = liveFlows(bytes)
   const spliceSeconds = metric(registry, 'rendezvous_splice_duration_seconds', () => new Histogram({
     name: 'rendezvous_splice_duration_seconds', help: 'Lifetime of spliced pairs', buckets: [0.01, 0.1, 1, 10, 60, 600, 3600], registers
   }))
@@ -94,15 +104,42 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     },
     parkedExit: reason => exits.inc({ reason }),
     lot: (p, w) => { parked.set(p); waiting.set(w) },
-    spliceOpened: () => spliced.inc(),
-    spliceClosed: (end, toHidden, toClient, seconds) => {
+    spliceOpened: flow => {
+      spliced.inc()
+      live.set(flow, { toHidden: 0, toClient: 0 })
+    },
+    spliceClosed: (end, flow, seconds) => {
       spliced.dec()
       splices.inc({ end })
-      bytes.inc({ direction: 'to_hidden' }, toHidden)
-      bytes.inc({ direction: 'to_client' }, toClient)
+      countBytes(bytes, flow)
+      live.delete(flow)
       spliceSeconds.observe(seconds)
     },
     waited: seconds => waitSeconds.observe(seconds),
     handoff: seconds => handoffSeconds.observe(seconds)
   }
+}
+
+// Open pairs and what of their bytes the counter already has, per counter: a
+// second plugin instance on the same registry shares the first's counter.
+const flowsByCounter = new WeakMap<Counter, Map<ByteFlow, RelayedBytes>>()
+
+function liveFlows (counter: Counter): Map<ByteFlow, RelayedBytes> {
+  let flows = flowsByCounter.get(counter)
+  if (flows === undefined) {
+    flows = new Map()
+    flowsByCounter.set(counter, flows)
+  }
+  return flows
+}
+
+/** Adds what `flow` relayed since it was last counted: nothing is done per chunk, only per scrape and per close. */
+function countBytes (counter: Counter, flow: ByteFlow): void {
+  const counted = liveFlows(counter).get(flow)
+  if (counted === undefined) return
+  const now = flow.bytes()
+  if (now.toHidden > counted.toHidden) counter.inc({ direction: 'to_hidden' }, now.toHidden - counted.toHidden)
+  if (now.toClient > counted.toClient) counter.inc({ direction: 'to_client' }, now.toClient - counted.toClient)
+  counted.toHidden = now.toHidden
+  counted.toClient = now.toClient
 }

@@ -159,26 +159,26 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      hidden.write(rest.length > 0 ? Buffer.concat([head, rest]) : head)
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] }), { id })
       metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
-      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout }), { id })
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.
       hidden.destroy()
       throw err
     }
+    // connId names the parked connection, so this line ties the mobile side's reqId to the hidden side's lines.
+    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, 'relaying')
     metrics.request('relayed')
-    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, 'rendezvous')
-    metrics.spliceOpened()
+    metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
-    metrics.spliceClosed(result.end, result.toHidden, result.toClient, result.durationMs / 1000)
+    metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
     log.info({ end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
-    // reqId ties this request's lines to the hidden side's: the 'rendezvous' line names the parked connection's connId.
+    // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
     const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.

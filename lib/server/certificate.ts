@@ -17,6 +17,10 @@ export interface Certificate {
   selfSigned: boolean
   /** True when this start generated the certificate. */
   generated: boolean
+  /** The DNS names and IP addresses it is valid for. */
+  names: string[]
+  /** Why an existing self-signed certificate was replaced on this start, if it was. */
+  regenerated?: string
   /** Things the operator should know, each one line. */
   warnings: string[]
 }
@@ -29,6 +33,8 @@ export interface CertificateRequest {
   /** How messages name certFile and keyFile. Default: their paths. */
   certLabel?: string
   keyLabel?: string
+  /** More names (DNS names or IP addresses) the generated certificate must carry, from --tls-name. */
+  names?: string[]
 }
 
 const VALID_DAYS = 5 * 365
@@ -42,25 +48,41 @@ export async function loadCertificate (req: CertificateRequest): Promise<Certifi
     const key = await readPem(req.keyFile, labels.keyLabel)
     return describe(cert, key, req.certFile, labels, req.host, false)
   }
-  return selfSigned(req.dataDir, req.host)
+  return selfSigned(req.dataDir, req.host, wantedNames(req.host, req.names ?? []))
 }
 
-async function selfSigned (dataDir: string, host: string, retry = true): Promise<Certificate> {
+/** The names a generated certificate carries: the loopback names, a concrete --host, and each --tls-name. */
+export function wantedNames (host: string, names: string[]): string[] {
+  const all = new Set(['localhost', '127.0.0.1', '::1'])
+  if (host !== '' && !WILDCARDS.has(host)) all.add(host.toLowerCase())
+  for (const name of names) all.add(name.toLowerCase())
+  return [...all]
+}
+
+async function selfSigned (dataDir: string, host: string, names: string[], retry = true): Promise<Certificate> {
   const dir = join(dataDir, 'tls')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
   const cert = await readOptional(certPath)
   const key = await readOptional(keyPath)
   const labels = { certLabel: certPath, keyLabel: keyPath }
-  if (cert !== undefined && key !== undefined) return describe(cert, key, certPath, labels, host, false)
+  if (cert !== undefined && key !== undefined) {
+    const current = describe(cert, key, certPath, labels, host, false)
+    const stale = current.selfSigned ? staleness(cert, names) : undefined
+    if (stale === undefined || !retry) return current
+    const pems = await generateSelfSigned(names)
+    // Another start replaced it at the same moment: serve what is on disk, as the first start does.
+    if (!await replace(dataDir, dir, pems)) return await selfSigned(dataDir, host, names, false)
+    return { ...describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true), regenerated: stale }
+  }
   if (cert !== undefined || key !== undefined) {
     // Regenerating would silently change the fingerprint that agents may have pinned.
     throw new CertificateError(`${dir} holds only one of cert.pem and key.pem; restore the other or delete ${dir} to generate a new pair`)
   }
-  const pems = await generateSelfSigned(host)
+  const pems = await generateSelfSigned(names)
   if (!await publish(dataDir, dir, pems) && retry) {
     // Another server on this data dir published first; serving its pair keeps one fingerprint per data dir.
-    return await selfSigned(dataDir, host, false)
+    return await selfSigned(dataDir, host, names, false)
   }
   return describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true)
 }
@@ -87,10 +109,33 @@ async function publish (dataDir: string, dir: string, pems: { cert: string, priv
   }
 }
 
-async function generateSelfSigned (host: string): Promise<{ cert: string, private: string }> {
-  const names = new Set(['localhost', '127.0.0.1', '::1'])
-  if (host !== '' && !WILDCARDS.has(host)) names.add(host)
-  const altNames = [...names].map(name => isIP(name) === 0 ? { type: 2 as const, value: name } : { type: 7 as const, ip: name })
+// Why a generated certificate no longer fits: its names are not exactly the wanted ones, or it expired.
+function staleness (pem: Buffer, names: string[]): string | undefined {
+  const x509 = new X509Certificate(pem)
+  const carried = (x509.subjectAltName ?? '').split(', ').filter(entry => entry !== '')
+  const dns = new Set(carried.filter(entry => entry.startsWith('DNS:')).map(entry => entry.slice(4).toLowerCase()))
+  const missing = names.filter(name => isIP(name) === 0 ? !dns.has(name) : x509.checkIP(name) === undefined)
+  if (missing.length > 0) return `it did not name ${missing.join(', ')}`
+  if (carried.length !== names.length) return 'its names changed'
+  if (Date.parse(x509.validTo) < Date.now()) return `it expired on ${x509.validTo}`
+  return undefined
+}
+
+/** Swaps a new pair in for the data dir's old one: each rename is atomic, so the pair never mixes. */
+async function replace (dataDir: string, dir: string, pems: { cert: string, private: string }): Promise<boolean> {
+  const old = join(dataDir, `.tls-old-${process.pid}-${randomBytes(4).toString('hex')}`)
+  try {
+    await rename(dir, old)
+  } catch (err) {
+    throw new CertificateError(`cannot replace ${dir}: ${reason(err)}`)
+  }
+  const published = await publish(dataDir, dir, pems)
+  await rm(old, { recursive: true, force: true })
+  return published
+}
+
+async function generateSelfSigned (names: string[]): Promise<{ cert: string, private: string }> {
+  const altNames = names.map(name => isIP(name) === 0 ? { type: 2 as const, value: name } : { type: 7 as const, ip: name })
   const notBeforeDate = new Date(Date.now() - 60_000)
   const notAfterDate = new Date(notBeforeDate.getTime() + VALID_DAYS * 86_400_000)
   return generate([{ name: 'commonName', value: 'rendezvous' }], {
@@ -118,7 +163,8 @@ function describe (cert: Buffer, key: Buffer, certPath: string, labels: Labels, 
   if (!namesHost(x509, host)) warnings.push(`the certificate ${labels.certLabel} does not name ${host}; clients that check it will refuse the connection`)
   // Not checkIssued: OpenSSL wants keyCertSign there, which a leaf like ours rightly lacks.
   const selfSigned = x509.subject === x509.issuer && x509.verify(x509.publicKey)
-  return { cert, key, certPath, fingerprint: x509.fingerprint256, selfSigned, generated, warnings }
+  const names = (x509.subjectAltName ?? '').split(', ').filter(entry => entry !== '').map(entry => entry.replace(/^(DNS|IP Address):/, ''))
+  return { cert, key, certPath, fingerprint: x509.fingerprint256, names, selfSigned, generated, warnings }
 }
 
 function parseCertificate (pem: Buffer, label: string): X509Certificate {

@@ -46,7 +46,7 @@ t.test('server restart: back within the backoff cap', async (t) => {
 t.test('401: the agent stops and makes no more attempts', async (t) => {
   const { fake, to } = await setup(t)
   const agent = new RendezvousAgent({ url: fake.url, id: TEST_ID, secret: WRONG_SECRET, to, ca: tlsCert, pool: 4, backoffMax: 50 })
-  const fatal: RendezvousAuthError[] = []
+  const fatal: Error[] = []
   agent.on('fatal', (err) => fatal.push(err))
   const closed = once(agent, 'close')
   await t.rejects(agent.start(), { code: 'RENDEZVOUS_CREDENTIALS_REFUSED', status: 401 })

@@ -86,7 +86,7 @@ if (problem !== undefined) {
     t.same(await proc.stop('SIGTERM'), { code: 0, signal: null })
     const logs = proc.output()
     t.match(logs, /"msg":"parked"/)
-    t.match(logs, /"msg":"rendezvous"/)
+    t.match(logs, /"msg":"relaying"/)
     t.match(logs, /"msg":"relay closed"/)
     for (const secret of [TOKEN, added.body.secret, rotated.body.secret, token, '0123456789abcdef0123456789abcdef', 'wrong-token-wrong-token']) {
       t.notOk(logs.includes(secret), `no ${String(secret).slice(0, 6)}… in the logs`)

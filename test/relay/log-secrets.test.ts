@@ -55,10 +55,10 @@ t.test('a whole run at trace level logs no token, secret, admin token or Authori
 
   const lines = raw.trim().split('\n').map(l => JSON.parse(l) as Line)
   const parked = lines.find(l => l.msg === 'parked' && l.level === 30)
-  const met = lines.find(l => l.msg === 'rendezvous' && l.level === 30)
+  const met = lines.find(l => l.msg === 'relaying' && l.level === 30)
   const closed = lines.find(l => l.msg === 'relay closed' && l.level === 30)
   t.ok(parked?.connId, 'the park line has a connId, at info')
-  t.equal(met?.connId, parked?.connId, 'the rendezvous line names the hidden connection')
+  t.equal(met?.connId, parked?.connId, 'the relaying line names the hidden connection')
   t.ok(met?.reqId, 'and carries the mobile request id')
   t.equal(closed?.reqId, met?.reqId, 'the splice end line carries the same request id')
 })

@@ -1,0 +1,126 @@
+import { join } from 'node:path'
+import { generateSecret } from '../../lib/registry/ids'
+import { provision, untilParked } from './paths'
+import { rss, sleep, startScript, startServe, stop, type Script } from './procs'
+
+// Scenarios 4 and 5: many connections held at once, each on a fresh relay so nothing else is in its memory.
+
+const PER_ID = 50
+
+export interface MemoryResult {
+  connections: number
+  relayBytesPerConnection: number
+  bareBytesPerConnection: number
+  /** What the relay adds per parked connection over a bare Node socket of the same kind. */
+  overheadBytes: number
+}
+
+// RSS settles over a second or two after a burst of connections; the smallest of a few samples is the least noisy.
+async function settledRss (pid: number): Promise<number> {
+  let least = Infinity
+  for (let i = 0; i < 5; i++) {
+    await sleep(400)
+    least = Math.min(least, rss(pid))
+  }
+  return least
+}
+
+async function freshRelay (dir: string, dist: string, kind: 'plain' | 'tls', ids: string[], secret: string, tls: { cert: string, key: string }) {
+  const dataDir = join(dir, `held-${kind}-${Date.now()}`)
+  await provision(dataDir, ids, secret)
+  const args = ['--data-dir', dataDir, ...(kind === 'tls' ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : ['--no-tls'])]
+  return await startServe(dist, args, `${dataDir}.log`)
+}
+
+/**
+ * Scenario 4: RSS per parked connection, against as many bare Node sockets
+ * of the same kind. Measured as the slope between half and all of them, so
+ * that what a process allocates once (young-generation space, pools) does
+ * not count as per-connection cost.
+ */
+export async function parkedMemory (dir: string, dist: string, kind: 'plain' | 'tls', connections: number, tls: { cert: string, key: string }): Promise<MemoryResult> {
+  const secret = generateSecret()
+  const ids = Array.from({ length: Math.ceil(connections / PER_ID) }, (_, i) => `mem-${i}`)
+  const half = ids.length * PER_ID / 2
+  const relay = await freshRelay(dir, dist, kind, ids, secret, tls)
+  const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relay.port}`
+  const parkers: Script[] = []
+  let relayPer = NaN
+  try {
+    const samples: number[] = []
+    for (let step = 1; step <= 2; step++) {
+      parkers.push(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids, secret, pool: PER_ID / 2, dialing: 100 })]))
+      await untilParked(relay.port, kind === 'tls', step * half, 180_000)
+      samples.push(await settledRss(relay.child.pid as number))
+    }
+    relayPer = (samples[1] - samples[0]) / half
+  } finally {
+    for (const p of parkers) await stop(p.child)
+    await stop(relay.child)
+  }
+  const holder = await startScript('holder.ts', ['server', kind, tls.cert, tls.key])
+  const clients: Script[] = []
+  let barePer = NaN
+  try {
+    const samples: number[] = []
+    for (let step = 1; step <= 2; step++) {
+      clients.push(await startScript('holder.ts', ['client', kind, String(holder.info.port), String(half)]))
+      samples.push(await settledRss(holder.child.pid as number))
+    }
+    barePer = (samples[1] - samples[0]) / half
+  } finally {
+    for (const c of clients) await stop(c.child)
+    await stop(holder.child)
+  }
+  return { connections: 2 * half, relayBytesPerConnection: Math.round(relayPer), bareBytesPerConnection: Math.round(barePer), overheadBytes: Math.round(relayPer - barePer) }
+}
+
+export interface ScaleResult {
+  parked: number
+  spliced: number
+  /** Sockets the relay held at once: parked ones plus two per spliced pair. */
+  held: number
+  activeConnections: number
+  rps: number
+  p50: number
+  p99: number
+  errors: number
+  /** RSS the relay added per spliced pair (both sockets), in bytes. */
+  bytesPerSplice: number
+}
+
+/** Scenario 5: `pairs` spliced pairs and as many parked connections held at once, traffic on `active` of the pairs. */
+export async function scale (dir: string, dist: string, pairs: number, active: number, seconds: number, tls: { cert: string, key: string }): Promise<ScaleResult> {
+  const secret = generateSecret()
+  const ids = Array.from({ length: Math.ceil(pairs / PER_ID) }, (_, i) => `scale-${i}`)
+  const parked = ids.length * PER_ID
+  const relay = await freshRelay(dir, dist, 'plain', ids, secret, tls)
+  const hidden = await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${relay.port}`, ids, secret, pool: PER_ID, dialing: 100 })])
+  let mobile: Script | undefined
+  try {
+    await untilParked(relay.port, false, parked, 180_000)
+    const before = await settledRss(relay.child.pid as number)
+    mobile = await startScript('mobile.ts', [String(relay.port), ids.join(','), String(pairs), String(active), String(seconds)])
+    const held = mobile.info as { held: number, errors: number }
+    // Every pair took a parked connection; the hidden server parks a new one for each.
+    await untilParked(relay.port, false, parked, 180_000)
+    const bytesPerSplice = (await settledRss(relay.child.pid as number) - before) / Math.max(1, held.held)
+    mobile.child.kill('SIGUSR2')
+    const traffic = await mobile.next(seconds * 1000 + 60_000) as { rps: number, p50: number, p99: number, errors: number, alive: number }
+    return {
+      parked,
+      spliced: held.held,
+      held: parked + 2 * held.held,
+      activeConnections: Math.min(active, held.held),
+      rps: Math.round(traffic.rps),
+      p50: traffic.p50,
+      p99: traffic.p99,
+      errors: held.errors + traffic.errors + (held.held - traffic.alive),
+      bytesPerSplice: Math.round(bytesPerSplice)
+    }
+  } finally {
+    await stop(mobile?.child)
+    await stop(hidden.child)
+    await stop(relay.child)
+  }
+}

@@ -1,0 +1,21 @@
+import { basename, isAbsolute, relative, resolve, sep } from 'node:path'
+
+/**
+ * How to run this very CLI again, so that the commands it prints work when
+ * pasted: `rendezvous` when it was run from the PATH (installed globally),
+ * `npx rendezvous` from a project's node_modules/.bin, and otherwise
+ * `node PATH/dist/cli/main.js` (a clone, where `rendezvous` is on no PATH).
+ */
+export function selfCommand (script: string | undefined = process.argv[1], cwd = process.cwd()): string {
+  if (script === undefined || script === '') return 'rendezvous'
+  const path = resolve(cwd, script)
+  if (path.includes(`${sep}node_modules${sep}.bin${sep}`)) return 'npx rendezvous'
+  if (basename(path).replace(/\.(c|m)?js$/, '') === 'rendezvous') return 'rendezvous'
+  const near = relative(cwd, path)
+  return `node ${shellQuote(near.startsWith('..') || isAbsolute(near) ? path : near)}`
+}
+
+/** `value` as one shell word, quoted only when it must be. */
+export function shellQuote (value: string): string {
+  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+}

@@ -1,0 +1,75 @@
+import t from 'tap'
+import { once } from 'node:events'
+import { Writable } from 'node:stream'
+import { RendezvousAgent } from '../../lib/agent/agent'
+import { SECRET } from '../helpers/fixtures'
+import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
+import { until } from '../helpers/until'
+import { type TapTest, echoServer } from './helpers'
+
+const ID = 'hub-1'
+
+interface Line { level: number, msg: string, id?: string, reason?: string, status?: number }
+
+async function relayWithLogs (t: TapTest, plugin: Record<string, unknown> = {}): Promise<{ relay: TestRendezvous, lines: Line[] }> {
+  const lines: Line[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l) as Line); cb() } })
+  const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream } }, plugin: { waitTimeout: 300, ...plugin } })
+  t.teardown(() => relay.close())
+  return { relay, lines }
+}
+
+async function ask (relay: TestRendezvous): Promise<string> {
+  const wire = await relay.open()
+  wire.write(`GET /hello HTTP/1.1\r\nHost: x\r\nAuthorization: Basic ${Buffer.from(`${ID}:x`).toString('base64')}\r\nConnection: close\r\n\r\n`)
+  await wire.untilClosed()
+  return wire.text
+}
+
+t.test('serve logs park and leave at info with the ID and reason, and relaying only once matched', async (t) => {
+  const { relay, lines } = await relayWithLogs(t)
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 1 })
+  await agent.start()
+  await until(() => lines.some((l) => l.msg === 'parked'), 3000, 'the parked line')
+  t.match(lines.find((l) => l.msg === 'parked'), { level: 30, id: ID })
+
+  t.match(await ask(relay), /^HTTP\/1\.1 200 OK[^]*GET \/hello $/)
+  await until(() => lines.some((l) => l.msg === 'relay closed'), 3000, 'relay closed')
+  await until(() => relay.app.rendezvous.stats().parked === 1, 3000, 'the agent to park again')
+  await agent.close()
+  await until(() => lines.some((l) => l.msg === 'parked connection left'), 3000, 'the leave line')
+  t.match(lines.find((l) => l.msg === 'parked connection left'), { level: 30, id: ID, reason: 'peer_closed' })
+
+  t.match(await ask(relay), /^HTTP\/1\.1 503 /)
+  await until(() => lines.some((l) => l.msg === 'rendezvous request refused'), 3000, 'the refusal line')
+  const msgs = lines.map((l) => l.msg).filter((m) => /relaying|relay closed|refused/.test(m))
+  t.same(msgs, ['relaying', 'relay closed', 'rendezvous request refused'], 'no relaying line for the request nobody took')
+})
+
+t.test('CONNECT refusals carry Date', async (t) => {
+  const { relay } = await relayWithLogs(t)
+  const wire = await relay.open()
+  wire.write(`CONNECT uuid:${ID}?response=v1.1.AAAAAAAAAAAAAAAAAAAAAA.${'A'.repeat(43)} HTTP/1.1\r\nHost: x\r\n\r\n`)
+  await wire.untilClosed()
+  t.match(wire.text, /^HTTP\/1\.1 401 Unauthorized\r\n/)
+  const date = /\r\nDate: ([^\r]+)\r\n/.exec(wire.text)?.[1]
+  t.ok(date !== undefined, 'a Date header')
+  t.ok(Math.abs(Date.parse(date!) - Date.now()) < 5000, `a current date: ${date}`)
+})
+
+t.test('--pool above the server\'s per-ID limit: a precise message, and the agent stops asking', async (t) => {
+  const { relay } = await relayWithLogs(t, { maxParkedPerId: 2 })
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 3 })
+  t.teardown(() => agent.close())
+  const [err] = await Promise.all([once(agent, 'error') as Promise<[Error & { code?: string }]>, agent.start()]).then(([e]) => e)
+  t.equal(err.code, 'RENDEZVOUS_LOT_FULL')
+  t.match(err.message, /lot full: the rendezvous keeps at most 2 parked connections for this ID .*below --pool 3.*lower --pool to 2/)
+  const attempts = agent.stats.attempts
+  await new Promise((resolve) => setTimeout(resolve, 1500))
+  t.equal(agent.stats.attempts, attempts, 'no more attempts while the lot is full')
+  t.equal(relay.app.rendezvous.stats().parked, 2)
+})

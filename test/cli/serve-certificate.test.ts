@@ -1,0 +1,119 @@
+import { X509Certificate } from 'node:crypto'
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import tls from 'node:tls'
+import t from 'tap'
+import { loadCertificate } from '../../lib/server/certificate'
+import { buildProblem, startCli } from '../helpers/cli'
+import { otherCertPath, otherKeyPath, tlsCertPath, tlsKeyPath } from '../helpers/tls'
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const FINGERPRINT = /SHA-256 fingerprint\s+([0-9A-F]{2}(?::[0-9A-F]{2}){31})/
+
+function tempDir (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'rendezvous-cert-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  return dir
+}
+
+/** The fingerprint the server presents to a TLS client at host:port (verified against `ca` when given). */
+function presented (host: string, port: number, opts: { ca?: Buffer, servername?: string } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = tls.connect({ host, port, ca: opts.ca, servername: opts.servername, rejectUnauthorized: opts.ca !== undefined }, () => {
+      resolve(socket.getPeerCertificate().fingerprint256)
+      socket.destroy()
+    })
+    socket.on('error', reject)
+  })
+}
+
+const fingerprintOf = (file: string): string => new X509Certificate(readFileSync(file)).fingerprint256
+
+t.test('the generated certificate carries each --tls-name, and is made again when the names change', async t => {
+  const dataDir = tempDir(t)
+  const first = await loadCertificate({ dataDir, host: '0.0.0.0', names: ['relay.example.test', '192.0.2.7'] })
+  const x509 = new X509Certificate(first.cert)
+  t.equal(x509.checkHost('relay.example.test'), 'relay.example.test')
+  t.equal(x509.checkIP('192.0.2.7'), '192.0.2.7')
+  t.equal(x509.checkIP('127.0.0.1'), '127.0.0.1')
+  t.notOk(x509.checkIP('0.0.0.0'), 'a wildcard --host is no name')
+  t.ok(first.generated)
+
+  const again = await loadCertificate({ dataDir, host: '0.0.0.0', names: ['relay.example.test', '192.0.2.7'] })
+  t.equal(again.fingerprint, first.fingerprint, 'same names: the same certificate')
+  t.notOk(again.generated)
+
+  const more = await loadCertificate({ dataDir, host: '127.0.0.2', names: ['relay.example.test', '192.0.2.7'] })
+  t.not(more.fingerprint, first.fingerprint, 'a concrete --host is a new name')
+  t.match(more.regenerated, /did not name 127\.0\.0\.2/)
+  t.ok(new X509Certificate(more.cert).checkIP('127.0.0.2'))
+
+  const fewer = await loadCertificate({ dataDir, host: '127.0.0.2', names: [] })
+  t.not(fewer.fingerprint, more.fingerprint, 'a name taken away makes a new one too')
+  t.match(fewer.regenerated, /names changed/)
+  t.notOk(new X509Certificate(fewer.cert).checkHost('relay.example.test'))
+  t.equal(fingerprintOf(join(dataDir, 'tls', 'cert.pem')), fewer.fingerprint, 'and it is the one on disk')
+})
+
+t.test('serve --tls-name: banner prints names and fingerprint, and clients verify by those names', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  const dataDir = tempDir(t)
+  const serve = startCli(t, ['serve', '--host', '127.0.0.2', '--port', '0', '--data-dir', dataDir, '--tls-name', 'relay.example.test'])
+  const [, port] = await serve.waitFor(/listening on https:\/\/127\.0\.0\.2:(\d+)\//)
+  const [, fingerprint] = await serve.waitFor(FINGERPRINT)
+  t.match(serve.stdout(), /names {8}localhost, 127\.0\.0\.1, [^\n]*, 127\.0\.0\.2, relay\.example\.test\n/)
+  const ca = readFileSync(join(dataDir, 'tls', 'cert.pem'))
+  t.equal(await presented('127.0.0.2', Number(port), { ca, servername: 'relay.example.test' }), fingerprint)
+  t.equal(await presented('127.0.0.2', Number(port), { ca }), fingerprint, 'the --host IP verifies too')
+  t.equal((await serve.stop('SIGTERM')).code, 0)
+})
+
+t.test('a given certificate is reloaded on SIGHUP and when its files change', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  const dir = tempDir(t)
+  const cert = join(dir, 'fullchain.pem')
+  const key = join(dir, 'privkey.pem')
+  copyFileSync(tlsCertPath, cert)
+  copyFileSync(tlsKeyPath, key)
+  const serve = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', cert, '--tls-key', key])
+  const [, port] = await serve.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//)
+  const fixture = fingerprintOf(tlsCertPath)
+  const other = fingerprintOf(otherCertPath)
+  t.equal(await presented('127.0.0.1', Number(port)), fixture)
+
+  // Written key first, then certificate, as a renewal might: the half-written state must not take.
+  copyFileSync(otherKeyPath, key)
+  copyFileSync(otherCertPath, cert)
+  serve.child.kill('SIGHUP')
+  await serve.waitFor(/certificate reloaded/, 10_000)
+  t.equal(await presented('127.0.0.1', Number(port)), other, 'SIGHUP: new connections get the new certificate')
+
+  copyFileSync(tlsKeyPath, key)
+  copyFileSync(tlsCertPath, cert)
+  const deadline = Date.now() + 20_000
+  let now = other
+  while (now !== fixture && Date.now() < deadline) {
+    await new Promise(resolve => setTimeout(resolve, 250))
+    now = await presented('127.0.0.1', Number(port))
+  }
+  t.equal(now, fixture, 'a file change alone is enough')
+  t.equal((await serve.stop('SIGTERM')).code, 0, 'still running, and closes cleanly')
+})
+
+t.test('--tls-name refuses what is no name, and what it cannot apply to', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  for (const [args, pattern] of [
+    [['--tls-name', 'not a name'], /--tls-name must be a DNS name or an IP address, got "not a name"/],
+    [['--tls-name', 'x.test', '--no-tls'], /cannot be combined with --tls-cert or --no-tls/]
+  ] as Array<[string[], RegExp]>) {
+    const serve = startCli(t, ['serve', '--port', '0', '--data-dir', tempDir(t), ...args])
+    const exit = await serve.exited
+    t.equal(exit.code, 2)
+    t.match(serve.stderr(), pattern)
+  }
+})
