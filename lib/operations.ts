@@ -17,6 +17,8 @@ export interface OperationsDeps {
   promRegistry: PromRegistry | undefined
   closing: () => boolean
   underPressure: () => boolean
+  /** False while cluster mode cannot reach Redis. */
+  reachable: () => boolean
 }
 
 export interface Operations {
@@ -44,7 +46,10 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     closing: deps.closing,
     underPressure: deps.underPressure,
     lotFull: () => lot.size.parked >= o.maxParked,
-    checkRegistry: deps.registry.check?.bind(deps.registry),
+    checkRegistry: async () => {
+      if (!deps.reachable()) throw new Error('the cluster cannot reach Redis')
+      await deps.registry.check?.()
+    },
     registryTimeout: 2_000
   }, () => ({ ...lot.size, spliced: splices.size }))
   const disconnect = (id: string): { parked: number, spliced: number } => {

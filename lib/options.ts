@@ -6,6 +6,8 @@ import { RendezvousOptionError } from './errors'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
+import type { ClusterOptions } from './cluster/options'
+import { isRedisClient, type RedisSource } from './cluster/redis-connection'
 
 export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
 
@@ -75,6 +77,14 @@ export interface RendezvousOptions {
   readyPath?: string | false
   /** The admin listener (JSON API and page) on an address of its own. Off by default. */
   admin?: AdminOptions | false
+  /**
+   * Cluster mode: a Redis URL, or an ioredis client (Redis, Sentinel or
+   * Cluster, such as @fastify/redis provides). IDs, the replay cache and the
+   * failed-auth counters then live in Redis, and nodes forward to each other.
+   */
+  redis?: RedisSource
+  /** How this node joins the cluster; required with `redis`. */
+  cluster?: ClusterOptions
 }
 
 export interface ResolvedOptions {
@@ -109,6 +119,8 @@ export interface ResolvedOptions {
   healthPath: string | false
   readyPath: string | false
   admin?: ResolvedAdminOptions
+  redis?: RedisSource
+  cluster?: ClusterOptions
 }
 
 const NUMBERS = {
@@ -198,6 +210,9 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.verifyToken !== undefined && typeof opts.verifyToken !== 'function') {
     throw new RendezvousOptionError('verifyToken must be a function')
   }
+  if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
+    throw new RendezvousOptionError('redis must be a URL or an ioredis client')
+  }
   const realm = opts.realm ?? 'rendezvous'
   if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
     throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
@@ -217,6 +232,8 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     metricsPerId: opts.metricsPerId === true,
     healthPath: routePath('healthPath', opts.healthPath),
     readyPath: routePath('readyPath', opts.readyPath),
-    admin: resolveAdminOptions(opts.admin)
+    admin: resolveAdminOptions(opts.admin),
+    redis: opts.redis,
+    cluster: opts.cluster
   }
 }

@@ -53,10 +53,12 @@ export interface ListenTarget {
 
 /** What commonly goes wrong while a server starts to listen, as one-line CliErrors (exit 1); anything else is left to report(). */
 export function startupError (err: unknown, at: ListenTarget): unknown {
-  const e = err as NodeJS.ErrnoException | undefined
+  const e = err as (NodeJS.ErrnoException & { address?: unknown, port?: unknown }) | undefined
   const where = `${formatHost(at.host)}:${at.port}`
+  // A second listener (cluster mode's peer link) fails with its own address.
+  const own = typeof e?.address === 'string' && typeof e.port === 'number' && e.port !== at.port ? `${formatHost(e.address)}:${e.port}` : undefined
   switch (e?.code) {
-    case 'EADDRINUSE': return new CliError(`cannot listen on ${where}: the port is already in use (try --port 0)`, 1)
+    case 'EADDRINUSE': return new CliError(`cannot listen on ${own ?? where}: the port is already in use${own === undefined ? ' (try --port 0)' : ''}`, 1)
     case 'EACCES':
       if (e.syscall === 'listen') return new CliError(`cannot listen on ${where}: permission denied (try a port above 1023, or --port 0)`, 1)
       return new CliError(`${e.path ?? at.dataDir ?? 'a file'}: permission denied`, 1)

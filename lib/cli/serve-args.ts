@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs'
 import type { RendezvousOptions } from '../options'
-import type { ServeLimits } from '../server/serve-options'
+import type { ServeCluster, ServeLimits } from '../server/serve-options'
+import { clusterArgs } from './cluster-args'
 import { MIN_ADMIN_TOKEN } from '../admin/options'
 import { CliError } from './cli-error'
 import { pluginOptionsOf, resolveConfig } from './config'
@@ -19,18 +20,19 @@ export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
   /** Every plugin option given explicitly, by its plugin name. */
   plugin: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
   admin?: HostPort & { token: string, rotateOverlap: number }
+  /** Cluster mode (docs/cluster.md), when --redis is given. */
+  cluster?: ServeCluster
 }
 
-const CLUSTER = ['redis', 'clusterSecret', 'peerHost', 'peerPort', 'advertise'] as const
 const LIMITS = ['spliceIdleTimeout', 'handshakeTimeout', 'maxConnectionsPerAddress', 'maxSpliced'] as const
-const flag = (key: string): string => `--${key.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)}`
 
 /** Parses and checks `serve` options (flag > env > file > default); every problem is a one-line CliError. */
 export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): ServeArgs {
   const c = resolveConfig('serve', SERVE_TABLE, { args, env })
   const given = (key: string): boolean => c.explicit.has(key)
-  const cluster = CLUSTER.find(given)
-  if (c.help !== true && cluster !== undefined) throw new CliError(`cluster mode (${flag(cluster)}) is not available in this version`, 1)
+  const cluster = c.help === true
+    ? undefined
+    : clusterArgs({ redis: c.redis, 'cluster-secret': c.clusterSecret, 'peer-host': c.peerHost, 'peer-port': c.peerPort?.toString(), advertise: c.advertise }, env)
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }
@@ -50,7 +52,8 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
     metricsPath: c.noMetrics === true ? false : c.metricsPath,
     limits,
     plugin,
-    admin: c.help === true ? undefined : admin(c)
+    admin: c.help === true ? undefined : admin(c),
+    ...(cluster === undefined ? {} : { cluster })
   }
 }
 

@@ -61,11 +61,11 @@ export const SERVE_TABLE = [
   option({ key: 'authFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.coolOff), help: 'how long a tripped counter refuses', parse: seconds(), to: 'authFailures.coolOff' }),
   option({ key: 'realm', value: 'REALM', default: PLUGIN.realm, help: 'the Digest realm of the challenge', parse: realm, to: 'realm' }),
 
-  option({ key: 'redis', value: 'URL', help: 'cluster mode: Redis for registry, replay cache and counters', parse: text }),
-  option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates node-to-node links', parse: text, secret: true }),
-  option({ key: 'peerHost', value: 'HOST', help: 'cluster mode: address of the peer listener', parse: text }),
-  option({ key: 'peerPort', value: 'PORT', help: 'cluster mode: port of the peer listener', parse: integer(0, 65535) }),
-  option({ key: 'advertise', value: 'HOST:PORT', help: 'cluster mode: where other nodes reach this one', parse: text })
+  option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: text }),
+  option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates links between nodes, the same on every node, 16 characters or more', parse: text, secret: true }),
+  option({ key: 'peerHost', value: 'HOST', shownDefault: '127.0.0.1', help: 'cluster mode: where the listener for other nodes binds', parse: text }),
+  option({ key: 'peerPort', value: 'PORT', shownDefault: '0', help: 'cluster mode: its port; 0 picks a free one', parse: integer(0, 65535) }),
+  option({ key: 'advertise', value: 'HOST:PORT', help: 'cluster mode: where other nodes reach it (default --peer-host:the port)', parse: text })
 ] as const
 
 export type ServeConfig = ConfigOf<typeof SERVE_TABLE>

@@ -8,6 +8,8 @@ import type { ServeOptions } from '../server/serve-options'
 import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
 import { quote } from './flags'
+import { selfCommand } from './invocation'
+import { ignoreOutputErrors } from './quiet-output'
 import { formatHost, report, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
@@ -15,6 +17,7 @@ import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
+  ignoreOutputErrors(io.stdout, io.stderr)
   try {
     const parsed = parseServeArgs(args, io.env)
     if (parsed.help) {
@@ -52,7 +55,8 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     plugin: { ...parsed.plugin, admin: adminOptions(parsed, () => publicUrl(parsed, bound.app, certificate), certificate) },
     logLevel: parsed.logLevel,
     logStream: io.stdout,
-    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
+    cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
   bound.app = app
@@ -66,7 +70,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   const signals = watchSignals()
   const stopReloading = certificate === undefined ? () => {} : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate) + listeners(app, parsed))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -102,12 +106,14 @@ function boundPort (app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port
 }
 
-function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`
@@ -120,9 +126,9 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       rendezvous ids add --data-dir ${quote(parsed.dataDir)}`,
+    `       ${cli} ids add ${parsed.cluster === undefined ? `--data-dir ${quote(parsed.dataDir)}` : `--redis ${quote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
-    `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
+    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
     `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${quote(ca)}`} ${url}`,
     ''
@@ -135,4 +141,9 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
+}
+
+// A password in the Redis URL must not end up in a terminal's scrollback.
+function redactUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }

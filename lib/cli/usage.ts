@@ -17,6 +17,8 @@ Run 'rendezvous <command> --help' for the options of a command,
 export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8443] [--data-dir .rendezvous]
                         [--tls-cert FILE --tls-key FILE | --no-tls | --tls-name NAME ...]
                         [--wait-timeout SECONDS] [--config FILE] [OPTION ...]
+                        [--redis URL --cluster-secret SECRET [--peer-host HOST]
+                         [--peer-port PORT] [--advertise HOST:PORT]]
 
 Every option can also be set by its environment variable (shown) or, in the
 JSON file of --config, by its name in camelCase (--wait-timeout: "waitTimeout").
@@ -33,6 +35,5 @@ GET /healthz and GET /readyz answer without credentials. SIGTERM or SIGINT
 closes gracefully. The admin API and page (--admin-listen) and everything
 else an operator needs are described in docs/operations.md.
 
-Cluster mode (--redis URL, --cluster-secret, --peer-host, --peer-port,
---advertise) is not available in this version.
+Cluster mode (--redis and the four options after it) is described in docs/cluster.md.
 `

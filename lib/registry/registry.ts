@@ -43,6 +43,11 @@ export interface Registry {
   /** Calls back whenever an ID leaves the view, whoever removed it. Returns an unsubscribe function. */
   onRemove (listener: (id: string) => void): () => void
   /**
+   * True while the local view may miss IDs (a Redis registry cut off from
+   * Redis): the relay then answers 503 rather than 404 for an ID it lacks.
+   */
+  stale? (): boolean
+  /**
    * Replaces an ID's secret, keeping the old one for an overlap. Resolves
    * undefined when the ID is not there. Optional: registries without it
    * cannot rotate.

@@ -8,7 +8,7 @@ export type ConnectOutcome =
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
 
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit
@@ -38,7 +38,7 @@ const NONE: RendezvousMetrics = {
 }
 
 // Outcomes that are not refusals: everything else either side answers is one, counted by reason.
-const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'challenged', 'client_gone'])
+const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'forwarded', 'challenged', 'client_gone'])
 
 // prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
 function metric<T> (registry: Registry, name: string, make: () => T): T {

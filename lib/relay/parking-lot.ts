@@ -14,8 +14,8 @@ export type ParkedExit = 'peer_closed' | 'early_data' | 'evicted'
 export interface LotEvents {
   /** A parked socket left without serving anyone. */
   onParkedExit?: (id: string, why: ParkedExit) => void
-  /** The number of parked sockets or waiters changed. */
-  onChange?: (parked: number, waiting: number) => void
+  /** The number of parked sockets or waiters changed; `id` is set when the parked count of that ID did. */
+  onChange?: (parked: number, waiting: number, id?: string) => void
 }
 
 interface Parked {
@@ -97,7 +97,7 @@ export class ParkingLot {
     }
     set.add(entry)
     this.parkedCount++
-    this.changed()
+    this.changed(id)
   }
 
   /** The longest-parked live socket for `id`, taken out of the lot. */
@@ -179,11 +179,11 @@ export class ParkingLot {
     if (set === undefined || !set.delete(entry)) return false
     if (set.size === 0) this.parked.delete(id)
     this.parkedCount--
-    this.changed()
+    this.changed(id)
     return true
   }
 
-  private changed (): void {
-    this.events.onChange?.(this.parkedCount, this.waitingCount)
+  private changed (id?: string): void {
+    this.events.onChange?.(this.parkedCount, this.waitingCount, id)
   }
 }

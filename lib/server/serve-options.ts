@@ -25,6 +25,17 @@ export interface ServeOptions {
   metricsListen?: { host: string, port: number }
   /** Further plugin options (limits, health paths, admin listener); the fields above win. */
   plugin?: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
+  /** Cluster mode (docs/cluster.md): IDs live in Redis instead of the data dir. */
+  cluster?: ServeCluster
+}
+
+/** `--redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise]`. */
+export interface ServeCluster {
+  redis: string
+  secret: string
+  peerHost: string
+  peerPort: number
+  advertise?: string
 }
 
 /** Hardening limits `serve` passes to the plugin (ms for times, 0 for off). */
