@@ -59,8 +59,8 @@ export class ParkingLot {
   /** Parked sockets and waiting clients of every ID that has either, for live views and per-ID metrics. */
   perId (): Map<string, { parked: number, waiting: number }> {
     const out = new Map<string, { parked: number, waiting: number }>()
-    for (const [id, set] of this.parked) out.set(id, { parked: set.size, waiting: 0 })
-    for (const [id, set] of this.waiters) out.set(id, { parked: out.get(id)?.parked ?? 0, waiting: set.size })
+    for (const [id, set] of this.#parked) out.set(id, { parked: set.size, waiting: 0 })
+    for (const [id, set] of this.#waiters) out.set(id, { parked: out.get(id)?.parked ?? 0, waiting: set.size })
     return out
   }
 
