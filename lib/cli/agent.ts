@@ -11,7 +11,8 @@ export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secre
                         [--max-age SECONDS] [--backoff-max SECONDS]
 
 Options:
-  --server URL             the rendezvous server, https://HOST[:PORT]
+  --server URL             the rendezvous server, https://HOST[:PORT]; repeat it for
+                           the nodes of a cluster, and the pool is spread across them
   --id ID                  this hidden server's ID
   --secret BASE32          its secret; or set RENDEZVOUS_SECRET, which keeps it out of ps
   --to URL                 the local service to relay to, http://127.0.0.1:PORT
@@ -25,7 +26,7 @@ Exits 1 when the rendezvous refuses the credentials (401/403), 0 after SIGTERM o
 `
 
 const FLAGS = {
-  server: { type: 'string' },
+  server: { type: 'string', multiple: true },
   id: { type: 'string' },
   secret: { type: 'string' },
   to: { type: 'string' },
@@ -76,7 +77,7 @@ export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): Rendezv
   if (missing.length > 0) throw new CliError(`agent: missing ${missing.map((m) => '--' + m).join(', ')}`)
   if (values.ca !== undefined && values.insecure === true) throw new CliError('agent: --ca and --insecure contradict each other')
   return {
-    url: values.server!,
+    url: values.server!.length === 1 ? values.server![0]! : values.server!,
     id: values.id!,
     secret: secret!,
     to: values.to!,
