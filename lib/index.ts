@@ -223,6 +223,8 @@ const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' }) as
 // whole module object); each name is set as `module.exports.name` because that
 // is the form Node's ESM loader detects named exports of CommonJS by. (tsc
 // emits `export =` last, hence the assignment of the same value up front.)
+// A new export needs a member in RendezvousPlugin (or a type in the
+// namespace), a line here, and its name in test/package/exports.test.ts.
 export = rendezvous
 module.exports = rendezvous
 module.exports.default = rendezvous

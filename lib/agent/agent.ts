@@ -97,6 +97,13 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     return this.closing
   }
 
+  /** Like close(), without the grace: relayed connections are cut now. */
+  destroy (): Promise<void> {
+    const closing = this.close()
+    for (const socket of this.relays) socket.destroy()
+    return closing
+  }
+
   private async shutdown (): Promise<void> {
     this.state = 'closing'
     clearTimeout(this.retryTimer)

@@ -7,6 +7,8 @@ import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
 import type { CliIo } from './cli-error'
 import { quote } from './flags'
+import { selfCommand } from './invocation'
+import { ignoreOutputErrors } from './quiet-output'
 import { formatHost, report, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
@@ -14,6 +16,7 @@ import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
+  ignoreOutputErrors(io.stdout, io.stderr)
   try {
     const parsed = parseServeArgs(args, io.env)
     if (parsed.help) {
@@ -80,6 +83,7 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
   if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
@@ -94,9 +98,9 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       rendezvous ids add ${parsed.cluster === undefined ? `--data-dir ${quote(parsed.dataDir)}` : `--redis ${quote(redactUrl(parsed.cluster.redis))}`}`,
+    `       ${cli} ids add ${parsed.cluster === undefined ? `--data-dir ${quote(parsed.dataDir)}` : `--redis ${quote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
-    `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
+    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
     `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${quote(ca)}`} ${url}`,
     ''

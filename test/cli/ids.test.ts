@@ -77,7 +77,7 @@ t.test('add without --json prints a readable block with the agent command line',
   t.match(run.stdout, /ID:\s+box\n/)
   t.match(run.stdout, new RegExp(`Secret:\\s+${SECRET}\\n`))
   t.match(run.stdout, new RegExp(`otpauth://totp/[^\\s]*secret=${SECRET}`))
-  t.ok(run.stdout.includes(`rendezvous agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
+  t.ok(run.stdout.includes(` agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
   t.match(run.stdout, /not shown again/)
 })
 

@@ -61,8 +61,8 @@ if (problem !== undefined) {
     const certPem = readFileSync(certPath)
     const printed = FINGERPRINT.exec(proc.stdout())?.[1]
     t.equal(printed, new X509Certificate(certPem).fingerprint256, 'printed fingerprint is the file\'s')
-    t.match(proc.stdout(), `rendezvous ids add --data-dir ${dataDir}`)
-    t.match(proc.stdout(), `rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT --ca ${certPath}`)
+    t.match(proc.stdout(), `node dist/cli/main.js ids add --data-dir ${dataDir}`)
+    t.match(proc.stdout(), `node dist/cli/main.js agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT --ca ${certPath}`)
     t.match(proc.stdout(), `curl --digest -u ID:x --cacert ${certPath} ${url}`)
     t.equal(statSync(join(dataDir, 'tls', 'key.pem')).mode & 0o777, 0o600, 'key is private')
     t.equal(statSync(join(dataDir, 'tls')).mode & 0o777, 0o700, 'tls dir is private')
