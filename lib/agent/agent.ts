@@ -15,12 +15,17 @@ export { RendezvousCertificateError, type CertificateProblem } from './certifica
 
 interface Slot {
   abort: AbortController
+  /** The node this connection went to. */
+  url: URL
   socket?: net.Socket
   parkedAt?: number
   retiring: boolean
   ageTimer?: NodeJS.Timeout
   unwatch?: () => void
 }
+
+// A node that failed is passed over for this long while another one is there.
+const AVOID_MS = 10_000
 
 // A 200 only proves the path works once the connection has survived this long;
 // a server that accepts and closes at once must still be backed off from.
@@ -46,6 +51,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #active = 0
   #closing?: Promise<void>
   readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
+  // Cluster mode: the next node in turn, and when each one last failed.
+  #turn = 0
+  readonly #failedAt = new Map<string, number>()
 
   constructor (options: RendezvousAgentOptions) {
     super()
@@ -136,17 +144,29 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   }
 
   #open (): void {
-    const slot: Slot = { abort: new AbortController(), retiring: false }
+    const url = this.#pickUrl()
+    const slot: Slot = { abort: new AbortController(), url, retiring: false }
     this.#slots.add(slot)
     this.#counts.attempts++
-    const { url, id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
+    const { id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
     openParked({
       url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret)
     }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 
+  /** The nodes in turn, so the pool spreads over them, passing over one that failed lately while another is fine. */
+  #pickUrl (): URL {
+    const { urls } = this.#opts
+    for (let i = 0; i < urls.length; i++) {
+      const url = urls[this.#turn++ % urls.length]
+      if (Date.now() - (this.#failedAt.get(url.href) ?? -Infinity) > AVOID_MS) return url
+    }
+    return urls[this.#turn++ % urls.length]
+  }
+
   #onFailed (slot: Slot, err: Error): void {
     this.#slots.delete(slot)
+    this.#failedAt.set(slot.url.href, Date.now())
     if (this.#state !== 'running') return
     this.#counts.failures++
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
@@ -231,6 +251,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   #onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
     this.#release(slot)
+    this.#failedAt.set(slot.url.href, Date.now())
     if (this.#state !== 'running') return
     this.#counts.dropped++
     // A restarted server may allow more.
@@ -298,7 +319,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       // Jittered, so agents that lost the same server do not probe it in step.
       setTimeout(() => {
         if (this.#retryTimer === undefined) return next()
-        probe(this.#opts.url, this.#opts.connectTimeout).then((up) => {
+        probe(this.#pickUrl(), this.#opts.connectTimeout).then((up) => {
           if (up && this.#retryTimer !== undefined && this.#state === 'running') {
             clearTimeout(this.#retryTimer)
             this.#retryTimer = undefined

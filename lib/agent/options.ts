@@ -6,8 +6,11 @@ import { caFingerprints } from './certificates'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
-  /** The rendezvous server, `https://host[:port]` (or `http://` behind a TLS-terminating proxy). */
-  url: string | URL
+  /**
+   * The rendezvous server, `https://host[:port]` (or `http://` behind a TLS-terminating proxy);
+   * or several nodes of a cluster, across which the pool is spread.
+   */
+  url: string | URL | Array<string | URL>
   id: string
   /** The base32 secret provisioned with the ID. */
   secret: string
@@ -44,7 +47,10 @@ export interface RendezvousAgentOptions {
 }
 
 export interface ResolvedAgentOptions {
+  /** The first of `urls`. */
   url: URL
+  /** Every rendezvous node given (cluster mode); the pool is spread across them. */
+  urls: URL[]
   id: string
   secret: string
   target?: LocalTarget
@@ -63,8 +69,12 @@ export interface ResolvedAgentOptions {
 }
 
 export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
-  const url = parseUrl(opts.url, 'url')
-  if (url.protocol !== 'https:' && url.protocol !== 'http:') bad('url', `must be https:// or http://, not ${url.protocol}`)
+  const urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map(value => {
+    const url = parseUrl(value, 'url')
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') bad('url', `must be https:// or http://, not ${url.protocol}`)
+    return url
+  })
+  const url = urls[0] ?? bad('url', 'must name at least one server')
   const id = canonicalId(String(opts.id ?? ''))
   if (id === undefined) bad('id', 'must be 1 to 128 characters of [A-Za-z0-9._~-]')
   const secret = normaliseSecret(String(opts.secret ?? ''))
@@ -74,6 +84,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   if (opts.toInsecure === true && opts.toCa !== undefined) bad('toInsecure', 'contradicts toCa', 'toCa and toInsecure contradict each other')
   return {
     url,
+    urls,
     id,
     secret,
     target: opts.to === undefined ? undefined : localTarget(opts.to, opts),

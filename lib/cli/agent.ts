@@ -15,7 +15,8 @@ export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secre
                         [--max-age SECONDS] [--backoff-max SECONDS] [--log-level LEVEL]
 
 Options:
-  --server URL             the rendezvous server, https://HOST[:PORT]
+  --server URL             the rendezvous server, https://HOST[:PORT]; repeat it for
+                           the nodes of a cluster, and the pool is spread across them
   --id ID                  this hidden server's ID
   --secret BASE32          its secret; or set RENDEZVOUS_SECRET, which keeps it out of ps
   --to URL                 the local service to relay to, http://127.0.0.1:PORT or https://...
@@ -36,7 +37,7 @@ anything parked.
 `
 
 const FLAGS = {
-  server: { type: 'string' },
+  server: { type: 'string', multiple: true },
   id: { type: 'string' },
   secret: { type: 'string' },
   to: { type: 'string' },
@@ -114,7 +115,7 @@ export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): AgentAr
     throw new CliError(`agent: --log-level must be one of ${AGENT_LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
   }
   const options: RendezvousAgentOptions = {
-    url: values.server!,
+    url: values.server!.length === 1 ? values.server![0]! : values.server!,
     id: values.id!,
     secret: secret!,
     to: values.to!,

@@ -2,8 +2,10 @@ import { spawnSync } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import type { Test } from 'tap'
-import { describeExit, run, runCli } from '../helpers/cli'
-import type { Credentials, Rendezvous } from '../helpers/e2e'
+import https from 'node:https'
+import { describeExit, run, runCli, startCli, type Proc } from '../helpers/cli'
+import type { Credentials, Health, Rendezvous } from '../helpers/e2e'
+import { tlsCert, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 import { CLUSTER_SECRET } from './nodes'
 
 export function curlMissing (): string | undefined {
@@ -23,12 +25,36 @@ export async function addClusterId (t: Test, redisUrl: string): Promise<Credenti
 
 export interface Fetched { status: number, body: Buffer, stderr: string }
 
-export async function curl (t: Test, scratch: string, rv: Rendezvous, creds: Credentials, path: string, extra: string[] = []): Promise<Fetched> {
+export async function curl (t: Test, scratch: string, rv: Pick<Rendezvous, 'url'> & { certPath?: string }, creds: Credentials, path: string, extra: string[] = []): Promise<Fetched> {
   const out = join(scratch, `body-${Math.random().toString(36).slice(2)}`)
   const result = await run(t, 'curl', [
-    '--silent', '--show-error', '--noproxy', '*', '--max-time', '60', '--cacert', rv.certPath,
+    '--silent', '--show-error', '--noproxy', '*', '--max-time', '60', '--cacert', rv.certPath ?? tlsCertPath,
     '--digest', '--user', `${creds.id}:x`, '--output', out, '--write-out', '%{http_code}', ...extra, `${rv.url}${path}`
   ])
   const body = await readFile(out).catch(() => Buffer.alloc(0))
   return { status: Number(result.stdout.toString('utf8').trim()), body, stderr: result.stderr }
+}
+
+export interface NodeProcess {
+  proc: Proc
+  port: number
+  /** `https://127.0.0.1:PORT`, serving the test certificate (tlsCertPath), as every node of a cluster serves one certificate. */
+  url: string
+  healthz: () => Promise<Health>
+}
+
+/** `rendezvous serve --redis` with the shared test certificate, on a free port. */
+export async function startNodeProcess (t: Test, redisUrl: string, dataDir: string): Promise<NodeProcess> {
+  const proc = startCli(t, ['serve', '--port', '0', '--data-dir', dataDir, '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath, '--log-level', 'warn', ...clusterArgs(redisUrl)])
+  const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//, 20_000))[1])
+  const url = `https://127.0.0.1:${port}`
+  const healthz = async (): Promise<Health> => await new Promise((resolve, reject) => {
+    https.get(`${url}/healthz`, { ca: tlsCert, agent: false, timeout: 5000 }, res => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => {
+        try { resolve(JSON.parse(body) as Health) } catch (err) { reject(err) }
+      })
+    }).on('error', reject).on('timeout', function (this: { destroy: (e: Error) => void }) { this.destroy(new Error('healthz timed out')) })
+  })
+  return { proc, port, url, healthz }
 }

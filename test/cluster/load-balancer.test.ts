@@ -7,9 +7,9 @@ import { spawnSync } from 'node:child_process'
 import t from 'tap'
 import { ROOT, run, spawnProc, startCli } from '../helpers/cli'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
-import { tlsCertPath, tlsKeyPath } from '../helpers/tls'
+import { tlsCertPath } from '../helpers/tls'
 import { until } from '../helpers/until'
-import { addClusterId, clusterArgs, curlMissing } from './cli-helpers'
+import { addClusterId, curlMissing, startNodeProcess } from './cli-helpers'
 import { freePort, redisMissing, startRedis } from './redis-server'
 
 // docs/cluster.md's nginx `stream` configuration, run as printed, in front of three serve nodes.
@@ -47,11 +47,7 @@ t.test('three nodes behind the documented nginx stream balancer serve every requ
   t.teardown(async () => { await rm(dir, { recursive: true, force: true }) })
   const redis = await startRedis(t)
   const site = await startHiddenSite(t)
-  const nodes = await Promise.all([0, 1, 2].map(async i => {
-    const proc = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, `node-${i}`), '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath, '--log-level', 'warn', ...clusterArgs(redis.url)])
-    const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//, 20_000))[1])
-    return { proc, port }
-  }))
+  const nodes = await Promise.all([0, 1, 2].map(async i => await startNodeProcess(t, redis.url, join(dir, `node-${i}`))))
   const listen = await freePort()
   await writeFile(join(dir, 'nginx.conf'), await documentedConfig(nodes.map(n => n.port), listen, dir))
   const nginx = spawnProc(t, 'nginx', 'nginx', ['-p', dir, '-e', join(dir, 'error.log'), '-c', join(dir, 'nginx.conf'), '-g', 'daemon off; master_process off;'])
@@ -64,7 +60,7 @@ t.test('three nodes behind the documented nginx stream balancer serve every requ
   const nodeText = async (port: number, path: string): Promise<string> =>
     (await run(t, 'curl', ['--silent', '--noproxy', '*', '--cacert', tlsCertPath, `https://127.0.0.1:${port}${path}`])).stdout.toString('utf8')
   const parked = async (): Promise<number> => {
-    const counts = await Promise.all(nodes.map(async n => Number(/"parked":(\d+)/.exec(await nodeText(n.port, '/healthz'))?.[1] ?? 0)))
+    const counts = await Promise.all(nodes.map(async n => (await n.healthz()).parked ?? 0))
     return counts.reduce((a, b) => a + b, 0)
   }
   await until(async () => await parked() >= 1, 15_000, 'the agent parked behind the balancer')
