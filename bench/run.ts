@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util'
 import { bulkDown, bulkUp } from './lib/bulk'
 import { parkedMemory, scale } from './lib/held'
 import { freshConnections, keepAlive, type RateResult } from './lib/load'
-import { startPaths, type BenchPath } from './lib/paths'
+import { makeCertificate, startPaths, type BenchPath } from './lib/paths'
 import { cpuMs, NOFILE, ROOT, sleep } from './lib/procs'
 import { markdown, spliceIntoDoc, svg, targets, type Best, type Results } from './lib/report'
 
@@ -30,7 +30,7 @@ const { values } = parseArgs({
 })
 const quick = values.quick === true
 const CONFIG = quick
-  ? { rounds: 1, keepAlive: 2, fresh: 2, bulk: 64 * 1024 * 1024, parked: 1000, pairs: 500, active: 50, scaleSeconds: 3 }
+  ? { rounds: 1, keepAlive: 2, fresh: 2, bulk: 64 * 1024 * 1024, parked: 2000, pairs: 500, active: 50, scaleSeconds: 3 }
   : { rounds: 3, keepAlive: 8, fresh: 5, bulk: 1024 * 1024 * 1024, parked: 10_000, pairs: Math.min(5000, Math.floor((NOFILE - 2000) / 3)), active: 200, scaleSeconds: 10 }
 if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
@@ -103,6 +103,9 @@ async function main (): Promise<void> {
   const started = Date.now()
   if (!existsSync(join(values.dist as string, 'cli', 'main.js'))) throw new Error(`no build in ${values.dist}: run npm run build`)
   const dir = mkdtempSync(join(tmpdir(), 'rendezvous-bench-'))
+  const tls = makeCertificate(dir)
+  // Children inherit it: where gc-on-signal.js writes their live heap.
+  process.env.BENCH_HEAP_DIR = dir
   const results: Results = {
     meta: {
       date: new Date().toISOString().slice(0, 16).replace('T', ' ') + ' UTC',
@@ -124,7 +127,7 @@ async function main (): Promise<void> {
   }
   try {
     if (wanted('keepAlive') || wanted('fresh') || wanted('bulk')) {
-      const bench = await startPaths(dir, values.dist as string)
+      const bench = await startPaths(dir, values.dist as string, tls)
       results.meta.skipped.push(...bench.skipped)
       for (const s of bench.skipped) log(`skipped ${s}`)
       results.paths = bench.paths.map(({ name, group, label }) => ({ name, group, label }))
@@ -136,12 +139,12 @@ async function main (): Promise<void> {
     }
     if (wanted('memory')) {
       for (const kind of ['plain', 'tls'] as const) {
-        results.memory[kind] = await parkedMemory(dir, values.dist as string, kind, CONFIG.parked, tlsOf(dir))
+        results.memory[kind] = await parkedMemory(dir, values.dist as string, kind, CONFIG.parked, tls)
         log(`memory ${kind}: ${JSON.stringify(results.memory[kind])}`)
       }
     }
     if (wanted('scale')) {
-      results.scale = await scale(dir, values.dist as string, CONFIG.pairs, CONFIG.active, CONFIG.scaleSeconds, tlsOf(dir))
+      results.scale = await scale(dir, values.dist as string, CONFIG.pairs, CONFIG.active, CONFIG.scaleSeconds, tls)
       log(`scale: ${JSON.stringify(results.scale)}`)
     }
   } finally {
@@ -151,10 +154,6 @@ async function main (): Promise<void> {
   write(results)
   for (const t of targets(results)) log(`target ${t.what}: ${t.measured}${t.met === undefined ? '' : t.met ? ' (met)' : ' (not met)'}`)
   log(`done in ${results.meta.durationSeconds} s`)
-}
-
-function tlsOf (dir: string): { cert: string, key: string } {
-  return { cert: join(dir, 'cert.pem'), key: join(dir, 'key.pem') }
 }
 
 function write (results: Results): void {

@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { generateSecret } from '../../lib/registry/ids'
 import { provision, untilParked } from './paths'
@@ -9,21 +10,35 @@ const PER_ID = 50
 
 export interface MemoryResult {
   connections: number
+  /** RSS per connection, relay and bare. */
   relayBytesPerConnection: number
   bareBytesPerConnection: number
-  /** What the relay adds per parked connection over a bare Node socket of the same kind. */
+  /** What the relay adds per parked connection over a bare Node socket of the same kind, in RSS. */
   overheadBytes: number
+  /** The same in live V8 heap after a full GC: what each connection really keeps, without heap V8 reserved and left free. */
+  relayHeapPerConnection: number
+  bareHeapPerConnection: number
+  heapOverheadBytes: number
 }
 
-// RSS settles over a second or two after a burst of connections; the smallest of a few samples is the least noisy.
-async function settledRss (pid: number): Promise<number> {
-  let least = Infinity
-  for (let i = 0; i < 5; i++) {
+interface Memory { rss: number, heap: number }
+
+// RSS and live V8 heap after a full GC (the child preloads gc-on-signal.js), the smallest of a few samples: the least noisy.
+async function settledMemory (pid: number): Promise<Memory> {
+  const least = { rss: Infinity, heap: Infinity }
+  for (let i = 0; i < 4; i++) {
+    process.kill(pid, 'SIGUSR2')
     await sleep(400)
-    least = Math.min(least, rss(pid))
+    // The first collections still free start-up garbage; only the later ones count.
+    if (i < 2) continue
+    least.rss = Math.min(least.rss, rss(pid))
+    const file = join(process.env.BENCH_HEAP_DIR ?? '', `${pid}.json`)
+    if (existsSync(file)) least.heap = Math.min(least.heap, (JSON.parse(readFileSync(file, 'utf8')) as { used: number }).used)
   }
   return least
 }
+
+const slope = (a: Memory, b: Memory, n: number): Memory => ({ rss: (b.rss - a.rss) / n, heap: (b.heap - a.heap) / n })
 
 async function freshRelay (dir: string, dist: string, kind: 'plain' | 'tls', ids: string[], secret: string, tls: { cert: string, key: string }) {
   const dataDir = join(dir, `held-${kind}-${Date.now()}`)
@@ -45,34 +60,42 @@ export async function parkedMemory (dir: string, dist: string, kind: 'plain' | '
   const relay = await freshRelay(dir, dist, kind, ids, secret, tls)
   const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relay.port}`
   const parkers: Script[] = []
-  let relayPer = NaN
+  let relayPer: Memory = { rss: NaN, heap: NaN }
   try {
-    const samples: number[] = []
+    const samples: Memory[] = []
     for (let step = 1; step <= 2; step++) {
       parkers.push(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids, secret, pool: PER_ID / 2, dialing: 100 })]))
       await untilParked(relay.port, kind === 'tls', step * half, 180_000)
-      samples.push(await settledRss(relay.child.pid as number))
+      samples.push(await settledMemory(relay.child.pid as number))
     }
-    relayPer = (samples[1] - samples[0]) / half
+    relayPer = slope(samples[0], samples[1], half)
   } finally {
     for (const p of parkers) await stop(p.child)
     await stop(relay.child)
   }
   const holder = await startScript('holder.ts', ['server', kind, tls.cert, tls.key])
   const clients: Script[] = []
-  let barePer = NaN
+  let barePer: Memory = { rss: NaN, heap: NaN }
   try {
-    const samples: number[] = []
+    const samples: Memory[] = []
     for (let step = 1; step <= 2; step++) {
       clients.push(await startScript('holder.ts', ['client', kind, String(holder.info.port), String(half)]))
-      samples.push(await settledRss(holder.child.pid as number))
+      samples.push(await settledMemory(holder.child.pid as number))
     }
-    barePer = (samples[1] - samples[0]) / half
+    barePer = slope(samples[0], samples[1], half)
   } finally {
     for (const c of clients) await stop(c.child)
     await stop(holder.child)
   }
-  return { connections: 2 * half, relayBytesPerConnection: Math.round(relayPer), bareBytesPerConnection: Math.round(barePer), overheadBytes: Math.round(relayPer - barePer) }
+  return {
+    connections: 2 * half,
+    relayBytesPerConnection: Math.round(relayPer.rss),
+    bareBytesPerConnection: Math.round(barePer.rss),
+    overheadBytes: Math.round(relayPer.rss - barePer.rss),
+    relayHeapPerConnection: Math.round(relayPer.heap),
+    bareHeapPerConnection: Math.round(barePer.heap),
+    heapOverheadBytes: Math.round(relayPer.heap - barePer.heap)
+  }
 }
 
 export interface ScaleResult {
@@ -99,12 +122,12 @@ export async function scale (dir: string, dist: string, pairs: number, active: n
   let mobile: Script | undefined
   try {
     await untilParked(relay.port, false, parked, 180_000)
-    const before = await settledRss(relay.child.pid as number)
+    const before = (await settledMemory(relay.child.pid as number)).rss
     mobile = await startScript('mobile.ts', [String(relay.port), ids.join(','), String(pairs), String(active), String(seconds)])
     const held = mobile.info as { held: number, errors: number }
     // Every pair took a parked connection; the hidden server parks a new one for each.
     await untilParked(relay.port, false, parked, 180_000)
-    const bytesPerSplice = (await settledRss(relay.child.pid as number) - before) / Math.max(1, held.held)
+    const bytesPerSplice = ((await settledMemory(relay.child.pid as number)).rss - before) / Math.max(1, held.held)
     mobile.child.kill('SIGUSR2')
     const traffic = await mobile.next(seconds * 1000 + 60_000) as { rps: number, p50: number, p99: number, errors: number, alive: number }
     return {

@@ -47,11 +47,10 @@ export async function provision (dataDir: string, ids: string[], secret: string)
 }
 
 /** Starts every path of scenarios 1 to 3; `dist` is the build of the relay under test. */
-export async function startPaths (dir: string, dist: string): Promise<Bench> {
+export async function startPaths (dir: string, dist: string, tls: { cert: string, key: string }): Promise<Bench> {
   const children: ChildProcess[] = []
   const keep = <T extends { child: ChildProcess }>(x: T): T => { children.push(x.child); return x }
   const skipped: string[] = []
-  const tls = makeCertificate(dir)
   const secret = generateSecret()
   const backend = keep(await startScript('backend.ts', [tls.cert, tls.key]))
   const port = backend.info.port as number

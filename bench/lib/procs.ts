@@ -12,7 +12,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 
 export const ROOT = join(__dirname, '..', '..')
-const TSX = ['--import=tsx']
+/** Lets the bench run a full GC in a child before it reads its RSS (see gcThenRss). */
+const GC_ON_SIGNAL = ['--expose-gc', '--require', join(ROOT, 'bench', 'procs', 'gc-on-signal.js')]
+const TSX = ['--import=tsx', ...GC_ON_SIGNAL]
 
 /** The file-descriptor limit children get: as high as the hard limit allows, for 10,000+ sockets. */
 export const NOFILE = (() => {
@@ -68,8 +70,8 @@ export async function startScript (script: string, args: string[] = []): Promise
 export async function startServe (dist: string, args: string[], logFile: string): Promise<{ child: ChildProcess, port: number }> {
   const fd = openSync(logFile, 'w')
   // BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the relay (NODE_OPTIONS may not carry --cpu-prof).
-  const nodeArgs = (process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
-  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args], { stdout: fd })
+  const nodeArgs = [...GC_ON_SIGNAL, ...(process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')]
+  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args, ...extraServeArgs()], { stdout: fd })
   closeSync(fd)
   const deadline = Date.now() + 30_000
   for (;;) {
@@ -80,6 +82,9 @@ export async function startServe (dist: string, args: string[], logFile: string)
   }
 }
 
+// BENCH_SERVE_ARGS='--log-level warn' measures the relay with other flags than the defaults.
+const extraServeArgs = (): string[] => (process.env.BENCH_SERVE_ARGS ?? '').split(' ').filter(a => a !== '')
+
 const stopping = new WeakSet<ChildProcess>()
 
 export async function stop (child: ChildProcess | undefined): Promise<void> {
@@ -87,7 +92,8 @@ export async function stop (child: ChildProcess | undefined): Promise<void> {
   stopping.add(child)
   const exited = new Promise(resolve => child.once('exit', resolve))
   child.kill('SIGTERM')
-  const timer = setTimeout(() => child.kill('SIGKILL'), 3000)
+  // A profiled relay writes its profile only when it exits on its own, after its graceful close.
+  const timer = setTimeout(() => child.kill('SIGKILL'), process.env.BENCH_RELAY_NODE_ARGS === undefined ? 3000 : 15_000)
   await exited
   clearTimeout(timer)
 }

@@ -59,10 +59,10 @@ export function markdown (r: Results): string {
         `${p.name === DIRECT[p.group] ? '1.00x' : x(ratio(r, s.key, p.name, DIRECT[p.group]))} | ${peer === undefined ? '' : `${x(ratio(r, s.key, p.name, peer))} ${peer}`} | ${rate?.cpuUs ?? ''} |`)
     }
   }
-  out.push('', '### 4. Memory per parked connection', '', '| kind | connections | relay, per connection | bare Node socket | relay adds |', '|---|---:|---:|---:|---:|')
+  out.push('', '### 4. Memory per parked connection', '', '| kind | connections | relay RSS, per connection | bare Node socket | relay adds (RSS) | relay adds (live heap) |', '|---|---:|---:|---:|---:|---:|')
   for (const kind of ['plain', 'tls'] as const) {
     const m = r.memory[kind]
-    if (m !== undefined) out.push(`| ${kind} | ${num(m.connections)} | ${kib(m.relayBytesPerConnection)} | ${kib(m.bareBytesPerConnection)} | ${kib(m.overheadBytes)} |`)
+    if (m !== undefined) out.push(`| ${kind} | ${num(m.connections)} | ${kib(m.relayBytesPerConnection)} | ${kib(m.bareBytesPerConnection)} | ${kib(m.overheadBytes)} | ${kib(m.heapOverheadBytes)} |`)
   }
   if (r.scale !== undefined) {
     const s = r.scale

@@ -61,9 +61,14 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     return { id: target.id }
   }
 
+  // One function for every socket: a closure per socket would keep this CONNECT's logger and timer alive for as long as it stays parked.
+  function onSocketError (this: Socket, err: Error): void {
+    deps.log.debug({ err, side: 'hidden', address: this.remoteAddress }, 'hidden-side socket error')
+  }
+
   return function onConnect (req, socket, rest) {
     const log = deps.log.child({ side: 'hidden', address: socket.remoteAddress })
-    socket.on('error', err => log.debug({ err }, 'hidden-side socket error'))
+    socket.on('error', onSocketError)
     if (deps.isClosing()) {
       refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
       return
