@@ -22,6 +22,9 @@ import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { openCluster } from './cluster/cluster'
+import type * as cluster from './cluster/options'
+import type * as redis from './cluster/redis-connection'
 import type * as options from './options'
 import type * as registries from './registry/registry'
 import type * as replay from './stores/replay-cache'
@@ -43,6 +46,10 @@ interface Decorator {
   stats: () => Stats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
+  /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
+  reachable: () => boolean
+  /** Cluster mode only: this node's name and where other nodes reach it. */
+  cluster: { nodeId: string, peerAddress: string | undefined } | undefined
 }
 
 declare module 'fastify' {
@@ -68,12 +75,13 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
-  const registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
+  const registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
   const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
-  const replayCache = o.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
-  const throttleStore = o.throttleStore ?? new MemoryThrottleStore()
+  const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
   const lot = new ParkingLot({
     maxPerId: o.maxParkedPerId,
     maxTotal: o.maxParked,
@@ -81,7 +89,10 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     maxWaiters: o.maxWaiters,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
-    onChange: (parked, waiting) => metrics.lot(parked, waiting),
+    onChange: (parked, waiting, id) => {
+      metrics.lot(parked, waiting)
+      if (id !== undefined) cluster?.parkedChanged(id)
+    },
     onParkedExit: (id, why) => {
       metrics.parkedExit(why)
       log.info({ id, reason: why }, 'parked connection left')
@@ -110,8 +121,10 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
   const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, relayMetrics: metrics, isClosing: () => closing, metrics: promRegistry })
   const mobile = createMobileSide({
     registry,
+    remote,
     lot,
     metrics,
     log,
@@ -135,7 +148,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     registry,
     metrics: promRegistry,
     stats: () => ({ ...lot.size, spliced: splices.size }),
-    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase())
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    reachable: () => cluster?.reachable() ?? true,
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
   } satisfies Decorator)
 
   fastify.addHook('preClose', async () => {
@@ -155,6 +170,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
+    await cluster?.close()
   })
 }
 
@@ -187,6 +203,8 @@ declare namespace rendezvous {
   export type ReplayCache = replay.ReplayCache
   export type ReplayVerdict = replay.ReplayVerdict
   export type ThrottleStore = throttle.ThrottleStore
+  export type ClusterOptions = cluster.ClusterOptions
+  export type RedisSource = redis.RedisSource
   export type FileRegistry = InstanceType<typeof FileRegistry>
   export type MemoryRegistry = InstanceType<typeof MemoryRegistry>
   export type MemoryReplayCache = InstanceType<typeof MemoryReplayCache>
@@ -205,6 +223,8 @@ const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' }) as
 // whole module object); each name is set as `module.exports.name` because that
 // is the form Node's ESM loader detects named exports of CommonJS by. (tsc
 // emits `export =` last, hence the assignment of the same value up front.)
+// A new export needs a member in RendezvousPlugin (or a type in the
+// namespace), a line here, and its name in test/package/exports.test.ts.
 export = rendezvous
 module.exports = rendezvous
 module.exports.default = rendezvous

@@ -5,6 +5,8 @@ import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
+import type { ClusterOptions } from './cluster/options'
+import { isRedisClient, type RedisSource } from './cluster/redis-connection'
 
 export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken }
 
@@ -66,6 +68,14 @@ export interface RendezvousOptions {
   realm?: string
   /** prom-client registry for the rendezvous_ metrics, or false for none. Default: a registry of the plugin's own. */
   metrics?: PromRegistry | false
+  /**
+   * Cluster mode: a Redis URL, or an ioredis client (Redis, Sentinel or
+   * Cluster, such as @fastify/redis provides). IDs, the replay cache and the
+   * failed-auth counters then live in Redis, and nodes forward to each other.
+   */
+  redis?: RedisSource
+  /** How this node joins the cluster; required with `redis`. */
+  cluster?: ClusterOptions
 }
 
 export interface ResolvedOptions {
@@ -96,6 +106,8 @@ export interface ResolvedOptions {
   closeGracePeriod: number
   realm: string
   metrics?: PromRegistry | false
+  redis?: RedisSource
+  cluster?: ClusterOptions
 }
 
 const NUMBERS = {
@@ -177,6 +189,9 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.verifyToken !== undefined && typeof opts.verifyToken !== 'function') {
     throw new RendezvousOptionError('verifyToken must be a function')
   }
+  if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
+    throw new RendezvousOptionError('redis must be a URL or an ioredis client')
+  }
   const realm = opts.realm ?? 'rendezvous'
   if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
     throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
@@ -192,6 +207,8 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     authFailures,
     unknownIdFailures,
     realm,
-    metrics: opts.metrics
+    metrics: opts.metrics,
+    redis: opts.redis,
+    cluster: opts.cluster
   }
 }

@@ -96,10 +96,16 @@ class HiddenPool {
   readonly #open = new Set<Socket>()
   #stopping = false
 
-  constructor (private readonly port: number, private readonly opts: SoakOptions) {}
+  readonly #port: number
+  readonly #opts: SoakOptions
+
+  constructor (port: number, opts: SoakOptions) {
+    this.#port = port
+    this.#opts = opts
+  }
 
   start (): void {
-    for (let i = 0; i < this.opts.pool; i++) this.#one()
+    for (let i = 0; i < this.#opts.pool; i++) this.#one()
   }
 
   stop (): void {
@@ -108,7 +114,7 @@ class HiddenPool {
   }
 
   #one (): void {
-    const s = connect({ port: this.port, host: '127.0.0.1' })
+    const s = connect({ port: this.#port, host: '127.0.0.1' })
     this.#open.add(s)
     const fate = Math.random()
     const kill = (): void => { if (Math.random() < 0.5) s.resetAndDestroy(); else s.destroy() }
@@ -131,7 +137,7 @@ class HiddenPool {
         }
         parked = true
         text = text.slice(text.indexOf('\r\n\r\n') + 4)
-        if (fate < this.opts.killRate / 2) {
+        if (fate < this.#opts.killRate / 2) {
           setTimeout(() => {
             if (text === '' && !s.destroyed) {
               this.killedParked++
@@ -143,7 +149,7 @@ class HiddenPool {
       const m = /^GET \/r\/(\d+) /.exec(text)
       if (m === null || !text.includes('\r\n\r\n')) return
       const n = Number(m[1])
-      if (fate >= this.opts.killRate / 2 && fate < this.opts.killRate) {
+      if (fate >= this.#opts.killRate / 2 && fate < this.#opts.killRate) {
         this.killedOnRequest.add(n)
         kill()
         return

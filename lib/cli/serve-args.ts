@@ -1,6 +1,7 @@
 import { isIP } from 'node:net'
 import { parseArgs } from 'node:util'
-import type { LogLevel, ServeLimits } from '../server/serve-options'
+import type { LogLevel, ServeCluster, ServeLimits } from '../server/serve-options'
+import { clusterArgs } from './cluster-args'
 import { argsError } from './arg-errors'
 import { CliError } from './cli-error'
 import { logLevel, nonEmpty, port } from './flags'
@@ -21,6 +22,7 @@ export interface ServeArgs {
   metricsPath: string | false
   logLevel: LogLevel
   limits: ServeLimits
+  cluster?: ServeCluster
 }
 
 const OPTIONS = {
@@ -47,16 +49,11 @@ const OPTIONS = {
   advertise: { type: 'string' }
 } as const
 
-const CLUSTER_FLAGS = ['redis', 'cluster-secret', 'peer-host', 'peer-port', 'advertise'] as const
-
-/** Parses and checks `serve` flags; every problem is a one-line CliError. */
-export function parseServeArgs (args: string[]): ServeArgs {
+/** Parses and checks `serve` flags; every problem is a one-line CliError. `env` supplies RENDEZVOUS_CLUSTER_SECRET. */
+export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ServeArgs {
   const { values } = parse(args)
   if (values.help === true) return { ...defaults(), help: true }
-  const cluster = CLUSTER_FLAGS.filter(flag => values[flag] !== undefined)
-  if (cluster.length > 0) {
-    throw new CliError(`cluster mode (--${cluster[0]}) is not available in this version`, 1)
-  }
+  const cluster = clusterArgs(values, env)
   const tlsCert = nonEmpty(values['tls-cert'], '--tls-cert')
   const tlsKey = nonEmpty(values['tls-key'], '--tls-key')
   if ((tlsCert === undefined) !== (tlsKey === undefined)) {
@@ -78,7 +75,8 @@ export function parseServeArgs (args: string[]): ServeArgs {
     waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
     metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
     logLevel: logLevel(values['log-level']),
-    limits: limits(values)
+    limits: limits(values),
+    ...(cluster === undefined ? {} : { cluster })
   }
 }
 

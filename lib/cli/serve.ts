@@ -6,10 +6,9 @@ import { loadCertificate, type Certificate, type CertificateRequest } from '../s
 import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
 import type { CliIo } from './cli-error'
-import { quote } from './flags'
-import { selfCommand } from './invocation'
+import { selfCommand, shellQuote } from './invocation'
 import { ignoreOutputErrors } from './quiet-output'
-import { formatHost, report, startupError } from './report'
+import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
 import { SERVE_USAGE } from './usage'
@@ -17,16 +16,7 @@ import { SERVE_USAGE } from './usage'
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
   ignoreOutputErrors(io.stdout, io.stderr)
-  try {
-    const parsed = parseServeArgs(args)
-    if (parsed.help) {
-      io.stdout.write(SERVE_USAGE)
-      return 0
-    }
-    return await serve(parsed, io)
-  } catch (err) {
-    return report(err, io)
-  }
+  return await command(io, SERVE_USAGE, () => helpless(parseServeArgs(args, io.env)), async parsed => await serve(parsed, io))
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
@@ -49,7 +39,8 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     metricsPath: parsed.metricsPath,
     logLevel: parsed.logLevel,
     logStream: io.stdout,
-    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
+    cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
   try {
@@ -60,9 +51,14 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  const stopReloading = certificate === undefined ? () => {} : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+  let stopReloading = (): void => {}
+  if (certificate !== undefined) {
+    const reloader = reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+    signals.onHangup(() => reloader.reload('SIGHUP'))
+    stopReloading = reloader.stop
+  }
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -77,13 +73,14 @@ function boundPort (app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port
 }
 
-function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`
@@ -96,11 +93,11 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       ${cli} ids add --data-dir ${quote(parsed.dataDir)}`,
+    `       ${cli} ids add ${parsed.cluster === undefined ? `--data-dir ${shellQuote(parsed.dataDir)}` : `--redis ${shellQuote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
-    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
+    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${shellQuote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
-    `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${quote(ca)}`} ${url}`,
+    `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${shellQuote(ca)}`} ${url}`,
     ''
   )
   return lines.join('\n') + '\n'
@@ -111,4 +108,9 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
+}
+
+// A password in the Redis URL must not end up in a terminal's scrollback.
+function redactUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }

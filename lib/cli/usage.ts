@@ -17,6 +17,8 @@ export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8
                         [--log-level LEVEL] [--splice-idle-timeout SECONDS]
                         [--max-connections-per-address N] [--max-spliced N]
                         [--handshake-timeout SECONDS]
+                        [--redis URL --cluster-secret SECRET [--peer-host HOST]
+                         [--peer-port PORT] [--advertise HOST:PORT]]
 
 Options:
   --host HOST              address to listen on (default 127.0.0.1)
@@ -46,6 +48,12 @@ must carry change; it prints its fingerprint. SIGHUP, or a change to the
 --tls-cert or --tls-key files, reloads the certificate without a restart.
 GET /healthz answers 200 without credentials. SIGTERM or SIGINT closes gracefully.
 
-Cluster mode (--redis URL, --cluster-secret, --peer-host, --peer-port,
---advertise) is not available in this version.
+Cluster mode (docs/cluster.md):
+  --redis URL              keep IDs, replay cache and failed-auth counters in Redis
+                           (redis:// or rediss://), shared with the other nodes
+  --cluster-secret SECRET  authenticates links between nodes, the same on every
+                           node (or RENDEZVOUS_CLUSTER_SECRET), 16 characters or more
+  --peer-host HOST         where the listener for other nodes binds (default 127.0.0.1)
+  --peer-port PORT         its port; 0 picks a free one (default 0)
+  --advertise HOST:PORT    where other nodes reach it (default --peer-host:the port)
 `

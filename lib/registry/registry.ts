@@ -31,5 +31,10 @@ export interface Registry {
   remove (id: string): Promise<boolean>
   /** Calls back whenever an ID leaves the view, whoever removed it. Returns an unsubscribe function. */
   onRemove (listener: (id: string) => void): () => void
+  /**
+   * True while the local view may miss IDs (a Redis registry cut off from
+   * Redis): the relay then answers 503 rather than 404 for an ID it lacks.
+   */
+  stale? (): boolean
   close (): Promise<void>
 }

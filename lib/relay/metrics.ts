@@ -8,7 +8,7 @@ export type ConnectOutcome =
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
 
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit

@@ -10,6 +10,7 @@ import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
+import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
 import { kUnknownId } from './symbols'
 
@@ -18,8 +19,13 @@ export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
   | { kind: 'relay', id: string, head: Buffer }
 
+/** What another node gave: a link to a hidden server there (the head already delivered), or word that the cluster cannot be asked. */
+type Remote = { link: Socket } | { unavailable: true }
+
 export interface MobileSideDeps {
-  registry: Pick<Registry, 'get'>
+  registry: Pick<Registry, 'get' | 'stale'>
+  /** Cluster mode: hidden servers parked on other nodes. */
+  remote?: RemoteSource
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
@@ -82,6 +88,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
     const id = canonicalId(credential.username)
     if (id !== undefined && deps.registry.get(id) !== undefined) return relayTicket(req, facts, id, credential.source)
+    // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
+    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached')
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined
@@ -105,22 +113,45 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     return undefined
   }
 
-  /** A parked connection for `id`, or why there is none; watches the client while it waits. */
-  async function waitForHidden (id: string, client: Socket, gone: AbortSignal): Promise<WaitOutcome | undefined> {
+  /** A parked connection for `id` (here, or in cluster mode on another node, given `head`), or why there is none. */
+  async function waitForHidden (id: string, head: Buffer, client: Socket, gone: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
     const started = process.hrtime.bigint()
-    const found = await lot.wait(id, limits.waitTimeout, gone)
+    const found = deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, gone) : await waitAnywhere(deps.remote, id, head, gone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !usable(client, gone)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
       else found.socket.destroy()
     }
+    // A link cannot go back: its hidden server already has the head.
+    if (found !== undefined && 'link' in found && !usable(client, gone)) found.link.destroy()
     return found
+  }
+
+  /**
+   * Cluster mode: whichever comes first within the wait timeout, a socket
+   * parked here, or a link to another node that took one of its own and
+   * delivered `head` to it. Other nodes are asked again every retryInterval,
+   * as a hidden server may park anywhere.
+   */
+  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+    const deadline = Date.now() + limits.waitTimeout
+    for (;;) {
+      if (lot.parkedFor(id) === 0) {
+        const link = await remote.open(id, head, signal)
+        if (link === 'unavailable') return { unavailable: true }
+        if (link !== 'none') return { link }
+      }
+      const left = deadline - Date.now()
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
+      if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
+    }
   }
 
   async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const watch = watchClient(client, limits.maxWaitBuffer)
-    let found: WaitOutcome | undefined
+    const sent = rest
+    let found: WaitOutcome | Remote | undefined
     try {
       const refused = await admission(client)
       if (refused !== undefined) {
@@ -131,7 +162,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, client, watch.signal)
+      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, Buffer.concat([ticket.head, sent]), client, watch.signal)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
@@ -140,9 +171,15 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       client.destroy()
       return
     }
-    if (found === undefined || 'full' in found) {
+    if (found !== undefined && 'link' in found) {
+      // The other node delivered the head and what came with it; only what arrived since is left to send.
+      await spliceTo(found.link, Buffer.alloc(0), client, rest.subarray(sent.length), log, 'forwarded')
+      return
+    }
+    if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
-      if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
+      if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, log)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
       else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, log)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, log)
       return
@@ -150,7 +187,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     await spliceTo(found.socket, ticket.head, client, rest, log)
   }
 
-  async function spliceTo (hidden: Socket, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function spliceTo (hidden: Socket, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
     let pair: Splice
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
@@ -161,8 +198,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       hidden.destroy()
       throw err
     }
-    log.info('relaying')
-    metrics.request('relayed')
+    log.info(outcome === 'relayed' ? 'relaying' : 'relaying through another node')
+    metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done

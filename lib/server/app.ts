@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
-import rendezvous from '../index'
+import rendezvous, { type RendezvousOptions } from '../index'
 import { FileRegistry } from '../registry/file-registry'
 import type { ServeOptions } from './serve-options'
 
@@ -22,11 +22,12 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   const app = fastify(serverOptions(opts)) as unknown as FastifyInstance
   trackSockets(app)
 
-  const registry = new FileRegistry({ dataDir: opts.dataDir })
+  const registry = opts.cluster === undefined ? new FileRegistry({ dataDir: opts.dataDir }) : undefined
   // Added before the plugin so that it runs after the plugin's own onClose: avvio closes in reverse order.
-  app.addHook('onClose', async () => { await registry.close() })
+  app.addHook('onClose', async () => { await registry?.close() })
   await app.register(rendezvous, {
     registry,
+    ...clusterOptions(opts),
     waitTimeout: opts.waitTimeout,
     ...opts.limits,
     metrics: metrics ?? false,
@@ -42,6 +43,12 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
     })
   }
   return app
+}
+
+function clusterOptions (opts: ServeOptions): Pick<RendezvousOptions, 'redis' | 'cluster'> {
+  const c = opts.cluster
+  if (c === undefined) return {}
+  return { redis: c.redis, cluster: { secret: c.secret, peerHost: c.peerHost, peerPort: c.peerPort, advertise: c.advertise } }
 }
 
 function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } {

@@ -19,6 +19,17 @@ export interface ServeOptions {
   closeGracePeriod?: number
   /** The plugin's limits of the same names; unset keeps the plugin's defaults. */
   limits?: ServeLimits
+  /** Cluster mode (docs/cluster.md): IDs live in Redis instead of the data dir. */
+  cluster?: ServeCluster
+}
+
+/** `--redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise]`. */
+export interface ServeCluster {
+  redis: string
+  secret: string
+  peerHost: string
+  peerPort: number
+  advertise?: string
 }
 
 /** Hardening limits `serve` passes to the plugin (ms for times, 0 for off). */

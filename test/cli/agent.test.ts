@@ -6,8 +6,8 @@ import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { runAgent } from '../../lib/cli/agent'
 import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
-import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer, readAll } from './helpers'
+import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
+import { echoServer, readAll } from '../agent/helpers'
 import { until } from '../helpers/until'
 
 function io (env: NodeJS.ProcessEnv = {}): { out: () => string, err: () => string, io: Parameters<typeof runAgent>[1] } {
