@@ -33,7 +33,7 @@ console.log(registry.get('hub')?.secret, stats.parked + app.rendezvous.parkedFor
 
 const agent = new RendezvousAgent({ url: 'https://rendezvous.example', id: 'hub', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', to: 'http://127.0.0.1:3000' })
 agent.on('parked', ({ parked, pool }) => console.log(parked, pool))
-agent.on('fatal', (err: RendezvousAuthError) => console.log(err.status))
+agent.on('fatal', (err) => console.log(err instanceof RendezvousAuthError ? err.status : err.problem))
 const counters: AgentStats = agent.stats
 // @ts-expect-error the agent needs its secret
 new RendezvousAgent({ url: 'https://rendezvous.example', id: 'hub', to: 'http://127.0.0.1:3000' }) // eslint-disable-line no-new
