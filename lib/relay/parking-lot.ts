@@ -20,7 +20,7 @@ export interface LotEvents {
 
 interface Parked {
   socket: Socket
-  release: () => void
+  id: string
 }
 
 interface Waiter {
@@ -40,7 +40,36 @@ export class ParkingLot {
   private parkedCount = 0
   private waitingCount = 0
 
-  constructor (private readonly limits: LotLimits, private readonly events: LotEvents = {}) {}
+  // One listener of each kind for every parked socket, rather than closures per socket: a parked
+  // connection is mostly idle memory, and 10,000 of them each holding three closures and a scope add up.
+  private readonly entries = new WeakMap<Socket, Parked>()
+  private readonly onParkedData: (this: Socket) => void
+  private readonly onParkedClose: (this: Socket) => void
+
+  constructor (private readonly limits: LotLimits, private readonly events: LotEvents = {}) {
+    const lot = this
+    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
+    this.onParkedData = function (this: Socket) { lot.leave(this, 'early_data') }
+    this.onParkedClose = function (this: Socket) { lot.leave(this, 'peer_closed') }
+  }
+
+  private leave (socket: Socket, why: ParkedExit): void {
+    const entry = this.entries.get(socket)
+    if (entry === undefined || !this.unpark(entry.id, entry)) return
+    this.release(entry)
+    socket.destroy()
+    this.events.onParkedExit?.(entry.id, why)
+  }
+
+  /** Takes the lot's listeners off a socket leaving it, and pauses it so no byte is lost until its new owner reads. */
+  private release (entry: Parked): void {
+    const { socket } = entry
+    this.entries.delete(socket)
+    socket.pause()
+    socket.removeListener('data', this.onParkedData)
+    socket.removeListener('end', this.onParkedClose)
+    socket.removeListener('close', this.onParkedClose)
+  }
 
   get size (): { parked: number, waiting: number } {
     return { parked: this.parkedCount, waiting: this.waitingCount }
@@ -64,24 +93,11 @@ export class ParkingLot {
       return
     }
     socket.setKeepAlive(true, this.limits.keepAliveInitialDelay)
-    const entry: Parked = { socket, release: () => {} }
-    const leave = (why: ParkedExit): void => {
-      if (!this.unpark(id, entry)) return
-      socket.destroy()
-      this.events.onParkedExit?.(id, why)
-    }
-    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
-    const onData = (): void => leave('early_data')
-    const onClose = (): void => leave('peer_closed')
-    socket.on('data', onData)
-    socket.on('end', onClose)
-    socket.on('close', onClose)
-    entry.release = () => {
-      socket.pause()
-      socket.removeListener('data', onData)
-      socket.removeListener('end', onClose)
-      socket.removeListener('close', onClose)
-    }
+    const entry: Parked = { socket, id }
+    this.entries.set(socket, entry)
+    socket.on('data', this.onParkedData)
+    socket.on('end', this.onParkedClose)
+    socket.on('close', this.onParkedClose)
     let set = this.parked.get(id)
     if (set === undefined) {
       set = new Set()
@@ -98,7 +114,7 @@ export class ParkingLot {
     if (set === undefined) return undefined
     for (const entry of set) {
       this.unpark(id, entry)
-      entry.release()
+      this.release(entry)
       if (!entry.socket.destroyed && entry.socket.writable) return entry.socket
       entry.socket.destroy()
     }
@@ -147,7 +163,7 @@ export class ParkingLot {
     let closed = 0
     for (const entry of [...(set ?? [])]) {
       this.unpark(id, entry)
-      entry.release()
+      this.release(entry)
       entry.socket.destroy()
       this.events.onParkedExit?.(id, 'evicted')
       closed++
