@@ -1,6 +1,6 @@
 import { Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Registry as PromRegistry } from 'prom-client'
@@ -11,17 +11,22 @@ import { installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { capConnectionsPerAddress } from './relay/connection-cap'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
-import { createMobileSide, type Ticket } from './relay/mobile-side'
+import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { ParkingLot } from './relay/parking-lot'
 import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import type { Registry } from './registry/registry'
-import type { Splice } from './relay/splice'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { previousSecret } from './registry/records'
+import type { IdCounts } from './relay/live-metrics'
+import { appMetricsRegistry, attachOperations } from './operations'
+import { openCluster } from './cluster/cluster'
+import type * as cluster from './cluster/options'
+import type * as redis from './cluster/redis-connection'
 import type * as options from './options'
 import type * as registries from './registry/registry'
 import type * as replay from './stores/replay-cache'
@@ -43,6 +48,14 @@ interface Decorator {
   stats: () => Stats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
+  /** Live counts of every ID that has parked, waiting or spliced connections. */
+  perId: () => Map<string, IdCounts>
+  /** Where the admin listener is bound, once the app is ready; undefined when it is off. */
+  adminAddress: () => AddressInfo | undefined
+  /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
+  reachable: () => boolean
+  /** Cluster mode only: this node's name and where other nodes reach it. */
+  cluster: { nodeId: string, peerAddress: string | undefined } | undefined
 }
 
 declare module 'fastify' {
@@ -54,7 +67,13 @@ declare module 'fastify' {
 function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache) {
   const custom = o.verifyToken
   if (custom === undefined) {
-    return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
+    return createDefaultVerifier({
+      lookupSecret: id => registry.get(id)?.secret,
+      lookupPreviousSecret: id => previousSecret(registry.get(id)),
+      replayCache,
+      totp: o.totp,
+      skewSeconds: o.tokenSkew
+    })
   }
   return async (id: string, token: string) => registry.get(id) === undefined
     ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
@@ -68,12 +87,13 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
-  const registry = o.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
+  const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
-  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
-  const replayCache = o.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
-  const throttleStore = o.throttleStore ?? new MemoryThrottleStore()
+  const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
   const lot = new ParkingLot({
     maxPerId: o.maxParkedPerId,
     maxTotal: o.maxParked,
@@ -81,13 +101,16 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     maxWaiters: o.maxWaiters,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
-    onChange: (parked, waiting) => metrics.lot(parked, waiting),
+    onChange: (parked, waiting, id) => {
+      metrics.lot(parked, waiting)
+      if (id !== undefined) cluster?.parkedChanged(id)
+    },
     onParkedExit: (id, why) => {
       metrics.parkedExit(why)
       log.info({ id, reason: why }, 'parked connection left')
     }
   })
-  const splices = new Set<Splice>()
+  const splices = new Set<SplicedPair>()
   const handshakes = new Set<Socket>()
   let closing = false
   const isUnderPressure = (): boolean => {
@@ -110,8 +133,10 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
   const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, relayMetrics: metrics, isClosing: () => closing, metrics: promRegistry })
   const mobile = createMobileSide({
     registry,
+    remote,
     lot,
     metrics,
     log,
@@ -130,12 +155,20 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     log.info({ id, closed }, 'ID removed; its parked connections were closed')
   })
 
+  const operations = attachOperations(fastify, o, {
+    registry, lot, splices, log, promRegistry, closing: () => closing, underPressure: isUnderPressure, reachable: () => cluster?.reachable() ?? true
+  })
+
   fastify.addHook('onRequest', challengeHook(o.realm, metrics, probes))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
     stats: () => ({ ...lot.size, spliced: splices.size }),
-    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase())
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    perId: operations.perId,
+    adminAddress: operations.adminAddress,
+    reachable: () => cluster?.reachable() ?? true,
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
   } satisfies Decorator)
 
   fastify.addHook('preClose', async () => {
@@ -152,9 +185,11 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     uninstall()
     uncap()
     unsubscribe()
+    operations.close()
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
+    await cluster?.close()
   })
 }
 
@@ -184,9 +219,13 @@ declare namespace rendezvous {
   export type Registry = registries.Registry
   export type IdentityRecord = registries.IdentityRecord
   export type AddIdentity = registries.AddIdentity
+  export type RotateSecret = registries.RotateSecret
+  export type AdminOptions = options.AdminOptions
   export type ReplayCache = replay.ReplayCache
   export type ReplayVerdict = replay.ReplayVerdict
   export type ThrottleStore = throttle.ThrottleStore
+  export type ClusterOptions = cluster.ClusterOptions
+  export type RedisSource = redis.RedisSource
   export type FileRegistry = InstanceType<typeof FileRegistry>
   export type MemoryRegistry = InstanceType<typeof MemoryRegistry>
   export type MemoryReplayCache = InstanceType<typeof MemoryReplayCache>
@@ -205,6 +244,8 @@ const rendezvous = fp(plugin, { fastify: '5.x', name: 'fastify-rendezvous' }) as
 // whole module object); each name is set as `module.exports.name` because that
 // is the form Node's ESM loader detects named exports of CommonJS by. (tsc
 // emits `export =` last, hence the assignment of the same value up front.)
+// A new export needs a member in RendezvousPlugin (or a type in the
+// namespace), a line here, and its name in test/package/exports.test.ts.
 export = rendezvous
 module.exports = rendezvous
 module.exports.default = rendezvous

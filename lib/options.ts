@@ -3,10 +3,13 @@ import type { ReplayCache } from './stores/replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
+import type { ClusterOptions } from './cluster/options'
+import { isRedisClient, type RedisSource } from './cluster/redis-connection'
 
-export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken }
+export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
 
 /*
  * Units: every duration option is in milliseconds and its name carries no
@@ -66,6 +69,22 @@ export interface RendezvousOptions {
   realm?: string
   /** prom-client registry for the rendezvous_ metrics, or false for none. Default: a registry of the plugin's own. */
   metrics?: PromRegistry | false
+  /** Series per ID (label `id`) on the live gauges. Default false: label cardinality stays bounded. */
+  metricsPerId?: boolean
+  /** Path of the liveness route (`{"status":"ok"}`), or false (default) for none. */
+  healthPath?: string | false
+  /** Path of the readiness route (200 or 503 with reasons), or false (default) for none. */
+  readyPath?: string | false
+  /** The admin listener (JSON API and page) on an address of its own. Off by default. */
+  admin?: AdminOptions | false
+  /**
+   * Cluster mode: a Redis URL, or an ioredis client (Redis, Sentinel or
+   * Cluster, such as @fastify/redis provides). IDs, the replay cache and the
+   * failed-auth counters then live in Redis, and nodes forward to each other.
+   */
+  redis?: RedisSource
+  /** How this node joins the cluster; required with `redis`. */
+  cluster?: ClusterOptions
 }
 
 export interface ResolvedOptions {
@@ -96,6 +115,12 @@ export interface ResolvedOptions {
   closeGracePeriod: number
   realm: string
   metrics?: PromRegistry | false
+  metricsPerId: boolean
+  healthPath: string | false
+  readyPath: string | false
+  admin?: ResolvedAdminOptions
+  redis?: RedisSource
+  cluster?: ClusterOptions
 }
 
 const NUMBERS = {
@@ -160,6 +185,14 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   return value
 }
 
+function routePath (name: string, value: unknown): string | false {
+  if (value === undefined || value === false) return false
+  if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
+    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${String(value)}`)
+  }
+  return value
+}
+
 export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   const numbers = {} as Record<keyof typeof NUMBERS, number>
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
@@ -177,6 +210,9 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.verifyToken !== undefined && typeof opts.verifyToken !== 'function') {
     throw new RendezvousOptionError('verifyToken must be a function')
   }
+  if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
+    throw new RendezvousOptionError('redis must be a URL or an ioredis client')
+  }
   const realm = opts.realm ?? 'rendezvous'
   if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
     throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
@@ -192,6 +228,12 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     authFailures,
     unknownIdFailures,
     realm,
-    metrics: opts.metrics
+    metrics: opts.metrics,
+    metricsPerId: opts.metricsPerId === true,
+    healthPath: routePath('healthPath', opts.healthPath),
+    readyPath: routePath('readyPath', opts.readyPath),
+    admin: resolveAdminOptions(opts.admin),
+    redis: opts.redis,
+    cluster: opts.cluster
   }
 }

@@ -3,11 +3,13 @@ import Fastify = require('fastify')
 import rendezvous = require('fastify-rendezvous')
 import agent = require('fastify-rendezvous/agent')
 import client = require('fastify-rendezvous/client')
+import rendezvousDefault, { MemoryRegistry } from 'fastify-rendezvous'
 
 const app = Fastify.fastify({ https: { key: 'KEY', cert: 'CERT' } })
 app.register(rendezvous, { dataDir: '.rendezvous', authFailures: { perPair: 5 } })
 app.register(rendezvous.rendezvous, { registry: new rendezvous.FileRegistry({ dataDir: '.rendezvous' }) })
 app.register(rendezvous.default, { verifyToken: (id: string, token: string) => id === token })
+app.register(rendezvousDefault, { registry: new MemoryRegistry() })
 // @ts-expect-error maxParked is a number
 app.register(rendezvous, { maxParked: 'many' })
 

@@ -27,36 +27,36 @@ interface Slot {
 const STABLE_MS = 5000
 
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
-  private readonly opts: ResolvedAgentOptions
-  private readonly backoff: Backoff
-  private readonly slots = new Set<Slot>()
-  private readonly relays = new Set<net.Socket>()
-  private state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
-  private degraded = false
+  readonly #opts: ResolvedAgentOptions
+  readonly #backoff: Backoff
+  readonly #slots = new Set<Slot>()
+  readonly #relays = new Set<net.Socket>()
+  #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
+  #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
-  private everParked = false
+  #everParked = false
   // Whether the last failure was that nobody answered at all: only then do probes watch for the return.
-  private unreachable = false
-  private probing = false
+  #unreachable = false
+  #probing = false
   // The server's per-ID limit, once it said the lot is full: the pool is not topped up beyond it.
-  private lotCap = Infinity
-  private retryTimer?: NodeJS.Timeout
-  private retryAt = 0
-  private stableTimer?: NodeJS.Timeout
-  private active = 0
-  private closing?: Promise<void>
-  private readonly counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
+  #lotCap = Infinity
+  #retryTimer?: NodeJS.Timeout
+  #retryAt = 0
+  #stableTimer?: NodeJS.Timeout
+  #active = 0
+  #closing?: Promise<void>
+  readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
 
   constructor (options: RendezvousAgentOptions) {
     super()
-    this.opts = resolveAgentOptions(options)
-    this.backoff = new Backoff({ base: this.opts.backoffBase, max: this.opts.backoffMax })
+    this.#opts = resolveAgentOptions(options)
+    this.#backoff = new Backoff({ base: this.#opts.backoffBase, max: this.#opts.backoffMax })
   }
 
   get stats (): AgentStats {
     let parked = 0
-    for (const slot of this.slots) if (slot.socket !== undefined) parked++
-    return { connecting: this.slots.size - parked, parked, active: this.active, ...this.counts }
+    for (const slot of this.#slots) if (slot.socket !== undefined) parked++
+    return { connecting: this.#slots.size - parked, parked, active: this.#active, ...this.#counts }
   }
 
   /**
@@ -64,12 +64,12 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
    * when close() comes first; rejects if the credentials are refused before.
    */
   start (): Promise<void> {
-    if (this.state !== 'idle') return Promise.reject(new Error('RendezvousAgent: start() was already called'))
-    this.state = 'running'
+    if (this.#state !== 'idle') return Promise.reject(new Error('RendezvousAgent: start() was already called'))
+    this.#state = 'running'
     // One probe first: wrong credentials then cost the server a single failed attempt, not a pool's worth.
-    this.degraded = true
-    if (this.opts.insecure) {
-      this.warn('TLS certificate verification is OFF: anyone on the path can impersonate the rendezvous server and receive this service\'s traffic')
+    this.#degraded = true
+    if (this.#opts.insecure) {
+      this.#warn('TLS certificate verification is OFF: anyone on the path can impersonate the rendezvous server and receive this service\'s traffic')
     }
     const first = new Promise<void>((resolve, reject) => {
       const settle = (): void => { this.off('parked', done); this.off('close', done); this.off('fatal', failed) }
@@ -79,109 +79,116 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       this.on('close', done)
       this.on('fatal', failed)
     })
-    this.fill()
+    this.#fill()
     return first
   }
 
   /** Closes parked connections, gives relayed ones `closeGrace` to finish, then cuts them. */
   close (): Promise<void> {
-    this.closing ??= this.shutdown()
-    return this.closing
+    this.#closing ??= this.#shutdown()
+    return this.#closing
   }
 
-  private async shutdown (): Promise<void> {
-    this.state = 'closing'
-    clearTimeout(this.retryTimer)
-    clearTimeout(this.stableTimer)
-    for (const slot of this.slots) this.discard(slot)
-    this.slots.clear()
-    await this.drainRelays()
-    this.state = 'closed'
+  /** Like close(), without the grace: relayed connections are cut now. */
+  destroy (): Promise<void> {
+    const closing = this.close()
+    for (const socket of this.#relays) socket.destroy()
+    return closing
+  }
+
+  async #shutdown (): Promise<void> {
+    this.#state = 'closing'
+    clearTimeout(this.#retryTimer)
+    clearTimeout(this.#stableTimer)
+    for (const slot of this.#slots) this.#discard(slot)
+    this.#slots.clear()
+    await this.#drainRelays()
+    this.#state = 'closed'
     this.emit('close')
   }
 
-  private async drainRelays (): Promise<void> {
-    if (this.relays.size === 0) return
-    const all = [...this.relays].map((s) => new Promise<void>((resolve) => {
+  async #drainRelays (): Promise<void> {
+    if (this.#relays.size === 0) return
+    const all = [...this.#relays].map((s) => new Promise<void>((resolve) => {
       if (s.destroyed) resolve()
       else s.once('close', () => resolve())
     }))
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, this.opts.closeGrace).unref())
+    const grace = new Promise<void>((resolve) => setTimeout(resolve, this.#opts.closeGrace).unref())
     await Promise.race([Promise.all(all), grace])
-    for (const s of this.relays) s.destroy()
+    for (const s of this.#relays) s.destroy()
     await Promise.all(all)
   }
 
   // Tops the pool up. While the rendezvous is failing, one probe at a time is enough.
-  private fill (): void {
-    if (this.state !== 'running' || this.retryTimer !== undefined) return
+  #fill (): void {
+    if (this.#state !== 'running' || this.#retryTimer !== undefined) return
     let live = 0
     let connecting = 0
-    for (const slot of this.slots) {
+    for (const slot of this.#slots) {
       if (!slot.retiring) live++
       if (slot.socket === undefined) connecting++
     }
-    while (live < Math.min(this.opts.pool, this.lotCap) && !(this.degraded && connecting > 0)) {
-      this.open()
+    while (live < Math.min(this.#opts.pool, this.#lotCap) && !(this.#degraded && connecting > 0)) {
+      this.#open()
       live++
       connecting++
     }
   }
 
-  private open (): void {
+  #open (): void {
     const slot: Slot = { abort: new AbortController(), retiring: false }
-    this.slots.add(slot)
-    this.counts.attempts++
-    const { url, id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.opts
+    this.#slots.add(slot)
+    this.#counts.attempts++
+    const { url, id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
     openParked({
       url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret)
-    }).then((parked) => this.onParked(slot, parked), (err: Error) => this.onFailed(slot, err))
+    }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 
-  private onFailed (slot: Slot, err: Error): void {
-    this.slots.delete(slot)
-    if (this.state !== 'running') return
-    this.counts.failures++
+  #onFailed (slot: Slot, err: Error): void {
+    this.#slots.delete(slot)
+    if (this.#state !== 'running') return
+    this.#counts.failures++
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
-      return this.fatal(new RendezvousAuthError(authMessage(this.opts.id, err.status, err.headers.date), err.status))
+      return this.#fatal(new RendezvousAuthError(authMessage(this.#opts.id, err.status, err.headers.date), err.status))
     }
-    if (err instanceof RendezvousCertificateError && !this.everParked) return this.fatal(err)
-    this.unreachable = isUnreachable(err)
+    if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
+    this.#unreachable = isUnreachable(err)
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
-      this.lotCap = this.stats.parked
-      return this.report(lotFullError(this.lotCap, this.opts.pool), 'connect')
+      this.#lotCap = this.stats.parked
+      return this.#report(lotFullError(this.#lotCap, this.#opts.pool), 'connect')
     }
-    this.report(err, 'connect')
-    this.retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
+    this.#report(err, 'connect')
+    this.#retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
   }
 
-  private onParked (slot: Slot, { socket, rest }: Parked): void {
-    if (this.state !== 'running' || !this.slots.has(slot)) {
+  #onParked (slot: Slot, { socket, rest }: Parked): void {
+    if (this.#state !== 'running' || !this.#slots.has(slot)) {
       socket.destroy()
       return
     }
     slot.socket = socket
     slot.parkedAt = Date.now()
-    this.degraded = false
-    this.everParked = true
-    this.unreachable = false
-    this.stableTimer ??= setTimeout(() => { this.stableTimer = undefined; this.backoff.reset() }, STABLE_MS).unref()
-    this.retireOne()
-    this.emit('parked', { parked: this.stats.parked, pool: this.opts.pool })
+    this.#degraded = false
+    this.#everParked = true
+    this.#unreachable = false
+    this.#stableTimer ??= setTimeout(() => { this.#stableTimer = undefined; this.#backoff.reset() }, STABLE_MS).unref()
+    this.#retireOne()
+    this.emit('parked', { parked: this.stats.parked, pool: this.#opts.pool })
     // The 200 and the client's first bytes can share a packet: then it is taken already.
-    if (rest.length > 0) return this.onTaken(slot, rest)
-    this.watch(slot, socket)
-    this.fill()
+    if (rest.length > 0) return this.#onTaken(slot, rest)
+    this.#watch(slot, socket)
+    this.#fill()
   }
 
   // The first byte from the rendezvous means a mobile client was matched to this connection.
-  private watch (slot: Slot, socket: net.Socket): void {
+  #watch (slot: Slot, socket: net.Socket): void {
     let lastError: Error | undefined
     let ended = false
-    const onData = (chunk: Buffer): void => { socket.pause(); this.onTaken(slot, chunk) }
+    const onData = (chunk: Buffer): void => { socket.pause(); this.#onTaken(slot, chunk) }
     const onError = (err: Error): void => { lastError = err }
     const onEnd = (): void => { ended = true }
-    const onClose = (): void => this.onDropped(slot, dropReason(lastError, ended))
+    const onClose = (): void => this.#onDropped(slot, dropReason(lastError, ended))
     socket.on('data', onData)
     socket.on('error', onError)
     socket.once('end', onEnd)
@@ -193,111 +200,111 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       socket.off('end', onEnd)
       socket.off('close', onClose)
     }
-    if (this.opts.maxAge > 0) {
-      const age = Math.round(this.opts.maxAge * (0.8 + 0.2 * Math.random()))
-      slot.ageTimer = setTimeout(() => this.retire(slot), age)
+    if (this.#opts.maxAge > 0) {
+      const age = Math.round(this.#opts.maxAge * (0.8 + 0.2 * Math.random()))
+      slot.ageTimer = setTimeout(() => this.#retire(slot), age)
     }
   }
 
-  private onTaken (slot: Slot, head: Buffer): void {
+  #onTaken (slot: Slot, head: Buffer): void {
     const socket = slot.socket as net.Socket
-    this.release(slot)
-    this.counts.taken++
-    this.active++
-    this.backoff.reset()
+    this.#release(slot)
+    this.#counts.taken++
+    this.#active++
+    this.#backoff.reset()
     const started = Date.now()
     socket.once('close', () => {
-      this.active--
-      this.relays.delete(socket)
-      this.emit('released', { active: this.active })
+      this.#active--
+      this.#relays.delete(socket)
+      this.emit('released', { active: this.#active })
     })
-    if (this.opts.server !== undefined) {
-      forwardToServer(socket, head, this.opts.server)
+    if (this.#opts.server !== undefined) {
+      forwardToServer(socket, head, this.#opts.server)
     } else {
-      this.relays.add(socket)
-      forwardToLocal(socket, head, this.opts.target!, (err) => this.report(err, 'relay'),
+      this.#relays.add(socket)
+      forwardToLocal(socket, head, this.#opts.target!, (err) => this.#report(err, 'relay'),
         (outcome) => this.emit('relayed', { ...outcome, durationMs: Date.now() - started }))
     }
-    this.emit('taken', { parked: this.stats.parked, active: this.active })
-    this.fill()
+    this.emit('taken', { parked: this.stats.parked, active: this.#active })
+    this.#fill()
   }
 
-  private onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
-    this.release(slot)
-    if (this.state !== 'running') return
-    this.counts.dropped++
+  #onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
+    this.#release(slot)
+    if (this.#state !== 'running') return
+    this.#counts.dropped++
     // A restarted server may allow more.
-    this.lotCap = Infinity
+    this.#lotCap = Infinity
     this.emit('dropped', { parked: this.stats.parked, ...drop })
-    this.retryLater(`a parked connection was closed: ${drop.reason}`)
+    this.#retryLater(`a parked connection was closed: ${drop.reason}`)
   }
 
-  private retire (slot: Slot): void {
+  #retire (slot: Slot): void {
     slot.retiring = true
-    this.fill()
+    this.#fill()
   }
 
   // Called when a fresh connection has parked: only now may an old one go.
-  private retireOne (): void {
+  #retireOne (): void {
     let oldest: Slot | undefined
-    for (const slot of this.slots) {
+    for (const slot of this.#slots) {
       if (slot.retiring && slot.socket !== undefined && (oldest === undefined || slot.parkedAt! < oldest.parkedAt!)) oldest = slot
     }
     if (oldest === undefined) return
     const age = Date.now() - oldest.parkedAt!
-    this.discard(oldest)
-    this.slots.delete(oldest)
-    this.counts.replaced++
+    this.#discard(oldest)
+    this.#slots.delete(oldest)
+    this.#counts.replaced++
     this.emit('replaced', { age })
   }
 
-  private release (slot: Slot): void {
-    this.slots.delete(slot)
+  #release (slot: Slot): void {
+    this.#slots.delete(slot)
     clearTimeout(slot.ageTimer)
     slot.unwatch?.()
   }
 
-  private discard (slot: Slot): void {
+  #discard (slot: Slot): void {
     clearTimeout(slot.ageTimer)
     slot.unwatch?.()
     slot.abort.abort()
     slot.socket?.destroy()
   }
 
-  private retryLater (reason: string, retryAfter = 0): void {
-    this.degraded = true
-    clearTimeout(this.stableTimer)
-    this.stableTimer = undefined
+  #retryLater (reason: string, retryAfter = 0): void {
+    this.#degraded = true
+    clearTimeout(this.#stableTimer)
+    this.#stableTimer = undefined
     // One delay covers a burst of failures, unless the server asked for a longer one.
-    if (this.retryTimer !== undefined && Date.now() + retryAfter <= this.retryAt) return
-    clearTimeout(this.retryTimer)
-    const delay = Math.max(this.backoff.next(), retryAfter)
-    this.retryAt = Date.now() + delay
-    this.retryTimer = setTimeout(() => { this.retryTimer = undefined; this.fill() }, delay)
-    this.emit('backoff', { delay, attempt: this.backoff.attempts, reason })
-    if (this.unreachable && retryAfter === 0) this.watchForReturn()
+    if (this.#retryTimer !== undefined && Date.now() + retryAfter <= this.#retryAt) return
+    clearTimeout(this.#retryTimer)
+    const delay = Math.max(this.#backoff.next(), retryAfter)
+    this.#retryAt = Date.now() + delay
+    this.#retryTimer = setTimeout(() => { this.#retryTimer = undefined; this.#fill() }, delay)
+    this.emit('backoff', { delay, attempt: this.#backoff.attempts, reason })
+    if (this.#unreachable && retryAfter === 0) this.#watchForReturn()
   }
 
   // While the backoff waits out a server that is down, cheap probes notice the moment it is back.
-  private watchForReturn (): void {
-    const every = this.opts.probeInterval
-    if (this.probing || every === 0) return
-    this.probing = true
+  #watchForReturn (): void {
+    const every = this.#opts.probeInterval
+    if (this.#probing || every === 0) return
+    this.#probing = true
     const next = (): void => {
-      if (this.retryTimer === undefined || this.state !== 'running' || !this.unreachable) {
-        this.probing = false
+      if (this.#retryTimer === undefined || this.#state !== 'running' || !this.#unreachable) {
+        this.#probing = false
         return
       }
       // Jittered, so agents that lost the same server do not probe it in step.
       setTimeout(() => {
-        if (this.retryTimer === undefined) return next()
-        probe(this.opts.url, this.opts.connectTimeout).then((up) => {
-          if (up && this.retryTimer !== undefined && this.state === 'running') {
-            clearTimeout(this.retryTimer)
-            this.retryTimer = undefined
-            this.unreachable = false
-            this.probing = false
-            return this.fill()
+        if (this.#retryTimer === undefined) return next()
+        probe(this.#opts.url, this.#opts.connectTimeout).then((up) => {
+          if (up && this.#retryTimer !== undefined && this.#state === 'running') {
+            clearTimeout(this.#retryTimer)
+            this.#retryTimer = undefined
+            this.#unreachable = false
+            this.#probing = false
+            return this.#fill()
           }
           next()
         }, next)
@@ -306,17 +313,17 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     next()
   }
 
-  private fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
+  #fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
     this.emit('fatal', err)
     this.close().catch(() => {})
   }
 
   // Transient trouble is retried, so it must not crash a process that did not ask to hear about it.
-  private report (err: Error, phase: ErrorPhase): void {
+  #report (err: Error, phase: ErrorPhase): void {
     if (this.listenerCount('error') > 0) this.emit('error', err, phase)
   }
 
-  private warn (message: string): void {
+  #warn (message: string): void {
     if (this.listenerCount('warning') > 0) this.emit('warning', message)
     else process.emitWarning(message, { code: 'RENDEZVOUS_INSECURE_TLS' })
   }

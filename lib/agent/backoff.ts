@@ -15,28 +15,28 @@ const MAX_EXPONENT = 31
 export class Backoff {
   readonly base: number
   readonly max: number
-  private readonly random: () => number
-  private attempt = 0
+  readonly #random: () => number
+  #attempt = 0
 
   constructor (opts: BackoffOptions = {}) {
     this.base = opts.base ?? 250
     this.max = opts.max ?? 30_000
-    this.random = opts.random ?? Math.random
+    this.#random = opts.random ?? Math.random
   }
 
   /** How many delays were handed out since the last reset. */
   get attempts (): number {
-    return this.attempt
+    return this.#attempt
   }
 
   next (): number {
-    const ceiling = Math.min(this.max, this.base * 2 ** Math.min(this.attempt, MAX_EXPONENT))
-    this.attempt++
-    return Math.floor(this.random() * ceiling)
+    const ceiling = Math.min(this.max, this.base * 2 ** Math.min(this.#attempt, MAX_EXPONENT))
+    this.#attempt++
+    return Math.floor(this.#random() * ceiling)
   }
 
   reset (): void {
-    this.attempt = 0
+    this.#attempt = 0
   }
 }
 

@@ -1,27 +1,38 @@
 import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
-import { AgentOptionError, RendezvousAgent, type RendezvousAgentOptions } from '../agent/agent'
+import { AgentOptionError, RendezvousAgent, RendezvousCertificateError, type RendezvousAgentOptions } from '../agent/agent'
+import { parseCaBundle } from '../agent/certificates'
+import { AGENT_LOG_LEVELS, agentLogger, logAgent, type AgentLogLevel } from './agent-log'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { ignoreOutputErrors } from './quiet-output'
 import { report } from './report'
 import { watchSignals } from './signals'
 
 export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secret BASE32 --to URL
                         [--pool N] [--ca FILE | --insecure]
-                        [--max-age SECONDS] [--backoff-max SECONDS]
+                        [--to-ca FILE | --to-insecure] [--to-timeout SECONDS]
+                        [--max-age SECONDS] [--backoff-max SECONDS] [--log-level LEVEL]
 
 Options:
   --server URL             the rendezvous server, https://HOST[:PORT]
   --id ID                  this hidden server's ID
   --secret BASE32          its secret; or set RENDEZVOUS_SECRET, which keeps it out of ps
-  --to URL                 the local service to relay to, http://127.0.0.1:PORT
+  --to URL                 the local service to relay to, http://127.0.0.1:PORT or https://...
+  --to-ca FILE             PEM certificate(s) to trust for an https:// --to
+  --to-insecure            do not verify the certificate of an https:// --to
+  --to-timeout SECONDS     time to reach --to before the client gets 504 (default 5)
   --pool N                 connections kept waiting at the rendezvous (default 4)
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
   --max-age SECONDS        replace connections parked this long (default 300; 0: never)
   --backoff-max SECONDS    longest wait between retries (default 30)
+  --log-level LEVEL        error, warn, info or debug (default info)
 
-Exits 1 when the rendezvous refuses the credentials (401/403), 0 after SIGTERM or SIGINT.
+Exits 0 after SIGTERM or SIGINT (a second one cuts open relays at once),
+1 when the rendezvous refuses the credentials (401/403), 2 for a bad command
+line or --ca file, 3 when the rendezvous certificate is rejected before
+anything parked.
 `
 
 const FLAGS = {
@@ -34,35 +45,57 @@ const FLAGS = {
   insecure: { type: 'boolean' },
   'max-age': { type: 'string' },
   'backoff-max': { type: 'string' },
+  'to-ca': { type: 'string' },
+  'to-insecure': { type: 'boolean' },
+  'to-timeout': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
   help: { type: 'boolean', short: 'h' }
 } as const
 
 // The library names its options; the user typed flags.
 const FLAG_OF: Partial<Record<keyof RendezvousAgentOptions, string>> = {
-  url: '--server', id: '--id', secret: '--secret', to: '--to', pool: '--pool', maxAge: '--max-age', backoffMax: '--backoff-max', ca: '--ca', insecure: '--insecure'
+  url: '--server',
+  id: '--id',
+  secret: '--secret',
+  to: '--to',
+  pool: '--pool',
+  maxAge: '--max-age',
+  backoffMax: '--backoff-max',
+  ca: '--ca',
+  insecure: '--insecure',
+  toCa: '--to-ca',
+  toInsecure: '--to-insecure',
+  toConnectTimeout: '--to-timeout'
 }
+
+/** Exit codes (docs/agent.md). */
+const EXIT = { closed: 0, refused: 1, forced: 1, certificate: 3 } as const
+
+export interface AgentArgs { options: RendezvousAgentOptions, logLevel: AgentLogLevel }
 
 /**
  * `rendezvous agent ...`: runs until SIGINT/SIGTERM (resolves 0) or refused credentials (resolves 1).
  * `stop`, when given, ends it as a signal would, with its value as the reason (for embedding and tests).
  */
 export async function runAgent (args: string[], io: CliIo, stop?: Promise<string>): Promise<number> {
+  ignoreOutputErrors(io.stdout, io.stderr)
   let agent: RendezvousAgent
+  let parsed: AgentArgs | undefined
   try {
-    const options = parseAgentArgs(args, io.env)
-    if (options === undefined) {
+    parsed = parseAgentArgs(args, io.env)
+    if (parsed === undefined) {
       io.stdout.write(AGENT_USAGE)
       return 0
     }
-    agent = createAgent(options)
+    agent = createAgent(parsed.options)
   } catch (err) {
     return report(err, io)
   }
-  return await run(agent, io, stop)
+  return await run(agent, parsed, io, stop)
 }
 
 /** The agent's options from the command line, or undefined for --help. */
-export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): RendezvousAgentOptions | undefined {
+export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): AgentArgs | undefined {
   let values
   try {
     ({ values } = parseArgs({ args, options: FLAGS, strict: true, allowPositionals: false }))
@@ -75,17 +108,26 @@ export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): Rendezv
   if (secret === undefined || secret === '') missing.push('secret (or RENDEZVOUS_SECRET)')
   if (missing.length > 0) throw new CliError(`agent: missing ${missing.map((m) => '--' + m).join(', ')}`)
   if (values.ca !== undefined && values.insecure === true) throw new CliError('agent: --ca and --insecure contradict each other')
-  return {
+  if (values['to-ca'] !== undefined && values['to-insecure'] === true) throw new CliError('agent: --to-ca and --to-insecure contradict each other')
+  const logLevel = values['log-level']
+  if (!(AGENT_LOG_LEVELS as readonly string[]).includes(logLevel)) {
+    throw new CliError(`agent: --log-level must be one of ${AGENT_LOG_LEVELS.join(', ')}, got ${JSON.stringify(logLevel)}`)
+  }
+  const options: RendezvousAgentOptions = {
     url: values.server!,
     id: values.id!,
     secret: secret!,
     to: values.to!,
     pool: integer(values.pool, '--pool'),
-    ca: values.ca === undefined ? undefined : readCa(values.ca),
+    ca: values.ca === undefined ? undefined : readCa(values.ca, '--ca'),
     insecure: values.insecure === true,
+    toCa: values['to-ca'] === undefined ? undefined : readCa(values['to-ca'], '--to-ca'),
+    toInsecure: values['to-insecure'] === true ? true : undefined,
+    toConnectTimeout: seconds(values['to-timeout'], '--to-timeout', false),
     maxAge: seconds(values['max-age'], '--max-age', true),
     backoffMax: seconds(values['backoff-max'], '--backoff-max', false)
   }
+  return { options, logLevel: logLevel as AgentLogLevel }
 }
 
 function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
@@ -97,18 +139,25 @@ function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
   }
 }
 
-async function run (agent: RendezvousAgent, io: CliIo, stop?: Promise<string>): Promise<number> {
-  const log = (line: string): void => { io.stdout.write(`${new Date().toISOString()} ${line}\n`) }
-  watch(agent, io, log)
+async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io: CliIo, stop?: Promise<string>): Promise<number> {
+  const log = agentLogger(io, logLevel)
+  logAgent(agent, io, log)
+  log('info', `agent for ID ${String(options.id)} at ${String(options.url)}, relaying to ${String(options.to)} (pool ${options.pool ?? 4})`)
   const signals = watchSignals()
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
-      report(new CliError(err.message, 1), io)
-      agent.once('close', () => resolve(1))
+      report(new CliError(err.message, err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused), io)
+      agent.once('close', () => resolve(err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused))
     })
     const onSignal = (signal: string): void => {
-      log(`${signal}: closing`)
-      agent.close().then(() => resolve(0), () => resolve(1))
+      log('info', `${signal}: closing`)
+      agent.close().then(() => resolve(EXIT.closed), () => resolve(EXIT.forced))
+      // The second signal, like serve's: open relays are cut at once.
+      signals.second.then((again) => {
+        log('warn', `${again}: closing now`)
+        agent.destroy().catch(() => {})
+        resolve(EXIT.forced)
+      }, () => {})
     }
     // A failed `stop` is no reason to stop.
     const stopped = stop?.catch(async () => await new Promise<string>(() => {}))
@@ -118,36 +167,27 @@ async function run (agent: RendezvousAgent, io: CliIo, stop?: Promise<string>): 
     // A refusal before the first park arrives here and as 'fatal'; the latter decides the exit code.
     agent.start().catch(() => {})
     const code = await finished
-    if (code === 0) log('closed')
+    if (code === EXIT.closed) log('info', 'closed')
     return code
   } finally {
     signals.stop()
   }
 }
 
-function watch (agent: RendezvousAgent, io: CliIo, log: (line: string) => void): void {
-  agent.on('warning', (message) => io.stderr.write(`rendezvous: WARNING: ${message}\n`))
-  agent.on('parked', ({ parked, pool }) => log(`parked (${parked}/${pool} waiting)`))
-  agent.on('taken', ({ parked, active }) => log(`taken by a mobile client (${parked} waiting, ${active} active)`))
-  agent.on('released', ({ active }) => log(`relay finished (${active} active)`))
-  agent.on('dropped', ({ error }) => log(`a parked connection was closed${error === undefined ? '' : ': ' + error.message}`))
-  agent.on('replaced', ({ age }) => log(`replaced a connection parked for ${Math.round(age / 1000)} s`))
-  agent.on('backoff', ({ delay, attempt }) => log(`retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt})`))
-  agent.on('error', (err, phase) => log(`${phase === 'connect' ? 'cannot park' : phase + ' error'}: ${err.message}${certificateHint(err)}`))
-}
-
-// Certificate trouble is the usual first-run mistake with a self-signed rendezvous; say what fixes it.
-function certificateHint (err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code ?? ''
-  return /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/.test(code) ? ' (give the rendezvous certificate or its CA with --ca FILE)' : ''
-}
-
-function readCa (file: string): Buffer {
+// Read and parsed at start: a file that holds no certificate is a one-line error now, not a retry loop later.
+function readCa (file: string, flag: string): Buffer {
+  let pem: Buffer
   try {
-    return readFileSync(file)
+    pem = readFileSync(file)
   } catch (err) {
-    throw new CliError(`agent: cannot read --ca ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
+    throw new CliError(`agent: cannot read ${flag} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`)
   }
+  try {
+    parseCaBundle(pem, `${flag} ${file}`)
+  } catch (err) {
+    throw new CliError(`agent: ${(err as Error).message}`)
+  }
+  return pem
 }
 
 function integer (value: string | undefined, flag: string): number | undefined {

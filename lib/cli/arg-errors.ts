@@ -1,4 +1,5 @@
 import { CliError } from './cli-error'
+import { firstLine } from './report'
 
 /**
  * The one parse-error policy of every command. Node's messages advise on '--'
@@ -20,6 +21,6 @@ export function argsError (err: unknown, command: string): CliError {
       return new CliError(`${flag} needs a value`)
     }
     default:
-      return new CliError(message.split('\n')[0])
+      return new CliError(firstLine(message))
   }
 }

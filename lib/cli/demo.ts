@@ -4,8 +4,9 @@ import { canonicalId } from '../registry/ids'
 import type { LogLevel } from '../server/serve-options'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
-import { logLevel, nonEmpty, port, quote } from './flags'
-import { firstLine, report, startupError } from './report'
+import { logLevel, nonEmpty, port } from './flags'
+import { shellQuote } from './invocation'
+import { command, firstLine, helpless, startupError } from './report'
 import { watchSignals } from './signals'
 
 export const DEMO_USAGE = `usage: rendezvous demo [--port 8443] [--data-dir DIR] [--id ID] [--log-level LEVEL]
@@ -46,16 +47,7 @@ const OPTIONS = {
 
 /** `rendezvous demo`: runs until SIGTERM or SIGINT, then closes everything and resolves 0. */
 export async function runDemo (args: string[], io: CliIo): Promise<number> {
-  try {
-    const parsed = parseDemoArgs(args)
-    if (parsed.help) {
-      io.stdout.write(DEMO_USAGE)
-      return 0
-    }
-    return await run(parsed, io)
-  } catch (err) {
-    return report(err, io)
-  }
+  return await command(io, DEMO_USAGE, () => helpless(parseDemoArgs(args)), async parsed => await run(parsed, io))
 }
 
 async function run (parsed: DemoArgs, io: CliIo): Promise<number> {
@@ -104,7 +96,7 @@ function demoStartupError (err: unknown, at: number): unknown {
 
 function banner (demo: Demo): string {
   const cert = demo.certificate
-  const certPath = quote(cert.certPath)
+  const certPath = shellQuote(cert.certPath)
   const lines = [
     'rendezvous demo: the whole loop is running on this machine.',
     '',

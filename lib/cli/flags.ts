@@ -3,9 +3,9 @@ import { CliError } from './cli-error'
 
 /** Checks of flag values shared by the commands; each problem is a one-line CliError (exit 2). */
 
-export function port (value: string): number {
+export function port (value: string, flag = '--port'): number {
   const n = Number(value)
-  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`--port must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
+  if (!/^\d+$/.test(value) || n > 65535) throw new CliError(`${flag} must be an integer from 0 to 65535, got ${JSON.stringify(value)}`)
   return n
 }
 
@@ -19,9 +19,4 @@ export function logLevel (value: string): LogLevel {
     throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(value)}`)
   }
   return value as LogLevel
-}
-
-/** A value as it can be pasted into a POSIX shell. */
-export function quote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
 }

@@ -2,6 +2,8 @@ import { existsSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
+import { normaliseSecret } from '../agent/options'
+import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
@@ -10,17 +12,16 @@ import { selfCommand, shellQuote } from './invocation'
 import { report } from './report'
 
 const USAGE = [
-  'usage: rendezvous ids add    [--data-dir DIR] [--id ID] [--secret BASE32] [--json]',
-  '       rendezvous ids list   [--data-dir DIR] [--json] [--show-secret]',
-  '       rendezvous ids remove ID [--data-dir DIR]'
+  'usage: rendezvous ids add    [--data-dir DIR | --redis URL] [--id ID] [--secret BASE32] [--json]',
+  '       rendezvous ids list   [--data-dir DIR | --redis URL] [--json] [--show-secret]',
+  '       rendezvous ids remove ID [--data-dir DIR | --redis URL]'
 ].join('\n') + '\n'
 
 const DEFAULT_DATA_DIR = '.rendezvous'
 
 const COMMON = {
   'data-dir': { type: 'string' },
-  // Part of the command-line contract (docs/cli.md) before cluster mode exists,
-  // so that it is refused with a clear message rather than as an unknown flag.
+  // Cluster mode: the IDs live in Redis, and every node sees a change within a second.
   redis: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
 } as const
@@ -58,12 +59,11 @@ async function add (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, ADD, 'add')
   if (values.help === true) return usage(io)
   noPositionals('add', positionals)
-  const dataDir = dataDirOf(values)
+  const store = storeOf(values)
 
-  const record = await withRegistry(dataDir, (registry) => registry.add({
+  const record = await withRegistry(store, (registry) => registry.add({
     id: values.id,
-    // Authenticator apps show keys in lower case, in groups, sometimes padded.
-    secret: values.secret?.replace(/[\s=]+/g, '').toUpperCase()
+    secret: values.secret === undefined ? undefined : normaliseSecret(values.secret)
   }))
   const otpauth = otpauthUri(record)
 
@@ -78,7 +78,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
     `Created:  ${record.createdAt}`,
     '',
     'Run the agent next to the hidden server with:',
-    `  ${agentHint(dataDir, record.id, record.secret)}`,
+    `  ${agentHint(store, record.id, record.secret)}`,
     '',
     'Warning: store the secret now. It is not shown again.',
     ''
@@ -90,10 +90,10 @@ async function list (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, LIST, 'list')
   if (values.help === true) return usage(io)
   noPositionals('list', positionals)
-  const dataDir = dataDirOf(values)
+  const store = storeOf(values)
   const showSecret = values['show-secret'] === true
 
-  const records = await withRegistry(dataDir, (registry) => registry.list())
+  const records = await withRegistry(store, (registry) => registry.list())
 
   if (values.json === true) {
     const items = records.map((r) => showSecret
@@ -116,10 +116,10 @@ async function remove (args: string[], io: CliIo): Promise<number> {
   if (values.help === true) return usage(io)
   if (positionals.length === 0) throw new CliError('ids remove needs the ID to remove')
   if (positionals.length > 1) throw new CliError(`ids remove takes one ID, got ${positionals.length}`)
-  const dataDir = dataDirOf(values)
+  const store = storeOf(values)
   const id = positionals[0]
 
-  const removed = await withRegistry(dataDir, (registry) => registry.remove(id))
+  const removed = await withRegistry(store, (registry) => registry.remove(id))
   if (!removed) throw new CliError(`no such ID: ${id}`, 1)
   io.stdout.write(`Removed ${id.toLowerCase()}.\n`)
   return 0
@@ -128,23 +128,31 @@ async function remove (args: string[], io: CliIo): Promise<number> {
 type Options = NonNullable<ParseArgsConfig['options']>
 
 function parse<T extends Options> (args: string[], options: T, command: string) {
-  let parsed
   try {
-    parsed = parseArgs({ args, options, strict: true, allowPositionals: true })
+    return parseArgs({ args, options, strict: true, allowPositionals: true })
   } catch (err) {
     throw argsError(err, `ids ${command}`)
   }
-  if ((parsed.values as { redis?: unknown }).redis !== undefined) {
-    throw new CliError('cluster mode (--redis) is not available in this version', 1)
+}
+
+type Store = { dataDir: string } | { redis: string }
+
+function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | boolean }): Store {
+  const redis = values.redis
+  if (typeof redis === 'string') {
+    if (values['data-dir'] !== undefined) throw new CliError('--redis and --data-dir cannot be combined: the IDs live in one place')
+    if (!/^rediss?:\/\//.test(redis)) throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
+    return { redis }
   }
-  return parsed
+  return { dataDir: dataDirOf(values) }
 }
 
 // HOST and PORT are the operator's to fill in; the rest works as printed, --ca included when serve generated its certificate here.
-function agentHint (dataDir: string, id: string, secret: string): string {
-  const cert = join(dataDir, 'tls', 'cert.pem')
-  const near = relative(process.cwd(), cert)
-  const ca = existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
+function agentHint (store: Store, id: string, secret: string): string {
+  // A cluster's certificate is wherever its nodes were given it; a data dir's is where serve generated it.
+  const cert = 'dataDir' in store ? join(store.dataDir, 'tls', 'cert.pem') : undefined
+  const near = cert === undefined ? '' : relative(process.cwd(), cert)
+  const ca = cert !== undefined && existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
   return `${selfCommand()} agent --server https://HOST:8443 --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }
 
@@ -163,8 +171,9 @@ function usage (io: CliIo): number {
   return 0
 }
 
-async function withRegistry<T> (dataDir: string, job: (registry: Registry) => Promise<T>): Promise<T> {
-  const registry = new FileRegistry({ dataDir })
+async function withRegistry<T> (store: Store, job: (registry: Registry) => Promise<T>): Promise<T> {
+  if ('redis' in store) return await withRedisRegistry(store.redis, job)
+  const registry = new FileRegistry({ dataDir: store.dataDir })
   try {
     await registry.ready()
     return await job(registry)

@@ -29,6 +29,28 @@ export function report (err: unknown, io: CliIo): number {
   return 1
 }
 
+/**
+ * The frame of every command: `--help` prints `usage`, anything thrown is
+ * reported. `parse` returns undefined for --help.
+ */
+export async function command<T> (io: CliIo, usage: string, parse: () => T | undefined, run: (parsed: T) => Promise<number>): Promise<number> {
+  try {
+    const parsed = parse()
+    if (parsed === undefined) {
+      io.stdout.write(usage)
+      return 0
+    }
+    return await run(parsed)
+  } catch (err) {
+    return report(err, io)
+  }
+}
+
+/** Parsed flags, or undefined when they asked for --help. */
+export function helpless<T extends { help: boolean }> (parsed: T): T | undefined {
+  return parsed.help ? undefined : parsed
+}
+
 function expected (err: unknown): CliError | undefined {
   if (err instanceof CliError) return new CliError(firstLine(err.message), err.exitCode)
   const e = err as NodeJS.ErrnoException | undefined
@@ -53,10 +75,12 @@ export interface ListenTarget {
 
 /** What commonly goes wrong while a server starts to listen, as one-line CliErrors (exit 1); anything else is left to report(). */
 export function startupError (err: unknown, at: ListenTarget): unknown {
-  const e = err as NodeJS.ErrnoException | undefined
+  const e = err as (NodeJS.ErrnoException & { address?: unknown, port?: unknown }) | undefined
   const where = `${formatHost(at.host)}:${at.port}`
+  // A second listener (cluster mode's peer link) fails with its own address.
+  const own = typeof e?.address === 'string' && typeof e.port === 'number' && e.port !== at.port ? `${formatHost(e.address)}:${e.port}` : undefined
   switch (e?.code) {
-    case 'EADDRINUSE': return new CliError(`cannot listen on ${where}: the port is already in use (try --port 0)`, 1)
+    case 'EADDRINUSE': return new CliError(`cannot listen on ${own ?? where}: the port is already in use${own === undefined ? ' (try --port 0)' : ''}`, 1)
     case 'EACCES':
       if (e.syscall === 'listen') return new CliError(`cannot listen on ${where}: permission denied (try a port above 1023, or --port 0)`, 1)
       return new CliError(`${e.path ?? at.dataDir ?? 'a file'}: permission denied`, 1)

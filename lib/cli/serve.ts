@@ -1,29 +1,23 @@
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
-import { buildServer, closeDeadline, closeServer } from '../server/app'
+import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
 import { loadCertificate, type Certificate, type CertificateRequest } from '../server/certificate'
 import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
+import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
-import { quote } from './flags'
-import { formatHost, report, startupError } from './report'
+import { selfCommand, shellQuote } from './invocation'
+import { ignoreOutputErrors } from './quiet-output'
+import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals } from './signals'
 import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
 export async function runServe (args: string[], io: CliIo): Promise<number> {
-  try {
-    const parsed = parseServeArgs(args)
-    if (parsed.help) {
-      io.stdout.write(SERVE_USAGE)
-      return 0
-    }
-    return await serve(parsed, io)
-  } catch (err) {
-    return report(err, io)
-  }
+  ignoreOutputErrors(io.stdout, io.stderr)
+  return await command(io, SERVE_USAGE, () => helpless(parseServeArgs(args, io.env)), async parsed => await serve(parsed, io))
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
@@ -38,17 +32,24 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   const certificate = parsed.noTls ? undefined : await loadCertificate(request)
   for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  // The admin page's agent command needs the bound port, known once the app listens.
+  const bound: { app?: FastifyInstance } = {}
   const options: ServeOptions = {
     dataDir: parsed.dataDir,
     tls: certificate === undefined ? false : { cert: certificate.cert, key: certificate.key },
     waitTimeout: parsed.waitTimeout,
     limits: parsed.limits,
+    closeGracePeriod: parsed.closeGracePeriod,
     metricsPath: parsed.metricsPath,
+    metricsListen: parsed.metricsListen,
+    plugin: { ...parsed.plugin, admin: adminOptions(parsed, () => publicUrl(parsed, bound.app, certificate), certificate) },
     logLevel: parsed.logLevel,
     logStream: io.stdout,
-    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true
+    prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
+    cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
+  bound.app = app
   try {
     await app.listen({ host: parsed.host, port: parsed.port })
   } catch (err) {
@@ -57,9 +58,14 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  const stopReloading = certificate === undefined ? () => {} : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+  let stopReloading = (): void => {}
+  if (certificate !== undefined) {
+    const reloader = reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
+    signals.onHangup(() => reloader.reload('SIGHUP'))
+    stopReloading = reloader.stop
+  }
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -70,16 +76,39 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
 }
 
+/** Where the admin and metrics listeners are, when serve has them. */
+function listeners (app: FastifyInstance, parsed: ServeArgs): string {
+  const lines: string[] = []
+  const admin = app.rendezvous.adminAddress()
+  if (admin !== undefined) lines.push(`Admin page and API: http://${formatHost(admin.address)}:${admin.port}/`)
+  const metrics = metricsListenerAddress(app)
+  if (metrics !== undefined && parsed.metricsPath !== false) lines.push(`Metrics: http://${formatHost(metrics.address)}:${metrics.port}${parsed.metricsPath}`)
+  return lines.map(line => line + '\n').join('')
+}
+
+function adminOptions (parsed: ServeArgs, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
+  if (parsed.admin === undefined) return undefined
+  const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  return { ...parsed.admin, publicUrl: url, caFile: ca }
+}
+
+function publicUrl (parsed: ServeArgs, app: FastifyInstance | undefined, certificate: Certificate | undefined): string {
+  const port = app === undefined ? parsed.port : boundPort(app)
+  return `${certificate === undefined ? 'http' : 'https'}://${formatHost(reachableHost(parsed.host))}:${port}/`
+}
+
 function boundPort (app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port
 }
 
-function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined): string {
+function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
   const url = `${scheme}://${formatHost(reachableHost(parsed.host))}:${port}/`
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`
@@ -92,11 +121,11 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
     '',
     'Next steps:',
     '  1. Provision an ID for a hidden server; this prints its ID and secret:',
-    `       rendezvous ids add --data-dir ${quote(parsed.dataDir)}`,
+    `       ${cli} ids add ${parsed.cluster === undefined ? `--data-dir ${shellQuote(parsed.dataDir)}` : `--redis ${shellQuote(redactUrl(parsed.cluster.redis))}`}`,
     '  2. Next to the hidden server, run the agent (PORT is where the hidden server listens):',
-    `       rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${quote(ca)}`}`,
+    `       ${cli} agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT${ca === undefined ? '' : ` --ca ${shellQuote(ca)}`}`,
     '  3. Reach the hidden server as a mobile client:',
-    `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${quote(ca)}`} ${url}`,
+    `       curl --digest -u ID:x${ca === undefined ? '' : ` --cacert ${shellQuote(ca)}`} ${url}`,
     ''
   )
   return lines.join('\n') + '\n'
@@ -107,4 +136,9 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
+}
+
+// A password in the Redis URL must not end up in a terminal's scrollback.
+function redactUrl (url: string): string {
+  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }

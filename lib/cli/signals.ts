@@ -1,7 +1,10 @@
 const SIGNALS = ['SIGTERM', 'SIGINT'] as const
 
-/** The first and second termination signals: the first closes gracefully, the second forces it. */
-export interface Signals { first: Promise<string>, second: Promise<string>, stop: () => void }
+/**
+ * The first and second termination signals: the first closes gracefully, the
+ * second forces it. `onHangup` subscribes to SIGHUP (reload), until `stop`.
+ */
+export interface Signals { first: Promise<string>, second: Promise<string>, onHangup: (fn: () => void) => void, stop: () => void }
 
 export function watchSignals (): Signals {
   let count = 0
@@ -15,5 +18,17 @@ export function watchSignals (): Signals {
     else onSecond(signal)
   }
   for (const signal of SIGNALS) process.on(signal, handler)
-  return { first, second, stop: () => { for (const signal of SIGNALS) process.removeListener(signal, handler) } }
+  const hangups = new Set<() => void>()
+  return {
+    first,
+    second,
+    onHangup: fn => {
+      hangups.add(fn)
+      process.on('SIGHUP', fn)
+    },
+    stop: () => {
+      for (const signal of SIGNALS) process.removeListener(signal, handler)
+      for (const fn of hangups) process.removeListener('SIGHUP', fn)
+    }
+  }
 }

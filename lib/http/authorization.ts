@@ -21,20 +21,15 @@ const SCHEME = /^([^ \t]+)(?:[ \t]+([\s\S]*))?$/
 
 const utf8 = new TextDecoder('utf-8', { fatal: true })
 
-/**
- * Parses an RFC 7235 `#auth-param` list. Returns a map keyed by lower-cased
- * parameter names, or undefined when the list is malformed or repeats a name.
- */
-export function parseAuthParams (text: string): Map<string, string> | undefined {
-  const parsed = parseParams(text)
-  return typeof parsed === 'string' ? undefined : parsed
-}
-
 function match (re: RegExp, text: string, pos: number): RegExpExecArray | null {
   re.lastIndex = pos
   return re.exec(text)
 }
 
+/**
+ * Parses an RFC 7235 `#auth-param` list into a map keyed by lower-cased
+ * parameter names, or says why it is malformed (a repeated name included).
+ */
 function parseParams (text: string): Map<string, string> | string {
   const params = new Map<string, string>()
   let pos = 0

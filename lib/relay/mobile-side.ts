@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -10,16 +11,25 @@ import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
+import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
-import { kUnknownId } from './symbols'
+import { kConnId, kUnknownId } from './symbols'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
-  | { kind: 'relay', id: string, head: Buffer }
+  | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
+
+/** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
+export type SplicedPair = Splice & { id: string }
+
+/** What another node gave: a link to a hidden server there (the head already delivered), or word that the cluster cannot be asked. */
+type Remote = { link: Socket } | { unavailable: true }
 
 export interface MobileSideDeps {
-  registry: Pick<Registry, 'get'>
+  registry: Pick<Registry, 'get' | 'stale'>
+  /** Cluster mode: hidden servers parked on other nodes. */
+  remote?: RemoteSource
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
@@ -29,7 +39,7 @@ export interface MobileSideDeps {
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
   coolingOff: (address: string) => Promise<number>
   /** Spliced pairs, so close() can reach them. */
-  splices: Set<Splice>
+  splices: Set<SplicedPair>
 }
 
 export interface MobileSide {
@@ -60,7 +70,7 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
   try {
     const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
       { dropAuthorization: source === 'authorization' })
-    return { kind: 'relay', id, head }
+    return { kind: 'relay', id, head, receivedAt: process.hrtime.bigint() }
   } catch {
     // Only a lenient parser (insecureHTTPParser) lets CR, LF or NUL this far.
     return refusal('bad_head', 400, 'the request head cannot be forwarded')
@@ -82,6 +92,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
     const id = canonicalId(credential.username)
     if (id !== undefined && deps.registry.get(id) !== undefined) return relayTicket(req, facts, id, credential.source)
+    // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
+    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached')
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined
@@ -105,22 +117,45 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     return undefined
   }
 
-  /** A parked connection for `id`, or why there is none; watches the client while it waits. */
-  async function waitForHidden (id: string, client: Socket, gone: AbortSignal): Promise<WaitOutcome | undefined> {
+  /** A parked connection for `id` (here, or in cluster mode on another node, given `head`), or why there is none. */
+  async function waitForHidden (id: string, head: Buffer, client: Socket, gone: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
     const started = process.hrtime.bigint()
-    const found = await lot.wait(id, limits.waitTimeout, gone)
+    const found = deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, gone) : await waitAnywhere(deps.remote, id, head, gone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !usable(client, gone)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
       else found.socket.destroy()
     }
+    // A link cannot go back: its hidden server already has the head.
+    if (found !== undefined && 'link' in found && !usable(client, gone)) found.link.destroy()
     return found
+  }
+
+  /**
+   * Cluster mode: whichever comes first within the wait timeout, a socket
+   * parked here, or a link to another node that took one of its own and
+   * delivered `head` to it. Other nodes are asked again every retryInterval,
+   * as a hidden server may park anywhere.
+   */
+  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+    const deadline = Date.now() + limits.waitTimeout
+    for (;;) {
+      if (lot.parkedFor(id) === 0) {
+        const link = await remote.open(id, head, signal)
+        if (link === 'unavailable') return { unavailable: true }
+        if (link !== 'none') return { link }
+      }
+      const left = deadline - Date.now()
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
+      if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
+    }
   }
 
   async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
     const watch = watchClient(client, limits.maxWaitBuffer)
-    let found: WaitOutcome | undefined
+    const sent = rest
+    let found: WaitOutcome | Remote | undefined
     try {
       const refused = await admission(client)
       if (refused !== undefined) {
@@ -131,7 +166,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, client, watch.signal)
+      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, Buffer.concat([ticket.head, sent]), client, watch.signal)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
@@ -140,29 +175,37 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       client.destroy()
       return
     }
-    if (found === undefined || 'full' in found) {
+    if (found !== undefined && 'link' in found) {
+      // The other node delivered the head and what came with it; only what arrived since is left to send.
+      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), log, 'forwarded')
+      return
+    }
+    if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
-      if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
+      if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, log)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
       else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, log)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, log)
       return
     }
-    await spliceTo(found.socket, ticket.head, client, rest, log)
+    await spliceTo(found.socket, ticket, ticket.head, client, rest, log)
   }
 
-  async function spliceTo (hidden: Socket, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
-    let pair: Splice
+  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
+    let pair: SplicedPair
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] })
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] }), { id })
+      metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.
       hidden.destroy()
       throw err
     }
-    log.info('relaying')
-    metrics.request('relayed')
+    // connId names the parked connection, so this line ties the mobile side's reqId to the hidden side's lines.
+    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, outcome === 'relayed' ? 'relaying' : 'relaying through another node')
+    metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done
@@ -172,7 +215,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
-    const log = deps.log.child({ side: 'mobile', address: socket.remoteAddress, method: req.method, url: req.url })
+    // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
+    const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
@@ -180,6 +224,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
+    log.debug({ id: ticket.id }, 'waiting for a hidden server')
     matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')

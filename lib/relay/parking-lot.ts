@@ -14,13 +14,13 @@ export type ParkedExit = 'peer_closed' | 'early_data' | 'evicted'
 export interface LotEvents {
   /** A parked socket left without serving anyone. */
   onParkedExit?: (id: string, why: ParkedExit) => void
-  /** The number of parked sockets or waiters changed. */
-  onChange?: (parked: number, waiting: number) => void
+  /** The number of parked sockets or waiters changed; `id` is set when the parked count of that ID did. */
+  onChange?: (parked: number, waiting: number, id?: string) => void
 }
 
 interface Parked {
   socket: Socket
-  id: string
+  release: () => void
 }
 
 interface Waiter {
@@ -35,86 +35,84 @@ export type WaitOutcome = { socket: Socket } | { full: true }
  * lot's listeners left on it and is paused, so no byte is lost in between.
  */
 export class ParkingLot {
-  private readonly parked = new Map<string, Set<Parked>>()
-  private readonly waiters = new Map<string, Set<Waiter>>()
-  private parkedCount = 0
-  private waitingCount = 0
+  readonly #parked = new Map<string, Set<Parked>>()
+  readonly #waiters = new Map<string, Set<Waiter>>()
+  #parkedCount = 0
+  #waitingCount = 0
 
-  // One listener of each kind for every parked socket, rather than closures per socket: a parked
-  // connection is mostly idle memory, and 10,000 of them each holding three closures and a scope add up.
-  private readonly entries = new WeakMap<Socket, Parked>()
-  private readonly onParkedData: (this: Socket) => void
-  private readonly onParkedClose: (this: Socket) => void
+  readonly #limits: LotLimits
+  readonly #events: LotEvents
 
-  constructor (private readonly limits: LotLimits, private readonly events: LotEvents = {}) {
-    const lot = this
-    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
-    this.onParkedData = function (this: Socket) { lot.leave(this, 'early_data') }
-    this.onParkedClose = function (this: Socket) { lot.leave(this, 'peer_closed') }
-  }
-
-  private leave (socket: Socket, why: ParkedExit): void {
-    const entry = this.entries.get(socket)
-    if (entry === undefined || !this.unpark(entry.id, entry)) return
-    this.release(entry)
-    socket.destroy()
-    this.events.onParkedExit?.(entry.id, why)
-  }
-
-  /** Takes the lot's listeners off a socket leaving it, and pauses it so no byte is lost until its new owner reads. */
-  private release (entry: Parked): void {
-    const { socket } = entry
-    this.entries.delete(socket)
-    socket.pause()
-    socket.removeListener('data', this.onParkedData)
-    socket.removeListener('end', this.onParkedClose)
-    socket.removeListener('close', this.onParkedClose)
+  constructor (limits: LotLimits, events: LotEvents = {}) {
+    this.#limits = limits
+    this.#events = events
   }
 
   get size (): { parked: number, waiting: number } {
-    return { parked: this.parkedCount, waiting: this.waitingCount }
+    return { parked: this.#parkedCount, waiting: this.#waitingCount }
   }
 
   parkedFor (id: string): number {
-    return this.parked.get(id)?.size ?? 0
+    return this.#parked.get(id)?.size ?? 0
+  }
+
+  /** Parked sockets and waiting clients of every ID that has either, for live views and per-ID metrics. */
+  perId (): Map<string, { parked: number, waiting: number }> {
+    const out = new Map<string, { parked: number, waiting: number }>()
+    for (const [id, set] of this.#parked) out.set(id, { parked: set.size, waiting: 0 })
+    for (const [id, set] of this.#waiters) out.set(id, { parked: out.get(id)?.parked ?? 0, waiting: set.size })
+    return out
   }
 
   /** Whether one more socket for `id` fits. A waiting client always makes room. */
   hasRoom (id: string): boolean {
-    if ((this.waiters.get(id)?.size ?? 0) > 0) return true
-    return this.parkedCount < this.limits.maxTotal && this.parkedFor(id) < this.limits.maxPerId
+    if ((this.#waiters.get(id)?.size ?? 0) > 0) return true
+    return this.#parkedCount < this.#limits.maxTotal && this.parkedFor(id) < this.#limits.maxPerId
   }
 
   /** Parks a socket that has just been answered 200, or hands it straight to the first waiting client. */
   park (id: string, socket: Socket): void {
-    const waiter = this.firstWaiter(id)
+    const waiter = this.#firstWaiter(id)
     if (waiter !== undefined) {
       waiter.resolve(socket)
       return
     }
-    socket.setKeepAlive(true, this.limits.keepAliveInitialDelay)
-    const entry: Parked = { socket, id }
-    this.entries.set(socket, entry)
-    socket.on('data', this.onParkedData)
-    socket.on('end', this.onParkedClose)
-    socket.on('close', this.onParkedClose)
-    let set = this.parked.get(id)
+    socket.setKeepAlive(true, this.#limits.keepAliveInitialDelay)
+    const entry: Parked = { socket, release: () => {} }
+    const leave = (why: ParkedExit): void => {
+      if (!this.#unpark(id, entry)) return
+      socket.destroy()
+      this.#events.onParkedExit?.(id, why)
+    }
+    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
+    const onData = (): void => leave('early_data')
+    const onClose = (): void => leave('peer_closed')
+    socket.on('data', onData)
+    socket.on('end', onClose)
+    socket.on('close', onClose)
+    entry.release = () => {
+      socket.pause()
+      socket.removeListener('data', onData)
+      socket.removeListener('end', onClose)
+      socket.removeListener('close', onClose)
+    }
+    let set = this.#parked.get(id)
     if (set === undefined) {
       set = new Set()
-      this.parked.set(id, set)
+      this.#parked.set(id, set)
     }
     set.add(entry)
-    this.parkedCount++
-    this.changed()
+    this.#parkedCount++
+    this.#changed(id)
   }
 
   /** The longest-parked live socket for `id`, taken out of the lot. */
   take (id: string): Socket | undefined {
-    const set = this.parked.get(id)
+    const set = this.#parked.get(id)
     if (set === undefined) return undefined
     for (const entry of set) {
-      this.unpark(id, entry)
-      this.release(entry)
+      this.#unpark(id, entry)
+      entry.release()
       if (!entry.socket.destroyed && entry.socket.writable) return entry.socket
       entry.socket.destroy()
     }
@@ -129,21 +127,21 @@ export class ParkingLot {
   async wait (id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome | undefined> {
     const now = this.take(id)
     if (now !== undefined) return { socket: now }
-    const queue = this.waiters.get(id)
-    if (this.waitingCount >= this.limits.maxWaiters || (queue?.size ?? 0) >= this.limits.maxWaitersPerId) {
+    const queue = this.#waiters.get(id)
+    if (this.#waitingCount >= this.#limits.maxWaiters || (queue?.size ?? 0) >= this.#limits.maxWaitersPerId) {
       return { full: true }
     }
     if (timeoutMs <= 0) return undefined
     const socket = await new Promise<Socket | undefined>(resolve => {
       const set = queue ?? new Set<Waiter>()
-      this.waiters.set(id, set)
+      this.#waiters.set(id, set)
       const waiter: Waiter = {
         resolve: (value) => {
           clearTimeout(timer)
           signal?.removeEventListener('abort', onAbort)
-          if (set.delete(waiter)) this.waitingCount--
-          if (set.size === 0 && this.waiters.get(id) === set) this.waiters.delete(id)
-          this.changed()
+          if (set.delete(waiter)) this.#waitingCount--
+          if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id)
+          this.#changed()
           resolve(value)
         }
       }
@@ -151,47 +149,47 @@ export class ParkingLot {
       const timer = setTimeout(onAbort, timeoutMs)
       signal?.addEventListener('abort', onAbort, { once: true })
       set.add(waiter)
-      this.waitingCount++
-      this.changed()
+      this.#waitingCount++
+      this.#changed()
     })
     return socket === undefined ? undefined : { socket }
   }
 
   /** Closes every socket parked for `id` (the ID was removed); its waiters are told there is none. */
   evict (id: string): number {
-    const set = this.parked.get(id)
+    const set = this.#parked.get(id)
     let closed = 0
     for (const entry of [...(set ?? [])]) {
-      this.unpark(id, entry)
-      this.release(entry)
+      this.#unpark(id, entry)
+      entry.release()
       entry.socket.destroy()
-      this.events.onParkedExit?.(id, 'evicted')
+      this.#events.onParkedExit?.(id, 'evicted')
       closed++
     }
-    for (const waiter of [...(this.waiters.get(id) ?? [])]) waiter.resolve(undefined)
+    for (const waiter of [...(this.#waiters.get(id) ?? [])]) waiter.resolve(undefined)
     return closed
   }
 
   /** Empties the lot: parked sockets are destroyed, waiters get undefined. */
   closeAll (): void {
-    for (const id of [...this.parked.keys(), ...this.waiters.keys()]) this.evict(id)
+    for (const id of [...this.#parked.keys(), ...this.#waiters.keys()]) this.evict(id)
   }
 
-  private firstWaiter (id: string): Waiter | undefined {
-    const set = this.waiters.get(id)
+  #firstWaiter (id: string): Waiter | undefined {
+    const set = this.#waiters.get(id)
     return set === undefined ? undefined : set.values().next().value
   }
 
-  private unpark (id: string, entry: Parked): boolean {
-    const set = this.parked.get(id)
+  #unpark (id: string, entry: Parked): boolean {
+    const set = this.#parked.get(id)
     if (set === undefined || !set.delete(entry)) return false
-    if (set.size === 0) this.parked.delete(id)
-    this.parkedCount--
-    this.changed()
+    if (set.size === 0) this.#parked.delete(id)
+    this.#parkedCount--
+    this.#changed(id)
     return true
   }
 
-  private changed (): void {
-    this.events.onChange?.(this.parkedCount, this.waitingCount)
+  #changed (id?: string): void {
+    this.#events.onChange?.(this.#parkedCount, this.#waitingCount, id)
   }
 }

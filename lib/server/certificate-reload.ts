@@ -10,13 +10,20 @@ export interface ReloadOptions {
   settle?: number
 }
 
+export interface CertificateReloader {
+  /** Reloads now (the CLI calls it on SIGHUP); `why` goes in the log. */
+  reload: (why: string) => void
+  /** Stops watching the files. */
+  stop: () => void
+}
+
 /**
- * Swaps a renewed certificate into the running server, on SIGHUP and when
- * --tls-cert or --tls-key change (a Let's Encrypt renewal). Connections
+ * Swaps a renewed certificate into the running server when asked and when
+ * its certificate or key file changes (a Let's Encrypt renewal). Connections
  * already open keep the old one; new ones get the new one. A pair that fails
- * to load is logged and the current one stays. Returns the function that stops watching.
+ * to load is logged and the current one stays.
  */
-export function reloadCertificate (server: TlsServer, req: CertificateRequest, current: Certificate, log: FastifyBaseLogger, opts: ReloadOptions = {}): () => void {
+export function reloadCertificate (server: TlsServer, req: CertificateRequest, current: Certificate, log: FastifyBaseLogger, opts: ReloadOptions = {}): CertificateReloader {
   let fingerprint = current.fingerprint
   let timer: NodeJS.Timeout | undefined
   let running = Promise.resolve()
@@ -42,8 +49,6 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
     clearTimeout(timer)
     timer = setTimeout(() => reload('file changed'), opts.settle ?? 1000)
   }
-  const onHangup = (): void => reload('SIGHUP')
-  process.on('SIGHUP', onHangup)
 
   const files = req.certFile !== undefined && req.keyFile !== undefined ? [req.certFile, req.keyFile] : []
   const onChange = (now: Stats, before: Stats): void => {
@@ -52,9 +57,11 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
   // watchFile polls stat(), which follows symlinks: Let's Encrypt's live/ links are repointed, not rewritten.
   for (const file of files) watchFile(file, { interval: opts.interval ?? 5000, persistent: false }, onChange)
 
-  return () => {
-    clearTimeout(timer)
-    process.off('SIGHUP', onHangup)
-    for (const file of files) unwatchFile(file, onChange)
+  return {
+    reload,
+    stop: () => {
+      clearTimeout(timer)
+      for (const file of files) unwatchFile(file, onChange)
+    }
   }
 }

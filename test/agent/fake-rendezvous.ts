@@ -41,8 +41,8 @@ export class FakeRendezvous extends EventEmitter {
   extraBytes = 0
   parked: net.Socket[] = []
   readonly sockets = new Set<net.Socket>()
-  private readonly nonces = new Set<string>()
-  private server!: net.Server
+  readonly #nonces = new Set<string>()
+  #server!: net.Server
   port = 0
 
   constructor (opts: FakeOptions) {
@@ -51,15 +51,15 @@ export class FakeRendezvous extends EventEmitter {
   }
 
   async listen (): Promise<this> {
-    const onSocket = (socket: net.Socket): void => this.accept(socket)
-    this.server = this.opts.plain === true
+    const onSocket = (socket: net.Socket): void => this.#accept(socket)
+    this.#server = this.opts.plain === true
       ? net.createServer(onSocket)
       : tls.createServer({ key: this.opts.key ?? tlsKey, cert: this.opts.cert ?? tlsCert }, onSocket)
-    this.server.on('tlsClientError', () => {})
-    this.server.on('connection', () => { this.tcp++ })
-    this.server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1')
-    await once(this.server, 'listening')
-    this.port = (this.server.address() as net.AddressInfo).port
+    this.#server.on('tlsClientError', () => {})
+    this.#server.on('connection', () => { this.tcp++ })
+    this.#server.listen(this.opts.port ?? 0, this.opts.host ?? '127.0.0.1')
+    await once(this.#server, 'listening')
+    this.port = (this.#server.address() as net.AddressInfo).port
     return this
   }
 
@@ -94,10 +94,10 @@ export class FakeRendezvous extends EventEmitter {
 
   async close (): Promise<void> {
     for (const s of this.sockets) s.destroy()
-    await new Promise((resolve) => this.server.close(resolve))
+    await new Promise((resolve) => this.#server.close(resolve))
   }
 
-  private accept (socket: net.Socket): void {
+  #accept (socket: net.Socket): void {
     this.sessions++
     this.sockets.add(socket)
     socket.on('error', () => {})
@@ -114,16 +114,16 @@ export class FakeRendezvous extends EventEmitter {
       if (end === -1) return
       socket.off('data', onData)
       socket.pause()
-      this.handle(socket, buf.subarray(0, end).toString('latin1'), buf.length - end - 4)
+      this.#handle(socket, buf.subarray(0, end).toString('latin1'), buf.length - end - 4)
     }
     socket.on('data', onData)
   }
 
-  private handle (socket: net.Socket, head: string, extra: number): void {
+  #handle (socket: net.Socket, head: string, extra: number): void {
     const [line = '', ...headers] = head.split('\r\n')
     const host = headers.find((h) => /^host:/i.test(h))?.slice(5).trim()
     const m = /^CONNECT uuid:([^?\s]+)\?response=(\S+) HTTP\/1\.1$/.exec(line)
-    const tokenOk = m !== null && m[1] === this.opts.id.toLowerCase() && this.checkToken(m[1], m[2]!)
+    const tokenOk = m !== null && m[1] === this.opts.id.toLowerCase() && this.#checkToken(m[1], m[2]!)
     const attempt = this.connects.length
     this.connects.push({ at: Date.now(), target: m === null ? line : `uuid:${m[1]}`, host, tokenOk })
     this.emit('connect', attempt)
@@ -148,7 +148,7 @@ export class FakeRendezvous extends EventEmitter {
     this.emit('parked', socket)
   }
 
-  private checkToken (id: string, token: string): boolean {
+  #checkToken (id: string, token: string): boolean {
     const m = /^v1\.(\d{1,16})\.([A-Za-z0-9_-]{16,64})\.([A-Za-z0-9_-]{43})$/.exec(token)
     if (m === null) return false
     const [, seconds, nonce, mac] = m as unknown as [string, string, string, string]
@@ -157,8 +157,8 @@ export class FakeRendezvous extends EventEmitter {
     const given = Buffer.from(mac, 'base64url')
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) return false
     if (Math.abs(Date.now() / 1000 - Number(seconds)) > 120) return false
-    if (this.nonces.has(nonce)) return false
-    this.nonces.add(nonce)
+    if (this.#nonces.has(nonce)) return false
+    this.#nonces.add(nonce)
     return true
   }
 }

@@ -77,7 +77,7 @@ t.test('add without --json prints a readable block with the agent command line',
   t.match(run.stdout, /ID:\s+box\n/)
   t.match(run.stdout, new RegExp(`Secret:\\s+${SECRET}\\n`))
   t.match(run.stdout, new RegExp(`otpauth://totp/[^\\s]*secret=${SECRET}`))
-  t.ok(run.stdout.includes(`rendezvous agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
+  t.ok(run.stdout.includes(` agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
   t.match(run.stdout, /not shown again/)
 })
 
@@ -178,11 +178,11 @@ t.test('usage errors exit 2 with one line and no stack trace', async (t) => {
   })
 })
 
-t.test('--redis is refused until cluster mode exists', async (t) => {
+t.test('--redis with --data-dir is refused: the IDs live in one place', async (t) => {
   const dir = t.testdir()
   for (const args of [['add', '--json'], ['list'], ['remove', 'x']]) {
-    assertOneLineError(t, await ids(...args, '--redis', 'redis://127.0.0.1:6379', '--data-dir', dir), 1,
-      /^rendezvous: cluster mode \(--redis\) is not available in this version\n$/)
+    assertOneLineError(t, await ids(...args, '--redis', 'redis://127.0.0.1:6379', '--data-dir', dir), 2,
+      /^rendezvous: --redis and --data-dir cannot be combined: the IDs live in one place\n$/)
   }
   t.same(await readdir(dir), [])
 })

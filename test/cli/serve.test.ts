@@ -61,8 +61,8 @@ if (problem !== undefined) {
     const certPem = readFileSync(certPath)
     const printed = FINGERPRINT.exec(proc.stdout())?.[1]
     t.equal(printed, new X509Certificate(certPem).fingerprint256, 'printed fingerprint is the file\'s')
-    t.match(proc.stdout(), `rendezvous ids add --data-dir ${dataDir}`)
-    t.match(proc.stdout(), `rendezvous agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT --ca ${certPath}`)
+    t.match(proc.stdout(), `node dist/cli/main.js ids add --data-dir ${dataDir}`)
+    t.match(proc.stdout(), `node dist/cli/main.js agent --server ${url} --id ID --secret SECRET --to http://127.0.0.1:PORT --ca ${certPath}`)
     t.match(proc.stdout(), `curl --digest -u ID:x --cacert ${certPath} ${url}`)
     t.equal(statSync(join(dataDir, 'tls', 'key.pem')).mode & 0o777, 0o600, 'key is private')
     t.equal(statSync(join(dataDir, 'tls')).mode & 0o777, 0o700, 'tls dir is private')
@@ -197,7 +197,11 @@ if (problem !== undefined) {
       ['metrics path on /', ['--metrics-path', '/'], /--metrics-path must be/],
       ['bad log level', ['--log-level', 'loud'], /--log-level must be one of/],
       ['positional argument', ['extra'], /unexpected argument extra/],
-      ['cluster mode', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 's'], /cluster mode .* is not available in this version/]
+      ['cluster secret too short', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 's'], /cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET/],
+      ['cluster flag without --redis', ['--peer-port', '9000'], /--peer-port needs --redis URL/],
+      ['--redis not a URL', ['--redis', 'localhost:6379', '--cluster-secret', 'x'.repeat(16)], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+      ['wildcard --peer-host without --advertise', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--peer-host', '0.0.0.0'], /--peer-host 0\.0\.0\.0 is no address other nodes can dial/],
+      ['--advertise not HOST:PORT', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--advertise', 'nope'], /--advertise must be HOST:PORT/]
     ]
     for (const [name, flags, pattern] of cases) {
       await t.test(name, async t => {

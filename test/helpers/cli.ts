@@ -86,8 +86,14 @@ export interface Proc {
 export interface SpawnOptions {
   env?: NodeJS.ProcessEnv
   cwd?: string
-  /** The watchdog SIGKILLs the process after this long. */
+  /** The process is SIGKILLed after this long. */
   timeoutMs?: number
+  /**
+   * Default true. False spawns the process directly, one Node start cheaper:
+   * for short commands bounded by timeoutMs, which a killed test process
+   * leaves running for that long at most.
+   */
+  watchdog?: boolean
 }
 
 /**
@@ -95,11 +101,16 @@ export interface SpawnOptions {
  * SIGTERM, then SIGKILL after two seconds.
  */
 export function spawnProc (t: Teardown, name: string, cmd: string, args: string[], opts: SpawnOptions = {}): Proc {
-  const child = spawn(process.execPath, ['-e', WATCHDOG, JSON.stringify([cmd, ...args])], {
+  const watched = opts.watchdog !== false
+  const child = spawn(watched ? process.execPath : cmd, watched ? ['-e', WATCHDOG, JSON.stringify([cmd, ...args])] : args, {
     cwd: opts.cwd ?? ROOT,
     env: { ...process.env, NODE_OPTIONS: '', ...opts.env },
-    stdio: ['pipe', 'pipe', 'pipe']
+    stdio: [watched ? 'pipe' : 'ignore', 'pipe', 'pipe']
   })
+  const hardKill = (): void => {
+    if (watched) child.stdin?.end()
+    else child.kill('SIGKILL')
+  }
   const out: Buffer[] = []
   let err = ''
   let text = ''
@@ -117,7 +128,7 @@ export function spawnProc (t: Teardown, name: string, cmd: string, args: string[
   // EPIPE on the watchdog's stdin after it is gone is expected.
   child.stdin?.on('error', () => {})
   let isDone = false
-  const hardTimer = opts.timeoutMs === undefined ? undefined : setTimeout(() => { child.stdin?.end() }, opts.timeoutMs)
+  const hardTimer = opts.timeoutMs === undefined ? undefined : setTimeout(hardKill, opts.timeoutMs)
   const onExit = new Set<(exit: Exit) => void>()
   const exited = new Promise<Exit>(resolve => {
     child.once('close', (code, signal) => {
@@ -152,12 +163,12 @@ export function spawnProc (t: Teardown, name: string, cmd: string, args: string[
   })
 
   const kill = async (): Promise<Exit> => {
-    child.stdin?.end()
+    hardKill()
     return await exited
   }
   const stop = async (signal: NodeJS.Signals = 'SIGTERM', graceMs = 15_000): Promise<Exit> => {
     if (!isDone) child.kill(signal)
-    const timer = setTimeout(() => { child.stdin?.end() }, graceMs)
+    const timer = setTimeout(hardKill, graceMs)
     try {
       return await exited
     } finally {
@@ -196,12 +207,8 @@ export async function run (t: Teardown, cmd: string, args: string[], opts: Spawn
   return { ...exit, stdout: proc.stdoutBytes(), stderr: proc.stderr(), ms: Date.now() - started }
 }
 
-export interface CliOptions {
-  cwd?: string
-  env?: NodeJS.ProcessEnv
-  /** Killed after this long. Default 15 s for runCli, none for startCli. */
-  timeoutMs?: number
-}
+/** As for spawnProc; timeoutMs defaults to 15 s for runCli, none for startCli. */
+export type CliOptions = SpawnOptions
 
 export type CliProcess = Proc
 
@@ -219,7 +226,7 @@ export function startCli (t: Teardown, args: string[], opts: CliOptions = {}): C
 
 /** Runs the built CLI to its end. */
 export async function runCli (t: Teardown, args: string[], opts: CliOptions = {}): Promise<CliResult> {
-  const result = await run(t, process.execPath, [CLI_MAIN, ...args], cliOptions({ timeoutMs: 15_000, ...opts }))
+  const result = await run(t, process.execPath, [CLI_MAIN, ...args], cliOptions({ timeoutMs: 15_000, watchdog: false, ...opts }))
   return { ...result, stdout: result.stdout.toString('utf8') }
 }
 

@@ -8,16 +8,16 @@ export class WireClient {
   received = Buffer.alloc(0)
   ended = false
   closed = false
-  private readonly waiters: Array<() => void> = []
+  readonly #waiters: Array<() => void> = []
 
   constructor (socket: Socket) {
     this.socket = socket
     socket.on('data', chunk => {
       this.received = Buffer.concat([this.received, chunk])
-      this.wake()
+      this.#wake()
     })
-    socket.on('end', () => { this.ended = true; this.wake() })
-    socket.on('close', () => { this.closed = true; this.wake() })
+    socket.on('end', () => { this.ended = true; this.#wake() })
+    socket.on('close', () => { this.closed = true; this.#wake() })
     socket.on('error', () => {})
   }
 
@@ -37,7 +37,7 @@ export class WireClient {
       if (left <= 0) throw new Error(`timed out waiting for ${what}; received ${JSON.stringify(this.text.slice(0, 500))}`)
       await new Promise<void>(resolve => {
         const t = setTimeout(resolve, Math.min(left, 50))
-        this.waiters.push(() => { clearTimeout(t); resolve() })
+        this.#waiters.push(() => { clearTimeout(t); resolve() })
       })
     }
   }
@@ -65,8 +65,8 @@ export class WireClient {
     this.socket.destroy()
   }
 
-  private wake (): void {
-    for (const w of this.waiters.splice(0)) w()
+  #wake (): void {
+    for (const w of this.#waiters.splice(0)) w()
   }
 }
 

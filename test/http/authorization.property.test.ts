@@ -15,7 +15,7 @@ const credential = (rawHeaders: string[], url = '/', upgrade = false): ReturnTyp
   readCredential({ rawHeaders, url, upgrade })
 
 t.test('Digest: the user name is found among any other parameters, in any order, quoted or not', async t => {
-  fc.assert(fc.property(anId, fc.array(otherParam, { maxLength: 6 }), fc.nat(), OWS, fc.boolean(), fc.constantFrom('Digest', 'digest', 'DIGEST'),
+  fc.assert(fc.property(anId, fc.uniqueArray(otherParam, { maxLength: 6, selector: p => p.slice(0, p.indexOf('=')).toLowerCase() }), fc.nat(), OWS, fc.boolean(), fc.constantFrom('Digest', 'digest', 'DIGEST'),
     (id, others, at, ows, escapeAll, scheme) => {
       const user = `username${ows}=${ows}${quoted(id, escapeAll)}`
       const params = [...others]

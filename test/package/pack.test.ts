@@ -6,13 +6,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
 import { ROOT, run, spawnProc, type RunResult } from '../helpers/cli'
+import { SECRET } from '../helpers/fixtures'
 
 // What a stranger gets: `npm pack` on a tree with no dist/ (prepack builds it),
 // the tarball installed into a fresh app next to fastify and
 // @fastify/under-pressure, the plugin registered there beside an app route,
 // the agent from the package parking a hidden server, and curl relayed to it.
 
-const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' }
+const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: SECRET }
 // What the source tree needs to build and pack; test/ goes along to prove it stays out.
 const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'test/package']
 

@@ -1,15 +1,14 @@
+import { ROOT } from '../helpers/cli'
 import { until } from '../helpers/until'
 import { execFile, spawn } from 'node:child_process'
 import { mkdir, readdir, readFile, stat, utimes, writeFile } from 'node:fs/promises'
 import { hostname } from 'node:os'
-import { join, resolve } from 'node:path'
+import { join } from 'node:path'
 import { promisify } from 'node:util'
 import t from 'tap'
 import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry, type FileRegistryOptions } from '../../lib/registry/file-registry'
 import { OTHER_SECRET, SECRET } from '../helpers/fixtures'
-
-const ROOT = resolve(__dirname, '../..')
 
 function open (t: tap.Test, options: FileRegistryOptions): FileRegistry {
   const registry = new FileRegistry(options)

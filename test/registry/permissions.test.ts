@@ -5,10 +5,10 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { FileRegistry, serializeRegistry } from '../../lib/registry/file-registry'
 import { looseness } from '../../lib/registry/permissions'
+import { SECRET } from '../helpers/fixtures'
 
 /* Loose permissions on the data dir or ids.json are refused, as OpenSSH refuses loose keys. */
 
-const SECRET = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
 const INSECURE = { code: 'FST_RENDEZVOUS_REGISTRY_INSECURE' }
 
 function dataDir (t: { teardown: (fn: () => void) => void }): string {

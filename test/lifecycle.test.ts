@@ -3,10 +3,10 @@ import Fastify from 'fastify'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import WebSocket, { WebSocketServer } from 'ws'
-import rendezvous, { FileRegistry, MemoryRegistry } from '../../lib/index'
-import { startRendezvous, untilParked } from '../helpers/rendezvous'
-import { tlsCert } from '../helpers/tls'
-import { SECRET } from '../helpers/fixtures'
+import rendezvous, { FileRegistry, MemoryRegistry } from '../lib/index'
+import { startRendezvous, untilParked } from './helpers/rendezvous'
+import { tlsCert } from './helpers/tls'
+import { SECRET } from './helpers/fixtures'
 
 t.test('app.close() closes parked, waiting and spliced sockets, and leaves no listener behind', async t => {
   const relay = await startRendezvous({ tls: true })
@@ -54,7 +54,7 @@ t.test('bad options are refused by name', async t => {
 })
 
 t.test('require() returns the plugin and .default is the same function', async t => {
-  const mod = require('../../lib/index')
+  const mod = require('../lib/index')
   t.equal(typeof mod, 'function')
   t.equal(mod.default, mod)
 })

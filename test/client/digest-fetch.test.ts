@@ -8,7 +8,7 @@ import { Readable } from 'node:stream'
 import { Agent, fetch as undiciFetch, Request as UndiciRequest } from 'undici'
 import { createRendezvousFetch, digestAuthorization, parseDigestChallenge, rendezvousFetch } from '../../lib/client/digest-fetch'
 import { tlsCert, tlsKey } from '../helpers/tls'
-import type { TapTest } from './helpers'
+import type { TapTest } from '../agent/helpers'
 
 const ID = 'hub-42'
 const md5 = (s: string): string => createHash('md5').update(s).digest('hex')

@@ -1,12 +1,14 @@
 import t from 'tap'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import net from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { runAgent } from '../../lib/cli/agent'
-import { otherCert, otherKey, tlsCertPath } from '../helpers/tls'
-import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer, readAll } from './helpers'
+import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
+import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
+import { echoServer, readAll } from '../agent/helpers'
+import { until } from '../helpers/until'
 
 function io (env: NodeJS.ProcessEnv = {}): { out: () => string, err: () => string, io: Parameters<typeof runAgent>[1] } {
   let out = ''
@@ -70,19 +72,32 @@ t.test('--insecure warns on stderr', async (t) => {
   t.match(c.err(), /WARNING: TLS certificate verification is OFF/)
 })
 
-t.test('an untrusted certificate is logged with the flag that fixes it', async (t) => {
+t.test('a certificate rejected on the first attempt: one line with the kind and both fingerprints, exit 3', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
   t.teardown(() => fake.close())
   const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
-  let stop: (reason: string) => void = () => {}
-  const done = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--backoff-max', '0.05'], c.io, new Promise((resolve) => { stop = resolve }))
-  while (!c.out().includes('cannot park')) await new Promise((resolve) => setTimeout(resolve, 20))
-  stop('test')
-  t.equal(await done, 0)
-  t.match(c.out(), /Z test: closing\n/)
-  // Node 24 adds its own hint to the TLS message, so only the stable parts are matched.
-  t.match(c.out(), /cannot park: self-signed certificate[^\n]*\(give the rendezvous certificate or its CA with --ca FILE\)/)
+  t.equal(await runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], c.io), 3)
+  const lines = c.err().trim().split('\n')
+  t.equal(lines.length, 1, c.err())
+  t.match(lines[0], /^rendezvous: the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE; it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
   t.equal(fake.connects.length, 0)
+})
+
+t.test('--ca and --to-ca must hold a certificate: a private key or garbage is a one-line error, exit 2', async (t) => {
+  const dir = t.testdir({ 'garbage.pem': 'not a certificate\n' })
+  for (const [flag, file, pattern] of [
+    ['--ca', tlsKeyPath, /agent: --ca .*key\.pem holds a private key, not a certificate/],
+    ['--ca', join(dir, 'garbage.pem'), /agent: --ca .*garbage\.pem holds no PEM certificate/],
+    ['--to-ca', join(dir, 'garbage.pem'), /agent: --to-ca .*garbage\.pem holds no PEM certificate/]
+  ] as Array<[string, string, RegExp]>) {
+    const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+    t.equal(await runAgent([...BASE, flag, file], c.io), 2, flag)
+    t.match(c.err(), pattern)
+    t.equal(c.err().trim().split('\n').length, 1)
+  }
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  t.equal(await runAgent([...BASE, '--log-level', 'loud'], c.io), 2)
+  t.match(c.err(), /--log-level must be one of error, warn, info, debug, got "loud"/)
 })
 
 t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) => {
@@ -93,7 +108,7 @@ t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) 
   const script = `require(${JSON.stringify(join(__dirname, '../../lib/cli/agent'))}).runAgent(process.argv.slice(1), process)
     .then((code) => { process.exitCode = code })`
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--',
-    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '2'], {
+    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '2', '--log-level', 'debug'], {
     env: { ...process.env, RENDEZVOUS_SECRET: TEST_SECRET },
     stdio: ['ignore', 'pipe', 'pipe']
   })
@@ -109,10 +124,45 @@ t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) 
   child.kill('SIGTERM')
   const [code] = await once(child, 'exit')
   t.equal(code, 0, err)
-  t.match(out, /Z parked \(1\/2 waiting\)\n/)
-  t.match(out, /Z taken by a mobile client/)
-  t.match(out, /Z relay finished/)
+  t.match(out, new RegExp(`Z agent for ID ${TEST_ID} at ${fake.url}, relaying to ${echo.url} \\(pool 2\\)\n`))
+  t.match(out, /Z DEBUG parked \(1\/2 waiting\)\n/)
+  t.match(out, /Z GET \/via-cli relayed in \d+ ms\n/)
+  t.match(out, /Z DEBUG taken by a mobile client/)
+  t.match(out, /Z DEBUG relay finished/)
   t.match(out, /Z SIGTERM: closing\n.*Z closed\n$/)
   t.notMatch(out + err, TEST_SECRET)
   t.equal(echo.requests[0]?.url, '/via-cli')
+})
+
+t.test('a second signal cuts open relays and exits at once, whichever signal it is', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  t.teardown(() => fake.close())
+  // A backend that takes the request and never answers: the first signal's grace would wait for it.
+  let holding = 0
+  const held = net.createServer((s) => { holding++; s.on('error', () => {}) }).listen(0, '127.0.0.1')
+  await once(held, 'listening')
+  t.teardown(() => held.close())
+  const to = `http://127.0.0.1:${(held.address() as net.AddressInfo).port}`
+  for (const [first, second] of [['SIGTERM', 'SIGINT'], ['SIGTERM', 'SIGTERM']] as const) {
+    const script = `require(${JSON.stringify(join(__dirname, '../../lib/cli/agent'))}).runAgent(process.argv.slice(1), process)
+      .then((code) => { process.exitCode = code })`
+    const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--',
+      '--server', fake.url, '--id', TEST_ID, '--to', to, '--ca', tlsCertPath, '--pool', '1'], {
+      env: { ...process.env, RENDEZVOUS_SECRET: TEST_SECRET },
+      stdio: ['ignore', 'pipe', 'pipe']
+    })
+    t.teardown(() => { child.kill('SIGKILL') })
+    let out = ''
+    child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    await fake.waitParked(1, 15000)
+    const before = holding
+    fake.take('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
+    await until(() => holding > before, 5000, 'the relay to reach the backend')
+    child.kill(first)
+    await until(() => out.includes(`${first}: closing`), 5000, 'the first signal')
+    child.kill(second)
+    const [code, signal] = await once(child, 'exit')
+    t.same([code, signal], [1, null], `${first} then ${second}: exit 1, not killed by the signal: ${out}`)
+    t.match(out, new RegExp(`WARN ${second}: closing now\\n`))
+  }
 })

@@ -1,0 +1,39 @@
+import type { RendezvousAgent } from '../agent/agent'
+import type { CliIo } from './cli-error'
+
+export const AGENT_LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
+export type AgentLogLevel = typeof AGENT_LOG_LEVELS[number]
+
+const RANK: Record<AgentLogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
+
+export type Log = (level: AgentLogLevel, line: string) => void
+
+/** Timestamped lines on stdout, those below `level` dropped. */
+export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
+  return (at, line) => {
+    if (RANK[at] <= RANK[level]) io.stdout.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${line}\n`)
+  }
+}
+
+/**
+ * What an operator reads: at info one line per relayed connection, every
+ * failure and close with its reason; at debug each park, take and release.
+ */
+export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
+  agent.on('warning', (message) => io.stderr.write(`rendezvous: WARNING: ${message}\n`))
+  agent.on('parked', ({ parked, pool }) => log('debug', `parked (${parked}/${pool} waiting)`))
+  agent.on('taken', ({ parked, active }) => log('debug', `taken by a mobile client (${parked} waiting, ${active} active)`))
+  agent.on('released', ({ active }) => log('debug', `relay finished (${active} active)`))
+  agent.on('relayed', ({ request, answered, error, durationMs }) => {
+    const what = request ?? 'a request'
+    if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)
+    else log('info', `${what} relayed in ${durationMs} ms${error === undefined ? '' : ` (ended by ${error.message})`}`)
+  })
+  agent.on('dropped', ({ reason }) => log('info', `a parked connection closed: ${reason}`))
+  agent.on('replaced', ({ age }) => log('debug', `replaced a connection parked for ${Math.round(age / 1000)} s`))
+  agent.on('backoff', ({ delay, attempt, reason }) => log('info', `retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt}): ${reason}`))
+  agent.on('error', (err, phase) => {
+    if (phase === 'connect') log('warn', `cannot park: ${err.message}`)
+    else log('debug', `relay error: ${err.message}`)
+  })
+}

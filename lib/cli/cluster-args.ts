@@ -1,0 +1,40 @@
+import type { ServeCluster } from '../server/serve-options'
+import { CliError } from './cli-error'
+import { nonEmpty, port } from './flags'
+
+const CLUSTER_FLAGS = ['cluster-secret', 'peer-host', 'peer-port', 'advertise'] as const
+
+type ClusterValues = Partial<Record<'redis' | typeof CLUSTER_FLAGS[number], string | boolean>>
+
+const str = (value: string | boolean | undefined): string | undefined => typeof value === 'string' ? value : undefined
+
+/** `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise]` (docs/cluster.md). */
+export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): ServeCluster | undefined {
+  const redis = nonEmpty(str(values.redis), '--redis')
+  if (redis === undefined) {
+    const stray = CLUSTER_FLAGS.find(flag => values[flag] !== undefined)
+    if (stray !== undefined) throw new CliError(`--${stray} needs --redis URL (cluster mode)`)
+    return undefined
+  }
+  if (!/^rediss?:\/\//.test(redis)) throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
+  const secret = nonEmpty(str(values['cluster-secret']), '--cluster-secret') ?? env.RENDEZVOUS_CLUSTER_SECRET
+  if (secret === undefined || secret.length < 16) {
+    throw new CliError('cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET, 16 characters or more, the same on every node')
+  }
+  const advertise = nonEmpty(str(values.advertise), '--advertise')
+  if (advertise !== undefined && !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(advertise)) {
+    throw new CliError(`--advertise must be HOST:PORT, got ${JSON.stringify(advertise)}`)
+  }
+  const peerHost = nonEmpty(str(values['peer-host']), '--peer-host') ?? '127.0.0.1'
+  if (advertise === undefined && ['0.0.0.0', '::'].includes(peerHost)) {
+    throw new CliError(`--peer-host ${peerHost} is no address other nodes can dial: add --advertise HOST:PORT`)
+  }
+  const peerPort = str(values['peer-port'])
+  return {
+    redis,
+    secret,
+    peerHost,
+    peerPort: peerPort === undefined ? 0 : port(peerPort, '--peer-port'),
+    ...(advertise === undefined ? {} : { advertise })
+  }
+}

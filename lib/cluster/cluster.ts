@@ -1,0 +1,135 @@
+import type { Server } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Registry as PromRegistry } from 'prom-client'
+import { RedisUnreachableError } from '../errors'
+import type { ParkingLot } from '../relay/parking-lot'
+import type { RemoteSource } from '../relay/remote-source'
+import type { RendezvousMetrics } from '../relay/metrics'
+import type { Splice } from '../relay/splice'
+import { createForwarder } from './forwarder'
+import { createClusterMetrics } from './metrics'
+import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options'
+import { createPeerServer, listenPeer } from './peer-server'
+import { PeerTokens } from './peer-token'
+import { Presence } from './presence'
+import { openRedis, type RedisConnection, type RedisSource } from './redis-connection'
+import { RedisRegistry } from './redis-registry'
+import { RedisReplayCache } from './redis-replay-cache'
+import { RedisThrottleStore } from './redis-throttle-store'
+
+/** What the relay lends the cluster once its parking lot exists. */
+export interface ClusterAttachment {
+  lot: ParkingLot
+  splices: Set<Splice>
+  spliceIdleTimeout: number
+  relayMetrics: RendezvousMetrics
+  isClosing: () => boolean
+  metrics: PromRegistry | undefined
+}
+
+/** Cluster mode as the plugin sees it. */
+export interface ClusterNode {
+  nodeId: string
+  registry: RedisRegistry
+  replayCache: RedisReplayCache
+  throttleStore: RedisThrottleStore
+  /** Redis answers and the ID mirror is fresh: what a readiness probe should report. */
+  reachable: () => boolean
+  /** host:port of the peer listener as published, once started. */
+  peerAddress: () => string | undefined
+  /** The parked count for `id` changed on this node. */
+  parkedChanged: (id: string) => void
+  /** Starts the peer listener and the heartbeat; returns where the relay finds sockets parked elsewhere. */
+  start: (attachment: ClusterAttachment) => Promise<RemoteSource>
+  /** Leaves the map and stops the peer listener; links already spliced are aborted with the relay's splices. */
+  close: () => Promise<void>
+}
+
+export async function openCluster (redis: RedisSource, options: ClusterOptions | undefined, log: FastifyBaseLogger): Promise<ClusterNode> {
+  const o = resolveClusterOptions(options)
+  const conn = openRedis(redis)
+  const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
+  const registry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval })
+  // Whatever fails while starting must not leave a reconnecting client behind to hold the process open.
+  try {
+    await conn.connect()
+    await registry.ready()
+  } catch (err) {
+    await registry.close()
+    await conn.close()
+    throw new RedisUnreachableError((err as Error).message)
+  }
+  let presence: Presence | undefined
+  let peer: Server | undefined
+  let address: string | undefined
+  return {
+    nodeId: o.nodeId,
+    registry,
+    replayCache: new RedisReplayCache(conn, stores),
+    throttleStore: new RedisThrottleStore(conn, stores),
+    reachable: () => registry.reachable(),
+    peerAddress: () => address,
+    parkedChanged: id => presence?.changed(id),
+    start: async (a) => {
+      try {
+        const started = await startNode(conn, o, registry, a, log, server => { peer = server })
+        ;({ presence, address } = started)
+        return started.remote
+      } catch (err) {
+        if (peer !== undefined) await new Promise(resolve => peer!.close(resolve))
+        await registry.close()
+        await conn.close()
+        throw err
+      }
+    },
+    close: async () => {
+      await presence?.stop()
+      if (peer !== undefined) await new Promise(resolve => peer!.close(resolve))
+      await conn.close()
+    }
+  }
+}
+
+async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, registry: RedisRegistry, a: ClusterAttachment, log: FastifyBaseLogger, listening: (peer: Server) => void) {
+  const clusterLog = log.child({ node: o.nodeId })
+  const metrics = createClusterMetrics(a.metrics, () => registry.reachable())
+  const tokens = new PeerTokens(o.secret)
+  const peer = createPeerServer({
+    nodeId: o.nodeId,
+    tokens,
+    lot: a.lot,
+    metrics,
+    log: clusterLog,
+    splices: a.splices,
+    spliceIdleTimeout: a.spliceIdleTimeout,
+    requestTimeout: o.forwardTimeout,
+    relayMetrics: a.relayMetrics,
+    isClosing: a.isClosing,
+    tls: o.peerTls?.server
+  })
+  listening(peer)
+  const bound = await listenPeer(peer, o.peerHost, o.peerPort)
+  const address = advertisedAddress(o, bound.port)
+  const presence = new Presence(conn, {
+    nodeId: o.nodeId,
+    address,
+    keyPrefix: o.keyPrefix,
+    ttl: o.presenceTtl,
+    heartbeat: o.heartbeat,
+    commandTimeout: o.commandTimeout,
+    parkedFor: id => a.lot.parkedFor(id)
+  })
+  await presence.start()
+  clusterLog.info({ peer: address }, 'joined the cluster')
+  const remote = createForwarder({
+    presence,
+    tokens,
+    metrics,
+    log: clusterLog,
+    reachable: () => registry.reachable(),
+    timeout: o.forwardTimeout,
+    retryInterval: o.retryInterval,
+    tls: o.peerTls?.client
+  })
+  return { presence, address, remote }
+}

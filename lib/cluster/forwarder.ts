@@ -1,0 +1,114 @@
+import { connect as connectTcp, type Socket } from 'node:net'
+import { connect as connectTls, type ConnectionOptions } from 'node:tls'
+import type { FastifyBaseLogger } from 'fastify'
+import type { RemoteSource } from '../relay/remote-source'
+import type { ClusterMetrics } from './metrics'
+import type { PeerTokens } from './peer-token'
+import { lineEnd, MAX_LINE, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import type { PeerNode, Presence } from './presence'
+
+export interface ForwarderDeps {
+  presence: Pick<Presence, 'lookup'>
+  tokens: PeerTokens
+  metrics: ClusterMetrics
+  log: FastifyBaseLogger
+  /** Whether the cluster state can be read at all. */
+  reachable: () => boolean
+  /** Time one node gets to connect and answer, in ms. */
+  timeout: number
+  /** TLS options for the link; plain TCP when undefined. */
+  tls?: ConnectionOptions
+  retryInterval: number
+}
+
+/**
+ * Serves a rendezvous from a socket parked on another node: finds the nodes
+ * that hold some for the ID, asks them in turn, and returns the first link
+ * whose node answered 200. A node that fails is skipped for the next one.
+ */
+export function createForwarder (deps: ForwarderDeps): RemoteSource {
+  async function open (id: string, head: Buffer, signal: AbortSignal): Promise<Socket | 'none' | 'unavailable'> {
+    if (!deps.reachable()) {
+      deps.metrics.forward('unavailable')
+      return 'unavailable'
+    }
+    let nodes: PeerNode[]
+    try {
+      nodes = await deps.presence.lookup(id)
+    } catch (err) {
+      deps.log.warn({ err, id }, 'cannot look up nodes holding this ID')
+      deps.metrics.forward('unavailable')
+      return 'unavailable'
+    }
+    for (const node of nodes) {
+      if (signal.aborted) break
+      try {
+        const link = await ask(node, id, head, signal)
+        if (link !== undefined) {
+          deps.metrics.forward('forwarded')
+          return link
+        }
+      } catch (err) {
+        deps.metrics.forward('peer_failed')
+        deps.log.warn({ err, id, node: node.nodeId, address: node.address }, 'node did not hand over a connection; trying the next')
+      }
+    }
+    deps.metrics.forward('none_parked')
+    return 'none'
+  }
+
+  async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
+    const link = await dial(node.address, deps.timeout, deps.tls)
+    const onAbort = (): void => { link.destroy() }
+    signal.addEventListener('abort', onAbort, { once: true })
+    try {
+      link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, head), length: head.length }))
+      link.write(head)
+      const line = await readFrame(link, lineEnd, deps.timeout, MAX_LINE)
+      const status = parseAnswerLine(line.toString('latin1'))
+      if (status === 200) return link
+      if (status === 404) {
+        link.destroy()
+        return undefined
+      }
+      throw new Error(`node answered ${line.toString('latin1').trim()}`)
+    } catch (err) {
+      link.destroy()
+      throw err
+    } finally {
+      signal.removeEventListener('abort', onAbort)
+    }
+  }
+
+  return { open, retryInterval: deps.retryInterval }
+}
+
+function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined): Promise<Socket> {
+  const { host, port } = splitAddress(address)
+  return new Promise((resolve, reject) => {
+    const socket: Socket = tls === undefined
+      ? connectTcp({ host, port })
+      : connectTls({ servername: /^[\d.:]+$/.test(host) ? undefined : host, ...tls, host, port })
+    const ready = tls === undefined ? 'connect' : 'secureConnect'
+    const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
+    socket.once(ready, () => {
+      clearTimeout(timer)
+      socket.removeListener('error', onError)
+      socket.on('error', () => {})
+      resolve(socket)
+    })
+    const onError = (err: Error): void => {
+      clearTimeout(timer)
+      reject(err)
+    }
+    socket.once('error', onError)
+  })
+}
+
+/** host:port, with IPv6 hosts in brackets. */
+export function splitAddress (address: string): { host: string, port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address)
+  const port = Number(match?.[3])
+  if (match === null || port < 1 || port > 65535) throw new Error(`not a host:port address: ${JSON.stringify(address)}`)
+  return { host: match[1] ?? match[2]!, port }
+}

@@ -1,0 +1,40 @@
+import { Counter, Gauge, type Registry } from 'prom-client'
+
+export type ForwardOutcome = 'forwarded' | 'none_parked' | 'unavailable' | 'peer_failed'
+export type HandoverOutcome = 'handed_over' | 'none_parked' | 'unauthorized' | 'malformed' | 'closing'
+
+/** Cluster mode's outcomes, next to the relay's own rendezvous_ metrics. */
+export interface ClusterMetrics {
+  /** One rendezvous this node tried to serve from another node. */
+  forward (outcome: ForwardOutcome): void
+  /** One request from another node for a socket parked here. */
+  handover (outcome: HandoverOutcome): void
+}
+
+const noop = (): void => {}
+
+function metric<T> (registry: Registry, name: string, make: () => T): T {
+  return (registry.getSingleMetric(name) as T | undefined) ?? make()
+}
+
+/** `reachable` is read at each scrape for rendezvous_cluster_redis_up. */
+export function createClusterMetrics (registry: Registry | undefined, reachable: () => boolean): ClusterMetrics {
+  if (registry === undefined) return { forward: noop, handover: noop }
+  const registers = [registry]
+  const forwards = metric(registry, 'rendezvous_cluster_forwards_total', () => new Counter({
+    name: 'rendezvous_cluster_forwards_total', help: 'Rendezvous with nothing parked here that asked other nodes, by outcome', labelNames: ['outcome'], registers
+  }))
+  const handovers = metric(registry, 'rendezvous_cluster_handovers_total', () => new Counter({
+    name: 'rendezvous_cluster_handovers_total', help: 'Requests from other nodes for a connection parked here, by outcome', labelNames: ['outcome'], registers
+  }))
+  metric(registry, 'rendezvous_cluster_redis_up', () => new Gauge({
+    name: 'rendezvous_cluster_redis_up',
+    help: '1 while Redis is reachable and the ID mirror is fresh',
+    registers,
+    collect () { this.set(reachable() ? 1 : 0) }
+  }))
+  return {
+    forward: outcome => forwards.inc({ outcome }),
+    handover: outcome => handovers.inc({ outcome })
+  }
+}

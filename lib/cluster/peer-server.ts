@@ -1,0 +1,107 @@
+import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
+import { createServer as createTlsServer, type TlsOptions } from 'node:tls'
+import type { FastifyBaseLogger } from 'fastify'
+import { canonicalId } from '../registry/ids'
+import type { ParkingLot } from '../relay/parking-lot'
+import type { RendezvousMetrics } from '../relay/metrics'
+import { splice, type Splice } from '../relay/splice'
+import type { ClusterMetrics } from './metrics'
+import type { PeerTokens } from './peer-token'
+import { answerLine, lineEnd, parseRequestLine, readFrame, type PeerRequest } from './peer-wire'
+
+export interface PeerServerDeps {
+  nodeId: string
+  tokens: PeerTokens
+  lot: ParkingLot
+  metrics: ClusterMetrics
+  log: FastifyBaseLogger
+  /** Spliced pairs, so close() can reach them. */
+  splices: Set<Splice>
+  spliceIdleTimeout: number
+  /** Time an asking node has to send its whole request, in ms. */
+  requestTimeout: number
+  /** The relay's metrics: a handed-over pair is a spliced pair of this node too. */
+  relayMetrics: RendezvousMetrics
+  isClosing: () => boolean
+  tls?: TlsOptions
+}
+
+type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'none_parked' | 'closing' }
+
+/**
+ * The listener other nodes reach: it hands one of this node's parked
+ * sockets to an authenticated asking node, writes the head it was given to
+ * the hidden server, and splices the socket with the link.
+ */
+export function createPeerServer (deps: PeerServerDeps): Server {
+  const sockets = new Set<Socket>()
+  const onLink = (link: Socket): void => {
+    sockets.add(link)
+    link.once('close', () => sockets.delete(link))
+    link.on('error', err => deps.log.debug({ err }, 'peer link error'))
+    serve(link, deps).catch(err => {
+      deps.log.warn({ err }, 'peer link failed')
+      link.destroy()
+    })
+  }
+  const server = deps.tls === undefined
+    ? createTcpServer(onLink)
+    : createTlsServer(deps.tls, onLink)
+  // Links not yet handed over are ours to end; spliced ones belong to `splices`.
+  server.on('close', () => { for (const s of sockets) s.destroy() })
+  return server
+}
+
+async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
+  let request: PeerRequest | undefined
+  const frame = await readFrame(link, buffered => {
+    const end = lineEnd(buffered)
+    if (end === undefined) return undefined
+    request ??= parseRequestLine(buffered.subarray(0, end - 2).toString('latin1'))
+    if (request === undefined) return end
+    return buffered.length >= end + request.length ? end + request.length : undefined
+  }, deps.requestTimeout)
+  const payload = request === undefined ? Buffer.alloc(0) : frame.subarray(frame.length - request.length)
+  const refusal = await check(request, payload, deps)
+  if (refusal !== undefined) {
+    deps.metrics.handover(refusal.outcome)
+    link.end(answerLine(refusal.status, refusal.reason))
+    return
+  }
+  const id = canonicalId(request!.id)!
+  const hidden = deps.lot.take(id)
+  if (hidden === undefined) {
+    deps.metrics.handover('none_parked')
+    link.end(answerLine(404, 'nothing parked'))
+    return
+  }
+  link.write(answerLine(200, 'ok'))
+  deps.metrics.handover('handed_over')
+  deps.log.info({ id }, 'handed a parked connection to another node')
+  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload] })
+  deps.relayMetrics.spliceOpened(pair)
+  deps.splices.add(pair)
+  const result = await pair.done
+  deps.splices.delete(pair)
+  deps.relayMetrics.spliceClosed(result.end, pair, result.durationMs / 1000)
+}
+
+async function check (request: PeerRequest | undefined, payload: Buffer, deps: PeerServerDeps): Promise<Refusal | undefined> {
+  if (request === undefined || canonicalId(request.id) === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
+  if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
+  const id = canonicalId(request.id)!
+  const ok = request.target === deps.nodeId && await deps.tokens.verify(deps.nodeId, id, payload, request.token)
+  if (!ok) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized' }
+  return undefined
+}
+
+export async function listenPeer (server: Server, host: string, port: number): Promise<AddressInfo> {
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject)
+    server.listen({ host, port }, () => {
+      server.removeListener('error', reject)
+      resolve()
+    })
+  })
+  return server.address() as AddressInfo
+}

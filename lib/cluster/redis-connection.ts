@@ -1,0 +1,78 @@
+import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+
+/** A client of either kind ioredis offers; Sentinel is a Redis client with sentinel options. */
+export type RedisClient = Redis | Cluster
+
+/** What the `redis` plugin option accepts: a URL, or a client the application already has. */
+export type RedisSource = string | RedisClient
+
+// Our own clients fail a command at once while disconnected rather than queue
+// it: a CONNECT waiting on a queued command would hang instead of getting 503.
+const OWN_CLIENT: RedisOptions = {
+  enableOfflineQueue: false,
+  maxRetriesPerRequest: 1,
+  lazyConnect: true,
+  retryStrategy: (times: number) => Math.min(100 * times, 2000)
+}
+
+export interface RedisConnection {
+  /** Commands. */
+  client: RedisClient
+  /** Pub/sub only: a subscribed connection can run no other command. */
+  subscriber: RedisClient
+  /** Both connections are up. */
+  reachable: () => boolean
+  /** Connects our own clients; a given client is left to its owner. */
+  connect: () => Promise<void>
+  close: () => Promise<void>
+}
+
+export function isRedisClient (value: unknown): value is RedisClient {
+  return typeof value === 'object' && value !== null &&
+    typeof (value as { duplicate?: unknown }).duplicate === 'function' &&
+    typeof (value as { status?: unknown }).status === 'string'
+}
+
+export function openRedis (source: RedisSource): RedisConnection {
+  const owned = typeof source === 'string'
+  const client: RedisClient = owned ? new Redis(source, OWN_CLIENT) : source
+  // The subscriber is always ours, even for a given client: subscribing would take that client away from its owner.
+  const subscriber: RedisClient = owned ? new Redis(source, OWN_CLIENT) : source.duplicate()
+  // Without a listener ioredis prints every reconnection failure; the state is reported through reachable().
+  const quiet = (): void => {}
+  client.on('error', quiet)
+  subscriber.on('error', quiet)
+  const ready = (c: RedisClient): Promise<void> => c.status === 'ready'
+    ? Promise.resolve()
+    : new Promise((resolve, reject) => {
+      const onReady = (): void => { c.removeListener('error', onError); resolve() }
+      const onError = (err: Error): void => { c.removeListener('ready', onReady); reject(err) }
+      c.once('ready', onReady)
+      c.once('error', onError)
+      if (c.status === 'wait') c.connect().catch(() => {})
+    })
+  return {
+    client,
+    subscriber,
+    reachable: () => client.status === 'ready' && subscriber.status === 'ready',
+    connect: async () => { await Promise.all([ready(client), ready(subscriber)]) },
+    close: async () => {
+      client.removeListener('error', quiet)
+      subscriber.disconnect()
+      if (owned) client.disconnect()
+    }
+  }
+}
+
+/** Rejects when a command takes longer than `ms`: a client with an offline queue would otherwise wait for Redis to return. */
+export async function timed<T> (work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([work, late])
+  } finally {
+    clearTimeout(timer)
+  }
+}

@@ -1,0 +1,203 @@
+import { randomBytes } from 'node:crypto'
+import { IdExistsError } from '../errors'
+import { isValidId, isValidSecret } from '../registry/ids'
+import { createRecord, lookupKey, RemoveListeners, sortRecords } from '../registry/records'
+import type { AddIdentity, IdentityRecord, Registry } from '../registry/registry'
+import { EPOCH_FIELD, Keys, VERSION_FIELD } from './keys'
+import { timed, type RedisConnection } from './redis-connection'
+import { ADD_SCRIPT, REMOVE_SCRIPT } from './registry-scripts'
+
+export interface RedisRegistryOptions {
+  keyPrefix?: string
+  /** Full re-reads of the ID hash, in ms, on top of pub/sub. Default 5000. */
+  resyncInterval?: number
+  /** Longest wait for one Redis command, in ms. Default 1000. */
+  commandTimeout?: number
+  /** Keep a live mirror (a node). A one-shot command line tool does not. Default true. */
+  watch?: boolean
+}
+
+interface Snapshot { epoch?: string, version: number, records: Map<string, IdentityRecord> }
+
+/**
+ * The registry of a cluster: Redis holds the IDs, and each node answers
+ * `get` from a mirror in memory, because the relay decides inside Node's
+ * header callback, where no I/O can happen. Changes reach the mirror by
+ * pub/sub at once, and a periodic re-read repairs anything pub/sub missed.
+ * While the mirror cannot be trusted, `stale()` says so, and the relay
+ * answers 503 for what it would otherwise have to guess.
+ */
+export class RedisRegistry implements Registry {
+  readonly #conn: RedisConnection
+  readonly #keys: Keys
+  readonly #resyncInterval: number
+  readonly #timeout: number
+  readonly #watch: boolean
+  readonly #listeners = new RemoveListeners()
+  #records = new Map<string, IdentityRecord>()
+  #epoch: string | undefined
+  #version = 0
+  #syncedAt = 0
+  #timer: NodeJS.Timeout | undefined
+  #syncing: Promise<void> | undefined
+  #closed = false
+
+  constructor (conn: RedisConnection, opts: RedisRegistryOptions = {}) {
+    this.#conn = conn
+    this.#keys = new Keys(opts.keyPrefix ?? 'rendezvous:')
+    this.#resyncInterval = opts.resyncInterval ?? 5000
+    this.#timeout = opts.commandTimeout ?? 1000
+    this.#watch = opts.watch ?? true
+  }
+
+  #ready: Promise<void> | undefined
+
+  /** Subscribes and reads the IDs once; later calls share the first. */
+  async ready (): Promise<void> {
+    this.#ready ??= this.#start()
+    return await this.#ready
+  }
+
+  async #start (): Promise<void> {
+    if (!this.#watch) return
+    const sub = this.#conn.subscriber
+    sub.on('message', this.#onMessage)
+    // Whatever was published while the subscriber was away is lost: re-read.
+    sub.on('ready', this.#onReconnect)
+    await timed(sub.subscribe(this.#keys.idsChannel), this.#timeout)
+    await this.#sync()
+    this.#timer = setInterval(() => { this.#sync().catch(() => {}) }, this.#resyncInterval)
+    this.#timer.unref()
+  }
+
+  get (id: string): IdentityRecord | undefined {
+    const key = lookupKey(id)
+    return key === undefined ? undefined : this.#records.get(key)
+  }
+
+  /** True while a miss in the mirror cannot be trusted: Redis is unreachable or the last re-read is too old. */
+  stale (): boolean {
+    return !this.#conn.reachable() || Date.now() - this.#syncedAt > this.#resyncInterval * 3
+  }
+
+  reachable (): boolean {
+    return !this.stale()
+  }
+
+  async list (): Promise<IdentityRecord[]> {
+    return sortRecords((await this.#read()).records.values())
+  }
+
+  async add (input?: AddIdentity): Promise<IdentityRecord> {
+    const record = createRecord(input)
+    const json = JSON.stringify({ id: record.id, secret: record.secret, createdAt: record.createdAt })
+    const added = await this.#eval(ADD_SCRIPT, record.id, json)
+    if (added === 0) throw new IdExistsError(record.id)
+    this.#records.set(record.id, record)
+    return record
+  }
+
+  async remove (id: string): Promise<boolean> {
+    const key = lookupKey(id)
+    if (key === undefined) return false
+    if (await this.#eval(REMOVE_SCRIPT, key) === 0) return false
+    this.#drop(key)
+    return true
+  }
+
+  onRemove (listener: (id: string) => void): () => void {
+    return this.#listeners.add(listener)
+  }
+
+  async close (): Promise<void> {
+    this.#closed = true
+    clearInterval(this.#timer)
+    const sub = this.#conn.subscriber
+    sub.removeListener('message', this.#onMessage)
+    sub.removeListener('ready', this.#onReconnect)
+  }
+
+  async #eval (script: string, id: string, json?: string): Promise<number> {
+    const epoch = randomBytes(8).toString('hex')
+    const args = json === undefined ? [id, epoch] : [id, epoch, json]
+    return Number(await timed(this.#conn.client.eval(script, 1, this.#keys.ids, this.#keys.idsChannel, ...args), this.#timeout))
+  }
+
+  async #read (): Promise<Snapshot> {
+    const hash = await timed(this.#conn.client.hgetall(this.#keys.ids), this.#timeout)
+    const records = new Map<string, IdentityRecord>()
+    for (const [field, value] of Object.entries(hash)) {
+      const record = parseRecord(field, value)
+      if (record !== undefined) records.set(record.id, record)
+    }
+    return { epoch: hash[EPOCH_FIELD], version: Number(hash[VERSION_FIELD] ?? 0), records }
+  }
+
+  // One re-read at a time; a caller arriving meanwhile shares it.
+  #sync (): Promise<void> {
+    this.#syncing ??= this.#read().then(snapshot => this.#apply(snapshot)).finally(() => { this.#syncing = undefined })
+    return this.#syncing
+  }
+
+  #apply (snapshot: Snapshot): void {
+    if (this.#closed) return
+    // A snapshot read before a change that pub/sub already delivered must not undo it.
+    if (snapshot.epoch === this.#epoch && snapshot.version < this.#version) {
+      this.#syncedAt = Date.now()
+      return
+    }
+    const before = this.#records
+    this.#records = snapshot.records
+    this.#epoch = snapshot.epoch
+    this.#version = snapshot.version
+    this.#syncedAt = Date.now()
+    const gone = [...before.keys()].filter(id => !snapshot.records.has(id))
+    this.#listeners.fire(gone)
+  }
+
+  readonly #onReconnect = (): void => { this.#sync().catch(() => {}) }
+
+  readonly #onMessage = (channel: string, message: string): void => {
+    if (channel !== this.#keys.idsChannel || this.#closed) return
+    const [kind, epoch, versionText] = message.split(' ', 3)
+    const rest = message.slice(kind.length + (epoch?.length ?? 0) + (versionText?.length ?? 0) + 3)
+    const version = Number(versionText)
+    if (epoch !== this.#epoch || !Number.isSafeInteger(version)) {
+      this.#onReconnect()
+      return
+    }
+    if (version <= this.#version) return
+    // A gap means a message was lost; the re-read fills it.
+    if (version > this.#version + 1) this.#onReconnect()
+    this.#version = version
+    if (kind === 'add') {
+      const parsed = safeJson(rest)
+      const record = parsed === undefined ? undefined : parseRecord(String(parsed.id), rest)
+      if (record !== undefined) this.#records.set(record.id, record)
+    } else if (kind === 'remove') {
+      this.#drop(rest)
+    }
+  }
+
+  #drop (id: string): void {
+    if (this.#records.delete(id)) this.#listeners.fire([id])
+  }
+}
+
+function safeJson (text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A record as stored, or undefined for anything that is not one (the epoch and version fields, or damage). */
+function parseRecord (field: string, value: string): IdentityRecord | undefined {
+  if (!isValidId(field) || field !== field.toLowerCase()) return undefined
+  const raw = safeJson(value)
+  if (raw === undefined || raw.id !== field || typeof raw.secret !== 'string' || !isValidSecret(raw.secret)) return undefined
+  const createdAt = typeof raw.createdAt === 'string' ? raw.createdAt : new Date(0).toISOString()
+  return Object.freeze({ id: field, secret: raw.secret, createdAt })
+}

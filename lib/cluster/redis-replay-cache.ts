@@ -1,0 +1,32 @@
+import type { ReplayCache, ReplayVerdict } from '../stores/replay-cache'
+import { Keys } from './keys'
+import { timed, type RedisConnection } from './redis-connection'
+
+/**
+ * The replay cache of a cluster: one SET NX PX per token, so whichever node
+ * sees a token first wins and every other node finds it taken. Redis never
+ * answers 'full'; a Redis that cannot store (maxmemory with noeviction) or
+ * cannot be reached makes the call reject, and the verifier then fails
+ * closed with 503.
+ */
+export class RedisReplayCache implements ReplayCache {
+  readonly #conn: RedisConnection
+  readonly #keys: Keys
+  readonly #timeout: number
+
+  constructor (conn: RedisConnection, opts: { keyPrefix?: string, commandTimeout?: number } = {}) {
+    this.#conn = conn
+    this.#keys = new Keys(opts.keyPrefix ?? 'rendezvous:')
+    this.#timeout = opts.commandTimeout ?? 1000
+  }
+
+  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
+    if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError('ttlMs must be a non-negative number')
+    if (ttlMs === 0) return 'fresh'
+    const answer = await timed(this.#conn.client.set(this.#keys.replay(key), '1', 'PX', Math.ceil(ttlMs), 'NX'), this.#timeout)
+    return answer === 'OK' ? 'fresh' : 'replayed'
+  }
+
+  // The connection belongs to the cluster node, which closes it.
+  async close (): Promise<void> {}
+}

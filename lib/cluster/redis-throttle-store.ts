@@ -1,0 +1,72 @@
+import { MemoryThrottleStore } from '../stores/memory-throttle-store'
+import type { ThrottleStore } from '../stores/throttle-store'
+import { Keys } from './keys'
+import { timed, type RedisConnection } from './redis-connection'
+
+// A fixed window per key: the first failure starts it, INCR counts within it.
+const HIT = `
+local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n
+`
+// A shorter cool-off never cuts a longer one short.
+const BLOCK = `
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
+return 1
+`
+
+/**
+ * Failed-auth counters shared by the cluster. While Redis cannot be reached
+ * the node counts on its own in memory, so brute force stays limited; the
+ * replay cache refuses every token meanwhile anyway.
+ */
+export class RedisThrottleStore implements ThrottleStore {
+  readonly #conn: RedisConnection
+  readonly #keys: Keys
+  readonly #timeout: number
+  readonly #local = new MemoryThrottleStore()
+
+  constructor (conn: RedisConnection, opts: { keyPrefix?: string, commandTimeout?: number } = {}) {
+    this.#conn = conn
+    this.#keys = new Keys(opts.keyPrefix ?? 'rendezvous:')
+    this.#timeout = opts.commandTimeout ?? 1000
+  }
+
+  async hit (key: string, windowMs: number): Promise<number> {
+    if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError('windowMs must be a non-negative number')
+    if (windowMs === 0) return 0
+    try {
+      return Number(await this.#eval(HIT, `count:${key}`, Math.ceil(windowMs)))
+    } catch {
+      return await this.#local.hit(key, windowMs)
+    }
+  }
+
+  async block (key: string, ms: number): Promise<void> {
+    if (!Number.isFinite(ms) || ms <= 0) return
+    await this.#local.block(key, ms)
+    try {
+      await this.#eval(BLOCK, `block:${key}`, Math.ceil(ms))
+    } catch {
+      // Held locally; the other nodes keep counting on their own.
+    }
+  }
+
+  async blockedFor (key: string): Promise<number> {
+    const local = await this.#local.blockedFor(key)
+    try {
+      const left = Number(await timed(this.#conn.client.pttl(this.#keys.throttle(`block:${key}`)), this.#timeout))
+      return Math.max(local, left > 0 ? left : 0)
+    } catch {
+      return local
+    }
+  }
+
+  async close (): Promise<void> {
+    await this.#local.close()
+  }
+
+  async #eval (script: string, key: string, ms: number): Promise<unknown> {
+    return await timed(this.#conn.client.eval(script, 1, this.#keys.throttle(key), String(ms)), this.#timeout)
+  }
+}

@@ -1,0 +1,81 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { runCli } from '../helpers/cli'
+import { startAgent, startServe } from '../helpers/e2e'
+import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
+import { redisMissing, startRedis } from './redis-server'
+import { addClusterId, clusterArgs, curl, curlMissing } from './cli-helpers'
+
+// Three `rendezvous serve --redis` processes, `ids add --redis`, a real agent and real curl.
+
+const skip = redisMissing() ?? curlMissing() ?? false
+
+t.test('serve --redis: an agent parked on node A is reached with curl through B and C', { skip }, async t => {
+  const scratch = await mkdtemp(join(tmpdir(), 'rendezvous-cluster-'))
+  t.teardown(async () => { await rm(scratch, { recursive: true, force: true }) })
+  const redis = await startRedis(t)
+  const site = await startHiddenSite(t)
+  const [a, b, c] = await Promise.all([0, 1, 2].map(async () => await startServe(t, { waitTimeout: 3, extraArgs: clusterArgs(redis.url) })))
+  const creds = await addClusterId(t, redis.url)
+  t.match(creds, { id: /^[0-9a-f-]{36}$/, secret: /^[A-Z2-7]{32,}$/, otpauth: /^otpauth:\/\/totp\// }, 'ids add --redis --json prints what --data-dir does')
+  await startAgent(t, a!, creds, site.url, { pool: 2, parked: 2 })
+
+  for (const [name, via] of [['B', b!], ['C', c!]] as const) {
+    t.test(`a download through ${name} is byte-exact`, async t => {
+      const got = await curl(t, scratch, via, creds, `/blob?size=${3 * 1024 * 1024}&seed=${name}`)
+      t.equal(got.status, 200, got.stderr)
+      t.equal(sha256(got.body), sha256(blobBytes(3 * 1024 * 1024, name)))
+    })
+    t.test(`an upload through ${name} arrives byte-exact, without Authorization`, async t => {
+      const file = join(scratch, `upload-${name}`)
+      const bytes = blobBytes(1024 * 1024 + 7, `up-${name}`)
+      await writeFile(file, bytes)
+      const before = site.seen.length
+      const got = await curl(t, scratch, via, creds, '/echo?n=1', ['--data-binary', `@${file}`, '-H', 'X-Custom:  spaced  ', '-H', 'Content-Type: application/octet-stream'])
+      t.equal(got.status, 200, got.stderr)
+      t.equal(sha256(got.body), sha256(bytes))
+      const seen = site.seen.slice(before).find(r => r.url === '/echo?n=1')
+      t.ok(seen, 'the hidden site saw the request')
+      const names = (seen?.rawHeaders ?? []).filter((_v, i) => i % 2 === 0).map(n => n.toLowerCase())
+      t.notOk(names.includes('authorization'), 'Authorization was dropped')
+      t.equal(seen?.rawHeaders[(seen?.rawHeaders.findIndex(h => h === 'X-Custom') ?? 0) + 1], 'spaced')
+      t.equal(seen?.bodySha256, sha256(bytes))
+    })
+  }
+
+  t.test('ids list --redis shows the ID; a new ID works on every node within a second', async t => {
+    const listed = await runCli(t, ['ids', 'list', '--json', '--redis', redis.url])
+    t.equal(listed.code, 0)
+    t.match(JSON.parse(listed.stdout), [{ id: creds.id }])
+    const fresh = await addClusterId(t, redis.url)
+    const started = Date.now()
+    // 503 (no hidden server) means the ID is known; 404 would mean it is not, yet.
+    let status = 0
+    while (Date.now() - started < 1000) {
+      status = (await curl(t, scratch, c!, fresh, '/', ['--max-time', '5', '-H', 'X-Probe: 1'])).status
+      if (status !== 404) break
+    }
+    t.equal(status, 503, 'known on C, answered 503 for want of an agent')
+    const removed = await runCli(t, ['ids', 'remove', fresh.id, '--redis', redis.url])
+    t.equal(removed.code, 0, removed.stderr)
+  })
+})
+
+t.test('a peer port in use is a one-line error naming it, and the node does not hang', { skip }, async t => {
+  const redis = await startRedis(t)
+  const served = await runCli(t, ['serve', '--no-tls', '--port', '0', ...clusterArgs(redis.url).slice(0, -2), '--peer-port', String(redis.port)])
+  t.equal(served.code, 1)
+  t.equal(served.stderr, `rendezvous: cannot listen on 127.0.0.1:${redis.port}: the port is already in use\n`)
+})
+
+t.test('an unreachable Redis is a one-line error, for serve and for ids', async t => {
+  // Nothing listens on port 1; the secret comes from the environment.
+  const served = await runCli(t, ['serve', '--no-tls', '--port', '0', '--redis', 'redis://127.0.0.1:1'], { env: { RENDEZVOUS_CLUSTER_SECRET: 'a secret from the environment' } })
+  t.equal(served.code, 1)
+  t.match(served.stderr, /^rendezvous: Cannot reach Redis: .*ECONNREFUSED.*\n$/)
+  const listed = await runCli(t, ['ids', 'list', '--redis', 'redis://127.0.0.1:1'])
+  t.equal(listed.code, 1)
+  t.match(listed.stderr, /^rendezvous: cannot reach Redis: .*ECONNREFUSED.*\n$/)
+})

@@ -1,0 +1,97 @@
+import t from 'tap'
+import { splice, type SpliceResult } from '../../lib/relay/splice'
+import { socketPair, type SocketPair } from '../helpers/socket-pair'
+
+// The splice through its public API, on real loopback socket pairs: `client`
+// and `hidden` are the relay's ends, their `far` ends the mobile client and
+// the hidden server.
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+async function spliced (t: Test, idleTimeout = 0): Promise<{ client: SocketPair, hidden: SocketPair, done: Promise<SpliceResult>, abort: () => void }> {
+  const client = await socketPair(t)
+  const hidden = await socketPair(t)
+  const { done, abort } = splice(client.near, hidden.near, { idleTimeout })
+  return { client, hidden, done, abort }
+}
+
+t.test('bytes flow both ways, byte for byte, and are counted per direction', async t => {
+  const { client, hidden, done } = await spliced(t)
+  const up = Buffer.alloc(300_000, 'u')
+  const down = Buffer.from(Array.from({ length: 256 }, (_, i) => i))
+  client.far.write(up)
+  hidden.far.write(down)
+  await hidden.far.untilBytes(up.length)
+  await client.far.untilBytes(down.length)
+  t.ok(hidden.far.received.equals(up), 'what the client sent reached the hidden server')
+  t.ok(client.far.received.equals(down), 'binary bytes came back unchanged')
+  client.far.socket.end()
+  hidden.far.socket.end()
+  const result = await done
+  t.equal(result.toHidden, up.length)
+  t.equal(result.toClient, down.length)
+  t.equal(result.end, 'closed')
+  t.ok(result.durationMs >= 0)
+})
+
+t.test('a half-close reaches the other side, which can still answer', async t => {
+  const { client, hidden, done } = await spliced(t)
+  client.far.write('request')
+  client.far.socket.end()
+  await hidden.far.until(c => c.ended, 5000, 'the FIN')
+  t.equal(hidden.far.text, 'request')
+  t.notOk(client.far.closed, 'the client still reads')
+  hidden.far.write('answer after the FIN')
+  await client.far.untilText('answer after the FIN')
+  hidden.far.socket.end()
+  await client.far.until(c => c.ended, 5000, 'the answer\'s FIN')
+  const result = await done
+  t.equal(result.end, 'closed')
+  t.equal(result.toHidden, 'request'.length)
+  t.equal(result.toClient, 'answer after the FIN'.length)
+})
+
+t.test('a reset on one side closes the other and ends as an error', async t => {
+  const { client, hidden, done } = await spliced(t)
+  client.far.write('x')
+  await hidden.far.untilBytes(1)
+  client.far.socket.resetAndDestroy()
+  await hidden.far.until(c => c.closed || c.ended, 5000, 'the hidden side to be closed')
+  const result = await done
+  t.equal(result.end, 'error')
+  t.equal(result.toHidden, 1)
+})
+
+t.test('a pair idle for idleTimeout is closed as idle; traffic keeps it open', async t => {
+  const { client, hidden, done } = await spliced(t, 1000)
+  for (let i = 0; i < 4; i++) {
+    client.far.write('.')
+    await new Promise(resolve => setTimeout(resolve, 100))
+  }
+  await hidden.far.untilBytes(4)
+  t.notOk(hidden.far.closed || hidden.far.ended, 'still open while bytes flow')
+  const result = await done
+  t.equal(result.end, 'idle')
+  t.ok(result.durationMs >= 1000, `lived past the idle timeout (${result.durationMs} ms)`)
+  await client.far.until(c => c.closed || c.ended, 5000, 'the client side to be closed')
+  await hidden.far.until(c => c.closed || c.ended, 5000, 'the hidden side to be closed')
+})
+
+t.test('abort destroys both sides and ends as aborted', async t => {
+  const { client, hidden, done, abort } = await spliced(t)
+  abort()
+  const result = await done
+  t.equal(result.end, 'aborted')
+  await client.far.until(c => c.closed || c.ended, 5000, 'the client side to be closed')
+  await hidden.far.until(c => c.closed || c.ended, 5000, 'the hidden side to be closed')
+})
+
+t.test('a side that closed before the splice began still ends it', async t => {
+  const client = await socketPair(t)
+  const hidden = await socketPair(t)
+  hidden.near.destroy()
+  await new Promise(resolve => hidden.near.once('close', resolve))
+  const result = await splice(client.near, hidden.near, { idleTimeout: 0 }).done
+  t.ok(['closed', 'error'].includes(result.end), `ended (${result.end})`)
+  await client.far.until(c => c.closed || c.ended, 5000, 'the client side to be closed')
+})
