@@ -30,7 +30,7 @@ const { values } = parseArgs({
 })
 const quick = values.quick === true
 const CONFIG = quick
-  ? { rounds: 1, keepAlive: 2, fresh: 2, bulk: 64 * 1024 * 1024, parked: 2000, pairs: 500, active: 50, scaleSeconds: 3 }
+  ? { rounds: 1, keepAlive: 2, fresh: 2, bulk: 64 * 1024 * 1024, parked: 1000, pairs: 500, active: 50, scaleSeconds: 3 }
   : { rounds: 3, keepAlive: 8, fresh: 5, bulk: 1024 * 1024 * 1024, parked: 10_000, pairs: Math.min(5000, Math.floor((NOFILE - 2000) / 3)), active: 200, scaleSeconds: 10 }
 if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
@@ -68,7 +68,7 @@ async function withCpu (p: BenchPath, run: () => Promise<RateResult>, seconds: n
 async function rounds (paths: BenchPath[], results: Results): Promise<void> {
   const rps = (r: RateResult): number => r.errors > 0 ? r.rps * 0.999 : r.rps
   // The first seconds of a process run cold code; a short unrecorded run warms every path, client included.
-  for (const p of paths) await keepAlive(p.target, 1, 50)
+  if (!quick) for (const p of paths) await keepAlive(p.target, 1, 50)
   for (let round = 0; round < CONFIG.rounds; round++) {
     const order = rotate(paths, round)
     if (wanted('keepAlive')) {

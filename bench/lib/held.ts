@@ -43,7 +43,8 @@ const slope = (a: Memory, b: Memory, n: number): Memory => ({ rss: (b.rss - a.rs
 async function freshRelay (dir: string, dist: string, kind: 'plain' | 'tls', ids: string[], secret: string, tls: { cert: string, key: string }) {
   const dataDir = join(dir, `held-${kind}-${Date.now()}`)
   await provision(dataDir, ids, secret)
-  const args = ['--data-dir', dataDir, ...(kind === 'tls' ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : ['--no-tls'])]
+  // Every connection here comes from 127.0.0.1; in production they come from as many addresses as there are hidden servers and clients.
+  const args = ['--data-dir', dataDir, '--max-connections-per-address', '0', ...(kind === 'tls' ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : ['--no-tls'])]
   return await startServe(dist, args, `${dataDir}.log`)
 }
 
@@ -79,7 +80,8 @@ export async function parkedMemory (dir: string, dist: string, kind: 'plain' | '
   try {
     const samples: Memory[] = []
     for (let step = 1; step <= 2; step++) {
-      clients.push(await startScript('holder.ts', ['client', kind, String(holder.info.port), String(half)]))
+      // It reports once all its connections are open: thousands of TLS handshakes on a busy machine take minutes.
+      clients.push(await startScript('holder.ts', ['client', kind, String(holder.info.port), String(half)], 600_000))
       samples.push(await settledMemory(holder.child.pid as number))
     }
     barePer = slope(samples[0], samples[1], half)
@@ -123,7 +125,7 @@ export async function scale (dir: string, dist: string, pairs: number, active: n
   try {
     await untilParked(relay.port, false, parked, 180_000)
     const before = (await settledMemory(relay.child.pid as number)).rss
-    mobile = await startScript('mobile.ts', [String(relay.port), ids.join(','), String(pairs), String(active), String(seconds)])
+    mobile = await startScript('mobile.ts', [String(relay.port), ids.join(','), String(pairs), String(active), String(seconds)], 600_000)
     const held = mobile.info as { held: number, errors: number }
     // Every pair took a parked connection; the hidden server parks a new one for each.
     await untilParked(relay.port, false, parked, 180_000)

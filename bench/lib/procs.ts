@@ -44,7 +44,7 @@ export function launch (cmd: string, args: string[], opts: { stdout?: number | '
 export interface Script { child: ChildProcess, info: Record<string, unknown>, next: (ms?: number) => Promise<Record<string, unknown>> }
 
 /** Starts a bench/procs script and resolves with its first JSON line; `next` waits for the following ones. */
-export async function startScript (script: string, args: string[] = []): Promise<Script> {
+export async function startScript (script: string, args: string[] = [], firstMs = 30_000): Promise<Script> {
   const child = launch(process.execPath, [...TSX, join(ROOT, 'bench', 'procs', script), ...args])
   const lines: Array<Record<string, unknown>> = []
   let wake = (): void => {}
@@ -63,7 +63,7 @@ export async function startScript (script: string, args: string[] = []): Promise
     }
     check()
   }), ms, `${script} to report`)
-  return { child, info: await next(30_000), next }
+  return { child, info: await next(firstMs), next }
 }
 
 /** Starts `rendezvous serve` from `dist`, logs to a file as in production, and resolves with its port. */
