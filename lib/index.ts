@@ -1,6 +1,6 @@
 import { Server as HttpServer } from 'node:http'
 import { Server as HttpsServer } from 'node:https'
-import type { Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Registry as PromRegistry } from 'prom-client'
@@ -11,17 +11,19 @@ import { installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { capConnectionsPerAddress } from './relay/connection-cap'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
-import { createMobileSide, type Ticket } from './relay/mobile-side'
+import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { ParkingLot } from './relay/parking-lot'
 import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import type { Registry } from './registry/registry'
-import type { Splice } from './relay/splice'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { previousSecret } from './registry/records'
+import type { IdCounts } from './relay/live-metrics'
+import { appMetricsRegistry, attachOperations } from './operations'
 import { openCluster } from './cluster/cluster'
 import type * as cluster from './cluster/options'
 import type * as redis from './cluster/redis-connection'
@@ -46,6 +48,10 @@ interface Decorator {
   stats: () => Stats
   /** Parked connections for one ID. */
   parkedFor: (id: string) => number
+  /** Live counts of every ID that has parked, waiting or spliced connections. */
+  perId: () => Map<string, IdCounts>
+  /** Where the admin listener is bound, once the app is ready; undefined when it is off. */
+  adminAddress: () => AddressInfo | undefined
   /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
   reachable: () => boolean
   /** Cluster mode only: this node's name and where other nodes reach it. */
@@ -61,7 +67,13 @@ declare module 'fastify' {
 function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache) {
   const custom = o.verifyToken
   if (custom === undefined) {
-    return createDefaultVerifier({ lookupSecret: id => registry.get(id)?.secret, replayCache, totp: o.totp, skewSeconds: o.tokenSkew })
+    return createDefaultVerifier({
+      lookupSecret: id => registry.get(id)?.secret,
+      lookupPreviousSecret: id => previousSecret(registry.get(id)),
+      replayCache,
+      totp: o.totp,
+      skewSeconds: o.tokenSkew
+    })
   }
   return async (id: string, token: string) => registry.get(id) === undefined
     ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
@@ -76,9 +88,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
-  const registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
-  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? new PromRegistry())
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
   const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
   const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
@@ -98,7 +110,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
       log.info({ id, reason: why }, 'parked connection left')
     }
   })
-  const splices = new Set<Splice>()
+  const splices = new Set<SplicedPair>()
   const handshakes = new Set<Socket>()
   let closing = false
   const isUnderPressure = (): boolean => {
@@ -143,12 +155,18 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     log.info({ id, closed }, 'ID removed; its parked connections were closed')
   })
 
+  const operations = attachOperations(fastify, o, {
+    registry, lot, splices, log, promRegistry, closing: () => closing, underPressure: isUnderPressure, reachable: () => cluster?.reachable() ?? true
+  })
+
   fastify.addHook('onRequest', challengeHook(o.realm, metrics, probes))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
     stats: () => ({ ...lot.size, spliced: splices.size }),
     parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    perId: operations.perId,
+    adminAddress: operations.adminAddress,
     reachable: () => cluster?.reachable() ?? true,
     cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
   } satisfies Decorator)
@@ -167,6 +185,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     uninstall()
     uncap()
     unsubscribe()
+    operations.close()
     if (o.registry === undefined) await registry.close()
     if (o.replayCache === undefined) await replayCache.close?.()
     if (o.throttleStore === undefined) await throttleStore.close?.()
@@ -200,6 +219,8 @@ declare namespace rendezvous {
   export type Registry = registries.Registry
   export type IdentityRecord = registries.IdentityRecord
   export type AddIdentity = registries.AddIdentity
+  export type RotateSecret = registries.RotateSecret
+  export type AdminOptions = options.AdminOptions
   export type ReplayCache = replay.ReplayCache
   export type ReplayVerdict = replay.ReplayVerdict
   export type ThrottleStore = throttle.ThrottleStore

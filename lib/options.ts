@@ -3,12 +3,13 @@ import type { ReplayCache } from './stores/replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 import type { ClusterOptions } from './cluster/options'
 import { isRedisClient, type RedisSource } from './cluster/redis-connection'
 
-export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken }
+export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
 
 /*
  * Units: every duration option is in milliseconds and its name carries no
@@ -68,6 +69,14 @@ export interface RendezvousOptions {
   realm?: string
   /** prom-client registry for the rendezvous_ metrics, or false for none. Default: a registry of the plugin's own. */
   metrics?: PromRegistry | false
+  /** Series per ID (label `id`) on the live gauges. Default false: label cardinality stays bounded. */
+  metricsPerId?: boolean
+  /** Path of the liveness route (`{"status":"ok"}`), or false (default) for none. */
+  healthPath?: string | false
+  /** Path of the readiness route (200 or 503 with reasons), or false (default) for none. */
+  readyPath?: string | false
+  /** The admin listener (JSON API and page) on an address of its own. Off by default. */
+  admin?: AdminOptions | false
   /**
    * Cluster mode: a Redis URL, or an ioredis client (Redis, Sentinel or
    * Cluster, such as @fastify/redis provides). IDs, the replay cache and the
@@ -106,6 +115,10 @@ export interface ResolvedOptions {
   closeGracePeriod: number
   realm: string
   metrics?: PromRegistry | false
+  metricsPerId: boolean
+  healthPath: string | false
+  readyPath: string | false
+  admin?: ResolvedAdminOptions
   redis?: RedisSource
   cluster?: ClusterOptions
 }
@@ -172,6 +185,14 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   return value
 }
 
+function routePath (name: string, value: unknown): string | false {
+  if (value === undefined || value === false) return false
+  if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
+    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${String(value)}`)
+  }
+  return value
+}
+
 export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   const numbers = {} as Record<keyof typeof NUMBERS, number>
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
@@ -208,6 +229,10 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     unknownIdFailures,
     realm,
     metrics: opts.metrics,
+    metricsPerId: opts.metricsPerId === true,
+    healthPath: routePath('healthPath', opts.healthPath),
+    readyPath: routePath('readyPath', opts.readyPath),
+    admin: resolveAdminOptions(opts.admin),
     redis: opts.redis,
     cluster: opts.cluster
   }

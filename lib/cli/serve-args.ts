@@ -1,138 +1,82 @@
-import { isIP } from 'node:net'
-import { parseArgs } from 'node:util'
-import type { LogLevel, ServeCluster, ServeLimits } from '../server/serve-options'
+import { readFileSync } from 'node:fs'
+import type { RendezvousOptions } from '../options'
+import type { ServeCluster, ServeLimits } from '../server/serve-options'
 import { clusterArgs } from './cluster-args'
-import { argsError } from './arg-errors'
+import { MIN_ADMIN_TOKEN } from '../admin/options'
 import { CliError } from './cli-error'
-import { logLevel, nonEmpty, port } from './flags'
+import { pluginOptionsOf, resolveConfig } from './config'
+import { SERVE_TABLE, type ServeConfig } from './serve-table'
+import type { HostPort } from './values'
 
-/** `rendezvous serve` flags (docs/cli.md), as given on the command line. */
-export interface ServeArgs {
+/** `rendezvous serve` options (docs/cli.md, docs/operations.md), resolved from flags, environment and config file. */
+export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
   help: boolean
-  host: string
-  port: number
-  dataDir: string
-  tlsCert?: string
-  tlsKey?: string
   /** More names for the generated certificate (--tls-name, repeatable). */
   tlsNames: string[]
   noTls: boolean
-  /** In ms. */
-  waitTimeout: number
   metricsPath: string | false
-  logLevel: LogLevel
+  /** The hardening limits given explicitly; the others keep the plugin's defaults. */
   limits: ServeLimits
+  /** Every plugin option given explicitly, by its plugin name. */
+  plugin: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
+  admin?: HostPort & { token: string, rotateOverlap: number }
+  /** Cluster mode (docs/cluster.md), when --redis is given. */
   cluster?: ServeCluster
 }
 
-const OPTIONS = {
-  help: { type: 'boolean', short: 'h' },
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '8443' },
-  'data-dir': { type: 'string', default: '.rendezvous' },
-  'tls-cert': { type: 'string' },
-  'tls-key': { type: 'string' },
-  'tls-name': { type: 'string', multiple: true },
-  'no-tls': { type: 'boolean', default: false },
-  'wait-timeout': { type: 'string', default: '10' },
-  'metrics-path': { type: 'string' },
-  'no-metrics': { type: 'boolean', default: false },
-  'log-level': { type: 'string', default: 'info' },
-  'splice-idle-timeout': { type: 'string' },
-  'max-connections-per-address': { type: 'string' },
-  'max-spliced': { type: 'string' },
-  'handshake-timeout': { type: 'string' },
-  redis: { type: 'string' },
-  'cluster-secret': { type: 'string' },
-  'peer-host': { type: 'string' },
-  'peer-port': { type: 'string' },
-  advertise: { type: 'string' }
-} as const
+const LIMITS = ['spliceIdleTimeout', 'handshakeTimeout', 'maxConnectionsPerAddress', 'maxSpliced'] as const
 
-/** Parses and checks `serve` flags; every problem is a one-line CliError. `env` supplies RENDEZVOUS_CLUSTER_SECRET. */
-export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = process.env): ServeArgs {
-  const { values } = parse(args)
-  if (values.help === true) return { ...defaults(), help: true }
-  const cluster = clusterArgs(values, env)
-  const tlsCert = nonEmpty(values['tls-cert'], '--tls-cert')
-  const tlsKey = nonEmpty(values['tls-key'], '--tls-key')
-  if ((tlsCert === undefined) !== (tlsKey === undefined)) {
-    throw new CliError(tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
+/** Parses and checks `serve` options (flag > env > file > default); every problem is a one-line CliError. */
+export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): ServeArgs {
+  const c = resolveConfig('serve', SERVE_TABLE, { args, env })
+  const given = (key: string): boolean => c.explicit.has(key)
+  const cluster = c.help === true
+    ? undefined
+    : clusterArgs({ redis: c.redis, 'cluster-secret': c.clusterSecret, 'peer-host': c.peerHost, 'peer-port': c.peerPort?.toString(), advertise: c.advertise }, env)
+  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
+    throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }
-  if (values['no-tls'] && tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
-  const tlsNames = (values['tls-name'] ?? []).map(tlsName)
-  if (tlsNames.length > 0 && (values['no-tls'] || tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
-  if (values['no-metrics'] && values['metrics-path'] !== undefined) throw new CliError('--no-metrics cannot be combined with --metrics-path')
+  if (c.noTls === true && c.tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
+  if (c.tlsName.length > 0 && (c.noTls === true || c.tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
+  if (c.noMetrics === true && (given('metricsPath') || given('metricsListen'))) {
+    throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
+  }
+  const plugin = pluginOptionsOf(SERVE_TABLE, c, c.explicit) as ServeArgs['plugin']
+  const limits: ServeLimits = {}
+  for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
   return {
-    help: false,
-    host: nonEmpty(values.host, '--host') as string,
-    port: port(values.port),
-    dataDir: nonEmpty(values['data-dir'], '--data-dir') as string,
-    tlsCert,
-    tlsKey,
-    tlsNames,
-    noTls: values['no-tls'],
-    waitTimeout: seconds(values['wait-timeout'], '--wait-timeout'),
-    metricsPath: values['no-metrics'] ? false : metricsPath(values['metrics-path'] ?? '/metrics'),
-    logLevel: logLevel(values['log-level']),
-    limits: limits(values),
+    ...c,
+    tlsNames: c.tlsName,
+    help: c.help === true,
+    noTls: c.noTls === true,
+    metricsPath: c.noMetrics === true ? false : c.metricsPath,
+    limits,
+    plugin,
+    admin: c.help === true ? undefined : admin(c),
     ...(cluster === undefined ? {} : { cluster })
   }
 }
 
-function limits (values: Record<string, string | string[] | boolean | undefined>): ServeLimits {
-  const out: ServeLimits = {}
-  const time = (flag: string): number | undefined => {
-    const v = values[flag]
-    return typeof v === 'string' ? (v.trim() === '0' ? 0 : seconds(v, `--${flag}`)) : undefined
-  }
-  const count = (flag: string): number | undefined => {
-    const v = values[flag]
-    if (typeof v !== 'string') return undefined
-    if (!/^\d{1,9}$/.test(v)) throw new CliError(`--${flag} must be a whole number, 0 for no cap, got ${JSON.stringify(v)}`)
-    return Number(v)
-  }
-  const set = <K extends keyof ServeLimits>(key: K, value: number | undefined): void => { if (value !== undefined) out[key] = value }
-  set('spliceIdleTimeout', time('splice-idle-timeout'))
-  set('handshakeTimeout', time('handshake-timeout'))
-  set('maxConnectionsPerAddress', count('max-connections-per-address'))
-  set('maxSpliced', count('max-spliced'))
-  return out
+function admin (c: ServeConfig): ServeArgs['admin'] {
+  if (c.adminListen === undefined && c.adminTokenFile === undefined) return undefined
+  if (c.adminListen === undefined) throw new CliError('--admin-token-file needs --admin-listen')
+  if (c.adminTokenFile === undefined) throw new CliError('--admin-listen needs --admin-token-file')
+  if (c.adminListen.port !== 0 && c.adminListen.port === c.port) throw new CliError('--admin-listen must be another port than --port')
+  return { ...c.adminListen, token: readToken(c.adminTokenFile), rotateOverlap: c.adminRotateOverlap }
 }
 
-function defaults (): ServeArgs {
-  return { help: false, host: '127.0.0.1', port: 8443, dataDir: '.rendezvous', tlsNames: [], noTls: false, waitTimeout: 10_000, metricsPath: '/metrics', logLevel: 'info', limits: {} }
-}
-
-function parse (args: string[]): ReturnType<typeof parseArgs<{ args: string[], options: typeof OPTIONS, strict: true, allowPositionals: false }>> {
+// The token never appears in a message: only the file's name and what is wrong with it.
+function readToken (file: string): string {
+  let text: string
   try {
-    return parseArgs({ args, options: OPTIONS, strict: true, allowPositionals: false })
+    text = readFileSync(file, 'utf8')
   } catch (err) {
-    throw argsError(err, 'serve')
+    const code = (err as NodeJS.ErrnoException).code
+    throw new CliError(`--admin-token-file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read'}`)
   }
-}
-
-function seconds (value: string, flag: string): number {
-  const n = Number(value)
-  if (value.trim() === '' || !Number.isFinite(n) || n <= 0 || n > 86_400) {
-    throw new CliError(`${flag} must be a number of seconds above 0 and at most 86400, got ${JSON.stringify(value)}`)
+  const token = text.split(/\r?\n/, 1)[0].trim()
+  if (token.length < MIN_ADMIN_TOKEN || /\s/.test(token)) {
+    throw new CliError(`--admin-token-file ${file} must hold a token of ${MIN_ADMIN_TOKEN} characters or more, without spaces, on its first line`)
   }
-  return Math.round(n * 1000)
-}
-
-function metricsPath (value: string): string {
-  // A mobile client's first, credential-less request must meet the 401 challenge, so '/' is not for metrics.
-  if (!/^\/[A-Za-z0-9._~\-/]+$/.test(value) || value === '/healthz') {
-    throw new CliError(`--metrics-path must be a path such as /metrics, other than / and /healthz, got ${JSON.stringify(value)}`)
-  }
-  return value
-}
-
-/** A --tls-name: a DNS name (a leading `*.` allowed) or an IP address. */
-function tlsName (name: string): string {
-  const dns = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/
-  if (isIP(name) === 0 && (name.length > 253 || !dns.test(name))) {
-    throw new CliError(`--tls-name must be a DNS name or an IP address, got ${JSON.stringify(name)}`)
-  }
-  return name.replace(/\.$/, '').toLowerCase()
+  return token
 }

@@ -1,10 +1,11 @@
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
-import { buildServer, closeDeadline, closeServer } from '../server/app'
+import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
 import { loadCertificate, type Certificate, type CertificateRequest } from '../server/certificate'
 import { reloadCertificate } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
+import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
 import { selfCommand, shellQuote } from './invocation'
 import { ignoreOutputErrors } from './quiet-output'
@@ -31,18 +32,24 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   const certificate = parsed.noTls ? undefined : await loadCertificate(request)
   for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  // The admin page's agent command needs the bound port, known once the app listens.
+  const bound: { app?: FastifyInstance } = {}
   const options: ServeOptions = {
     dataDir: parsed.dataDir,
     tls: certificate === undefined ? false : { cert: certificate.cert, key: certificate.key },
     waitTimeout: parsed.waitTimeout,
     limits: parsed.limits,
+    closeGracePeriod: parsed.closeGracePeriod,
     metricsPath: parsed.metricsPath,
+    metricsListen: parsed.metricsListen,
+    plugin: { ...parsed.plugin, admin: adminOptions(parsed, () => publicUrl(parsed, bound.app, certificate), certificate) },
     logLevel: parsed.logLevel,
     logStream: io.stdout,
     prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
     cluster: parsed.cluster
   }
   const app = await buildServer(options).catch((err: unknown) => { throw startupError(err, parsed) })
+  bound.app = app
   try {
     await app.listen({ host: parsed.host, port: parsed.port })
   } catch (err) {
@@ -58,7 +65,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     stopReloading = reloader.stop
   }
   try {
-    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster))
+    io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
     app.log.info({ signal }, 'shutting down')
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
@@ -67,6 +74,27 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     stopReloading()
     signals.stop()
   }
+}
+
+/** Where the admin and metrics listeners are, when serve has them. */
+function listeners (app: FastifyInstance, parsed: ServeArgs): string {
+  const lines: string[] = []
+  const admin = app.rendezvous.adminAddress()
+  if (admin !== undefined) lines.push(`Admin page and API: http://${formatHost(admin.address)}:${admin.port}/`)
+  const metrics = metricsListenerAddress(app)
+  if (metrics !== undefined && parsed.metricsPath !== false) lines.push(`Metrics: http://${formatHost(metrics.address)}:${metrics.port}${parsed.metricsPath}`)
+  return lines.map(line => line + '\n').join('')
+}
+
+function adminOptions (parsed: ServeArgs, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
+  if (parsed.admin === undefined) return undefined
+  const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
+  return { ...parsed.admin, publicUrl: url, caFile: ca }
+}
+
+function publicUrl (parsed: ServeArgs, app: FastifyInstance | undefined, certificate: Certificate | undefined): string {
+  const port = app === undefined ? parsed.port : boundPort(app)
+  return `${certificate === undefined ? 'http' : 'https'}://${formatHost(reachableHost(parsed.host))}:${port}/`
 }
 
 function boundPort (app: FastifyInstance): number {

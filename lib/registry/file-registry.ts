@@ -7,8 +7,8 @@ import { canonicalId, isValidSecret } from './ids'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { assertPrivate, assertPrivateDir } from './permissions'
-import { createRecord, lookupKey, RemoveListeners, sortRecords } from './records'
-import type { AddIdentity, IdentityRecord, Registry } from './registry'
+import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
+import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 
 export interface FileRegistryOptions {
   /**
@@ -47,6 +47,7 @@ export class FileRegistry implements Registry {
   /** Identity of the file content behind #view, to skip re-reading an unchanged file. */
   #key: string | undefined
   #badKey: string | undefined
+  #badError: unknown
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #polling = false
@@ -112,8 +113,27 @@ export class FileRegistry implements Registry {
     return removed
   }
 
+  async rotate (id: string, input: RotateSecret): Promise<IdentityRecord | undefined> {
+    const key = lookupKey(id)
+    if (key === undefined) return undefined
+    let rotated: IdentityRecord | undefined
+    await this.#mutate((records) => {
+      const old = records.get(key)
+      if (old === undefined) return false
+      rotated = rotateRecord(old, input)
+      records.set(key, rotated)
+      return true
+    })
+    return rotated
+  }
+
   onRemove (listener: (id: string) => void): () => void {
     return this.#listeners.add(listener)
+  }
+
+  /** Rejects while the file cannot be read or parsed; the server then keeps serving its last good view. */
+  async check (): Promise<void> {
+    await this.#refresh()
   }
 
   async close (): Promise<void> {
@@ -147,11 +167,13 @@ export class FileRegistry implements Registry {
   #refresh (): Promise<void> {
     return this.#serial(async () => {
       const key = await statKey(this.file)
-      if (key === this.#key || key === this.#badKey) return
+      if (key === this.#key) return
+      if (key === this.#badKey) throw this.#badError
       try {
         this.#apply(await this.#read())
       } catch (err) {
         this.#badKey = key
+        this.#badError = err
         throw err
       }
     })
@@ -223,19 +245,24 @@ export class FileRegistry implements Registry {
     for (const [id, old] of this.#view) {
       const now = snapshot.records.get(id)
       // An ID removed and added again between two polls is a different
-      // identity: sockets parked with the old secret must go too.
-      if (now === undefined || now.secret !== old.secret || now.createdAt !== old.createdAt) gone.push(id)
+      // identity: sockets parked with the old secret must go too. A rotation
+      // keeps the old secret for its overlap, and so keeps those sockets.
+      const rotated = now?.previousSecret === old.secret
+      if (now === undefined || (now.secret !== old.secret && !rotated) || now.createdAt !== old.createdAt) gone.push(id)
     }
     this.#view = snapshot.records
     this.#key = snapshot.key
     this.#badKey = undefined
+    this.#badError = undefined
     this.#listeners.fire(gone)
   }
 }
 
 export function serializeRegistry (records: Iterable<[string, IdentityRecord]>): string {
-  const ids: Record<string, { secret: string, createdAt: string }> = {}
-  for (const [id, { secret, createdAt }] of records) ids[id] = { secret, createdAt }
+  const ids: Record<string, Omit<IdentityRecord, 'id'>> = {}
+  for (const [id, { secret, createdAt, previousSecret, previousExpiresAt }] of records) {
+    ids[id] = previousSecret === undefined ? { secret, createdAt } : { secret, createdAt, previousSecret, previousExpiresAt }
+  }
   return JSON.stringify({ version: 1, ids }, null, 2) + '\n'
 }
 
@@ -262,9 +289,18 @@ export function parseRegistry (text: string, file: string): Records {
     const { secret, createdAt } = entry
     if (typeof secret !== 'string' || !isValidSecret(secret)) throw corrupt(`invalid secret for ID ${id}`)
     if (typeof createdAt !== 'string') throw corrupt(`invalid createdAt for ID ${id}`)
-    records.set(id, Object.freeze({ id, secret, createdAt }))
+    records.set(id, Object.freeze({ id, secret, createdAt, ...previousOf(entry, id, corrupt) }))
   }
   return records
+}
+
+// A rotation's old secret, written only while the ID still had it: both fields or neither.
+function previousOf (entry: Record<string, unknown>, id: string, corrupt: (reason: string) => Error): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> {
+  const { previousSecret, previousExpiresAt } = entry
+  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
+  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) throw corrupt(`invalid previousSecret for ID ${id}`)
+  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) throw corrupt(`invalid previousExpiresAt for ID ${id}`)
+  return { previousSecret, previousExpiresAt }
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {

@@ -1,6 +1,6 @@
 import { IdExistsError } from '../errors'
-import type { AddIdentity, IdentityRecord, Registry } from './registry'
-import { createRecord, lookupKey, RemoveListeners, sortRecords } from './records'
+import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
+import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 
 /** A registry held in this process only: for tests, and for embedding with IDs supplied in code. */
 export class MemoryRegistry implements Registry {
@@ -30,6 +30,15 @@ export class MemoryRegistry implements Registry {
     if (key === undefined || !this.#records.delete(key)) return false
     this.#listeners.fire([key])
     return true
+  }
+
+  async rotate (id: string, input: RotateSecret): Promise<IdentityRecord | undefined> {
+    const key = lookupKey(id)
+    const old = key === undefined ? undefined : this.#records.get(key)
+    if (old === undefined) return undefined
+    const record = rotateRecord(old, input)
+    this.#records.set(old.id, record)
+    return record
   }
 
   onRemove (listener: (id: string) => void): () => void {

@@ -1,6 +1,6 @@
 import { canonicalId, generateId, generateSecret, isValidSecret } from './ids'
 import { InvalidIdError, InvalidSecretError } from '../errors'
-import type { AddIdentity, IdentityRecord } from './registry'
+import type { AddIdentity, IdentityRecord, RotateSecret } from './registry'
 
 /**
  * Validates and completes the input of `Registry.add`. Shared so that every
@@ -20,6 +20,26 @@ export function createRecord (input: AddIdentity = {}, now: Date = new Date()): 
   if (typeof secret !== 'string' || !isValidSecret(secret)) throw new InvalidSecretError()
 
   return Object.freeze({ id, secret, createdAt: now.toISOString() })
+}
+
+/** The record after a secret rotation: same ID and creation time, the old secret kept for the overlap. */
+export function rotateRecord (record: IdentityRecord, input: RotateSecret, now: Date = new Date()): IdentityRecord {
+  const secret = input.secret === undefined ? generateSecret() : input.secret
+  if (typeof secret !== 'string' || !isValidSecret(secret)) throw new InvalidSecretError()
+  const overlapMs = input.overlapMs
+  if (typeof overlapMs !== 'number' || !Number.isFinite(overlapMs) || overlapMs < 0) {
+    throw new RangeError('overlapMs must be a non-negative number')
+  }
+  const { id, createdAt } = record
+  if (overlapMs === 0) return Object.freeze({ id, secret, createdAt })
+  const previousExpiresAt = new Date(now.getTime() + overlapMs).toISOString()
+  return Object.freeze({ id, secret, createdAt, previousSecret: record.secret, previousExpiresAt })
+}
+
+/** The old secret of a rotated record while its overlap lasts, else undefined. */
+export function previousSecret (record: IdentityRecord | undefined, nowMs: number = Date.now()): string | undefined {
+  if (record?.previousSecret === undefined || record.previousExpiresAt === undefined) return undefined
+  return Date.parse(record.previousExpiresAt) > nowMs ? record.previousSecret : undefined
 }
 
 /** Canonical form of a lookup key, or undefined when it cannot name any ID. */

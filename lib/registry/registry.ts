@@ -6,6 +6,17 @@ export interface IdentityRecord {
   secret: string
   /** ISO 8601 time of provisioning. */
   createdAt: string
+  /** After a rotation: the secret it replaced, still accepted until `previousExpiresAt`. */
+  previousSecret?: string
+  /** ISO 8601 end of the rotation overlap. */
+  previousExpiresAt?: string
+}
+
+export interface RotateSecret {
+  /** The new secret; generated when absent. */
+  secret?: string
+  /** How long the old secret stays accepted, in ms. 0 refuses it at once. */
+  overlapMs: number
 }
 
 export interface AddIdentity {
@@ -36,5 +47,16 @@ export interface Registry {
    * Redis): the relay then answers 503 rather than 404 for an ID it lacks.
    */
   stale? (): boolean
+  /**
+   * Replaces an ID's secret, keeping the old one for an overlap. Resolves
+   * undefined when the ID is not there. Optional: registries without it
+   * cannot rotate.
+   */
+  rotate? (id: string, input: RotateSecret): Promise<IdentityRecord | undefined>
+  /**
+   * Rejects when the registry cannot be reached or read now; readiness
+   * probes call it. Optional: without it a loaded registry counts as reachable.
+   */
+  check? (): Promise<void>
   close (): Promise<void>
 }

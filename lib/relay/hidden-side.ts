@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -7,6 +8,7 @@ import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
+import { kConnId } from './symbols'
 
 export interface HiddenSideDeps {
   verify: (id: string, token: string) => Promise<TokenVerdict>
@@ -67,7 +69,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   }
 
   return function onConnect (req, socket, rest) {
-    const log = deps.log.child({ side: 'hidden', address: socket.remoteAddress })
+    const connId = randomBytes(8).toString('hex')
+    const log = deps.log.child({ side: 'hidden', connId, address: socket.remoteAddress })
     socket.on('error', onSocketError)
     if (deps.isClosing()) {
       refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
@@ -96,6 +99,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
         socket.write(CONNECT_OK)
         metrics.connect('parked')
         log.info({ id: step.id }, 'parked')
+        ;(socket as { [kConnId]?: string })[kConnId] = connId
         lot.park(step.id, socket)
       }
     }, err => {

@@ -23,6 +23,8 @@ export interface RendezvousMetrics {
   spliceOpened (flow: ByteFlow): void
   spliceClosed (end: string, flow: ByteFlow, seconds: number): void
   waited (seconds: number): void
+  /** Head received from the mobile client to its first byte written to the hidden side. */
+  handoff (seconds: number): void
   /** A connection closed at accept, before any request (the per-address cap). */
   connectionRefused (reason: 'per_address_cap'): void
 }
@@ -32,8 +34,11 @@ export interface ByteFlow { bytes: () => RelayedBytes }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, connectionRefused: noop
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop
 }
+
+// Outcomes that are not refusals: everything else either side answers is one, counted by reason.
+const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'forwarded', 'challenged', 'client_gone'])
 
 // prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
 function metric<T> (registry: Registry, name: string, make: () => T): T {
@@ -81,10 +86,22 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   const refusedConnections = metric(registry, 'rendezvous_connections_refused_total', () => new Counter({
     name: 'rendezvous_connections_refused_total', help: 'Connections closed at accept, before any request, by reason', labelNames: ['reason'], registers
   }))
+  const refusals = metric(registry, 'rendezvous_refusals_total', () => new Counter({
+    name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason', labelNames: ['side', 'reason'], registers
+  }))
+  const handoffSeconds = metric(registry, 'rendezvous_handoff_seconds', () => new Histogram({
+    name: 'rendezvous_handoff_seconds', help: 'From a mobile request\'s head received to its first byte written to the hidden server', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers
+  }))
   return {
     connectionRefused: reason => refusedConnections.inc({ reason }),
-    connect: outcome => connects.inc({ outcome }),
-    request: outcome => requests.inc({ outcome }),
+    connect: outcome => {
+      connects.inc({ outcome })
+      if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'hidden', reason: outcome })
+    },
+    request: outcome => {
+      requests.inc({ outcome })
+      if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'mobile', reason: outcome })
+    },
     parkedExit: reason => exits.inc({ reason }),
     lot: (p, w) => { parked.set(p); waiting.set(w) },
     spliceOpened: flow => {
@@ -98,7 +115,8 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
       live.delete(flow)
       spliceSeconds.observe(seconds)
     },
-    waited: seconds => waitSeconds.observe(seconds)
+    waited: seconds => waitSeconds.observe(seconds),
+    handoff: seconds => handoffSeconds.observe(seconds)
   }
 }
 

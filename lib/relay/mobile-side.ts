@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -12,12 +13,15 @@ import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
-import { kUnknownId } from './symbols'
+import { kConnId, kUnknownId } from './symbols'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
-  | { kind: 'relay', id: string, head: Buffer }
+  | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
+
+/** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
+export type SplicedPair = Splice & { id: string }
 
 /** What another node gave: a link to a hidden server there (the head already delivered), or word that the cluster cannot be asked. */
 type Remote = { link: Socket } | { unavailable: true }
@@ -35,7 +39,7 @@ export interface MobileSideDeps {
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
   coolingOff: (address: string) => Promise<number>
   /** Spliced pairs, so close() can reach them. */
-  splices: Set<Splice>
+  splices: Set<SplicedPair>
 }
 
 export interface MobileSide {
@@ -66,7 +70,7 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
   try {
     const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
       { dropAuthorization: source === 'authorization' })
-    return { kind: 'relay', id, head }
+    return { kind: 'relay', id, head, receivedAt: process.hrtime.bigint() }
   } catch {
     // Only a lenient parser (insecureHTTPParser) lets CR, LF or NUL this far.
     return refusal('bad_head', 400, 'the request head cannot be forwarded')
@@ -173,7 +177,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     }
     if (found !== undefined && 'link' in found) {
       // The other node delivered the head and what came with it; only what arrived since is left to send.
-      await spliceTo(found.link, Buffer.alloc(0), client, rest.subarray(sent.length), log, 'forwarded')
+      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), log, 'forwarded')
       return
     }
     if (found === undefined || 'full' in found || 'unavailable' in found) {
@@ -184,21 +188,23 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, log)
       return
     }
-    await spliceTo(found.socket, ticket.head, client, rest, log)
+    await spliceTo(found.socket, ticket, ticket.head, client, rest, log)
   }
 
-  async function spliceTo (hidden: Socket, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
-    let pair: Splice
+  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
+    let pair: SplicedPair
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      pair = splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] })
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] }), { id })
+      metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.
       hidden.destroy()
       throw err
     }
-    log.info(outcome === 'relayed' ? 'relaying' : 'relaying through another node')
+    // connId names the parked connection, so this line ties the mobile side's reqId to the hidden side's lines.
+    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, outcome === 'relayed' ? 'relaying' : 'relaying through another node')
     metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
@@ -209,7 +215,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
-    const log = deps.log.child({ side: 'mobile', address: socket.remoteAddress, method: req.method, url: req.url })
+    // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
+    const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
@@ -217,6 +224,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
+    log.debug({ id: ticket.id }, 'waiting for a hidden server')
     matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')

@@ -56,6 +56,14 @@ export class ParkingLot {
     return this.#parked.get(id)?.size ?? 0
   }
 
+  /** Parked sockets and waiting clients of every ID that has either, for live views and per-ID metrics. */
+  perId (): Map<string, { parked: number, waiting: number }> {
+    const out = new Map<string, { parked: number, waiting: number }>()
+    for (const [id, set] of this.#parked) out.set(id, { parked: set.size, waiting: 0 })
+    for (const [id, set] of this.#waiters) out.set(id, { parked: out.get(id)?.parked ?? 0, waiting: set.size })
+    return out
+  }
+
   /** Whether one more socket for `id` fits. A waiting client always makes room. */
   hasRoom (id: string): boolean {
     if ((this.#waiters.get(id)?.size ?? 0) > 0) return true

@@ -6,3 +6,5 @@ export const kRequestListener = Symbol('fastify-rendezvous.requestListener')
 export const kTicket = Symbol('fastify-rendezvous.ticket')
 /** Marks a request that named an unknown ID and was left to the app's routes. */
 export const kUnknownId = Symbol('fastify-rendezvous.unknownId')
+/** The id a parked hidden-side connection carries in log lines, so the mobile side can name it. */
+export const kConnId = Symbol('fastify-rendezvous.connId')

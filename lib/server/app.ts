@@ -1,22 +1,28 @@
-import type { Socket } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { FileRegistry } from '../registry/file-registry'
 import type { ServeOptions } from './serve-options'
+import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
 
 export type { ServeOptions } from './serve-options'
 
 const kSockets = Symbol('rendezvous.serverSockets')
+const kMetricsListener = Symbol('rendezvous.metricsListener')
+
+/** Where the separate metrics listener is bound, when serve has one. */
+export function metricsListenerAddress (app: FastifyInstance): AddressInfo | undefined {
+  const address = (app as unknown as { [kMetricsListener]?: FastifyInstance })[kMetricsListener]?.server.address()
+  return address !== null && typeof address === 'object' ? address : undefined
+}
 
 interface Tracked { [kSockets]?: Set<Socket> }
 
-interface Stats { parked?: unknown, waiting?: unknown, spliced?: unknown }
-
 const DEFAULT_CLOSE_GRACE = 5_000
 
-/** The standalone server: the plugin on a file registry, plus /healthz and /metrics. Not yet listening. */
+/** The standalone server: the plugin on a file registry, with /healthz, /readyz and /metrics. Not yet listening. */
 export async function buildServer (opts: ServeOptions): Promise<FastifyInstance> {
   const metrics = opts.metricsPath === false ? undefined : createMetricsRegistry()
   const app = fastify(serverOptions(opts)) as unknown as FastifyInstance
@@ -26,6 +32,9 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   // Added before the plugin so that it runs after the plugin's own onClose: avvio closes in reverse order.
   app.addHook('onClose', async () => { await registry?.close() })
   await app.register(rendezvous, {
+    healthPath: '/healthz',
+    readyPath: '/readyz',
+    ...opts.plugin,
     registry,
     ...clusterOptions(opts),
     waitTimeout: opts.waitTimeout,
@@ -34,13 +43,9 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
     closeGracePeriod: opts.closeGracePeriod ?? DEFAULT_CLOSE_GRACE
   })
 
-  // Probes come every few seconds; at info level they would drown the log.
-  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok', ...counts(app) }))
   if (metrics !== undefined && opts.metricsPath !== false) {
-    app.get(opts.metricsPath, { logLevel: 'warn' }, async (_request, reply) => {
-      reply.type(metrics.contentType)
-      return await metrics.metrics()
-    })
+    if (opts.metricsListen === undefined) addMetricsRoute(app, opts.metricsPath, metrics)
+    else app.decorate(kMetricsListener, attachMetricsListener(app, opts.metricsListen, opts.metricsPath, metrics))
   }
   return app
 }
@@ -78,17 +83,6 @@ function createMetricsRegistry (): PromRegistry {
   // docs/plugin.md, Metrics: every metric name begins with rendezvous_, the process ones too.
   collectDefaultMetrics({ register: registry, prefix: 'rendezvous_' })
   return registry
-}
-
-function counts (app: FastifyInstance): Record<string, number> {
-  const plugin = (app as unknown as { rendezvous?: { stats?: () => Stats } }).rendezvous
-  const stats = typeof plugin?.stats === 'function' ? plugin.stats() : undefined
-  const out: Record<string, number> = {}
-  for (const key of ['parked', 'waiting', 'spliced'] as const) {
-    const value = stats?.[key]
-    if (typeof value === 'number') out[key] = value
-  }
-  return out
 }
 
 // Sockets the plugin took over are invisible to Fastify's connection handling; this keeps a last-resort handle on them.

@@ -1,3 +1,5 @@
+import type { RendezvousOptions } from '../options'
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 
@@ -19,6 +21,10 @@ export interface ServeOptions {
   closeGracePeriod?: number
   /** The plugin's limits of the same names; unset keeps the plugin's defaults. */
   limits?: ServeLimits
+  /** Serve metrics on this address instead of the public port. */
+  metricsListen?: { host: string, port: number }
+  /** Further plugin options (limits, health paths, admin listener); the fields above win. */
+  plugin?: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
   /** Cluster mode (docs/cluster.md): IDs live in Redis instead of the data dir. */
   cluster?: ServeCluster
 }

@@ -8,6 +8,8 @@ import { parseV1Token, v1Mac } from './v1'
 export interface DefaultVerifierOptions {
   /** The base32 secret of a canonical ID, or undefined when the ID is unknown. */
   lookupSecret: (id: string) => string | undefined
+  /** The secret an ID had before a rotation, while its overlap lasts. */
+  lookupPreviousSecret?: (id: string) => string | undefined
   replayCache: ReplayCache
   totp: TotpMode
   /** Largest accepted |server clock - token clock| for v1 tokens, in seconds. */
@@ -69,13 +71,27 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     return refuse('replay_cache_full', 503)
   }
 
+  // A rotated ID's old secret, while the overlap lasts; never a dummy, so unknown IDs cost the same.
+  function previousKeyFor (id: string): Buffer | undefined {
+    const base32 = opts.lookupPreviousSecret?.(id)
+    if (base32 === undefined) return undefined
+    try {
+      const key = decodeSecret(base32)
+      return key.length >= MIN_SECRET_BYTES ? key : undefined
+    } catch {
+      return undefined
+    }
+  }
+
   async function verifyV1 (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
     const parsed = parseV1Token(token)
     if (parsed === undefined) return refuse('malformed')
     // Comparing the base64url text also refuses non-canonical encodings of
     // the same MAC, so one token has exactly one spelling.
-    const expected = Buffer.from(v1Mac(id, key, parsed.secondsText, parsed.nonce).toString('base64url'))
-    const macOk = timingSafeEqual(expected, Buffer.from(parsed.mac))
+    const macMatches = (k: Buffer): boolean =>
+      timingSafeEqual(Buffer.from(v1Mac(id, k, parsed.secondsText, parsed.nonce).toString('base64url')), Buffer.from(parsed.mac))
+    const previous = known ? previousKeyFor(id) : undefined
+    const macOk = macMatches(key) || (previous !== undefined && macMatches(previous))
     if (!known) return refuse('unknown_id')
     if (!macOk) return refuse('bad_mac')
     const nowMs = now()
@@ -90,7 +106,8 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
   async function verifyTotp (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
     if (totp === 'off') return refuse('totp_off')
     const nowMs = now()
-    const match = matchTotp(key, token, nowMs)
+    const previous = known ? previousKeyFor(id) : undefined
+    const match = matchTotp(key, token, nowMs) ?? (previous === undefined ? undefined : matchTotp(previous, token, nowMs))
     if (!known) return refuse('unknown_id')
     if (match === undefined) return refuse('wrong_code')
     if (totp === 'reuse') return { ok: true, kind: 'totp' }

@@ -1,0 +1,82 @@
+import type { FastifyInstance, FastifyReply } from 'fastify'
+import type { Registry } from '../registry/registry'
+import type { IdCounts } from '../relay/live-metrics'
+import { otpauthUri } from '../registry/otpauth-uri'
+import { canonicalId } from '../registry/ids'
+
+export interface AdminTarget {
+  registry: Registry
+  /** Live counts of the IDs that have parked, waiting or spliced connections. */
+  counts: () => Map<string, IdCounts>
+  /** Closes an ID's parked connections (its waiting clients get 503) and its spliced pairs. */
+  disconnect: (id: string) => { parked: number, spliced: number }
+  /** The `rendezvous agent` command line for an ID and its secret. */
+  agentCommand: (id: string, secret: string) => string
+  /** Default overlap of a rotation, in ms. */
+  rotateOverlap: number
+}
+
+const MAX_OVERLAP_SECONDS = 7 * 86_400
+const ZERO = { parked: 0, waiting: 0, spliced: 0 }
+
+interface IdParams { id: string }
+interface AddBody { id?: unknown, secret?: unknown }
+interface RotateBody { overlapSeconds?: unknown, secret?: unknown }
+
+/** The admin JSON API; the bearer guard in front of it has already checked the token. */
+export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
+  const { registry } = target
+  const known = (reply: FastifyReply, raw: string): string | undefined => {
+    const id = canonicalId(raw)
+    if (id !== undefined && registry.get(id) !== undefined) return id
+    reply.code(404).send({ error: 'not_found', message: 'no such ID' })
+    return undefined
+  }
+
+  app.get('/api/ids', async () => {
+    const counts = target.counts()
+    const records = await registry.list()
+    return {
+      ids: records.map(r => ({
+        id: r.id,
+        createdAt: r.createdAt,
+        ...(counts.get(r.id) ?? ZERO),
+        ...(r.previousExpiresAt !== undefined && Date.parse(r.previousExpiresAt) > Date.now() ? { previousSecretUntil: r.previousExpiresAt } : {})
+      }))
+    }
+  })
+
+  app.post<{ Body: AddBody | undefined }>('/api/ids', async (request, reply) => {
+    const body = request.body ?? {}
+    const record = await registry.add({ id: body.id as string | undefined, secret: body.secret as string | undefined })
+    reply.code(201)
+    return { id: record.id, secret: record.secret, otpauth: otpauthUri(record), createdAt: record.createdAt, agentCommand: target.agentCommand(record.id, record.secret) }
+  })
+
+  app.delete<{ Params: IdParams }>('/api/ids/:id', async (request, reply) => {
+    const id = known(reply, request.params.id)
+    if (id === undefined) return reply
+    await registry.remove(id)
+    return { id, removed: true }
+  })
+
+  app.post<{ Params: IdParams, Body: RotateBody | undefined }>('/api/ids/:id/rotate', async (request, reply) => {
+    if (registry.rotate === undefined) return await reply.code(501).send({ error: 'not_supported', message: 'this registry cannot rotate secrets' })
+    const body = request.body ?? {}
+    const seconds = body.overlapSeconds ?? target.rotateOverlap / 1000
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
+      return await reply.code(400).send({ error: 'bad_request', message: `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}` })
+    }
+    const id = known(reply, request.params.id)
+    if (id === undefined) return reply
+    const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret as string | undefined })
+    if (record === undefined) return await reply.code(404).send({ error: 'not_found', message: 'no such ID' })
+    return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil: record.previousExpiresAt ?? null, agentCommand: target.agentCommand(id, record.secret) }
+  })
+
+  app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', async (request, reply) => {
+    const id = known(reply, request.params.id)
+    if (id === undefined) return reply
+    return { id, ...target.disconnect(id) }
+  })
+}

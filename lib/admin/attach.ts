@@ -1,0 +1,32 @@
+import type { AddressInfo } from 'node:net'
+import type { FastifyInstance } from 'fastify'
+import type { AdminTarget } from './api'
+import type { ResolvedAdminOptions } from './options'
+import { adminAddress, createAdminServer } from './server'
+import { listenWith } from '../listen-own'
+
+/**
+ * Starts the admin listener when the app is ready (so a port in use fails
+ * the start, as the public port does) and closes it with the app.
+ */
+export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, target: Omit<AdminTarget, 'agentCommand' | 'rotateOverlap'>): () => AddressInfo | undefined {
+  const admin = createAdminServer({
+    host: opts.host,
+    port: opts.port,
+    token: opts.token,
+    log: app.log.child({ plugin: 'rendezvous-admin' }),
+    target: { ...target, rotateOverlap: opts.rotateOverlap, agentCommand: (id, secret) => agentCommand(opts, id, secret) }
+  })
+  listenWith(app, admin, 'admin', opts)
+  return () => adminAddress(admin)
+}
+
+function agentCommand (opts: ResolvedAdminOptions, id: string, secret: string): string {
+  const url = typeof opts.publicUrl === 'function' ? opts.publicUrl() : opts.publicUrl ?? 'https://HOST:8443/'
+  const ca = opts.caFile === undefined ? '' : ` --ca ${quote(opts.caFile)}`
+  return `rendezvous agent --server ${quote(url)} --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
+}
+
+function quote (value: string): string {
+  return /^[A-Za-z0-9_./:@%+=,[\]-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+}

@@ -1,0 +1,164 @@
+// The admin page: plain HTML and one small script, served as they are (no build step).
+
+export const PAGE_HTML = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>rendezvous admin</title>
+<style>
+  body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #222 }
+  table { border-collapse: collapse; margin: 1rem 0 }
+  th, td { border-bottom: 1px solid #ddd; padding: .3rem .6rem; text-align: left }
+  td.n { text-align: right; font-variant-numeric: tabular-nums }
+  #status { min-height: 1.4em }
+  #status.error { color: #b00 }
+  pre { background: #f4f4f4; padding: .6rem; white-space: pre-wrap; word-break: break-all }
+  [hidden] { display: none }
+</style>
+</head>
+<body>
+<h1>rendezvous admin</h1>
+<form id="login">
+  <label>Admin token <input id="token" type="password" autocomplete="off" size="40"></label>
+  <button type="submit">Use token</button>
+</form>
+<p id="status" role="status"></p>
+<table id="ids">
+  <thead><tr><th>ID</th><th>created</th><th>parked</th><th>waiting</th><th>spliced</th><th>old secret until</th><th>actions</th></tr></thead>
+  <tbody></tbody>
+</table>
+<form id="add">
+  <label>New ID (empty: a fresh UUID) <input id="new-id" size="40"></label>
+  <button type="submit">Add</button>
+</form>
+<section id="result" hidden>
+  <h2 id="result-title"></h2>
+  <p>Run this next to the hidden server (PORT is where it listens). The secret is not shown again.</p>
+  <pre id="command"></pre>
+  <button id="copy" type="button">Copy command</button>
+</section>
+<script src="admin.js"></script>
+</body>
+</html>
+`
+
+export const PAGE_SCRIPT = `'use strict'
+const $ = (id) => document.getElementById(id)
+let token = sessionStorage.getItem('rendezvous-admin-token') || ''
+let timer
+
+function say (text, error) {
+  $('status').textContent = text
+  $('status').className = error ? 'error' : ''
+}
+
+async function api (method, path, body) {
+  const res = await fetch(path, {
+    method,
+    headers: Object.assign({ authorization: 'Bearer ' + token }, body === undefined ? {} : { 'content-type': 'application/json' }),
+    body: body === undefined ? undefined : JSON.stringify(body)
+  })
+  const data = await res.json().catch(() => ({}))
+  if (res.status === 401) throw new Error('unauthorized: check the admin token')
+  if (!res.ok) throw new Error(data.message || ('HTTP ' + res.status))
+  return data
+}
+
+function cell (row, text, numeric) {
+  const td = row.insertCell()
+  td.textContent = String(text)
+  if (numeric) td.className = 'n'
+  return td
+}
+
+function button (td, label, action) {
+  const b = document.createElement('button')
+  b.type = 'button'
+  b.textContent = label
+  b.addEventListener('click', action)
+  td.append(b, ' ')
+}
+
+function render (ids) {
+  const body = $('ids').tBodies[0]
+  body.replaceChildren()
+  for (const r of ids) {
+    const row = body.insertRow()
+    row.dataset.id = r.id
+    cell(row, r.id)
+    cell(row, r.createdAt)
+    cell(row, r.parked, true)
+    cell(row, r.waiting, true)
+    cell(row, r.spliced, true)
+    cell(row, r.previousSecretUntil || '')
+    const td = row.insertCell()
+    button(td, 'Rotate', () => act('rotated', 'POST', r.id, '/rotate'))
+    button(td, 'Disconnect', () => act('disconnected', 'POST', r.id, '/disconnect'))
+    button(td, 'Remove', () => { if (confirm('Remove ' + r.id + '?')) act('removed', 'DELETE', r.id, '') })
+  }
+}
+
+function show (title, data) {
+  $('result-title').textContent = title
+  $('command').textContent = data.agentCommand
+  $('result').hidden = false
+}
+
+async function act (what, method, id, suffix) {
+  try {
+    const data = await api(method, '/api/ids/' + encodeURIComponent(id) + suffix, method === 'POST' ? {} : undefined)
+    if (data.agentCommand) show('New secret for ' + id, data)
+    say(id + ' ' + what + (data.parked !== undefined ? ' (' + data.parked + ' parked, ' + data.spliced + ' spliced closed)' : ''))
+    await refresh()
+  } catch (err) { say(err.message, true) }
+}
+
+async function refresh () {
+  clearTimeout(timer)
+  try {
+    const data = await api('GET', '/api/ids')
+    render(data.ids)
+    if ($('status').className === 'error') say('')
+    timer = setTimeout(refresh, 1000)
+  } catch (err) {
+    render([])
+    say(err.message, true)
+  }
+}
+
+$('login').addEventListener('submit', (e) => {
+  e.preventDefault()
+  token = $('token').value.trim()
+  sessionStorage.setItem('rendezvous-admin-token', token)
+  refresh()
+})
+
+$('add').addEventListener('submit', async (e) => {
+  e.preventDefault()
+  const id = $('new-id').value.trim()
+  try {
+    const data = await api('POST', '/api/ids', id === '' ? {} : { id })
+    $('new-id').value = ''
+    show('Added ' + data.id, data)
+    say(data.id + ' added')
+    await refresh()
+  } catch (err) { say(err.message, true) }
+})
+
+$('copy').addEventListener('click', async () => {
+  const text = $('command').textContent
+  try {
+    await navigator.clipboard.writeText(text)
+  } catch {
+    const range = document.createRange()
+    range.selectNodeContents($('command'))
+    getSelection().removeAllRanges()
+    getSelection().addRange(range)
+    document.execCommand('copy')
+  }
+  say('command copied')
+})
+
+refresh()
+`

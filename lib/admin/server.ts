@@ -1,0 +1,41 @@
+import type { AddressInfo } from 'node:net'
+import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
+import { addAdminApi, type AdminTarget } from './api'
+import { bearerGuard } from './auth'
+import { PAGE_HTML, PAGE_SCRIPT } from './page'
+
+export type { AdminTarget } from './api'
+
+export interface AdminListenerOptions {
+  host: string
+  port: number
+  token: string
+  target: AdminTarget
+  log: FastifyBaseLogger
+}
+
+// The page loads only its own script and talks only to its own origin.
+const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+
+/**
+ * The admin listener: its own HTTP server on its own address, so the public
+ * port never exposes it. The page and its script are public (they hold
+ * nothing); every /api/ route needs the bearer token.
+ */
+export function createAdminServer (opts: AdminListenerOptions): FastifyInstance {
+  const app = fastify({ loggerInstance: opts.log, bodyLimit: 16 * 1024, forceCloseConnections: true }) as unknown as FastifyInstance
+  app.addHook('onRequest', bearerGuard(opts.token))
+  app.addHook('onSend', async (_request, reply) => {
+    reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-security-policy', CSP)
+  })
+  app.get('/', async (_request, reply) => await reply.type('text/html; charset=utf-8').send(PAGE_HTML))
+  app.get('/admin.js', async (_request, reply) => await reply.type('text/javascript; charset=utf-8').send(PAGE_SCRIPT))
+  addAdminApi(app, opts.target)
+  return app
+}
+
+/** Where a started admin listener is bound. */
+export function adminAddress (app: FastifyInstance | undefined): AddressInfo | undefined {
+  const address = app?.server.address()
+  return address !== null && typeof address === 'object' ? address : undefined
+}

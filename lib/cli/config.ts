@@ -1,0 +1,212 @@
+import { readFileSync } from 'node:fs'
+import { parseArgs } from 'node:util'
+import { argsError } from './arg-errors'
+import { CliError } from './cli-error'
+
+/**
+ * Table-driven configuration of a command: each option is one entry, and is
+ * settable by flag, by environment variable and by config file, with the
+ * precedence flag > env > file > default. Values are checked by the entry's
+ * parser wherever they come from, and a bad one is a one-line CliError that
+ * names the option, where it came from, the value and what is allowed.
+ */
+
+/** Thrown by a parser: what the option allows, to finish "X must be ...". */
+export class NotAllowed extends Error {}
+
+export interface OptionSpec<K extends string, T> {
+  /** camelCase: the config file key. The flag is its kebab-case, the variable RENDEZVOUS_ + SNAKE_CASE. */
+  key: K
+  /** Placeholder in --help, e.g. SECONDS. Absent: a boolean flag that takes no value. */
+  value?: string
+  help: string
+  /** The default, as text, checked by `parse` like any other value. */
+  default?: string
+  /** Text shown as the default in --help when it differs from `default`. */
+  shownDefault?: string
+  parse: (raw: string) => T
+  /** May be given more than once; the value is then an array. */
+  multiple?: boolean
+  /** Never echo the value in error messages. */
+  secret?: boolean
+  /** Only a flag: no variable, no file key (e.g. --help, --config). */
+  flagOnly?: boolean
+  short?: string
+  /** Where the value goes in the plugin's options, e.g. 'authFailures.perPair'; see pluginOptionsOf. */
+  to?: string
+}
+
+export type AnyOption = OptionSpec<string, any>
+
+/** One entry of a table; `const` keeps `key`, `multiple` and `default` literal, so ConfigOf can type the result. */
+export function option<const S extends AnyOption> (spec: S): S {
+  return spec
+}
+
+type ValueOf<O> = O extends { parse: (raw: string) => infer T }
+  ? O extends { multiple: true } ? T[] : O extends { default: string } ? T : T | undefined
+  : never
+
+/** The resolved configuration of a table: one typed field per option. */
+export type ConfigOf<Table extends readonly AnyOption[]> = { [O in Table[number] as O['key']]: ValueOf<O> }
+
+export interface ConfigSources {
+  args: string[]
+  env: NodeJS.ProcessEnv
+  /** The option that names the config file. Default 'config'. */
+  fileKey?: string
+}
+
+export const flagOf = (key: string): string => key.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)
+export const envOf = (key: string): string => `RENDEZVOUS_${key.replace(/[A-Z]/g, c => `_${c}`).toUpperCase()}`
+
+const TRUE = new Set(['true', '1', 'yes', 'on'])
+const FALSE = new Set(['false', '0', 'no', 'off'])
+
+export function resolveConfig<Table extends readonly AnyOption[]> (command: string, table: Table, sources: ConfigSources): ConfigOf<Table> & { explicit: Set<string> } {
+  const flags = readFlags(command, table, sources.args)
+  const fileKey = sources.fileKey ?? 'config'
+  const fileName = (flags.get(fileKey)?.[0]) ?? sources.env[envOf(fileKey)]
+  const file = fileName === undefined || fileName === '' ? new Map<string, unknown>() : readConfigFile(fileName, table)
+  const out: Record<string, unknown> = {}
+  const explicit = new Set<string>()
+  for (const spec of table) {
+    const raw = rawValue(spec, flags, sources.env, file, fileName)
+    if (raw !== undefined) explicit.add(spec.key)
+    const given = raw ?? (spec.default === undefined ? undefined : { values: [spec.default], from: `the default of --${flagOf(spec.key)}` })
+    if (given === undefined) {
+      out[spec.key] = spec.multiple === true ? [] : undefined
+      continue
+    }
+    const parsed = given.values.map(value => check(spec, value, given.from))
+    out[spec.key] = spec.multiple === true ? parsed : parsed[parsed.length - 1]
+  }
+  return Object.assign(out as ConfigOf<Table>, { explicit })
+}
+
+interface Raw { values: string[], from: string }
+
+function rawValue (spec: AnyOption, flags: Map<string, string[]>, env: NodeJS.ProcessEnv, file: Map<string, unknown>, fileName: string | undefined): Raw | undefined {
+  const flag = flags.get(spec.key)
+  if (flag !== undefined) return { values: flag, from: `--${flagOf(spec.key)}` }
+  if (spec.flagOnly === true) return undefined
+  const name = envOf(spec.key)
+  const fromEnv = env[name]
+  if (fromEnv !== undefined && fromEnv !== '') {
+    return { values: spec.multiple === true ? fromEnv.split(',').map(v => v.trim()) : [boolText(spec, fromEnv, name)], from: name }
+  }
+  if (!file.has(spec.key)) return undefined
+  const from = `${spec.key} in ${fileName as string}`
+  return { values: fileValues(spec, file.get(spec.key), from), from }
+}
+
+function check (spec: AnyOption, value: string, from: string): unknown {
+  try {
+    return spec.parse(value)
+  } catch (err) {
+    if (!(err instanceof NotAllowed)) throw err
+    const got = spec.secret === true ? '' : `, got ${JSON.stringify(value)}`
+    throw new CliError(`${from} must be ${err.message}${got}`)
+  }
+}
+
+function boolText (spec: AnyOption, value: string, from: string): string {
+  if (spec.value !== undefined) return value
+  const v = value.trim().toLowerCase()
+  if (TRUE.has(v)) return 'true'
+  if (FALSE.has(v)) return 'false'
+  throw new CliError(`${from} must be true or false, got ${JSON.stringify(value)}`)
+}
+
+function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
+  const one = (v: unknown): string => {
+    if (typeof v === 'string') return spec.value === undefined ? boolText(spec, v, from) : v
+    if (typeof v === 'number' && spec.value !== undefined) return String(v)
+    if (typeof v === 'boolean' && spec.value === undefined) return String(v)
+    throw new CliError(`${from} must be ${spec.value === undefined ? 'true or false' : `a ${typeof v === 'object' ? 'single value' : 'string or number'}`}, got ${spec.secret === true ? 'a value' : JSON.stringify(v)}`)
+  }
+  if (spec.multiple === true) return (Array.isArray(value) ? value : [value]).map(one)
+  return [one(value)]
+}
+
+function readFlags (command: string, table: readonly AnyOption[], args: string[]): Map<string, string[]> {
+  const options: Record<string, { type: 'string' | 'boolean', multiple?: boolean, short?: string }> = {}
+  const keyOf = new Map<string, string>()
+  for (const spec of table) {
+    const flag = flagOf(spec.key)
+    keyOf.set(flag, spec.key)
+    options[flag] = { type: spec.value === undefined ? 'boolean' : 'string', ...(spec.multiple === true ? { multiple: true } : {}), ...(spec.short === undefined ? {} : { short: spec.short }) }
+  }
+  let values: Record<string, unknown>
+  try {
+    values = parseArgs({ args, options, strict: true, allowPositionals: false }).values
+  } catch (err) {
+    throw argsError(err, command)
+  }
+  const out = new Map<string, string[]>()
+  for (const [flag, value] of Object.entries(values)) {
+    const key = keyOf.get(flag) as string
+    out.set(key, (Array.isArray(value) ? value : [value]).map(String))
+  }
+  return out
+}
+
+/** A JSON object of option keys (camelCase, or the flag names) and values. */
+function readConfigFile (file: string, table: readonly AnyOption[]): Map<string, unknown> {
+  let text: string
+  try {
+    text = readFileSync(file, 'utf8')
+  } catch (err) {
+    throw new CliError(`--config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message.split('\n')[0]}`)
+  }
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch (err) {
+    throw new CliError(`--config ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`)
+  }
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new CliError(`--config ${file}: must hold a JSON object of options`)
+  const known = new Map<string, string>()
+  for (const spec of table) {
+    if (spec.flagOnly === true || spec.key === 'config') continue
+    known.set(spec.key, spec.key)
+    known.set(flagOf(spec.key), spec.key)
+  }
+  const out = new Map<string, unknown>()
+  for (const [name, value] of Object.entries(data)) {
+    const key = known.get(name)
+    if (key === undefined) throw new CliError(`--config ${file}: unknown option ${JSON.stringify(name)}`)
+    out.set(key, value)
+  }
+  return out
+}
+
+/** The options part of --help: every option with its placeholder, help, default and variable. */
+export function optionsHelp (table: readonly AnyOption[]): string {
+  const rows = table.map(spec => {
+    const left = `  ${spec.short === undefined ? '' : `-${spec.short}, `}--${flagOf(spec.key)}${spec.value === undefined ? '' : ` ${spec.value}`}`
+    const shown = spec.shownDefault ?? spec.default
+    const notes = [
+      shown === undefined ? undefined : `default ${shown}`,
+      spec.multiple === true ? 'repeatable' : undefined,
+      spec.flagOnly === true ? undefined : `env ${envOf(spec.key)}`
+    ].filter(n => n !== undefined)
+    return { left, right: `${spec.help}${notes.length > 0 ? ` (${notes.join('; ')})` : ''}` }
+  })
+  const width = Math.max(...rows.map(r => r.left.length)) + 2
+  return rows.map(r => r.left.padEnd(width) + r.right).join('\n') + '\n'
+}
+
+/** The plugin options the table's `to` entries name, from a resolved configuration. */
+export function pluginOptionsOf (table: readonly AnyOption[], config: Record<string, unknown>, only?: Set<string>): Record<string, unknown> {
+  const out: Record<string, unknown> = {}
+  for (const spec of table) {
+    const value = config[spec.key]
+    if (spec.to === undefined || value === undefined || (only !== undefined && !only.has(spec.key))) continue
+    const path = spec.to.split('.')
+    let at = out
+    for (const part of path.slice(0, -1)) at = (at[part] ??= {}) as Record<string, unknown>
+    at[path[path.length - 1]] = value
+  }
+  return out
+}

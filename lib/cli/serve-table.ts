@@ -1,0 +1,71 @@
+import { resolveOptions } from '../options'
+import { LOG_LEVELS } from '../server/serve-options'
+import { option, type ConfigOf } from './config'
+import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
+
+// The plugin's own defaults, so that the command line cannot drift from them.
+const PLUGIN = resolveOptions({})
+const inSeconds = (ms: number): string => String(ms / 1000)
+const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
+const RESERVED_PATHS = ['/healthz', '/readyz']
+
+/**
+ * Every option of `rendezvous serve`, one entry each: its flag is the
+ * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
+ * file key `key` itself. `to` passes the value to the plugin option of
+ * that name. Durations are in seconds here and in ms in the plugin.
+ */
+export const SERVE_TABLE = [
+  option({ key: 'help', short: 'h', help: 'show this help', parse: flag, flagOnly: true }),
+  option({ key: 'config', value: 'FILE', help: 'read options from this JSON file', parse: text }),
+  option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: text }),
+  option({ key: 'port', value: 'PORT', default: '8443', help: 'port to listen on; 0 picks a free one', parse: integer(0, 65535) }),
+  option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs and the generated certificate live', parse: text }),
+  option({ key: 'tlsCert', value: 'FILE', help: 'PEM certificate (chain) to serve; needs --tls-key', parse: text }),
+  option({ key: 'tlsKey', value: 'FILE', help: 'PEM private key of --tls-cert', parse: text }),
+  option({ key: 'tlsName', value: 'NAME', multiple: true, help: 'a DNS name or IP address the generated certificate must carry (localhost, 127.0.0.1, ::1 and --host are always in)', parse: tlsName }),
+  option({ key: 'noTls', help: 'serve plain HTTP, only behind a layer-4 TLS terminator (see docs/security.md)', parse: flag }),
+  option({ key: 'waitTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.waitTimeout), help: 'how long a mobile client waits for a hidden server', parse: seconds() }),
+  option({ key: 'logLevel', value: 'LEVEL', default: 'info', help: LOG_LEVELS.join(', '), parse: oneOf(LOG_LEVELS) }),
+
+  option({ key: 'healthPath', value: 'PATH', default: '/healthz', help: 'liveness route, answered without credentials', parse: urlPath(), to: 'healthPath' }),
+  option({ key: 'readyPath', value: 'PATH', default: '/readyz', help: 'readiness route: 200, or 503 with the reasons', parse: urlPath(), to: 'readyPath' }),
+  option({ key: 'metricsPath', value: 'PATH', default: '/metrics', help: 'where Prometheus metrics are served', parse: urlPath(RESERVED_PATHS) }),
+  option({ key: 'metricsListen', value: 'HOST:PORT', help: 'serve metrics on this address instead of the public port', parse: hostPort }),
+  option({ key: 'noMetrics', help: 'serve no metrics', parse: flag }),
+  option({ key: 'metricsPerId', help: 'add per-ID series (label id): one series per ID', parse: flag, to: 'metricsPerId' }),
+
+  option({ key: 'adminListen', value: 'HOST:PORT', help: 'serve the admin API and page on this address; needs --admin-token-file', parse: hostPort }),
+  option({ key: 'adminTokenFile', value: 'FILE', help: 'file whose first line is the admin bearer token (16 characters or more)', parse: text }),
+  option({ key: 'adminRotateOverlap', value: 'SECONDS', default: '600', help: 'how long a rotated-out secret stays accepted', parse: seconds({ zero: true, max: 7 * 86_400 }) }),
+
+  option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(), to: 'maxParkedPerId' }),
+  option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(), to: 'maxParked' }),
+  option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID', parse: count(), to: 'maxWaitersPerId' }),
+  option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all', parse: count(), to: 'maxWaiters' }),
+  option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(), to: 'maxPendingConnects' }),
+  option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),
+  option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true }), to: 'keepAliveInitialDelay' }),
+  option({ key: 'spliceIdleTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.spliceIdleTimeout), help: 'close relayed connections idle this long; 0 never does', parse: seconds({ zero: true }), to: 'spliceIdleTimeout' }),
+  option({ key: 'closeGracePeriod', value: 'SECONDS', default: '5', help: 'on shutdown, how long spliced pairs get to finish', parse: seconds({ zero: true, max: 3600 }), to: 'closeGracePeriod' }),
+  option({ key: 'maxConnectionsPerAddress', value: 'N', default: String(PLUGIN.maxConnectionsPerAddress), help: 'open connections per client address; 0 for no cap', parse: count(), to: 'maxConnectionsPerAddress' }),
+  option({ key: 'maxSpliced', value: 'N', default: String(PLUGIN.maxSpliced), help: 'relayed connection pairs at once; 0 for no cap', parse: count(), to: 'maxSpliced' }),
+  option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 for none', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
+  option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 and 429 answers', parse: integer(0, 86_400), to: 'retryAfter' }),
+  option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, 86_400), to: 'tokenSkew' }),
+  option({ key: 'totp', value: 'MODE', default: PLUGIN.totp, help: 'TOTP tokens: strict (each code once), reuse (as the original) or off', parse: oneOf(['strict', 'reuse', 'off']), to: 'totp' }),
+  option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(), to: 'replayCacheSize' }),
+  option({ key: 'authFailuresPerPair', value: 'N', default: String(PLUGIN.authFailures.perPair), help: 'failed CONNECTs per (address, ID) before a cool-off', parse: count(), to: 'authFailures.perPair' }),
+  option({ key: 'authFailuresPerAddress', value: 'N', default: String(PLUGIN.authFailures.perAddress), help: 'failed CONNECTs per address, all IDs, before a cool-off', parse: count(), to: 'authFailures.perAddress' }),
+  option({ key: 'authFailuresWindow', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.window), help: 'how long a failed CONNECT counts', parse: seconds(), to: 'authFailures.window' }),
+  option({ key: 'authFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.coolOff), help: 'how long a tripped counter refuses', parse: seconds(), to: 'authFailures.coolOff' }),
+  option({ key: 'realm', value: 'REALM', default: PLUGIN.realm, help: 'the Digest realm of the challenge', parse: realm, to: 'realm' }),
+
+  option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: text }),
+  option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates links between nodes, the same on every node, 16 characters or more', parse: text, secret: true }),
+  option({ key: 'peerHost', value: 'HOST', shownDefault: '127.0.0.1', help: 'cluster mode: where the listener for other nodes binds', parse: text }),
+  option({ key: 'peerPort', value: 'PORT', shownDefault: '0', help: 'cluster mode: its port; 0 picks a free one', parse: integer(0, 65535) }),
+  option({ key: 'advertise', value: 'HOST:PORT', help: 'cluster mode: where other nodes reach it (default --peer-host:the port)', parse: text })
+] as const
+
+export type ServeConfig = ConfigOf<typeof SERVE_TABLE>

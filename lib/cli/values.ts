@@ -1,0 +1,70 @@
+import { isIP } from 'node:net'
+import { NotAllowed } from './config'
+
+/** Parsers of option values for the config tables: each returns the value or throws what is allowed. */
+
+export const text = (raw: string): string => {
+  if (raw.trim() === '') throw new NotAllowed('a non-empty value')
+  return raw
+}
+
+export const flag = (raw: string): boolean => raw === 'true'
+
+export function integer (min: number, max: number): (raw: string) => number {
+  return raw => {
+    const n = Number(raw)
+    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) throw new NotAllowed(`an integer from ${min} to ${max}`)
+    return n
+  }
+}
+
+/** Seconds on the command line, milliseconds inside. */
+export function seconds (opts: { zero?: boolean, max?: number } = {}): (raw: string) => number {
+  const max = opts.max ?? 86_400
+  return raw => {
+    const n = Number(raw)
+    if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || (n === 0 && opts.zero !== true) || n > max) {
+      throw new NotAllowed(`a number of seconds ${opts.zero === true ? 'from 0' : 'above 0'} and at most ${max}`)
+    }
+    return Math.round(n * 1000)
+  }
+}
+
+export function oneOf<const T extends string> (choices: readonly T[]): (raw: string) => T {
+  return raw => {
+    if (!(choices as readonly string[]).includes(raw)) throw new NotAllowed(`one of ${choices.join(', ')}`)
+    return raw as T
+  }
+}
+
+export function urlPath (reserved: string[] = []): (raw: string) => string {
+  return raw => {
+    if (!/^\/[A-Za-z0-9._~\-/]+$/.test(raw) || reserved.includes(raw)) {
+      throw new NotAllowed(`a path such as /metrics, other than /${reserved.length > 0 ? ` and ${reserved.join(', ')}` : ''}`)
+    }
+    return raw
+  }
+}
+
+export interface HostPort { host: string, port: number }
+
+/** HOST:PORT, with an IPv6 host in brackets. */
+export const hostPort = (raw: string): HostPort => {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([^:[\]\s]+)):(\d{1,5})$/.exec(raw.trim())
+  const port = Number(m?.[3])
+  if (m === null || port > 65535) throw new NotAllowed('HOST:PORT, such as 127.0.0.1:9090 or [::1]:9090')
+  return { host: m[1] ?? m[2], port }
+}
+
+/** The Digest realm goes inside a quoted string of the challenge. */
+export const realm = (raw: string): string => {
+  if (!/^[\x20-\x7e]+$/.test(raw) || /["\\]/.test(raw)) throw new NotAllowed('printable ASCII without quotes or backslashes')
+  return raw
+}
+
+/** A --tls-name: a DNS name (a leading `*.` allowed) or an IP address. */
+export const tlsName = (name: string): string => {
+  const dns = /^(\*\.)?(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?$/
+  if (isIP(name) === 0 && (name.length > 253 || !dns.test(name))) throw new NotAllowed('a DNS name or an IP address')
+  return name.replace(/\.$/, '').toLowerCase()
+}

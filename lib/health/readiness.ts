@@ -1,0 +1,37 @@
+/** Why a node should not take new traffic now. */
+export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'under_pressure' | 'lot_full' | 'shutting_down'
+
+export interface ReadinessProbe {
+  listening: () => boolean
+  closing: () => boolean
+  underPressure: () => boolean
+  lotFull: () => boolean
+  /** The registry's own reachability check (Registry.check), if it has one. */
+  checkRegistry?: () => Promise<void>
+  /** How long the registry check may take before it counts as unreachable, in ms. */
+  registryTimeout: number
+}
+
+export interface Readiness { ready: boolean, reasons: NotReadyReason[] }
+
+/** Every reason at once, so an operator sees the whole picture in one probe. */
+export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
+  const reasons: NotReadyReason[] = []
+  if (probe.closing()) reasons.push('shutting_down')
+  if (!probe.listening()) reasons.push('not_listening')
+  if (!await registryReachable(probe)) reasons.push('registry_unreachable')
+  if (probe.underPressure()) reasons.push('under_pressure')
+  if (probe.lotFull()) reasons.push('lot_full')
+  return { ready: reasons.length === 0, reasons }
+}
+
+async function registryReachable (probe: ReadinessProbe): Promise<boolean> {
+  if (probe.checkRegistry === undefined) return true
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(resolve, probe.registryTimeout, false) })
+  try {
+    return await Promise.race([probe.checkRegistry().then(() => true, () => false), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}

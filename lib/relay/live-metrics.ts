@@ -1,0 +1,52 @@
+import { Gauge, type Registry } from 'prom-client'
+
+export interface IdCounts { parked: number, waiting: number, spliced: number }
+
+/** What one plugin instance has per ID right now. */
+export type LiveSource = () => Map<string, IdCounts>
+
+// Every plugin instance that shares a prom-client registry adds its source; the gauges sum them at scrape time.
+const sources = new WeakMap<Registry, Set<LiveSource>>()
+
+function gauge (registry: Registry, name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void {
+  if (registry.getSingleMetric(name) !== undefined) return
+  // eslint-disable-next-line no-new
+  new Gauge({ name, help, labelNames, registers: [registry], collect () { collect(this) } })
+}
+
+function merged (registry: Registry): Map<string, IdCounts> {
+  const out = new Map<string, IdCounts>()
+  for (const source of sources.get(registry) ?? []) {
+    for (const [id, c] of source()) {
+      const sum = out.get(id) ?? { parked: 0, waiting: 0, spliced: 0 }
+      out.set(id, { parked: sum.parked + c.parked, waiting: sum.waiting + c.waiting, spliced: sum.spliced + c.spliced })
+    }
+  }
+  return out
+}
+
+/**
+ * Gauges read from the relay's state when scraped. Per-ID series are opt-in
+ * (`perId`): with many IDs they multiply the series a scrape returns, so the
+ * default keeps label cardinality bounded. Returns the unregister function.
+ */
+export function registerLiveMetrics (registry: Registry | false | undefined, source: LiveSource, perId: boolean): () => void {
+  if (registry === false || registry === undefined) return () => {}
+  let set = sources.get(registry)
+  if (set === undefined) sources.set(registry, set = new Set())
+  set.add(source)
+  gauge(registry, 'rendezvous_parked_ids', 'Distinct IDs with at least one parked connection now', [], g => {
+    let n = 0
+    for (const c of merged(registry).values()) if (c.parked > 0) n++
+    g.set(n)
+  })
+  if (perId) {
+    for (const key of ['parked', 'waiting', 'spliced'] as const) {
+      gauge(registry, `rendezvous_id_${key}`, `Connections ${key} now, per ID (opt-in: metricsPerId)`, ['id'], g => {
+        g.reset()
+        for (const [id, c] of merged(registry)) if (c[key] > 0) g.set({ id }, c[key])
+      })
+    }
+  }
+  return () => { set.delete(source) }
+}

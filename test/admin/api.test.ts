@@ -1,0 +1,124 @@
+import t from 'tap'
+import { FileRegistry } from '../../lib/index'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
+import { SECRET } from '../helpers/fixtures'
+import { adminUrl, api, idsCli, TOKEN } from './helpers'
+import { until } from '../helpers/until'
+
+const ADMIN = { port: 0, token: TOKEN, publicUrl: 'https://relay.example:8443/' }
+
+async function parks (relay: Relay, id: string, secret: string): Promise<boolean> {
+  try {
+    (await relay.park(id, secret)).socket.destroy()
+    return true
+  } catch (err) {
+    if (/park refused: HTTP\/1\.1 401/.test(String(err))) return false
+    throw err
+  }
+}
+
+t.test('the admin API refuses without the right bearer token, and is not on the public port', async t => {
+  const relay = await startRelay({ plugin: { admin: ADMIN } })
+  t.teardown(relay.close)
+  t.not(relay.app.rendezvous.adminAddress()?.port, relay.port)
+  for (const headers of [{} as Record<string, string>, { authorization: `Bearer ${TOKEN}x` }, { authorization: `Basic ${Buffer.from(`a:${TOKEN}`).toString('base64')}` }, { authorization: 'Bearer' }]) {
+    for (const [method, path] of [['GET', '/api/ids'], ['POST', '/api/ids'], ['DELETE', '/api/ids/hub-1'], ['POST', '/api/ids/hub-1/rotate'], ['POST', '/api/ids/hub-1/disconnect']]) {
+      const res = await fetch(adminUrl(relay, path), { method, headers })
+      t.equal(res.status, 401, `${method} ${path} with ${JSON.stringify(headers)}`)
+      t.equal(res.headers.get('www-authenticate'), 'Bearer realm="rendezvous-admin"')
+    }
+  }
+  t.ok(relay.registry.get('hub-1'), 'nothing was removed')
+  t.equal((await fetch(`http://127.0.0.1:${relay.port}/api/ids`, { headers: { authorization: `Bearer ${TOKEN}` } })).status, 401, 'the public port only challenges')
+  const page = await fetch(adminUrl(relay, '/'))
+  t.equal(page.status, 200, 'the page itself holds nothing and loads without the token')
+  t.match(page.headers.get('content-security-policy'), /default-src 'none'/)
+})
+
+t.test('an admin token shorter than 16 characters is refused', async t => {
+  await t.rejects(startRelay({ plugin: { admin: { port: 0, token: 'short' } } }), /admin\.token/)
+})
+
+t.test('list, add, disconnect and remove', async t => {
+  const relay = await startRelay({ plugin: { admin: ADMIN } })
+  t.teardown(relay.close)
+  const added = await api(relay, 'POST', '/api/ids', { id: 'Hub-2' })
+  t.equal(added.status, 201)
+  t.equal(added.body.id, 'hub-2')
+  t.match(added.body.secret, /^[A-Z2-7]{32,}$/)
+  t.match(added.body.otpauth, /^otpauth:\/\/totp\//)
+  t.equal(added.body.agentCommand, `rendezvous agent --server https://relay.example:8443/ --id hub-2 --secret ${added.body.secret as string} --to http://127.0.0.1:PORT`)
+  t.equal((await api(relay, 'POST', '/api/ids', { id: 'hub-2' })).status, 409, 'taken')
+  t.equal((await api(relay, 'POST', '/api/ids', { id: 'bad id!' })).status, 400)
+
+  const hidden = [await relay.park('hub-2', added.body.secret), await relay.park('hub-2', added.body.secret), await relay.park('hub-1')]
+  await untilParked(relay, 3)
+  const client = await relay.open()
+  client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
+  await hidden[0].untilText('\r\n\r\n')
+  const list = await api(relay, 'GET', '/api/ids')
+  t.equal(list.status, 200)
+  t.same(list.body.ids.map((r: any) => [r.id, r.parked, r.waiting, r.spliced]), [['hub-1', 1, 0, 0], ['hub-2', 1, 0, 1]])
+  t.notOk(JSON.stringify(list.body).includes(SECRET), 'the list holds no secret')
+
+  const cut = await api(relay, 'POST', '/api/ids/HUB-2/disconnect')
+  t.same(cut.body, { id: 'hub-2', parked: 1, spliced: 1 })
+  await Promise.all([hidden[0].untilClosed(), hidden[1].untilClosed(), client.untilClosed()])
+  t.same(relay.app.rendezvous.stats(), { parked: 1, waiting: 0, spliced: 0 }, 'hub-1 untouched')
+
+  t.same((await api(relay, 'DELETE', '/api/ids/hub-1')).body, { id: 'hub-1', removed: true })
+  await hidden[2].untilClosed()
+  t.equal((await api(relay, 'DELETE', '/api/ids/hub-1')).status, 404)
+  t.equal((await api(relay, 'POST', '/api/ids/nobody/disconnect')).status, 404)
+  t.notOk(await parks(relay, 'hub-1', SECRET), 'a removed ID is refused')
+})
+
+t.test('rotation: the old secret works for the overlap, then is refused', async t => {
+  const relay = await startRelay({ plugin: { admin: ADMIN } })
+  t.teardown(relay.close)
+  const parked = await relay.park('hub-1')
+  await untilParked(relay, 1)
+  t.equal((await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: -1 })).status, 400)
+  t.equal((await api(relay, 'POST', '/api/ids/nobody/rotate', {})).status, 404)
+  const rotated = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 1.5 })
+  t.equal(rotated.status, 200)
+  const fresh = rotated.body.secret as string
+  t.not(fresh, SECRET)
+  t.match(rotated.body.agentCommand, `--secret ${fresh}`)
+  t.equal(relay.app.rendezvous.stats().parked, 1, 'a rotation leaves parked connections alone')
+  t.ok(await parks(relay, 'hub-1', SECRET), 'old secret during the overlap')
+  t.ok(await parks(relay, 'hub-1', fresh), 'new secret')
+  const list = await api(relay, 'GET', '/api/ids')
+  t.equal(list.body.ids[0].previousSecretUntil, rotated.body.previousSecretUntil)
+  await new Promise(resolve => setTimeout(resolve, Date.parse(rotated.body.previousSecretUntil) - Date.now() + 100))
+  t.notOk(await parks(relay, 'hub-1', SECRET), 'old secret after the overlap')
+  t.ok(await parks(relay, 'hub-1', fresh), 'new secret still')
+  const now = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 0 })
+  t.equal(now.body.previousSecretUntil, null)
+  t.notOk(await parks(relay, 'hub-1', fresh), 'overlap 0 refuses the old secret at once')
+  parked.socket.destroy()
+})
+
+t.test('the ids CLI and the admin API see each other\'s changes within a second', async t => {
+  const dir = t.testdir()
+  const registry = new FileRegistry({ dataDir: dir })
+  const relay = await startRelay({ ids: [], plugin: { admin: ADMIN, registry } })
+  t.teardown(async () => { await relay.close(); await registry.close() })
+  const cli = await idsCli('add', '--data-dir', dir, '--id', 'from-cli', '--json')
+  t.equal(cli.code, 0)
+  const started = Date.now()
+  await until(async () => (await api(relay, 'GET', '/api/ids')).body.ids.some((r: any) => r.id === 'from-cli'), 1000)
+  t.ok(Date.now() - started <= 1000)
+  t.ok(await parks(relay, 'from-cli', JSON.parse(cli.stdout).secret))
+
+  const added = await api(relay, 'POST', '/api/ids', { id: 'from-admin' })
+  const listed = JSON.parse((await idsCli('list', '--data-dir', dir, '--json')).stdout)
+  t.same(listed.map((r: any) => r.id).sort(), ['from-admin', 'from-cli'])
+  t.ok(added.body.secret)
+
+  await api(relay, 'POST', '/api/ids/from-admin/rotate', { overlapSeconds: 60 })
+  const shown = JSON.parse((await idsCli('list', '--data-dir', dir, '--json', '--show-secret')).stdout)
+  t.not(shown.find((r: any) => r.id === 'from-admin').secret, added.body.secret, 'the rotated secret is on disk')
+  t.equal((await idsCli('remove', 'from-admin', '--data-dir', dir)).code, 0)
+  await until(async () => !(await api(relay, 'GET', '/api/ids')).body.ids.some((r: any) => r.id === 'from-admin'), 1000)
+})
