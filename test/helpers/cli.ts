@@ -219,9 +219,13 @@ function cliOptions (opts: CliOptions): SpawnOptions {
   return { ...opts, env: { DEBUG: '', ...opts.env } }
 }
 
-/** Spawns the built CLI with this very Node. */
+/**
+ * Spawns the built CLI with this very Node, without the watchdog unless
+ * asked for (a Node start less each; teardown still kills it): the CLI tests
+ * start many of them in a row, and load makes every start slow.
+ */
 export function startCli (t: Teardown, args: string[], opts: CliOptions = {}): CliProcess {
-  return spawnProc(t, `rendezvous ${args[0] ?? ''}`.trim(), process.execPath, [CLI_MAIN, ...args], cliOptions(opts))
+  return spawnProc(t, `rendezvous ${args[0] ?? ''}`.trim(), process.execPath, [CLI_MAIN, ...args], cliOptions({ watchdog: false, ...opts }))
 }
 
 /** Runs the built CLI to its end. */
