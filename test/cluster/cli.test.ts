@@ -2,6 +2,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { parseServeArgs } from '../../lib/cli/serve-args'
 import { runCli } from '../helpers/cli'
 import { startAgent, startServe } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
@@ -78,4 +79,17 @@ t.test('an unreachable Redis is a one-line error, for serve and for ids', async 
   const listed = await runCli(t, ['ids', 'list', '--redis', 'redis://127.0.0.1:1'])
   t.equal(listed.code, 1)
   t.match(listed.stderr, /^rendezvous: cannot reach Redis: .*ECONNREFUSED.*\n$/)
+})
+
+t.test('bad cluster flags are one-line errors (exit 2)', async t => {
+  const cases: Array<[string, string[], RegExp]> = [
+    ['cluster flag without --redis', ['--peer-port', '9000'], /--peer-port needs --redis URL/],
+    ['--redis not a URL', ['--redis', 'localhost:6379', '--cluster-secret', 'x'.repeat(16)], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
+    ['wildcard --peer-host without --advertise', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--peer-host', '0.0.0.0'], /--peer-host 0\.0\.0\.0 is no address other nodes can dial/],
+    ['--advertise not HOST:PORT', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--advertise', 'nope'], /--advertise must be HOST:PORT/]
+  ]
+  // One process per case would be slow; the parser is what decides.
+  for (const [name, flags, pattern] of cases) {
+    t.throws(() => parseServeArgs(flags, {}), { message: pattern, exitCode: 2 }, name)
+  }
 })
