@@ -4,6 +4,7 @@ import type { AdminTarget } from './api'
 import type { ResolvedAdminOptions } from './options'
 import { adminAddress, createAdminServer } from './server'
 import { listenWith } from '../listen-own'
+import { shellQuote } from '../shell-quote'
 
 /**
  * Starts the admin listener when the app is ready (so a port in use fails
@@ -23,10 +24,6 @@ export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, t
 
 function agentCommand (opts: ResolvedAdminOptions, id: string, secret: string): string {
   const url = typeof opts.publicUrl === 'function' ? opts.publicUrl() : opts.publicUrl ?? 'https://HOST:8443/'
-  const ca = opts.caFile === undefined ? '' : ` --ca ${quote(opts.caFile)}`
-  return `rendezvous agent --server ${quote(url)} --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
-}
-
-function quote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,[\]-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
+  const ca = opts.caFile === undefined ? '' : ` --ca ${shellQuote(opts.caFile)}`
+  return `rendezvous agent --server ${shellQuote(url)} --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }

@@ -5,7 +5,7 @@ import type { LogLevel } from '../server/serve-options'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
 import { logLevel, nonEmpty, port } from './flags'
-import { shellQuote } from './invocation'
+import { shellQuote } from '../shell-quote'
 import { command, firstLine, helpless, startupError } from './report'
 import { watchSignals } from './signals'
 

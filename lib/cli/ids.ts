@@ -8,7 +8,8 @@ import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
-import { selfCommand, shellQuote } from './invocation'
+import { shellQuote } from '../shell-quote'
+import { selfCommand } from './invocation'
 import { report } from './report'
 
 const USAGE = [

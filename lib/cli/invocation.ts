@@ -1,4 +1,5 @@
 import { basename, isAbsolute, relative, resolve, sep } from 'node:path'
+import { shellQuote } from '../shell-quote'
 
 /**
  * How to run this very CLI again, so that the commands it prints work when
@@ -13,9 +14,4 @@ export function selfCommand (script: string | undefined = process.argv[1], cwd =
   if (basename(path).replace(/\.(c|m)?js$/, '') === 'rendezvous') return 'rendezvous'
   const near = relative(cwd, path)
   return `node ${shellQuote(near.startsWith('..') || isAbsolute(near) ? path : near)}`
-}
-
-/** `value` as one shell word, quoted only when it must be. */
-export function shellQuote (value: string): string {
-  return /^[A-Za-z0-9_./:@%+=,-]+$/.test(value) ? value : `'${value.replace(/'/g, "'\\''")}'`
 }
