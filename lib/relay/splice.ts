@@ -1,10 +1,14 @@
 import type { Socket } from 'node:net'
+import { defaultSplicePath, nativeSplicer, type SplicePath } from './native-addon'
+import { nativeSplice } from './native-splice'
 
 export interface SpliceOptions {
   /** Destroys the pair after this long without a byte either way, in ms. 0 never does. */
   idleTimeout: number
   /** Bytes for the hidden server before anything the client sends next: the replayed head and what followed it. Counted as relayed. */
   first?: Buffer[]
+  /** Which data path: native (splice(2) in the addon) where it is loaded and both sockets are plain TCP, or JavaScript. Default RENDEZVOUS_SPLICE, else auto. */
+  path?: SplicePath
 }
 
 export interface RelayedBytes {
@@ -26,6 +30,8 @@ export interface Splice {
   abort: () => void
   /** Bytes relayed so far, read from the sockets' own counters: free, whenever it is asked. */
   bytes: () => RelayedBytes
+  /** The data path it took. */
+  path: 'native' | 'js'
 }
 
 /**
@@ -37,6 +43,20 @@ export interface Splice {
  * Node keeps anyway, rather than with a listener per chunk.
  */
 export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
+  const path = opts.path ?? defaultSplicePath()
+  const native = path === 'js' || (path === 'auto' && !AUTO_NATIVE) ? undefined : nativeSplicer()
+  if (native !== undefined && 'splicer' in native) {
+    // TLS, or no descriptors left to duplicate: the JavaScript path below.
+    const spliced = nativeSplice(client, hidden, opts, native.splicer)
+    if (spliced !== undefined) return spliced
+  }
+  return jsSplice(client, hidden, opts)
+}
+
+/** Whether `auto` means native where it can: set from the measurements in docs/performance.md. */
+export const AUTO_NATIVE = true
+
+function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const started = Date.now()
   const fromHidden = hidden.bytesWritten
   const fromClient = client.bytesWritten
@@ -84,5 +104,5 @@ export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Sp
   client.pipe(hidden)
   hidden.pipe(client)
   if (client.destroyed || hidden.destroyed) fail('error')()
-  return { done, abort: fail('aborted'), bytes }
+  return { done, abort: fail('aborted'), bytes, path: 'js' }
 }

@@ -1,0 +1,84 @@
+import { join } from 'node:path'
+
+/** Which data path a splice takes: `auto` picks native where it is loaded and the pair is plain TCP. */
+export type SplicePath = 'auto' | 'native' | 'js'
+export const SPLICE_PATHS: readonly SplicePath[] = ['auto', 'native', 'js']
+
+/** How a native pair ended, as the addon reports it. */
+export type NativeEnd = 'closed' | 'error' | 'idle' | 'aborted'
+
+interface Binding {
+  init: (onEnd: (slot: number, end: NativeEnd, toHidden: number, toClient: number) => void) => void
+  start: (clientFd: number, hiddenFd: number, idleMs: number) => number
+  go: (slot: number) => void
+  bytes: (slot: number, out: number[]) => boolean
+  abort: (slot: number) => void
+  stats: () => { pairs: number, thread: boolean }
+}
+
+/** The native data path as the JS side uses it (docs/performance.md). */
+export interface NativeSplicer {
+  /**
+   * Duplicates both descriptors and reserves a pair; nothing moves yet.
+   * Throws (code EMFILE) when the descriptors cannot be duplicated.
+   * `onEnd` is called once, after go(), when the pair has ended.
+   */
+  start: (clientFd: number, hiddenFd: number, idleMs: number, onEnd: (end: NativeEnd, toHidden: number, toClient: number) => void) => number
+  /** The I/O thread takes over: call it once, after everything JavaScript owed either side was flushed. */
+  go: (slot: number) => void
+  /** Bytes moved so far each way, into `out`; false once the pair ended. */
+  bytes: (slot: number, out: number[]) => boolean
+  abort: (slot: number) => void
+  stats: () => { pairs: number, thread: boolean }
+}
+
+/** Where the install script puts the build: native/build/ at the package root, the same two levels up from lib/relay and dist/relay. */
+export const ADDON_PATH = join(__dirname, '..', '..', 'native', 'build', 'splice.node')
+
+let loaded: { splicer: NativeSplicer } | { reason: string } | undefined
+
+function load (): { splicer: NativeSplicer } | { reason: string } {
+  if (process.platform !== 'linux') return { reason: `splice(2) is Linux only, this is ${process.platform}` }
+  let binding: Binding
+  try {
+    binding = require(ADDON_PATH) as Binding
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    return { reason: code === 'MODULE_NOT_FOUND' ? 'not built (no C compiler at install, or RENDEZVOUS_NATIVE=0)' : `cannot be loaded: ${(err as Error).message}` }
+  }
+  // One callback for the whole process; each pair's own is found by its slot.
+  const ends = new Map<number, (end: NativeEnd, toHidden: number, toClient: number) => void>()
+  binding.init((slot, end, toHidden, toClient) => {
+    const onEnd = ends.get(slot)
+    ends.delete(slot)
+    onEnd?.(end, toHidden, toClient)
+  })
+  return {
+    splicer: {
+      start: (clientFd, hiddenFd, idleMs, onEnd) => {
+        const slot = binding.start(clientFd, hiddenFd, idleMs)
+        ends.set(slot, onEnd)
+        return slot
+      },
+      go: slot => binding.go(slot),
+      bytes: (slot, out) => binding.bytes(slot, out),
+      abort: slot => binding.abort(slot),
+      stats: () => binding.stats()
+    }
+  }
+}
+
+/** The loaded addon, or why there is none. Loaded once, on first use. */
+export function nativeSplicer (): { splicer: NativeSplicer } | { reason: string } {
+  loaded ??= load()
+  return loaded
+}
+
+/**
+ * The path a splice takes when its caller names none: RENDEZVOUS_SPLICE
+ * (which the test suite sets to run once per path), else `auto`.
+ */
+export function defaultSplicePath (): SplicePath {
+  const env = process.env.RENDEZVOUS_SPLICE
+  return SPLICE_PATHS.includes(env as SplicePath) ? env as SplicePath : 'auto'
+}

@@ -1,0 +1,51 @@
+import type { Socket } from 'node:net'
+
+/*
+ * The second and last module that touches Node internals (the first is
+ * handoff.ts; see docs/architecture.md). The native data path needs two
+ * things no public API gives: a plain TCP socket's file descriptor, and a
+ * way to make Node stop reading it for good without closing it. Both live
+ * on the socket's libuv handle, `socket._handle`.
+ */
+
+interface TcpHandle {
+  fd?: number
+  reading?: boolean
+  readStop?: () => number
+}
+
+function handleOf (socket: Socket): TcpHandle | undefined {
+  const handle = (socket as Socket & { _handle?: TcpHandle | null })._handle
+  return handle === null ? undefined : handle
+}
+
+/**
+ * The descriptor of a plain, open TCP socket, or undefined for anything
+ * else: a TLS socket (its bytes are not the peer's), a pipe, a destroyed
+ * socket, or a Node that hides the fd.
+ */
+export function tcpFd (socket: Socket): number | undefined {
+  if ((socket as Socket & { encrypted?: boolean }).encrypted === true || socket.destroyed || socket.connecting) return undefined
+  const handle = handleOf(socket)
+  if (handle?.constructor?.name !== 'TCP' || typeof handle.readStop !== 'function') return undefined
+  const fd = handle.fd
+  return typeof fd === 'number' && fd >= 0 ? fd : undefined
+}
+
+/**
+ * Takes every byte Node has read from the socket and not yet delivered,
+ * then stops Node from reading it again. Synchronous: no read can happen
+ * between the two, as libuv reads only in the event loop. read() may
+ * restart the handle's reading, which is why readStop comes after it.
+ */
+export function takeOverReading (socket: Socket): Buffer | undefined {
+  socket.pause()
+  const buffered = socket.readableLength > 0 ? socket.read() as Buffer | null : null
+  const handle = handleOf(socket)
+  if (handle?.readStop !== undefined) {
+    // `reading` is what Node checks before it starts reading again; false with the handle stopped keeps the two in step.
+    handle.reading = false
+    handle.readStop()
+  }
+  return buffered ?? undefined
+}
