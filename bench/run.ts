@@ -36,7 +36,7 @@ if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
 const wanted = (scenario: string): boolean => only === undefined || only.includes(scenario)
 const FRESH_PATHS = new Set(['direct', 'relay', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
-const BULK_PATHS = new Set(['direct', 'relay', 'nginx', 'pipe'])
+const BULK_PATHS = new Set(['direct', 'relay', 'relay-js', 'nginx', 'pipe'])
 
 function log (line: string): void {
   process.stderr.write(`bench: ${line}\n`)

@@ -11,4 +11,6 @@ export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED',
 export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)
 /** A listener of its own (admin, metrics) that cannot listen: its address and why. */
 export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s listener cannot listen on %s: %s', 500)
+/** `splice: 'native'` was asked for and the addon cannot be used: why. */
+export const NativeSpliceUnavailableError = createError('FST_RENDEZVOUS_NATIVE_UNAVAILABLE', "splice: 'native' was asked for, but the native data path cannot be used: %s", 500)
 export const RedisUnreachableError = createError('FST_RENDEZVOUS_REDIS_UNREACHABLE', 'Cannot reach Redis: %s', 503)

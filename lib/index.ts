@@ -12,6 +12,7 @@ import { capConnectionsPerAddress } from './relay/connection-cap'
 import { createHiddenSide } from './relay/hidden-side'
 import { createMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
+import { announceSplicePath } from './relay/native-addon'
 import { resolveOptions, type RendezvousOptions, type ResolvedOptions } from './options'
 import { ParkingLot } from './relay/parking-lot'
 import { FileRegistry } from './registry/file-registry'
@@ -87,6 +88,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
   }
   const log = fastify.log.child({ plugin: 'rendezvous' })
+  announceSplicePath(o.splice, log)
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
   const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()

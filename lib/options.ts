@@ -8,8 +8,9 @@ import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 import type { ClusterOptions } from './cluster/options'
 import { isRedisClient, type RedisSource } from './cluster/redis-connection'
+import { defaultSplicePath, SPLICE_PATHS, type SplicePath } from './relay/native-addon'
 
-export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions }
+export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptions, SplicePath }
 
 /*
  * Units: every duration option is in milliseconds and its name carries no
@@ -53,6 +54,14 @@ export interface RendezvousOptions {
   keepAliveInitialDelay?: number
   /** Closes spliced pairs idle this long, in ms. 0 (default) never does. */
   spliceIdleTimeout?: number
+  /**
+   * The data path of spliced pairs (docs/performance.md): 'native' moves
+   * plain-TCP pairs with splice(2) in the optional addon and fails at startup
+   * when it cannot be loaded; 'js' always uses Node streams; 'auto' uses the
+   * addon where it is loaded and both sockets are plain TCP. TLS pairs always
+   * take the JavaScript path. Default: RENDEZVOUS_SPLICE, else 'auto'.
+   */
+  splice?: SplicePath
   /** Open connections from one client address (parked, spliced and idle alike); beyond it new ones are closed at once. 0 for no cap. Default 256. */
   maxConnectionsPerAddress?: number
   /** Spliced pairs open at once; beyond it mobile clients get 503. 0 for no cap. Default 10000. */
@@ -107,6 +116,7 @@ export interface ResolvedOptions {
   connectTimeout: number
   keepAliveInitialDelay: number
   spliceIdleTimeout: number
+  splice: SplicePath
   maxConnectionsPerAddress: number
   maxSpliced: number
   handshakeTimeout: number
@@ -213,6 +223,10 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
     throw new RendezvousOptionError('redis must be a URL or an ioredis client')
   }
+  const splice = opts.splice ?? defaultSplicePath()
+  if (!SPLICE_PATHS.includes(splice)) {
+    throw new RendezvousOptionError(`splice must be 'auto', 'native' or 'js', got ${String(splice)}`)
+  }
   const realm = opts.realm ?? 'rendezvous'
   if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
     throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
@@ -223,6 +237,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     dataDir: opts.dataDir,
     verifyToken: opts.verifyToken,
     totp,
+    splice,
     replayCache: opts.replayCache,
     throttleStore: opts.throttleStore,
     authFailures,

@@ -115,3 +115,13 @@ t.test('the parser reads every form of import', async t => {
   t.equal(unitOf('index.ts'), 'index')
   t.equal(unitOf('relay/splice.ts'), 'relay')
 })
+
+// Node's private state (the parser hook, a socket's libuv handle, stream internals) is reached from two modules only.
+const INTERNALS = /\._handle\b|\.parser\b|_readableState|_writableState|\bkHandle\b/
+const ALLOWED_INTERNALS = new Set(['relay/handoff.ts', 'relay/socket-fd.ts'])
+
+t.test('only relay/handoff.ts and relay/socket-fd.ts touch Node internals', async t => {
+  const touching = sources(LIB).map(f => relative(LIB, f)).filter(f => INTERNALS.test(readFileSync(join(LIB, f), 'utf8')))
+  t.same(touching.filter(f => !ALLOWED_INTERNALS.has(f)), [])
+  t.same(touching.sort(), [...ALLOWED_INTERNALS].sort(), 'the check finds both')
+})

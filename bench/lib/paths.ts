@@ -1,4 +1,5 @@
 import { execFileSync, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { FileRegistry } from '../../lib/registry/file-registry'
 import { generateSecret } from '../../lib/registry/ids'
@@ -60,24 +61,30 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
     { name: 'direct-tls', group: 'tls', target: { port: tlsPort, tls: true, id: HIDDEN_ID }, label: 'direct to the HTTPS backend', pids: [] }
   ]
 
-  const relays: Record<'plain' | 'tls', number> = { plain: 0, tls: 0 }
+  const relays: Record<'plain' | 'tls' | 'plain-js', number> = { plain: 0, tls: 0, 'plain-js': 0 }
   const pids: Record<string, number> = {}
-  for (const kind of ['plain', 'tls'] as const) {
+  const splicePaths: Record<string, string> = {}
+  // plain-js: the same relay with its splice forced to the JavaScript path, for the native path's before/after in one run.
+  for (const kind of ['plain', 'tls', 'plain-js'] as const) {
     const dataDir = join(dir, `relay-${kind}`)
     await provision(dataDir, [HIDDEN_ID, AGENT_ID], secret)
     const args = ['--data-dir', dataDir, ...(kind === 'tls' ? ['--tls-cert', tls.cert, '--tls-key', tls.key] : ['--no-tls'])]
-    const serve = keep(await startServe(dist, args, join(dir, `relay-${kind}.log`)))
+    const logFile = join(dir, `relay-${kind}.log`)
+    const serve = keep(await startServe(dist, args, logFile, kind === 'plain-js' ? { ...process.env, RENDEZVOUS_SPLICE: 'js' } : process.env))
     relays[kind] = serve.port
     pids[`relay-${kind}`] = serve.child.pid as number
+    splicePaths[kind] = splicePathOf(logFile)
     const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relays[kind]}`
     keep(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+    if (kind === 'plain-js') continue
     const agent = launch(process.execPath, [join(dist, 'cli', 'main.js'), 'agent', '--server', url, '--id', AGENT_ID, '--secret', secret,
       '--to', `http://127.0.0.1:${port}`, '--pool', String(POOL), ...(kind === 'tls' ? ['--insecure'] : [])], { stdout: 'ignore' })
     children.push(agent)
     pids[`agent-${kind}`] = agent.pid as number
   }
   paths.push(
-    { name: 'relay', group: 'one hop', target: { port: relays.plain, tls: false, id: HIDDEN_ID }, label: 'rendezvous serve --no-tls + hidden server', pids: [pids['relay-plain']] },
+    { name: 'relay', group: 'one hop', target: { port: relays.plain, tls: false, id: HIDDEN_ID }, label: `rendezvous serve --no-tls + hidden server, ${splicePaths.plain} splice`, pids: [pids['relay-plain']] },
+    { name: 'relay-js', group: 'one hop', target: { port: relays['plain-js'], tls: false, id: HIDDEN_ID }, label: `the same, ${splicePaths['plain-js']} splice`, pids: [pids['relay-plain-js']] },
     { name: 'relay-tls', group: 'tls', target: { port: relays.tls, tls: true, id: HIDDEN_ID }, label: 'rendezvous serve (TLS both sides) + hidden server', pids: [pids['relay-tls']] },
     { name: 'agent', group: 'two hops', target: { port: relays.plain, tls: false, id: AGENT_ID }, label: 'serve --no-tls + rendezvous agent', pids: [pids['relay-plain'], pids['agent-plain']] },
     { name: 'agent-tls', group: 'two hops', target: { port: relays.tls, tls: true, id: AGENT_ID }, label: 'serve (TLS) + rendezvous agent over TLS', pids: [pids['relay-tls'], pids['agent-tls']] }
@@ -86,6 +93,7 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
   // The hidden server's and the agent's pools, both parked, before any load.
   await untilParked(relays.plain, false, 2 * POOL, 60_000)
   await untilParked(relays.tls, true, 2 * POOL, 60_000)
+  await untilParked(relays['plain-js'], false, POOL, 60_000)
 
   const pipe = keep(await startScript('pipe-relay.ts', [String(port)]))
   paths.push({ name: 'pipe', group: 'one hop', target: { port: pipe.info.port as number, tls: false, id: HIDDEN_ID }, label: 'bare Node pipe() relay', pids: [pipe.child.pid as number] })
@@ -115,6 +123,12 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
   }
   for (const p of paths) await untilListening(p.target.port)
   return { dir, tls, paths, skipped, stop: async () => { await Promise.all(children.reverse().map(stop)) } }
+}
+
+/** Which data path a relay's spliced plain-TCP pairs take, from its startup line ("native" or "js"; "js" for builds that predate the choice). */
+function splicePathOf (logFile: string): string {
+  const m = /"splice":"(native|js)"/.exec(readFileSync(logFile, 'utf8'))
+  return m?.[1] ?? 'js'
 }
 
 /** Resolves once `serve` on `port` reports `n` parked connections (its /healthz), or throws after `ms`. */

@@ -67,11 +67,11 @@ export async function startScript (script: string, args: string[] = [], firstMs 
 }
 
 /** Starts `rendezvous serve` from `dist`, logs to a file as in production, and resolves with its port. */
-export async function startServe (dist: string, args: string[], logFile: string): Promise<{ child: ChildProcess, port: number }> {
+export async function startServe (dist: string, args: string[], logFile: string, env?: NodeJS.ProcessEnv): Promise<{ child: ChildProcess, port: number }> {
   const fd = openSync(logFile, 'w')
   // BENCH_RELAY_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the relay (NODE_OPTIONS may not carry --cpu-prof).
   const nodeArgs = [...GC_ON_SIGNAL, ...(process.env.BENCH_RELAY_NODE_ARGS ?? '').split(' ').filter(a => a !== '')]
-  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args, ...extraServeArgs()], { stdout: fd })
+  const child = launch(process.execPath, [...nodeArgs, join(dist, 'cli', 'main.js'), 'serve', '--host', '127.0.0.1', '--port', '0', ...args, ...extraServeArgs()], { stdout: fd, env })
   closeSync(fd)
   const deadline = Date.now() + 30_000
   for (;;) {

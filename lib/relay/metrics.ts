@@ -29,8 +29,8 @@ export interface RendezvousMetrics {
   connectionRefused (reason: 'per_address_cap'): void
 }
 
-/** Anything whose relayed bytes can be read at any moment, such as a Splice. */
-export interface ByteFlow { bytes: () => RelayedBytes }
+/** Anything whose relayed bytes can be read at any moment, such as a Splice; `path` is the data path it took. */
+export interface ByteFlow { bytes: () => RelayedBytes, path?: 'native' | 'js' }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
@@ -77,6 +77,9 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     collect () { for (const flow of liveFlows(this).keys()) countBytes(this, flow) }
   }))
   const live = liveFlows(bytes)
+  const paths = metric(registry, 'rendezvous_splice_paths_total', () => new Counter({
+    name: 'rendezvous_splice_paths_total', help: 'Spliced pairs opened, by data path: native (splice(2) in the addon) or js', labelNames: ['path'], registers
+  }))
   const spliceSeconds = metric(registry, 'rendezvous_splice_duration_seconds', () => new Histogram({
     name: 'rendezvous_splice_duration_seconds', help: 'Lifetime of spliced pairs', buckets: [0.01, 0.1, 1, 10, 60, 600, 3600], registers
   }))
@@ -106,6 +109,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     lot: (p, w) => { parked.set(p); waiting.set(w) },
     spliceOpened: flow => {
       spliced.inc()
+      if (flow.path !== undefined) paths.inc({ path: flow.path })
       live.set(flow, { toHidden: 0, toClient: 0 })
     },
     spliceClosed: (end, flow, seconds) => {

@@ -13,6 +13,7 @@ import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
+import type { SplicePath } from './native-addon'
 import { kConnId, kUnknownId } from './symbols'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
@@ -33,7 +34,7 @@ export interface MobileSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number }
+  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number, splice?: SplicePath }
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
@@ -196,7 +197,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest] }), { id })
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest], path: limits.splice }), { id })
       metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.

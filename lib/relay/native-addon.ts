@@ -1,8 +1,12 @@
 import { join } from 'node:path'
+import { NativeSpliceUnavailableError } from '../errors'
 
 /** Which data path a splice takes: `auto` picks native where it is loaded and the pair is plain TCP. */
 export type SplicePath = 'auto' | 'native' | 'js'
 export const SPLICE_PATHS: readonly SplicePath[] = ['auto', 'native', 'js']
+
+/** Whether `auto` takes the native path where it can: decided by the measurements in docs/performance.md. */
+export const AUTO_NATIVE = true
 
 /** How a native pair ended, as the addon reports it. */
 export type NativeEnd = 'closed' | 'error' | 'idle' | 'aborted'
@@ -81,4 +85,22 @@ export function nativeSplicer (): { splicer: NativeSplicer } | { reason: string 
 export function defaultSplicePath (): SplicePath {
   const env = process.env.RENDEZVOUS_SPLICE
   return SPLICE_PATHS.includes(env as SplicePath) ? env as SplicePath : 'auto'
+}
+
+/**
+ * At startup: fails when `native` was asked for and cannot be had, and logs
+ * once which data path spliced pairs will take.
+ */
+export function announceSplicePath (path: SplicePath, log: { info: (obj: object, msg: string) => void }): void {
+  if (path === 'js' || (path === 'auto' && !AUTO_NATIVE)) {
+    log.info({ splice: 'js' }, 'spliced pairs use the JavaScript data path')
+    return
+  }
+  const native = nativeSplicer()
+  if ('reason' in native) {
+    if (path === 'native') throw new NativeSpliceUnavailableError(native.reason)
+    log.info({ splice: 'js', native: native.reason }, 'spliced pairs use the JavaScript data path: the native one is not available')
+    return
+  }
+  log.info({ splice: 'native' }, 'plain-TCP spliced pairs use the native data path (splice(2)); TLS pairs the JavaScript one')
 }

@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { defaultSplicePath, nativeSplicer, type SplicePath } from './native-addon'
+import { AUTO_NATIVE, defaultSplicePath, nativeSplicer, type SplicePath } from './native-addon'
 import { nativeSplice } from './native-splice'
 
 export interface SpliceOptions {
@@ -52,9 +52,6 @@ export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Sp
   }
   return jsSplice(client, hidden, opts)
 }
-
-/** Whether `auto` means native where it can: set from the measurements in docs/performance.md. */
-export const AUTO_NATIVE = true
 
 function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const started = Date.now()

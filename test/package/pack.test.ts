@@ -15,7 +15,7 @@ import { SECRET } from '../helpers/fixtures'
 
 const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: SECRET }
 // What the source tree needs to build and pack; test/ goes along to prove it stays out.
-const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'test/package']
+const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'native/splice.c', 'scripts', 'test/package']
 
 const probe = spawnSync('curl', ['--version'])
 if (probe.error !== undefined || probe.status !== 0) {
@@ -51,10 +51,12 @@ async function packAndEmbed (t: Test): Promise<void> {
   const listing = await run(t, 'tar', ['-tzf', join(scratch, tarball)])
   const files = listing.stdout.toString().split('\n').filter(Boolean).map(f => f.replace(/^package\//, ''))
   for (const file of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
-    'dist/entry/agent.js', 'dist/entry/agent.d.ts', 'dist/entry/client.js', 'dist/entry/client.d.ts']) {
+    'dist/entry/agent.js', 'dist/entry/agent.d.ts', 'dist/entry/client.js', 'dist/entry/client.d.ts',
+    // What the install script needs to build the optional native splice.
+    'native/splice.c', 'scripts/build-native.js']) {
     t.ok(files.includes(file), `the tarball ships ${file}`)
   }
-  t.same(files.filter(f => /^(test|lib|types|bench)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), [], 'no tests, no TypeScript sources')
+  t.same(files.filter(f => /^(test|lib|types|bench|native\/build)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), [], 'no tests, no TypeScript sources, no prebuilt addon')
 
   const app = join(scratch, 'app')
   await mkdir(app)
@@ -64,6 +66,10 @@ async function packAndEmbed (t: Test): Promise<void> {
   must(t, 'npm install', await run(t, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error',
     join(scratch, tarball), `fastify@${versionOf('fastify')}`, `@fastify/under-pressure@${versionOf('@fastify/under-pressure')}`
   ], { cwd: app, timeoutMs: 150_000 }))
+
+  // The install script built the native splice where a C compiler exists, and never failed the install where none does.
+  const built = existsSync(join(app, 'node_modules', 'fastify-rendezvous', 'native', 'build', 'splice.node'))
+  t.equal(built, spawnSync('cc', ['--version']).status === 0, `the native splice was ${built ? '' : 'not '}built at install`)
 
   const env = { ...HUB }
   const relay = spawnProc(t, 'relay app', process.execPath, ['relay.mjs'], { cwd: app, env })
