@@ -48,6 +48,14 @@
 #define POOL_MAX 16
 /* Bytes asked of one splice(2) from a socket: the pipe takes what fits. */
 #define SPLICE_CHUNK (1 << 20)
+/*
+ * Small reads are copied (recv then send) rather than spliced: for a
+ * request or an answer of a few hundred bytes two copies cost less than
+ * moving pages through a pipe. PIPE_BUF, so that what send() could not take
+ * always fits an empty pipe in one atomic write. A read that fills it marks
+ * the direction as bulk, which splices until a read comes back short.
+ */
+#define COPY_MAX 4096
 #define EVENTS_PER_WAIT 256
 /* How long the thread sleeps before retrying a direction that could not get a pipe (out of descriptors). */
 #define STALL_RETRY_MS 50
@@ -71,6 +79,7 @@ struct direction {
   int pipe_r, pipe_w; /* -1 when no pipe is held */
   size_t in_pipe; /* bytes read in and not yet written out */
   int eof; /* the reading side sent its FIN */
+  int bulk; /* the last read filled its buffer: splice */
   int shut; /* the FIN went on to the other side */
 };
 
@@ -172,6 +181,43 @@ static void drain_pool (struct addon *a) {
 
 static int would_block (void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
+/* One read by copy (see COPY_MAX): 1 moved something, 0 nothing to read, -1 the pair fails. */
+static int copy_once (struct pair *p, int i, int64_t now) {
+  struct direction *d = &p->dirs[i];
+  struct side *in = &p->sides[i], *out = &p->sides[1 - i];
+  char buf[COPY_MAX];
+  ssize_t n;
+  do n = recv(in->fd, buf, sizeof buf, MSG_DONTWAIT); while (n < 0 && errno == EINTR);
+  if (n == 0) {
+    d->eof = 1;
+    return 1;
+  }
+  if (n < 0) {
+    if (!would_block()) return -1;
+    in->can_read = 0;
+    return 0;
+  }
+  p->last_active_ms = now;
+  d->bulk = n == (ssize_t)sizeof buf;
+  ssize_t sent = 0;
+  while (sent < n && out->can_write) {
+    ssize_t w = send(out->fd, buf + sent, (size_t)(n - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (w > 0) sent += w;
+    else if (w < 0 && errno == EINTR) continue;
+    else if (w < 0 && would_block()) out->can_write = 0;
+    else return -1;
+  }
+  atomic_fetch_add_explicit(&p->moved[i], (uint64_t)sent, memory_order_relaxed);
+  if (sent < n) {
+    /* The rest waits in the (empty) pipe, and leaves by the splice path like any backlog. */
+    ssize_t w;
+    do w = write(d->pipe_w, buf + sent, (size_t)(n - sent)); while (w < 0 && errno == EINTR);
+    if (w != n - sent) return -1;
+    d->in_pipe = (size_t)w;
+  }
+  return 1;
+}
+
 /*
  * Moves what it can from sides[i] to sides[1 - i]. Returns 0, or -1 on an
  * error that ends the pair. Backpressure: it reads in only while the pipe
@@ -213,9 +259,17 @@ static int pump_direction (struct addon *a, struct pair *p, int i, int64_t now) 
         return 0;
       }
       int was_empty = d->in_pipe == 0;
+      if (was_empty && !d->bulk && out->can_write) {
+        int r = copy_once(p, i, now);
+        if (r < 0) return -1;
+        if (d->in_pipe == 0) give_pipe(a, d);
+        if (r == 0) return 0;
+        continue;
+      }
       ssize_t n = splice(in->fd, NULL, d->pipe_w, NULL, SPLICE_CHUNK, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
         d->in_pipe += (size_t)n;
+        d->bulk = n >= COPY_MAX;
         p->last_active_ms = now;
         progress = 1;
       } else if (n == 0) {

@@ -48,7 +48,6 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   const moved = [0, 0]
   let running = true
   let end: SpliceResult['end'] | undefined
-  let closed = 0
   let settle!: (r: SpliceResult) => void
   const done = new Promise<SpliceResult>(resolve => { settle = resolve })
 
@@ -56,8 +55,9 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     if (running) splicer.bytes(slot, moved)
     return { toHidden: hidden.bytesWritten - fromHidden + moved[0], toClient: client.bytesWritten - fromClient + moved[1] }
   }
+  // Settles as soon as the addon let go and both sockets are destroyed: the server stops counting a socket at destroy(), not at 'close', and callers check their own counts against it.
   const finish = (): void => {
-    if (closed === 2 && !running) settle({ ...bytes(), end: end ?? 'closed', durationMs: Date.now() - started })
+    if (!running && client.destroyed && hidden.destroyed) settle({ ...bytes(), end: end ?? 'closed', durationMs: Date.now() - started })
   }
   const onNativeEnd = (why: NativeEnd, toHidden: number, toClient: number): void => {
     running = false
@@ -80,7 +80,6 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   const onClose = (): void => {
     // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice.
     if (running) fail('closed')()
-    closed++
     finish()
   }
 
