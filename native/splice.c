@@ -72,6 +72,7 @@ struct side {
   int index; /* 0 = client, 1 = hidden */
   int can_read; /* edge-triggered readiness, cleared on EAGAIN */
   int can_write;
+  int peer_closing; /* the last event said the peer sent its FIN (EPOLLRDHUP) or hung up */
 };
 
 /* Bytes from sides[i] to sides[1 - i]: direction 0 is toward the hidden server. */
@@ -199,6 +200,12 @@ static int copy_once (struct pair *p, int i, int64_t now) {
   }
   p->last_active_ms = now;
   d->bulk = n == (ssize_t)sizeof buf;
+  /*
+   * A short read emptied the socket's receive queue, and new bytes will
+   * raise a new edge: no need for the recv() that would only say EAGAIN.
+   * Unless the FIN already arrived: its edge is spent, so read on to see it.
+   */
+  if (!d->bulk && !in->peer_closing) in->can_read = 0;
   ssize_t sent = 0;
   while (sent < n && out->can_write) {
     ssize_t w = send(out->fd, buf + sent, (size_t)(n - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -416,6 +423,7 @@ static void *io_thread (void *arg) {
       struct side *s = events[k].data.ptr;
       uint32_t ev = events[k].events;
       if (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->can_read = 1;
+      if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) s->peer_closing = 1;
       if (ev & (EPOLLOUT | EPOLLHUP | EPOLLERR)) s->can_write = 1;
       pump(a, s->pair, now, &ended);
     }
