@@ -135,7 +135,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
   const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
-  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, relayMetrics: metrics, isClosing: () => closing, metrics: promRegistry })
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, splice: o.splice, relayMetrics: metrics, isClosing: () => closing, metrics: promRegistry })
   const mobile = createMobileSide({
     registry,
     remote,

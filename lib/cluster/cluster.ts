@@ -6,6 +6,7 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RemoteSource } from '../relay/remote-source'
 import type { RendezvousMetrics } from '../relay/metrics'
 import type { Splice } from '../relay/splice'
+import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
 import { createClusterMetrics } from './metrics'
 import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options'
@@ -22,6 +23,8 @@ export interface ClusterAttachment {
   lot: ParkingLot
   splices: Set<Splice>
   spliceIdleTimeout: number
+  /** The plugin's `splice` option: the data path of pairs handed over to another node. */
+  splice?: SplicePath
   relayMetrics: RendezvousMetrics
   isClosing: () => boolean
   metrics: PromRegistry | undefined
@@ -102,6 +105,7 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     log: clusterLog,
     splices: a.splices,
     spliceIdleTimeout: a.spliceIdleTimeout,
+    splice: a.splice,
     requestTimeout: o.forwardTimeout,
     relayMetrics: a.relayMetrics,
     isClosing: a.isClosing,

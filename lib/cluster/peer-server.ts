@@ -5,6 +5,7 @@ import { canonicalId } from '../registry/ids'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, type Splice } from '../relay/splice'
+import type { SplicePath } from '../relay/native-addon'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { answerLine, lineEnd, parseRequestLine, readFrame, type PeerRequest } from './peer-wire'
@@ -18,6 +19,7 @@ export interface PeerServerDeps {
   /** Spliced pairs, so close() can reach them. */
   splices: Set<Splice>
   spliceIdleTimeout: number
+  splice?: SplicePath
   /** Time an asking node has to send its whole request, in ms. */
   requestTimeout: number
   /** The relay's metrics: a handed-over pair is a spliced pair of this node too. */
@@ -78,7 +80,7 @@ async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
   link.write(answerLine(200, 'ok'))
   deps.metrics.handover('handed_over')
   deps.log.info({ id }, 'handed a parked connection to another node')
-  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload] })
+  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
   const result = await pair.done
