@@ -40,6 +40,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -561,6 +562,17 @@ static napi_value js_start (napi_env env, napi_callback_info info) {
     int err = errno;
     free_pair(p);
     return throw_errno(env, "dup", err);
+  }
+  /*
+   * The duplicates must not eat the descriptors the server needs to accept
+   * connections: past half the limit (descriptors are numbered lowest
+   * first, so the number tells how many are open), pairs stay in
+   * JavaScript, which needs none of its own.
+   */
+  struct rlimit lim;
+  if (getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY && (rlim_t)p->sides[1].fd >= lim.rlim_cur / 2) {
+    free_pair(p);
+    return throw_errno(env, "dup: past half the open-file limit", EMFILE);
   }
   int slot = take_slot(a);
   if (slot < 0) {

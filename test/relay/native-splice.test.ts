@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect, createServer, type TLSSocket } from 'node:tls'
@@ -238,5 +238,32 @@ if ('reason' in native) {
     clearTimeout(timer)
     t.equal(code, 0, 'exited by itself')
     t.equal(out, 'native\nclosed\n')
+  })
+
+  t.test('past half the open-file limit, new pairs stay in JavaScript', { skip: spawnSync('prlimit', ['--version']).status === 0 ? false : 'prlimit is not installed' }, async t => {
+    // 40 pairs need 160 sockets: with a limit of 256 the duplicates of the later ones would pass 128.
+    const script = `
+      const { splice } = require('./lib/relay/splice')
+      const net = require('node:net')
+      const server = net.createServer({ allowHalfOpen: true })
+      const accepted = []
+      server.on('connection', s => accepted.push(s))
+      server.listen(0, '127.0.0.1', async () => {
+        const dial = () => new Promise(resolve => { const s = net.connect(server.address().port, '127.0.0.1', () => resolve(s)) })
+        const paths = []
+        for (let i = 0; i < 40; i++) {
+          await dial(); await dial()
+          while (accepted.length < 2 * (i + 1)) await new Promise(r => setImmediate(r))
+          paths.push(splice(accepted[2 * i], accepted[2 * i + 1], { idleTimeout: 0, path: 'native' }).path)
+        }
+        console.log(paths.join(','))
+        process.exit(0)
+      })`
+    const result = spawnSync('prlimit', ['--nofile=256:256', '--', process.execPath, '--import=tsx', '-e', script], { cwd: join(__dirname, '..', '..'), encoding: 'utf8', timeout: 60_000 })
+    const paths = result.stdout.trim().split(',')
+    t.equal(paths.length, 40, result.stderr)
+    t.equal(paths[0], 'native', 'the first pairs go native')
+    t.equal(paths.at(-1), 'js', 'the last ones stay in JavaScript')
+    t.ok(paths.indexOf('js') > 5 && paths.slice(paths.indexOf('js')).every(p => p === 'js'), paths.join(','))
   })
 }
