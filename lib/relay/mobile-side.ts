@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -14,6 +13,7 @@ import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
 import { kConnId, kUnknownId } from './symbols'
+import { logId } from './log-ids'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
@@ -118,9 +118,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   /** A parked connection for `id` (here, or in cluster mode on another node, given `head`), or why there is none. */
-  async function waitForHidden (id: string, head: Buffer, client: Socket, gone: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+  async function waitForHidden (id: string, head: () => Buffer, client: Socket, gone: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
     const started = process.hrtime.bigint()
-    const found = deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, gone) : await waitAnywhere(deps.remote, id, head, gone)
+    const found = deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, gone) : await waitAnywhere(deps.remote, id, head(), gone)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !usable(client, gone)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
@@ -166,7 +166,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, Buffer.concat([ticket.head, sent]), client, watch.signal)
+      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch.signal)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
@@ -216,7 +216,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
-    const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
+    // One child logger per request, with the ID in it: a second child for the ID cost as much as a log line.
+    const fields = { side: 'mobile', reqId: logId(), address: socket.remoteAddress, method: req.method, url: req.url }
+    const log = deps.log.child(ticket.kind === 'relay' ? { ...fields, id: ticket.id } : fields)
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
@@ -224,8 +226,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.debug({ id: ticket.id }, 'waiting for a hidden server')
-    matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    log.debug('waiting for a hidden server')
+    matchAndSplice(ticket, socket, rest, log).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()
