@@ -7,6 +7,7 @@ import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
+import { shedConnectState } from './handoff'
 import { kConnId } from './symbols'
 import { logId } from './log-ids'
 
@@ -104,6 +105,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
         metrics.connect('parked')
         deps.log.info({ ...at, id: step.id }, 'parked')
         ;(socket as { [kConnId]?: string })[kConnId] = connId
+        shedConnectState(socket)
         lot.park(step.id, socket)
       }
     }, err => {
