@@ -10,7 +10,7 @@ import { tlsCert, tlsKey } from '../helpers/tls'
 
 // V8's own view of an object's layout: a listener table in dictionary mode costs several times a plain one.
 setFlagsFromString('--allow-natives-syntax')
-// eslint-disable-next-line no-new-func, @typescript-eslint/no-implied-eval
+// eslint-disable-next-line no-new-func
 const hasFastProperties = new Function('o', 'return %HasFastProperties(o)') as (o: object) => boolean
 
 t.test('a TLS socket taken at its CONNECT sheds the handshake timer and the slow listener table, and still works', async t => {
