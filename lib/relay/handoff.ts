@@ -187,7 +187,7 @@ type EventsHolder = Socket & { _events?: Record<string | symbol, unknown> }
 
 /**
  * Drops what Node's TLS and HTTP layers leave on a socket after its CONNECT
- * that a parked connection never uses: about 700 B of heap per parked TLS
+ * that a parked connection never uses: about 550 B of heap per parked TLS
  * connection (docs/performance.md). The TLS handshake timer, cleared but
  * still referenced, with its bound callback; and the listener table, which
  * the HTTP server's removals at the CONNECT turned into a slow dictionary.
