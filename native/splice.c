@@ -1,8 +1,9 @@
 /*
  * The optional native data path of fastify-rendezvous (docs/performance.md,
- * "The native data path"): moves the bytes of plain-TCP pairs with splice(2)
- * through a pipe, in one background thread, the way C proxies do, so that
- * no JavaScript runs per chunk.
+ * "The native data path"): moves the bytes of plain-TCP pairs in one
+ * background thread, the way C proxies do, so that no JavaScript runs per
+ * chunk: small reads are copied (recv/send), bulk flows go through a pipe
+ * with splice(2).
  *
  * Ownership, which is what keeps this safe:
  * - start() dup()s both descriptors: the thread works on its own copies, so
@@ -12,7 +13,7 @@
  *   forgotten the pair.
  * - A pair's memory belongs to the JS thread's slot table from start() to the
  *   end callback; the I/O thread only reads and writes its transfer state
- *   between those two moments. abort() and bytes() touch only atomics and
+ *   between go() and the end. abort() and bytes() touch only atomics and
  *   call shutdown(2) on descriptors that are still open.
  * - Ended pairs are reported after the whole batch of epoll events has been
  *   handled, so a later event of the same batch never reaches a pair the JS
