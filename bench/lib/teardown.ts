@@ -71,6 +71,8 @@ export function stopTreesNow (roots: number[], graceMs: number): void {
   const deadline = Date.now() + graceMs
   while (Date.now() < deadline && trees.some(t => t.some(alive))) pause(20)
   signal(trees.flat(), 'SIGKILL')
+  // A SIGKILL takes effect a moment later; returning earlier would race whoever checks next.
+  while (Date.now() < deadline + 1000 && trees.some(t => t.slice(1).some(alive))) pause(10)
 }
 
 /**
@@ -87,5 +89,8 @@ export async function stopTree (pid: number, exited: Promise<unknown>, graceMs: 
   signal(tree, 'SIGKILL')
   await exited
   // What the root left behind when it went (nginx workers of a killed master, sshd's session child).
-  signal(tree.slice(1), 'SIGKILL')
+  const rest = tree.slice(1)
+  signal(rest, 'SIGKILL')
+  const deadline = Date.now() + 1000
+  while (Date.now() < deadline && rest.some(alive)) await new Promise(resolve => setTimeout(resolve, 10))
 }
