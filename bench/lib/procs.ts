@@ -93,8 +93,9 @@ export async function stop (child: ChildProcess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
   stopping.add(child)
   const exited = new Promise(resolve => child.once('exit', resolve))
-  // A profiled relay writes its profile only when it exits on its own, after its graceful close.
-  await stopTree(child.pid as number, exited, process.env.BENCH_RELAY_NODE_ARGS === undefined ? 3000 : 15_000)
+  // A profiled relay or agent writes its profile only when it exits on its own, after its graceful close.
+  const profiling = process.env.BENCH_RELAY_NODE_ARGS !== undefined || process.env.BENCH_AGENT_NODE_ARGS !== undefined
+  await stopTree(child.pid as number, exited, profiling ? 15_000 : 3000)
 }
 
 /** Resident set size of a process, in bytes. The prlimit wrapper exec()s, so the pid is the program's own. */
