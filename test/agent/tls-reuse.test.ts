@@ -4,7 +4,7 @@ import type net from 'node:net'
 import tls from 'node:tls'
 import { RendezvousAgent } from '../../lib/agent/agent'
 import { TlsReuse } from '../../lib/agent/tls-reuse'
-import { otherCert, otherKey, tlsCert } from '../helpers/tls'
+import { otherCert, otherKey, tlsCert, tlsKey } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
 import { echoServer, readUntil } from './helpers'
 
@@ -69,4 +69,21 @@ t.test('a ticket is kept only from a connection whose certificate was accepted, 
 
   reuse.forget(server_)
   t.equal(reuse.options(server_).session, undefined, 'forgotten')
+})
+
+t.test('resumption goes on for a bounded time from the full handshake it started from', async t => {
+  const { server, port } = await tlsServer(tlsCert, tlsKey)
+  t.teardown(() => server.close())
+  let now = 1_000_000
+  const reuse = new TlsReuse(tlsCert, 60_000, () => now)
+  const server_ = `127.0.0.1:${port}`
+
+  t.equal((await handshake(port, reuse, s => s.authorized)).resumed, false, 'a full handshake first')
+  now += 40_000
+  t.equal((await handshake(port, reuse, s => s.authorized)).resumed, true, 'resumed 40 s later')
+  now += 40_000
+  t.equal(reuse.options(server_).session, undefined, '80 s after the full handshake, no ticket is offered, though the last one is 40 s old')
+  t.equal((await handshake(port, reuse, s => s.authorized)).resumed, false, 'so the certificate is checked again')
+  now += 40_000
+  t.equal((await handshake(port, reuse, s => s.authorized)).resumed, true, 'and a new chain starts from there')
 })
