@@ -53,11 +53,19 @@ function pumpQueue (): void {
   }
 }
 
+// The latest TLS session ticket: replacements resume it, as the agent does and as nginx's proxy_ssl_session_reuse does upstream.
+let session: Buffer | undefined
+
+function dial (): net.Socket {
+  if (!secure) return net.connect({ port, host: '127.0.0.1' })
+  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, session })
+  socket.on('session', (ticket: Buffer) => { session = ticket })
+  return socket
+}
+
 async function park (id: string): Promise<boolean> {
   return await new Promise(resolve => {
-    const socket = secure
-      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false })
-      : net.connect({ port, host: '127.0.0.1' })
+    const socket = dial()
     let head = Buffer.alloc(0)
     const fail = (): void => { socket.destroy(); resolve(false) }
     const onData = (chunk: Buffer): void => {
