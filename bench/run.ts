@@ -81,7 +81,8 @@ async function rounds (paths: BenchPath[], results: Results): Promise<void> {
     if (wanted('fresh')) {
       for (const p of order.filter(p => FRESH_PATHS.has(p.name))) {
         const r = await withCpu(p, () => freshConnections(p.target, CONFIG.fresh, 50), CONFIG.fresh)
-        log(`round ${round + 1} new connection per request ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors, ${r.cpuUs ?? '-'} µs CPU/req`)
+        const kinds = r.errorKinds === undefined ? '' : ` ${JSON.stringify(r.errorKinds)}`
+        log(`round ${round + 1} new connection per request ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors${kinds}, ${r.cpuUs ?? '-'} µs CPU/req`)
         keepBest(results.fresh, p.name, r, rps)
         // Closed connections linger in TIME_WAIT; let the next path start on a calm machine.
         await sleep(500)

@@ -9,6 +9,8 @@ export interface RateResult {
   p50: number
   p99: number
   errors: number
+  /** What the errors were (a status line, 'closed early', 'read ECONNRESET', 'timeout'), with their counts. */
+  errorKinds?: Record<string, number>
   /** CPU time the processes between client and backend spent per request, in µs: steadier than req/s on a busy machine. */
   cpuUs?: number
 }
@@ -74,20 +76,23 @@ export async function freshConnections (target: Target, seconds: number, concurr
   const request = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${digest(target.id)}\r\n\r\n`)
   const latencies: number[] = []
   let errors = 0
+  const errorKinds: Record<string, number> = {}
   const deadline = performance.now() + seconds * 1000
   const worker = async (): Promise<void> => {
     while (performance.now() < deadline) {
       try {
         latencies.push(await once(target, request))
-      } catch {
+      } catch (err) {
         errors++
+        const kind = (err as Error).message
+        errorKinds[kind] = (errorKinds[kind] ?? 0) + 1
       }
     }
   }
   const started = performance.now()
   await Promise.all(Array.from({ length: concurrency }, worker))
   const elapsed = (performance.now() - started) / 1000
-  return { rps: latencies.length / elapsed, ...percentiles(latencies), errors }
+  return { rps: latencies.length / elapsed, ...percentiles(latencies), errors, ...(errors > 0 ? { errorKinds } : {}) }
 }
 
 export function percentiles (values: number[]): { p50: number, p99: number } {

@@ -29,6 +29,11 @@ server.on('request', (req: http.IncomingMessage) => {
   if (id !== undefined && fresh.delete(req.socket)) want(id)
 })
 
+// The latest TLS session the relay gave us: each CONNECT resumes it, as a real
+// hidden side would and as nginx's proxy_ssl_session_reuse (on by default)
+// does on the nginx-tls path, so only the first CONNECT does a full handshake.
+let session: Buffer | undefined
+
 const queue: string[] = []
 let dialing = 0
 let failures = 0
@@ -53,19 +58,11 @@ function pumpQueue (): void {
   }
 }
 
-// The latest TLS session ticket: replacements resume it, as the agent does and as nginx's proxy_ssl_session_reuse does upstream.
-let session: Buffer | undefined
-
-function dial (): net.Socket {
-  if (!secure) return net.connect({ port, host: '127.0.0.1' })
-  const socket = tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, session })
-  socket.on('session', (ticket: Buffer) => { session = ticket })
-  return socket
-}
-
 async function park (id: string): Promise<boolean> {
   return await new Promise(resolve => {
-    const socket = dial()
+    const socket = secure
+      ? tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, session }).once('session', (s: Buffer) => { session = s })
+      : net.connect({ port, host: '127.0.0.1' })
     let head = Buffer.alloc(0)
     const fail = (): void => { socket.destroy(); resolve(false) }
     const onData = (chunk: Buffer): void => {
@@ -99,3 +96,5 @@ async function park (id: string): Promise<boolean> {
 for (let i = 0; i < config.pool; i++) for (const id of config.ids) want(id)
 announce({ started: true })
 setInterval(() => { if (failures > 0) { announce({ failures }); failures = 0 } }, 5000).unref()
+// Exit on SIGTERM rather than die of it, so that a profiled run (--cpu-prof) writes its profile.
+process.once('SIGTERM', () => process.exit(0))

@@ -1,8 +1,14 @@
 import type { Socket } from 'node:net'
 
 export interface ClientWatch {
-  /** Aborts once the client has left: a FIN, a reset or a close. */
-  signal: AbortSignal
+  /** Whether the client has left: a FIN, a reset or a close. */
+  readonly gone: boolean
+  /**
+   * Aborts once the client has left. Made on first use: most clients find a
+   * parked connection at once and never need one, and an AbortController
+   * costs about as much as the rest of the watch.
+   */
+  readonly signal: AbortSignal
   /** Stops reading; returns the bytes read meanwhile, which belong in front of anything still unread. */
   stop: () => Buffer
 }
@@ -18,7 +24,8 @@ export interface ClientWatch {
  * the FIN of a client with a large body unseen until the body is relayed.
  */
 export function watchClient (socket: Socket, maxBuffer: number): ClientWatch {
-  const gone = new AbortController()
+  let gone = false
+  let controller: AbortController | undefined
   const chunks: Buffer[] = []
   let size = 0
   const onData = (chunk: Buffer): void => {
@@ -26,15 +33,25 @@ export function watchClient (socket: Socket, maxBuffer: number): ClientWatch {
     size += chunk.length
     if (size >= maxBuffer) socket.pause()
   }
-  const onGone = (): void => gone.abort()
+  const onGone = (): void => {
+    gone = true
+    controller?.abort()
+  }
   socket.on('data', onData)
   socket.once('end', onGone)
   socket.once('close', onGone)
-  if (socket.destroyed || socket.readableEnded) gone.abort()
+  if (socket.destroyed || socket.readableEnded) gone = true
   else if (maxBuffer > 0) socket.resume()
   let stopped = false
   return {
-    signal: gone.signal,
+    get gone () { return gone },
+    get signal () {
+      if (controller === undefined) {
+        controller = new AbortController()
+        if (gone) controller.abort()
+      }
+      return controller.signal
+    },
     stop: () => {
       if (!stopped) {
         stopped = true

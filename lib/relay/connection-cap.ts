@@ -2,6 +2,10 @@ import type { Server } from 'node:net'
 import type { Socket } from 'node:net'
 import { normaliseAddress } from './auth-throttle'
 
+// The address a socket was counted under, so that its close uncounts exactly that one.
+const kCountedAs = Symbol('rendezvous.countedAs')
+type CountedSocket = Socket & { [kCountedAs]?: string }
+
 /**
  * Caps the connections one client address holds open at once, counted from
  * the TCP accept to the close, whatever they turn into (parked, spliced, idle,
@@ -15,6 +19,13 @@ import { normaliseAddress } from './auth-throttle'
  */
 export function capConnectionsPerAddress (server: Server, max: number, onRefused: () => void): () => void {
   const open = new Map<string, number>()
+  // One listener for every socket rather than a closure each, which parked connections would carry for hours.
+  function release (this: CountedSocket): void {
+    const address = this[kCountedAs] ?? 'unknown'
+    const left = (open.get(address) ?? 1) - 1
+    if (left > 0) open.set(address, left)
+    else open.delete(address)
+  }
   const onConnection = (socket: Socket): void => {
     const address = normaliseAddress(socket.remoteAddress ?? 'unknown')
     const count = open.get(address) ?? 0
@@ -24,11 +35,8 @@ export function capConnectionsPerAddress (server: Server, max: number, onRefused
       return
     }
     open.set(address, count + 1)
-    socket.once('close', () => {
-      const left = (open.get(address) ?? 1) - 1
-      if (left > 0) open.set(address, left)
-      else open.delete(address)
-    })
+    ;(socket as CountedSocket)[kCountedAs] = address
+    socket.on('close', release)
   }
   // First, so that a refused connection never reaches TLS or the HTTP parser.
   server.prependListener('connection', onConnection)

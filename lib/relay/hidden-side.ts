@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -8,7 +7,9 @@ import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
+import { shedConnectState } from './handoff'
 import { kConnId } from './symbols'
+import { logId } from './log-ids'
 
 export interface HiddenSideDeps {
   verify: (id: string, token: string) => Promise<TokenVerdict>
@@ -24,14 +25,17 @@ export interface HiddenSideDeps {
 
 type Step = { refusal: Refusal, outcome: ConnectOutcome } | { id: string }
 
+/** What every line about one CONNECT carries. */
+interface LineFields { side: 'hidden', connId: string, address: string | undefined }
+
 /** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
 export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, socket: Socket, rest: Buffer) => void {
   const { lot, metrics, limits } = deps
   let pending = 0
 
-  const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, log: FastifyBaseLogger): void => {
+  const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.connect(outcome)
-    log.info({ outcome, status: refusal.status }, 'CONNECT refused')
+    deps.log.info({ ...at, outcome, status: refusal.status }, 'CONNECT refused')
     // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
     refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } })
   }
@@ -69,15 +73,16 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   }
 
   return function onConnect (req, socket, rest) {
-    const connId = randomBytes(8).toString('hex')
-    const log = deps.log.child({ side: 'hidden', connId, address: socket.remoteAddress })
+    const connId = logId()
+    // Fields rather than a child logger: most CONNECTs log one line, and a child per CONNECT cost more than that line.
+    const at: LineFields = { side: 'hidden', connId, address: socket.remoteAddress }
     socket.on('error', onSocketError)
     if (deps.isClosing()) {
-      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
+      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
       return
     }
     if (pending >= limits.maxPendingConnects) {
-      refuseWith(socket, 'busy', { status: 503, message: 'too many pending connections', retryAfter: limits.retryAfter }, log)
+      refuseWith(socket, 'busy', { status: 503, message: 'too many pending connections', retryAfter: limits.retryAfter }, at)
       return
     }
     pending++
@@ -85,26 +90,27 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     let timedOut = false
     const timer = setTimeout(() => {
       timedOut = true
-      refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, log)
+      refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, at)
     }, limits.connectTimeout)
     authenticate(req, socket, rest).then(step => {
       if (timedOut || socket.destroyed) return
       if ('refusal' in step) {
-        refuseWith(socket, step.outcome, step.refusal, log)
+        refuseWith(socket, step.outcome, step.refusal, at)
       } else if (deps.isClosing()) {
-        refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, log)
+        refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
       } else if (!lot.hasRoom(step.id)) {
-        refuseWith(socket, 'lot_full', { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter }, log)
+        refuseWith(socket, 'lot_full', { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter }, at)
       } else {
         socket.write(CONNECT_OK)
         metrics.connect('parked')
-        log.info({ id: step.id }, 'parked')
+        deps.log.info({ ...at, id: step.id }, 'parked')
         ;(socket as { [kConnId]?: string })[kConnId] = connId
+        shedConnectState(socket)
         lot.park(step.id, socket)
       }
     }, err => {
-      log.error({ err }, 'CONNECT failed')
-      refuseWith(socket, 'error', { status: 500, message: 'internal error' }, log)
+      deps.log.error({ ...at, err }, 'CONNECT failed')
+      refuseWith(socket, 'error', { status: 500, message: 'internal error' }, at)
     }).finally(() => {
       clearTimeout(timer)
       pending--

@@ -1,10 +1,9 @@
-import { randomBytes } from 'node:crypto'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from '../http/refusals'
 import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
-import { watchClient } from './client-watch'
+import { watchClient, type ClientWatch } from './client-watch'
 import { serializeHead } from '../http/head'
 import { canonicalId } from '../registry/ids'
 import type { RendezvousMetrics, RequestOutcome } from './metrics'
@@ -14,6 +13,7 @@ import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
 import { splice, type Splice } from './splice'
 import { kConnId, kUnknownId } from './symbols'
+import { logId } from './log-ids'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
@@ -78,8 +78,8 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
 }
 
 /** Whether a claimed client can still take an answer: not gone, not ending, not closed by an earlier `Connection: close`. */
-function usable (client: Socket, gone: AbortSignal): boolean {
-  return !gone.aborted && !client.destroyed && client.writable && !client.writableEnded
+function usable (client: Socket, watch: ClientWatch): boolean {
+  return !watch.gone && !client.destroyed && client.writable && !client.writableEnded
 }
 
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
@@ -118,17 +118,21 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   /** A parked connection for `id` (here, or in cluster mode on another node, given `head`), or why there is none. */
-  async function waitForHidden (id: string, head: Buffer, client: Socket, gone: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+  async function waitForHidden (id: string, head: () => Buffer, client: Socket, watch: ClientWatch): Promise<WaitOutcome | Remote | undefined> {
     const started = process.hrtime.bigint()
-    const found = deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, gone) : await waitAnywhere(deps.remote, id, head, gone)
+    // A connection parked here is taken before any wait is set up: the signal is only made for a client that has to wait.
+    const here = lot.take(id)
+    const found = here !== undefined
+      ? { socket: here }
+      : deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, watch.signal) : await waitAnywhere(deps.remote, id, head(), watch.signal)
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
-    if (found !== undefined && 'socket' in found && !usable(client, gone)) {
+    if (found !== undefined && 'socket' in found && !usable(client, watch)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
       else found.socket.destroy()
     }
     // A link cannot go back: its hidden server already has the head.
-    if (found !== undefined && 'link' in found && !usable(client, gone)) found.link.destroy()
+    if (found !== undefined && 'link' in found && !usable(client, watch)) found.link.destroy()
     return found
   }
 
@@ -166,11 +170,11 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      if (usable(client, watch.signal)) found = await waitForHidden(ticket.id, Buffer.concat([ticket.head, sent]), client, watch.signal)
+      if (usable(client, watch)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
-    if (!usable(client, watch.signal)) {
+    if (!usable(client, watch)) {
       metrics.request('client_gone')
       client.destroy()
       return
@@ -216,7 +220,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
-    const log = deps.log.child({ side: 'mobile', reqId: randomBytes(8).toString('hex'), address: socket.remoteAddress, method: req.method, url: req.url })
+    // One child logger per request, with the ID in it: a second child for the ID cost as much as a log line.
+    const fields = { side: 'mobile', reqId: logId(), address: socket.remoteAddress, method: req.method, url: req.url }
+    const log = deps.log.child(ticket.kind === 'relay' ? { ...fields, id: ticket.id } : fields)
     socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
@@ -224,8 +230,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       refuseWith(socket, ticket.outcome, ticket.refusal, log)
       return
     }
-    log.debug({ id: ticket.id }, 'waiting for a hidden server')
-    matchAndSplice(ticket, socket, rest, log.child({ id: ticket.id })).catch(err => {
+    log.debug('waiting for a hidden server')
+    matchAndSplice(ticket, socket, rest, log).catch(err => {
       log.error({ err }, 'relay failed')
       metrics.request('error')
       socket.destroy()

@@ -19,9 +19,13 @@ export interface LotEvents {
 }
 
 interface Parked {
+  id: string
   socket: Socket
-  release: () => void
 }
+
+// Where a parked socket's entry is found by the lot's shared listeners.
+const kParked = Symbol('rendezvous.parked')
+type ParkedSocket = Socket & { [kParked]?: Parked }
 
 interface Waiter {
   resolve: (socket: Socket | undefined) => void
@@ -42,10 +46,18 @@ export class ParkingLot {
 
   readonly #limits: LotLimits
   readonly #events: LotEvents
+  // One listener of each kind for all parked sockets: closures per socket cost
+  // about 300 B of heap for every parked connection (docs/performance.md).
+  readonly #onEarlyData: (this: Socket) => void
+  readonly #onPeerClosed: (this: Socket) => void
 
   constructor (limits: LotLimits, events: LotEvents = {}) {
     this.#limits = limits
     this.#events = events
+    const lot = this
+    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
+    this.#onEarlyData = function (this: Socket) { lot.#leave(this, 'early_data') }
+    this.#onPeerClosed = function (this: Socket) { lot.#leave(this, 'peer_closed') }
   }
 
   get size (): { parked: number, waiting: number } {
@@ -78,24 +90,11 @@ export class ParkingLot {
       return
     }
     socket.setKeepAlive(true, this.#limits.keepAliveInitialDelay)
-    const entry: Parked = { socket, release: () => {} }
-    const leave = (why: ParkedExit): void => {
-      if (!this.#unpark(id, entry)) return
-      socket.destroy()
-      this.#events.onParkedExit?.(id, why)
-    }
-    // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
-    const onData = (): void => leave('early_data')
-    const onClose = (): void => leave('peer_closed')
-    socket.on('data', onData)
-    socket.on('end', onClose)
-    socket.on('close', onClose)
-    entry.release = () => {
-      socket.pause()
-      socket.removeListener('data', onData)
-      socket.removeListener('end', onClose)
-      socket.removeListener('close', onClose)
-    }
+    const entry: Parked = { id, socket }
+    ;(socket as ParkedSocket)[kParked] = entry
+    socket.on('data', this.#onEarlyData)
+    socket.on('end', this.#onPeerClosed)
+    socket.on('close', this.#onPeerClosed)
     let set = this.#parked.get(id)
     if (set === undefined) {
       set = new Set()
@@ -112,7 +111,7 @@ export class ParkingLot {
     if (set === undefined) return undefined
     for (const entry of set) {
       this.#unpark(id, entry)
-      entry.release()
+      this.#release(entry)
       if (!entry.socket.destroyed && entry.socket.writable) return entry.socket
       entry.socket.destroy()
     }
@@ -161,7 +160,7 @@ export class ParkingLot {
     let closed = 0
     for (const entry of [...(set ?? [])]) {
       this.#unpark(id, entry)
-      entry.release()
+      this.#release(entry)
       entry.socket.destroy()
       this.#events.onParkedExit?.(id, 'evicted')
       closed++
@@ -178,6 +177,25 @@ export class ParkingLot {
   #firstWaiter (id: string): Waiter | undefined {
     const set = this.#waiters.get(id)
     return set === undefined ? undefined : set.values().next().value
+  }
+
+  #leave (socket: Socket, why: ParkedExit): void {
+    const entry = (socket as ParkedSocket)[kParked]
+    if (entry === undefined || !this.#unpark(entry.id, entry)) return
+    this.#release(entry)
+    socket.destroy()
+    this.#events.onParkedExit?.(entry.id, why)
+  }
+
+  /** Takes the lot's listeners off a socket that leaves it, paused, so that no byte is lost until its next owner reads. */
+  #release (entry: Parked): void {
+    const socket = entry.socket as ParkedSocket
+    socket.pause()
+    socket.removeListener('data', this.#onEarlyData)
+    socket.removeListener('end', this.#onPeerClosed)
+    socket.removeListener('close', this.#onPeerClosed)
+    // Not `delete`: it would turn every socket that was ever parked into a slow dictionary object.
+    if (socket[kParked] === entry) socket[kParked] = undefined
   }
 
   #unpark (id: string, entry: Parked): boolean {

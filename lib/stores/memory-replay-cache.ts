@@ -8,15 +8,28 @@ export interface MemoryReplayCacheOptions {
 }
 
 /**
+ * A copy of `key` that owns its characters. A key built from parts of a
+ * request (the nonce and ID are slices of the CONNECT's URL) would otherwise
+ * be a V8 rope of slices that keeps the whole URL alive for the key's ttl:
+ * about 250 B more per entry (docs/performance.md). The JSON round trip is
+ * exact for every string, lone surrogates included.
+ */
+function owned (key: string): string {
+  return JSON.parse(JSON.stringify(key)) as string
+}
+
+/**
  * A single node's replay cache. Keys carry different ttls, so insertion order
  * says nothing about expiry order: a min-heap on expiry finds what has expired
- * in O(log n), and a Map answers lookups. Expired entries are dropped at the
- * start of every call, never by a timer, so nothing holds the process open.
+ * in O(log n), and a Set answers lookups (the heap holds the expiries).
+ * Expired entries are dropped at the start of every call, never by a timer,
+ * so nothing holds the process open. An entry costs about 100 B: the key,
+ * a Set slot and two heap slots.
  */
 export class MemoryReplayCache implements ReplayCache {
   readonly #maxEntries: number
   readonly #now: () => number
-  readonly #expiries = new Map<string, number>()
+  readonly #keys = new Set<string>()
   // Parallel arrays of one binary min-heap ordered by expiry.
   #heapAt: number[] = []
   #heapKey: string[] = []
@@ -30,25 +43,25 @@ export class MemoryReplayCache implements ReplayCache {
 
   /** Live entries, for metrics and tests. */
   get size (): number {
-    return this.#expiries.size
+    return this.#keys.size
   }
 
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
     if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError('ttlMs must be a non-negative number')
     const now = this.#now()
     this.#expire(now)
-    if (this.#expiries.has(key)) return 'replayed'
+    if (this.#keys.has(key)) return 'replayed'
     // Nothing to protect: the token can no longer be accepted anyway.
     if (ttlMs === 0) return 'fresh'
-    if (this.#expiries.size >= this.#maxEntries) return 'full'
-    const at = now + ttlMs
-    this.#expiries.set(key, at)
-    this.#push(at, key)
+    if (this.#keys.size >= this.#maxEntries) return 'full'
+    const kept = owned(key)
+    this.#keys.add(kept)
+    this.#push(now + ttlMs, kept)
     return 'fresh'
   }
 
   async close (): Promise<void> {
-    this.#expiries.clear()
+    this.#keys.clear()
     this.#heapAt = []
     this.#heapKey = []
   }
@@ -56,7 +69,7 @@ export class MemoryReplayCache implements ReplayCache {
   // An entry lives while now < its expiry: a ttl of t ms covers t whole ms.
   #expire (now: number): void {
     while (this.#heapAt.length > 0 && this.#heapAt[0]! <= now) {
-      this.#expiries.delete(this.#heapKey[0]!)
+      this.#keys.delete(this.#heapKey[0]!)
       this.#pop()
     }
   }

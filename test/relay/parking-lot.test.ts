@@ -188,3 +188,25 @@ t.test('evict closes what is parked for one ID and releases its waiters; closeAl
   t.same(lot.size, { parked: 0, waiting: 0 })
   t.same(exits.map(e => e[1]), ['evicted', 'evicted', 'evicted'])
 })
+
+t.test('parked sockets share the lot\'s listeners: nothing per socket is kept alive while parked', async t => {
+  const { lot, exits } = lotWith()
+  const [a, b] = await socketPairs(t, 2, CLOSING)
+  const own = (s: Socket, event: string): unknown[] => s.listeners(event)
+  const before = { data: own(a.near, 'data').length, end: own(a.near, 'end').length, close: own(a.near, 'close').length }
+  lot.park('a', a.near)
+  lot.park('b', b.near)
+  for (const event of ['data', 'end', 'close'] as const) {
+    const added = own(a.near, event).slice(before[event])
+    t.equal(added.length, 1, `one ${event} listener`)
+    t.equal(added[0], own(b.near, event).slice(before[event])[0], `the same ${event} listener on both sockets`)
+  }
+  // The shared listeners still tell the sockets apart.
+  b.far.write('x')
+  await until(() => exits.length === 1, 5000, 'the early-data exit')
+  t.same(exits, [['b', 'early_data']])
+  t.equal(lot.parkedFor('a'), 1, 'the other socket stays parked')
+  a.far.destroy()
+  await until(() => exits.length === 2, 5000, 'the peer-closed exit')
+  t.same(exits[1], ['a', 'peer_closed'])
+})

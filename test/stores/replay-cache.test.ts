@@ -1,4 +1,6 @@
 import t from 'tap'
+import { setFlagsFromString } from 'node:v8'
+import { runInNewContext } from 'node:vm'
 import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
 
 function clock (start = 1_000_000): { now: () => number, advance: (ms: number) => void } {
@@ -108,4 +110,22 @@ t.test('close empties the cache', async (t) => {
   await cache.close()
   t.equal(cache.size, 0)
   t.equal(await cache.remember('a', 1000), 'fresh')
+})
+
+t.test('a remembered key keeps nothing of the string it was cut from', async (t) => {
+  setFlagsFromString('--expose-gc')
+  const gc = runInNewContext('gc') as () => void
+  const cache = new MemoryReplayCache()
+  const settle = (): number => { gc(); gc(); return process.memoryUsage().heapUsed }
+  const before = settle()
+  // As the verifier builds its keys: from slices of a request's URL, here of 64 KiB ones.
+  for (let i = 0; i < 200; i++) {
+    const url = `uuid:${'i'.repeat(36)}?response=v1.1.${String(i).padStart(22, 'n')}.${'m'.repeat(43)}&${'x'.repeat(65_536)}`
+    const nonce = url.split('.')[2]!
+    t.equal(await cache.remember(`v1:${url.slice(5, 41)}:${nonce}`, 60_000), 'fresh')
+  }
+  const grown = settle() - before
+  // 200 URLs of 64 KiB would be 13 MB; 200 keys of 62 characters are a few KiB.
+  t.ok(grown < 1_000_000, `the cache grew by ${grown} bytes`)
+  t.equal(await cache.remember(`v1:${'i'.repeat(36)}:${'5'.padStart(22, 'n')}`, 60_000), 'replayed', 'the copies still match')
 })
