@@ -84,7 +84,9 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
     const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relays[kind]}`
     keep(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
     if (kind === 'plain-js') continue
-    const agent = launch(process.execPath, [join(dist, 'cli', 'main.js'), 'agent', '--server', url, '--id', AGENT_ID, '--secret', secret,
+    // BENCH_AGENT_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the agents, as BENCH_RELAY_NODE_ARGS does the relay.
+    const agentNodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
+    const agent = launch(process.execPath, [...agentNodeArgs, join(dist, 'cli', 'main.js'), 'agent', '--server', url, '--id', AGENT_ID, '--secret', secret,
       '--to', `http://127.0.0.1:${port}`, '--pool', String(POOL), ...(kind === 'tls' ? ['--insecure'] : [])], { stdout: 'ignore' })
     children.push(agent)
     pids[`agent-${kind}`] = agent.pid as number

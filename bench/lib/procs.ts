@@ -1,14 +1,16 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { openSync, readFileSync, readdirSync, closeSync } from 'node:fs'
+import { openSync, readFileSync, closeSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
+import { childrenOf, stopTree, stopTreesNow } from './teardown'
 
-/** Every process the bench started, so that none outlives it, whatever happens. */
+/** Every process the bench started, so that none outlives it, whatever happens: the end of a run, a failure or Ctrl-C. */
 const started = new Set<ChildProcess>()
-process.on('exit', () => { for (const child of started) child.kill('SIGKILL') })
+const stopAllNow = (): void => stopTreesNow([...started].map(child => child.pid as number), 3000)
+process.on('exit', stopAllNow)
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => { for (const child of started) child.kill('SIGKILL'); process.exit(130) })
+  process.once(signal, () => { stopAllNow(); process.exit(130) })
 }
 
 export const ROOT = join(__dirname, '..', '..')
@@ -91,11 +93,9 @@ export async function stop (child: ChildProcess | undefined): Promise<void> {
   if (child === undefined || child.exitCode !== null || child.signalCode !== null) return
   stopping.add(child)
   const exited = new Promise(resolve => child.once('exit', resolve))
-  child.kill('SIGTERM')
-  // A profiled relay writes its profile only when it exits on its own, after its graceful close.
-  const timer = setTimeout(() => child.kill('SIGKILL'), process.env.BENCH_RELAY_NODE_ARGS === undefined ? 3000 : 15_000)
-  await exited
-  clearTimeout(timer)
+  // A profiled relay or agent writes its profile only when it exits on its own, after its graceful close.
+  const profiling = process.env.BENCH_RELAY_NODE_ARGS !== undefined || process.env.BENCH_AGENT_NODE_ARGS !== undefined
+  await stopTree(child.pid as number, exited, profiling ? 15_000 : 3000)
 }
 
 /** Resident set size of a process, in bytes. The prlimit wrapper exec()s, so the pid is the program's own. */
@@ -149,10 +149,10 @@ export function cpuMs (pid: number): number {
       const stat = readFileSync(`/proc/${p}/stat`, 'latin1')
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
       ticks += Number(fields[11]) + Number(fields[12])
-      for (const task of readdirSync(`/proc/${p}/task`)) {
-        for (const child of readFileSync(`/proc/${p}/task/${task}/children`, 'latin1').split(' ')) if (child !== '') visit(Number(child))
-      }
-    } catch {}
+    } catch {
+      return
+    }
+    for (const child of childrenOf(p)) visit(child)
   }
   visit(pid)
   return ticks * 10

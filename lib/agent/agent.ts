@@ -8,6 +8,7 @@ import { authMessage, dropReason, RendezvousAuthError, type AgentEvents, type Ag
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { isUnreachable, probe } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
+import { TlsReuse } from './tls-reuse'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
@@ -54,11 +55,14 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   // Cluster mode: the next node in turn, and when each one last failed.
   #turn = 0
   readonly #failedAt = new Map<string, number>()
+  // One secure context and the servers' session tickets, shared by every CONNECT over TLS.
+  readonly #tls?: TlsReuse
 
   constructor (options: RendezvousAgentOptions) {
     super()
     this.#opts = resolveAgentOptions(options)
     this.#backoff = new Backoff({ base: this.#opts.backoffBase, max: this.#opts.backoffMax })
+    if (this.#opts.urls.some(url => url.protocol === 'https:')) this.#tls = new TlsReuse(this.#opts.ca)
   }
 
   get stats (): AgentStats {
@@ -150,7 +154,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#counts.attempts++
     const { id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
     openParked({
-      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret)
+      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret), reuse: this.#tls
     }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 

@@ -2,6 +2,7 @@ import net from 'node:net'
 import tls from 'node:tls'
 import { parseRetryAfter } from './backoff'
 import { rejection } from './certificates'
+import type { TlsReuse } from './tls-reuse'
 
 export interface ParkOptions {
   /** The rendezvous server: https: verifies its certificate, http: is plain TCP. */
@@ -19,6 +20,8 @@ export interface ParkOptions {
   /** TCP keep-alive initial delay, in ms. */
   keepAlive: number
   signal?: AbortSignal
+  /** The agent's shared secure context and session tickets; without it, each connection builds its own and resumes nothing. */
+  reuse?: TlsReuse
 }
 
 export interface Parked {
@@ -140,6 +143,7 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
     socket.once(readyEvent, () => {
       // Verified here rather than by rejectUnauthorized, so the refusal can name what was presented.
       if (socket instanceof tls.TLSSocket && opts.insecure !== true && !socket.authorized) {
+        opts.reuse?.forget(opts.url.host)
         return fail(rejection(socket, hostOf(opts.url), opts.expected ?? []))
       }
       socket.setKeepAlive(true, opts.keepAlive)
@@ -167,10 +171,11 @@ function dial (opts: ParkOptions): { socket: net.Socket, readyEvent: string } {
     port,
     // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
     servername: net.isIP(host) === 0 ? host : undefined,
-    ca: opts.ca,
+    ...(opts.reuse === undefined ? { ca: opts.ca } : opts.reuse.options(opts.url.host)),
     // Node still verifies and sets `authorized`; openParked refuses before a byte is written.
     rejectUnauthorized: false
   })
+  opts.reuse?.remember(opts.url.host, socket, () => opts.insecure === true || socket.authorized)
   return { socket, readyEvent: 'secureConnect' }
 }
 
