@@ -160,7 +160,7 @@ async function main (): Promise<void> {
 function write (results: Results): void {
   const resultsDir = join(ROOT, 'bench', 'results')
   mkdirSync(resultsDir, { recursive: true })
-  const out = values.out ?? join(resultsDir, quick ? 'quick.json' : 'latest.json')
+  const out = values.out ?? join(resultsDir, quick ? 'quick.json' : only !== undefined ? 'partial.json' : 'latest.json')
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
   log(`wrote ${out}`)
   // Quick runs and partial runs are for CI and for trying things: they never overwrite the published numbers.
