@@ -35,7 +35,7 @@ const CONFIG = quick
 if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
 const wanted = (scenario: string): boolean => only === undefined || only.includes(scenario)
-const FRESH_PATHS = new Set(['direct', 'relay', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
+const FRESH_PATHS = new Set(['direct', 'relay', 'relay-js', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
 const BULK_PATHS = new Set(['direct', 'relay', 'relay-js', 'nginx', 'pipe'])
 
 function log (line: string): void {
