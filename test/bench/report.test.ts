@@ -1,0 +1,41 @@
+import { test } from 'tap'
+import { markdown, roundRatios, targets, type Results } from '../../bench/lib/report'
+
+const rate = (rps: number) => ({ rps, p50: 1, p99: 2, errors: 0 })
+
+function results (): Results {
+  return {
+    meta: { date: '2026-11-26 12:00 UTC', node: '20', cpus: '2 × test', quick: false, rounds: 3, seconds: {}, bulkBytes: 1, skipped: [], durationSeconds: 1 },
+    paths: [
+      { name: 'direct', group: 'one hop', label: 'direct' },
+      { name: 'relay', group: 'one hop', label: 'relay' },
+      { name: 'nginx', group: 'one hop', label: 'nginx' }
+    ],
+    // nginx has one lucky round: best against best says 0.75x, round by round the relay wins twice.
+    keepAlive: {
+      relay: { best: rate(30), rounds: [24, 30, 27] },
+      nginx: { best: rate(40), rounds: [40, 25, 20] }
+    },
+    fresh: {},
+    bulkDown: {},
+    bulkUp: {},
+    memory: {}
+  } as unknown as Results
+}
+
+test('a target is best against best, and each round is given beside it', async t => {
+  const r = results()
+  t.same(roundRatios(r, 'keepAlive', 'relay', 'nginx'), [0.6, 1.2, 1.35])
+  const keepAlive = targets(r).find(x => x.what.startsWith('keep-alive, one hop'))
+  t.equal(keepAlive?.measured, '0.75x')
+  t.equal(keepAlive?.met, false)
+  t.equal(keepAlive?.rounds, '0.60x, 1.20x, 1.35x')
+  t.match(markdown(r), /\| keep-alive, one hop: ≥ 1\.0x nginx stream \| 0\.75x \| no \| 0\.60x, 1\.20x, 1\.35x \|/)
+})
+
+test('a path missing from a round gives no ratio for it, and an unmeasured target no rounds', async t => {
+  const r = results()
+  r.keepAlive.nginx.rounds = [40]
+  t.same(roundRatios(r, 'keepAlive', 'relay', 'nginx'), [0.6])
+  t.equal(targets(r).find(x => x.what.startsWith('bulk download'))?.rounds, undefined)
+})
