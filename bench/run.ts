@@ -167,6 +167,11 @@ function write (results: Results): void {
   log(`wrote ${out}`)
   // Quick runs and partial runs are for CI and for trying things: they never overwrite the published numbers.
   if (quick || only !== undefined || values.out !== undefined) return
+  publish(results)
+}
+
+/** The published table (between its markers in docs/benchmarks.md) and the chart. */
+function publish (results: Results): void {
   const docFile = join(ROOT, 'docs', 'benchmarks.md')
   const doc = existsSync(docFile) ? readFileSync(docFile, 'utf8') : '# Benchmarks\n'
   writeFileSync(docFile, spliceIntoDoc(doc, markdown(results)))
@@ -174,15 +179,7 @@ function write (results: Results): void {
   log('wrote docs/benchmarks.md and docs/benchmarks.svg')
 }
 
-function render (file: string): void {
-  const results = JSON.parse(readFileSync(file, 'utf8')) as Results
-  const docFile = join(ROOT, 'docs', 'benchmarks.md')
-  writeFileSync(docFile, spliceIntoDoc(readFileSync(docFile, 'utf8'), markdown(results)))
-  writeFileSync(join(ROOT, 'docs', 'benchmarks.svg'), svg(results))
-  log(`rendered docs/benchmarks.md and docs/benchmarks.svg from ${file}`)
-}
-
-;(values.render !== undefined ? Promise.resolve().then(() => render(values.render as string)) : main()).then(() => process.exit(0), err => {
+;(values.render !== undefined ? Promise.resolve().then(() => publish(JSON.parse(readFileSync(values.render as string, 'utf8')) as Results)) : main()).then(() => process.exit(0), err => {
   process.stderr.write(`bench: failed: ${(err as Error).stack ?? String(err)}\n`)
   process.exit(1)
 })

@@ -3,7 +3,7 @@ import { openSync, readFileSync, closeSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
-import { childrenOf, stopTree, stopTreesNow } from './teardown'
+import { childrenOf, procStat, stopTree, stopTreesNow } from './teardown'
 
 /** Every process the bench started, so that none outlives it, whatever happens: the end of a run, a failure or Ctrl-C. */
 const started = new Set<ChildProcess>()
@@ -145,13 +145,10 @@ export async function bounded<T> (work: Promise<T>, ms: number, what: string): P
 export function cpuMs (pid: number): number {
   let ticks = 0
   const visit = (p: number): void => {
-    try {
-      const stat = readFileSync(`/proc/${p}/stat`, 'latin1')
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      ticks += Number(fields[11]) + Number(fields[12])
-    } catch {
-      return
-    }
+    const stat = procStat(p)
+    if (stat === undefined) return
+    // utime and stime, in clock ticks of 10 ms.
+    ticks += Number(stat.fields[11]) + Number(stat.fields[12])
     for (const child of childrenOf(p)) visit(child)
   }
   visit(pid)

@@ -11,7 +11,8 @@ import { readFileSync, readdirSync } from 'node:fs'
 /** A process as /proc saw it: its start time tells it apart from a later process given the same pid. */
 export interface Proc { pid: number, start: string }
 
-function stat (pid: number): { state: string, start: string, fields: string[] } | undefined {
+/** A process's /proc/PID/stat, its fields counted from the state (after the command name, which may hold spaces); undefined when it is gone. */
+export function procStat (pid: number): { state: string, start: string, fields: string[] } | undefined {
   try {
     const text = readFileSync(`/proc/${pid}/stat`, 'latin1')
     const fields = text.slice(text.lastIndexOf(')') + 2).split(' ')
@@ -36,7 +37,7 @@ export function childrenOf (pid: number): number[] {
 export function processTree (pid: number): Proc[] {
   const out: Proc[] = []
   const visit = (p: number): void => {
-    const s = stat(p)
+    const s = procStat(p)
     if (s === undefined) return
     out.push({ pid: p, start: s.start })
     for (const child of childrenOf(p)) visit(child)
@@ -47,7 +48,7 @@ export function processTree (pid: number): Proc[] {
 
 /** Whether it still runs: gone, a zombie, or a new process under the same pid all count as not. */
 export function alive (proc: Proc): boolean {
-  const s = stat(proc.pid)
+  const s = procStat(proc.pid)
   return s !== undefined && s.state !== 'Z' && s.start === proc.start
 }
 

@@ -8,6 +8,11 @@ export const SPLICE_PATHS: readonly SplicePath[] = ['auto', 'native', 'js']
 /** Whether `auto` takes the native path where it can: decided by the measurements in docs/performance.md. */
 export const AUTO_NATIVE = true
 
+/** Whether a splice on this path looks for the addon at all. */
+export function triesNative (path: SplicePath): boolean {
+  return path === 'native' || (path === 'auto' && AUTO_NATIVE)
+}
+
 /** How a native pair ended, as the addon reports it. */
 export type NativeEnd = 'closed' | 'error' | 'idle' | 'aborted'
 
@@ -92,7 +97,7 @@ export function defaultSplicePath (): SplicePath {
  * once which data path spliced pairs will take.
  */
 export function announceSplicePath (path: SplicePath, log: { info: (obj: object, msg: string) => void }): void {
-  if (path === 'js' || (path === 'auto' && !AUTO_NATIVE)) {
+  if (!triesNative(path)) {
     log.info({ splice: 'js' }, 'spliced pairs use the JavaScript data path')
     return
   }

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
+import { watchPair } from './pair-watch'
 import { takeOverReading, tcpFd } from './socket-fd'
 
 /**
@@ -84,18 +85,8 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   }
 
   const owed = [takeOverReading(client), takeOverReading(hidden)]
-  for (const s of [client, hidden]) {
-    s.allowHalfOpen = true
-    s.setNoDelay(true)
-    s.on('error', onError)
-    if (s.closed) process.nextTick(onClose)
-    else s.once('close', onClose)
-    // Until the addon takes over, which is soon unless a side does not read what is owed to it.
-    if (opts.idleTimeout > 0) {
-      s.setTimeout(opts.idleTimeout)
-      s.once('timeout', onIdle)
-    }
-  }
+  // The idle timer here runs only until the addon takes over, which is soon unless a side does not read what is owed to it.
+  watchPair([client, hidden], opts.idleTimeout, { onError, onClose, onIdle })
   const toHidden = [...(opts.first ?? []), owed[0] ?? Buffer.alloc(0)]
   const toClient = [owed[1] ?? Buffer.alloc(0)]
   // go() comes whatever happens: after a failure the thread only sees the abort, and reports the end that settles `done`.

@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net'
-import { AUTO_NATIVE, defaultSplicePath, nativeSplicer, type SplicePath } from './native-addon'
+import { defaultSplicePath, nativeSplicer, triesNative, type SplicePath } from './native-addon'
 import { nativeSplice } from './native-splice'
+import { watchPair } from './pair-watch'
 
 export interface SpliceOptions {
   /** Destroys the pair after this long without a byte either way, in ms. 0 never does. */
@@ -44,7 +45,7 @@ export interface Splice {
  */
 export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const path = opts.path ?? defaultSplicePath()
-  const native = path === 'js' || (path === 'auto' && !AUTO_NATIVE) ? undefined : nativeSplicer()
+  const native = triesNative(path) ? nativeSplicer() : undefined
   if (native !== undefined && 'splicer' in native) {
     // TLS, or no descriptors left to duplicate: the JavaScript path below.
     const spliced = nativeSplice(client, hidden, opts, native.splicer)
@@ -84,19 +85,7 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
     for (const chunk of opts.first) if (chunk.length > 0) hidden.write(chunk)
     hidden.uncork()
   }
-  for (const s of [client, hidden]) {
-    // A FIN from one peer must only half-close the pair: the other peer may still be answering.
-    s.allowHalfOpen = true
-    s.setNoDelay(true)
-    s.on('error', onError)
-    // A socket that closed before the splice began will not emit 'close' again.
-    if (s.closed) process.nextTick(onClose)
-    else s.once('close', onClose)
-    if (opts.idleTimeout > 0) {
-      s.setTimeout(opts.idleTimeout)
-      s.on('timeout', onIdle)
-    }
-  }
+  watchPair([client, hidden], opts.idleTimeout, { onError, onClose, onIdle })
   // pipe() measured faster than a hand-written pump of one 'data' listener per direction, by 3x with TLS (docs/performance.md).
   client.pipe(hidden)
   hidden.pipe(client)
