@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
-import { openWire } from '../helpers/wire'
+import { openWire, relayOnce } from '../helpers/wire'
 
 const TOKEN = 'serve-admin-token-0123456789'
 
@@ -73,12 +73,8 @@ if (problem !== undefined) {
     await hidden.untilText('200 OK\r\n\r\n')
     hidden.received = Buffer.alloc(0)
     const client = await openWire(Number(port), false)
-    client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-ops", response="0123456789abcdef0123456789abcdef"\r\n\r\n')
-    await hidden.untilText('\r\n\r\n')
-    hidden.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
-    await client.untilText('ok')
-    hidden.socket.end()
-    client.socket.end()
+    await relayOnce(client, hidden, 'GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-ops", response="0123456789abcdef0123456789abcdef"\r\n\r\n',
+      'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', 'ok')
     const rotated = await api(admin, 'POST', '/api/ids/hub-ops/rotate', { overlapSeconds: 1 })
     t.equal(rotated.status, 200)
     t.equal((await api(admin, 'DELETE', '/api/ids/hub-ops')).status, 200)

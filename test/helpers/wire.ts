@@ -89,3 +89,17 @@ export function statusOf (text: string): number | undefined {
   const m = /^HTTP\/1\.1 (\d{3}) /.exec(text)
   return m === null ? undefined : Number(m[1])
 }
+
+/**
+ * One exchange through a splice, then both ends close: the client sends
+ * `request`, the hidden server waits for its head and answers `answer`, the
+ * client waits until it has read `expect`.
+ */
+export async function relayOnce (client: WireClient, hidden: WireClient, request: string, answer: string, expect: string): Promise<void> {
+  client.write(request)
+  await hidden.untilText('\r\n\r\n')
+  hidden.write(answer)
+  await client.untilText(expect)
+  hidden.socket.end()
+  client.socket.end()
+}

@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { Registry as PromRegistry } from 'prom-client'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
+import { relayOnce } from '../helpers/wire'
 import { until } from '../helpers/until'
 
 interface Panel { title: string, targets?: Array<{ expr: string }> }
@@ -35,12 +36,8 @@ t.test('every metric the Grafana dashboard queries exists after a scripted run',
   const hidden = await relay.park('hub-1')
   await untilParked(relay, 1)
   const client = await relay.open()
-  client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
-  await hidden.untilText('\r\n\r\n')
-  hidden.write('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')
-  await client.untilText('\r\n\r\n')
-  hidden.socket.end()
-  client.socket.end()
+  await relayOnce(client, hidden, 'GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n',
+    'HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n', '\r\n\r\n')
   await until(() => relay.app.rendezvous.stats().spliced === 0)
   const text = await registry.metrics()
   for (const name of names) {

@@ -2,6 +2,7 @@ import t from 'tap'
 import { Writable } from 'node:stream'
 import { createV1Token } from '../../lib/tokens/v1'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
+import { relayOnce } from '../helpers/wire'
 import { SECRET } from '../helpers/fixtures'
 import { until } from '../helpers/until'
 import { api, TOKEN } from '../admin/helpers'
@@ -31,12 +32,7 @@ t.test('a whole run at trace level logs no token, secret, admin token or Authori
   const digest = 'Digest username="hub-1", realm="rendezvous", nonce="n0nce-abc", uri="/", response="6629fae49393a05397450978507c4ef1", opaque="0pq"'
   secrets.push('6629fae49393a05397450978507c4ef1', 'n0nce-abc')
   const client = await relay.open()
-  client.write(`GET /page HTTP/1.1\r\nHost: h\r\nAuthorization: ${digest}\r\n\r\n`)
-  await hidden.untilText('\r\n\r\n')
-  hidden.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
-  await client.untilText('ok')
-  hidden.socket.end()
-  client.socket.end()
+  await relayOnce(client, hidden, `GET /page HTTP/1.1\r\nHost: h\r\nAuthorization: ${digest}\r\n\r\n`, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'ok')
   await until(() => relay.app.rendezvous.stats().spliced === 0)
 
   // Admin actions that hand out secrets, and a refused admin call.

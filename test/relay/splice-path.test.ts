@@ -4,6 +4,7 @@ import t from 'tap'
 import { Registry as PromRegistry } from 'prom-client'
 import { nativeSplicer } from '../../lib/relay/native-addon'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
+import { relayOnce } from '../helpers/wire'
 import { until } from '../helpers/until'
 
 // The `splice` option: which data path a relay's pairs take, what is counted,
@@ -12,19 +13,14 @@ import { until } from '../helpers/until'
 const HEAD = 'GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n'
 const native = nativeSplicer()
 
-async function relayOnce (path: 'auto' | 'native' | 'js', tls: boolean): Promise<Record<string, number>> {
+async function pathsTaken (path: 'auto' | 'native' | 'js', tls: boolean): Promise<Record<string, number>> {
   const registry = new PromRegistry()
   const relay = await startRendezvous({ tls, plugin: { metrics: registry, splice: path } })
   try {
     const hidden = await relay.park('hub-1')
     await untilParked(relay, 1)
     const client = await relay.open()
-    client.write(HEAD)
-    await hidden.untilText('\r\n\r\n')
-    hidden.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
-    await client.untilText('ok')
-    hidden.socket.end()
-    client.socket.end()
+    await relayOnce(client, hidden, HEAD, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', 'ok')
     await until(async () => relay.app.rendezvous.stats().spliced === 0)
     const metric = (await registry.getMetricsAsJSON()).find(m => m.name === 'rendezvous_splice_paths_total')
     return Object.fromEntries((metric?.values ?? []).map(v => [String(v.labels.path), v.value]))
@@ -34,13 +30,13 @@ async function relayOnce (path: 'auto' | 'native' | 'js', tls: boolean): Promise
 }
 
 t.test('js: every pair takes the JavaScript path, and is counted so', async t => {
-  t.same(await relayOnce('js', false), { js: 1 })
+  t.same(await pathsTaken('js', false), { js: 1 })
 })
 
 t.test('native and auto: plain TCP goes native where the addon is built; TLS stays in JavaScript', { skip: 'reason' in native ? `the native splice is not available here (${native.reason})` : false }, async t => {
-  t.same(await relayOnce('native', false), { native: 1 })
-  t.same(await relayOnce('auto', false), { native: 1 })
-  t.same(await relayOnce('native', true), { js: 1 })
+  t.same(await pathsTaken('native', false), { native: 1 })
+  t.same(await pathsTaken('auto', false), { native: 1 })
+  t.same(await pathsTaken('native', true), { js: 1 })
 })
 
 t.test('a bad value is refused with the option error', async t => {
