@@ -72,7 +72,8 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   const fail = (why: SpliceResult['end']) => (): void => {
     end ??= why
     // The addon holds its own descriptors: they close when its thread has let go of them (onNativeEnd).
-    splicer.abort(slot)
+    // Once it has, the slot is free and may already be another pair's: aborting it then would end that pair.
+    if (running) splicer.abort(slot)
     client.destroy()
     hidden.destroy()
   }

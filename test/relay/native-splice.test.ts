@@ -105,6 +105,25 @@ if ('reason' in native) {
     await b.hidden.far.until(c => c.closed || c.ended, 5000, 'the hidden side to be closed')
   })
 
+  t.test('abort() of a pair that already ended leaves alone the pair that took its place', async t => {
+    const old = await spliced(t)
+    old.client.far.socket.end()
+    old.hidden.far.socket.end()
+    t.equal((await old.done).end, 'closed')
+    // The addon hands out its lowest free slot, so this pair reuses the one the ended pair had.
+    const next = await spliced(t)
+    next.client.far.write('before;')
+    await next.hidden.far.untilText('before;')
+    old.abort()
+    next.client.far.write('after')
+    await next.hidden.far.untilText('before;after')
+    next.hidden.far.write('still here')
+    await next.client.far.untilText('still here')
+    t.equal(next.hidden.far.text, 'before;after', 'the newer pair still relays, both ways')
+    next.abort()
+    t.equal((await next.done).end, 'aborted')
+  })
+
   t.test('bytes Node read before the hand-over go out first, in order', async t => {
     const client = await socketPair(t)
     const hidden = await socketPair(t)
