@@ -106,6 +106,14 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
 
   const pipe = keep(await startScript('pipe-relay.ts', [String(port)]))
   paths.push({ name: 'pipe', group: 'one hop', target: { port: pipe.info.port as number, tls: false, id: HIDDEN_ID }, label: 'bare Node pipe() relay', pids: [pipe.child.pid as number] })
+  const pipeTls = keep(await startScript('pipe-relay.ts', [String(tlsPort), tls.cert, tls.key]))
+  paths.push({ name: 'pipe-tls', group: 'tls', target: { port: pipeTls.info.port as number, tls: true, id: HIDDEN_ID }, label: 'bare Node TLS pipe() relay, TLS both sides', pids: [pipeTls.child.pid as number] })
+
+  // Scenario 2's floor: the protocol's socket work in bare Node, with the same hidden server parking to it.
+  const floor = keep(await startScript('floor-relay.ts'))
+  const floorPort = floor.info.port as number
+  keep(await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${floorPort}`, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+  paths.push({ name: 'floor', group: 'one hop', target: { port: floorPort, tls: false, id: HIDDEN_ID }, label: 'bare Node rendezvous floor: park, pair, pipe(), nothing checked', pids: [floor.child.pid as number] })
 
   const noNginx = nginxMissing()
   if (noNginx === undefined) {

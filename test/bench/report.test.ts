@@ -30,7 +30,7 @@ test('a target is best against best, and each round is given beside it', async t
   t.equal(keepAlive?.measured, '0.75x')
   t.equal(keepAlive?.met, false)
   t.equal(keepAlive?.rounds, '0.60x, 1.20x, 1.35x')
-  t.match(markdown(r), /\| keep-alive, one hop: ≥ 1\.0x nginx stream \| 0\.75x \| no \| 0\.60x, 1\.20x, 1\.35x \|/)
+  t.match(markdown(r), /\| keep-alive, one hop: ≥ 1\.0x nginx stream \| 0\.75x \| no \| 0\.60x, 1\.20x, 1\.35x \| {2}\|$/m)
 })
 
 test('a path missing from a round gives no ratio for it, and an unmeasured target no rounds', async t => {
@@ -38,4 +38,17 @@ test('a path missing from a round gives no ratio for it, and an unmeasured targe
   r.keepAlive.nginx.rounds = [40]
   t.same(roundRatios(r, 'keepAlive', 'relay', 'nginx'), [0.6])
   t.equal(targets(r).find(x => x.what.startsWith('bulk download'))?.rounds, undefined)
+})
+
+test('each rate target names what the bare Node relay of its kind reached against the same peer', async t => {
+  const r = results()
+  r.paths.push({ name: 'floor', group: 'one hop', label: 'floor' }, { name: 'pipe', group: 'one hop', label: 'pipe' })
+  r.keepAlive.pipe = { best: rate(28), rounds: [28] }
+  r.fresh = { direct: { best: rate(100), rounds: [100] }, relay: { best: rate(20), rounds: [20] }, floor: { best: rate(35), rounds: [35] } }
+  const fresh = targets(r).find(x => x.what.startsWith('new rendezvous'))
+  t.equal(fresh?.measured, '0.20x')
+  t.equal(fresh?.floor, '0.35x floor')
+  t.equal(targets(r).find(x => x.what.startsWith('keep-alive, one hop'))?.floor, '0.70x pipe')
+  t.equal(targets(r).find(x => x.what.startsWith('keep-alive, TLS'))?.floor, undefined, 'no pipe-tls measured, no floor given')
+  t.match(markdown(r), /\| new rendezvous per request, plain: ≥ 0\.5x direct \| 0\.20x \| no \| 0\.20x \| 0\.35x floor \|/)
 })
