@@ -1,5 +1,6 @@
 import type { Registry } from './registry/registry'
 import type { ReplayCache } from './stores/replay-cache'
+import { DEFAULT_MAX_ENTRIES } from './stores/memory-replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
@@ -30,7 +31,7 @@ export interface RendezvousOptions {
   /** Allowed clock difference for v1 tokens, in seconds. Default 120. */
   tokenSkew?: number
   replayCache?: ReplayCache
-  /** Entries of the default in-memory replay cache. Default 100000. */
+  /** Entries of the default in-memory replay cache. Default 500000: about 4,000 new parked connections a second at the default skew. */
   replayCacheSize?: number
   throttleStore?: ThrottleStore
   authFailures?: AuthFailureLimits
@@ -135,7 +136,7 @@ export interface ResolvedOptions {
 
 const NUMBERS = {
   tokenSkew: 120,
-  replayCacheSize: 100_000,
+  replayCacheSize: DEFAULT_MAX_ENTRIES,
   waitTimeout: 10_000,
   retryAfter: 5,
   maxParkedPerId: 64,

@@ -19,3 +19,11 @@ t.test('durations are in ms under names without a unit; the old authFailures nam
   t.equal(deprecations.length, 2, 'one warning per old name, once per process')
   t.match(deprecations.map(w => w.message).sort(), [/authFailures\.coolOffMs is deprecated: use authFailures\.coolOff/, /authFailures\.windowMs is deprecated: use authFailures\.window/])
 })
+
+t.test('the default replay cache holds every token a busy relay accepts within the default skew', async (t) => {
+  const o = resolveOptions()
+  // An accepted v1 token is kept for its window, skew + 6 s; one relay process parks 2,000 to 3,000 new connections a second (docs/benchmarks.md).
+  const window = o.tokenSkew + 6
+  t.equal(o.replayCacheSize, 500_000)
+  t.ok(o.replayCacheSize / window >= 3_500, `${Math.floor(o.replayCacheSize / window)} new parked connections a second`)
+})
