@@ -89,7 +89,7 @@ export function markdown (r: Results): string {
   return out.join('\n') + '\n'
 }
 
-export interface Target { what: string, measured: string, met?: boolean, rounds?: string, floor?: string }
+export interface TargetRow { what: string, measured: string, met?: boolean, rounds?: string, floor?: string }
 
 /**
  * Each target, and beside each rate target what the bare Node relay of the
@@ -97,10 +97,10 @@ export interface Target { what: string, measured: string, met?: boolean, rounds?
  * floor): where that is short of the goal too, no relay written in Node
  * reaches it on this machine, and the gap is Node's, not the relay's.
  */
-export function targets (r: Results): Target[] {
-  const at = (n: number | undefined, goal: number, rounds?: number[]): Omit<Target, 'what'> =>
+export function targets (r: Results): TargetRow[] {
+  const at = (n: number | undefined, goal: number, rounds?: number[]): Omit<TargetRow, 'what'> =>
     ({ measured: x(n), met: n === undefined ? undefined : n >= goal, rounds: rounds === undefined || rounds.length === 0 ? undefined : rounds.map(x).join(', ') })
-  const vs = (s: Scenario, a: string, b: string, goal: number, bare: string): Omit<Target, 'what'> => {
+  const vs = (s: Scenario, a: string, b: string, goal: number, bare: string): Omit<TargetRow, 'what'> => {
     const floor = ratio(r, s, bare, b)
     return { ...at(ratio(r, s, a, b), goal, roundRatios(r, s, a, b)), ...(floor === undefined ? {} : { floor: `${x(floor)} ${bare}` }) }
   }

@@ -1,17 +1,22 @@
 import { once } from 'node:events'
 import https from 'node:https'
 import type net from 'node:net'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { startScript, stop } from '../../bench/lib/procs'
 import { tlsCert, tlsCertPath, tlsKey, tlsKeyPath } from '../helpers/tls'
 import { openWire, relayOnce, statusOf } from '../helpers/wire'
 
 /* The bare Node baselines the targets are read against must carry bytes exactly, or their numbers mean nothing. */
 
-t.test('the rendezvous floor answers a CONNECT 200, then pairs the next request with it, head first and byte for byte', async t => {
+/** Starts the floor relay for one test and resolves with its port. */
+async function startFloor (t: Test): Promise<number> {
   const floor = await startScript('floor-relay.ts')
   t.teardown(() => stop(floor.child))
-  const port = floor.info.port as number
+  return floor.info.port as number
+}
+
+t.test('the rendezvous floor answers a CONNECT 200, then pairs the next request with it, head first and byte for byte', async t => {
+  const port = await startFloor(t)
 
   const hidden = await openWire(port, false)
   hidden.write('CONNECT uuid:bench-hidden?response=anything HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -28,9 +33,7 @@ t.test('the rendezvous floor answers a CONNECT 200, then pairs the next request 
 })
 
 t.test('a client that comes before any CONNECT waits for the next one', async t => {
-  const floor = await startScript('floor-relay.ts')
-  t.teardown(() => stop(floor.child))
-  const port = floor.info.port as number
+  const port = await startFloor(t)
   const client = await openWire(port, false)
   client.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n')
   const hidden = await openWire(port, false)
