@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Registry } from 'prom-client'
 import { startRendezvous } from '../helpers/rendezvous'
+import { until } from '../helpers/until'
 
 // rendezvous_relayed_bytes_total counts the replayed head, and counts bytes while they flow,
 // so a long-lived splice (a WebSocket) shows its traffic before it closes.
@@ -39,7 +40,8 @@ for (const tls of [false, true]) {
     await hidden.untilBytes(FORWARDED.length + 524)
     client.destroy()
     await hidden.untilClosed()
-    await new Promise(resolve => setImmediate(resolve))
+    // The hidden side sees the close before the relay has run its own close handlers.
+    await until(async () => (await relayedBytes(metrics)).toHidden === FORWARDED.length + 524, 2000, 'the last bytes to be counted')
     t.same(await relayedBytes(metrics), { toHidden: FORWARDED.length + 524, toClient: 1036 }, 'the rest is counted once the splice ends')
   })
 }
