@@ -3,7 +3,8 @@ import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { FileRegistry, serializeRegistry } from '../../lib/registry/file-registry'
+import { FileRegistry } from '../../lib/registry/file-registry'
+import { serializeRegistry } from '../../lib/registry/registry-file'
 import { looseness } from '../../lib/registry/permissions'
 import { SECRET } from '../helpers/fixtures'
 

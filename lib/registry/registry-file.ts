@@ -1,0 +1,57 @@
+import { RegistryCorruptError } from '../errors'
+import { canonicalId, isValidSecret } from './ids'
+import type { IdentityRecord } from './registry'
+
+// The on-disk format of ids.json, version 1, apart from how the file is read,
+// written and locked.
+
+export type Records = Map<string, IdentityRecord>
+
+export function serializeRegistry (records: Iterable<[string, IdentityRecord]>): string {
+  const ids: Record<string, Omit<IdentityRecord, 'id'>> = {}
+  for (const [id, { secret, createdAt, previousSecret, previousExpiresAt }] of records) {
+    ids[id] = previousSecret === undefined ? { secret, createdAt } : { secret, createdAt, previousSecret, previousExpiresAt }
+  }
+  return JSON.stringify({ version: 1, ids }, null, 2) + '\n'
+}
+
+/** Parses ids.json. Error messages never quote the file's text, which holds secrets. */
+export function parseRegistry (text: string, file: string): Records {
+  const corrupt = (reason: string): Error => new RegistryCorruptError(file, reason)
+  let data: unknown
+  try {
+    data = JSON.parse(text)
+  } catch {
+    // JSON.parse's own message quotes the text around the fault, which may be a secret.
+    throw corrupt('not valid JSON')
+  }
+  if (!isPlainObject(data)) throw corrupt('not a JSON object')
+  if (data.version !== 1) throw corrupt(`unsupported version ${typeof data.version === 'number' ? data.version : typeof data.version}`)
+  if (!isPlainObject(data.ids)) throw corrupt('"ids" is not an object')
+
+  const records: Records = new Map()
+  for (const [rawId, entry] of Object.entries(data.ids)) {
+    const id = canonicalId(rawId)
+    if (id === undefined) throw corrupt(`invalid ID ${JSON.stringify(rawId.slice(0, 140))}`)
+    if (records.has(id)) throw corrupt(`duplicate ID ${id}`)
+    if (!isPlainObject(entry)) throw corrupt(`the entry of ID ${id} is not an object`)
+    const { secret, createdAt } = entry
+    if (typeof secret !== 'string' || !isValidSecret(secret)) throw corrupt(`invalid secret for ID ${id}`)
+    if (typeof createdAt !== 'string') throw corrupt(`invalid createdAt for ID ${id}`)
+    records.set(id, Object.freeze({ id, secret, createdAt, ...previousOf(entry, id, corrupt) }))
+  }
+  return records
+}
+
+// A rotation's old secret, written only while the ID still had it: both fields or neither.
+function previousOf (entry: Record<string, unknown>, id: string, corrupt: (reason: string) => Error): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> {
+  const { previousSecret, previousExpiresAt } = entry
+  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
+  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) throw corrupt(`invalid previousSecret for ID ${id}`)
+  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) throw corrupt(`invalid previousExpiresAt for ID ${id}`)
+  return { previousSecret, previousExpiresAt }
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
