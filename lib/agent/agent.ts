@@ -4,10 +4,12 @@ import { createV1Token } from '../tokens/v1'
 import { Backoff } from './backoff'
 import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
-import { authMessage, dropReason, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { isUnreachable, probe } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
+import { NodePicker } from './node-picker'
+import { watchParked } from './parked-watch'
 import { TlsReuse } from './tls-reuse'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
@@ -24,9 +26,6 @@ interface Slot {
   ageTimer?: NodeJS.Timeout
   unwatch?: () => void
 }
-
-// A node that failed is passed over for this long while another one is there.
-const AVOID_MS = 10_000
 
 // A 200 only proves the path works once the connection has survived this long;
 // a server that accepts and closes at once must still be backed off from.
@@ -52,9 +51,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #active = 0
   #closing?: Promise<void>
   readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
-  // Cluster mode: the next node in turn, and when each one last failed.
-  #turn = 0
-  readonly #failedAt = new Map<string, number>()
+  readonly #nodes: NodePicker
   // One secure context and the servers' session tickets, shared by every CONNECT over TLS.
   readonly #tls?: TlsReuse
 
@@ -62,6 +59,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     super()
     this.#opts = resolveAgentOptions(options)
     this.#backoff = new Backoff({ base: this.#opts.backoffBase, max: this.#opts.backoffMax })
+    this.#nodes = new NodePicker(this.#opts.urls)
     if (this.#opts.urls.some(url => url.protocol === 'https:')) this.#tls = new TlsReuse(this.#opts.ca)
   }
 
@@ -148,7 +146,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   }
 
   #open (): void {
-    const url = this.#pickUrl()
+    const url = this.#nodes.pick()
     const slot: Slot = { abort: new AbortController(), url, retiring: false }
     this.#slots.add(slot)
     this.#counts.attempts++
@@ -158,19 +156,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 
-  /** The nodes in turn, so the pool spreads over them, passing over one that failed lately while another is fine. */
-  #pickUrl (): URL {
-    const { urls } = this.#opts
-    for (let i = 0; i < urls.length; i++) {
-      const url = urls[this.#turn++ % urls.length]
-      if (Date.now() - (this.#failedAt.get(url.href) ?? -Infinity) > AVOID_MS) return url
-    }
-    return urls[this.#turn++ % urls.length]
-  }
-
   #onFailed (slot: Slot, err: Error): void {
     this.#slots.delete(slot)
-    this.#failedAt.set(slot.url.href, Date.now())
+    this.#nodes.failed(slot.url)
     if (this.#state !== 'running') return
     this.#counts.failures++
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
@@ -205,25 +193,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#fill()
   }
 
-  // The first byte from the rendezvous means a mobile client was matched to this connection.
   #watch (slot: Slot, socket: net.Socket): void {
-    let lastError: Error | undefined
-    let ended = false
-    const onData = (chunk: Buffer): void => { socket.pause(); this.#onTaken(slot, chunk) }
-    const onError = (err: Error): void => { lastError = err }
-    const onEnd = (): void => { ended = true }
-    const onClose = (): void => this.#onDropped(slot, dropReason(lastError, ended))
-    socket.on('data', onData)
-    socket.on('error', onError)
-    socket.once('end', onEnd)
-    socket.once('close', onClose)
-    socket.resume()
-    slot.unwatch = () => {
-      socket.off('data', onData)
-      socket.off('error', onError)
-      socket.off('end', onEnd)
-      socket.off('close', onClose)
-    }
+    slot.unwatch = watchParked(socket, (head) => this.#onTaken(slot, head), (drop) => this.#onDropped(slot, drop))
     if (this.#opts.maxAge > 0) {
       const age = Math.round(this.#opts.maxAge * (0.8 + 0.2 * Math.random()))
       slot.ageTimer = setTimeout(() => this.#retire(slot), age)
@@ -255,7 +226,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   #onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
     this.#release(slot)
-    this.#failedAt.set(slot.url.href, Date.now())
+    this.#nodes.failed(slot.url)
     if (this.#state !== 'running') return
     this.#counts.dropped++
     // A restarted server may allow more.
@@ -323,7 +294,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       // Jittered, so agents that lost the same server do not probe it in step.
       setTimeout(() => {
         if (this.#retryTimer === undefined) return next()
-        probe(this.#pickUrl(), this.#opts.connectTimeout).then((up) => {
+        probe(this.#nodes.pick(), this.#opts.connectTimeout).then((up) => {
           if (up && this.#retryTimer !== undefined && this.#state === 'running') {
             clearTimeout(this.#retryTimer)
             this.#retryTimer = undefined
