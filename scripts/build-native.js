@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 'use strict'
 /*
- * Builds the optional native data path (native/splice.c, docs/performance.md)
+ * Builds the optional native data path (native/*.c, docs/performance.md)
  * at install time, the way `ws` treats `bufferutil`: without it the relay
  * uses its JavaScript splice, so this script never fails an install. No
  * Linux, no C compiler, no Node-API headers, or RENDEZVOUS_NATIVE=0: it
@@ -17,7 +17,7 @@ const { mkdirSync, renameSync, rmSync } = require('node:fs')
 const { dirname, join } = require('node:path')
 
 const ROOT = join(__dirname, '..')
-const SOURCE = join(ROOT, 'native', 'splice.c')
+const SOURCES = ['binding.c', 'io-thread.c', 'pump.c'].map(file => join(ROOT, 'native', file))
 const OUT = join(ROOT, 'native', 'build', 'splice.node')
 
 function skip (why) {
@@ -43,7 +43,7 @@ function build () {
   mkdirSync(dirname(OUT), { recursive: true })
   // -Wl,--unresolved-symbols: the napi_* symbols come from the node binary at load time.
   const args = ['-O2', '-std=gnu11', '-Wall', '-Wextra', '-fPIC', '-shared', '-fvisibility=hidden', '-pthread',
-    '-I', include, '-o', tmp, SOURCE]
+    '-I', include, '-o', tmp, ...SOURCES]
   const result = spawnSync(cc, args, { encoding: 'utf8', timeout: 120_000 })
   if (result.error !== undefined || result.status !== 0) {
     rmSync(tmp, { force: true })

@@ -15,7 +15,7 @@ import { SECRET } from '../helpers/fixtures'
 
 const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: SECRET }
 // What the source tree needs to build and pack; test/ goes along to prove it stays out.
-const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'native/splice.c', 'scripts', 'test/package']
+const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'native', 'scripts', 'test/package']
 
 const probe = spawnSync('curl', ['--version'])
 if (probe.error !== undefined || probe.status !== 0) {
@@ -53,7 +53,7 @@ async function packAndEmbed (t: Test): Promise<void> {
   for (const file of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
     'dist/entry/agent.js', 'dist/entry/agent.d.ts', 'dist/entry/client.js', 'dist/entry/client.d.ts',
     // What the install script needs to build the optional native splice.
-    'native/splice.c', 'scripts/build-native.js']) {
+    'native/splice.h', 'native/binding.c', 'native/io-thread.c', 'native/pump.c', 'scripts/build-native.js']) {
     t.ok(files.includes(file), `the tarball ships ${file}`)
   }
   t.same(files.filter(f => /^(test|lib|types|bench|native\/build)\//.test(f) || (f.endsWith('.ts') && !f.endsWith('.d.ts'))), [], 'no tests, no TypeScript sources, no prebuilt addon')

@@ -10,7 +10,7 @@ import { splice, type Splice, type SpliceResult } from '../../lib/relay/splice'
 import { socketPair, socketPairs, type SocketPair } from '../helpers/socket-pair'
 import { tlsCert, tlsKey } from '../helpers/tls'
 
-// The native data path (native/splice.c) through the splice's public API, on
+// The native data path (native/) through the splice's public API, on
 // real loopback sockets, with the path forced. `client` and `hidden` are the
 // relay's ends; their `far` ends are the mobile client and the hidden server.
 
