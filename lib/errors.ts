@@ -9,6 +9,7 @@ export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s 
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
 export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)
 export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)
+export const RegistryConflictError = createError('FST_RENDEZVOUS_REGISTRY_CONFLICT', 'The ID %s kept changing while it was rotated (%s attempts); try again', 503)
 /** A listener of its own (admin, metrics) that cannot listen: its address and why. */
 export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s listener cannot listen on %s: %s', 500)
 /** `splice: 'native'` was asked for and the addon cannot be used: why. */

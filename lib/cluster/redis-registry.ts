@@ -1,11 +1,11 @@
 import { randomBytes } from 'node:crypto'
-import { IdExistsError } from '../errors'
-import { isValidId, isValidSecret } from '../registry/ids'
-import { createRecord, lookupKey, RemoveListeners, sortRecords } from '../registry/records'
-import type { AddIdentity, IdentityRecord, Registry } from '../registry/registry'
+import { IdExistsError, RegistryConflictError } from '../errors'
+import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from '../registry/records'
+import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from '../registry/registry'
 import { EPOCH_FIELD, Keys, VERSION_FIELD } from './keys'
 import { timed, type RedisConnection } from './redis-connection'
-import { ADD_SCRIPT, REMOVE_SCRIPT } from './registry-scripts'
+import { ADD_SCRIPT, REMOVE_SCRIPT, REPLACE_SCRIPT } from './registry-scripts'
+import { parseRecord, safeJson, storedJson } from './stored-record'
 
 export interface RedisRegistryOptions {
   keyPrefix?: string
@@ -15,6 +15,8 @@ export interface RedisRegistryOptions {
   commandTimeout?: number
   /** Keep a live mirror (a node). A one-shot command line tool does not. Default true. */
   watch?: boolean
+  /** Reads and compare-and-set writes one rotation may take while other writers change the same ID. Default 10. */
+  rotateAttempts?: number
 }
 
 interface Snapshot { epoch?: string, version: number, records: Map<string, IdentityRecord> }
@@ -33,6 +35,7 @@ export class RedisRegistry implements Registry {
   readonly #resyncInterval: number
   readonly #timeout: number
   readonly #watch: boolean
+  readonly #rotateAttempts: number
   readonly #listeners = new RemoveListeners()
   #records = new Map<string, IdentityRecord>()
   #epoch: string | undefined
@@ -48,6 +51,7 @@ export class RedisRegistry implements Registry {
     this.#resyncInterval = opts.resyncInterval ?? 5000
     this.#timeout = opts.commandTimeout ?? 1000
     this.#watch = opts.watch ?? true
+    this.#rotateAttempts = opts.rotateAttempts ?? 10
   }
 
   #ready: Promise<void> | undefined
@@ -90,10 +94,9 @@ export class RedisRegistry implements Registry {
 
   async add (input?: AddIdentity): Promise<IdentityRecord> {
     const record = createRecord(input)
-    const json = JSON.stringify({ id: record.id, secret: record.secret, createdAt: record.createdAt })
-    const added = await this.#eval(ADD_SCRIPT, record.id, json)
-    if (added === 0) throw new IdExistsError(record.id)
-    this.#records.set(record.id, record)
+    const version = await this.#eval(ADD_SCRIPT, record.id, storedJson(record))
+    if (version === 0) throw new IdExistsError(record.id)
+    this.#mirror(record, version)
     return record
   }
 
@@ -103,6 +106,26 @@ export class RedisRegistry implements Registry {
     if (await this.#eval(REMOVE_SCRIPT, key) === 0) return false
     this.#drop(key)
     return true
+  }
+
+  async rotate (id: string, input: RotateSecret): Promise<IdentityRecord | undefined> {
+    const key = lookupKey(id)
+    if (key === undefined) return undefined
+    // The script writes only over the JSON read here; when another writer got
+    // in between, read again and compute the rotation anew.
+    for (let attempt = 0; attempt < this.#rotateAttempts; attempt++) {
+      const stored = await timed(this.#conn.client.hget(this.#keys.ids, key), this.#timeout)
+      const old = stored === null ? undefined : parseRecord(key, stored)
+      if (stored === null || old === undefined) return undefined
+      const record = rotateRecord(old, input)
+      const version = await this.#eval(REPLACE_SCRIPT, key, storedJson(record), stored)
+      if (version === 0) return undefined
+      if (version > 0) {
+        this.#mirror(record, version)
+        return record
+      }
+    }
+    throw new RegistryConflictError(key, this.#rotateAttempts)
   }
 
   onRemove (listener: (id: string) => void): () => void {
@@ -117,10 +140,15 @@ export class RedisRegistry implements Registry {
     sub.removeListener('ready', this.#onReconnect)
   }
 
-  async #eval (script: string, id: string, json?: string): Promise<number> {
+  async #eval (script: string, id: string, ...json: string[]): Promise<number> {
     const epoch = randomBytes(8).toString('hex')
-    const args = json === undefined ? [id, epoch] : [id, epoch, json]
-    return Number(await timed(this.#conn.client.eval(script, 1, this.#keys.ids, this.#keys.idsChannel, ...args), this.#timeout))
+    return Number(await timed(this.#conn.client.eval(script, 1, this.#keys.ids, this.#keys.idsChannel, id, epoch, ...json), this.#timeout))
+  }
+
+  // Our own write, in the mirror before its pub/sub message comes back,
+  // unless that message or a later change has arrived first.
+  #mirror (record: IdentityRecord, version: number): void {
+    if (version > this.#version) this.#records.set(record.id, record)
   }
 
   async #read (): Promise<Snapshot> {
@@ -182,22 +210,4 @@ export class RedisRegistry implements Registry {
   #drop (id: string): void {
     if (this.#records.delete(id)) this.#listeners.fire([id])
   }
-}
-
-function safeJson (text: string): Record<string, unknown> | undefined {
-  try {
-    const value: unknown = JSON.parse(text)
-    return typeof value === 'object' && value !== null ? value as Record<string, unknown> : undefined
-  } catch {
-    return undefined
-  }
-}
-
-/** A record as stored, or undefined for anything that is not one (the epoch and version fields, or damage). */
-function parseRecord (field: string, value: string): IdentityRecord | undefined {
-  if (!isValidId(field) || field !== field.toLowerCase()) return undefined
-  const raw = safeJson(value)
-  if (raw === undefined || raw.id !== field || typeof raw.secret !== 'string' || !isValidSecret(raw.secret)) return undefined
-  const createdAt = typeof raw.createdAt === 'string' ? raw.createdAt : new Date(0).toISOString()
-  return Object.freeze({ id: field, secret: raw.secret, createdAt })
 }

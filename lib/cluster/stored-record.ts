@@ -1,0 +1,40 @@
+import { isValidId, isValidSecret } from '../registry/ids'
+import type { IdentityRecord } from '../registry/registry'
+
+// How a record is stored as a value of the ID hash, and read back. The
+// rotation fields are written only while a rotation's overlap was set, both
+// or neither; records written before rotation existed have neither.
+
+export function storedJson (record: IdentityRecord): string {
+  const { id, secret, createdAt, previousSecret, previousExpiresAt } = record
+  return JSON.stringify(previousSecret === undefined ? { id, secret, createdAt } : { id, secret, createdAt, previousSecret, previousExpiresAt })
+}
+
+export function safeJson (text: string): Record<string, unknown> | undefined {
+  try {
+    const value: unknown = JSON.parse(text)
+    return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/** A record as stored, or undefined for anything that is not one (the epoch and version fields, or damage). */
+export function parseRecord (field: string, value: string): IdentityRecord | undefined {
+  if (!isValidId(field) || field !== field.toLowerCase()) return undefined
+  const raw = safeJson(value)
+  if (raw === undefined || raw.id !== field || typeof raw.secret !== 'string' || !isValidSecret(raw.secret)) return undefined
+  const createdAt = typeof raw.createdAt === 'string' ? raw.createdAt : new Date(0).toISOString()
+  const previous = previousOf(raw)
+  // A damaged rotation is a damaged record, as it makes the whole file unreadable in the file registry.
+  if (previous === undefined) return undefined
+  return Object.freeze({ id: field, secret: raw.secret, createdAt, ...previous })
+}
+
+function previousOf (raw: Record<string, unknown>): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> | undefined {
+  const { previousSecret, previousExpiresAt } = raw
+  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
+  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) return undefined
+  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) return undefined
+  return { previousSecret, previousExpiresAt }
+}
