@@ -44,8 +44,8 @@ export interface NodeProcess {
 }
 
 /** `rendezvous serve --redis` with the shared test certificate, on a free port. */
-export async function startNodeProcess (t: Test, redisUrl: string, dataDir: string): Promise<NodeProcess> {
-  const proc = startCli(t, ['serve', '--port', '0', '--data-dir', dataDir, '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath, '--log-level', 'warn', ...clusterArgs(redisUrl)])
+export async function startNodeProcess (t: Test, redisUrl: string, dataDir: string, extraArgs: string[] = []): Promise<NodeProcess> {
+  const proc = startCli(t, ['serve', '--port', '0', '--data-dir', dataDir, '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath, '--log-level', 'warn', ...clusterArgs(redisUrl), ...extraArgs])
   const port = Number((await proc.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//, 20_000))[1])
   const url = `https://127.0.0.1:${port}`
   const healthz = async (): Promise<Health> => await new Promise((resolve, reject) => {

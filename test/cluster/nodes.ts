@@ -41,6 +41,16 @@ export async function startNode (name: string, redisUrl: string, plugin: Rendezv
   return { name, app, port, open, park, close: async () => { await app.close() } }
 }
 
+/** The status a CONNECT with a fresh token made from `secret` gets; a parked socket is let go at once. */
+export async function connectStatus (port: number, tls: boolean, id: string, secret: string): Promise<number | undefined> {
+  const wire = await openWire(port, tls)
+  wire.write(`CONNECT uuid:${id}?response=${createV1Token(id, secret)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+  await wire.untilText('\r\n\r\n')
+  const status = statusOf(wire.text)
+  wire.destroy()
+  return status
+}
+
 /** The request a mobile client sends for `id`, and the head the hidden server must receive for it. */
 export function rendezvousRequest (id: string, path = '/p'): { sent: string, received: string } {
   return {

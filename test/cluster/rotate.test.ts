@@ -3,10 +3,8 @@ import { Redis } from 'ioredis'
 import { storedJson } from '../../lib/cluster/stored-record'
 import { rotateRecord } from '../../lib/registry/records'
 import type { IdentityRecord, RotateSecret } from '../../lib/registry/registry'
-import { createV1Token } from '../../lib/tokens/v1'
 import { until } from '../helpers/until'
-import { statusOf } from '../helpers/wire'
-import { CLUSTER_SECRET, exchange, startNode, type TestNode } from './nodes'
+import { CLUSTER_SECRET, connectStatus, exchange, startNode, type TestNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
@@ -16,15 +14,7 @@ const NEW_SECRET = 'KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF'
 // No periodic re-read during a test unless it asks for one: what a node learns, it learns by pub/sub.
 const PUBSUB_ONLY = { cluster: { secret: CLUSTER_SECRET, resyncInterval: 60_000 } }
 
-/** The status a CONNECT with a token made from `secret` gets; a parked socket is let go at once. */
-async function connect (node: TestNode, id: string, secret: string): Promise<number | undefined> {
-  const wire = await node.open()
-  wire.write(`CONNECT uuid:${id}?response=${createV1Token(id, secret)} HTTP/1.1\r\nHost: h\r\n\r\n`)
-  await wire.untilText('\r\n\r\n')
-  const status = statusOf(wire.text)
-  wire.destroy()
-  return status
-}
+const connect = async (node: TestNode, id: string, secret: string): Promise<number | undefined> => await connectStatus(node.port, false, id, secret)
 
 async function rotate (node: TestNode, id: string, input: RotateSecret): Promise<IdentityRecord | undefined> {
   const { registry } = node.app.rendezvous
