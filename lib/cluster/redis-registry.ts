@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { IdExistsError, RegistryConflictError } from '../errors'
-import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from '../registry/records'
+import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from '../registry/records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from '../registry/registry'
 import { EPOCH_FIELD, Keys, VERSION_FIELD } from './keys'
 import { timed, type RedisConnection } from './redis-connection'
@@ -148,7 +148,13 @@ export class RedisRegistry implements Registry {
   // Our own write, in the mirror before its pub/sub message comes back,
   // unless that message or a later change has arrived first.
   #mirror (record: IdentityRecord, version: number): void {
-    if (version > this.#version) this.#records.set(record.id, record)
+    if (version > this.#version) this.#put(record)
+  }
+
+  #put (record: IdentityRecord): void {
+    const old = this.#records.get(record.id)
+    this.#records.set(record.id, record)
+    if (old !== undefined && identityEnded(old, record)) this.#listeners.fire([record.id])
   }
 
   async #read (): Promise<Snapshot> {
@@ -179,7 +185,7 @@ export class RedisRegistry implements Registry {
     this.#epoch = snapshot.epoch
     this.#version = snapshot.version
     this.#syncedAt = Date.now()
-    const gone = [...before.keys()].filter(id => !snapshot.records.has(id))
+    const gone = [...before].filter(([id, old]) => identityEnded(old, snapshot.records.get(id))).map(([id]) => id)
     this.#listeners.fire(gone)
   }
 
@@ -201,7 +207,7 @@ export class RedisRegistry implements Registry {
     if (kind === 'add') {
       const parsed = safeJson(rest)
       const record = parsed === undefined ? undefined : parseRecord(String(parsed.id), rest)
-      if (record !== undefined) this.#records.set(record.id, record)
+      if (record !== undefined) this.#put(record)
     } else if (kind === 'remove') {
       this.#drop(rest)
     }

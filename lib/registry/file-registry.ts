@@ -6,7 +6,7 @@ import { IdExistsError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { assertPrivate, assertPrivateDir } from './permissions'
-import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
+import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 import { parseRegistry, serializeRegistry, type Records } from './registry-file'
 
@@ -242,12 +242,8 @@ export class FileRegistry implements Registry {
   #apply (snapshot: Snapshot): void {
     const gone: string[] = []
     for (const [id, old] of this.#view) {
-      const now = snapshot.records.get(id)
-      // An ID removed and added again between two polls is a different
-      // identity: sockets parked with the old secret must go too. A rotation
-      // keeps the old secret for its overlap, and so keeps those sockets.
-      const rotated = now?.previousSecret === old.secret
-      if (now === undefined || (now.secret !== old.secret && !rotated) || now.createdAt !== old.createdAt) gone.push(id)
+      // Also an ID removed and added again between two polls.
+      if (identityEnded(old, snapshot.records.get(id))) gone.push(id)
     }
     this.#view = snapshot.records
     this.#key = snapshot.key

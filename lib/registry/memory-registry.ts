@@ -1,6 +1,6 @@
 import { IdExistsError } from '../errors'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
-import { createRecord, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
+import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 
 /** A registry held in this process only: for tests, and for embedding with IDs supplied in code. */
 export class MemoryRegistry implements Registry {
@@ -38,6 +38,7 @@ export class MemoryRegistry implements Registry {
     if (old === undefined) return undefined
     const record = rotateRecord(old, input)
     this.#records.set(old.id, record)
+    if (identityEnded(old, record)) this.#listeners.fire([old.id])
     return record
   }
 

@@ -42,6 +42,17 @@ export function previousSecret (record: IdentityRecord | undefined, nowMs: numbe
   return Date.parse(record.previousExpiresAt) > nowMs ? record.previousSecret : undefined
 }
 
+/**
+ * Whether the connections parked under `old` must go now that the view holds
+ * `now` instead. An ID removed and added again is a different identity, and
+ * a rotation without overlap cuts the old secret off at once; a rotation with
+ * an overlap keeps the old secret, and so keeps those connections.
+ */
+export function identityEnded (old: IdentityRecord, now: IdentityRecord | undefined): boolean {
+  if (now === undefined || now.createdAt !== old.createdAt) return true
+  return now.secret !== old.secret && now.previousSecret !== old.secret
+}
+
 /** Canonical form of a lookup key, or undefined when it cannot name any ID. */
 export function lookupKey (id: unknown): string | undefined {
   return typeof id === 'string' ? canonicalId(id) : undefined

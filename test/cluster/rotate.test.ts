@@ -70,11 +70,15 @@ t.test('a rotation on node a reaches b at once; the old secret parks on both dur
 t.test('overlap 0 refuses the old secret at once; unknown IDs resolve undefined; bad input rejects and changes nothing', { skip }, async t => {
   const { redis, nodes: [a, b] } = await cluster(t, ['a', 'b'])
   const old = await addEverywhere([a!, b!], 'hub-z')
+  const parked = [await a!.park('hub-z', old.secret), await b!.park('hub-z', old.secret)]
 
   const rotated = await rotate(b!, 'hub-z', { overlapMs: 0, secret: NEW_SECRET })
   t.same(rotated, { id: 'hub-z', secret: NEW_SECRET, createdAt: old.createdAt }, 'the given secret, nothing kept of the old one')
   t.same(JSON.parse(await redis.hget('rendezvous:ids', 'hub-z') ?? 'null'), rotated, 'stored without rotation fields')
   await until(() => a!.app.rendezvous.registry.get('hub-z')?.secret === NEW_SECRET, 1000, 'the new secret on a')
+  // The old secret is cut off, and with it what was parked under it, on every node (as with the file registry).
+  await Promise.all(parked.map(async wire => { await wire.untilClosed() }))
+  t.pass('the connections parked with the old secret were closed on a and on b')
   for (const node of [a!, b!]) {
     t.equal(await connect(node, 'hub-z', old.secret), 401, `the old secret is refused on ${node.name} at once`)
     t.equal(await connect(node, 'hub-z', NEW_SECRET), 200, `the new one parks on ${node.name}`)
@@ -114,5 +118,17 @@ t.test('the periodic re-read carries the old secret and its overlap', { skip }, 
     t.same(repairing.app.rendezvous.registry.get('hub-m'), again)
     t.equal(await connect(repairing, 'hub-m', rotated!.secret), 200, 'the secret it replaced parks during the overlap')
     t.equal(await connect(repairing, 'hub-m', old.secret), 401, 'the one before that does not')
+  })
+
+  t.test('an ID removed and added again while a node missed both messages is a new identity after the re-read', async t => {
+    const repairing = await startNode('re-added', url, { cluster: { secret: CLUSTER_SECRET, resyncInterval: 300 } })
+    t.teardown(repairing.close)
+    const before = repairing.app.rendezvous.registry.get('hub-m')!
+    const parked = await repairing.park('hub-m', before.secret)
+    const other = { id: 'hub-m', secret: NEW_SECRET, createdAt: new Date(Date.parse(before.createdAt) + 1).toISOString() }
+    await redis.hset('rendezvous:ids', 'hub-m', storedJson(other))
+    await redis.hincrby('rendezvous:ids', '#version', 2)
+    await parked.untilClosed()
+    t.same(repairing.app.rendezvous.registry.get('hub-m'), other, 'the re-read closed what was parked under the old identity')
   })
 })

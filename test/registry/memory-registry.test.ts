@@ -86,3 +86,14 @@ t.test('list is sorted by creation time, and close resolves', async (t) => {
   t.same((await registry.list()).map((r) => r.id), ['zzz', 'aaa'])
   await registry.close()
 })
+
+t.test('a rotation with an overlap keeps parked connections; one without cuts them off, as the file and Redis registries do', async (t) => {
+  const registry = new MemoryRegistry()
+  await registry.add({ id: 'hub-1' })
+  const seen: string[] = []
+  registry.onRemove((id) => seen.push(id))
+  await registry.rotate('hub-1', { overlapMs: 60_000 })
+  t.same(seen, [], 'the old secret is still accepted')
+  await registry.rotate('hub-1', { overlapMs: 0 })
+  t.same(seen, ['hub-1'], 'the old secret is cut off')
+})
