@@ -40,7 +40,11 @@ export interface Registry {
   add (input?: AddIdentity): Promise<IdentityRecord>
   /** Removes an ID; resolves false when it was not there. */
   remove (id: string): Promise<boolean>
-  /** Calls back whenever an ID leaves the view, whoever removed it. Returns an unsubscribe function. */
+  /**
+   * Calls back whenever an ID leaves the view, whoever removed it, and when
+   * its old secret is cut off (a rotation without overlap, or the ID removed
+   * and added again). Returns an unsubscribe function.
+   */
   onRemove (listener: (id: string) => void): () => void
   /**
    * True while the local view may miss IDs (a Redis registry cut off from
