@@ -154,7 +154,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   if (o.handshakeTimeout > 0) setHandshakeTimeout(server as HttpServer, o.handshakeTimeout)
   const unsubscribe = registry.onRemove(id => {
     const closed = lot.evict(id)
-    log.info({ id, closed }, 'ID removed; its parked connections were closed')
+    log.info({ id, closed }, 'the ID was removed or its old secret cut off; its parked connections were closed')
   })
 
   const operations = attachOperations(fastify, o, {
