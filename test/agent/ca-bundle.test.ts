@@ -1,4 +1,5 @@
 import t from 'tap'
+import type { FastifyServerOptions } from 'fastify'
 import { X509Certificate } from 'node:crypto'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -32,7 +33,7 @@ async function served (name: string): Promise<Pair> {
 const fingerprint = (pem: Buffer): string => new X509Certificate(pem).fingerprint256
 
 async function relayWith (t: TapTest, pair: Pair): Promise<TestRendezvous> {
-  const relay = await startRendezvous({ tls: true, fastify: { https: pair } })
+  const relay = await startRendezvous({ tls: true, fastify: { https: pair } as FastifyServerOptions })
   t.teardown(() => relay.close())
   return relay
 }
