@@ -58,11 +58,18 @@ export function parseCaBundle (pem: string | Buffer, label = 'ca'): X509Certific
   return certs
 }
 
-/** SHA-256 fingerprints of the certificates in the `ca` option; throws when one of its entries holds none. */
-export function caFingerprints (ca: tls.SecureContextOptions['ca'], label = 'ca'): string[] {
-  if (ca === undefined) return []
+/**
+ * The certificates of the `ca` option, each one apart; throws when one of its
+ * entries holds none. Handing OpenSSL these rather than the caller's text
+ * makes it trust exactly the certificates an error lists as expected: its
+ * PEM reader stops at a certificate glued to the previous one's END line,
+ * as `cat old.pem new.pem` makes of files without a final newline (serve's
+ * generated cert.pem among them).
+ */
+export function caCertificates (ca: tls.SecureContextOptions['ca'], label = 'ca'): X509Certificate[] | undefined {
+  if (ca === undefined) return undefined
   const entries = Array.isArray(ca) ? ca : [ca]
-  return entries.flatMap((entry) => parseCaBundle(entry, label).map((c) => c.fingerprint256))
+  return entries.flatMap((entry) => parseCaBundle(entry, label))
 }
 
 /** Why `socket` (handshake done, not authorized) is refused, as an error that says what to do. */

@@ -2,7 +2,7 @@ import createError from '@fastify/error'
 import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
-import { caFingerprints } from './certificates'
+import { caCertificates } from './certificates'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -90,8 +90,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     target: opts.to === undefined ? undefined : localTarget(opts.to, opts),
     server: opts.server,
     pool: count(opts.pool, 'pool', 4, 1),
-    ca: opts.ca,
-    caFingerprints: fingerprints(opts.ca),
+    ...trusted(opts.ca),
     insecure: opts.insecure === true,
     maxAge: count(opts.maxAge, 'maxAge', 300_000, 0),
     backoffBase: count(opts.backoffBase, 'backoffBase', 250, 1),
@@ -122,12 +121,15 @@ function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalT
   }
 }
 
-function fingerprints (ca: RendezvousAgentOptions['ca']): string[] {
+// One PEM string per certificate, so OpenSSL trusts exactly those the fingerprints name.
+function trusted (ca: RendezvousAgentOptions['ca']): Pick<ResolvedAgentOptions, 'ca' | 'caFingerprints'> {
+  let certs
   try {
-    return caFingerprints(ca)
+    certs = caCertificates(ca)
   } catch (err) {
     return bad('ca', (err as Error).message.replace(/^ca /, ''))
   }
+  return { ca: certs?.map((c) => c.toString()), caFingerprints: certs?.map((c) => c.fingerprint256) ?? [] }
 }
 
 function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
