@@ -72,6 +72,20 @@ export function caCertificates (ca: tls.SecureContextOptions['ca'], label = 'ca'
   return entries.flatMap((entry) => parseCaBundle(entry, label))
 }
 
+/**
+ * The TLS options that trust `ca` (and, without it, the system's CAs). Each
+ * certificate of the bundle is a trust anchor of its own, as with curl's
+ * --cacert: OpenSSL otherwise looks an anchor up by subject name and tries
+ * only the first of several with the same one, so of an old and a new
+ * self-signed certificate of one server (same subject, no key identifiers,
+ * as serve makes them) only one would be accepted. The presented chain must
+ * still end in one of these very certificates, and its name and dates are
+ * checked as before.
+ */
+export function trustOptions (ca: tls.SecureContextOptions['ca']): Pick<tls.SecureContextOptions, 'ca' | 'allowPartialTrustChain'> {
+  return ca === undefined ? {} : { ca, allowPartialTrustChain: true }
+}
+
 /** Why `socket` (handshake done, not authorized) is refused, as an error that says what to do. */
 export function rejection (socket: tls.TLSSocket, host: string, expected: string[]): RendezvousCertificateError {
   const reason = String(socket.authorizationError ?? 'UNKNOWN')

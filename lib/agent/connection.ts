@@ -1,7 +1,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { parseRetryAfter } from './backoff'
-import { rejection } from './certificates'
+import { rejection, trustOptions } from './certificates'
 import type { TlsReuse } from './tls-reuse'
 
 export interface ParkOptions {
@@ -171,7 +171,7 @@ function dial (opts: ParkOptions): { socket: net.Socket, readyEvent: string } {
     port,
     // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
     servername: net.isIP(host) === 0 ? host : undefined,
-    ...(opts.reuse === undefined ? { ca: opts.ca } : opts.reuse.options(opts.url.host)),
+    ...(opts.reuse === undefined ? trustOptions(opts.ca) : opts.reuse.options(opts.url.host)),
     // Node still verifies and sets `authorized`; openParked refuses before a byte is written.
     rejectUnauthorized: false
   })

@@ -1,4 +1,5 @@
 import tls from 'node:tls'
+import { trustOptions } from './certificates'
 
 /** How long resumed sessions may go on from one full handshake, in ms, before the certificate is checked afresh. */
 export const FULL_HANDSHAKE_EVERY = 5 * 60_000
@@ -27,7 +28,7 @@ export class TlsReuse {
   readonly #now: () => number
 
   constructor (ca: tls.SecureContextOptions['ca'], fullEvery = FULL_HANDSHAKE_EVERY, now: () => number = Date.now) {
-    this.#context = tls.createSecureContext({ ca })
+    this.#context = tls.createSecureContext(trustOptions(ca))
     this.#fullEvery = fullEvery
     this.#now = now
   }
