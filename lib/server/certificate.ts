@@ -138,7 +138,7 @@ async function generateSelfSigned (names: string[]): Promise<{ cert: string, pri
   const altNames = names.map(name => isIP(name) === 0 ? { type: 2 as const, value: name } : { type: 7 as const, ip: name })
   const notBeforeDate = new Date(Date.now() - 60_000)
   const notAfterDate = new Date(notBeforeDate.getTime() + VALID_DAYS * 86_400_000)
-  return generate([{ name: 'commonName', value: 'rendezvous' }], {
+  const pems = await generate([{ name: 'commonName', value: 'rendezvous' }], {
     keyType: 'ec',
     curve: 'P-256',
     algorithm: 'sha256',
@@ -151,6 +151,13 @@ async function generateSelfSigned (names: string[]): Promise<{ cert: string, pri
       { name: 'subjectAltName', altNames }
     ]
   })
+  // selfsigned ends its PEM without a newline: `cat old.pem new.pem` (an agent's
+  // --ca for a switch of certificates) would glue the second to the first's END line.
+  return { cert: endLine(pems.cert), private: endLine(pems.private) }
+}
+
+function endLine (pem: string): string {
+  return pem.endsWith('\n') ? pem : pem + '\n'
 }
 
 interface Labels { certLabel: string, keyLabel: string }

@@ -1,7 +1,10 @@
 import { X509Certificate } from 'node:crypto'
+import { once } from 'node:events'
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import tls from 'node:tls'
 import t from 'tap'
 import { loadCertificate } from '../../lib/server/certificate'
 import { tlsCertPath, tlsKeyPath } from '../helpers/tls'
@@ -45,4 +48,21 @@ t.test('a data dir with a key and no certificate is refused, not silently replac
   writeFileSync(join(dataDir, 'tls', 'key.pem'), readFileSync(tlsKeyPath))
   await t.rejects(loadCertificate({ dataDir, host: '127.0.0.1' }), { code: 'FST_RENDEZVOUS_CERTIFICATE', message: /holds only one of cert\.pem and key\.pem/ })
   t.same(readdirSync(join(dataDir, 'tls')), ['key.pem'])
+})
+
+t.test('generated files end with a newline, so `cat old.pem new.pem` is a bundle of two that OpenSSL reads', async t => {
+  const old = await loadCertificate({ dataDir: tempDir(t), host: '127.0.0.1' })
+  const renewed = await loadCertificate({ dataDir: tempDir(t), host: '127.0.0.1' })
+  for (const file of [old.cert, old.key]) t.equal(file.subarray(-1).toString(), '\n')
+  const bundle = Buffer.concat([readFileSync(old.certPath), readFileSync(renewed.certPath)])
+  // The second certificate, presented by a real server, is trusted from the cat'ed file.
+  const server = tls.createServer({ cert: renewed.cert, key: renewed.key }, socket => socket.end())
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(() => server.close())
+  const socket = tls.connect({ host: '127.0.0.1', port: (server.address() as AddressInfo).port, ca: bundle, allowPartialTrustChain: true, rejectUnauthorized: false })
+  await once(socket, 'secureConnect')
+  t.equal(socket.authorizationError, null, 'no verification error')
+  t.ok(socket.authorized)
+  socket.destroy()
 })
