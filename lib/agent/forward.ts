@@ -1,5 +1,6 @@
 import net from 'node:net'
 import tls from 'node:tls'
+import { trustOptions } from './certificates'
 
 export interface LocalTarget {
   host: string
@@ -92,7 +93,7 @@ function dialLocal (target: LocalTarget): net.Socket {
       port: target.port,
       // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
       servername: net.isIP(target.host) === 0 ? target.host : undefined,
-      ca: target.tls.ca,
+      ...trustOptions(target.tls.ca),
       rejectUnauthorized: !target.tls.insecure
     })
   socket.setNoDelay(true)

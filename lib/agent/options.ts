@@ -1,4 +1,5 @@
 import createError from '@fastify/error'
+import type { X509Certificate } from 'node:crypto'
 import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
@@ -116,20 +117,23 @@ function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalT
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
-    tls: secure ? { ca: opts.toCa, insecure: opts.toInsecure === true } : undefined,
+    tls: secure ? { ca: certificates(opts.toCa, 'toCa')?.map(String), insecure: opts.toInsecure === true } : undefined,
     connectTimeout: count(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1)
   }
 }
 
 // One PEM string per certificate, so OpenSSL trusts exactly those the fingerprints name.
 function trusted (ca: RendezvousAgentOptions['ca']): Pick<ResolvedAgentOptions, 'ca' | 'caFingerprints'> {
-  let certs
+  const certs = certificates(ca, 'ca')
+  return { ca: certs?.map(String), caFingerprints: certs?.map((c) => c.fingerprint256) ?? [] }
+}
+
+function certificates (ca: RendezvousAgentOptions['ca'], option: 'ca' | 'toCa'): X509Certificate[] | undefined {
   try {
-    certs = caCertificates(ca)
+    return caCertificates(ca, option)
   } catch (err) {
-    return bad('ca', (err as Error).message.replace(/^ca /, ''))
+    return bad(option, (err as Error).message.slice(option.length + 1))
   }
-  return { ca: certs?.map((c) => c.toString()), caFingerprints: certs?.map((c) => c.fingerprint256) ?? [] }
 }
 
 function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
