@@ -48,7 +48,11 @@ export function createPeerServer (deps: PeerServerDeps): Server {
   }
   const server = deps.tls === undefined
     ? createTcpServer(onLink)
-    : createTlsServer(deps.tls, onLink)
+    : createTlsServer(deps.tls, onLink).on('tlsClientError', err => {
+      // No handshake, or no certificate the listener trusts: the request never reaches check().
+      deps.metrics.handover('tls_refused')
+      deps.log.debug({ err }, 'peer link refused in the TLS handshake')
+    })
   // Links not yet handed over are ours to end; spliced ones belong to `splices`.
   server.on('close', () => { for (const s of sockets) s.destroy() })
   return server
