@@ -24,8 +24,8 @@ export async function makeCa (name: string): Promise<TestCa> {
   return { cert: pems.cert, key: pems.private }
 }
 
-/** A node certificate for both ends of the link (serverAuth and clientAuth), naming 127.0.0.1 and `dns`. */
-export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test'): Promise<{ cert: string, key: string }> {
+/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1. */
+export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true): Promise<{ cert: string, key: string }> {
   const pems = await generate([{ name: 'commonName', value: name }], {
     ...base(),
     ca,
@@ -33,7 +33,7 @@ export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rende
       { name: 'basicConstraints', cA: false },
       { name: 'keyUsage', digitalSignature: true, critical: true },
       { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
-      { name: 'subjectAltName', altNames: [{ type: 7, ip: '127.0.0.1' }, { type: 2, value: dns }] }
+      { name: 'subjectAltName', altNames: [...(ip ? [{ type: 7, ip: '127.0.0.1' }] : []), { type: 2, value: dns }] }
     ]
   } as Options)
   return { cert: pems.cert, key: pems.private }

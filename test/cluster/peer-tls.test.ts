@@ -20,8 +20,8 @@ const skip = redisMissing() ?? curlMissing() ?? false
 
 interface Node { rv: Rendezvous, peerPort: number }
 
-async function startTlsNode (t: Test, redisUrl: string, files: PeerFiles, waitTimeout = 3): Promise<Node> {
-  const rv = await startServe(t, { waitTimeout, extraArgs: [...clusterArgs(redisUrl), ...peerTlsFlags(files)] })
+async function startTlsNode (t: Test, redisUrl: string, files: PeerFiles, extra: string[] = []): Promise<Node> {
+  const rv = await startServe(t, { waitTimeout: 3, extraArgs: [...clusterArgs(redisUrl), ...peerTlsFlags(files), ...extra] })
   const peerPort = Number((await rv.proc.waitFor(/peer link on 127\.0\.0\.1:(\d+) \(mutual TLS\)/))[1])
   return { rv, peerPort }
 }
@@ -117,4 +117,25 @@ t.test('serve --redis with --peer-tls-cert, --peer-tls-key and --peer-ca', { ski
     t.notOk(site.seen.slice(seen).some(r => r.url === '/never'), 'nothing reached the hidden server')
     await a.rv.waitHealth(h => (h.parked ?? 0) >= 2, 'A still holding both parked connections')
   })
+})
+
+t.test('--peer-tls-name: the nodes verify one shared name, not the address they dial', { skip }, async t => {
+  const scratch = await mkdtemp(join(tmpdir(), 'rendezvous-peer-name-'))
+  t.teardown(async () => { await rm(scratch, { recursive: true, force: true }) })
+  const ca = await makeCa('cluster peer CA')
+  // Certificates without 127.0.0.1, the address the nodes advertise: only the shared name lets them in.
+  const d = await writePeerFiles(scratch, 'd', await makeNodeCert(ca, 'node d', 'peers.rendezvous.test', false), ca)
+  const e = await writePeerFiles(scratch, 'e', await makeNodeCert(ca, 'node e', 'peers.rendezvous.test', false), ca)
+  const redis = await startRedis(t)
+  const site = await startHiddenSite(t)
+  const name = ['--peer-tls-name', 'peers.rendezvous.test']
+  const [hidden, via] = await Promise.all([startTlsNode(t, redis.url, d, name), startTlsNode(t, redis.url, e, name)])
+  const creds = await addClusterId(t, redis.url)
+  await startAgent(t, hidden.rv, creds, site.url, { pool: 1, parked: 1 })
+  const got = await curl(t, scratch, via.rv, creds, '/blob?size=65536&seed=name')
+  t.equal(got.status, 200, got.stderr)
+  t.equal(sha256(got.body), sha256(blobBytes(65536, 'name')))
+  // The same certificate, verified as the address it is dialled at, fails: the name is what made it pass.
+  const byAddress = await probe(hidden.peerPort, { ca: readFileSync(d.ca), cert: readFileSync(e.cert), key: readFileSync(e.key) })
+  t.match(byAddress.error?.code ?? '', /ERR_TLS_CERT_ALTNAME_INVALID/)
 })
