@@ -93,6 +93,14 @@ t.test('serve --redis with --peer-tls-cert, --peer-tls-key and --peer-ca', { ski
     t.equal(member.received.toString('latin1'), 'RENDEZVOUS-PEER/1 401 authentication failed\r\n', 'a node of the cluster is heard')
   })
 
+  t.test('a connection that never starts TLS is closed after the forward timeout, not Node\'s 120 s', async t => {
+    const silent = new WireClient(netConnect({ host: '127.0.0.1', port: a.peerPort }))
+    const started = Date.now()
+    await silent.untilClosed(20_000)
+    t.ok(Date.now() - started >= 2_000, 'not before the 3 s forward timeout, roughly')
+    t.equal(silent.received.length, 0)
+  })
+
   t.test('mutual TLS: a dialler without a client certificate is refused in the handshake', async t => {
     const before = counter(await metrics(a.rv), 'rendezvous_cluster_handovers_total', 'tls_refused')
     const anonymous = await probe(a.peerPort, trusted)
