@@ -84,8 +84,10 @@ function checkKey (cert: Buffer, key: Buffer, certLabel: string, keyLabel: strin
   }
   try {
     createSecureContext({ cert, key })
-  } catch {
-    throw new CliError(`${keyLabel} is not the key of ${certLabel}`)
+  } catch (err) {
+    // OpenSSL's first line says what is wrong, and quotes no key material.
+    const why = String((err as Error).message).split('\n', 1)[0]
+    throw new CliError(/mismatch/i.test(why) ? `${keyLabel} is not the key of ${certLabel}` : `${certLabel} and ${keyLabel} cannot be used together: ${why}`)
   }
 }
 
