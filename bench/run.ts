@@ -37,7 +37,8 @@ const CONFIG = quick
 if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
 const wanted = (scenario: string): boolean => only === undefined || only.includes(scenario)
-const FRESH_PATHS = new Set(['direct', 'relay', 'relay-js', 'floor', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
+const FLOORS = new Set(['floor', 'floor-http'])
+const FRESH_PATHS = new Set(['direct', 'relay', 'relay-js', 'floor', 'floor-http', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
 const BULK_PATHS = new Set(['direct', 'relay', 'relay-js', 'nginx', 'pipe'])
 
 function log (line: string): void {
@@ -74,8 +75,8 @@ async function rounds (paths: BenchPath[], results: Results): Promise<void> {
   for (let round = 0; round < CONFIG.rounds; round++) {
     const order = rotate(paths, round)
     if (wanted('keepAlive')) {
-      // The floor is scenario 2's alone: with keep-alive it is just another pipe() relay.
-      for (const p of order.filter(p => p.name !== 'floor')) {
+      // The floors are scenario 2's alone: they carry one request per connection.
+      for (const p of order.filter(p => !FLOORS.has(p.name))) {
         const r = await withCpu(p, () => keepAlive(p.target, CONFIG.keepAlive, 50), CONFIG.keepAlive)
         log(`round ${round + 1} keep-alive ${p.name}: ${Math.round(r.rps)} req/s, p99 ${r.p99} ms, ${r.errors} errors, ${r.cpuUs ?? '-'} µs CPU/req`)
         keepBest(results.keepAlive, p.name, r, rps)

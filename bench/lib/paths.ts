@@ -114,6 +114,11 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
   const floorPort = floor.info.port as number
   keep(await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${floorPort}`, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
   paths.push({ name: 'floor', group: 'one hop', target: { port: floorPort, tls: false, id: HIDDEN_ID }, label: 'bare Node rendezvous floor: park, pair, pipe(), nothing checked', pids: [floor.child.pid as number] })
+  // The same with node:http's parser in front, as a relay that shares an HTTP server with an app must have.
+  const floorHttp = keep(await startScript('floor-http.ts'))
+  const floorHttpPort = floorHttp.info.port as number
+  keep(await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${floorHttpPort}`, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+  paths.push({ name: 'floor-http', group: 'one hop', target: { port: floorHttpPort, tls: false, id: HIDDEN_ID }, label: 'the floor behind node:http: both heads parsed, nothing checked', pids: [floorHttp.child.pid as number] })
 
   const noNginx = nginxMissing()
   if (noNginx === undefined) {

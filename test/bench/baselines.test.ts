@@ -8,9 +8,9 @@ import { openWire, relayOnce, statusOf } from '../helpers/wire'
 
 /* The bare Node baselines the targets are read against must carry bytes exactly, or their numbers mean nothing. */
 
-/** Starts the floor relay for one test and resolves with its port. */
-async function startFloor (t: Test): Promise<number> {
-  const floor = await startScript('floor-relay.ts')
+/** Starts a floor relay (floor-relay.ts, or floor-http.ts behind node:http) for one test and resolves with its port. */
+async function startFloor (t: Test, script = 'floor-relay.ts'): Promise<number> {
+  const floor = await startScript(script)
   t.teardown(() => stop(floor.child))
   return floor.info.port as number
 }
@@ -43,6 +43,24 @@ t.test('a client that comes before any CONNECT waits for the next one', async t 
   hidden.write('pong')
   await client.untilText('pong')
   client.destroy()
+  await hidden.untilClosed()
+})
+
+t.test('the floor behind node:http parses both heads, then writes the request head down a parked connection and its answer back, byte for byte', async t => {
+  const port = await startFloor(t, 'floor-http.ts')
+  const hidden = await openWire(port, false)
+  hidden.write('CONNECT uuid:bench-hidden?response=anything HTTP/1.1\r\nHost: x\r\n\r\n')
+  await hidden.untilText('\r\n\r\n')
+  t.equal(statusOf(hidden.text), 200)
+  hidden.drain()
+
+  const client = await openWire(port, false)
+  const request = 'GET /x?y=1 HTTP/1.1\r\nHost: x\r\nX-Case: Kept\r\nAuthorization: Digest username="bench-hidden"\r\n\r\n'
+  const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+  await relayOnce(client, hidden, request, answer, '\r\n\r\nok')
+  t.equal(hidden.text, request, 'the head rebuilt from the parser is the head sent')
+  await client.untilClosed()
+  t.equal(client.text, answer, 'the answer comes back raw')
   await hidden.untilClosed()
 })
 

@@ -47,8 +47,10 @@ test('each rate target names what the bare Node relay of its kind reached agains
   r.fresh = { direct: { best: rate(100), rounds: [100] }, relay: { best: rate(20), rounds: [20] }, floor: { best: rate(35), rounds: [35] } }
   const fresh = targets(r).find(x => x.what.startsWith('new rendezvous'))
   t.equal(fresh?.measured, '0.20x')
-  t.equal(fresh?.floor, '0.35x floor')
+  t.equal(fresh?.floor, '0.35x floor', 'a floor that was not measured is left out')
+  r.fresh['floor-http'] = { best: rate(27), rounds: [27] }
+  t.equal(targets(r).find(x => x.what.startsWith('new rendezvous'))?.floor, '0.35x floor, 0.27x floor-http')
   t.equal(targets(r).find(x => x.what.startsWith('keep-alive, one hop'))?.floor, '0.70x pipe')
   t.equal(targets(r).find(x => x.what.startsWith('keep-alive, TLS'))?.floor, undefined, 'no pipe-tls measured, no floor given')
-  t.match(markdown(r), /\| new rendezvous per request, plain: ≥ 0\.5x direct \| 0\.20x \| no \| 0\.20x \| 0\.35x floor \|/)
+  t.match(markdown(r), /\| new rendezvous per request, plain: ≥ 0\.5x direct \| 0\.20x \| no \| 0\.20x \| 0\.35x floor, 0\.27x floor-http \|/)
 })
