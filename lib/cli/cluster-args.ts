@@ -1,14 +1,15 @@
 import type { ServeCluster } from '../server/serve-options'
 import { CliError } from './cli-error'
 import { nonEmpty, port } from './flags'
+import { peerTlsArgs } from './peer-tls-args'
 
-const CLUSTER_FLAGS = ['cluster-secret', 'peer-host', 'peer-port', 'advertise'] as const
+const CLUSTER_FLAGS = ['cluster-secret', 'peer-host', 'peer-port', 'advertise', 'peer-tls-cert', 'peer-tls-key', 'peer-ca', 'peer-tls-name'] as const
 
 type ClusterValues = Partial<Record<'redis' | typeof CLUSTER_FLAGS[number], string | boolean>>
 
 const str = (value: string | boolean | undefined): string | undefined => typeof value === 'string' ? value : undefined
 
-/** `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise]` (docs/cluster.md). */
+/** `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise] [--peer-tls-cert --peer-tls-key --peer-ca [--peer-tls-name]]` (docs/cluster.md). */
 export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): ServeCluster | undefined {
   const redis = nonEmpty(str(values.redis), '--redis')
   if (redis === undefined) {
@@ -30,11 +31,15 @@ export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): Ser
     throw new CliError(`--peer-host ${peerHost} is no address other nodes can dial: add --advertise HOST:PORT`)
   }
   const peerPort = str(values['peer-port'])
+  // Other nodes dial the advertised host; without --advertise, the node publishes --peer-host.
+  const dialled = advertise === undefined ? peerHost : advertise.slice(0, advertise.lastIndexOf(':'))
+  const peerTls = peerTlsArgs({ cert: str(values['peer-tls-cert']), key: str(values['peer-tls-key']), ca: str(values['peer-ca']), name: str(values['peer-tls-name']) }, dialled)
   return {
     redis,
     secret,
     peerHost,
     peerPort: peerPort === undefined ? 0 : port(peerPort, '--peer-port'),
-    ...(advertise === undefined ? {} : { advertise })
+    ...(advertise === undefined ? {} : { advertise }),
+    ...(peerTls === undefined ? {} : { peerTls })
   }
 }

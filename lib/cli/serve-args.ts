@@ -32,7 +32,17 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
   const given = (key: string): boolean => c.explicit.has(key)
   const cluster = c.help === true
     ? undefined
-    : clusterArgs({ redis: c.redis, 'cluster-secret': c.clusterSecret, 'peer-host': c.peerHost, 'peer-port': c.peerPort?.toString(), advertise: c.advertise }, env)
+    : clusterArgs({
+      redis: c.redis,
+      'cluster-secret': c.clusterSecret,
+      'peer-host': c.peerHost,
+      'peer-port': c.peerPort?.toString(),
+      advertise: c.advertise,
+      'peer-tls-cert': c.peerTlsCert,
+      'peer-tls-key': c.peerTlsKey,
+      'peer-ca': c.peerCa,
+      'peer-tls-name': c.peerTlsName
+    }, env)
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }

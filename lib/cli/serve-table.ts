@@ -1,6 +1,7 @@
 import { resolveOptions } from '../options'
 import { LOG_LEVELS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
+import { peerTlsName } from './peer-tls-args'
 import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them.
@@ -66,7 +67,11 @@ export const SERVE_TABLE = [
   option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates links between nodes, the same on every node, 16 characters or more', parse: text, secret: true }),
   option({ key: 'peerHost', value: 'HOST', shownDefault: '127.0.0.1', help: 'cluster mode: where the listener for other nodes binds', parse: text }),
   option({ key: 'peerPort', value: 'PORT', shownDefault: '0', help: 'cluster mode: its port; 0 picks a free one', parse: integer(0, 65535) }),
-  option({ key: 'advertise', value: 'HOST:PORT', help: 'cluster mode: where other nodes reach it (default --peer-host:the port)', parse: text })
+  option({ key: 'advertise', value: 'HOST:PORT', help: 'cluster mode: where other nodes reach it (default --peer-host:the port)', parse: text }),
+  option({ key: 'peerTlsCert', value: 'FILE', help: 'cluster mode: mutual TLS on the peer link: PEM certificate (chain) of this node, served and presented when dialling; needs --peer-tls-key and --peer-ca', parse: text }),
+  option({ key: 'peerTlsKey', value: 'FILE', help: 'cluster mode: PEM private key of --peer-tls-cert', parse: text }),
+  option({ key: 'peerCa', value: 'FILE', help: 'cluster mode: PEM CA certificate(s) that sign every node\'s --peer-tls-cert', parse: text }),
+  option({ key: 'peerTlsName', value: 'NAME', help: 'cluster mode: the DNS name every node\'s peer certificate carries (default: verify the host of its --advertise)', parse: peerTlsName })
 ] as const
 
 export type ServeConfig = ConfigOf<typeof SERVE_TABLE>

@@ -109,7 +109,7 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
-  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'}`)
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'} (${parsed.cluster?.peerTls === undefined ? 'plain TCP' : 'mutual TLS'})`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`

@@ -18,7 +18,9 @@ export const SERVE_USAGE = `usage: rendezvous serve [--host 127.0.0.1] [--port 8
                         [--tls-cert FILE --tls-key FILE | --no-tls | --tls-name NAME ...]
                         [--wait-timeout SECONDS] [--config FILE] [OPTION ...]
                         [--redis URL --cluster-secret SECRET [--peer-host HOST]
-                         [--peer-port PORT] [--advertise HOST:PORT]]
+                         [--peer-port PORT] [--advertise HOST:PORT]
+                         [--peer-tls-cert FILE --peer-tls-key FILE --peer-ca FILE
+                          [--peer-tls-name NAME]]]
 
 Every option can also be set by its environment variable (shown) or, in the
 JSON file of --config, by its name in camelCase (--wait-timeout: "waitTimeout").
@@ -35,5 +37,7 @@ GET /healthz and GET /readyz answer without credentials. SIGTERM or SIGINT
 closes gracefully. The admin API and page (--admin-listen) and everything
 else an operator needs are described in docs/operations.md.
 
-Cluster mode (--redis and the four options after it) is described in docs/cluster.md.
+Cluster mode (--redis and the options after it) is described in docs/cluster.md;
+without --peer-tls-cert, --peer-tls-key and --peer-ca the link between nodes is
+plain TCP, for a private network only.
 `

@@ -1,4 +1,4 @@
-import { connect as connectTcp, type Socket } from 'node:net'
+import { connect as connectTcp, isIP, type Socket } from 'node:net'
 import { connect as connectTls, type ConnectionOptions } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import type { RemoteSource } from '../relay/remote-source'
@@ -88,7 +88,7 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
   return new Promise((resolve, reject) => {
     const socket: Socket = tls === undefined
       ? connectTcp({ host, port })
-      : connectTls({ servername: /^[\d.:]+$/.test(host) ? undefined : host, ...tls, host, port })
+      : connectTls({ servername: isIP(host) === 0 ? host : undefined, ...tls, host, port })
     const ready = tls === undefined ? 'connect' : 'secureConnect'
     const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
     socket.once(ready, () => {

@@ -48,7 +48,14 @@ export function createPeerServer (deps: PeerServerDeps): Server {
   }
   const server = deps.tls === undefined
     ? createTcpServer(onLink)
-    : createTlsServer(deps.tls, onLink)
+    // A dialler gives up after the same time (forwardTimeout), rather than Node's 120 s.
+    : createTlsServer({ handshakeTimeout: deps.requestTimeout, ...deps.tls }, onLink).on('tlsClientError', (err, socket) => {
+      // No handshake, or no certificate the listener trusts: the request never reaches check().
+      // Node's tls.Server leaves a socket whose handshake timed out open: closing it is ours to do.
+      socket.destroy()
+      deps.metrics.handover('tls_refused')
+      deps.log.debug({ err }, 'peer link refused in the TLS handshake')
+    })
   // Links not yet handed over are ours to end; spliced ones belong to `splices`.
   server.on('close', () => { for (const s of sockets) s.destroy() })
   return server

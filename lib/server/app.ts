@@ -4,7 +4,8 @@ import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { FileRegistry } from '../registry/file-registry'
-import type { ServeOptions } from './serve-options'
+import type { PeerTlsMaterial, ServeOptions } from './serve-options'
+import type { ClusterOptions } from '../cluster/options'
 import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
 
 export type { ServeOptions } from './serve-options'
@@ -53,7 +54,17 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
 function clusterOptions (opts: ServeOptions): Pick<RendezvousOptions, 'redis' | 'cluster'> {
   const c = opts.cluster
   if (c === undefined) return {}
-  return { redis: c.redis, cluster: { secret: c.secret, peerHost: c.peerHost, peerPort: c.peerPort, advertise: c.advertise } }
+  return { redis: c.redis, cluster: { secret: c.secret, peerHost: c.peerHost, peerPort: c.peerPort, advertise: c.advertise, peerTls: peerTlsOptions(c.peerTls) } }
+}
+
+// Mutual TLS: the listener requires a client certificate signed by the CA, and the dialler presents its own.
+function peerTlsOptions (m: PeerTlsMaterial | undefined): ClusterOptions['peerTls'] {
+  if (m === undefined) return undefined
+  return {
+    server: { cert: m.cert, key: m.key, ca: m.ca, requestCert: true, rejectUnauthorized: true },
+    // Without a name the dialler checks the certificate against the host it dials (forwarder.ts).
+    client: { cert: m.cert, key: m.key, ca: m.ca, ...(m.name === undefined ? {} : { servername: m.name }) }
+  }
 }
 
 function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } {

@@ -36,6 +36,17 @@ export interface ServeCluster {
   peerHost: string
   peerPort: number
   advertise?: string
+  /** Mutual TLS on the peer link (--peer-tls-cert, --peer-tls-key, --peer-ca); plain TCP without. */
+  peerTls?: PeerTlsMaterial
+}
+
+/** This node's peer certificate and key, the CA every node's peer certificate is signed by, read and checked. */
+export interface PeerTlsMaterial {
+  cert: Buffer
+  key: Buffer
+  ca: Buffer
+  /** The name the dialled node's certificate must carry; default the host of its advertised address. */
+  name?: string
 }
 
 /** Hardening limits `serve` passes to the plugin (ms for times, 0 for off). */

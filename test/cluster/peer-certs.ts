@@ -1,0 +1,51 @@
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { generate } from 'selfsigned'
+
+/** A small private CA and node certificates signed by it, as docs/cluster.md tells operators to make with openssl. */
+export interface TestCa { cert: string, key: string }
+export interface PeerFiles { cert: string, key: string, ca: string }
+
+type Options = Parameters<typeof generate>[1]
+
+const base = (): Options => {
+  const notBeforeDate = new Date(Date.now() - 60_000)
+  return { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + 86_400_000) } as Options
+}
+
+export async function makeCa (name: string): Promise<TestCa> {
+  const pems = await generate([{ name: 'commonName', value: name }], {
+    ...base(),
+    extensions: [
+      { name: 'basicConstraints', cA: true, critical: true },
+      { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }
+    ]
+  } as Options)
+  return { cert: pems.cert, key: pems.private }
+}
+
+/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1. */
+export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true): Promise<{ cert: string, key: string }> {
+  const pems = await generate([{ name: 'commonName', value: name }], {
+    ...base(),
+    ca,
+    extensions: [
+      { name: 'basicConstraints', cA: false },
+      { name: 'keyUsage', digitalSignature: true, critical: true },
+      { name: 'extKeyUsage', serverAuth: true, clientAuth: true },
+      { name: 'subjectAltName', altNames: [...(ip ? [{ type: 7, ip: '127.0.0.1' }] : []), { type: 2, value: dns }] }
+    ]
+  } as Options)
+  return { cert: pems.cert, key: pems.private }
+}
+
+/** Writes a node's pair and a CA into `dir` as `<prefix>-cert.pem`, `<prefix>-key.pem`, `<prefix>-ca.pem`. */
+export async function writePeerFiles (dir: string, prefix: string, node: { cert: string, key: string }, trusted: TestCa): Promise<PeerFiles> {
+  const files = { cert: join(dir, `${prefix}-cert.pem`), key: join(dir, `${prefix}-key.pem`), ca: join(dir, `${prefix}-ca.pem`) }
+  await writeFile(files.cert, node.cert)
+  await writeFile(files.key, node.key, { mode: 0o600 })
+  await writeFile(files.ca, trusted.cert)
+  return files
+}
+
+export const peerTlsFlags = (f: PeerFiles): string[] => ['--peer-tls-cert', f.cert, '--peer-tls-key', f.key, '--peer-ca', f.ca]
