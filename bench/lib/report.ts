@@ -52,7 +52,8 @@ export function roundRatios (r: Results, scenario: Scenario, path: string, other
 
 const x = (n: number | undefined): string => n === undefined || !Number.isFinite(n) ? '–' : `${n.toFixed(2)}x`
 const num = (n: number): string => Math.round(n).toLocaleString('en-US')
-const kib = (n: number): string => Number.isFinite(n) ? `${(n / 1024).toFixed(1)} KiB` : '–'
+// Math.round: a few bytes below the bare socket read "0.0 KiB", not "-0.0 KiB".
+const kib = (n: number): string => Number.isFinite(n) ? `${(Math.round(n / 102.4) / 10 + 0).toFixed(1)} KiB` : '–'
 
 export function markdown (r: Results): string {
   const out: string[] = []

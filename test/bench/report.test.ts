@@ -54,3 +54,10 @@ test('each rate target names what the bare Node relay of its kind reached agains
   t.equal(targets(r).find(x => x.what.startsWith('keep-alive, TLS'))?.floor, undefined, 'no pipe-tls measured, no floor given')
   t.match(markdown(r), /\| new rendezvous per request, plain: ≥ 0\.5x direct \| 0\.20x \| no \| 0\.20x \| 0\.35x floor, 0\.27x floor-http \|/)
 })
+
+test('a parked connection a few bytes below the bare socket reads 0.0 KiB, not -0.0', async t => {
+  const r = results()
+  r.memory.plain = { connections: 10_000, relayBytesPerConnection: 2252, bareBytesPerConnection: 2276, overheadBytes: -24, relayHeapPerConnection: 1435, bareHeapPerConnection: 874, heapOverheadBytes: 561 }
+  t.equal(targets(r).find(x => x.what.startsWith('parked connection, plain'))?.measured, '0.0 KiB')
+  t.match(markdown(r), /\| plain \| 10,000 \| 2\.2 KiB \| 2\.2 KiB \| 0\.0 KiB \| 0\.5 KiB \|/)
+})
