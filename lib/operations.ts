@@ -2,6 +2,7 @@ import type { AddressInfo } from 'node:net'
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
 import { attachAdmin } from './admin/attach'
+import { adminRequestCounter } from './admin/metrics'
 import { addHealthRoutes } from './health/routes'
 import type { ResolvedOptions } from './options'
 import type { Registry } from './registry/registry'
@@ -63,7 +64,7 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     log.info({ id, parked, spliced }, 'ID disconnected by the admin API')
     return { parked, spliced }
   }
-  const adminAddress = o.admin === undefined ? () => undefined : attachAdmin(fastify, o.admin, { registry: deps.registry, counts: perId, disconnect })
+  const adminAddress = o.admin === undefined ? () => undefined : attachAdmin(fastify, o.admin, { registry: deps.registry, counts: perId, disconnect }, adminRequestCounter(deps.promRegistry))
   return { perId, adminAddress, close }
 }
 

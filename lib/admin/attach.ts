@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { AdminTarget } from './api'
 import type { ResolvedAdminOptions } from './options'
 import { adminAddress, createAdminServer } from './server'
+import type { AdminCount } from './metrics'
 import { listenWith } from '../listen-own'
 import { shellQuote } from '../shell-quote'
 
@@ -10,12 +11,13 @@ import { shellQuote } from '../shell-quote'
  * Starts the admin listener when the app is ready (so a port in use fails
  * the start, as the public port does) and closes it with the app.
  */
-export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, target: Omit<AdminTarget, 'agentCommand' | 'rotateOverlap'>): () => AddressInfo | undefined {
+export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, target: Omit<AdminTarget, 'agentCommand' | 'rotateOverlap'>, count: AdminCount): () => AddressInfo | undefined {
   const admin = createAdminServer({
     host: opts.host,
     port: opts.port,
     token: opts.token,
     log: app.log.child({ plugin: 'rendezvous-admin' }),
+    count,
     target: { ...target, rotateOverlap: opts.rotateOverlap, agentCommand: (id, secret) => agentCommand(opts, id, secret) }
   })
   listenWith(app, admin, 'admin', opts)

@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net'
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { addAdminApi, type AdminTarget } from './api'
+import type { AdminCount } from './metrics'
 import { bearerGuard } from './auth'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
 
@@ -12,6 +13,8 @@ export interface AdminListenerOptions {
   token: string
   target: AdminTarget
   log: FastifyBaseLogger
+  /** Counts every answer (rendezvous_admin_requests_total). */
+  count: AdminCount
 }
 
 // The page loads only its own script and talks only to its own origin.
@@ -25,6 +28,11 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; c
 export function createAdminServer (opts: AdminListenerOptions): FastifyInstance {
   const app = fastify({ loggerInstance: opts.log, bodyLimit: 16 * 1024, forceCloseConnections: true }) as unknown as FastifyInstance
   app.addHook('onRequest', bearerGuard(opts.token))
+  // Counted as the answer goes out rather than once it has gone: a client that reads the metrics next sees it counted.
+  app.addHook('onSend', async (request, reply, payload) => {
+    opts.count(request.method, request.routeOptions.url, reply.statusCode)
+    return payload
+  })
   app.addHook('onSend', async (_request, reply) => {
     reply.header('cache-control', 'no-store').header('x-content-type-options', 'nosniff').header('content-security-policy', CSP)
   })

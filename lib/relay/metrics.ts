@@ -41,7 +41,7 @@ const NONE: RendezvousMetrics = {
 const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'forwarded', 'challenged', 'client_gone'])
 
 // prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
-function metric<T> (registry: Registry, name: string, make: () => T): T {
+export function metric<T> (registry: Registry, name: string, make: () => T): T {
   return (registry.getSingleMetric(name) as T | undefined) ?? make()
 }
 
