@@ -1,6 +1,7 @@
 import http from 'node:http'
 import type net from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { claim, pair, park } from './floor-lot'
 import { announce } from './site'
 
 /*
@@ -12,9 +13,6 @@ import { announce } from './site'
  * connection carries one request: what it costs is what Node's HTTP server
  * adds to the bare floor (floor-relay.ts).
  */
-const OK = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n')
-const parked: net.Socket[] = []
-const waiting: Array<(hidden: net.Socket) => void> = []
 
 function headOf (req: http.IncomingMessage): Buffer {
   let text = `${req.method ?? 'GET'} ${req.url ?? '/'} HTTP/${req.httpVersion}\r\n`
@@ -23,30 +21,16 @@ function headOf (req: http.IncomingMessage): Buffer {
   return Buffer.from(text + '\r\n', 'latin1')
 }
 
-function pair (client: net.Socket, head: Buffer, hidden: net.Socket): void {
-  const kill = (): void => { client.destroy(); hidden.destroy() }
-  hidden.on('close', kill)
-  client.on('close', kill)
-  hidden.write(head)
-  hidden.pipe(client)
-}
-
 const server = http.createServer((req, _res) => {
   const client = req.socket
   client.setNoDelay(true)
   const head = headOf(req)
-  let hidden = parked.pop()
-  while (hidden?.destroyed === true) hidden = parked.pop()
-  if (hidden !== undefined) pair(client, head, hidden)
-  else waiting.push(h => pair(client, head, h))
+  claim(hidden => pair(client, head, hidden, true))
 })
 server.on('connect', (_req: http.IncomingMessage, socket: net.Socket) => {
   socket.setNoDelay(true)
   socket.on('error', () => socket.destroy())
-  socket.write(OK)
-  const waiter = waiting.shift()
-  if (waiter !== undefined) return waiter(socket)
-  parked.push(socket)
+  park(socket)
 })
 server.on('clientError', (_err, socket) => socket.destroy())
 server.listen(0, '127.0.0.1', () => announce({ port: (server.address() as AddressInfo).port }))

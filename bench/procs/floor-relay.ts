@@ -1,5 +1,6 @@
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
+import { claim, pair, park } from './floor-lot'
 import { announce } from './site'
 
 /*
@@ -9,18 +10,6 @@ import { announce } from './site'
  * no Digest, no HTTP parser, no limits, no logs, no metrics: what it costs
  * per rendezvous is what Node costs, which no relay written in Node can beat.
  */
-const OK = Buffer.from('HTTP/1.1 200 Connection established\r\n\r\n')
-const parked: net.Socket[] = []
-const waiting: Array<(hidden: net.Socket) => void> = []
-
-function pair (client: net.Socket, head: Buffer, hidden: net.Socket): void {
-  const kill = (): void => { client.destroy(); hidden.destroy() }
-  hidden.on('close', kill)
-  client.on('close', kill)
-  hidden.write(head)
-  client.pipe(hidden)
-  hidden.pipe(client)
-}
 
 const server = net.createServer(socket => {
   socket.setNoDelay(true)
@@ -31,18 +20,8 @@ const server = net.createServer(socket => {
     if (head.indexOf('\r\n\r\n') === -1) return
     socket.off('data', onData)
     socket.pause()
-    if (head.subarray(0, 8).toString('latin1') === 'CONNECT ') {
-      socket.write(OK)
-      const waiter = waiting.shift()
-      if (waiter !== undefined) return waiter(socket)
-      parked.push(socket)
-      return
-    }
-    let hidden = parked.pop()
-    // One that closed while parked is dropped here rather than tracked.
-    while (hidden?.destroyed === true) hidden = parked.pop()
-    if (hidden !== undefined) pair(socket, head, hidden)
-    else waiting.push(h => pair(socket, head, h))
+    if (head.subarray(0, 8).toString('latin1') === 'CONNECT ') park(socket)
+    else claim(hidden => pair(socket, head, hidden))
   }
   socket.on('data', onData)
 })

@@ -15,22 +15,30 @@ async function startFloor (t: Test, script = 'floor-relay.ts'): Promise<number> 
   return floor.info.port as number
 }
 
-t.test('the rendezvous floor answers a CONNECT 200, then pairs the next request with it, head first and byte for byte', async t => {
-  const port = await startFloor(t)
+const FLOORS = [
+  { script: 'floor-relay.ts', what: 'the rendezvous floor pairs the next request with it, head first' },
+  { script: 'floor-http.ts', what: 'the floor behind node:http parses both heads, then writes the request head, rebuilt from the parser, down it' }
+]
 
-  const hidden = await openWire(port, false)
-  hidden.write('CONNECT uuid:bench-hidden?response=anything HTTP/1.1\r\nHost: x\r\n\r\n')
-  await hidden.untilText('\r\n\r\n')
-  t.equal(statusOf(hidden.text), 200)
-  hidden.drain()
+for (const { script, what } of FLOORS) {
+  t.test(`${script}: a CONNECT gets its 200; ${what}, and the answer comes back, byte for byte`, async t => {
+    const port = await startFloor(t, script)
+    const hidden = await openWire(port, false)
+    hidden.write('CONNECT uuid:bench-hidden?response=anything HTTP/1.1\r\nHost: x\r\n\r\n')
+    await hidden.untilText('\r\n\r\n')
+    t.equal(statusOf(hidden.text), 200)
+    hidden.drain()
 
-  const client = await openWire(port, false)
-  const request = 'GET /x HTTP/1.1\r\nHost: x\r\nAuthorization: Digest username="bench-hidden"\r\n\r\n'
-  await relayOnce(client, hidden, request, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', '\r\n\r\nok')
-  t.equal(hidden.text, request, 'the hidden side got the request head as sent')
-  await client.untilClosed()
-  await hidden.untilClosed()
-})
+    const client = await openWire(port, false)
+    const request = 'GET /x?y=1 HTTP/1.1\r\nHost: x\r\nX-Case: Kept\r\nAuthorization: Digest username="bench-hidden"\r\n\r\n'
+    const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
+    await relayOnce(client, hidden, request, answer, '\r\n\r\nok')
+    t.equal(hidden.text, request, 'the hidden side got the request head as sent')
+    await client.untilClosed()
+    t.equal(client.text, answer, 'the answer comes back raw')
+    await hidden.untilClosed()
+  })
+}
 
 t.test('a client that comes before any CONNECT waits for the next one', async t => {
   const port = await startFloor(t)
@@ -43,24 +51,6 @@ t.test('a client that comes before any CONNECT waits for the next one', async t 
   hidden.write('pong')
   await client.untilText('pong')
   client.destroy()
-  await hidden.untilClosed()
-})
-
-t.test('the floor behind node:http parses both heads, then writes the request head down a parked connection and its answer back, byte for byte', async t => {
-  const port = await startFloor(t, 'floor-http.ts')
-  const hidden = await openWire(port, false)
-  hidden.write('CONNECT uuid:bench-hidden?response=anything HTTP/1.1\r\nHost: x\r\n\r\n')
-  await hidden.untilText('\r\n\r\n')
-  t.equal(statusOf(hidden.text), 200)
-  hidden.drain()
-
-  const client = await openWire(port, false)
-  const request = 'GET /x?y=1 HTTP/1.1\r\nHost: x\r\nX-Case: Kept\r\nAuthorization: Digest username="bench-hidden"\r\n\r\n'
-  const answer = 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'
-  await relayOnce(client, hidden, request, answer, '\r\n\r\nok')
-  t.equal(hidden.text, request, 'the head rebuilt from the parser is the head sent')
-  await client.untilClosed()
-  t.equal(client.text, answer, 'the answer comes back raw')
   await hidden.untilClosed()
 })
 
