@@ -1,7 +1,8 @@
-import { X509Certificate, createPrivateKey } from 'node:crypto'
+import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
-import { createSecureContext } from 'node:tls'
+import { parseCaBundle } from '../agent/certificates'
+import { certificateNames, checkPair } from '../server/certificate'
 import type { PeerTlsMaterial } from '../server/serve-options'
 import { CliError } from './cli-error'
 import { NotAllowed } from './config'
@@ -38,10 +39,14 @@ export function peerTlsArgs (v: PeerTlsValues, verifyHost: string): PeerTlsMater
   const ca = readPemFile(v.ca, caLabel)
   const chain = certificates(cert, `${certLabel} is not a PEM certificate`)
   const authorities = certificates(ca, `${caLabel} holds no PEM certificate`)
-  checkKey(cert, key, certLabel, keyLabel)
+  try {
+    checkPair(cert, key, { certLabel, keyLabel })
+  } catch (err) {
+    throw new CliError((err as Error).message)
+  }
   if (!signedBy(chain, authorities)) throw new CliError(`${certLabel} is not signed by ${caLabel}: the other nodes would refuse it`)
   const name = v.name ?? verifyHost
-  if (!names(chain[0], name)) {
+  if (!certificateNames(chain[0], name.replace(/^\[(.*)\]$/, '$1'))) {
     const which = v.name === undefined ? `${name}, the host other nodes dial (--advertise); add it to the certificate or give --peer-tls-name` : `${name} (--peer-tls-name)`
     throw new CliError(`${certLabel} does not name ${which}`)
   }
@@ -64,39 +69,16 @@ function readPemFile (file: string, label: string): Buffer {
   }
 }
 
-const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g
-
+// The same PEM reading as the agent's --ca; the message here names the flag.
 function certificates (pem: Buffer, problem: string): X509Certificate[] {
-  const blocks = pem.toString('latin1').match(PEM_CERTIFICATE) ?? []
   try {
-    const parsed = blocks.map(block => new X509Certificate(block))
-    if (parsed.length > 0) return parsed
-  } catch {}
-  throw new CliError(problem)
-}
-
-// What the TLS listener and the dialler will do with the pair, done now so that its failure is one line.
-function checkKey (cert: Buffer, key: Buffer, certLabel: string, keyLabel: string): void {
-  try {
-    createPrivateKey(key)
-  } catch (err) {
-    throw new CliError(`${keyLabel} is ${/passphrase/i.test((err as Error).message) ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
-  }
-  try {
-    createSecureContext({ cert, key })
-  } catch (err) {
-    // OpenSSL's first line says what is wrong, and quotes no key material.
-    const why = String((err as Error).message).split('\n', 1)[0]
-    throw new CliError(/mismatch/i.test(why) ? `${keyLabel} is not the key of ${certLabel}` : `${certLabel} and ${keyLabel} cannot be used together: ${why}`)
+    return parseCaBundle(pem)
+  } catch {
+    throw new CliError(problem)
   }
 }
 
 // Some certificate of the chain is one of the authorities or issued by one: what another node can verify with --peer-ca alone.
 function signedBy (chain: X509Certificate[], authorities: X509Certificate[]): boolean {
   return chain.some(c => authorities.some(a => a.fingerprint256 === c.fingerprint256 || (c.checkIssued(a) && c.verify(a.publicKey))))
-}
-
-function names (cert: X509Certificate, name: string): boolean {
-  const host = name.replace(/^\[(.*)\]$/, '$1')
-  return isIP(host) === 0 ? cert.checkHost(host) !== undefined : cert.checkIP(host) !== undefined
 }

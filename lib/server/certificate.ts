@@ -160,7 +160,7 @@ function endLine (pem: string): string {
   return pem.endsWith('\n') ? pem : pem + '\n'
 }
 
-interface Labels { certLabel: string, keyLabel: string }
+export interface Labels { certLabel: string, keyLabel: string }
 
 function describe (cert: Buffer, key: Buffer, certPath: string, labels: Labels, host: string, generated: boolean): Certificate {
   const x509 = parseCertificate(cert, labels.certLabel)
@@ -183,7 +183,8 @@ function parseCertificate (pem: Buffer, label: string): X509Certificate {
 }
 
 // createSecureContext is what the HTTPS server will do; running it now turns its failure into a one-line error.
-function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
+/** Throws a one-line CertificateError when `key` is not a usable key for `cert`. Also checks the cluster's peer certificates. */
+export function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
   try {
     createPrivateKey(key)
   } catch (err) {
@@ -201,7 +202,11 @@ function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
 }
 
 function namesHost (x509: X509Certificate, host: string): boolean {
-  if (host === '' || WILDCARDS.has(host)) return true
+  return host === '' || WILDCARDS.has(host) || certificateNames(x509, host)
+}
+
+/** Whether the certificate carries `host`: a DNS name, or an IP address, which only an IP entry matches. */
+export function certificateNames (x509: X509Certificate, host: string): boolean {
   return isIP(host) === 0 ? x509.checkHost(host) !== undefined : x509.checkIP(host) !== undefined
 }
 
