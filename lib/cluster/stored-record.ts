@@ -1,4 +1,5 @@
 import { isValidId, isValidSecret } from '../registry/ids'
+import { storedFields, storedPrevious } from '../registry/records'
 import type { IdentityRecord } from '../registry/registry'
 
 // How a record is stored as a value of the ID hash, and read back. The
@@ -6,8 +7,7 @@ import type { IdentityRecord } from '../registry/registry'
 // or neither; records written before rotation existed have neither.
 
 export function storedJson (record: IdentityRecord): string {
-  const { id, secret, createdAt, previousSecret, previousExpiresAt } = record
-  return JSON.stringify(previousSecret === undefined ? { id, secret, createdAt } : { id, secret, createdAt, previousSecret, previousExpiresAt })
+  return JSON.stringify({ id: record.id, ...storedFields(record) })
 }
 
 export function safeJson (text: string): Record<string, unknown> | undefined {
@@ -25,16 +25,8 @@ export function parseRecord (field: string, value: string): IdentityRecord | und
   const raw = safeJson(value)
   if (raw === undefined || raw.id !== field || typeof raw.secret !== 'string' || !isValidSecret(raw.secret)) return undefined
   const createdAt = typeof raw.createdAt === 'string' ? raw.createdAt : new Date(0).toISOString()
-  const previous = previousOf(raw)
+  const previous = storedPrevious(raw)
   // A damaged rotation is a damaged record, as it makes the whole file unreadable in the file registry.
-  if (previous === undefined) return undefined
+  if (typeof previous === 'string') return undefined
   return Object.freeze({ id: field, secret: raw.secret, createdAt, ...previous })
-}
-
-function previousOf (raw: Record<string, unknown>): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> | undefined {
-  const { previousSecret, previousExpiresAt } = raw
-  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
-  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) return undefined
-  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) return undefined
-  return { previousSecret, previousExpiresAt }
 }

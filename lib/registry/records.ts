@@ -53,6 +53,27 @@ export function identityEnded (old: IdentityRecord, now: IdentityRecord | undefi
   return now.secret !== old.secret && now.previousSecret !== old.secret
 }
 
+/**
+ * A record's fields as every registry stores them, without its ID: the
+ * rotation fields only while a rotation's overlap lasts, both or neither.
+ */
+export function storedFields ({ secret, createdAt, previousSecret, previousExpiresAt }: IdentityRecord): Omit<IdentityRecord, 'id'> {
+  return previousSecret === undefined ? { secret, createdAt } : { secret, createdAt, previousSecret, previousExpiresAt }
+}
+
+/**
+ * The rotation fields of a stored entry, both or neither (records written
+ * before rotation existed have neither), or the name of the one that is
+ * damaged.
+ */
+export function storedPrevious (entry: Record<string, unknown>): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> | 'previousSecret' | 'previousExpiresAt' {
+  const { previousSecret, previousExpiresAt } = entry
+  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
+  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) return 'previousSecret'
+  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) return 'previousExpiresAt'
+  return { previousSecret, previousExpiresAt }
+}
+
 /** Canonical form of a lookup key, or undefined when it cannot name any ID. */
 export function lookupKey (id: unknown): string | undefined {
   return typeof id === 'string' ? canonicalId(id) : undefined

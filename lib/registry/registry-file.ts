@@ -1,5 +1,6 @@
 import { RegistryCorruptError } from '../errors'
 import { canonicalId, isValidSecret } from './ids'
+import { storedFields, storedPrevious } from './records'
 import type { IdentityRecord } from './registry'
 
 // The on-disk format of ids.json, version 1, apart from how the file is read,
@@ -9,9 +10,7 @@ export type Records = Map<string, IdentityRecord>
 
 export function serializeRegistry (records: Iterable<[string, IdentityRecord]>): string {
   const ids: Record<string, Omit<IdentityRecord, 'id'>> = {}
-  for (const [id, { secret, createdAt, previousSecret, previousExpiresAt }] of records) {
-    ids[id] = previousSecret === undefined ? { secret, createdAt } : { secret, createdAt, previousSecret, previousExpiresAt }
-  }
+  for (const [id, record] of records) ids[id] = storedFields(record)
   return JSON.stringify({ version: 1, ids }, null, 2) + '\n'
 }
 
@@ -38,18 +37,11 @@ export function parseRegistry (text: string, file: string): Records {
     const { secret, createdAt } = entry
     if (typeof secret !== 'string' || !isValidSecret(secret)) throw corrupt(`invalid secret for ID ${id}`)
     if (typeof createdAt !== 'string') throw corrupt(`invalid createdAt for ID ${id}`)
-    records.set(id, Object.freeze({ id, secret, createdAt, ...previousOf(entry, id, corrupt) }))
+    const previous = storedPrevious(entry)
+    if (typeof previous === 'string') throw corrupt(`invalid ${previous} for ID ${id}`)
+    records.set(id, Object.freeze({ id, secret, createdAt, ...previous }))
   }
   return records
-}
-
-// A rotation's old secret, written only while the ID still had it: both fields or neither.
-function previousOf (entry: Record<string, unknown>, id: string, corrupt: (reason: string) => Error): Pick<IdentityRecord, 'previousSecret' | 'previousExpiresAt'> {
-  const { previousSecret, previousExpiresAt } = entry
-  if (previousSecret === undefined && previousExpiresAt === undefined) return {}
-  if (typeof previousSecret !== 'string' || !isValidSecret(previousSecret)) throw corrupt(`invalid previousSecret for ID ${id}`)
-  if (typeof previousExpiresAt !== 'string' || Number.isNaN(Date.parse(previousExpiresAt))) throw corrupt(`invalid previousExpiresAt for ID ${id}`)
-  return { previousSecret, previousExpiresAt }
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
