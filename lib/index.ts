@@ -120,6 +120,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     return typeof check === 'function' && check.call(fastify)
   }
 
+  const cap = o.maxConnectionsPerAddress > 0
+    ? capConnectionsPerAddress(server as HttpServer, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
+    : undefined
   const onConnect = createHiddenSide({
     verify: makeVerifier(o, registry, replayCache),
     throttle: new AuthThrottle(throttleStore, o.authFailures),
@@ -131,7 +134,9 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     track: socket => {
       handshakes.add(socket)
       return () => handshakes.delete(socket)
-    }
+    },
+    // Parked, a hidden server's connection is bounded by the parking limits and maxSpliced, not by its address.
+    onParked: socket => cap?.exempt(socket)
   })
   const { perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff } = o.unknownIdFailures
   const probes = probeLimit > 0 ? new AuthThrottle(throttleStore, { perPair: 0, perAddress: probeLimit, window: probeWindow, coolOff: probeCoolOff }, 'unknownid') : undefined
@@ -148,9 +153,6 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     splices
   })
   const uninstall = installHandoff<Ticket>(server as HttpServer, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect })
-  const uncap = o.maxConnectionsPerAddress > 0
-    ? capConnectionsPerAddress(server as HttpServer, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
-    : () => {}
   if (o.handshakeTimeout > 0) setHandshakeTimeout(server as HttpServer, o.handshakeTimeout)
   const unsubscribe = registry.onRemove(id => {
     const closed = lot.evict(id)
@@ -185,7 +187,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
   })
   fastify.addHook('onClose', async () => {
     uninstall()
-    uncap()
+    cap?.remove()
     unsubscribe()
     operations.close()
     if (o.registry === undefined) await registry.close()

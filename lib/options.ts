@@ -63,7 +63,7 @@ export interface RendezvousOptions {
    * take the JavaScript path. Default: RENDEZVOUS_SPLICE, else 'auto'.
    */
   splice?: SplicePath
-  /** Open connections from one client address (parked, spliced and idle alike); beyond it new ones are closed at once. 0 for no cap. Default 256. */
+  /** Open connections from one client address (clients, idle connections, handshakes, CONNECTs not yet accepted); beyond it new ones are closed at once. A hidden server's connection leaves the count once parked. 0 for no cap. Default 256. */
   maxConnectionsPerAddress?: number
   /** Spliced pairs open at once; beyond it mobile clients get 503. 0 for no cap. Default 10000. */
   maxSpliced?: number

@@ -117,7 +117,7 @@ t.test('the parser reads every form of import', async t => {
 })
 
 // Node's private state (the parser hook, a socket's libuv handle, stream internals) is reached from two modules only.
-const INTERNALS = /\._handle\b|\.parser\b|_readableState|_writableState|\bkHandle\b/
+const INTERNALS = /\._handle\b|\._parent\b|\.parser\b|_readableState|_writableState|\bkHandle\b/
 const ALLOWED_INTERNALS = new Set(['relay/handoff.ts', 'relay/socket-fd.ts'])
 
 t.test('only relay/handoff.ts and relay/socket-fd.ts touch Node internals', async t => {

@@ -21,6 +21,8 @@ export interface HiddenSideDeps {
   isClosing: () => boolean
   /** Registers a socket the relay owns until it is parked or refused, so close() can reach it. */
   track: (socket: Socket) => () => void
+  /** Called once a CONNECT is accepted, as its socket is parked. */
+  onParked?: (socket: Socket) => void
 }
 
 type Step = { refusal: Refusal, outcome: ConnectOutcome } | { id: string }
@@ -106,6 +108,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
         deps.log.info({ ...at, id: step.id }, 'parked')
         ;(socket as { [kConnId]?: string })[kConnId] = connId
         shedConnectState(socket)
+        deps.onParked?.(socket)
         lot.park(step.id, socket)
       }
     }, err => {

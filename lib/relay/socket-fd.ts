@@ -1,11 +1,13 @@
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 
 /*
  * The second and last module that touches Node internals (the first is
  * handoff.ts; see docs/architecture.md). The native data path needs two
  * things no public API gives: a plain TCP socket's file descriptor, and a
  * way to make Node stop reading it for good without closing it. Both live
- * on the socket's libuv handle, `socket._handle`.
+ * on the socket's libuv handle, `socket._handle`. The per-address cap needs
+ * a third: the TCP socket a TLS server accepted, behind the TLS socket that
+ * HTTP hands on (`tlsSocket._parent`).
  */
 
 interface TcpHandle {
@@ -48,4 +50,14 @@ export function takeOverReading (socket: Socket): Buffer | undefined {
     handle.readStop()
   }
   return buffered ?? undefined
+}
+
+/**
+ * The socket the server's 'connection' event gave: for a server-side TLS
+ * socket the TCP socket under it, else the socket itself. What is counted at
+ * accept is found again here, whatever HTTP wrapped around it since.
+ */
+export function acceptedSocket (socket: Socket): Socket {
+  const parent = (socket as Socket & { _parent?: unknown })._parent
+  return (socket as Socket & { encrypted?: boolean }).encrypted === true && parent instanceof Socket ? parent : socket
 }

@@ -47,6 +47,42 @@ for (const tls of [false, true]) {
     t.match(metrics, /rendezvous_connections_refused_total\{reason="per_address_cap"\} 1/)
   })
 
+  t.test(`${scheme}: a hidden server's accepted connections leave its address's count, parked or spliced; clients stay counted`, async t => {
+    const relay = await startRelay({ tls, plugin: { maxConnectionsPerAddress: 3 } })
+    t.teardown(relay.close)
+    // Five parked from one address under a cap of 3: each is counted only until its CONNECT is accepted.
+    const parked = []
+    for (let i = 0; i < 5; i++) parked.push(await relay.park('hub-1'))
+    await untilParked(relay, 5)
+    // Two clients splice in; their hidden halves stay out of the count, the clients stay in it.
+    const clients = []
+    for (const path of ['/a', '/b']) {
+      const c = await relay.open()
+      c.write(`GET ${path} HTTP/1.1\r\nHost: h\r\n${AUTH}\r\n`)
+      clients.push(c)
+    }
+    await Promise.all(parked.slice(0, 2).map(async p => await p.untilText('\r\n\r\n')))
+    t.same(parked.slice(0, 2).map(p => p.text.split(' ')[1]).sort(), ['/a', '/b'])
+    // Two clients and one idle connection fill the cap of 3; a fourth is closed at accept.
+    const idle = await tcp(relay.port)
+    await closedWithin(await tcp(relay.port), 2000)
+    // Parked connections closing must not uncount anything: the cap still holds at 3.
+    for (const p of parked.slice(2)) p.destroy()
+    await untilParked(relay, 0)
+    await closedWithin(await tcp(relay.port), 2000)
+    // A splice that ends takes its client with it, and that frees the client's place.
+    parked[0].destroy()
+    await clients[0].untilClosed()
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const c = await relay.open()
+    c.write('GET / HTTP/1.1\r\nHost: h\r\n\r\n')
+    await c.untilText('\r\n\r\n')
+    t.equal(statusOf(c.text), 401)
+    for (const s of [c, clients[1], parked[1], idle]) s.destroy()
+    const metrics = await relay.app.rendezvous.metrics?.metrics()
+    t.match(metrics, /rendezvous_connections_refused_total\{reason="per_address_cap"\} 2/)
+  })
+
   t.test(`${scheme}: past maxSpliced, clients get 503 and parked connections stay parked`, async t => {
     const relay = await startRelay({ tls, plugin: { maxSpliced: 1 } })
     t.teardown(relay.close)
