@@ -4,13 +4,16 @@ import type { BenchPath } from './paths'
 
 export interface Best<T> { best: T, rounds: number[] }
 
+/** One bulk transfer: MB/s, and the CPU the processes in between spent per GiB moved. */
+export interface BulkResult { mbps: number, cpuMsPerGiB?: number }
+
 export interface Results {
   meta: { date: string, node: string, cpus: string, quick: boolean, rounds: number, seconds: Record<string, number>, bulkBytes: number, skipped: string[], durationSeconds: number }
   paths: Array<Pick<BenchPath, 'name' | 'group' | 'label'>>
   keepAlive: Record<string, Best<RateResult>>
   fresh: Record<string, Best<RateResult>>
-  bulkDown: Record<string, Best<{ mbps: number }>>
-  bulkUp: Record<string, Best<{ mbps: number }>>
+  bulkDown: Record<string, Best<BulkResult>>
+  bulkUp: Record<string, Best<BulkResult>>
   memory: Partial<Record<'plain' | 'tls', MemoryResult>>
   scale?: ScaleResult
 }
@@ -19,15 +22,15 @@ const DIRECT: Record<BenchPath['group'], string> = { 'one hop': 'direct', tls: '
 const PEER: Record<string, string> = { relay: 'nginx', 'relay-js': 'nginx', pipe: 'nginx', floor: 'nginx', 'floor-http': 'nginx', 'relay-tls': 'nginx-tls', 'pipe-tls': 'nginx-tls', agent: 'ssh', 'agent-tls': 'ssh' }
 
 type Scenario = 'keepAlive' | 'fresh' | 'bulkDown' | 'bulkUp'
-const SCENARIOS: Array<{ key: Scenario, title: string, unit: string }> = [
-  { key: 'keepAlive', title: '1. Keep-alive requests, 50 connections, 120-byte answers', unit: 'req/s' },
-  { key: 'fresh', title: '2. A new connection (a new rendezvous) per request', unit: 'req/s' },
-  { key: 'bulkDown', title: '3. Bulk download through one connection', unit: 'MB/s' },
-  { key: 'bulkUp', title: '3. Bulk upload through one connection', unit: 'MB/s' }
+const SCENARIOS: Array<{ key: Scenario, title: string, unit: string, cpu: string }> = [
+  { key: 'keepAlive', title: '1. Keep-alive requests, 50 connections, 120-byte answers', unit: 'req/s', cpu: 'CPU µs/req in between' },
+  { key: 'fresh', title: '2. A new connection (a new rendezvous) per request', unit: 'req/s', cpu: 'CPU µs/req in between' },
+  { key: 'bulkDown', title: '3. Bulk download through one connection', unit: 'MB/s', cpu: 'CPU ms/GiB in between' },
+  { key: 'bulkUp', title: '3. Bulk upload through one connection', unit: 'MB/s', cpu: 'CPU ms/GiB in between' }
 ]
 
 function value (r: Results, scenario: Scenario, path: string): number | undefined {
-  const entry = (r[scenario] as Record<string, Best<RateResult | { mbps: number }>>)[path]
+  const entry = (r[scenario] as Record<string, Best<RateResult | BulkResult>>)[path]
   if (entry === undefined) return undefined
   return 'rps' in entry.best ? entry.best.rps : entry.best.mbps
 }
@@ -61,14 +64,15 @@ export function markdown (r: Results): string {
     `Best of ${r.meta.rounds} round(s), every path interleaved with the others in each round; loopback; ratios are within this run.`)
   if (r.meta.skipped.length > 0) out.push('', `Skipped: ${r.meta.skipped.join('; ')}.`)
   for (const s of SCENARIOS) {
-    out.push('', `### ${s.title}`, '', `| path | ${s.unit} | p50 ms | p99 ms | errors | vs direct | vs peer | CPU µs/req in between |`, '|---|---:|---:|---:|---:|---:|---:|---:|')
+    out.push('', `### ${s.title}`, '', `| path | ${s.unit} | p50 ms | p99 ms | errors | vs direct | vs peer | ${s.cpu} |`, '|---|---:|---:|---:|---:|---:|---:|---:|')
     for (const p of r.paths) {
-      const entry = (r[s.key] as Record<string, Best<RateResult | { mbps: number }>>)[p.name]
+      const entry = (r[s.key] as Record<string, Best<RateResult | BulkResult>>)[p.name]
       if (entry === undefined) continue
       const rate = 'rps' in entry.best ? entry.best : undefined
+      const cpu = 'rps' in entry.best ? entry.best.cpuUs : entry.best.cpuMsPerGiB
       const peer = PEER[p.name]
       out.push(`| ${p.name} (${p.label}) | ${num(value(r, s.key, p.name) ?? NaN)} | ${rate?.p50 ?? ''} | ${rate?.p99 ?? ''} | ${rate?.errors ?? ''} | ` +
-        `${p.name === DIRECT[p.group] ? '1.00x' : x(ratio(r, s.key, p.name, DIRECT[p.group]))} | ${peer === undefined ? '' : `${x(ratio(r, s.key, p.name, peer))} ${peer}`} | ${rate?.cpuUs ?? ''} |`)
+        `${p.name === DIRECT[p.group] ? '1.00x' : x(ratio(r, s.key, p.name, DIRECT[p.group]))} | ${peer === undefined ? '' : `${x(ratio(r, s.key, p.name, peer))} ${peer}`} | ${cpu === undefined ? '' : num(cpu)} |`)
     }
   }
   out.push('', '### 4. Memory per parked connection', '', '| kind | connections | relay RSS, per connection | bare Node socket | relay adds (RSS) | relay adds (live heap) |', '|---|---:|---:|---:|---:|---:|')

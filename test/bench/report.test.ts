@@ -61,3 +61,19 @@ test('a parked connection a few bytes below the bare socket reads 0.0 KiB, not -
   t.equal(targets(r).find(x => x.what.startsWith('parked connection, plain'))?.measured, '0.0 KiB')
   t.match(markdown(r), /\| plain \| 10,000 \| 2\.2 KiB \| 2\.2 KiB \| 0\.0 KiB \| 0\.5 KiB \|/)
 })
+
+test('bulk tables give the CPU per GiB of what sits in between, and rate tables the CPU per request', async t => {
+  const r = results()
+  r.keepAlive.relay.best = { ...rate(30), cpuUs: 1322 }
+  r.bulkDown = {
+    direct: { best: { mbps: 1000 }, rounds: [1000] },
+    relay: { best: { mbps: 900, cpuMsPerGiB: 210 }, rounds: [900] },
+    nginx: { best: { mbps: 950, cpuMsPerGiB: 1410 }, rounds: [950] }
+  }
+  const md = markdown(r)
+  t.match(md, /### 3\. Bulk download through one connection\n\n\| path \| MB\/s \| p50 ms \| p99 ms \| errors \| vs direct \| vs peer \| CPU ms\/GiB in between \|/)
+  t.match(md, /\| relay \(relay\) \| 900 \| {2}\| {2}\| {2}\| 0\.90x \| 0\.95x nginx \| 210 \|/)
+  t.match(md, /\| nginx \(nginx\) \| 950 \| {2}\| {2}\| {2}\| 0\.95x \| {2}\| 1,410 \|/)
+  t.match(md, /\| direct \(direct\) \| 1,000 \| {2}\| {2}\| {2}\| 1\.00x \| {2}\| {2}\|/)
+  t.match(md, /\| relay \(relay\) \| 30 \| 1 \| 2 \| 0 \| .* \| 1,322 \|/)
+})
