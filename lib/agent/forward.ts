@@ -1,6 +1,8 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { trustOptions } from './certificates'
+import { defaultSplicePath, nativeSplicer, triesNative, type NativeSplicer } from '../relay/native-addon'
+import { nativeSplice } from '../relay/native-splice'
 
 export interface LocalTarget {
   host: string
@@ -18,6 +20,8 @@ export interface RelayOutcome {
   /** The answer the agent wrote itself when the backend could not be reached. */
   answered?: 502 | 504
   error?: Error
+  /** The data path the bytes took: the native splice (both connections plain TCP, the addon loaded) or Node streams. */
+  path?: 'native' | 'js'
 }
 
 // After one side closed, the other gets this long to flush and say goodbye.
@@ -40,6 +44,12 @@ const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not 
  * flow through pipe(), which gives backpressure both ways. Until the backend
  * is reached, its failure is answered to the mobile client with 502, or 504
  * when it did not answer within the target's connect timeout.
+ *
+ * When both connections are plain TCP and the relay's native data path is
+ * loaded, the bytes go through it instead, as the relay's own pairs do
+ * (docs/performance.md): the mobile client's bytes wait in the paused
+ * rendezvous connection until the backend is reached, then the head and
+ * everything after it are handed over in order.
  */
 export function forwardToLocal (
   remote: net.Socket,
@@ -55,9 +65,19 @@ export function forwardToLocal (
     const err = Object.assign(new Error(`the local service ${target.host}:${target.port} did not accept within ${target.connectTimeout} ms`), { code: 'ETIMEDOUT' })
     giveUp(err, 504)
   }, target.connectTimeout)
+  const native = target.tls === undefined ? nativeFor(remote) : undefined
   local.once(target.tls === undefined ? 'connect' : 'secureConnect', () => {
     connected = true
     clearTimeout(timer)
+    if (native === undefined) return
+    if (remote.destroyed) {
+      local.destroy()
+      return
+    }
+    const pair = nativeSplice(remote, local, { idleTimeout: 0, first: [head] }, native)
+    if (pair === undefined) pipeBoth()
+    else outcome.path = 'native'
+    pair?.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
   })
 
   function giveUp (err: Error, status: 502 | 504): void {
@@ -68,7 +88,11 @@ export function forwardToLocal (
     if (!connected && !remote.destroyed) {
       outcome.answered = status
       remote.unpipe(local)
+      // Paused while it waited for the native path; its FIN must still be read for it to close.
+      remote.resume()
       remote.end(status === 502 ? BAD_GATEWAY : GATEWAY_TIMEOUT)
+      // Half-open (see pipeBoth), it would wait for the relay's FIN as long as that takes.
+      setTimeout(() => remote.destroy(), LINGER_MS).unref()
     }
     local.destroy()
   }
@@ -77,17 +101,33 @@ export function forwardToLocal (
   remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })
   remote.once('close', () => { clearTimeout(timer); onDone(outcome) })
 
-  local.write(head)
-  remote.pipe(local)
-  local.pipe(remote)
-  closeTogether(remote, local)
-  closeTogether(local, remote)
+  function pipeBoth (): void {
+    outcome.path = 'js'
+    // A FIN from the mobile client ends only its direction, as the relay passes it on: the answer
+    // must still flow back. Node would otherwise end the socket's writing side at its peer's FIN.
+    remote.allowHalfOpen = true
+    local.write(head)
+    remote.pipe(local)
+    local.pipe(remote)
+    closeTogether(remote, local)
+    closeTogether(local, remote)
+  }
+  if (native === undefined) pipeBoth()
+  else remote.once('close', () => { if (!connected) local.destroy() })
   return local
 }
 
+/** The native splicer, when this pair may take it: a plain rendezvous connection, the addon loaded, and RENDEZVOUS_SPLICE not `js`. */
+function nativeFor (remote: net.Socket): NativeSplicer | undefined {
+  if ((remote as net.Socket & { encrypted?: boolean }).encrypted === true || !triesNative(defaultSplicePath())) return undefined
+  const loaded = nativeSplicer()
+  return 'splicer' in loaded ? loaded.splicer : undefined
+}
+
 function dialLocal (target: LocalTarget): net.Socket {
+  // Half-open, for the same reason as the rendezvous connection (pipeBoth): a plain backend's FIN ends only its direction.
   const socket = target.tls === undefined
-    ? net.connect({ host: target.host, port: target.port })
+    ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true })
     : tls.connect({
       host: target.host,
       port: target.port,

@@ -8,6 +8,7 @@ import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
 import { type TapTest, echoServer, readAll, readUntil, sleep } from './helpers'
 import { until } from '../helpers/until'
+import { defaultSplicePath, nativeSplicer, triesNative } from '../../lib/relay/native-addon'
 
 const POST = 'POST /with-200 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world'
 
@@ -62,72 +63,142 @@ for (const plain of [false, true]) {
   })
 }
 
-t.test('to: megabytes both ways, with backpressure, byte for byte', async (t) => {
-  const f = await fake(t)
-  const upload = randomBytes(4 * 1024 * 1024)
-  const download = randomBytes(6 * 1024 * 1024)
-  let received = ''
-  const local = http.createServer((req, res) => {
-    const hash = createHash('sha256')
-    req.on('data', (c: Buffer) => hash.update(c))
-    req.on('end', () => {
-      received = hash.digest('hex')
-      res.writeHead(200, { 'content-length': download.length, connection: 'close' })
-      res.end(download)
+// A plain rendezvous connection to a plain local service takes the native data path where it is loaded.
+const expectedPath = (plain: boolean): 'native' | 'js' =>
+  plain && triesNative(defaultSplicePath()) && 'splicer' in nativeSplicer() ? 'native' : 'js'
+
+for (const plain of [false, true]) {
+  const scheme = plain ? 'http' : 'https'
+  t.test(`to (${scheme} rendezvous): megabytes both ways, with backpressure, byte for byte, on the ${expectedPath(plain)} path`, async (t) => {
+    const f = await fake(t, { plain })
+    const upload = randomBytes(4 * 1024 * 1024)
+    const download = randomBytes(6 * 1024 * 1024)
+    let received = ''
+    const local = http.createServer((req, res) => {
+      const hash = createHash('sha256')
+      req.on('data', (c: Buffer) => hash.update(c))
+      req.on('end', () => {
+        received = hash.digest('hex')
+        res.writeHead(200, { 'content-length': download.length, connection: 'close' })
+        res.end(download)
+      })
     })
+    local.listen(0, '127.0.0.1')
+    await once(local, 'listening')
+    t.teardown(() => local.close())
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+    t.teardown(() => agent.close())
+    const relayed = once(agent, 'relayed')
+    await agent.start()
+    await f.waitParked(1)
+    const socket = f.take(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\n\r\n`)
+    socket.write(upload)
+    const answer = await readAll(socket)
+    const split = answer.indexOf('\r\n\r\n') + 4
+    t.equal(received, createHash('sha256').update(upload).digest('hex'), 'upload intact')
+    t.equal(answer.length - split, download.length, 'download complete')
+    t.ok(answer.subarray(split).equals(download), 'download intact')
+    const [info] = await relayed as [{ path?: string, request?: string, error?: Error }]
+    t.equal(info.path, expectedPath(plain), 'the data path taken')
+    t.equal(info.request, 'POST /big')
+    t.equal(info.error, undefined)
   })
-  local.listen(0, '127.0.0.1')
-  await once(local, 'listening')
-  t.teardown(() => local.close())
-  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: tlsCert, pool: 1 })
-  t.teardown(() => agent.close())
-  await agent.start()
-  await f.waitParked(1)
-  const socket = f.take(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\n\r\n`)
-  socket.write(upload)
-  const answer = await readAll(socket)
-  const split = answer.indexOf('\r\n\r\n') + 4
-  t.equal(received, createHash('sha256').update(upload).digest('hex'), 'upload intact')
-  t.equal(answer.length - split, download.length, 'download complete')
-  t.ok(answer.subarray(split).equals(download), 'download intact')
-})
 
-t.test('to: when the mobile side goes away, the local connection is closed', async (t) => {
-  const f = await fake(t)
-  const closed: string[] = []
-  const local = net.createServer((s) => {
-    s.on('data', () => {})
-    s.on('close', () => closed.push('local'))
+  t.test(`to (${scheme} rendezvous): a mobile client's FIN reaches the local service, and its answer still comes back whole`, async (t) => {
+    const f = await fake(t, { plain })
+    const answer = randomBytes(256 * 1024)
+    // Answers only after the request side has ended: what a half-closing client relies on.
+    let sawHead!: () => void
+    const headSeen = new Promise<void>(resolve => { sawHead = resolve })
+    const local = net.createServer({ allowHalfOpen: true }, (s) => {
+      const got: Buffer[] = []
+      s.on('data', (c: Buffer) => { got.push(c); sawHead() })
+      s.on('end', () => {
+        s.write(Buffer.concat(got).subarray(0, 16))
+        s.end(answer)
+      })
+    })
+    local.listen(0, '127.0.0.1')
+    await once(local, 'listening')
+    t.teardown(() => local.close())
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+    t.teardown(() => agent.close())
+    await agent.start()
+    await f.waitParked(1)
+    const socket = f.take('PUT /half HTTP/1.0\r\n\r\n')
+    const got = readAll(socket)
+    await headSeen
+    socket.end('the request body')
+    const all = await got
+    t.equal(all.subarray(0, 16).toString(), 'PUT /half HTTP/1', 'the local service saw the request, head first')
+    t.ok(all.subarray(16).equals(answer), 'the whole answer, after the FIN went through')
   })
-  local.listen(0, '127.0.0.1')
-  await once(local, 'listening')
-  t.teardown(() => local.close())
-  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: tlsCert, pool: 1 })
-  t.teardown(() => agent.close())
-  await agent.start()
-  await f.waitParked(1)
-  const socket = f.take('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')
-  await until(() => agent.stats.active === 1)
-  await sleep(50)
-  socket.destroy()
-  await until(() => closed.length === 1, 3000, 'the local side to close')
-  await until(() => agent.stats.active === 0, 3000, 'release')
-})
 
-t.test('to: an unreachable local service gets the mobile client a 502', async (t) => {
-  const f = await fake(t)
-  const dead = net.createServer()
-  dead.listen(0, '127.0.0.1')
-  await once(dead, 'listening')
-  const port = (dead.address() as net.AddressInfo).port
-  await new Promise((resolve) => dead.close(resolve))
-  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${port}`, ca: tlsCert, pool: 1 })
-  const errors: string[] = []
-  agent.on('error', (err, phase) => errors.push(`${phase}:${(err as { code?: string }).code}`))
-  t.teardown(() => agent.close())
-  await agent.start()
-  await f.waitParked(1)
-  const answer = (await readAll(f.take('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toString()
-  t.match(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/)
-  t.same(errors, ['relay:ECONNREFUSED'])
-})
+  t.test(`to (${scheme} rendezvous): a local service's FIN reaches the mobile client, which can still send after it`, async (t) => {
+    const f = await fake(t, { plain })
+    let resolveLocal!: (b: Buffer) => void
+    const localGot = new Promise<Buffer>(resolve => { resolveLocal = resolve })
+    const local = net.createServer({ allowHalfOpen: true }, (s) => {
+      const got: Buffer[] = []
+      s.once('data', () => s.end('answer, then FIN'))
+      s.on('data', (c: Buffer) => got.push(c))
+      s.on('end', () => resolveLocal(Buffer.concat(got)))
+    })
+    local.listen(0, '127.0.0.1')
+    await once(local, 'listening')
+    t.teardown(() => local.close())
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+    t.teardown(() => agent.close())
+    await agent.start()
+    await f.waitParked(1)
+    const socket = f.take('POST /late HTTP/1.0\r\n\r\n')
+    socket.allowHalfOpen = true
+    const answer: Buffer[] = []
+    socket.on('data', (c: Buffer) => answer.push(c))
+    socket.resume()
+    await once(socket, 'end')
+    t.equal(Buffer.concat(answer).toString(), 'answer, then FIN')
+    socket.end('sent after the FIN came')
+    t.equal((await localGot).toString(), 'POST /late HTTP/1.0\r\n\r\nsent after the FIN came')
+  })
+
+  t.test(`to (${scheme} rendezvous): when the mobile side goes away, the local connection is closed`, async (t) => {
+    const f = await fake(t, { plain })
+    const closed: string[] = []
+    const local = net.createServer((s) => {
+      s.on('data', () => {})
+      s.on('close', () => closed.push('local'))
+    })
+    local.listen(0, '127.0.0.1')
+    await once(local, 'listening')
+    t.teardown(() => local.close())
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+    t.teardown(() => agent.close())
+    await agent.start()
+    await f.waitParked(1)
+    const socket = f.take('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')
+    await until(() => agent.stats.active === 1)
+    await sleep(50)
+    socket.destroy()
+    await until(() => closed.length === 1, 3000, 'the local side to close')
+    await until(() => agent.stats.active === 0, 3000, 'release')
+  })
+
+  t.test(`to (${scheme} rendezvous): an unreachable local service gets the mobile client a 502`, async (t) => {
+    const f = await fake(t, { plain })
+    const dead = net.createServer()
+    dead.listen(0, '127.0.0.1')
+    await once(dead, 'listening')
+    const port = (dead.address() as net.AddressInfo).port
+    await new Promise((resolve) => dead.close(resolve))
+    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+    const errors: string[] = []
+    agent.on('error', (err, phase) => errors.push(`${phase}:${(err as { code?: string }).code}`))
+    t.teardown(() => agent.close())
+    await agent.start()
+    await f.waitParked(1)
+    const answer = (await readAll(f.take('GET / HTTP/1.1\r\nHost: x\r\n\r\n'))).toString()
+    t.match(answer, /^HTTP\/1\.1 502 Bad Gateway\r\n/)
+    t.same(errors, ['relay:ECONNREFUSED'])
+  })
+}
