@@ -188,6 +188,35 @@ function tests (): void {
     t.equal(world.site.seen.length, before, 'nothing reached the hidden server')
   })
 
+  t.test('an agent parks more connections than the per-address cap, and curl from the same address still gets through', async t => {
+    const site = await startHiddenSite(t)
+    const rv = await startServe(t, { extraArgs: ['--max-connections-per-address', '7'] })
+    const creds = await addId(t, rv.dataDir)
+    // Ten parked from 127.0.0.1 under a cap of 7: accepted CONNECTs leave the count. (Ten dialled at
+    // once can meet the cap while their handshakes run, and the agent dials again after a refusal.)
+    const agent = await startAgent(t, rv, creds, site.url, { pool: 10, parked: 10 })
+    t.teardown(() => {
+      if (!t.passing()) t.comment(`serve output:\n${rv.proc.output()}\nagent output:\n${agent.output()}`)
+    })
+    const refusedAtCap = async (): Promise<number> => {
+      const res = await run(t, 'curl', ['--silent', '--show-error', '--noproxy', '*', '--max-time', '30', '--cacert', rv.certPath, `${rv.url}/metrics`])
+      return Number(/rendezvous_connections_refused_total\{reason="per_address_cap"\} (\d+)/.exec(res.stdout.toString('latin1'))?.[1] ?? 0)
+    }
+    const refusedBefore = await refusedAtCap()
+    const args = ['--silent', '--show-error', '--noproxy', '*', '--max-time', '30', '--cacert', rv.certPath,
+      '--digest', '--user', `${creds.id}:anything`, '--output', '-', '--write-out', '\n%{http_code}']
+    // Three at once, each on its own connection: three clients and at most three replacements being dialled, under the cap.
+    const seeds = ['a', 'b', 'c']
+    const results = await Promise.all(seeds.map(async seed => await run(t, 'curl', [...args, `${rv.url}/blob?size=5000&seed=${seed}`])))
+    for (const [i, seed] of seeds.entries()) {
+      const out = results[i]!.stdout
+      t.equal(out.subarray(out.length - 4).toString('latin1'), '\n200', `request ${seed}: 200`)
+      t.ok(out.subarray(0, out.length - 4).equals(blobBytes(5000, seed)), `request ${seed}: the exact bytes`)
+    }
+    await rv.waitHealth(h => h.parked === 10 && h.spliced === 0, 'ten parked again, nothing spliced')
+    t.equal(await refusedAtCap(), refusedBefore, 'no client and no replacement was closed at the cap')
+  })
+
   t.test('no agent: 503 with Retry-After after the wait timeout; serve exits 0 on SIGTERM', async t => {
     const site = await startHiddenSite(t)
     const rv = await startServe(t, { waitTimeout: 1 })
