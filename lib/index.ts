@@ -55,8 +55,8 @@ interface Decorator {
   adminAddress: () => AddressInfo | undefined
   /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
   reachable: () => boolean
-  /** Cluster mode only: this node's name and where other nodes reach it. */
-  cluster: { nodeId: string, peerAddress: string | undefined } | undefined
+  /** Cluster mode only: this node's name, where other nodes reach it, and how to swap renewed peer TLS material in. */
+  cluster: { nodeId: string, peerAddress: string | undefined, setPeerTls: (tls: cluster.PeerTlsOptions) => void } | undefined
 }
 
 declare module 'fastify' {
@@ -172,7 +172,7 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     perId: operations.perId,
     adminAddress: operations.adminAddress,
     reachable: () => cluster?.reachable() ?? true,
-    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() } }
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, setPeerTls: cluster.setPeerTls }
   } satisfies Decorator)
 
   fastify.addHook('preClose', async () => {
@@ -229,6 +229,7 @@ declare namespace rendezvous {
   export type ReplayVerdict = replay.ReplayVerdict
   export type ThrottleStore = throttle.ThrottleStore
   export type ClusterOptions = cluster.ClusterOptions
+  export type PeerTlsOptions = cluster.PeerTlsOptions
   export type RedisSource = redis.RedisSource
   export type FileRegistry = InstanceType<typeof FileRegistry>
   export type MemoryRegistry = InstanceType<typeof MemoryRegistry>

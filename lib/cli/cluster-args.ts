@@ -31,9 +31,7 @@ export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): Ser
     throw new CliError(`--peer-host ${peerHost} is no address other nodes can dial: add --advertise HOST:PORT`)
   }
   const peerPort = str(values['peer-port'])
-  // Other nodes dial the advertised host; without --advertise, the node publishes --peer-host.
-  const dialled = advertise === undefined ? peerHost : advertise.slice(0, advertise.lastIndexOf(':'))
-  const peerTls = peerTlsArgs({ cert: str(values['peer-tls-cert']), key: str(values['peer-tls-key']), ca: str(values['peer-ca']), name: str(values['peer-tls-name']) }, dialled)
+  const peerTls = peerTlsArgs({ cert: str(values['peer-tls-cert']), key: str(values['peer-tls-key']), ca: str(values['peer-ca']), name: str(values['peer-tls-name']) }, dialledHost({ peerHost, advertise }))
   return {
     redis,
     secret,
@@ -42,4 +40,9 @@ export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): Ser
     ...(advertise === undefined ? {} : { advertise }),
     ...(peerTls === undefined ? {} : { peerTls })
   }
+}
+
+/** The host other nodes dial, which the peer certificate must name: that of --advertise; without it, the node publishes --peer-host. */
+export function dialledHost (c: Pick<ServeCluster, 'peerHost' | 'advertise'>): string {
+  return c.advertise === undefined ? c.peerHost : c.advertise.slice(0, c.advertise.lastIndexOf(':'))
 }

@@ -3,16 +3,18 @@ import type { Server } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
 import { loadCertificate, type Certificate, type CertificateRequest } from '../server/certificate'
-import { reloadCertificate } from '../server/certificate-reload'
+import { reloadCertificate, type CertificateReloader } from '../server/certificate-reload'
 import type { ServeOptions } from '../server/serve-options'
 import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
 import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
+import { dialledHost } from './cluster-args'
+import { reloadPeerTls } from './peer-tls-reload'
 import { ignoreOutputErrors } from './quiet-output'
 import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
-import { watchSignals } from './signals'
+import { watchSignals, type Signals } from './signals'
 import { SERVE_USAGE } from './usage'
 
 /** `rendezvous serve`: runs until SIGTERM or SIGINT, then closes gracefully and resolves 0. */
@@ -59,12 +61,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  let stopReloading = (): void => {}
-  if (certificate !== undefined) {
-    const reloader = reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 })
-    signals.onHangup(() => reloader.reload('SIGHUP'))
-    stopReloading = reloader.stop
-  }
+  const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, { interval: 2000 }))
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
@@ -75,6 +72,19 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
     stopReloading()
     signals.stop()
   }
+}
+
+/** SIGHUP, or a change to their files, reloads the public certificate and the peer link's TLS material (docs/operations.md). */
+function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals, certificate: CertificateReloader | undefined): () => void {
+  const reloaders = certificate === undefined ? [] : [certificate]
+  const peer = parsed.cluster?.peerTls
+  const node = app.rendezvous.cluster
+  if (peer !== undefined && node !== undefined) {
+    const values = { cert: parsed.peerTlsCert!, key: parsed.peerTlsKey!, ca: parsed.peerCa!, name: parsed.peerTlsName }
+    reloaders.push(reloadPeerTls(node.setPeerTls, { values, verifyHost: dialledHost(parsed.cluster!) }, peer, app.log, { interval: 2000 }))
+  }
+  for (const reloader of reloaders) signals.onHangup(() => reloader.reload('SIGHUP'))
+  return () => { for (const reloader of reloaders) reloader.stop() }
 }
 
 /** Where the admin and metrics listeners are, when serve has them. */

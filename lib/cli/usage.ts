@@ -32,7 +32,9 @@ ${optionsHelp(SERVE_TABLE)}
 Without --tls-cert, --tls-key or --no-tls, serve uses a self-signed certificate
 that it generates into DIR/tls on its first start, and again when the names it
 must carry change; it prints its fingerprint. SIGHUP, or a change to the
---tls-cert or --tls-key files, reloads the certificate without a restart.
+--tls-cert or --tls-key files, reloads the certificate without a restart, and
+in cluster mode --peer-tls-cert, --peer-tls-key and --peer-ca likewise, for the
+peer links opened after it.
 GET /healthz and GET /readyz answer without credentials. SIGTERM or SIGINT
 closes gracefully. The admin API and page (--admin-listen) and everything
 else an operator needs are described in docs/operations.md.

@@ -1,7 +1,8 @@
 import type { Server } from 'node:net'
+import { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Registry as PromRegistry } from 'prom-client'
-import { RedisUnreachableError } from '../errors'
+import { RedisUnreachableError, RendezvousOptionError } from '../errors'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RemoteSource } from '../relay/remote-source'
 import type { RendezvousMetrics } from '../relay/metrics'
@@ -9,7 +10,7 @@ import type { Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
 import { createClusterMetrics } from './metrics'
-import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type ResolvedClusterOptions } from './options'
+import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type PeerTlsOptions, type ResolvedClusterOptions } from './options'
 import { createPeerServer, listenPeer } from './peer-server'
 import { PeerTokens } from './peer-token'
 import { Presence } from './presence'
@@ -44,6 +45,12 @@ export interface ClusterNode {
   parkedChanged: (id: string) => void
   /** Starts the peer listener and the heartbeat; returns where the relay finds sockets parked elsewhere. */
   start: (attachment: ClusterAttachment) => Promise<RemoteSource>
+  /**
+   * Replaces the peer link's TLS material (a renewed certificate, key or CA):
+   * links opened from now on, both ways, use it; open ones keep their session.
+   * The link keeps its kind: a node started without TLS throws.
+   */
+  setPeerTls: (tls: PeerTlsOptions) => void
   /** Leaves the map and stops the peer listener; links already spliced are aborted with the relay's splices. */
   close: () => Promise<void>
 }
@@ -84,6 +91,15 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
         await conn.close()
         throw err
       }
+    },
+    setPeerTls: next => {
+      const current = o.peerTls
+      if (current === undefined || (current.server === undefined) !== (next.server === undefined) || (current.client === undefined) !== (next.client === undefined)) {
+        throw new RendezvousOptionError('cluster peer TLS can only be replaced by the same parts (server, client) the node started with')
+      }
+      if (peer instanceof TlsServer && next.server !== undefined) peer.setSecureContext(next.server)
+      // The forwarder reads o.peerTls at each dial, and a listener not yet created starts with it.
+      o.peerTls = next
     },
     close: async () => {
       await presence?.stop()
@@ -133,7 +149,7 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     reachable: () => registry.reachable(),
     timeout: o.forwardTimeout,
     retryInterval: o.retryInterval,
-    tls: o.peerTls?.client
+    tls: () => o.peerTls?.client
   })
   return { presence, address, remote }
 }

@@ -16,8 +16,8 @@ export interface ForwarderDeps {
   reachable: () => boolean
   /** Time one node gets to connect and answer, in ms. */
   timeout: number
-  /** TLS options for the link; plain TCP when undefined. */
-  tls?: ConnectionOptions
+  /** TLS options for the next link, read at each dial (they can be replaced while running); plain TCP when undefined. */
+  tls: () => ConnectionOptions | undefined
   retryInterval: number
 }
 
@@ -58,7 +58,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   }
 
   async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
-    const link = await dial(node.address, deps.timeout, deps.tls)
+    const link = await dial(node.address, deps.timeout, deps.tls())
     const onAbort = (): void => { link.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
     try {

@@ -2,6 +2,9 @@ import { randomUUID } from 'node:crypto'
 import type { TlsOptions, ConnectionOptions } from 'node:tls'
 import { RendezvousOptionError } from '../errors'
 
+/** TLS on the peer link: `server` for the listener, `client` for the links this node opens. */
+export interface PeerTlsOptions { server?: TlsOptions, client?: ConnectionOptions }
+
 /** The `cluster` plugin option: how this node joins the others. Needs the `redis` option too. */
 export interface ClusterOptions {
   /** Authenticates links between nodes; the same on every node, 16 characters or more. */
@@ -13,7 +16,7 @@ export interface ClusterOptions {
   /** host:port other nodes use to reach the peer listener. Default peerHost:the bound port. */
   advertise?: string
   /** TLS on the peer link: `server` for the listener, `client` for the links this node opens. */
-  peerTls?: { server?: TlsOptions, client?: ConnectionOptions }
+  peerTls?: PeerTlsOptions
   /** Prefix of every Redis key and channel. Default 'rendezvous:'. */
   keyPrefix?: string
   /** This node's name on the map. Default: a random UUID per start. */

@@ -5,7 +5,7 @@ import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { FileRegistry } from '../registry/file-registry'
 import type { PeerTlsMaterial, ServeOptions } from './serve-options'
-import type { ClusterOptions } from '../cluster/options'
+import type { PeerTlsOptions } from '../cluster/options'
 import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
 
 export type { ServeOptions } from './serve-options'
@@ -54,12 +54,11 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
 function clusterOptions (opts: ServeOptions): Pick<RendezvousOptions, 'redis' | 'cluster'> {
   const c = opts.cluster
   if (c === undefined) return {}
-  return { redis: c.redis, cluster: { secret: c.secret, peerHost: c.peerHost, peerPort: c.peerPort, advertise: c.advertise, peerTls: peerTlsOptions(c.peerTls) } }
+  return { redis: c.redis, cluster: { secret: c.secret, peerHost: c.peerHost, peerPort: c.peerPort, advertise: c.advertise, peerTls: c.peerTls === undefined ? undefined : peerTlsOptions(c.peerTls) } }
 }
 
-// Mutual TLS: the listener requires a client certificate signed by the CA, and the dialler presents its own.
-function peerTlsOptions (m: PeerTlsMaterial | undefined): ClusterOptions['peerTls'] {
-  if (m === undefined) return undefined
+/** The peer link's TLS options, at start and on reload. Mutual TLS: the listener requires a client certificate signed by the CA, and the dialler presents its own. */
+export function peerTlsOptions (m: PeerTlsMaterial): PeerTlsOptions {
   return {
     server: { cert: m.cert, key: m.key, ca: m.ca, requestCert: true, rejectUnauthorized: true },
     // Without a name the dialler checks the certificate against the host it dials (forwarder.ts).

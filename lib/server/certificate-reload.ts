@@ -1,14 +1,10 @@
-import { unwatchFile, watchFile, type Stats } from 'node:fs'
 import type { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificate, type Certificate, type CertificateRequest } from './certificate'
+import { watchFiles, type WatchOptions } from './file-watch'
 
-export interface ReloadOptions {
-  /** How often the certificate and key files are checked for a change, in ms. */
-  interval?: number
-  /** How long to wait after a change before reading, so that a renewal writing both files is seen whole, in ms. */
-  settle?: number
-}
+/** How often the certificate and key files are checked for a change, and how long a change settles before they are read, in ms. */
+export type ReloadOptions = WatchOptions
 
 export interface CertificateReloader {
   /** Reloads now (the CLI calls it on SIGHUP); `why` goes in the log. */
@@ -25,7 +21,6 @@ export interface CertificateReloader {
  */
 export function reloadCertificate (server: TlsServer, req: CertificateRequest, current: Certificate, log: FastifyBaseLogger, opts: ReloadOptions = {}): CertificateReloader {
   let fingerprint = current.fingerprint
-  let timer: NodeJS.Timeout | undefined
   let running = Promise.resolve()
 
   const reload = (why: string): void => {
@@ -45,23 +40,7 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
       }
     })
   }
-  const later = (): void => {
-    clearTimeout(timer)
-    timer = setTimeout(() => reload('file changed'), opts.settle ?? 1000)
-  }
-
   const files = req.certFile !== undefined && req.keyFile !== undefined ? [req.certFile, req.keyFile] : []
-  const onChange = (now: Stats, before: Stats): void => {
-    if (now.mtimeMs !== before.mtimeMs || now.ino !== before.ino || now.size !== before.size) later()
-  }
-  // watchFile polls stat(), which follows symlinks: Let's Encrypt's live/ links are repointed, not rewritten.
-  for (const file of files) watchFile(file, { interval: opts.interval ?? 5000, persistent: false }, onChange)
-
-  return {
-    reload,
-    stop: () => {
-      clearTimeout(timer)
-      for (const file of files) unwatchFile(file, onChange)
-    }
-  }
+  const stop = watchFiles(files, () => reload('file changed'), opts)
+  return { reload, stop }
 }

@@ -4,9 +4,10 @@ import { join } from 'node:path'
 import type { Test } from 'tap'
 import https from 'node:https'
 import { describeExit, run, runCli, startCli, type Proc } from '../helpers/cli'
-import type { Credentials, Health, Rendezvous } from '../helpers/e2e'
+import { startServe, type Credentials, type Health, type Rendezvous } from '../helpers/e2e'
 import { tlsCert, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 import { CLUSTER_SECRET } from './nodes'
+import { peerTlsFlags, type PeerFiles } from './peer-certs'
 
 export function curlMissing (): string | undefined {
   return spawnSync('curl', ['--version']).status === 0 ? undefined : 'curl is not installed'
@@ -57,4 +58,13 @@ export async function startNodeProcess (t: Test, redisUrl: string, dataDir: stri
     }).on('error', reject).on('timeout', function (this: { destroy: (e: Error) => void }) { this.destroy(new Error('healthz timed out')) })
   })
   return { proc, port, url, healthz }
+}
+
+export interface TlsNode { rv: Rendezvous, peerPort: number }
+
+/** `rendezvous serve --redis` with mutual TLS on the peer link from `files`; its peer port is read from the banner. */
+export async function startTlsNode (t: Test, redisUrl: string, files: PeerFiles, extra: string[] = []): Promise<TlsNode> {
+  const rv = await startServe(t, { waitTimeout: 3, extraArgs: [...clusterArgs(redisUrl), ...peerTlsFlags(files), ...extra] })
+  const peerPort = Number((await rv.proc.waitFor(/peer link on 127\.0\.0\.1:(\d+) \(mutual TLS\)/))[1])
+  return { rv, peerPort }
 }

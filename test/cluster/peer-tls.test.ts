@@ -5,26 +5,18 @@ import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import { requestLine } from '../../lib/cluster/peer-wire'
-import { startAgent, startServe, type Rendezvous } from '../helpers/e2e'
+import { startAgent, type Rendezvous } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
 import { WireClient, statusOf } from '../helpers/wire'
-import { addClusterId, clusterArgs, curl, curlMissing } from './cli-helpers'
-import { makeCa, makeNodeCert, peerTlsFlags, writePeerFiles, type PeerFiles } from './peer-certs'
+import { addClusterId, curl, curlMissing, startTlsNode } from './cli-helpers'
+import { makeCa, makeNodeCert, writePeerFiles } from './peer-certs'
 import { redisMissing, startRedis } from './redis-server'
 
 // `rendezvous serve --redis` nodes whose peer link is mutual TLS from the command line (docs/cluster.md, The peer link).
 
 const skip = redisMissing() ?? curlMissing() ?? false
-
-interface Node { rv: Rendezvous, peerPort: number }
-
-async function startTlsNode (t: Test, redisUrl: string, files: PeerFiles, extra: string[] = []): Promise<Node> {
-  const rv = await startServe(t, { waitTimeout: 3, extraArgs: [...clusterArgs(redisUrl), ...peerTlsFlags(files), ...extra] })
-  const peerPort = Number((await rv.proc.waitFor(/peer link on 127\.0\.0\.1:(\d+) \(mutual TLS\)/))[1])
-  return { rv, peerPort }
-}
 
 async function metrics (rv: Rendezvous): Promise<string> {
   return await new Promise((resolve, reject) => {
