@@ -42,14 +42,21 @@ export function tcpFd (socket: Socket): number | undefined {
  */
 export function takeOverReading (socket: Socket): Buffer | undefined {
   socket.pause()
-  const buffered = socket.readableLength > 0 ? socket.read() as Buffer | null : null
+  // Node 26's read() hands over one buffered chunk at a time, where older majors gave all of them: read until empty.
+  const chunks: Buffer[] = []
+  while (socket.readableLength > 0) {
+    const chunk = socket.read() as Buffer | null
+    if (chunk === null) break
+    chunks.push(chunk)
+  }
+  const buffered = chunks.length <= 1 ? chunks[0] : Buffer.concat(chunks)
   const handle = handleOf(socket)
   if (handle?.readStop !== undefined) {
     // `reading` is what Node checks before it starts reading again; false with the handle stopped keeps the two in step.
     handle.reading = false
     handle.readStop()
   }
-  return buffered ?? undefined
+  return buffered
 }
 
 /**
