@@ -63,6 +63,18 @@ for (const plain of [false, true]) {
   })
 }
 
+/** Listens `local` on loopback and starts an agent relaying to it, with one connection parked at `f`. */
+async function agentTo (t: TapTest, f: FakeRendezvous, local: net.Server, plain: boolean): Promise<RendezvousAgent> {
+  local.listen(0, '127.0.0.1')
+  await once(local, 'listening')
+  t.teardown(() => local.close())
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  await f.waitParked(1)
+  return agent
+}
+
 // A plain rendezvous connection to a plain local service takes the native data path where it is loaded.
 const expectedPath = (plain: boolean): 'native' | 'js' =>
   plain && triesNative(defaultSplicePath()) && 'splicer' in nativeSplicer() ? 'native' : 'js'
@@ -83,14 +95,8 @@ for (const plain of [false, true]) {
         res.end(download)
       })
     })
-    local.listen(0, '127.0.0.1')
-    await once(local, 'listening')
-    t.teardown(() => local.close())
-    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
-    t.teardown(() => agent.close())
+    const agent = await agentTo(t, f, local, plain)
     const relayed = once(agent, 'relayed')
-    await agent.start()
-    await f.waitParked(1)
     const socket = f.take(`POST /big HTTP/1.1\r\nHost: x\r\nContent-Length: ${upload.length}\r\n\r\n`)
     socket.write(upload)
     const answer = await readAll(socket)
@@ -118,13 +124,7 @@ for (const plain of [false, true]) {
         s.end(answer)
       })
     })
-    local.listen(0, '127.0.0.1')
-    await once(local, 'listening')
-    t.teardown(() => local.close())
-    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
-    t.teardown(() => agent.close())
-    await agent.start()
-    await f.waitParked(1)
+    await agentTo(t, f, local, plain)
     const socket = f.take('PUT /half HTTP/1.0\r\n\r\n')
     const got = readAll(socket)
     await headSeen
@@ -144,13 +144,7 @@ for (const plain of [false, true]) {
       s.on('data', (c: Buffer) => got.push(c))
       s.on('end', () => resolveLocal(Buffer.concat(got)))
     })
-    local.listen(0, '127.0.0.1')
-    await once(local, 'listening')
-    t.teardown(() => local.close())
-    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
-    t.teardown(() => agent.close())
-    await agent.start()
-    await f.waitParked(1)
+    await agentTo(t, f, local, plain)
     const socket = f.take('POST /late HTTP/1.0\r\n\r\n')
     socket.allowHalfOpen = true
     const answer: Buffer[] = []
@@ -169,13 +163,7 @@ for (const plain of [false, true]) {
       s.on('data', () => {})
       s.on('close', () => closed.push('local'))
     })
-    local.listen(0, '127.0.0.1')
-    await once(local, 'listening')
-    t.teardown(() => local.close())
-    const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
-    t.teardown(() => agent.close())
-    await agent.start()
-    await f.waitParked(1)
+    const agent = await agentTo(t, f, local, plain)
     const socket = f.take('GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n')
     await until(() => agent.stats.active === 1)
     await sleep(50)
