@@ -7,7 +7,6 @@ import { acceptedSocket } from './socket-fd'
 const kCountedAs = Symbol('rendezvous.countedAs')
 type CountedSocket = Socket & { [kCountedAs]?: string }
 
-/**
 /** The cap of one server: `remove` takes it off; `exempt` stops counting one socket. */
 export interface ConnectionCap {
   remove: () => void
