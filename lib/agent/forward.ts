@@ -1,7 +1,7 @@
 import net from 'node:net'
 import tls from 'node:tls'
 import { trustOptions } from './certificates'
-import { defaultSplicePath, nativeSplicer, triesNative, type NativeSplicer } from '../relay/native-addon'
+import { defaultSplicePath, splicerFor, type NativeSplicer } from '../relay/native-addon'
 import { nativeSplice } from '../relay/native-splice'
 
 export interface LocalTarget {
@@ -75,9 +75,9 @@ export function forwardToLocal (
       return
     }
     const pair = nativeSplice(remote, local, { idleTimeout: 0, first: [head] }, native)
-    if (pair === undefined) pipeBoth()
-    else outcome.path = 'native'
-    pair?.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
+    if (pair === undefined) return pipeBoth()
+    outcome.path = 'native'
+    pair.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
   })
 
   function giveUp (err: Error, status: 502 | 504): void {
@@ -119,9 +119,7 @@ export function forwardToLocal (
 
 /** The native splicer, when this pair may take it: a plain rendezvous connection, the addon loaded, and RENDEZVOUS_SPLICE not `js`. */
 function nativeFor (remote: net.Socket): NativeSplicer | undefined {
-  if ((remote as net.Socket & { encrypted?: boolean }).encrypted === true || !triesNative(defaultSplicePath())) return undefined
-  const loaded = nativeSplicer()
-  return 'splicer' in loaded ? loaded.splicer : undefined
+  return (remote as net.Socket & { encrypted?: boolean }).encrypted === true ? undefined : splicerFor(defaultSplicePath())
 }
 
 function dialLocal (target: LocalTarget): net.Socket {

@@ -83,6 +83,13 @@ export function nativeSplicer (): { splicer: NativeSplicer } | { reason: string 
   return loaded
 }
 
+/** The addon a splice on `path` uses for its plain-TCP pairs: undefined for `js`, or when it is not loaded. */
+export function splicerFor (path: SplicePath): NativeSplicer | undefined {
+  if (!triesNative(path)) return undefined
+  const native = nativeSplicer()
+  return 'splicer' in native ? native.splicer : undefined
+}
+
 /**
  * The path a splice takes when its caller names none: RENDEZVOUS_SPLICE
  * (which the test suite sets to run once per path), else `auto`.

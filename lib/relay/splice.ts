@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net'
-import { defaultSplicePath, nativeSplicer, triesNative, type SplicePath } from './native-addon'
+import { defaultSplicePath, splicerFor, type SplicePath } from './native-addon'
 import { nativeSplice } from './native-splice'
 import { watchPair } from './pair-watch'
 
@@ -44,11 +44,10 @@ export interface Splice {
  * Node keeps anyway, rather than with a listener per chunk.
  */
 export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
-  const path = opts.path ?? defaultSplicePath()
-  const native = triesNative(path) ? nativeSplicer() : undefined
-  if (native !== undefined && 'splicer' in native) {
+  const native = splicerFor(opts.path ?? defaultSplicePath())
+  if (native !== undefined) {
     // TLS, or no descriptors left to duplicate: the JavaScript path below.
-    const spliced = nativeSplice(client, hidden, opts, native.splicer)
+    const spliced = nativeSplice(client, hidden, opts, native)
     if (spliced !== undefined) return spliced
   }
   return jsSplice(client, hidden, opts)

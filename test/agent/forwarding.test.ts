@@ -8,7 +8,7 @@ import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
 import { type TapTest, echoServer, readAll, readUntil, sleep } from './helpers'
 import { until } from '../helpers/until'
-import { defaultSplicePath, nativeSplicer, triesNative } from '../../lib/relay/native-addon'
+import { defaultSplicePath, splicerFor } from '../../lib/relay/native-addon'
 
 const POST = 'POST /with-200 HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\nConnection: close\r\n\r\nhello world'
 
@@ -77,7 +77,7 @@ async function agentTo (t: TapTest, f: FakeRendezvous, local: net.Server, plain:
 
 // A plain rendezvous connection to a plain local service takes the native data path where it is loaded.
 const expectedPath = (plain: boolean): 'native' | 'js' =>
-  plain && triesNative(defaultSplicePath()) && 'splicer' in nativeSplicer() ? 'native' : 'js'
+  plain && splicerFor(defaultSplicePath()) !== undefined ? 'native' : 'js'
 
 for (const plain of [false, true]) {
   const scheme = plain ? 'http' : 'https'
