@@ -60,20 +60,21 @@ function rotate<T> (items: T[], by: number): T[] {
   return [...items.slice(k), ...items.slice(0, k)]
 }
 
+// CPU time of the processes between client and backend, in ms.
+const cpuOf = (p: BenchPath): number => p.pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
+
 async function withCpu (p: BenchPath, run: () => Promise<RateResult>, seconds: number): Promise<RateResult> {
-  const cpu = (): number => p.pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
-  const before = cpu()
+  const before = cpuOf(p)
   const r = await run()
   const requests = r.rps * seconds
-  return p.pids.length === 0 || requests === 0 ? r : { ...r, cpuUs: Math.round((cpu() - before) * 1000 / requests) }
+  return p.pids.length === 0 || requests === 0 ? r : { ...r, cpuUs: Math.round((cpuOf(p) - before) * 1000 / requests) }
 }
 
 // CPU of the processes in between per GiB moved: on 2 cores the relay shares a core with an end, so its cost shows here before it shows in MB/s.
 async function bulkWithCpu (p: BenchPath, run: () => Promise<number>): Promise<BulkResult> {
-  const cpu = (): number => p.pids.reduce((sum, pid) => sum + cpuMs(pid), 0)
-  const before = cpu()
+  const before = cpuOf(p)
   const mbps = Math.round(await run())
-  return p.pids.length === 0 ? { mbps } : { mbps, cpuMsPerGiB: Math.round((cpu() - before) * (1024 ** 3) / CONFIG.bulk) }
+  return p.pids.length === 0 ? { mbps } : { mbps, cpuMsPerGiB: Math.round((cpuOf(p) - before) * (1024 ** 3) / CONFIG.bulk) }
 }
 
 async function rounds (paths: BenchPath[], results: Results): Promise<void> {
