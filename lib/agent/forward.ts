@@ -123,12 +123,13 @@ function nativeFor (remote: net.Socket): NativeSplicer | undefined {
 }
 
 function dialLocal (target: LocalTarget): net.Socket {
-  // Half-open, for the same reason as the rendezvous connection (pipeBoth): a plain backend's FIN ends only its direction.
+  // Half-open, for the same reason as the rendezvous connection (pipeBoth): a backend's FIN ends only its direction.
   const socket = target.tls === undefined
     ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true })
     : tls.connect({
       host: target.host,
       port: target.port,
+      allowHalfOpen: true,
       // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
       servername: net.isIP(target.host) === 0 ? target.host : undefined,
       ...trustOptions(target.tls.ca),

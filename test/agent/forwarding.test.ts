@@ -3,8 +3,9 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import http from 'node:http'
 import net from 'node:net'
+import tls from 'node:tls'
 import { RendezvousAgent } from '../../lib/agent/agent'
-import { tlsCert } from '../helpers/tls'
+import { tlsCert, tlsKey } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET, type Answer } from './fake-rendezvous'
 import { type TapTest, echoServer, readAll, readUntil, sleep } from './helpers'
 import { until } from '../helpers/until'
@@ -68,11 +69,20 @@ async function agentTo (t: TapTest, f: FakeRendezvous, local: net.Server, plain:
   local.listen(0, '127.0.0.1')
   await once(local, 'listening')
   t.teardown(() => local.close())
-  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to: `http://127.0.0.1:${(local.address() as net.AddressInfo).port}`, ca: plain ? undefined : tlsCert, pool: 1 })
+  const secure = local instanceof tls.Server
+  const to = `${secure ? 'https' : 'http'}://127.0.0.1:${(local.address() as net.AddressInfo).port}`
+  const agent = new RendezvousAgent({ url: f.url, id: TEST_ID, secret: TEST_SECRET, to, toCa: secure ? tlsCert : undefined, ca: plain ? undefined : tlsCert, pool: 1 })
   t.teardown(() => agent.close())
   await agent.start()
   await f.waitParked(1)
   return agent
+}
+
+/** A local service over plain TCP or TLS, half-open either way, as the half-close tests need. */
+function halfOpenService (backend: 'http' | 'https', onSocket: (s: net.Socket) => void): net.Server {
+  return backend === 'http'
+    ? net.createServer({ allowHalfOpen: true }, onSocket)
+    : tls.createServer({ key: tlsKey, cert: tlsCert, allowHalfOpen: true }, onSocket)
 }
 
 // A plain rendezvous connection to a plain local service takes the native data path where it is loaded.
@@ -110,51 +120,53 @@ for (const plain of [false, true]) {
     t.equal(info.error, undefined)
   })
 
-  t.test(`to (${scheme} rendezvous): a mobile client's FIN reaches the local service, and its answer still comes back whole`, async (t) => {
-    const f = await fake(t, { plain })
-    const answer = randomBytes(256 * 1024)
-    // Answers only after the request side has ended: what a half-closing client relies on.
-    let sawHead!: () => void
-    const headSeen = new Promise<void>(resolve => { sawHead = resolve })
-    const local = net.createServer({ allowHalfOpen: true }, (s) => {
-      const got: Buffer[] = []
-      s.on('data', (c: Buffer) => { got.push(c); sawHead() })
-      s.on('end', () => {
-        s.write(Buffer.concat(got).subarray(0, 16))
-        s.end(answer)
+  for (const backend of ['http', 'https'] as const) {
+    t.test(`to (${scheme} rendezvous, ${backend} backend): a mobile client's FIN reaches the local service, and its answer still comes back whole`, async (t) => {
+      const f = await fake(t, { plain })
+      const answer = randomBytes(256 * 1024)
+      // Answers only after the request side has ended: what a half-closing client relies on.
+      let sawHead!: () => void
+      const headSeen = new Promise<void>(resolve => { sawHead = resolve })
+      const local = halfOpenService(backend, (s) => {
+        const got: Buffer[] = []
+        s.on('data', (c: Buffer) => { got.push(c); sawHead() })
+        s.on('end', () => {
+          s.write(Buffer.concat(got).subarray(0, 16))
+          s.end(answer)
+        })
       })
+      await agentTo(t, f, local, plain)
+      const socket = f.take('PUT /half HTTP/1.0\r\n\r\n')
+      const got = readAll(socket)
+      await headSeen
+      socket.end('the request body')
+      const all = await got
+      t.equal(all.subarray(0, 16).toString(), 'PUT /half HTTP/1', 'the local service saw the request, head first')
+      t.ok(all.subarray(16).equals(answer), 'the whole answer, after the FIN went through')
     })
-    await agentTo(t, f, local, plain)
-    const socket = f.take('PUT /half HTTP/1.0\r\n\r\n')
-    const got = readAll(socket)
-    await headSeen
-    socket.end('the request body')
-    const all = await got
-    t.equal(all.subarray(0, 16).toString(), 'PUT /half HTTP/1', 'the local service saw the request, head first')
-    t.ok(all.subarray(16).equals(answer), 'the whole answer, after the FIN went through')
-  })
 
-  t.test(`to (${scheme} rendezvous): a local service's FIN reaches the mobile client, which can still send after it`, async (t) => {
-    const f = await fake(t, { plain })
-    let resolveLocal!: (b: Buffer) => void
-    const localGot = new Promise<Buffer>(resolve => { resolveLocal = resolve })
-    const local = net.createServer({ allowHalfOpen: true }, (s) => {
-      const got: Buffer[] = []
-      s.once('data', () => s.end('answer, then FIN'))
-      s.on('data', (c: Buffer) => got.push(c))
-      s.on('end', () => resolveLocal(Buffer.concat(got)))
+    t.test(`to (${scheme} rendezvous, ${backend} backend): a local service's FIN reaches the mobile client, which can still send after it`, async (t) => {
+      const f = await fake(t, { plain })
+      let resolveLocal!: (b: Buffer) => void
+      const localGot = new Promise<Buffer>(resolve => { resolveLocal = resolve })
+      const local = halfOpenService(backend, (s) => {
+        const got: Buffer[] = []
+        s.once('data', () => s.end('answer, then FIN'))
+        s.on('data', (c: Buffer) => got.push(c))
+        s.on('end', () => resolveLocal(Buffer.concat(got)))
+      })
+      await agentTo(t, f, local, plain)
+      const socket = f.take('POST /late HTTP/1.0\r\n\r\n')
+      socket.allowHalfOpen = true
+      const answer: Buffer[] = []
+      socket.on('data', (c: Buffer) => answer.push(c))
+      socket.resume()
+      await once(socket, 'end')
+      t.equal(Buffer.concat(answer).toString(), 'answer, then FIN')
+      socket.end('sent after the FIN came')
+      t.equal((await localGot).toString(), 'POST /late HTTP/1.0\r\n\r\nsent after the FIN came')
     })
-    await agentTo(t, f, local, plain)
-    const socket = f.take('POST /late HTTP/1.0\r\n\r\n')
-    socket.allowHalfOpen = true
-    const answer: Buffer[] = []
-    socket.on('data', (c: Buffer) => answer.push(c))
-    socket.resume()
-    await once(socket, 'end')
-    t.equal(Buffer.concat(answer).toString(), 'answer, then FIN')
-    socket.end('sent after the FIN came')
-    t.equal((await localGot).toString(), 'POST /late HTTP/1.0\r\n\r\nsent after the FIN came')
-  })
+  }
 
   t.test(`to (${scheme} rendezvous): when the mobile side goes away, the local connection is closed`, async (t) => {
     const f = await fake(t, { plain })
