@@ -122,14 +122,17 @@ function nativeFor (remote: net.Socket): NativeSplicer | undefined {
   return (remote as net.Socket & { encrypted?: boolean }).encrypted === true ? undefined : splicerFor(defaultSplicePath())
 }
 
+const HALF_OPEN: Pick<net.SocketConstructorOpts, 'allowHalfOpen'> = { allowHalfOpen: true }
+
 function dialLocal (target: LocalTarget): net.Socket {
   // Half-open, for the same reason as the rendezvous connection (pipeBoth): a backend's FIN ends only its direction.
   const socket = target.tls === undefined
-    ? net.connect({ host: target.host, port: target.port, allowHalfOpen: true })
+    ? net.connect({ host: target.host, port: target.port, ...HALF_OPEN })
     : tls.connect({
       host: target.host,
       port: target.port,
-      allowHalfOpen: true,
+      // tls.connect passes net's socket options on, though its typings leave this one out.
+      ...HALF_OPEN,
       // SNI must not carry an IP address (RFC 6066); the identity check still uses `host`.
       servername: net.isIP(target.host) === 0 ? target.host : undefined,
       ...trustOptions(target.tls.ca),
