@@ -2,8 +2,8 @@ import { X509Certificate } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PeerTlsOptions } from '../cluster/options'
 import { peerTlsOptions } from '../server/app'
-import type { CertificateReloader } from '../server/certificate-reload'
-import { watchFiles, type WatchOptions } from '../server/file-watch'
+import type { CertificateReloader, ReloadOptions } from '../server/certificate-reload'
+import { watchFiles } from '../server/file-watch'
 import type { PeerTlsMaterial } from '../server/serve-options'
 import { peerTlsArgs, type PeerTlsValues } from './peer-tls-args'
 
@@ -21,21 +21,25 @@ export interface PeerTlsSource {
  * new material to the cluster node. Peer links already open keep their
  * session; a failed check is logged and the current material stays.
  */
-export function reloadPeerTls (setPeerTls: (tls: PeerTlsOptions) => void, source: PeerTlsSource, current: PeerTlsMaterial, log: FastifyBaseLogger, opts: WatchOptions = {}): CertificateReloader {
+export function reloadPeerTls (setPeerTls: (tls: PeerTlsOptions) => void, source: PeerTlsSource, current: PeerTlsMaterial, log: FastifyBaseLogger, opts: ReloadOptions = {}): CertificateReloader {
   let material = current
+  const onReload = opts.onReload ?? (() => {})
   const reload = (why: string): void => {
     try {
       const next = peerTlsArgs(source.values, source.verifyHost)!
       const fingerprint = new X509Certificate(next.cert).fingerprint256
       if (next.cert.equals(material.cert) && next.key.equals(material.key) && next.ca.equals(material.ca)) {
         log.info({ why, fingerprint }, 'peer certificate unchanged')
+        onReload('unchanged')
         return
       }
       setPeerTls(peerTlsOptions(next))
       material = next
       log.info({ why, fingerprint, certificate: source.values.cert, ca: source.values.ca }, 'peer certificate reloaded')
+      onReload('reloaded', next.cert)
     } catch (err) {
       log.error({ why, error: (err as Error).message }, 'peer certificate reload failed; the peer link keeps the current one')
+      onReload('failed')
     }
   }
   const { cert, key, ca } = source.values

@@ -6,6 +6,8 @@ import tls from 'node:tls'
 import t from 'tap'
 import { loadCertificate } from '../../lib/server/certificate'
 import { buildProblem, startCli } from '../helpers/cli'
+import { sample } from '../helpers/prometheus'
+import { until } from '../helpers/until'
 import { otherCertPath, otherKeyPath, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -102,6 +104,48 @@ t.test('a given certificate is reloaded on SIGHUP and when its files change', as
   }
   t.equal(now, fixture, 'a file change alone is enough')
   t.equal((await serve.stop('SIGTERM')).code, 0, 'still running, and closes cleanly')
+})
+
+const notAfter = (cert: Buffer): number => Date.parse(new X509Certificate(cert).validTo) / 1000
+
+t.test('serve counts certificate reloads by result, and exposes when the presented certificate expires', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  const dir = tempDir(t)
+  const cert = join(dir, 'fullchain.pem')
+  const key = join(dir, 'privkey.pem')
+  copyFileSync(tlsCertPath, cert)
+  copyFileSync(tlsKeyPath, key)
+  // A renewal whose notAfter differs from the fixture's.
+  const renewed = await loadCertificate({ dataDir: join(dir, 'renewed'), host: '127.0.0.1', names: [] })
+  const serve = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', cert, '--tls-key', key, '--metrics-listen', '127.0.0.1:0'])
+  const [, metricsUrl] = await serve.waitFor(/Metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)/)
+  const scrape = async (): Promise<string> => await (await fetch(metricsUrl)).text()
+  const expiry = 'rendezvous_tls_certificate_expiry_timestamp_seconds{listener="public"}'
+  const reloads = (result: string): string => `rendezvous_tls_reloads_total{listener="public",result="${result}"}`
+
+  let text = await scrape()
+  t.equal(sample(text, expiry), notAfter(readFileSync(tlsCertPath)), 'the expiry of the certificate it started with')
+  t.equal(sample(text, reloads('reloaded')), undefined, 'no reload yet')
+  t.notMatch(text, /listener="peer"/, 'no peer link, no peer series')
+
+  serve.child.kill('SIGHUP')
+  await until(async () => sample(await scrape(), reloads('unchanged')) === 1, 10_000, 'an unchanged reload')
+
+  // The fixture's certificate with another key: the check fails and the current pair stays.
+  copyFileSync(otherKeyPath, key)
+  serve.child.kill('SIGHUP')
+  await until(async () => (sample(await scrape(), reloads('failed')) ?? 0) >= 1, 10_000, 'a failed reload')
+  t.equal(sample(await scrape(), expiry), notAfter(readFileSync(tlsCertPath)), 'a failed reload leaves the expiry as it was')
+
+  copyFileSync(join(dir, 'renewed', 'tls', 'key.pem'), key)
+  copyFileSync(join(dir, 'renewed', 'tls', 'cert.pem'), cert)
+  serve.child.kill('SIGHUP')
+  await until(async () => sample(await scrape(), reloads('reloaded')) === 1, 10_000, 'the renewal to load')
+  text = await scrape()
+  t.equal(sample(text, expiry), notAfter(renewed.cert), 'the expiry follows the renewed certificate')
+  t.not(notAfter(renewed.cert), notAfter(readFileSync(tlsCertPath)))
+  t.equal((await serve.stop('SIGTERM')).code, 0)
 })
 
 t.test('--tls-name refuses what is no name, and what it cannot apply to', async t => {

@@ -36,6 +36,16 @@ export async function curl (t: Test, scratch: string, rv: Pick<Rendezvous, 'url'
   return { status: Number(result.stdout.toString('utf8').trim()), body, stderr: result.stderr }
 }
 
+/** The Prometheus text a node serves on its public port. */
+export async function scrapeMetrics (rv: Rendezvous): Promise<string> {
+  return await new Promise((resolve, reject) => {
+    https.get(`${rv.url}/metrics`, { ca: rv.ca, agent: false, timeout: 5000 }, res => {
+      let body = ''
+      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => resolve(body))
+    }).on('error', reject)
+  })
+}
+
 export interface NodeProcess {
   proc: Proc
   port: number

@@ -8,9 +8,9 @@ export interface PeerFiles { cert: string, key: string, ca: string }
 
 type Options = Parameters<typeof generate>[1]
 
-const base = (): Options => {
+const base = (days = 1): Options => {
   const notBeforeDate = new Date(Date.now() - 60_000)
-  return { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + 86_400_000) } as Options
+  return { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + days * 86_400_000) } as Options
 }
 
 export async function makeCa (name: string): Promise<TestCa> {
@@ -24,10 +24,10 @@ export async function makeCa (name: string): Promise<TestCa> {
   return { cert: pems.cert, key: pems.private }
 }
 
-/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1. */
-export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true): Promise<{ cert: string, key: string }> {
+/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1; valid for `days`. */
+export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true, days = 1): Promise<{ cert: string, key: string }> {
   const pems = await generate([{ name: 'commonName', value: name }], {
-    ...base(),
+    ...base(days),
     ca,
     extensions: [
       { name: 'basicConstraints', cA: false },

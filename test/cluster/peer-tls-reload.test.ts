@@ -8,9 +8,10 @@ import t, { type Test } from 'tap'
 import type { Proc } from '../helpers/cli'
 import { startAgent, type Credentials, type Rendezvous } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite, type HiddenSite } from '../helpers/hidden-site'
+import { sample } from '../helpers/prometheus'
 import { until } from '../helpers/until'
 import { WireClient, statusOf } from '../helpers/wire'
-import { addClusterId, curl, curlMissing, startTlsNode } from './cli-helpers'
+import { addClusterId, curl, curlMissing, scrapeMetrics, startTlsNode } from './cli-helpers'
 import { makeCa, makeNodeCert, writePeerFiles, type PeerFiles, type TestCa } from './peer-certs'
 import { redisMissing, startRedis } from './redis-server'
 
@@ -19,6 +20,9 @@ import { redisMissing, startRedis } from './redis-server'
 const skip = redisMissing() ?? curlMissing() ?? false
 
 const fingerprintOf = (pem: string): string => new X509Certificate(pem).fingerprint256
+const notAfter = (pem: string): number => Date.parse(new X509Certificate(pem).validTo) / 1000
+const EXPIRY = 'rendezvous_tls_certificate_expiry_timestamp_seconds{listener="peer"}'
+const reloads = (result: string): string => `rendezvous_tls_reloads_total{listener="peer",result="${result}"}`
 
 /** The fingerprint of the certificate a peer listener presents to a node that dials it with `as` (its certificate, key and CA). */
 async function presented (port: number, as: PeerFiles): Promise<string> {
@@ -83,7 +87,8 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
   const scratch = await mkdtemp(join(tmpdir(), 'rendezvous-peer-reload-'))
   t.teardown(async () => { await rm(scratch, { recursive: true, force: true }) })
   const [oldCa, newCa] = await Promise.all([makeCa('cluster peer CA 2025'), makeCa('cluster peer CA 2026')])
-  const renewed = await makeNodeCert(newCa, 'node a, renewed')
+  // Valid longer than the first, so that its expiry shows which one is served.
+  const renewed = await makeNodeCert(newCa, 'node a, renewed', undefined, true, 30)
   // A is the node whose files are rotated; B already trusts both CAs; C, started later, only the new one.
   const a = await writePeerFiles(scratch, 'a', await makeNodeCert(oldCa, 'node a'), oldCa)
   const b = await writePeerFiles(scratch, 'b', await makeNodeCert(oldCa, 'node b'), bundle(oldCa, newCa))
@@ -94,6 +99,8 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
   const onA = await addClusterId(t, redis.url)
   await startAgent(t, nodeA.rv, onA, site.url, { pool: 2, parked: 2 })
   t.equal(await presented(nodeA.peerPort, b), fingerprintOf(readFileSync(a.cert, 'utf8')), 'A presents its first certificate')
+  const first = readFileSync(a.cert, 'utf8')
+  t.equal(sample(await scrapeMetrics(nodeA.rv), EXPIRY), notAfter(first), 'and its metrics say when that one expires')
   await download(t, scratch, nodeB.rv, onA, 'before')
 
   t.test('new peer links use the new files, both ways; one already spliced keeps its session', async t => {
@@ -103,6 +110,10 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
     const line = await hangup(nodeA.rv.proc, /peer certificate reloaded/)
     t.match(JSON.parse(line), { why: 'SIGHUP', fingerprint: fingerprintOf(renewed.cert), certificate: a.cert, ca: a.ca })
     t.equal(await presented(nodeA.peerPort, b), fingerprintOf(renewed.cert), 'the peer listener presents the new certificate')
+    const text = await scrapeMetrics(nodeA.rv)
+    t.equal(sample(text, EXPIRY), notAfter(renewed.cert), 'the expiry follows it')
+    t.not(notAfter(renewed.cert), notAfter(first))
+    t.equal(sample(text, reloads('reloaded')), 1, 'one reload counted')
     await upload.finish(t)
     await download(t, scratch, nodeB.rv, onA, 'B-to-A-after')
     // C trusts only the new CA and has a certificate only A's new CA bundle accepts: both ends of A's link must be new.
@@ -119,6 +130,9 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
     t.match(JSON.parse(line), { level: 50, why: 'SIGHUP', error: `--peer-tls-key ${a.key} is not the key of --peer-tls-cert ${a.cert}` })
     t.notMatch(line, /PRIVATE KEY|BEGIN/, 'no key material in the log')
     t.equal(await presented(nodeA.peerPort, b), fingerprintOf(renewed.cert), 'still the renewed certificate')
+    const text = await scrapeMetrics(nodeA.rv)
+    t.ok((sample(text, reloads('failed')) ?? 0) >= 1, 'the failed reload is counted')
+    t.equal(sample(text, EXPIRY), notAfter(renewed.cert), 'and the expiry stays')
     await download(t, scratch, nodeB.rv, onA, 'after-bad-key')
     t.equal(nodeA.rv.proc.done(), false, 'A keeps running')
   })

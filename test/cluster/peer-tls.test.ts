@@ -1,31 +1,21 @@
 import { readFileSync } from 'node:fs'
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import https from 'node:https'
 import { connect as netConnect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import t from 'tap'
 import { requestLine } from '../../lib/cluster/peer-wire'
-import { startAgent, type Rendezvous } from '../helpers/e2e'
+import { startAgent } from '../helpers/e2e'
 import { blobBytes, sha256, startHiddenSite } from '../helpers/hidden-site'
 import { WireClient, statusOf } from '../helpers/wire'
-import { addClusterId, curl, curlMissing, startTlsNode } from './cli-helpers'
+import { addClusterId, curl, curlMissing, scrapeMetrics as metrics, startTlsNode } from './cli-helpers'
 import { makeCa, makeNodeCert, writePeerFiles } from './peer-certs'
 import { redisMissing, startRedis } from './redis-server'
 
 // `rendezvous serve --redis` nodes whose peer link is mutual TLS from the command line (docs/cluster.md, The peer link).
 
 const skip = redisMissing() ?? curlMissing() ?? false
-
-async function metrics (rv: Rendezvous): Promise<string> {
-  return await new Promise((resolve, reject) => {
-    https.get(`${rv.url}/metrics`, { ca: rv.ca, agent: false, timeout: 5000 }, res => {
-      let body = ''
-      res.setEncoding('utf8').on('data', (chunk: string) => { body += chunk }).on('end', () => resolve(body))
-    }).on('error', reject)
-  })
-}
 
 const counter = (text: string, name: string, outcome: string): number => {
   const m = new RegExp(`^${name}\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)
