@@ -28,12 +28,14 @@ export function challengeHook (realm: string, metrics: RendezvousMetrics, probes
 
 /**
  * 404 for an ID nobody provisioned (decisions: the mobile side's answers),
- * counted per client address like failed CONNECTs: past the limit the
+ * counted per client address like failed CONNECTs: once past the limit the
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
 async function answerUnknownId (address: string, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined): Promise<void> {
-  const coolOff = probes === undefined ? 0 : (await probes.check(address, '')) || await probes.fail(address, '')
+  const coolOff = probes === undefined ? 0 : await probes.check(address, '')
+  // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
+  if (coolOff === 0) await probes?.fail(address, '')
   reply.header('connection', 'close').type('text/plain; charset=utf-8')
   if (coolOff > 0) {
     metrics.request('throttled')

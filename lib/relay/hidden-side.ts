@@ -61,10 +61,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       }
       const tripped = await deps.throttle.fail(address, target.id)
       deps.log.info({ id: target.id, address, reason: verdict.reason }, 'CONNECT authentication failed')
+      // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
+      if (tripped > 0) deps.log.warn({ id: target.id, address, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
       // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
-      return tripped > 0
-        ? { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: tripped } }
-        : { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
+      return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
     }
     return { id: target.id }
   }

@@ -149,14 +149,27 @@ t.test('brute force: 10 failures per (address, ID) give 429, per address 100 acr
   t.teardown(relay.close)
   const bad = (id: string): string => `uuid:${id}?response=${createV1Token(id, 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`
   const statuses: number[] = []
-  for (let i = 0; i < 4; i++) statuses.push(statusOf(await refused(relay, bad('hub-1'))) ?? 0)
-  t.same(statuses, [401, 401, 429, 429])
+  for (let i = 0; i < 5; i++) statuses.push(statusOf(await refused(relay, bad('hub-1'))) ?? 0)
+  t.same(statuses, [401, 401, 401, 429, 429], 'after 3 failures, not at the third')
   const locked = await refused(relay, `uuid:hub-1?response=${createV1Token('hub-1', SECRET)}`)
   t.equal(statusOf(locked), 429, 'even a good token waits out the cool-off')
   t.match(locked, /\r\nRetry-After: (\d+)\r\n/i)
   t.equal(statusOf(await refused(relay, bad('hub-2'))), 401, 'another ID from the same address still counts on its own')
-  t.equal(statusOf(await refused(relay, bad('hub-2'))), 429, 'the fifth failure from the address trips its limit')
+  t.equal(statusOf(await refused(relay, bad('hub-2'))), 401, 'the fifth failure from the address trips its limit, and is answered as a failure')
   t.equal(statusOf(await refused(relay, bad('nobody'))), 429, 'so scanning other IDs stops')
+})
+
+t.test('with the default limits, ten failures are each told 401, and the pair gets 429 from the eleventh attempt', async t => {
+  const relay = await startRendezvous({ ids: ['hub-1'] })
+  t.teardown(relay.close)
+  const bad = `uuid:hub-1?response=${createV1Token('hub-1', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`
+  const statuses: number[] = []
+  for (let i = 0; i < 10; i++) statuses.push(statusOf(await refused(relay, bad)) ?? 0)
+  t.same(statuses, Array(10).fill(401))
+  const eleventh = await refused(relay, `uuid:hub-1?response=${createV1Token('hub-1', SECRET)}`)
+  t.match(eleventh, /^HTTP\/1\.1 429 Too Many Requests\r\n/)
+  t.match(eleventh, /\r\nRetry-After: 60\r\n/i)
+  t.match(eleventh, /\r\nConnection: close\r\n/i)
 })
 
 t.test('a custom verifyToken replaces the default one', async t => {

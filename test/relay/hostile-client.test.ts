@@ -171,11 +171,11 @@ t.test('unknown IDs are throttled per address, and a throttled address cannot te
     await c.untilClosed()
     return c.text
   }
-  for (let i = 0; i < 4; i++) t.equal(statusOf(await ask(`guess-${i}`)), 404)
-  const tripped = await ask('guess-4')
-  t.equal(statusOf(tripped), 429, 'the guess that reaches the limit')
+  for (let i = 0; i < 5; i++) t.equal(statusOf(await ask(`guess-${i}`)), 404, 'up to the limit, each guess is told no')
+  const tripped = await ask('guess-5')
+  t.equal(statusOf(tripped), 429, 'the guess after the limit')
   t.match(tripped, /\r\nRetry-After: 30\r\n/i)
-  t.equal(statusOf(await ask('guess-5')), 429)
+  t.equal(statusOf(await ask('guess-6')), 429)
   const hidden = await relay.park('hub-1')
   t.equal(statusOf(await ask('hub-1')), 429, 'a known ID gets the same answer while the address cools off')
   await stillUnused(t, relay, hidden)
