@@ -6,6 +6,7 @@ import fp from 'fastify-plugin'
 import { Registry as PromRegistry } from 'prom-client'
 import { AuthThrottle } from './relay/auth-throttle'
 import { challengeHook } from './relay/challenge'
+import { clientErrorHandler } from './http/client-error'
 import { RendezvousOptionError } from './errors'
 import { installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { capConnectionsPerAddress } from './relay/connection-cap'
@@ -209,6 +210,7 @@ interface RendezvousPlugin extends FastifyPluginAsync<RendezvousOptions> {
   createV1Token: typeof createV1Token
   createTotp: typeof createTotp
   errors: typeof errors
+  clientErrorHandler: typeof clientErrorHandler
 }
 
 // The types of the package, for `import { type X } from 'fastify-rendezvous'`
@@ -263,3 +265,4 @@ module.exports.MemoryThrottleStore = MemoryThrottleStore
 module.exports.createV1Token = createV1Token
 module.exports.createTotp = createTotp
 module.exports.errors = errors
+module.exports.clientErrorHandler = clientErrorHandler

@@ -5,7 +5,7 @@ import agent = require('fastify-rendezvous/agent')
 import client = require('fastify-rendezvous/client')
 import rendezvousDefault, { MemoryRegistry } from 'fastify-rendezvous'
 
-const app = Fastify.fastify({ https: { key: 'KEY', cert: 'CERT' } })
+const app = Fastify.fastify({ https: { key: 'KEY', cert: 'CERT' }, clientErrorHandler: rendezvous.clientErrorHandler })
 app.register(rendezvous, { dataDir: '.rendezvous', authFailures: { perPair: 5 } })
 app.register(rendezvous.rendezvous, { registry: new rendezvous.FileRegistry({ dataDir: '.rendezvous' }) })
 app.register(rendezvous.default, { verifyToken: (id: string, token: string) => id === token })

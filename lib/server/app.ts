@@ -3,6 +3,7 @@ import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
+import { clientErrorHandler } from '../http/client-error'
 import { FileRegistry } from '../registry/file-registry'
 import type { PeerTlsMaterial, ServeOptions } from './serve-options'
 import type { PeerTlsOptions } from '../cluster/options'
@@ -71,6 +72,8 @@ function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { 
     logger: loggerOptions(opts),
     ...(opts.tls === false ? {} : { https: { cert: opts.tls.cert, key: opts.tls.key } }),
     return503OnClosing: true,
+    // What Node's parser refuses is answered like every other refusal, with Connection: close and a clean close.
+    clientErrorHandler,
     // Parked connections are idle by design; the plugin bounds CONNECT authentication and client waits itself.
     connectionTimeout: 0,
     // Ordinary requests here are probes, scrapes and 401 challenges; a rendezvous leaves Node's parser at its head, so these never cut a relay.

@@ -1,0 +1,31 @@
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger } from 'fastify'
+import { refuse, type Refusal } from './refusals'
+
+// A socket is answered once: Node's parser reports an error again for each
+// chunk that arrives after the first, while the answer is still on its way.
+const answered = new WeakSet<Duplex>()
+
+function refusalFor (code: string | undefined): Refusal {
+  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, message: 'the request head did not arrive in time' }
+  if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, message: 'the request head is too large' }
+  return { status: 400, message: 'malformed request' }
+}
+
+/**
+ * Answers what Node's HTTP parser refuses before any route or hook sees it:
+ * a malformed head, one too large, or one that did not arrive in time. The
+ * answer has the form of every other refusal (docs/protocol.md): a status
+ * line, a short body, `Connection: close`, then a close that flushes it (TLS
+ * sends its close_notify). Fastify's default writes JSON without
+ * `Connection: close` and destroys the socket at once. Pass it as Fastify's
+ * `clientErrorHandler`; `rendezvous serve` does.
+ */
+export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
+  // A reset peer has nothing left to read an answer.
+  if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
+  answered.add(socket)
+  const refusal = refusalFor(err.code)
+  this?.log?.debug({ err, status: refusal.status }, 'request refused by the HTTP parser')
+  refuse(socket, refusal)
+}
