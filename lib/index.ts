@@ -5,8 +5,9 @@ import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import { Registry as PromRegistry } from 'prom-client'
 import { AuthThrottle } from './relay/auth-throttle'
-import { challengeHook } from './relay/challenge'
+import { challengeHook, unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
 import { clientErrorHandler } from './http/client-error'
+import { frameworkErrors } from './http/framework-errors'
 import { RendezvousOptionError } from './errors'
 import { installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { capConnectionsPerAddress } from './relay/connection-cap'
@@ -56,6 +57,14 @@ interface Decorator {
   adminAddress: () => AddressInfo | undefined
   /** False while cluster mode cannot reach Redis (the node is not ready); always true on a single node. */
   reachable: () => boolean
+  /**
+   * Answers a request no route handles as the plugin does: 401 with the
+   * Digest challenge, or 404 (429 past `unknownIdFailures`) when its
+   * credential names an unknown ID. For Fastify's `frameworkErrors`, whose
+   * FST_ERR_BAD_URL (a path the router cannot decode) never reaches a hook;
+   * the package's `frameworkErrors` does this.
+   */
+  answerUnrouted: AnswerUnrouted
   /** Cluster mode only: this node's name, where other nodes reach it, and how to swap renewed peer TLS material in. */
   cluster: { nodeId: string, peerAddress: string | undefined, setPeerTls: (tls: cluster.PeerTlsOptions) => void } | undefined
 }
@@ -164,12 +173,14 @@ const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify: FastifyIns
     registry, lot, splices, log, promRegistry, closing: () => closing, underPressure: isUnderPressure, reachable: () => cluster?.reachable() ?? true
   })
 
-  fastify.addHook('onRequest', challengeHook(o.realm, metrics, probes))
+  const answerUnrouted = unroutedAnswer(o.realm, metrics, probes)
+  fastify.addHook('onRequest', challengeHook(answerUnrouted))
   fastify.decorate('rendezvous', {
     registry,
     metrics: promRegistry,
     stats: () => ({ ...lot.size, spliced: splices.size }),
     parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    answerUnrouted,
     perId: operations.perId,
     adminAddress: operations.adminAddress,
     reachable: () => cluster?.reachable() ?? true,
@@ -211,6 +222,7 @@ interface RendezvousPlugin extends FastifyPluginAsync<RendezvousOptions> {
   createTotp: typeof createTotp
   errors: typeof errors
   clientErrorHandler: typeof clientErrorHandler
+  frameworkErrors: typeof frameworkErrors
 }
 
 // The types of the package, for `import { type X } from 'fastify-rendezvous'`
@@ -266,3 +278,4 @@ module.exports.createV1Token = createV1Token
 module.exports.createTotp = createTotp
 module.exports.errors = errors
 module.exports.clientErrorHandler = clientErrorHandler
+module.exports.frameworkErrors = frameworkErrors

@@ -14,7 +14,7 @@ import rendezvous, {
 import { RendezvousAgent, RendezvousAuthError, createTotp, type AgentStats } from 'fastify-rendezvous/agent'
 import { createRendezvousFetch } from 'fastify-rendezvous/client'
 
-const app = Fastify({ clientErrorHandler: rendezvous.clientErrorHandler })
+const app = Fastify({ clientErrorHandler: rendezvous.clientErrorHandler, frameworkErrors: rendezvous.frameworkErrors })
 app.register(rendezvous, { waitTimeout: 5000, totp: 'reuse', metrics: new PromRegistry() })
 app.register(named, { registry: new MemoryRegistry(), replayCache: new MemoryReplayCache({ maxEntries: 10 }) })
 app.register(rendezvous, { verifyToken: async (): Promise<TokenVerdict> => ({ ok: false, reason: 'nope', status: 401 }) })

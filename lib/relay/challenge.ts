@@ -1,20 +1,18 @@
-import type { FastifyReply, onRequestHookHandler } from 'fastify'
+import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { challengeHeader } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 import type { AuthThrottle } from './auth-throttle'
 
+/** Answers a request that no route handles; see challengeHook. */
+export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => void
+
 /**
- * Requests that reach Fastify carry no usable rendezvous credential. The
- * app's own routes answer them as usual; only those no route matches are
- * challenged, or told that the ID they named is unknown.
+ * Requests that reach Fastify carry no usable rendezvous credential. Those
+ * no route handles are challenged, or told that the ID they named is unknown.
  */
-export function challengeHook (realm: string, metrics: RendezvousMetrics, probes?: AuthThrottle): onRequestHookHandler {
-  return function rendezvousChallenge (request, reply, done) {
-    if (!request.is404) {
-      done()
-      return
-    }
+export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes?: AuthThrottle): AnswerUnrouted {
+  return function answerUnrouted (request, reply) {
     if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
       answerUnknownId(request.socket.remoteAddress ?? 'unknown', reply, metrics, probes).catch(err => { reply.send(err) })
       return
@@ -23,6 +21,17 @@ export function challengeHook (realm: string, metrics: RendezvousMetrics, probes
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
+  }
+}
+
+/** The app's own routes answer as usual; only requests no route matches get `answer`. */
+export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
+  return function rendezvousChallenge (request, reply, done) {
+    if (!request.is404) {
+      done()
+      return
+    }
+    answer(request, reply)
   }
 }
 

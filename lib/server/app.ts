@@ -4,6 +4,7 @@ import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { clientErrorHandler } from '../http/client-error'
+import { frameworkErrors } from '../http/framework-errors'
 import { FileRegistry } from '../registry/file-registry'
 import type { PeerTlsMaterial, ServeOptions } from './serve-options'
 import type { PeerTlsOptions } from '../cluster/options'
@@ -67,13 +68,16 @@ export function peerTlsOptions (m: PeerTlsMaterial): PeerTlsOptions {
   }
 }
 
-function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { cert: Buffer, key: Buffer } } {
+function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { cert: Buffer, key: Buffer, ALPNProtocols: string[] } } {
   return {
     logger: loggerOptions(opts),
-    ...(opts.tls === false ? {} : { https: { cert: opts.tls.cert, key: opts.tls.key } }),
+    // Node's https server offers only http/1.1 by ALPN, and a client that offers only http/1.0 (curl --http1.0) gets a TLS alert.
+    ...(opts.tls === false ? {} : { https: { cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1', 'http/1.0'] } }),
     return503OnClosing: true,
     // What Node's parser refuses is answered like every other refusal, with Connection: close and a clean close.
     clientErrorHandler,
+    // A path the router cannot decode may still be a hidden server's: challenged, not 400.
+    frameworkErrors,
     // Parked connections are idle by design; the plugin bounds CONNECT authentication and client waits itself.
     connectionTimeout: 0,
     // Ordinary requests here are probes, scrapes and 401 challenges; a rendezvous leaves Node's parser at its head, so these never cut a relay.

@@ -155,6 +155,26 @@ function tests (): void {
     t.ok(pairs.some(([n]) => n === 'Accept'), 'curl\'s Accept arrived')
   })
 
+  t.test('a path Fastify\'s router cannot decode is challenged like any other, then relayed as sent', async t => {
+    for (const path of ['/caf%E9.txt', '/a%zz', '/%C0%AF']) {
+      const res = await curl(t, `${world.rv.url}${path}`, digest())
+      t.same(res.statuses, [401, 404], `${path}: challenged, then the hidden server's own 404`)
+      t.equal(res.body.toString(), 'hidden site: no such page\n')
+      t.equal(lastSeen(path)?.url, path, `${path}: the request target reached the hidden server as sent`)
+    }
+    const unknown = await curl(t, `${world.rv.url}/a%zz`, digest('no-such-hidden-server'))
+    t.same(unknown.statuses, [401, 404], 'an unknown ID: challenged, then 404')
+    t.equal(header(unknown, 'connection'), 'close')
+    t.equal(unknown.body.toString(), 'no hidden server has this ID\n', 'the rendezvous\'s 404, not a hidden server\'s')
+  })
+
+  t.test('an HTTP/1.0 client (ALPN http/1.0) is served and relayed', async t => {
+    const res = await curl(t, `${world.rv.url}/blob?size=1000&seed=one-oh`, ['--http1.0', ...digest()])
+    t.same(res.statuses, [401, 200])
+    t.equal(sha256(res.body), sha256(blobBytes(1000, 'one-oh')))
+    t.equal(lastSeen('/blob?size=1000&seed=one-oh')?.httpVersion, '1.0', 'the request line went on as HTTP/1.0')
+  })
+
   t.test('Basic works too: GET and POST byte-exact, no challenge round', async t => {
     const size = 3 * MB + 1
     const get = await curl(t, `${world.rv.url}/blob?size=${size}&seed=curl-basic`, basic())

@@ -7,7 +7,7 @@ import { buildProblem, ROOT } from '../helpers/cli'
 // import must both see the plugin and every named export. The types of the
 // same entry points are checked by the consumers in types/.
 
-const MAIN = ['FileRegistry', 'MemoryRegistry', 'MemoryReplayCache', 'MemoryThrottleStore', 'clientErrorHandler', 'createTotp', 'createV1Token', 'default', 'errors', 'fastifyRendezvous', 'rendezvous']
+const MAIN = ['FileRegistry', 'MemoryRegistry', 'MemoryReplayCache', 'MemoryThrottleStore', 'clientErrorHandler', 'createTotp', 'createV1Token', 'default', 'errors', 'fastifyRendezvous', 'frameworkErrors', 'rendezvous']
 const AGENT = ['AgentOptionError', 'RendezvousAgent', 'RendezvousAuthError', 'RendezvousCertificateError', 'createTotp', 'createV1Token']
 const CLIENT = ['createRendezvousFetch', 'rendezvousFetch']
 

@@ -96,6 +96,9 @@ async function packAndEmbed (t: Test): Promise<void> {
   t.same(challenged.statuses, [401])
   t.match(challenged.head, /^WWW-Authenticate: Digest realm="rendezvous", qop="auth, auth-int", nonce="[^"]+", opaque="[^"]+"\r$/m)
 
+  const undecodable = await curl('/behind/caf%E9', [])
+  t.same(undecodable.statuses, [401], 'a path the router cannot decode is challenged too (frameworkErrors)')
+
   const payload = Buffer.concat([Buffer.from([...Array(256).keys()]), randomBytes(4096)])
   await writeFile(join(scratch, 'payload'), payload)
   const relayed = await curl('/behind/nat?x=%20y', ['--digest', '--user', `${HUB.HUB_ID}:any`, '--data-binary', `@${join(scratch, 'payload')}`])
