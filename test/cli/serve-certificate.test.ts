@@ -73,15 +73,21 @@ t.test('serve --tls-name: banner prints names and fingerprint, and clients verif
   t.equal((await serve.stop('SIGTERM')).code, 0)
 })
 
-t.test('a given certificate is reloaded on SIGHUP and when its files change', async t => {
-  const problem = buildProblem(t)
-  if (problem !== undefined) return t.fail(problem)
+/** Serves the fixture's certificate from copies of its files in a fresh directory, which the test may overwrite. */
+function serveCopies (t: Test, extra: string[] = []): { dir: string, cert: string, key: string, serve: ReturnType<typeof startCli> } {
   const dir = tempDir(t)
   const cert = join(dir, 'fullchain.pem')
   const key = join(dir, 'privkey.pem')
   copyFileSync(tlsCertPath, cert)
   copyFileSync(tlsKeyPath, key)
-  const serve = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', cert, '--tls-key', key])
+  const serve = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', cert, '--tls-key', key, ...extra])
+  return { dir, cert, key, serve }
+}
+
+t.test('a given certificate is reloaded on SIGHUP and when its files change', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  const { cert, key, serve } = serveCopies(t)
   const [, port] = await serve.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//)
   const fixture = fingerprintOf(tlsCertPath)
   const other = fingerprintOf(otherCertPath)
@@ -111,14 +117,9 @@ const notAfter = (cert: Buffer): number => Date.parse(new X509Certificate(cert).
 t.test('serve counts certificate reloads by result, and exposes when the presented certificate expires', async t => {
   const problem = buildProblem(t)
   if (problem !== undefined) return t.fail(problem)
-  const dir = tempDir(t)
-  const cert = join(dir, 'fullchain.pem')
-  const key = join(dir, 'privkey.pem')
-  copyFileSync(tlsCertPath, cert)
-  copyFileSync(tlsKeyPath, key)
+  const { dir, cert, key, serve } = serveCopies(t, ['--metrics-listen', '127.0.0.1:0'])
   // A renewal whose notAfter differs from the fixture's.
   const renewed = await loadCertificate({ dataDir: join(dir, 'renewed'), host: '127.0.0.1', names: [] })
-  const serve = startCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', cert, '--tls-key', key, '--metrics-listen', '127.0.0.1:0'])
   const [, metricsUrl] = await serve.waitFor(/Metrics: (http:\/\/127\.0\.0\.1:\d+\/metrics)/)
   const scrape = async (): Promise<string> => await (await fetch(metricsUrl)).text()
   const expiry = 'rendezvous_tls_certificate_expiry_timestamp_seconds{listener="public"}'
