@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
-import type { AnswerUnrouted } from '../relay/challenge'
+import type { AnswerUnrouted } from './challenge'
 
 /**
  * Fastify's `frameworkErrors` for an app with the plugin. A path the router
