@@ -4,7 +4,7 @@ import type { FastifyInstance } from 'fastify'
 import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
 import { loadCertificate, type Certificate, type CertificateRequest } from '../server/certificate'
 import { reloadCertificate, type CertificateReloader, type ReloadOptions } from '../server/certificate-reload'
-import { tlsMetrics, type TlsListener, type TlsMetrics } from '../server/tls-metrics'
+import { tlsMetrics, type TlsListener } from '../server/tls-metrics'
 import type { ServeOptions } from '../server/serve-options'
 import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
@@ -62,10 +62,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  const tls = tlsMetrics(app.rendezvous.metrics)
-  if (certificate !== undefined) tls.serving('public', certificate.cert)
-  const publicReload = { interval: 2000, onReload: reported(tls, 'public') }
-  const stopReloading = watchReloads(app, parsed, signals, tls, certificate === undefined ? undefined : reloadCertificate(app.server as unknown as Server, request, certificate, app.log, publicReload))
+  const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : { request, certificate })
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
@@ -78,25 +75,36 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   }
 }
 
-/** SIGHUP, or a change to their files, reloads the public certificate and the peer link's TLS material (docs/operations.md). */
-function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals, tls: TlsMetrics, certificate: CertificateReloader | undefined): () => void {
-  const reloaders = certificate === undefined ? [] : [certificate]
+/**
+ * SIGHUP, or a change to their files, reloads the public certificate and the
+ * peer link's TLS material (docs/operations.md). Each is measured from the
+ * start: the certificate it presents and what every reload did.
+ */
+function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals, publicTls: { request: CertificateRequest, certificate: Certificate } | undefined): () => void {
+  const tls = tlsMetrics(app.rendezvous.metrics)
+  const measured = (listener: TlsListener, cert: Buffer): ReloadOptions => {
+    tls.serving(listener, cert)
+    return {
+      interval: 2000,
+      onReload: (result, next) => {
+        tls.reloaded(listener, result)
+        if (next !== undefined) tls.serving(listener, next)
+      }
+    }
+  }
+  const reloaders: CertificateReloader[] = []
+  if (publicTls !== undefined) {
+    const { request, certificate } = publicTls
+    reloaders.push(reloadCertificate(app.server as unknown as Server, request, certificate, app.log, measured('public', certificate.cert)))
+  }
   const peer = parsed.cluster?.peerTls
   const node = app.rendezvous.cluster
   if (peer !== undefined && node !== undefined) {
     const values = { cert: parsed.peerTlsCert!, key: parsed.peerTlsKey!, ca: parsed.peerCa!, name: parsed.peerTlsName }
-    tls.serving('peer', peer.cert)
-    reloaders.push(reloadPeerTls(node.setPeerTls, { values, verifyHost: dialledHost(parsed.cluster!) }, peer, app.log, { interval: 2000, onReload: reported(tls, 'peer') }))
+    reloaders.push(reloadPeerTls(node.setPeerTls, { values, verifyHost: dialledHost(parsed.cluster!) }, peer, app.log, measured('peer', peer.cert)))
   }
   for (const reloader of reloaders) signals.onHangup(() => reloader.reload('SIGHUP'))
   return () => { for (const reloader of reloaders) reloader.stop() }
-}
-
-function reported (tls: TlsMetrics, listener: TlsListener): NonNullable<ReloadOptions['onReload']> {
-  return (result, cert) => {
-    tls.reloaded(listener, result)
-    if (cert !== undefined) tls.serving(listener, cert)
-  }
 }
 
 /** Where the admin and metrics listeners are, when serve has them. */
