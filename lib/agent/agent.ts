@@ -1,15 +1,15 @@
 import { EventEmitter } from 'node:events'
 import type net from 'node:net'
 import { createV1Token } from '../tokens/v1'
-import { Backoff } from './backoff'
 import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
 import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
-import { isUnreachable, probe } from './probe'
+import { isUnreachable } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
+import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
@@ -27,27 +27,17 @@ interface Slot {
   unwatch?: () => void
 }
 
-// A 200 only proves the path works once the connection has survived this long;
-// a server that accepts and closes at once must still be backed off from.
-const STABLE_MS = 5000
-
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #opts: ResolvedAgentOptions
-  readonly #backoff: Backoff
+  readonly #retry: RetrySchedule
   readonly #slots = new Set<Slot>()
   readonly #relays = new Set<net.Socket>()
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
   #everParked = false
-  // Whether the last failure was that nobody answered at all: only then do probes watch for the return.
-  #unreachable = false
-  #probing = false
   // The server's per-ID limit, once it said the lot is full: the pool is not topped up beyond it.
   #lotCap = Infinity
-  #retryTimer?: NodeJS.Timeout
-  #retryAt = 0
-  #stableTimer?: NodeJS.Timeout
   #active = 0
   #closing?: Promise<void>
   readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
@@ -58,8 +48,17 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   constructor (options: RendezvousAgentOptions) {
     super()
     this.#opts = resolveAgentOptions(options)
-    this.#backoff = new Backoff({ base: this.#opts.backoffBase, max: this.#opts.backoffMax })
     this.#nodes = new NodePicker(this.#opts.urls)
+    const { backoffBase, backoffMax, probeInterval, connectTimeout } = this.#opts
+    this.#retry = new RetrySchedule({
+      backoffBase,
+      backoffMax,
+      probeInterval,
+      connectTimeout,
+      pick: () => this.#nodes.pick(),
+      ready: () => this.#fill(),
+      waiting: (info) => this.emit('backoff', info)
+    })
     if (this.#opts.urls.some(url => url.protocol === 'https:')) this.#tls = new TlsReuse(this.#opts.ca)
   }
 
@@ -108,8 +107,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   async #shutdown (): Promise<void> {
     this.#state = 'closing'
-    clearTimeout(this.#retryTimer)
-    clearTimeout(this.#stableTimer)
+    this.#retry.stop()
     for (const slot of this.#slots) this.#discard(slot)
     this.#slots.clear()
     await this.#drainRelays()
@@ -131,7 +129,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   // Tops the pool up. While the rendezvous is failing, one probe at a time is enough.
   #fill (): void {
-    if (this.#state !== 'running' || this.#retryTimer !== undefined) return
+    if (this.#state !== 'running' || this.#retry.pending) return
     let live = 0
     let connecting = 0
     for (const slot of this.#slots) {
@@ -165,7 +163,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       return this.#fatal(new RendezvousAuthError(authMessage(this.#opts.id, err.status, err.headers.date), err.status))
     }
     if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
-    this.#unreachable = isUnreachable(err)
+    this.#retry.unreachable = isUnreachable(err)
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
       this.#lotCap = this.stats.parked
       return this.#report(lotFullError(this.#lotCap, this.#opts.pool), 'connect')
@@ -183,8 +181,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.parkedAt = Date.now()
     this.#degraded = false
     this.#everParked = true
-    this.#unreachable = false
-    this.#stableTimer ??= setTimeout(() => { this.#stableTimer = undefined; this.#backoff.reset() }, STABLE_MS).unref()
+    this.#retry.parked()
     this.#retireOne()
     this.emit('parked', { parked: this.stats.parked, pool: this.#opts.pool })
     // The 200 and the client's first bytes can share a packet: then it is taken already.
@@ -206,7 +203,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#release(slot)
     this.#counts.taken++
     this.#active++
-    this.#backoff.reset()
+    this.#retry.succeeded()
     const started = Date.now()
     socket.once('close', () => {
       this.#active--
@@ -269,44 +266,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   #retryLater (reason: string, retryAfter = 0): void {
     this.#degraded = true
-    clearTimeout(this.#stableTimer)
-    this.#stableTimer = undefined
-    // One delay covers a burst of failures, unless the server asked for a longer one.
-    if (this.#retryTimer !== undefined && Date.now() + retryAfter <= this.#retryAt) return
-    clearTimeout(this.#retryTimer)
-    const delay = Math.max(this.#backoff.next(), retryAfter)
-    this.#retryAt = Date.now() + delay
-    this.#retryTimer = setTimeout(() => { this.#retryTimer = undefined; this.#fill() }, delay)
-    this.emit('backoff', { delay, attempt: this.#backoff.attempts, reason })
-    if (this.#unreachable && retryAfter === 0) this.#watchForReturn()
-  }
-
-  // While the backoff waits out a server that is down, cheap probes notice the moment it is back.
-  #watchForReturn (): void {
-    const every = this.#opts.probeInterval
-    if (this.#probing || every === 0) return
-    this.#probing = true
-    const next = (): void => {
-      if (this.#retryTimer === undefined || this.#state !== 'running' || !this.#unreachable) {
-        this.#probing = false
-        return
-      }
-      // Jittered, so agents that lost the same server do not probe it in step.
-      setTimeout(() => {
-        if (this.#retryTimer === undefined) return next()
-        probe(this.#nodes.pick(), this.#opts.connectTimeout).then((up) => {
-          if (up && this.#retryTimer !== undefined && this.#state === 'running') {
-            clearTimeout(this.#retryTimer)
-            this.#retryTimer = undefined
-            this.#unreachable = false
-            this.#probing = false
-            return this.#fill()
-          }
-          next()
-        }, next)
-      }, Math.round(every * (0.5 + 0.5 * Math.random()))).unref()
-    }
-    next()
+    this.#retry.failed(reason, retryAfter)
   }
 
   #fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
