@@ -1,0 +1,63 @@
+import { Server as HttpServer } from 'node:http'
+import { Server as HttpsServer } from 'node:https'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+import { Registry as PromRegistry } from 'prom-client'
+import { openCluster } from './cluster/cluster'
+import type { Decorator } from './decorator'
+import { RendezvousOptionError } from './errors'
+import { appMetricsRegistry, attachOperations } from './operations'
+import { resolveOptions, type RendezvousOptions } from './options'
+import { assembleRelay } from './relay-assembly'
+import { challengeHook } from './relay/challenge'
+import { createMetrics } from './relay/metrics'
+import { announceSplicePath } from './relay/native-addon'
+import { openState } from './state'
+
+/** Wires the parts to one Fastify instance: state, relay, operations, the decorator, and the way down. */
+export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opts) => {
+  const o = resolveOptions(opts)
+  const server = http1Server(fastify)
+  const log = fastify.log.child({ plugin: 'rendezvous' })
+  announceSplicePath(o.splice, log)
+  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
+  const state = await openState(o, cluster)
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
+  const metrics = createMetrics(promRegistry ?? false)
+  const underPressure = (): boolean => {
+    const check = (fastify as unknown as { isUnderPressure?: () => boolean }).isUnderPressure
+    return typeof check === 'function' && check.call(fastify)
+  }
+  const reachable = (): boolean => cluster?.reachable() ?? true
+  const relay = await assembleRelay(server, o, { state, cluster, metrics, promRegistry, log, underPressure })
+  const { lot, splices } = relay
+  const operations = attachOperations(fastify, o, {
+    registry: state.registry, lot, splices, log, promRegistry, closing: relay.closing, underPressure, reachable
+  })
+
+  fastify.addHook('onRequest', challengeHook(relay.answerUnrouted))
+  fastify.decorate('rendezvous', {
+    registry: state.registry,
+    metrics: promRegistry,
+    stats: () => ({ ...lot.size, spliced: splices.size }),
+    parkedFor: (id: string) => lot.parkedFor(id.toLowerCase()),
+    answerUnrouted: relay.answerUnrouted,
+    perId: operations.perId,
+    adminAddress: operations.adminAddress,
+    reachable,
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, setPeerTls: cluster.setPeerTls }
+  } satisfies Decorator)
+
+  fastify.addHook('preClose', relay.drain)
+  fastify.addHook('onClose', async () => {
+    relay.uninstall()
+    operations.close()
+    await state.close()
+    await cluster?.close()
+  })
+}
+
+function http1Server (fastify: FastifyInstance): HttpServer {
+  const server: unknown = fastify.server
+  if (server instanceof HttpServer || server instanceof HttpsServer) return server as HttpServer
+  throw new RendezvousOptionError('the rendezvous needs an HTTP/1.1 server (http or https), not HTTP/2')
+}

@@ -1,0 +1,141 @@
+import type { Server as HttpServer } from 'node:http'
+import type { Socket } from 'node:net'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Registry as PromRegistry } from 'prom-client'
+import type { ClusterNode } from './cluster/cluster'
+import type { ResolvedOptions } from './options'
+import { AuthThrottle } from './relay/auth-throttle'
+import { unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
+import { capConnectionsPerAddress } from './relay/connection-cap'
+import { installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { createHiddenSide } from './relay/hidden-side'
+import type { RendezvousMetrics } from './relay/metrics'
+import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
+import { ParkingLot } from './relay/parking-lot'
+import type { RelayState } from './state'
+
+export interface RelayParts {
+  state: RelayState
+  cluster: ClusterNode | undefined
+  metrics: RendezvousMetrics
+  promRegistry: PromRegistry | undefined
+  log: FastifyBaseLogger
+  underPressure: () => boolean
+}
+
+/** The relay as installed on one HTTP server. */
+export interface Relay {
+  lot: ParkingLot
+  splices: Set<SplicedPair>
+  /** The answer to a request no route handles: the challenge, or 404 for an unknown ID. */
+  answerUnrouted: AnswerUnrouted
+  closing: () => boolean
+  /** Refuses new work, closes parked connections, and gives spliced pairs the grace period before cutting them. */
+  drain: () => Promise<void>
+  /** Takes back what was installed on the server and the registry. */
+  uninstall: () => void
+}
+
+/** Builds the relay's two sides around one parking lot and hooks them into the server's parser. */
+export async function assembleRelay (server: HttpServer, o: ResolvedOptions, parts: RelayParts): Promise<Relay> {
+  const { state, cluster, metrics, log } = parts
+  const lot = createLot(o, parts)
+  const splices = new Set<SplicedPair>()
+  let closing = false
+  const isClosing = (): boolean => closing
+  const hidden = hiddenSide(server, o, parts, lot, isClosing)
+  const probes = unknownIdThrottle(o, state)
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, splice: o.splice, relayMetrics: metrics, isClosing, metrics: parts.promRegistry })
+  const mobile = createMobileSide({
+    registry: state.registry,
+    remote,
+    lot,
+    metrics,
+    log,
+    limits: o,
+    refusing: () => closing ? 'shutting_down' : parts.underPressure() ? 'under_pressure' : undefined,
+    coolingOff: async address => probes === undefined ? 0 : await probes.check(address, ''),
+    splices
+  })
+  const unhook = installHandoff<Ticket>(server, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
+  if (o.handshakeTimeout > 0) setHandshakeTimeout(server, o.handshakeTimeout)
+  const unsubscribe = state.registry.onRemove(id => {
+    const closed = lot.evict(id)
+    log.info({ id, closed }, 'the ID was removed or its old secret cut off; its parked connections were closed')
+  })
+  return {
+    lot,
+    splices,
+    answerUnrouted: unroutedAnswer(o.realm, metrics, probes),
+    closing: isClosing,
+    drain: async () => {
+      closing = true
+      lot.closeAll()
+      for (const socket of hidden.handshakes) socket.destroy()
+      await endSplices(splices, o.closeGracePeriod)
+    },
+    uninstall: () => {
+      unhook()
+      hidden.cap?.remove()
+      unsubscribe()
+    }
+  }
+}
+
+function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, lot: ParkingLot, isClosing: () => boolean) {
+  const { state, metrics, log } = parts
+  // CONNECTs between accept and their answer, so that a shutdown can cut them.
+  const handshakes = new Set<Socket>()
+  const cap = o.maxConnectionsPerAddress > 0
+    ? capConnectionsPerAddress(server, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
+    : undefined
+  const onConnect = createHiddenSide({
+    verify: state.verify,
+    throttle: new AuthThrottle(state.throttleStore, o.authFailures),
+    lot,
+    metrics,
+    log,
+    limits: o,
+    isClosing,
+    track: socket => {
+      handshakes.add(socket)
+      return () => handshakes.delete(socket)
+    },
+    // Parked, a hidden server's connection is bounded by the parking limits and maxSpliced, not by its address.
+    onParked: socket => cap?.exempt(socket)
+  })
+  return { onConnect, handshakes, cap }
+}
+
+function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): ParkingLot {
+  return new ParkingLot({
+    maxPerId: o.maxParkedPerId,
+    maxTotal: o.maxParked,
+    maxWaitersPerId: o.maxWaitersPerId,
+    maxWaiters: o.maxWaiters,
+    keepAliveInitialDelay: o.keepAliveInitialDelay
+  }, {
+    onChange: (parked, waiting, id) => {
+      metrics.lot(parked, waiting)
+      if (id !== undefined) cluster?.parkedChanged(id)
+    },
+    onParkedExit: (id, why) => {
+      metrics.parkedExit(why)
+      log.info({ id, reason: why }, 'parked connection left')
+    }
+  })
+}
+
+// Counts requests naming unknown IDs per address, so that scanning for IDs from the mobile side is cooled off too.
+function unknownIdThrottle (o: ResolvedOptions, state: RelayState): AuthThrottle | undefined {
+  const { perAddress, window, coolOff } = o.unknownIdFailures
+  return perAddress > 0 ? new AuthThrottle(state.throttleStore, { perPair: 0, perAddress, window, coolOff }, 'unknownid') : undefined
+}
+
+async function endSplices (splices: Set<SplicedPair>, grace: number): Promise<void> {
+  if (grace > 0 && splices.size > 0) {
+    const drained = Promise.all([...splices].map(s => s.done))
+    await Promise.race([drained, new Promise(resolve => setTimeout(resolve, grace).unref())])
+  }
+  for (const pair of splices) pair.abort()
+}

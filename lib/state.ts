@@ -1,0 +1,61 @@
+import type { ClusterNode } from './cluster/cluster'
+import type { ResolvedOptions } from './options'
+import { FileRegistry } from './registry/file-registry'
+import { MemoryRegistry } from './registry/memory-registry'
+import { previousSecret } from './registry/records'
+import type { Registry } from './registry/registry'
+import { MemoryReplayCache } from './stores/memory-replay-cache'
+import type { ReplayCache } from './stores/replay-cache'
+import { MemoryThrottleStore } from './stores/memory-throttle-store'
+import type { ThrottleStore } from './stores/throttle-store'
+import type { TokenVerdict } from './tokens/verdict'
+import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+
+/**
+ * What the relay keeps beyond one connection: the IDs and their secrets, the
+ * tokens already used, the failed attempts. Each is the app's own when it
+ * passed one, the cluster's in cluster mode, else this process's.
+ */
+export interface RelayState {
+  registry: Registry
+  replayCache: ReplayCache
+  throttleStore: ThrottleStore
+  verify: (id: string, token: string) => Promise<TokenVerdict>
+  /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
+  close: () => Promise<void>
+}
+
+export async function openState (o: ResolvedOptions, cluster: ClusterNode | undefined): Promise<RelayState> {
+  const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
+  await registry.ready()
+  const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
+  return {
+    registry,
+    replayCache,
+    throttleStore,
+    verify: makeVerifier(o, registry, replayCache),
+    close: async () => {
+      if (o.registry === undefined) await registry.close()
+      if (o.replayCache === undefined) await replayCache.close?.()
+      if (o.throttleStore === undefined) await throttleStore.close?.()
+    }
+  }
+}
+
+function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache): RelayState['verify'] {
+  const custom = o.verifyToken
+  if (custom === undefined) {
+    return createDefaultVerifier({
+      lookupSecret: id => registry.get(id)?.secret,
+      lookupPreviousSecret: id => previousSecret(registry.get(id)),
+      replayCache,
+      totp: o.totp,
+      skewSeconds: o.tokenSkew
+    })
+  }
+  // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.
+  return async (id: string, token: string) => registry.get(id) === undefined
+    ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
+    : normaliseVerdict(await custom(id, token))
+}
