@@ -1,7 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
-import { acceptEcho, type EchoSocket } from './websocket'
+import { createEcho } from './websocket'
 
 /*
  * The hidden web page of `rendezvous demo`: an http.Server that never
@@ -33,7 +33,7 @@ const CLOSE_GRACE_MS = 1000
 export function createDemoSite (opts: DemoSiteOptions): DemoSite {
   const page = renderPage(opts.id)
   const sockets = new Set<Duplex>()
-  const websockets = new Set<EchoSocket>()
+  const echo = createEcho(WS_GREETING)
   const server = createServer((req, res) => { route(req, res, page) })
   // Idle keep-alive connections hold a parked slot at the rendezvous no longer than a browser needs them.
   server.keepAliveTimeout = 5_000
@@ -52,15 +52,12 @@ export function createDemoSite (opts: DemoSiteOptions): DemoSite {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n')
       return
     }
-    const ws = acceptEcho(req, socket, head, { greeting: WS_GREETING })
-    if (ws === undefined) return
-    websockets.add(ws)
-    socket.once('close', () => websockets.delete(ws))
+    echo.accept(req, socket, head)
   })
 
   let closing: Promise<void> | undefined
   const close = async (): Promise<void> => {
-    for (const ws of websockets) ws.close(1001)
+    echo.close()
     for (const socket of sockets) socket.end()
     const gone = [...sockets].map(socket => new Promise<void>(resolve => {
       if (socket.destroyed) resolve()
@@ -74,7 +71,7 @@ export function createDemoSite (opts: DemoSiteOptions): DemoSite {
 
   return {
     server,
-    get stats () { return { connections: sockets.size, websockets: websockets.size } },
+    get stats () { return { connections: sockets.size, websockets: echo.open } },
     close: () => { closing ??= close(); return closing }
   }
 }
