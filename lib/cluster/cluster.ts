@@ -62,7 +62,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   const registry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval })
   // Whatever fails while starting must not leave a reconnecting client behind to hold the process open.
   try {
-    await conn.connect()
+    await conn.connect(o.connectTimeout)
     await registry.ready()
   } catch (err) {
     await registry.close()

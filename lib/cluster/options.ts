@@ -27,6 +27,8 @@ export interface ClusterOptions {
   heartbeat?: number
   /** Full re-reads of the ID registry, in ms. Default 5000. */
   resyncInterval?: number
+  /** Longest wait for Redis to connect and answer at start, in ms. Default 5000, under Fastify's plugin timeout. */
+  connectTimeout?: number
   /** Longest wait for one Redis command, in ms. Default 1000. */
   commandTimeout?: number
   /** Time one node gets to answer a forwarding request, in ms. Default 3000. */
@@ -37,7 +39,7 @@ export interface ClusterOptions {
 
 export type ResolvedClusterOptions = Required<Omit<ClusterOptions, 'advertise' | 'peerTls'>> & Pick<ClusterOptions, 'advertise' | 'peerTls'>
 
-const TIMES = { presenceTtl: 5000, heartbeat: 1000, resyncInterval: 5000, commandTimeout: 1000, forwardTimeout: 3000, retryInterval: 250 } as const
+const TIMES = { presenceTtl: 5000, heartbeat: 1000, resyncInterval: 5000, connectTimeout: 5000, commandTimeout: 1000, forwardTimeout: 3000, retryInterval: 250 } as const
 
 export function resolveClusterOptions (opts: ClusterOptions | undefined): ResolvedClusterOptions {
   if (opts === undefined || typeof opts.secret !== 'string' || opts.secret.length < 16) {

@@ -12,7 +12,10 @@ const OWN_CLIENT: RedisOptions = {
   enableOfflineQueue: false,
   maxRetriesPerRequest: 1,
   lazyConnect: true,
-  retryStrategy: (times: number) => Math.min(100 * times, 2000)
+  retryStrategy: (times: number) => Math.min(100 * times, 2000),
+  // ioredis closes by ending its socket and waiting this long for the server's FIN;
+  // a Redis that never answers never sends one, and would hold a closing process open.
+  disconnectTimeout: 200
 }
 
 export interface RedisConnection {
@@ -22,8 +25,12 @@ export interface RedisConnection {
   subscriber: RedisClient
   /** Both connections are up. */
   reachable: () => boolean
-  /** Connects our own clients; a given client is left to its owner. */
-  connect: () => Promise<void>
+  /**
+   * Connects our own clients; a given client is left to its owner. Rejects
+   * after `timeoutMs`: a Redis that accepts connections and never answers
+   * (hung, or TLS spoken to a plain port) would otherwise be waited for forever.
+   */
+  connect: (timeoutMs: number) => Promise<void>
   close: () => Promise<void>
 }
 
@@ -55,7 +62,10 @@ export function openRedis (source: RedisSource): RedisConnection {
     client,
     subscriber,
     reachable: () => client.status === 'ready' && subscriber.status === 'ready',
-    connect: async () => { await Promise.all([ready(client), ready(subscriber)]) },
+    connect: async (timeoutMs) => {
+      await timed(Promise.all([ready(client), ready(subscriber)]), timeoutMs)
+        .catch((err: Error) => { throw err.message.startsWith('Redis did not answer') ? new Error(`${err.message}; is the URL right, with rediss:// only for a Redis that speaks TLS?`) : err })
+    },
     close: async () => {
       client.removeListener('error', quiet)
       subscriber.disconnect()

@@ -1,5 +1,6 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
 import t from 'tap'
 import { parseServeArgs } from '../../lib/cli/serve-args'
@@ -79,6 +80,24 @@ t.test('an unreachable Redis is a one-line error, for serve and for ids', async 
   const listed = await runCli(t, ['ids', 'list', '--redis', 'redis://127.0.0.1:1'])
   t.equal(listed.code, 1)
   t.match(listed.stderr, /^rendezvous: cannot reach Redis: .*ECONNREFUSED.*\n$/)
+})
+
+t.test('a Redis that accepts connections and never answers is a one-line error within the connect timeout, for serve and for ids', async t => {
+  // A hung Redis, or TLS (rediss://) spoken to a plain port, looks like this from the client.
+  const held: Socket[] = []
+  const silent = createServer(socket => { held.push(socket); socket.on('error', () => {}) })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of held) s.destroy(); silent.close() })
+  const url = `redis://127.0.0.1:${(silent.address() as AddressInfo).port}`
+  const [served, listed] = await Promise.all([
+    runCli(t, ['serve', '--no-tls', '--port', '0', '--redis', url, '--cluster-secret', 'x'.repeat(16)], { timeoutMs: 30_000 }),
+    runCli(t, ['ids', 'list', '--redis', url], { timeoutMs: 30_000 })
+  ])
+  t.equal(served.code, 1, `serve exits 1 (${served.stderr})`)
+  t.match(served.stderr, /^rendezvous: Cannot reach Redis: Redis did not answer within 5000 ms; is the URL right, with rediss:\/\/ only for a Redis that speaks TLS\?\n$/)
+  t.equal(listed.code, 1, `ids exits 1 (${listed.stderr})`)
+  t.match(listed.stderr, /^rendezvous: cannot reach Redis: Redis did not answer within 5000 ms; .*\n$/)
+  t.ok(served.ms < 15_000 && listed.ms < 15_000, `both gave up after the connect timeout, not a hang (${served.ms} ms, ${listed.ms} ms)`)
 })
 
 t.test('bad cluster flags are one-line errors (exit 2)', async t => {

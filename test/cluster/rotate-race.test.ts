@@ -19,7 +19,7 @@ const S2 = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP'
  */
 async function registry (t: Test, url: string, opts: RedisRegistryOptions = {}): Promise<{ registry: RedisRegistry, reads: () => number, between: (job: () => Promise<unknown>) => void }> {
   const conn = openRedis(url)
-  await conn.connect()
+  await conn.connect(5000)
   let reads = 0
   let job: (() => Promise<unknown>) | undefined
   const client = new Proxy(conn.client, {
