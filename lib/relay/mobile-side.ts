@@ -48,7 +48,7 @@ export interface MobileSide {
   onClaimed: (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer) => void
 }
 
-const refusal = (outcome: RequestOutcome, status: number, message: string): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message } })
+const refusal = (outcome: RequestOutcome, status: number, message: string, retryAfter?: number): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message, retryAfter } })
 
 function hostCount (rawHeaders: string[]): number {
   let n = 0
@@ -94,7 +94,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const id = canonicalId(credential.username)
     if (id !== undefined && deps.registry.get(id) !== undefined) return relayTicket(req, facts, id, credential.source)
     // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
-    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached')
+    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', limits.retryAfter)
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
     ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
     return undefined

@@ -49,6 +49,8 @@ t.test('with Redis stopped, a node serves what it holds and refuses the rest wit
     client.write(ask('added-while-away'))
     await client.untilClosed()
     t.equal(statusOf(client.text), 503)
+    t.match(client.text, /\r\nRetry-After: \d+\r\n/, 'a 503 says when to come back')
+    t.match(client.text, /\r\nConnection: close\r\n/)
   })
 
   t.test('when Redis returns, the nodes recover without a restart', async t => {
