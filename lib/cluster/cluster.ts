@@ -11,7 +11,7 @@ import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
 import { createClusterMetrics } from './metrics'
 import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type PeerTlsOptions, type ResolvedClusterOptions } from './options'
-import { createPeerServer, listenPeer } from './peer-server'
+import { closePeerServer, createPeerServer, listenPeer } from './peer-server'
 import { PeerTokens } from './peer-token'
 import { Presence } from './presence'
 import { openRedis, type RedisConnection, type RedisSource } from './redis-connection'
@@ -86,7 +86,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
         ;({ presence, address } = started)
         return started.remote
       } catch (err) {
-        if (peer !== undefined) await new Promise(resolve => peer!.close(resolve))
+        if (peer !== undefined) await closePeerServer(peer)
         await registry.close()
         await conn.close()
         throw err
@@ -103,7 +103,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     },
     close: async () => {
       await presence?.stop()
-      if (peer !== undefined) await new Promise(resolve => peer!.close(resolve))
+      if (peer !== undefined) await closePeerServer(peer)
       await conn.close()
     }
   }

@@ -56,9 +56,22 @@ export function createPeerServer (deps: PeerServerDeps): Server {
       deps.metrics.handover('tls_refused')
       deps.log.debug({ err }, 'peer link refused in the TLS handshake')
     })
-  // Links not yet handed over are ours to end; spliced ones belong to `splices`.
-  server.on('close', () => { for (const s of sockets) s.destroy() })
+  linksOf.set(server, sockets)
   return server
+}
+
+// Each peer server's open links, for closePeerServer().
+const linksOf = new WeakMap<Server, Set<Socket>>()
+
+/**
+ * Stops the listener and ends every link still open. By now the relay has
+ * aborted its splices, forwarded ones included; what is left is a link
+ * mid-request, and server.close() alone would wait for it without end.
+ */
+export async function closePeerServer (server: Server): Promise<void> {
+  const closed = new Promise(resolve => server.close(resolve))
+  for (const link of linksOf.get(server) ?? []) link.destroy()
+  await closed
 }
 
 async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
