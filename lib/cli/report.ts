@@ -84,7 +84,8 @@ export function startupError (err: unknown, at: ListenTarget): unknown {
     case 'EACCES':
       if (e.syscall === 'listen') return new CliError(`cannot listen on ${where}: permission denied (try a port above 1023, or --port 0)`, 1)
       return new CliError(`${e.path ?? at.dataDir ?? 'a file'}: permission denied`, 1)
-    case 'EADDRNOTAVAIL': return new CliError(`cannot listen on ${at.host}: no such address on this machine`, 1)
+    // The address the error names: the peer listener's --peer-host when that is what failed.
+    case 'EADDRNOTAVAIL': return new CliError(`cannot listen on ${typeof e.address === 'string' ? formatHost(e.address) : at.host}: no such address on this machine`, 1)
     case 'ENOTFOUND':
     case 'EAI_AGAIN': return new CliError(`cannot listen on ${at.host}: the name does not resolve`, 1)
   }
