@@ -4,7 +4,7 @@ import createError from '@fastify/error'
 export const RendezvousOptionError = createError('FST_RENDEZVOUS_BAD_OPTION', 'Invalid rendezvous option: %s', 500, TypeError)
 export const HandoffUnsupportedError = createError('FST_RENDEZVOUS_HANDOFF_UNSUPPORTED', 'This Node.js version does not expose the HTTP parser hook the hand-off needs: %s', 500)
 export const InvalidIdError = createError('FST_RENDEZVOUS_INVALID_ID', 'Invalid ID %s: use 1 to 128 characters of [A-Za-z0-9._~-]', 400)
-export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', 'Invalid secret: use upper-case base32 (RFC 4648, no padding) of 20 bytes or more', 400)
+export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', 'Invalid secret: %s; a secret is base32 (RFC 4648) of 20 bytes or more', 400)
 export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s is already provisioned', 409)
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
 export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)

@@ -2,7 +2,6 @@ import { existsSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
-import { normaliseSecret } from '../agent/options'
 import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
 import type { Registry } from '../registry/registry'
@@ -64,7 +63,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
 
   const record = await withRegistry(store, (registry) => registry.add({
     id: values.id,
-    secret: values.secret === undefined ? undefined : normaliseSecret(values.secret)
+    secret: values.secret
   }))
   const otpauth = otpauthUri(record)
 

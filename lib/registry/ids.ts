@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { Secret } from 'otpauth'
+import { InvalidSecretError } from '../errors'
 
 // docs/protocol.md, Identities: 1 to 128 characters of the URL "unreserved" set.
 const ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
@@ -27,9 +28,40 @@ export function encodeBase32 (bytes: Uint8Array): string {
   return new Secret({ buffer: bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer }).base32.replace(/=+$/, '')
 }
 
-/** Whether a string is an acceptable secret: base32, at least 20 bytes once decoded. */
+export const MIN_SECRET_BYTES = 20
+
+/**
+ * Whether a string can serve as a stored secret: base32, 20 bytes or more.
+ * Lenient about the length, as versions before canonicalSecret stored such
+ * secrets; the relay and the agent decode them alike, ignoring leftover bits.
+ */
 export function isValidSecret (value: string): boolean {
-  return BASE32_PATTERN.test(value) && Math.floor(value.length * 5 / 8) >= 20
+  return BASE32_PATTERN.test(value) && Math.floor(value.length * 5 / 8) >= MIN_SECRET_BYTES
+}
+
+/**
+ * The canonical form of a secret as a person may type or paste it (see
+ * docs/cli.md, Secrets): spaces removed, `=` padding at the end dropped,
+ * upper case. Throws InvalidSecretError saying what is wrong with the rest.
+ */
+export function canonicalSecret (value: unknown): string {
+  if (typeof value !== 'string') throw new InvalidSecretError('it must be a string')
+  const secret = value.replace(/\s+/g, '').replace(/=+$/, '').toUpperCase()
+  const problem = secretProblem(secret)
+  if (problem !== undefined) throw new InvalidSecretError(problem)
+  return secret
+}
+
+/** What is wrong with a canonical secret, or undefined when nothing is. */
+export function secretProblem (secret: string): string | undefined {
+  if (secret === '') return 'it is empty'
+  // Not quoted: the character is part of a secret.
+  if (!BASE32_PATTERN.test(secret)) return 'it holds characters other than A-Z and 2-7'
+  // 5 bits a character: 1, 3 or 6 characters past a multiple of 8 leave bits that make no whole byte.
+  if ([1, 3, 6].includes(secret.length % 8)) return `${secret.length} characters is not a possible length of base32 (one lost or added?)`
+  const bytes = Math.floor(secret.length * 5 / 8)
+  if (bytes < MIN_SECRET_BYTES) return `it holds only ${bytes} bytes (32 base32 characters or more are needed)`
+  return undefined
 }
 
 export function decodeSecret (base32: string): Buffer {

@@ -1,5 +1,5 @@
-import { canonicalId, generateId, generateSecret, isValidSecret } from './ids'
-import { InvalidIdError, InvalidSecretError } from '../errors'
+import { canonicalId, canonicalSecret, generateId, generateSecret, isValidSecret } from './ids'
+import { InvalidIdError } from '../errors'
 import type { AddIdentity, IdentityRecord, RotateSecret } from './registry'
 
 /**
@@ -15,17 +15,14 @@ export function createRecord (input: AddIdentity = {}, now: Date = new Date()): 
   }
   if (id === undefined) throw new InvalidIdError(JSON.stringify(String(input.id).slice(0, 140)))
 
-  const secret = input.secret === undefined ? generateSecret() : input.secret
-  // The typeof check matters for JS callers: the base32 regex would coerce a number.
-  if (typeof secret !== 'string' || !isValidSecret(secret)) throw new InvalidSecretError()
+  const secret = input.secret === undefined ? generateSecret() : canonicalSecret(input.secret)
 
   return Object.freeze({ id, secret, createdAt: now.toISOString() })
 }
 
 /** The record after a secret rotation: same ID and creation time, the old secret kept for the overlap. */
 export function rotateRecord (record: IdentityRecord, input: RotateSecret, now: Date = new Date()): IdentityRecord {
-  const secret = input.secret === undefined ? generateSecret() : input.secret
-  if (typeof secret !== 'string' || !isValidSecret(secret)) throw new InvalidSecretError()
+  const secret = input.secret === undefined ? generateSecret() : canonicalSecret(input.secret)
   const overlapMs = input.overlapMs
   if (typeof overlapMs !== 'number' || !Number.isFinite(overlapMs) || overlapMs < 0) {
     throw new RangeError('overlapMs must be a non-negative number')

@@ -1,5 +1,5 @@
 import { RegistryCorruptError } from '../errors'
-import { canonicalId, isValidSecret } from './ids'
+import { canonicalId, isValidSecret, secretProblem } from './ids'
 import { storedFields, storedPrevious } from './records'
 import type { IdentityRecord } from './registry'
 
@@ -36,12 +36,24 @@ export function parseRegistry (text: string, file: string): Records {
     if (!isPlainObject(entry)) throw corrupt(`the entry of ID ${id} is not an object`)
     const { secret, createdAt } = entry
     if (typeof secret !== 'string' || !isValidSecret(secret)) throw corrupt(`invalid secret for ID ${id}`)
+    warnOddSecret(file, id, secret)
     if (typeof createdAt !== 'string') throw corrupt(`invalid createdAt for ID ${id}`)
     const previous = storedPrevious(entry)
     if (typeof previous === 'string') throw corrupt(`invalid ${previous} for ID ${id}`)
     records.set(id, Object.freeze({ id, secret, createdAt, ...previous }))
   }
   return records
+}
+
+const warned = new Set<string>()
+
+// An earlier version stored secrets of an impossible base32 length: the relay
+// still accepts them, but other tools refuse them, so the operator is told once.
+function warnOddSecret (file: string, id: string, secret: string): void {
+  const problem = secretProblem(secret)
+  if (problem === undefined || warned.has(`${file}\0${id}`)) return
+  warned.add(`${file}\0${id}`)
+  process.emitWarning(`${file}: the secret of ID ${id} is kept, but ${problem}; rotate it`, { code: 'RENDEZVOUS_REGISTRY_ODD_SECRET' })
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {

@@ -124,3 +124,50 @@ t.test('the ids CLI and the admin API see each other\'s changes within a second'
   t.equal((await idsCli('remove', 'from-admin', '--data-dir', dir)).code, 0)
   await until(async () => !(await api(relay, 'GET', '/api/ids')).body.ids.some((r: any) => r.id === 'from-admin'), 1000)
 })
+
+t.test('the ids CLI and the admin API take and refuse the same secrets, with the same message', async t => {
+  const dir = t.testdir()
+  const registry = new FileRegistry({ dataDir: dir })
+  const relay = await startRelay({ ids: [], plugin: { admin: ADMIN, registry } })
+  t.teardown(async () => { await relay.close(); await registry.close() })
+  // 33 characters: 1 past a multiple of 8, which no whole number of bytes encodes.
+  const refused: Array<[string, RegExp]> = [
+    ['ABCDEFGHIJKLMNOPQRSTUVWXYZ2345672', /33 characters is not a possible length of base32/],
+    ['ABCDEFGHIJKLMNOPQRSTUVWXYZ2345', /30 characters is not a possible length/],
+    ['ABCDEFGHIJKLMNOPQRSTUVWX', /holds only 15 bytes/],
+    ['ABCDEFGHIJKLMNOPQRSTUVWXYZ23456!', /characters other than A-Z and 2-7/],
+    ['AB=CDEFGHIJKLMNOPQRSTUVWXYZ234567', /characters other than A-Z and 2-7/],
+    ['', /it is empty/]
+  ]
+  for (const [secret, message] of refused) {
+    const cli = await idsCli('add', '--data-dir', dir, '--id', 'refused', '--secret', secret)
+    t.equal(cli.code, 2, `CLI refuses ${JSON.stringify(secret)}`)
+    t.match(cli.stderr, message)
+    const res = await api(relay, 'POST', '/api/ids', { id: 'refused', secret })
+    t.equal(res.status, 400, `API refuses ${JSON.stringify(secret)}`)
+    t.match(res.body.message, message)
+    t.equal(res.body.message, cli.stderr.replace(/^rendezvous: /, '').trim(), 'the same words')
+  }
+  t.same(await registry.list(), [], 'nothing was provisioned')
+
+  // Typed or pasted forms are accepted by both and stored in the canonical form.
+  const canonical = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567'
+  const typed = ['abcdefghijklmnopqrstuvwxyz234567', 'ABCD EFGH IJKL MNOP QRST UVWX YZ23 4567', 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567ABCDEFG=', ' abcdefghijklmnopqrstuvwxyz234567\n']
+  for (const [i, secret] of typed.entries()) {
+    const cli = await idsCli('add', '--data-dir', dir, '--id', `cli-${i}`, '--secret', secret, '--json')
+    t.equal(cli.code, 0, `CLI takes ${JSON.stringify(secret)}`)
+    const res = await api(relay, 'POST', '/api/ids', { id: `api-${i}`, secret })
+    t.equal(res.status, 201, `API takes ${JSON.stringify(secret)}`)
+    const expected = secret.replace(/\s|=/g, '').toUpperCase()
+    t.match(expected, /^[A-Z2-7]+$/)
+    t.equal(JSON.parse(cli.stdout).secret, expected)
+    t.equal(res.body.secret, expected)
+  }
+  t.equal(registry.get('api-0')?.secret, canonical)
+  const rotated = await api(relay, 'POST', '/api/ids/api-0/rotate', { secret: 'ijklmnopqrstuvwxyz234567abcdefgh', overlapSeconds: 0 })
+  t.equal(rotated.body.secret, 'IJKLMNOPQRSTUVWXYZ234567ABCDEFGH', 'rotate takes the same forms')
+  const bad = await api(relay, 'POST', '/api/ids/api-0/rotate', { secret: canonical + 'A' })
+  t.equal(bad.status, 400)
+  t.match(bad.body.message, /33 characters/)
+  t.ok(await parks(relay, 'api-1', canonical), 'a secret typed with spaces parks with its canonical form')
+})

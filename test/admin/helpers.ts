@@ -20,12 +20,13 @@ export async function api (relay: Relay, method: string, path: string, body?: un
 }
 
 /** `rendezvous ids ...` in this process, as a user would type it. */
-export async function idsCli (...args: string[]): Promise<{ code: number, stdout: string }> {
+export async function idsCli (...args: string[]): Promise<{ code: number, stdout: string, stderr: string }> {
   let stdout = ''
+  let stderr = ''
   const code = await runIds(args, {
     stdout: new Writable({ write (chunk, _e, cb) { stdout += String(chunk); cb() } }),
-    stderr: new Writable({ write (_c, _e, cb) { cb() } }),
+    stderr: new Writable({ write (chunk, _e, cb) { stderr += String(chunk); cb() } }),
     env: {}
   })
-  return { code, stdout }
+  return { code, stdout, stderr }
 }

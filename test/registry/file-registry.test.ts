@@ -223,6 +223,29 @@ t.test('corrupt files', async (t) => {
   })
 })
 
+t.test('a stored secret of an impossible base32 length, from an earlier version, still loads, with one warning', async (t) => {
+  const dataDir = t.testdir()
+  const odd = SECRET + 'A'
+  await writeFile(join(dataDir, 'ids.json'), fileJson(dataDir, {
+    odd: { secret: odd, createdAt: '2024-01-01T00:00:00.000Z' },
+    fine: { secret: OTHER_SECRET, createdAt: '2024-01-01T00:00:00.000Z' }
+  }))
+  const warnings: Error[] = []
+  const onWarning = (w: Error): void => { warnings.push(w) }
+  process.on('warning', onWarning)
+  t.teardown(() => { process.off('warning', onWarning) })
+  const registry = open(t, { dataDir, pollIntervalMs: 20 })
+  await registry.ready()
+  t.equal(registry.get('odd')?.secret, odd, 'kept as stored: the relay and its agent go on working')
+  t.equal(registry.get('fine')?.secret, OTHER_SECRET, 'the other IDs are untouched')
+  await registry.add({ id: 'new' })
+  await new Promise((resolve) => setTimeout(resolve, 100))
+  const ours = warnings.filter((w) => (w as NodeJS.ErrnoException).code === 'RENDEZVOUS_REGISTRY_ODD_SECRET')
+  t.equal(ours.length, 1, 'warned once, not at every reload')
+  t.match(ours[0]?.message, /ID odd .*33 characters is not a possible length of base32.*rotate it/)
+  t.notMatch(ours[0]?.message, SECRET.slice(0, 8), 'the secret is not quoted')
+})
+
 t.test('close() stops polling', async (t) => {
   const dataDir = t.testdir()
   const writer = open(t, { dataDir })

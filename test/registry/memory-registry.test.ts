@@ -34,12 +34,14 @@ t.test('add validates and refuses duplicates', async (t) => {
   await t.rejects(registry.add({ id: 'has space' }), { code: 'FST_RENDEZVOUS_INVALID_ID' })
   await t.rejects(registry.add({ id: 42 as unknown as string }), { code: 'FST_RENDEZVOUS_INVALID_ID' })
   await t.rejects(registry.add({ secret: 'JBSWY3DP' }), { code: 'FST_RENDEZVOUS_INVALID_SECRET' }, 'under 20 bytes')
-  await t.rejects(registry.add({ secret: SECRET.toLowerCase() }), { code: 'FST_RENDEZVOUS_INVALID_SECRET' })
-  await t.rejects(registry.add({ secret: SECRET + '=' }), { code: 'FST_RENDEZVOUS_INVALID_SECRET' })
+  await t.rejects(registry.add({ secret: SECRET + 'A' }), { code: 'FST_RENDEZVOUS_INVALID_SECRET', message: /33 characters is not a possible length/ })
+  await t.rejects(registry.add({ secret: 12345 as unknown as string }), { code: 'FST_RENDEZVOUS_INVALID_SECRET', message: /must be a string/ })
+  t.equal((await registry.add({ id: 'lower', secret: SECRET.toLowerCase() })).secret, SECRET, 'lower case is made upper case')
+  t.equal((await registry.add({ id: 'padded', secret: SECRET + 'JBSWY3D=' })).secret, SECRET + 'JBSWY3D', 'padding is dropped')
   t.ok(await registry.add({ id: 'a'.repeat(128) }))
   await registry.add({ id: 'dup' })
   await t.rejects(registry.add({ id: 'DUP' }), { code: 'FST_RENDEZVOUS_ID_EXISTS' })
-  t.same((await registry.list()).map((r) => r.id), ['a'.repeat(128), 'dup'])
+  t.same((await registry.list()).map((r) => r.id).sort(), ['a'.repeat(128), 'dup', 'lower', 'padded'])
 })
 
 t.test('remove fires onRemove listeners and unsubscribing stops them', async (t) => {
