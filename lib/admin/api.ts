@@ -3,6 +3,7 @@ import type { Registry } from '../registry/registry'
 import type { IdCounts } from '../relay/live-metrics'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
+import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
 
 export interface AdminTarget {
   registry: Registry
@@ -20,8 +21,10 @@ const MAX_OVERLAP_SECONDS = 7 * 86_400
 const ZERO = { parked: 0, waiting: 0, spliced: 0 }
 
 interface IdParams { id: string }
-interface AddBody { id?: unknown, secret?: unknown }
-interface RotateBody { overlapSeconds?: unknown, secret?: unknown }
+interface AddBody { id?: string, secret?: string }
+interface RotateBody { overlapSeconds?: number, secret?: string }
+
+const ID_ROUTE = { schema: { params: ID_PARAMS, body: EMPTY_BODY } }
 
 /** The admin JSON API; the bearer guard in front of it has already checked the token. */
 export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
@@ -46,35 +49,35 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
     }
   })
 
-  app.post<{ Body: AddBody | undefined }>('/api/ids', async (request, reply) => {
-    const body = request.body ?? {}
-    const record = await registry.add({ id: body.id as string | undefined, secret: body.secret as string | undefined })
+  app.post<{ Body: AddBody }>('/api/ids', { schema: { body: ADD_BODY } }, async (request, reply) => {
+    const body = request.body
+    const record = await registry.add({ id: body.id, secret: body.secret })
     reply.code(201)
     return { id: record.id, secret: record.secret, otpauth: otpauthUri(record), createdAt: record.createdAt, agentCommand: target.agentCommand(record.id, record.secret) }
   })
 
-  app.delete<{ Params: IdParams }>('/api/ids/:id', async (request, reply) => {
+  app.delete<{ Params: IdParams }>('/api/ids/:id', ID_ROUTE, async (request, reply) => {
     const id = known(reply, request.params.id)
     if (id === undefined) return reply
     await registry.remove(id)
     return { id, removed: true }
   })
 
-  app.post<{ Params: IdParams, Body: RotateBody | undefined }>('/api/ids/:id/rotate', async (request, reply) => {
+  app.post<{ Params: IdParams, Body: RotateBody }>('/api/ids/:id/rotate', { schema: { params: ID_PARAMS, body: ROTATE_BODY } }, async (request, reply) => {
     if (registry.rotate === undefined) return await reply.code(501).send({ error: 'not_supported', message: 'this registry cannot rotate secrets' })
-    const body = request.body ?? {}
+    const body = request.body
     const seconds = body.overlapSeconds ?? target.rotateOverlap / 1000
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
       return await reply.code(400).send({ error: 'bad_request', message: `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}` })
     }
     const id = known(reply, request.params.id)
     if (id === undefined) return reply
-    const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret as string | undefined })
+    const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret })
     if (record === undefined) return await reply.code(404).send({ error: 'not_found', message: 'no such ID' })
     return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil: record.previousExpiresAt ?? null, agentCommand: target.agentCommand(id, record.secret) }
   })
 
-  app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', async (request, reply) => {
+  app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', ID_ROUTE, async (request, reply) => {
     const id = known(reply, request.params.id)
     if (id === undefined) return reply
     return { id, ...target.disconnect(id) }

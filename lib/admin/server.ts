@@ -3,6 +3,7 @@ import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { addAdminApi, type AdminTarget } from './api'
 import type { AdminCount } from './metrics'
 import { bearerGuard } from './auth'
+import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, noBodyIsEmpty } from './validation'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
 
 export type { AdminTarget } from './api'
@@ -26,8 +27,20 @@ const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; c
  * nothing); every /api/ route needs the bearer token.
  */
 export function createAdminServer (opts: AdminListenerOptions): FastifyInstance {
-  const app = fastify({ loggerInstance: opts.log, bodyLimit: 16 * 1024, forceCloseConnections: true }) as unknown as FastifyInstance
-  app.addHook('onRequest', bearerGuard(opts.token))
+  const guard = bearerGuard(opts.token)
+  const app = fastify({
+    loggerInstance: opts.log,
+    bodyLimit: 16 * 1024,
+    forceCloseConnections: true,
+    routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
+    ajv: { customOptions: AJV_OPTIONS },
+    frameworkErrors: badPath(guard, opts.count)
+  }) as unknown as FastifyInstance
+  app.addHook('onRequest', guard)
+  // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
+  app.removeContentTypeParser('text/plain')
+  app.setErrorHandler(adminErrors)
+  app.addHook('preValidation', noBodyIsEmpty)
   // Counted as the answer goes out rather than once it has gone: a client that reads the metrics next sees it counted.
   app.addHook('onSend', async (request, reply, payload) => {
     opts.count(request.method, request.routeOptions.url, reply.statusCode)

@@ -3,7 +3,7 @@ import { Secret } from 'otpauth'
 import { InvalidSecretError } from '../errors'
 
 // docs/protocol.md, Identities: 1 to 128 characters of the URL "unreserved" set.
-const ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
+export const ID_PATTERN = /^[A-Za-z0-9._~-]{1,128}$/
 const BASE32_PATTERN = /^[A-Z2-7]+$/
 
 export function isValidId (value: string): boolean {

@@ -171,3 +171,58 @@ t.test('the ids CLI and the admin API take and refuse the same secrets, with the
   t.match(bad.body.message, /33 characters/)
   t.ok(await parks(relay, 'api-1', canonical), 'a secret typed with spaces parks with its canonical form')
 })
+
+t.test('malformed IDs in the path and malformed bodies get 400 or 415, and nothing is provisioned or removed', async t => {
+  const relay = await startRelay({ plugin: { admin: ADMIN } })
+  t.teardown(relay.close)
+  const long = 'x'.repeat(129)
+  const invalidId = /^Invalid ID .*: use 1 to 128 characters of \[A-Za-z0-9\._~-\]$/
+  for (const id of ['a%20b', '%C3%A9', 'a%2Fb', long, 'y'.repeat(2000), '%E0%A4%A']) {
+    for (const [method, suffix] of [['DELETE', ''], ['POST', '/rotate'], ['POST', '/disconnect']]) {
+      const res = await api(relay, method, `/api/ids/${id}${suffix}`, method === 'POST' ? {} : undefined)
+      t.equal(res.status, 400, `${method} /api/ids/${id.slice(0, 20)}${suffix}`)
+      t.equal(res.body?.error, 'bad_request')
+      t.match(res.body?.message, invalidId)
+    }
+  }
+  const refusedLong = await api(relay, 'DELETE', `/api/ids/${'y'.repeat(2000)}`, undefined, `${TOKEN}x`)
+  t.equal(refusedLong.status, 401, 'a path the router refuses still needs the token')
+  t.equal((await api(relay, 'DELETE', `/api/ids/${'z'.repeat(128)}`)).status, 404, 'a 128-character ID is an ID')
+  t.equal((await api(relay, 'POST', '/api/ids', { id: 'k'.repeat(128) })).status, 201)
+  t.same((await api(relay, 'DELETE', `/api/ids/${'K'.repeat(128)}`)).body, { id: 'k'.repeat(128), removed: true }, 'and can be removed')
+
+  const raw = async (path: string, body: string, type: string): Promise<{ status: number, body: any }> => {
+    const res = await fetch(adminUrl(relay, path), { method: 'POST', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': type }, body })
+    return { status: res.status, body: await res.json().catch(() => undefined) }
+  }
+  const cases: Array<[string, string, string, number, RegExp]> = [
+    ['/api/ids', '[]', 'application/json', 400, /^the body must be a JSON object$/],
+    ['/api/ids', 'null', 'application/json', 400, /^the body must be a JSON object$/],
+    ['/api/ids', '"hub-9"', 'application/json', 400, /^the body must be a JSON object$/],
+    ['/api/ids', 'id=x', 'text/plain', 415, /Content-Type: application\/json/],
+    ['/api/ids', 'id=x', 'application/x-www-form-urlencoded', 415, /Content-Type: application\/json/],
+    ['/api/ids', '{"id":12345}', 'application/json', 400, /^id must be a string$/],
+    ['/api/ids', '{"id":["a"]}', 'application/json', 400, /^id must be a string$/],
+    ['/api/ids', '{"secret":12345}', 'application/json', 400, /^secret must be a string$/],
+    ['/api/ids', '{"ID":"hub-9"}', 'application/json', 400, /^unknown field "ID" in the JSON body$/],
+    ['/api/ids', '{"id":', 'application/json', 400, /JSON/],
+    ['/api/ids/hub-1/rotate', '[]', 'application/json', 400, /^the body must be a JSON object$/],
+    ['/api/ids/hub-1/rotate', '{"overlapSeconds":"60"}', 'application/json', 400, /^overlapSeconds must be a number$/],
+    ['/api/ids/hub-1/rotate', '{"overlap":60}', 'application/json', 400, /^unknown field "overlap"/],
+    ['/api/ids/hub-1/rotate', 'overlapSeconds=0', 'text/plain', 415, /application\/json/],
+    ['/api/ids/hub-1/disconnect', '{"now":true}', 'application/json', 400, /^unknown field "now"/],
+    ['/api/ids/hub-1/disconnect', 'null', 'application/json', 400, /^the body must be a JSON object$/]
+  ]
+  for (const [path, body, type, status, message] of cases) {
+    const res = await raw(path, body, type)
+    t.equal(res.status, status, `${path} ${type} ${body}`)
+    t.match(res.body?.message, message)
+  }
+  const del = await fetch(adminUrl(relay, '/api/ids/hub-1'), { method: 'DELETE', headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json' }, body: '[]' })
+  t.equal(del.status, 400, 'DELETE with a body that is not an object')
+  t.same((await api(relay, 'GET', '/api/ids')).body.ids.map((r: any) => r.id), ['hub-1'], 'nothing provisioned, rotated away or removed')
+  t.equal(relay.registry.get('hub-1')?.secret, SECRET)
+  // Without a body at all, the routes work as before.
+  t.equal((await api(relay, 'POST', '/api/ids/hub-1/disconnect')).status, 200)
+  t.equal((await api(relay, 'POST', '/api/ids')).status, 201, 'no body: a fresh UUID')
+})

@@ -28,6 +28,8 @@ t.test('each admin action is counted with its status, refused tokens and unknown
   t.equal((await api(relay, 'GET', '/api/ids', undefined, `${TOKEN}x`)).status, 401)
   t.equal((await fetch(adminUrl(relay, '/'))).status, 200)
   t.equal((await api(relay, 'GET', '/api/nothing-here')).status, 404)
+  t.equal((await api(relay, 'DELETE', '/api/ids/a%20b')).status, 400)
+  t.equal((await api(relay, 'DELETE', `/api/ids/${'y'.repeat(2000)}`)).status, 400)
 
   t.same(await counts(metrics), {
     'list 200': 1,
@@ -39,7 +41,9 @@ t.test('each admin action is counted with its status, refused tokens and unknown
     'remove 404': 1,
     'list 401': 1,
     'page 200': 1,
-    'other 404': 1
+    'other 404': 1,
+    'remove 400': 1,
+    'other 400': 1
   })
 })
 

@@ -1,0 +1,83 @@
+import type { FastifyError, FastifyReply, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import { ID_PATTERN } from '../registry/ids'
+import { InvalidIdError } from '../errors'
+import type { AdminCount } from './metrics'
+
+// What the admin routes accept, checked by Fastify before any handler runs,
+// and the 400s that tell the caller which field is wrong.
+
+export const ID_PARAMS = {
+  type: 'object',
+  required: ['id'],
+  properties: { id: { type: 'string', pattern: ID_PATTERN.source } }
+} as const
+
+const body = (properties: Record<string, object>) => ({ type: 'object', additionalProperties: false, properties }) as const
+
+export const ADD_BODY = body({ id: { type: 'string' }, secret: { type: 'string' } })
+export const ROTATE_BODY = body({ overlapSeconds: { type: 'number' }, secret: { type: 'string' } })
+/** disconnect and remove take no fields; the page sends `{}`. */
+export const EMPTY_BODY = body({})
+
+/**
+ * The validator options of the admin listener: no coercion, so that
+ * `{"id":12345}` is refused rather than taken as the ID "12345", and nothing
+ * removed, so that a misspelt field is refused rather than ignored.
+ */
+export const AJV_OPTIONS = { coerceTypes: false, removeAdditional: false, useDefaults: false, allErrors: false } as const
+
+/**
+ * Longest path parameter the router hands to a route: an ID of 128
+ * characters, each percent-encoded, fits; longer ones get badPath's 400
+ * instead of Fastify's 414.
+ */
+export const MAX_PARAM_LENGTH = 1024
+
+interface ValidationIssue { keyword: string, instancePath: string, params: Record<string, unknown> }
+
+/** The message of a schema refusal, naming the field and what it must be. */
+export function validationMessage (err: FastifyError, request: FastifyRequest): string {
+  const issue = (err.validation?.[0] ?? {}) as ValidationIssue
+  if (err.validationContext === 'params') {
+    return new InvalidIdError(JSON.stringify(String((request.params as { id?: unknown }).id).slice(0, 140))).message
+  }
+  const field = issue.instancePath.replace(/^\//, '')
+  if (field === '') {
+    if (issue.keyword === 'additionalProperties') return `unknown field ${JSON.stringify(issue.params.additionalProperty)} in the JSON body`
+    return 'the body must be a JSON object'
+  }
+  return `${field} must be a ${String(issue.params.type)}`
+}
+
+/** A request without a body (no Content-Type, nothing sent) is validated as `{}`: every field is optional. */
+export const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) => {
+  // undefined only: a JSON `null` is a body, and is refused.
+  if (request.body === undefined) request.body = {}
+  done()
+}
+
+/** The admin listener's error handler: schema refusals and bodies that are not JSON, in the API's own format. */
+export function adminErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (err.validation !== undefined) return reply.code(400).send({ error: 'bad_request', message: validationMessage(err, request) })
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return reply.code(415).send({ error: 'unsupported_media_type', message: 'send a JSON body, with Content-Type: application/json' })
+  }
+  // Fastify's own handler, which logs server errors: the registry's FastifyErrors carry their status and code.
+  throw err
+}
+
+/**
+ * Fastify's `frameworkErrors` for the admin listener: a path the router
+ * cannot decode, or a parameter past MAX_PARAM_LENGTH, is a malformed ID (400),
+ * after the same bearer check as every /api/ request. Fastify runs no hooks
+ * here, so the answer is counted here.
+ */
+export function badPath (guard: onRequestHookHandler, count: AdminCount): (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
+  return (err, request, reply) => {
+    guard.call(request.server, request, reply, () => {
+      const why = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'longer than 128 characters' : 'not valid percent-encoding'
+      reply.code(400).send({ error: 'bad_request', message: new InvalidIdError(`in the path (${why})`).message })
+    })
+    count(request.method, undefined, reply.statusCode)
+  }
+}
