@@ -47,10 +47,14 @@ export const PAGE_SCRIPT = `'use strict'
 const $ = (id) => document.getElementById(id)
 let token = sessionStorage.getItem('rendezvous-admin-token') || ''
 let timer
+// Whether the status shows the last refresh's failure, which the next good refresh clears;
+// an action's error stays until the user's next action replaces it.
+let refreshFailed = false
 
 function say (text, error) {
   $('status').textContent = text
   $('status').className = error ? 'error' : ''
+  refreshFailed = false
 }
 
 async function api (method, path, body) {
@@ -106,6 +110,7 @@ function show (title, data) {
 }
 
 async function act (what, method, id, suffix) {
+  say('')
   try {
     const data = await api(method, '/api/ids/' + encodeURIComponent(id) + suffix, method === 'POST' ? {} : undefined)
     if (data.agentCommand) show('New secret for ' + id, data)
@@ -119,11 +124,12 @@ async function refresh () {
   try {
     const data = await api('GET', '/api/ids')
     render(data.ids)
-    if ($('status').className === 'error') say('')
+    if (refreshFailed) say('')
     timer = setTimeout(refresh, 1000)
   } catch (err) {
     render([])
     say(err.message, true)
+    refreshFailed = true
   }
 }
 
@@ -131,12 +137,14 @@ $('login').addEventListener('submit', (e) => {
   e.preventDefault()
   token = $('token').value.trim()
   sessionStorage.setItem('rendezvous-admin-token', token)
+  say('')
   refresh()
 })
 
 $('add').addEventListener('submit', async (e) => {
   e.preventDefault()
   const id = $('new-id').value.trim()
+  say('')
   try {
     const data = await api('POST', '/api/ids', id === '' ? {} : { id })
     $('new-id').value = ''

@@ -77,6 +77,31 @@ if (!existsSync(CHROMIUM)) {
     await page.waitForFunction("document.querySelector('#status').textContent === 'command copied'")
     t.equal(await page.evaluate('navigator.clipboard.readText()'), command, 'the command is on the clipboard')
 
+    // A refused action's message stays through the refreshes that follow, until the next action.
+    await page.fill('#new-id', 'HUB-1')
+    await page.click('#add button')
+    await page.waitForFunction("document.querySelector('#status').className === 'error'")
+    const duplicate = await page.textContent('#status')
+    t.match(duplicate, /The ID hub-1 is already provisioned/)
+    for (let i = 0; i < 3; i++) {
+      await page.waitForResponse(res => res.url().endsWith('/api/ids') && res.request().method() === 'GET')
+      // The page handles the answer after this resolves; one more round trip lets it.
+      await page.evaluate('new Promise(resolve => setTimeout(resolve, 50))')
+    }
+    t.equal(await page.textContent('#status'), duplicate, 'the error outlives three refreshes')
+    t.equal(await page.getAttribute('#status', 'class'), 'error')
+    t.equal(await page.inputValue('#new-id'), 'HUB-1', 'and the refused input stays, to be corrected')
+    await page.fill('#new-id', 'web-2')
+    await page.click('#add button')
+    await page.waitForFunction("document.querySelector('#status').textContent === 'web-2 added'")
+    t.equal(await page.getAttribute('#status', 'class'), '', 'a successful action replaces the error')
+    await page.fill('#new-id', 'web-2')
+    await page.click('#add button')
+    await page.waitForFunction("document.querySelector('#status').className === 'error'")
+    await page.click('#copy')
+    await page.waitForFunction("document.querySelector('#status').textContent === 'command copied'")
+    t.pass('any next action replaces it too')
+
     const parkedWeb = await relay.park('web-1', secret)
     await untilParked(relay, 2)
     await cellIs(page, 'web-1', 2, '1')
