@@ -93,8 +93,13 @@ async function list (args: string[], io: CliIo): Promise<number> {
   const store = storeOf(values)
   const showSecret = values['show-secret'] === true
 
-  const records = await withRegistry(store, (registry) => registry.list())
+  const records = await withRegistry(existing(store), (registry) => registry.list())
 
+  if (records.length === 0 && values.json !== true) {
+    // stdout stays empty, for scripts; the note is for the person at the terminal.
+    io.stderr.write(`no IDs in ${'dataDir' in store ? store.dataDir : "the cluster's Redis"}\n`)
+    return 0
+  }
   if (values.json === true) {
     const items = records.map((r) => showSecret
       ? { id: r.id, secret: r.secret, createdAt: r.createdAt }
@@ -119,7 +124,7 @@ async function remove (args: string[], io: CliIo): Promise<number> {
   const store = storeOf(values)
   const id = positionals[0]
 
-  const removed = await withRegistry(store, (registry) => registry.remove(id))
+  const removed = await withRegistry(existing(store), (registry) => registry.remove(id))
   if (!removed) throw new CliError(`no such ID: ${id}`, 1)
   io.stdout.write(`Removed ${id.toLowerCase()}.\n`)
   return 0
@@ -160,6 +165,14 @@ function dataDirOf (values: { 'data-dir'?: string | boolean }): string {
   const dir = values['data-dir']
   if (dir === '') throw new CliError('--data-dir needs a directory')
   return resolve(typeof dir === 'string' ? dir : DEFAULT_DATA_DIR)
+}
+
+/** The store of list and remove, which only ids add may create: a data dir that is not there is a typo, not an empty list. */
+function existing (store: Store): Store {
+  if ('dataDir' in store && !existsSync(store.dataDir)) {
+    throw new CliError(`no data dir at ${store.dataDir}: check --data-dir (ids add creates it)`)
+  }
+  return store
 }
 
 function noPositionals (command: string, positionals: string[]): void {

@@ -7,6 +7,7 @@ import { runIds } from '../../lib/cli/ids'
 import { decodeSecret } from '../../lib/registry/ids'
 import { FileRegistry } from '../../lib/registry/file-registry'
 import { SECRET } from '../helpers/fixtures'
+import { buildProblem, runCli } from '../helpers/cli'
 
 interface Run { code: number, stdout: string, stderr: string }
 
@@ -113,11 +114,31 @@ t.test('list shows IDs with createdAt, and secrets only with --show-secret', asy
   ])
 })
 
-t.test('list of an empty or missing data dir prints nothing and creates nothing', async (t) => {
+t.test('list and remove of a missing data dir: one line, exit 2, nothing created', async (t) => {
   const dir = join(t.testdir(), 'nothing-here')
-  t.same(await ids('list', '--data-dir', dir), { code: 0, stdout: '', stderr: '' })
-  t.same(await ids('list', '--data-dir', dir, '--json'), { code: 0, stdout: '[]\n', stderr: '' })
+  for (const args of [['list'], ['list', '--json'], ['remove', 'hub-1']]) {
+    assertOneLineError(t, await ids(...args, '--data-dir', dir), 2, new RegExp(`^rendezvous: no data dir at ${dir}: check --data-dir`))
+  }
   await t.rejects(stat(dir), { code: 'ENOENT' })
+})
+
+t.test('list of an empty data dir says so on stderr; stdout stays empty, --json prints []', async (t) => {
+  const dir = t.testdir()
+  t.same(await ids('list', '--data-dir', dir), { code: 0, stdout: '', stderr: `no IDs in ${dir}\n` })
+  t.same(await ids('list', '--data-dir', dir, '--json'), { code: 0, stdout: '[]\n', stderr: '' })
+  await ids('add', '--data-dir', dir, '--id', 'gone')
+  await ids('remove', 'gone', '--data-dir', dir)
+  t.same(await ids('list', '--data-dir', dir), { code: 0, stdout: '', stderr: `no IDs in ${dir}\n` }, 'once all are removed too')
+})
+
+t.test('the built bin: a missing data dir exits 2, an empty one 0', { skip: buildProblem(t) }, async (t) => {
+  const dir = t.testdir()
+  const missing = await runCli(t, ['ids', 'list', '--data-dir', join(dir, 'typo')])
+  t.equal(missing.code, 2)
+  t.equal(missing.stdout, '')
+  t.match(missing.stderr, /^rendezvous: no data dir at [^\n]*typo: check --data-dir[^\n]*\n$/)
+  const empty = await runCli(t, ['ids', 'list', '--data-dir', dir])
+  t.same([empty.code, empty.stdout, empty.stderr], [0, '', `no IDs in ${dir}\n`])
 })
 
 t.test('remove deletes an ID, and fails clearly when it is not there', async (t) => {
