@@ -58,7 +58,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   }
 
   async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
-    const link = await dial(node.address, deps.timeout, deps.tls())
+    const link = await dial(node.address, deps.timeout, deps.tls(), signal)
     const onAbort = (): void => { link.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
@@ -83,22 +83,28 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   return { open, retryInterval: deps.retryInterval }
 }
 
-function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined): Promise<Socket> {
+function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined, signal: AbortSignal): Promise<Socket> {
   const { host, port } = splitAddress(address)
+  if (signal.aborted) return Promise.reject(new Error('the client stopped waiting'))
   return new Promise((resolve, reject) => {
     const socket: Socket = tls === undefined
       ? connectTcp({ host, port })
       : connectTls({ servername: isIP(host) === 0 ? host : undefined, ...tls, host, port })
     const ready = tls === undefined ? 'connect' : 'secureConnect'
     const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
+    // A node that accepts and never finishes its TLS handshake must not hold a client past its wait.
+    const onAbort = (): void => { socket.destroy(new Error('the client stopped waiting')) }
+    signal.addEventListener('abort', onAbort, { once: true })
     socket.once(ready, () => {
       clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
       socket.removeListener('error', onError)
       socket.on('error', () => {})
       resolve(socket)
     })
     const onError = (err: Error): void => {
       clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
       reject(err)
     }
     socket.once('error', onError)

@@ -11,8 +11,14 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * Requests that reach Fastify carry no usable rendezvous credential. Those
  * no route handles are challenged, or told that the ID they named is unknown.
  */
-export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes?: AuthThrottle): AnswerUnrouted {
+export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, closing: { closing: () => boolean, retryAfter: number }): AnswerUnrouted {
   return function answerUnrouted (request, reply) {
+    // A server going down answers what would have been a challenge as it answers a rendezvous: come back later.
+    if (closing.closing()) {
+      metrics.request('shutting_down')
+      reply.code(503).header('retry-after', String(closing.retryAfter)).header('connection', 'close').type('text/plain; charset=utf-8').send('shutting down\n')
+      return
+    }
     if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
       answerUnknownId(request.socket.remoteAddress ?? 'unknown', reply, metrics, probes).catch(err => { reply.send(err) })
       return

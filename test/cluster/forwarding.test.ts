@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import { until } from '../helpers/until'
 import { redisMissing, startRedis } from './redis-server'
@@ -143,4 +144,31 @@ t.test('the peer link can run over TLS', { skip }, async t => {
   t.equal(statusOf(refused.text), 503, 'a node speaking plain TCP to a TLS peer listener gets nothing')
 
   await exchange(t, b, hidden, 'hub-3', '/tls')
+})
+
+t.test('a node that accepts and never answers does not hold a client past its wait timeout', { skip }, async t => {
+  const redis = await startRedis(t)
+  // The forward timeout is far longer than the wait: only the client's deadline can end the ask.
+  const b = await startNode('b', redis.url, { waitTimeout: 1000, cluster: { secret: CLUSTER_SECRET, forwardTimeout: 20_000 } })
+  t.teardown(async () => { await b.close() })
+  // A stopped node (SIGSTOP): the kernel still accepts its connections, nothing reads them.
+  const held: Socket[] = []
+  const silent = createServer(socket => { held.push(socket); socket.on('error', () => {}) })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of held) s.destroy(); silent.close() })
+  await b.app.rendezvous.registry.add({ id: 'hub-4' })
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.disconnect())
+  await raw.set('rendezvous:node:stopped', `127.0.0.1:${(silent.address() as AddressInfo).port}`, 'PX', 60_000)
+  await raw.hset('rendezvous:parked:hub-4', 'stopped', '1')
+
+  const client = await b.open()
+  const started = Date.now()
+  client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-4"\r\n\r\n')
+  await client.untilClosed(15_000)
+  const waited = Date.now() - started
+  t.equal(statusOf(client.text), 503)
+  t.match(client.text, /\r\nRetry-After: \d+\r\n/)
+  t.ok(held.length >= 1, 'the stopped node was asked')
+  t.ok(waited < 4000, `the answer came at the wait timeout (1 s), not the forward timeout (20 s): ${waited} ms`)
 })
