@@ -13,7 +13,7 @@ export interface IdentityRecord {
 }
 
 export interface RotateSecret {
-  /** The new secret; generated when absent. */
+  /** The new secret (base32; spaces, lower case and trailing `=` are accepted and removed); generated when absent. */
   secret?: string
   /** How long the old secret stays accepted, in ms. 0 refuses it at once. */
   overlapMs: number
@@ -21,6 +21,7 @@ export interface RotateSecret {
 
 export interface AddIdentity {
   id?: string
+  /** Base32 of 20 bytes or more, as canonicalSecret accepts it; generated when absent. */
   secret?: string
 }
 
