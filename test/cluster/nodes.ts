@@ -17,8 +17,8 @@ export interface TestNode {
 }
 
 /** One node of a cluster in this process, plain HTTP on loopback, with short timers so tests stay quick. */
-export async function startNode (name: string, redisUrl: string, plugin: RendezvousOptions = {}): Promise<TestNode> {
-  const app = Fastify({ logger: false })
+export async function startNode (name: string, redisUrl: string, plugin: RendezvousOptions = {}, logStream?: NodeJS.WritableStream): Promise<TestNode> {
+  const app = Fastify({ logger: logStream === undefined ? false : { level: 'debug', stream: logStream } })
   const { cluster, ...rest } = plugin
   await app.register(rendezvous, {
     waitTimeout: 1000,
