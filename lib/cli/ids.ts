@@ -10,17 +10,23 @@ import { CliError, type CliIo } from './cli-error'
 import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { report } from './report'
+import { resolveConfig } from './config'
+import { SERVE_TABLE } from './serve-table'
 
 const USAGE = [
-  'usage: rendezvous ids add    [--data-dir DIR | --redis URL] [--id ID] [--secret BASE32] [--json]',
-  '       rendezvous ids list   [--data-dir DIR | --redis URL] [--json] [--show-secret]',
-  '       rendezvous ids remove ID [--data-dir DIR | --redis URL]'
+  'usage: rendezvous ids add    [--data-dir DIR | --redis URL | --config FILE] [--id ID] [--secret BASE32] [--json]',
+  '       rendezvous ids list   [--data-dir DIR | --redis URL | --config FILE] [--json] [--show-secret]',
+  '       rendezvous ids remove ID [--data-dir DIR | --redis URL | --config FILE]',
+  '',
+  'Without --data-dir or --redis, the IDs are where serve would keep them: RENDEZVOUS_DATA_DIR,',
+  "RENDEZVOUS_REDIS, or the dataDir or redis of serve's config file (--config, RENDEZVOUS_CONFIG),",
+  'else .rendezvous.'
 ].join('\n') + '\n'
-
-const DEFAULT_DATA_DIR = '.rendezvous'
 
 const COMMON = {
   'data-dir': { type: 'string' },
+  // serve's config file: its dataDir or redis is where the IDs are.
+  config: { type: 'string' },
   // Cluster mode: the IDs live in Redis, and every node sees a change within a second.
   redis: { type: 'string' },
   help: { type: 'boolean', short: 'h' }
@@ -59,7 +65,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, ADD, 'add')
   if (values.help === true) return usage(io)
   noPositionals('add', positionals)
-  const store = storeOf(values)
+  const store = storeOf(values, io.env)
 
   const record = await withRegistry(store, (registry) => registry.add({
     id: values.id,
@@ -90,7 +96,7 @@ async function list (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, LIST, 'list')
   if (values.help === true) return usage(io)
   noPositionals('list', positionals)
-  const store = storeOf(values)
+  const store = storeOf(values, io.env)
   const showSecret = values['show-secret'] === true
 
   const records = await withRegistry(existing(store), (registry) => registry.list())
@@ -121,7 +127,7 @@ async function remove (args: string[], io: CliIo): Promise<number> {
   if (values.help === true) return usage(io)
   if (positionals.length === 0) throw new CliError('ids remove needs the ID to remove')
   if (positionals.length > 1) throw new CliError(`ids remove takes one ID, got ${positionals.length}`)
-  const store = storeOf(values)
+  const store = storeOf(values, io.env)
   const id = positionals[0]
 
   const removed = await withRegistry(existing(store), (registry) => registry.remove(id))
@@ -142,14 +148,30 @@ function parse<T extends Options> (args: string[], options: T, command: string) 
 
 type Store = { dataDir: string } | { redis: string }
 
-function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | boolean }): Store {
+function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | boolean, config?: string | boolean }, env: NodeJS.ProcessEnv): Store {
   const redis = values.redis
   if (typeof redis === 'string') {
     if (values['data-dir'] !== undefined) throw new CliError('--redis and --data-dir cannot be combined: the IDs live in one place')
     if (!/^rediss?:\/\//.test(redis)) throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
     return { redis }
   }
-  return { dataDir: dataDirOf(values) }
+  if (values['data-dir'] !== undefined) return { dataDir: dataDirOf(values) }
+  return serveStore(typeof values.config === 'string' ? values.config : undefined, env)
+}
+
+/**
+ * Without --data-dir or --redis, the IDs are where serve keeps them: the same
+ * RENDEZVOUS_DATA_DIR, RENDEZVOUS_REDIS and config file (--config or
+ * RENDEZVOUS_CONFIG) that serve reads, so that an `ids add` beside a systemd
+ * unit reaches the server's registry, not a .rendezvous of its own.
+ */
+function serveStore (config: string | undefined, env: NodeJS.ProcessEnv): Store {
+  const serve = resolveConfig('serve', SERVE_TABLE, { args: config === undefined ? [] : ['--config', config], env })
+  if (serve.redis !== undefined) {
+    if (!/^rediss?:\/\//.test(serve.redis)) throw new CliError('RENDEZVOUS_REDIS (or redis in the config file) must be a redis:// or rediss:// URL')
+    return { redis: serve.redis }
+  }
+  return { dataDir: resolve(serve.dataDir) }
 }
 
 // HOST and PORT are the operator's to fill in; the rest works as printed, --ca included when serve generated its certificate here.
@@ -163,8 +185,8 @@ function agentHint (store: Store, id: string, secret: string): string {
 
 function dataDirOf (values: { 'data-dir'?: string | boolean }): string {
   const dir = values['data-dir']
-  if (dir === '') throw new CliError('--data-dir needs a directory')
-  return resolve(typeof dir === 'string' ? dir : DEFAULT_DATA_DIR)
+  if (typeof dir !== 'string' || dir === '') throw new CliError('--data-dir needs a directory')
+  return resolve(dir)
 }
 
 /** The store of list and remove, which only ids add may create: a data dir that is not there is a typo, not an empty list. */

@@ -12,6 +12,10 @@ import { buildProblem, runCli } from '../helpers/cli'
 interface Run { code: number, stdout: string, stderr: string }
 
 async function ids (...args: string[]): Promise<Run> {
+  return await idsWith({}, ...args)
+}
+
+async function idsWith (env: NodeJS.ProcessEnv, ...args: string[]): Promise<Run> {
   let stdout = ''
   let stderr = ''
   const sink = (append: (s: string) => void): Writable => new Writable({
@@ -20,7 +24,7 @@ async function ids (...args: string[]): Promise<Run> {
   const code = await runIds(args, {
     stdout: sink((s) => { stdout += s }),
     stderr: sink((s) => { stderr += s }),
-    env: {}
+    env
   })
   return { code, stdout, stderr }
 }
@@ -162,6 +166,24 @@ t.test('the default data dir is .rendezvous in the working directory', async (t)
   const onDisk = JSON.parse(await readFile(join(dir, '.rendezvous', 'ids.json'), 'utf8'))
   t.same(Object.keys(onDisk.ids), [out.id])
   t.equal((await stat(join(dir, '.rendezvous'))).mode & 0o777, 0o700)
+})
+
+t.test('without --data-dir, ids uses the registry serve would: RENDEZVOUS_DATA_DIR, then the config file, flags first', async (t) => {
+  const dir = t.testdir({ 'serve.json': JSON.stringify({ dataDir: 'from-file', port: 9443 }) })
+  const cwd = process.cwd()
+  process.chdir(dir)
+  t.teardown(() => { process.chdir(cwd) })
+  const fromEnv = JSON.parse((await idsWith({ RENDEZVOUS_DATA_DIR: join(dir, 'from-env') }, 'add', '--json', '--id', 'by-env')).stdout)
+  t.equal(fromEnv.id, 'by-env')
+  t.same(Object.keys(JSON.parse(await readFile(join(dir, 'from-env', 'ids.json'), 'utf8')).ids), ['by-env'], 'RENDEZVOUS_DATA_DIR')
+  await idsWith({ RENDEZVOUS_CONFIG: join(dir, 'serve.json') }, 'add', '--id', 'by-file')
+  t.same(Object.keys(JSON.parse(await readFile(join(dir, 'from-file', 'ids.json'), 'utf8')).ids), ['by-file'], "the config file's dataDir")
+  const listed = await idsWith({}, 'list', '--json', '--config', join(dir, 'serve.json'))
+  t.same(JSON.parse(listed.stdout).map((r: { id: string }) => r.id), ['by-file'], '--config names the same file')
+  const flagWins = await idsWith({ RENDEZVOUS_DATA_DIR: join(dir, 'from-env') }, 'list', '--json', '--data-dir', join(dir, 'from-file'))
+  t.same(JSON.parse(flagWins.stdout).map((r: { id: string }) => r.id), ['by-file'], '--data-dir wins over the environment')
+  const badRedis = await idsWith({ RENDEZVOUS_REDIS: 'localhost:6379' }, 'list')
+  assertOneLineError(t, badRedis, 2, /RENDEZVOUS_REDIS \(or redis in the config file\) must be a redis:\/\/ or rediss:\/\/ URL/)
 })
 
 t.test('usage errors exit 2 with one line and no stack trace', async (t) => {
