@@ -8,10 +8,12 @@ const RANK: Record<AgentLogLevel, number> = { error: 0, warn: 1, info: 2, debug:
 
 export type Log = (level: AgentLogLevel, line: string) => void
 
-/** Timestamped lines on stdout, those below `level` dropped. */
+/** Timestamped lines, those below `level` dropped: info and debug on stdout, warnings and errors on stderr (docs/agent.md). */
 export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
   return (at, line) => {
-    if (RANK[at] <= RANK[level]) io.stdout.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${line}\n`)
+    if (RANK[at] > RANK[level]) return
+    const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
+    out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${line}\n`)
   }
 }
 

@@ -153,7 +153,9 @@ t.test('a second signal cuts open relays and exits at once, whichever signal it 
     })
     t.teardown(() => { child.kill('SIGKILL') })
     let out = ''
+    let err = ''
     child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
     await fake.waitParked(1, 15000)
     const before = holding
     fake.take('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -163,6 +165,25 @@ t.test('a second signal cuts open relays and exits at once, whichever signal it 
     child.kill(second)
     const [code, signal] = await once(child, 'exit')
     t.same([code, signal], [1, null], `${first} then ${second}: exit 1, not killed by the signal: ${out}`)
-    t.match(out, new RegExp(`WARN ${second}: closing now\\n`))
+    t.match(err, new RegExp(`WARN ${second}: closing now\\n`), 'the warning on stderr')
+    t.notMatch(out, /WARN/, 'not on stdout')
   }
+})
+
+t.test('warnings go to stderr, info lines to stdout', async (t) => {
+  const fake = await new FakeRendezvous({
+    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 0 ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
+  }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await fake.waitParked(1, 15000)
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.err(), /Z WARN cannot park: the rendezvous answered 503 Service Unavailable\n/)
+  t.notMatch(c.err(), /retrying in|SIGTERM: closing/, 'no info line on stderr')
+  t.notMatch(c.out(), /WARN/, 'no warning on stdout')
+  t.match(c.out(), /Z retrying in \d+\.\d s \(attempt 1\): the rendezvous answered 503[^]*Z SIGTERM: closing\n/)
 })
