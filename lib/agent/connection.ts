@@ -151,9 +151,15 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
       socket.write(`CONNECT uuid:${opts.id}?response=${opts.token} HTTP/1.1\r\nHost: ${opts.url.host}\r\n\r\n`)
     })
     socket.on('data', onData)
-    socket.on('error', fail)
+    socket.on('error', (err) => fail(explained(err, opts.url)))
     socket.on('close', onClose)
   })
+}
+
+// OpenSSL's own text spans lines and names its source files; the usual cause is an https:// URL for a --no-tls relay.
+function explained (err: Error, url: URL): Error {
+  if ((err as NodeJS.ErrnoException).code !== 'ERR_SSL_WRONG_VERSION_NUMBER') return err
+  return new HandshakeError(`${url.host} does not speak TLS on this port; if it is a relay run with --no-tls, use http://${url.host}`, 'RENDEZVOUS_NOT_TLS')
 }
 
 // URL keeps the brackets of an IPv6 literal; the socket APIs want it bare.

@@ -13,7 +13,9 @@ export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
   return (at, line) => {
     if (RANK[at] > RANK[level]) return
     const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
-    out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${line}\n`)
+    // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks.
+    const text = line.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+    out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${text}\n`)
   }
 }
 

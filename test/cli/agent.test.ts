@@ -5,6 +5,8 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { runAgent } from '../../lib/cli/agent'
+import { agentLogger } from '../../lib/cli/agent-log'
+import { startRendezvous } from '../helpers/rendezvous'
 import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
 import { echoServer, readAll } from '../agent/helpers'
@@ -186,4 +188,29 @@ t.test('warnings go to stderr, info lines to stdout', async (t) => {
   t.notMatch(c.err(), /retrying in|SIGTERM: closing/, 'no info line on stderr')
   t.notMatch(c.out(), /WARN/, 'no warning on stdout')
   t.match(c.out(), /Z retrying in \d+\.\d s \(attempt 1\): the rendezvous answered 503[^]*Z SIGTERM: closing\n/)
+})
+
+t.test('every log line is one line, whatever the message holds', async (t) => {
+  const c = io()
+  const log = agentLogger(c.io, 'info')
+  log('warn', 'cannot park: first\nsecond:\r\n\n')
+  log('info', 'relayed\n')
+  t.match(c.err(), /^\S+Z WARN cannot park: first second:\n$/)
+  t.match(c.out(), /^\S+Z relayed\n$/)
+})
+
+t.test('https:// against a --no-tls relay: one line that says to use http://', async (t) => {
+  const relay = await startRendezvous()
+  t.teardown(() => relay.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', `https://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await until(() => c.err().includes('WARN cannot park'), 10000, 'the first failure')
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  const first = c.err().split('\n')[0]!
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: 127\\.0\\.0\\.1:${relay.port} does not speak TLS on this port; if it is a relay run with --no-tls, use http://127\\.0\\.0\\.1:${relay.port}$`))
+  t.notMatch(c.err(), /SSL routines|\n\n/, 'no OpenSSL dump, no blank line')
+  t.ok(c.err().split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
 })
