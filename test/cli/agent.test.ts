@@ -214,3 +214,18 @@ t.test('https:// against a --no-tls relay: one line that says to use http://', a
   t.notMatch(c.err(), /SSL routines|\n\n/, 'no OpenSSL dump, no blank line')
   t.ok(c.err().split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
 })
+
+t.test('passwords in --server and --to URLs are not logged', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const server = `https://admin:hunter2@127.0.0.1:${fake.port}`
+  const running = runAgent(['--server', server, '--id', TEST_ID, '--to', 'http://user:pw-s3cret@127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await fake.waitParked(1, 15000)
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.out(), `agent for ID ${TEST_ID} at https://admin:***@127.0.0.1:${fake.port}/, relaying to http://user:***@127.0.0.1:2/ (pool 1)`)
+  t.notMatch(c.out() + c.err(), /hunter2|pw-s3cret/)
+})
