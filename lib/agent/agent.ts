@@ -16,6 +16,9 @@ export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
 
+// CONNECTs in flight at once while the pool fills: a large pool ramps up instead of dialling all at once.
+export const MAX_CONNECTING = 8
+
 interface Slot {
   abort: AbortController
   /** The node this connection went to. */
@@ -136,7 +139,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       if (!slot.retiring) live++
       if (slot.socket === undefined) connecting++
     }
-    while (live < Math.min(this.#opts.pool, this.#lotCap) && !(this.#degraded && connecting > 0)) {
+    const inFlight = this.#degraded ? 1 : MAX_CONNECTING
+    while (live < Math.min(this.#opts.pool, this.#lotCap) && connecting < inFlight) {
       this.#open()
       live++
       connecting++

@@ -39,6 +39,7 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     [[...BASE, '--ca', '/nonexistent/ca.pem'], { RENDEZVOUS_SECRET: TEST_SECRET }, /cannot read --ca \/nonexistent\/ca\.pem: ENOENT/],
     [[...BASE, '--ca', tlsCertPath, '--insecure'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--ca and --insecure contradict/],
     [[...BASE, '--pool', '0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--pool must be a whole number/],
+    [[...BASE, '--pool', '1025'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --pool must be an integer from 1 to 1024\n$/],
     [[...BASE, '--max-age', 'soon'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--max-age must be a number of seconds/],
     [[...BASE, '--backoff-max', '0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--backoff-max must be a number of seconds above 0/],
     [[...BASE, '--secret', 'TOOSHORT'], {}, /--secret must be base32/],
