@@ -62,11 +62,16 @@ export function isLotFull (err: HandshakeError): boolean {
   return err.status === 503 && /too many parked connections/i.test(err.body)
 }
 
-export function lotFullError (parked: number, pool: number): HandshakeError {
+/**
+ * Said once when the lot fills. The relay's answer is the same whether its
+ * limit for this ID or its limit in all was reached, so this names neither.
+ */
+export function lotFullError (refusal: HandshakeError, parked: number, pool: number, wait: number): HandshakeError {
+  const body = refusal.body === '' ? '' : ` (${refusal.body.split('\n', 1)[0]!.trim()})`
   return new HandshakeError(
-    `lot full: the rendezvous keeps at most ${parked} parked connections for this ID (its maxParkedPerId), ` +
-    `below --pool ${pool}; this agent keeps ${parked} and no more: lower --pool to ${parked}, or raise the server's limit`,
-    'RENDEZVOUS_LOT_FULL', { status: 503 })
+    `lot full: the rendezvous refused more parked connections${body}; this agent keeps the ${parked} it has ` +
+    `of --pool ${pool} and tries one more in ${(wait / 1000).toFixed(1)} s, then after each Retry-After until the pool is full`,
+    'RENDEZVOUS_LOT_FULL', { status: 503, retryAfter: wait })
 }
 
 // A real answer is a status line and perhaps a few headers; anything this long is not our server.
