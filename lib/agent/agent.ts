@@ -239,7 +239,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     // A restarted server may allow more.
     this.#lot.reset()
     this.emit('dropped', { parked: this.stats.parked, ...drop })
-    this.#retryLater(`a parked connection was closed: ${drop.reason}`)
+    this.#retryLater(`a parked connection was closed: ${drop.reason}`, 0, true)
   }
 
   #retire (slot: Slot): void {
@@ -274,9 +274,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.socket?.destroy()
   }
 
-  #retryLater (reason: string, retryAfter = 0): void {
+  #retryLater (reason: string, retryAfter = 0, dropped = false): void {
     this.#degraded = true
-    this.#retry.failed(reason, retryAfter)
+    this.#retry.failed(reason, retryAfter, dropped)
   }
 
   #fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
