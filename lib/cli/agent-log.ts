@@ -30,7 +30,7 @@ export function redactUrl (value: string | URL): string {
   // Anything else is shown as the user typed it.
   if (url.password === '') return String(value)
   url.password = '***'
-  return url.href
+  return String(value).endsWith('/') ? url.href : url.href.replace(/\/$/, '')
 }
 
 /**

@@ -227,6 +227,6 @@ t.test('passwords in --server and --to URLs are not logged', async (t) => {
   await fake.waitParked(1, 15000)
   stop('SIGTERM')
   t.equal(await running, 0)
-  t.match(c.out(), `agent for ID ${TEST_ID} at https://admin:***@127.0.0.1:${fake.port}/, relaying to http://user:***@127.0.0.1:2/ (pool 1)`)
+  t.match(c.out(), `agent for ID ${TEST_ID} at https://admin:***@127.0.0.1:${fake.port}, relaying to http://user:***@127.0.0.1:2 (pool 1)`)
   t.notMatch(c.out() + c.err(), /hunter2|pw-s3cret/)
 })
