@@ -66,7 +66,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   return {
     lot,
     splices,
-    answerUnrouted: unroutedAnswer(o.realm, metrics, probes),
+    answerUnrouted: unroutedAnswer(o.realm, metrics, probes, { closing: isClosing, retryAfter: o.retryAfter }),
     closing: isClosing,
     drain: async () => {
       closing = true

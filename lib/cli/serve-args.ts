@@ -51,6 +51,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
   if (c.noMetrics === true && (given('metricsPath') || given('metricsListen'))) {
     throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
   }
+  distinctRoutes(c)
   const plugin = pluginOptionsOf(SERVE_TABLE, c, c.explicit) as ServeArgs['plugin']
   const limits: ServeLimits = {}
   for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
@@ -64,6 +65,16 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
     plugin,
     admin: c.help === true ? undefined : admin(c),
     ...(cluster === undefined ? {} : { cluster })
+  }
+}
+
+// Two routes on one path would fail deep inside Fastify's router, as a stack trace.
+function distinctRoutes (c: ServeConfig): void {
+  const routes: Array<[string, string]> = [['--health-path', c.healthPath], ['--ready-path', c.readyPath]]
+  if (c.noMetrics !== true && c.metricsListen === undefined) routes.push(['--metrics-path', c.metricsPath])
+  for (const [i, [flag, path]] of routes.entries()) {
+    const other = routes.slice(i + 1).find(([, p]) => p === path)
+    if (other !== undefined) throw new CliError(`${flag} and ${other[0]} are both ${path}: each route needs a path of its own`)
   }
 }
 

@@ -8,8 +8,6 @@ import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath 
 const PLUGIN = resolveOptions({})
 const inSeconds = (ms: number): string => String(ms / 1000)
 const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
-const RESERVED_PATHS = ['/healthz', '/readyz']
-
 /**
  * Every option of `rendezvous serve`, one entry each: its flag is the
  * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
@@ -31,7 +29,7 @@ export const SERVE_TABLE = [
 
   option({ key: 'healthPath', value: 'PATH', default: '/healthz', help: 'liveness route, answered without credentials', parse: urlPath(), to: 'healthPath' }),
   option({ key: 'readyPath', value: 'PATH', default: '/readyz', help: 'readiness route: 200, or 503 with the reasons', parse: urlPath(), to: 'readyPath' }),
-  option({ key: 'metricsPath', value: 'PATH', default: '/metrics', help: 'where Prometheus metrics are served', parse: urlPath(RESERVED_PATHS) }),
+  option({ key: 'metricsPath', value: 'PATH', default: '/metrics', help: 'where Prometheus metrics are served', parse: urlPath() }),
   option({ key: 'metricsListen', value: 'HOST:PORT', help: 'serve metrics on this address instead of the public port', parse: hostPort }),
   option({ key: 'noMetrics', help: 'serve no metrics', parse: flag }),
   option({ key: 'metricsPerId', help: 'add per-ID series (label id): one series per ID', parse: flag, to: 'metricsPerId' }),

@@ -56,6 +56,7 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   bound.app = app
   try {
     await app.listen({ host: parsed.host, port: parsed.port })
+    await certificate?.save?.()
   } catch (err) {
     await closeServer(app, 2_000).catch(() => {})
     throw startupError(err, parsed)

@@ -64,6 +64,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   try {
     await conn.connect(o.connectTimeout)
     await registry.ready()
+    conn.watchLiveness(o.heartbeat, o.commandTimeout)
   } catch (err) {
     await registry.close()
     await conn.close()

@@ -4,8 +4,12 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RemoteSource } from '../relay/remote-source'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
+import { logLimiter } from './log-limit'
 import { lineEnd, MAX_LINE, parseAnswerLine, readFrame, requestLine } from './peer-wire'
 import type { PeerNode, Presence } from './presence'
+
+// The same failure of the same node is a warning once a minute, a debug line otherwise.
+const WARN_EVERY_MS = 60_000
 
 export interface ForwarderDeps {
   presence: Pick<Presence, 'lookup'>
@@ -27,6 +31,7 @@ export interface ForwarderDeps {
  * whose node answered 200. A node that fails is skipped for the next one.
  */
 export function createForwarder (deps: ForwarderDeps): RemoteSource {
+  const warnNow = logLimiter(WARN_EVERY_MS)
   async function open (id: string, head: Buffer, signal: AbortSignal): Promise<Socket | 'none' | 'unavailable'> {
     if (!deps.reachable()) {
       deps.metrics.forward('unavailable')
@@ -50,7 +55,9 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
         }
       } catch (err) {
         deps.metrics.forward('peer_failed')
-        deps.log.warn({ err, id, node: node.nodeId, address: node.address }, 'node did not hand over a connection; trying the next')
+        const error = (err as Error).message
+        const level = warnNow(`${node.address} ${error}`) ? 'warn' : 'debug'
+        deps.log[level]({ error, id, node: node.nodeId, address: node.address }, `node did not hand over a connection; trying the next${hint(error)}`)
       }
     }
     deps.metrics.forward('none_parked')
@@ -58,7 +65,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   }
 
   async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
-    const link = await dial(node.address, deps.timeout, deps.tls())
+    const link = await dial(node.address, deps.timeout, deps.tls(), signal)
     const onAbort = (): void => { link.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
     try {
@@ -83,22 +90,33 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   return { open, retryInterval: deps.retryInterval }
 }
 
-function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined): Promise<Socket> {
+// A node answering 401 holds connections for the ID but does not accept this node's token.
+function hint (error: string): string {
+  return / 401 /.test(error) ? ' (is --cluster-secret the same on every node?)' : ''
+}
+
+function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined, signal: AbortSignal): Promise<Socket> {
   const { host, port } = splitAddress(address)
+  if (signal.aborted) return Promise.reject(new Error('the client stopped waiting'))
   return new Promise((resolve, reject) => {
     const socket: Socket = tls === undefined
       ? connectTcp({ host, port })
       : connectTls({ servername: isIP(host) === 0 ? host : undefined, ...tls, host, port })
     const ready = tls === undefined ? 'connect' : 'secureConnect'
     const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
+    // A node that accepts and never finishes its TLS handshake must not hold a client past its wait.
+    const onAbort = (): void => { socket.destroy(new Error('the client stopped waiting')) }
+    signal.addEventListener('abort', onAbort, { once: true })
     socket.once(ready, () => {
       clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
       socket.removeListener('error', onError)
       socket.on('error', () => {})
       resolve(socket)
     })
     const onError = (err: Error): void => {
       clearTimeout(timer)
+      signal.removeEventListener('abort', onAbort)
       reject(err)
     }
     socket.once('error', onError)

@@ -6,6 +6,7 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
+import { logLimiter } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { answerLine, lineEnd, parseRequestLine, readFrame, type PeerRequest } from './peer-wire'
@@ -37,11 +38,13 @@ type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malf
  */
 export function createPeerServer (deps: PeerServerDeps): Server {
   const sockets = new Set<Socket>()
+  // A node with another cluster secret asks several times a second while its clients wait: one warning a minute per address.
+  const warnNow = logLimiter(60_000)
   const onLink = (link: Socket): void => {
     sockets.add(link)
     link.once('close', () => sockets.delete(link))
     link.on('error', err => deps.log.debug({ err }, 'peer link error'))
-    serve(link, deps).catch(err => {
+    serve(link, deps, warnNow).catch(err => {
       deps.log.warn({ err }, 'peer link failed')
       link.destroy()
     })
@@ -74,7 +77,7 @@ export async function closePeerServer (server: Server): Promise<void> {
   await closed
 }
 
-async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
+async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string) => boolean): Promise<void> {
   let request: PeerRequest | undefined
   const frame = await readFrame(link, buffered => {
     const end = lineEnd(buffered)
@@ -87,6 +90,11 @@ async function serve (link: Socket, deps: PeerServerDeps): Promise<void> {
   const refusal = await check(request, payload, deps)
   if (refusal !== undefined) {
     deps.metrics.handover(refusal.outcome)
+    if (refusal.outcome === 'unauthorized' || refusal.outcome === 'malformed') {
+      const from = link.remoteAddress ?? 'unknown'
+      const level = warnNow(`${from} ${refusal.outcome}`) ? 'warn' : 'debug'
+      deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.outcome === 'unauthorized' ? ' (is --cluster-secret the same on every node?)' : ''}`)
+    }
     link.end(answerLine(refusal.status, refusal.reason))
     return
   }

@@ -23,8 +23,14 @@ export interface RedisConnection {
   client: RedisClient
   /** Pub/sub only: a subscribed connection can run no other command. */
   subscriber: RedisClient
-  /** Both connections are up. */
+  /** Both connections are up, and Redis answered the last liveness ping in time. */
   reachable: () => boolean
+  /**
+   * PINGs every `intervalMs`, each allowed `timeoutMs`. A Redis that hangs
+   * (stopped, swapping) keeps its TCP connections open, and ioredis goes on
+   * saying 'ready'; only an unanswered command shows it.
+   */
+  watchLiveness: (intervalMs: number, timeoutMs: number) => void
   /**
    * Connects our own clients; a given client is left to its owner. Rejects
    * after `timeoutMs`: a Redis that accepts connections and never answers
@@ -58,15 +64,26 @@ export function openRedis (source: RedisSource): RedisConnection {
       c.once('error', onError)
       if (c.status === 'wait') c.connect().catch(() => {})
     })
+  let answering = true
+  let pinging: NodeJS.Timeout | undefined
   return {
     client,
     subscriber,
-    reachable: () => client.status === 'ready' && subscriber.status === 'ready',
+    reachable: () => answering && client.status === 'ready' && subscriber.status === 'ready',
+    watchLiveness: (intervalMs, timeoutMs) => {
+      let inFlight = false
+      pinging = setInterval(() => {
+        if (inFlight || client.status !== 'ready') return
+        inFlight = true
+        timed(client.ping(), timeoutMs).then(() => { answering = true }, () => { answering = false }).finally(() => { inFlight = false })
+      }, intervalMs).unref()
+    },
     connect: async (timeoutMs) => {
       await timed(Promise.all([ready(client), ready(subscriber)]), timeoutMs)
         .catch((err: Error) => { throw err.message.startsWith('Redis did not answer') ? new Error(`${err.message}; is the URL right, with rediss:// only for a Redis that speaks TLS?`) : err })
     },
     close: async () => {
+      clearInterval(pinging)
       client.removeListener('error', quiet)
       subscriber.disconnect()
       if (owned) client.disconnect()

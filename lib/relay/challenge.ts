@@ -11,13 +11,21 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * Requests that reach Fastify carry no usable rendezvous credential. Those
  * no route handles are challenged, or told that the ID they named is unknown.
  */
-export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes?: AuthThrottle): AnswerUnrouted {
+export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, closing: { closing: () => boolean, retryAfter: number }): AnswerUnrouted {
   return function answerUnrouted (request, reply) {
+    // A server going down answers what would have been a challenge as it answers a rendezvous: come back later.
+    if (closing.closing()) {
+      metrics.request('shutting_down')
+      request.log.info({ side: 'mobile', outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
+      reply.code(503).header('retry-after', String(closing.retryAfter)).header('connection', 'close').type('text/plain; charset=utf-8').send('shutting down\n')
+      return
+    }
     if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
-      answerUnknownId(request.socket.remoteAddress ?? 'unknown', reply, metrics, probes).catch(err => { reply.send(err) })
+      answerUnknownId(request, reply, metrics, probes).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
+    request.log.debug({ side: 'mobile' }, 'challenged')
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
@@ -41,16 +49,19 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (address: string, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined): Promise<void> {
+  const address = request.socket.remoteAddress ?? 'unknown'
   const coolOff = probes === undefined ? 0 : await probes.check(address, '')
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
   if (coolOff === 0) await probes?.fail(address, '')
   reply.header('connection', 'close').type('text/plain; charset=utf-8')
   if (coolOff > 0) {
     metrics.request('throttled')
+    request.log.info({ side: 'mobile', outcome: 'throttled', status: 429, address }, 'rendezvous request refused')
     reply.code(429).header('retry-after', String(coolOff)).send('too many requests for unknown IDs\n')
     return
   }
   metrics.request('unknown_id')
+  request.log.info({ side: 'mobile', outcome: 'unknown_id', status: 404, address }, 'rendezvous request refused')
   reply.code(404).send('no hidden server has this ID\n')
 }

@@ -78,6 +78,20 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
   }
 }
 
+/** Runs `work` with a signal that aborts when `signal` does or at `deadline` (ms since the epoch), whichever is first. */
+async function untilDeadline<T> (signal: AbortSignal, deadline: number, work: (bounded: AbortSignal) => Promise<T>): Promise<T> {
+  const bounded = new AbortController()
+  const abort = (): void => bounded.abort()
+  const timer = setTimeout(abort, Math.max(0, deadline - Date.now()))
+  signal.addEventListener('abort', abort, { once: true })
+  try {
+    return await work(bounded.signal)
+  } finally {
+    clearTimeout(timer)
+    signal.removeEventListener('abort', abort)
+  }
+}
+
 /** Whether a claimed client can still take an answer: not gone, not ending, not closed by an earlier `Connection: close`. */
 function usable (client: Socket, watch: ClientWatch): boolean {
   return !watch.gone && !client.destroyed && client.writable && !client.writableEnded
@@ -147,7 +161,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const deadline = Date.now() + limits.waitTimeout
     for (;;) {
       if (lot.parkedFor(id) === 0) {
-        const link = await remote.open(id, head, signal)
+        // Another node that accepts and never answers must not hold the client past its wait timeout.
+        const link = await untilDeadline(signal, deadline, async bounded => await remote.open(id, head, bounded))
         if (link === 'unavailable') return { unavailable: true }
         if (link !== 'none') return { link }
       }

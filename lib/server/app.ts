@@ -3,6 +3,7 @@ import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastif
 import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
+import { QuietRequestLog } from './request-log'
 import { clientErrorHandler } from '../http/client-error'
 import { frameworkErrors } from '../relay/framework-errors'
 import { FileRegistry } from '../registry/file-registry'
@@ -73,7 +74,10 @@ function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { 
     logger: loggerOptions(opts),
     // Node's https server offers only http/1.1 by ALPN, and a client that offers only http/1.0 (curl --http1.0) gets a TLS alert.
     ...(opts.tls === false ? {} : { https: { cert: opts.tls.cert, key: opts.tls.key, ALPNProtocols: ['http/1.1', 'http/1.0'] } }),
-    return503OnClosing: true,
+    // Fastify's own 503 while closing is JSON without Retry-After; the plugin answers instead (503, Retry-After,
+    // Connection: close), and /readyz says shutting_down.
+    return503OnClosing: false,
+    logController: new QuietRequestLog(),
     // What Node's parser refuses is answered like every other refusal, with Connection: close and a clean close.
     clientErrorHandler,
     // A path the router cannot decode may still be a hidden server's: challenged, not 400.

@@ -35,6 +35,7 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
     running = running.then(async () => {
       try {
         const next = await loadCertificate(req)
+        await next.save?.()
         if (next.fingerprint === fingerprint) {
           log.info({ why, fingerprint }, 'certificate unchanged')
           onReload('unchanged')

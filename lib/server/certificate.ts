@@ -19,8 +19,14 @@ export interface Certificate {
   generated: boolean
   /** The DNS names and IP addresses it is valid for. */
   names: string[]
-  /** Why an existing self-signed certificate was replaced on this start, if it was. */
+  /** Why an existing self-signed certificate is replaced on this start, if it is. */
   regenerated?: string
+  /**
+   * For a regenerated pair: writes it over the data dir's old one. Called
+   * once the server listens, so a start that fails (a port in use) leaves
+   * the certificate that a running server and its agents use alone.
+   */
+  save?: () => Promise<void>
   /** Things the operator should know, each one line. */
   warnings: string[]
 }
@@ -71,9 +77,12 @@ async function selfSigned (dataDir: string, host: string, names: string[], retry
     const stale = current.selfSigned ? staleness(cert, names) : undefined
     if (stale === undefined || !retry) return current
     const pems = await generateSelfSigned(names)
-    // Another start replaced it at the same moment: serve what is on disk, as the first start does.
-    if (!await replace(dataDir, dir, pems)) return await selfSigned(dataDir, host, names, false)
-    return { ...describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true), regenerated: stale }
+    const save = async (): Promise<void> => {
+      if (!await replace(dataDir, dir, pems)) {
+        throw new CertificateError(`another start replaced ${dir} at the same moment; start again to serve the certificate on disk`)
+      }
+    }
+    return { ...describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true), regenerated: stale, save }
   }
   if (cert !== undefined || key !== undefined) {
     // Regenerating would silently change the fingerprint that agents may have pinned.

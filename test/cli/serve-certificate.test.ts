@@ -51,11 +51,15 @@ t.test('the generated certificate carries each --tls-name, and is made again whe
   t.not(more.fingerprint, first.fingerprint, 'a concrete --host is a new name')
   t.match(more.regenerated, /did not name 127\.0\.0\.2/)
   t.ok(new X509Certificate(more.cert).checkIP('127.0.0.2'))
+  t.equal(fingerprintOf(join(dataDir, 'tls', 'cert.pem')), first.fingerprint, 'not on disk until it is saved')
+  await more.save?.()
+  t.equal(fingerprintOf(join(dataDir, 'tls', 'cert.pem')), more.fingerprint, 'on disk once saved')
 
   const fewer = await loadCertificate({ dataDir, host: '127.0.0.2', names: [] })
   t.not(fewer.fingerprint, more.fingerprint, 'a name taken away makes a new one too')
   t.match(fewer.regenerated, /names changed/)
   t.notOk(new X509Certificate(fewer.cert).checkHost('relay.example.test'))
+  await fewer.save?.()
   t.equal(fingerprintOf(join(dataDir, 'tls', 'cert.pem')), fewer.fingerprint, 'and it is the one on disk')
 })
 
@@ -71,6 +75,24 @@ t.test('serve --tls-name: banner prints names and fingerprint, and clients verif
   t.equal(await presented('127.0.0.2', Number(port), { ca, servername: 'relay.example.test' }), fingerprint)
   t.equal(await presented('127.0.0.2', Number(port), { ca }), fingerprint, 'the --host IP verifies too')
   t.equal((await serve.stop('SIGTERM')).code, 0)
+})
+
+t.test('a start that fails leaves the generated certificate of a running serve alone', async t => {
+  const problem = buildProblem(t)
+  if (problem !== undefined) return t.fail(problem)
+  const dataDir = tempDir(t)
+  const first = startCli(t, ['serve', '--port', '0', '--data-dir', dataDir])
+  const [, port] = await first.waitFor(/listening on https:\/\/127\.0\.0\.1:(\d+)\//)
+  const [, fingerprint] = await first.waitFor(FINGERPRINT)
+  const certFile = join(dataDir, 'tls', 'cert.pem')
+  // Other names would make a new certificate; the port in use makes this start fail.
+  const second = startCli(t, ['serve', '--port', port, '--data-dir', dataDir, '--tls-name', 'other.example.test'])
+  const exit = await second.exited
+  t.equal(exit.code, 1, 'the second start fails')
+  t.match(second.output(), /port is already in use/)
+  t.equal(fingerprintOf(certFile), fingerprint, 'the certificate on disk is still the one the first serve presents')
+  t.equal(await presented('127.0.0.1', Number(port), { ca: readFileSync(certFile) }), fingerprint, 'and clients given that file as CA still verify it')
+  t.equal((await first.stop('SIGTERM')).code, 0)
 })
 
 /** Serves the fixture's certificate from copies of its files in a fresh directory, which the test may overwrite. */

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
-import { openWire, relayOnce } from '../helpers/wire'
+import { openWire, relayOnce, statusOf } from '../helpers/wire'
 
 const TOKEN = 'serve-admin-token-0123456789'
 
@@ -64,6 +64,10 @@ if (problem !== undefined) {
     const added = await api(admin, 'POST', '/api/ids', { id: 'hub-ops' })
     t.equal(added.status, 201)
     t.match(added.body.agentCommand, `--server http://127.0.0.1:${port}/ --id hub-ops`)
+    const unknown = await openWire(Number(port), false)
+    unknown.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="nobody-here"\r\n\r\n')
+    await unknown.untilClosed()
+    t.equal(statusOf(unknown.text), 404)
     const listed = await runCli(t, ['ids', 'list', '--data-dir', dataDir, '--json'])
     t.match(listed.stdout, '"hub-ops"', 'the ids command sees the admin\'s change')
 
@@ -84,6 +88,11 @@ if (problem !== undefined) {
     t.match(logs, /"msg":"parked"/)
     t.match(logs, /"msg":"relaying"/)
     t.match(logs, /"msg":"relay closed"/)
+    t.match(logs, /"outcome":"unknown_id","status":404,[^\n]*"msg":"rendezvous request refused"/, 'the 404 is a refusal line like the others')
+    // At info, no two lines for every probe, scrape and challenge: Fastify's own are at debug (this log is at trace).
+    t.match(logs, /"level":20,[^\n]*"msg":"incoming request"/)
+    // The admin listener keeps its own at info: each of its requests is an operator's action.
+    t.notMatch(logs, /"level":30,(?![^\n]*rendezvous-admin)[^\n]*"msg":"(incoming request|request completed)"/)
     for (const secret of [TOKEN, added.body.secret, rotated.body.secret, token, '0123456789abcdef0123456789abcdef', 'wrong-token-wrong-token']) {
       t.notOk(logs.includes(secret), `no ${String(secret).slice(0, 6)}… in the logs`)
     }

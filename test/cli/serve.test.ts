@@ -195,6 +195,10 @@ if (problem !== undefined) {
       ['tls and no-tls', ['--no-tls', '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath], /cannot be combined/],
       ['metrics path and no metrics', ['--no-metrics', '--metrics-path', '/m'], /cannot be combined/],
       ['metrics path on /', ['--metrics-path', '/'], /--metrics-path must be/],
+      ['metrics path on the health route', ['--metrics-path', '/healthz'], /--health-path and --metrics-path are both \/healthz: each route needs a path of its own/],
+      ['health path on the metrics route', ['--health-path', '/metrics'], /--health-path and --metrics-path are both \/metrics/],
+      ['health path on the ready route', ['--health-path', '/readyz'], /--health-path and --ready-path are both \/readyz/],
+      ['two routes moved onto one path', ['--health-path', '/x', '--ready-path', '/x'], /--health-path and --ready-path are both \/x/],
       ['bad log level', ['--log-level', 'loud'], /--log-level must be one of/],
       ['positional argument', ['extra'], /unexpected argument extra/],
       ['cluster secret too short', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 's'], /cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET/]

@@ -74,3 +74,22 @@ t.test('with Redis stopped, a node serves what it holds and refuses the rest wit
     t.equal(statusOf(unknown.text), 404, 'unknown IDs are 404 again')
   })
 })
+
+t.test('a Redis that hangs (its connections open, nothing answered) is noticed within seconds, not at the next resync', { skip }, async t => {
+  const redis = await startRedis(t)
+  // The default heartbeat and command timeout, and a resync far away: only the liveness ping can tell.
+  const b = await startNode('b', redis.url, {}, undefined, { heartbeat: 1000, presenceTtl: 5000, resyncInterval: 60_000 })
+  t.teardown(async () => { redis.resume(); await b.close() })
+  t.ok(b.app.rendezvous.reachable(), 'ready')
+  redis.pause()
+  const paused = Date.now()
+  await until(() => !b.app.rendezvous.reachable(), 6000, 'the node sees Redis gone')
+  t.ok(Date.now() - paused < 4000, `within the heartbeat and the command timeout (${Date.now() - paused} ms)`)
+  const client = await b.open()
+  client.write(ask('added-while-hung'))
+  await client.untilClosed()
+  t.equal(statusOf(client.text), 503, 'an ID the node cannot confirm is 503, not a 404 that may be wrong')
+  t.match(client.text, /\r\nRetry-After: \d+\r\n/)
+  redis.resume()
+  await until(() => b.app.rendezvous.reachable(), 6000, 'ready again once Redis answers')
+})

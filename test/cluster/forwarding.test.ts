@@ -1,3 +1,4 @@
+import { createServer, type AddressInfo, type Socket } from 'node:net'
 import t from 'tap'
 import { until } from '../helpers/until'
 import { redisMissing, startRedis } from './redis-server'
@@ -6,6 +7,16 @@ import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
 import { Redis } from 'ioredis'
+import { Writable } from 'node:stream'
+
+/** A log destination that keeps each JSON line parsed. */
+class LogLines extends Writable {
+  readonly lines: Array<{ level: number, msg: string, [field: string]: unknown }> = []
+  override _write (chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
+    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(JSON.parse(line))
+    done()
+  }
+}
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
 const skip = redisMissing() ?? false
@@ -97,9 +108,11 @@ t.test('three nodes in one process share IDs, tokens and parked connections', { 
 
 t.test('forwarding skips a node that fails and a node that cannot prove the cluster secret', { skip }, async t => {
   const redis = await startRedis(t)
-  const a = await startNode('a', redis.url)
+  const aLog = new LogLines()
+  const outsiderLog = new LogLines()
+  const a = await startNode('a', redis.url, {}, aLog)
   const b = await startNode('b', redis.url)
-  const outsider = await startNode('outsider', redis.url, { cluster: { secret: 'not the cluster secret at all' } })
+  const outsider = await startNode('outsider', redis.url, { cluster: { secret: 'not the cluster secret at all' } }, outsiderLog)
   t.teardown(async () => { await a.close(); await b.close(); await outsider.close() })
   const { secret } = await a.app.rendezvous.registry.add({ id: 'hub-2' })
   const hidden = await a.park('hub-2', secret)
@@ -118,6 +131,14 @@ t.test('forwarding skips a node that fails and a node that cannot prove the clus
     t.equal(statusOf(client.text), 503)
     t.equal(hidden.received.length, 0, 'nothing reached the hidden server')
     t.equal(a.app.rendezvous.parkedFor('hub-2'), 1, 'a still holds its socket')
+    // The client asked a about four times a second for its whole wait: one warning each side, the rest at debug.
+    const asked = outsiderLog.lines.filter(l => l.node === 'a' && l.msg.startsWith('node did not hand over a connection'))
+    t.ok(asked.length >= 2, `the outsider asked a more than once (${asked.length})`)
+    t.same(asked.filter(l => l.level === 40).map(l => l.msg), ['node did not hand over a connection; trying the next (is --cluster-secret the same on every node?)'])
+    t.notOk(asked.some(l => 'err' in l), 'no stack traces')
+    const refused = aLog.lines.filter(l => l.msg.startsWith('refused a peer link'))
+    t.ok(refused.length >= 2, `a refused more than once (${refused.length})`)
+    t.same(refused.filter(l => l.level === 40).map(l => l.msg), ['refused a peer link: authentication failed (is --cluster-secret the same on every node?)'])
   })
 
   t.test('b tries the dead node first, then a', async t => {
@@ -143,4 +164,31 @@ t.test('the peer link can run over TLS', { skip }, async t => {
   t.equal(statusOf(refused.text), 503, 'a node speaking plain TCP to a TLS peer listener gets nothing')
 
   await exchange(t, b, hidden, 'hub-3', '/tls')
+})
+
+t.test('a node that accepts and never answers does not hold a client past its wait timeout', { skip }, async t => {
+  const redis = await startRedis(t)
+  // The forward timeout is far longer than the wait: only the client's deadline can end the ask.
+  const b = await startNode('b', redis.url, { waitTimeout: 1000, cluster: { secret: CLUSTER_SECRET, forwardTimeout: 20_000 } })
+  t.teardown(async () => { await b.close() })
+  // A stopped node (SIGSTOP): the kernel still accepts its connections, nothing reads them.
+  const held: Socket[] = []
+  const silent = createServer(socket => { held.push(socket); socket.on('error', () => {}) })
+  await new Promise<void>(resolve => silent.listen(0, '127.0.0.1', resolve))
+  t.teardown(() => { for (const s of held) s.destroy(); silent.close() })
+  await b.app.rendezvous.registry.add({ id: 'hub-4' })
+  const raw = new Redis(redis.url)
+  t.teardown(() => raw.disconnect())
+  await raw.set('rendezvous:node:stopped', `127.0.0.1:${(silent.address() as AddressInfo).port}`, 'PX', 60_000)
+  await raw.hset('rendezvous:parked:hub-4', 'stopped', '1')
+
+  const client = await b.open()
+  const started = Date.now()
+  client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-4"\r\n\r\n')
+  await client.untilClosed(15_000)
+  const waited = Date.now() - started
+  t.equal(statusOf(client.text), 503)
+  t.match(client.text, /\r\nRetry-After: \d+\r\n/)
+  t.ok(held.length >= 1, 'the stopped node was asked')
+  t.ok(waited < 4000, `the answer came at the wait timeout (1 s), not the forward timeout (20 s): ${waited} ms`)
 })

@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { AddressInfo } from 'node:net'
-import rendezvous, { type RendezvousOptions } from '../../lib/index'
+import rendezvous, { type ClusterOptions, type RendezvousOptions } from '../../lib/index'
 import { createV1Token } from '../../lib/tokens/v1'
 import type { Test } from 'tap'
 import { openWire, statusOf, type WireClient } from '../helpers/wire'
@@ -17,14 +17,14 @@ export interface TestNode {
 }
 
 /** One node of a cluster in this process, plain HTTP on loopback, with short timers so tests stay quick. */
-export async function startNode (name: string, redisUrl: string, plugin: RendezvousOptions = {}): Promise<TestNode> {
-  const app = Fastify({ logger: false })
+export async function startNode (name: string, redisUrl: string, plugin: RendezvousOptions = {}, logStream?: NodeJS.WritableStream, timers: Partial<ClusterOptions> = {}): Promise<TestNode> {
+  const app = Fastify({ logger: logStream === undefined ? false : { level: 'debug', stream: logStream } })
   const { cluster, ...rest } = plugin
   await app.register(rendezvous, {
     waitTimeout: 1000,
     ...rest,
     redis: redisUrl,
-    cluster: { secret: CLUSTER_SECRET, nodeId: name, heartbeat: 200, presenceTtl: 1000, resyncInterval: 500, ...cluster }
+    cluster: { secret: CLUSTER_SECRET, nodeId: name, heartbeat: 200, presenceTtl: 1000, resyncInterval: 500, ...timers, ...cluster }
   })
   await app.listen({ port: 0, host: '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port

@@ -19,6 +19,10 @@ export interface TestRedis {
   /** Starts again on the same port with the saved data. */
   start: () => Promise<void>
   running: () => boolean
+  /** SIGSTOP: a hung Redis, whose connections stay open and answer nothing. */
+  pause: () => void
+  /** SIGCONT. */
+  resume: () => void
 }
 
 interface Teardown { teardown: (fn: () => unknown) => void }
@@ -81,9 +85,18 @@ export async function startRedis (t: Teardown): Promise<TestRedis> {
   }
 
   t.teardown(async () => {
+    child?.kill('SIGCONT')
     child?.kill('SIGKILL')
     await exited
   })
   await start()
-  return { url: `redis://127.0.0.1:${port}`, port, stop, start, running: () => child !== undefined }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    stop,
+    start,
+    running: () => child !== undefined,
+    pause: () => { child?.kill('SIGSTOP') },
+    resume: () => { child?.kill('SIGCONT') }
+  }
 }
