@@ -7,6 +7,7 @@ import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, ty
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { isUnreachable } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
+import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
 import { RetrySchedule } from './retry'
@@ -15,6 +16,9 @@ import { TlsReuse } from './tls-reuse'
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
+
+// CONNECTs in flight at once while the pool fills: a large pool ramps up instead of dialling all at once.
+export const MAX_CONNECTING = 8
 
 interface Slot {
   abort: AbortController
@@ -36,8 +40,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
   #everParked = false
-  // The server's per-ID limit, once it said the lot is full: the pool is not topped up beyond it.
-  #lotCap = Infinity
+  // While the rendezvous says its lot is full, the pool is not topped up beyond what it holds.
+  readonly #lot: LotCap
   #active = 0
   #closing?: Promise<void>
   readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
@@ -59,6 +63,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       ready: () => this.#fill(),
       waiting: (info) => this.emit('backoff', info)
     })
+    this.#lot = new LotCap({ backoffBase, backoffMax, grow: () => this.#fill() })
     if (this.#opts.urls.some(url => url.protocol === 'https:')) this.#tls = new TlsReuse(this.#opts.ca)
   }
 
@@ -108,6 +113,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   async #shutdown (): Promise<void> {
     this.#state = 'closing'
     this.#retry.stop()
+    this.#lot.reset()
     for (const slot of this.#slots) this.#discard(slot)
     this.#slots.clear()
     await this.#drainRelays()
@@ -136,7 +142,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       if (!slot.retiring) live++
       if (slot.socket === undefined) connecting++
     }
-    while (live < Math.min(this.#opts.pool, this.#lotCap) && !(this.#degraded && connecting > 0)) {
+    const inFlight = this.#degraded ? 1 : MAX_CONNECTING
+    while (live < Math.min(this.#opts.pool, this.#lot.value) && connecting < inFlight) {
       this.#open()
       live++
       connecting++
@@ -165,8 +172,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
     this.#retry.unreachable = isUnreachable(err)
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
-      this.#lotCap = this.stats.parked
-      return this.#report(lotFullError(this.#lotCap, this.#opts.pool), 'connect')
+      const { parked } = this.stats
+      const wait = this.#lot.full(parked, err.retryAfter)
+      if (wait !== undefined) this.#report(lotFullError(err, parked, this.#opts.pool, wait), 'connect')
+      return
     }
     this.#report(err, 'connect')
     this.#retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
@@ -182,6 +191,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#degraded = false
     this.#everParked = true
     this.#retry.parked()
+    this.#lot.parked(this.stats.parked, this.#opts.pool)
     this.#retireOne()
     this.emit('parked', { parked: this.stats.parked, pool: this.#opts.pool })
     // The 200 and the client's first bytes can share a packet: then it is taken already.
@@ -227,9 +237,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (this.#state !== 'running') return
     this.#counts.dropped++
     // A restarted server may allow more.
-    this.#lotCap = Infinity
+    this.#lot.reset()
     this.emit('dropped', { parked: this.stats.parked, ...drop })
-    this.#retryLater(`a parked connection was closed: ${drop.reason}`)
+    this.#retryLater(`a parked connection was closed: ${drop.reason}`, 0, true)
   }
 
   #retire (slot: Slot): void {
@@ -264,9 +274,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.socket?.destroy()
   }
 
-  #retryLater (reason: string, retryAfter = 0): void {
+  #retryLater (reason: string, retryAfter = 0, dropped = false): void {
     this.#degraded = true
-    this.#retry.failed(reason, retryAfter)
+    this.#retry.failed(reason, retryAfter, dropped)
   }
 
   #fatal (err: RendezvousAuthError | RendezvousCertificateError): void {

@@ -62,11 +62,16 @@ export function isLotFull (err: HandshakeError): boolean {
   return err.status === 503 && /too many parked connections/i.test(err.body)
 }
 
-export function lotFullError (parked: number, pool: number): HandshakeError {
+/**
+ * Said once when the lot fills. The relay's answer is the same whether its
+ * limit for this ID or its limit in all was reached, so this names neither.
+ */
+export function lotFullError (refusal: HandshakeError, parked: number, pool: number, wait: number): HandshakeError {
+  const body = refusal.body === '' ? '' : ` (${refusal.body.split('\n', 1)[0]!.trim()})`
   return new HandshakeError(
-    `lot full: the rendezvous keeps at most ${parked} parked connections for this ID (its maxParkedPerId), ` +
-    `below --pool ${pool}; this agent keeps ${parked} and no more: lower --pool to ${parked}, or raise the server's limit`,
-    'RENDEZVOUS_LOT_FULL', { status: 503 })
+    `lot full: the rendezvous refused more parked connections${body}; this agent keeps the ${parked} it has ` +
+    `of --pool ${pool} and tries one more in ${(wait / 1000).toFixed(1)} s, then after each Retry-After until the pool is full`,
+    'RENDEZVOUS_LOT_FULL', { status: 503, retryAfter: wait })
 }
 
 // A real answer is a status line and perhaps a few headers; anything this long is not our server.
@@ -151,9 +156,15 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
       socket.write(`CONNECT uuid:${opts.id}?response=${opts.token} HTTP/1.1\r\nHost: ${opts.url.host}\r\n\r\n`)
     })
     socket.on('data', onData)
-    socket.on('error', fail)
+    socket.on('error', (err) => fail(explained(err, opts.url)))
     socket.on('close', onClose)
   })
+}
+
+// OpenSSL's own text spans lines and names its source files; the usual cause is an https:// URL for a --no-tls relay.
+function explained (err: Error, url: URL): Error {
+  if ((err as NodeJS.ErrnoException).code !== 'ERR_SSL_WRONG_VERSION_NUMBER') return err
+  return new HandshakeError(`${url.host} does not speak TLS on this port; if it is a relay run with --no-tls, use http://${url.host}`, 'RENDEZVOUS_NOT_TLS')
 }
 
 // URL keeps the brackets of an IPv6 literal; the socket APIs want it bare.

@@ -25,7 +25,7 @@ export interface RendezvousAgentOptions {
   toConnectTimeout?: number
   /** An in-process server taken connections are handed to, instead of `to`. */
   server?: net.Server
-  /** Connections kept parked at the rendezvous. Default 4. */
+  /** Connections kept parked at the rendezvous, 1 to MAX_POOL. Default 4. */
   pool?: number
   /** Trusted CA certificates for a rendezvous with a private CA. */
   ca?: tls.SecureContextOptions['ca']
@@ -69,6 +69,13 @@ export interface ResolvedAgentOptions {
   closeGrace: number
 }
 
+/**
+ * The most connections one agent keeps parked. Far above what one hidden
+ * server needs (the relay's own per-ID limit is 64 by default), and low
+ * enough that a typo cannot exhaust this machine's file descriptors.
+ */
+export const MAX_POOL = 1024
+
 export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
   const urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map(value => {
     const url = parseUrl(value, 'url')
@@ -90,7 +97,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     secret,
     target: opts.to === undefined ? undefined : localTarget(opts.to, opts),
     server: opts.server,
-    pool: count(opts.pool, 'pool', 4, 1),
+    pool: count(opts.pool, 'pool', 4, 1, MAX_POOL),
     ...trusted(opts.ca),
     insecure: opts.insecure === true,
     maxAge: count(opts.maxAge, 'maxAge', 300_000, 0),
@@ -144,10 +151,10 @@ function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
   }
 }
 
-function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number): number {
+function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, max?: number): number {
   if (value === undefined) return fallback
-  if (!Number.isSafeInteger(value) || value < min) bad(name, `must be an integer of at least ${min}`)
-  return value
+  if (Number.isSafeInteger(value) && value >= min && value <= (max ?? Infinity)) return value
+  return bad(name, max === undefined ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`)
 }
 
 const BadAgentOption = createError('FST_RENDEZVOUS_AGENT_BAD_OPTION', 'RendezvousAgent: %s', 500, TypeError)

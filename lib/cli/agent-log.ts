@@ -8,11 +8,29 @@ const RANK: Record<AgentLogLevel, number> = { error: 0, warn: 1, info: 2, debug:
 
 export type Log = (level: AgentLogLevel, line: string) => void
 
-/** Timestamped lines on stdout, those below `level` dropped. */
+/** Timestamped lines, those below `level` dropped: info and debug on stdout, warnings and errors on stderr (docs/agent.md). */
 export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
   return (at, line) => {
-    if (RANK[at] <= RANK[level]) io.stdout.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${line}\n`)
+    if (RANK[at] > RANK[level]) return
+    const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
+    // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks.
+    const text = line.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+    out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${text}\n`)
   }
+}
+
+/** A URL as a log line may show it: a password in its userinfo becomes `***`. */
+export function redactUrl (value: string | URL): string {
+  let url: URL
+  try {
+    url = new URL(String(value))
+  } catch {
+    return String(value)
+  }
+  // Anything else is shown as the user typed it.
+  if (url.password === '') return String(value)
+  url.password = '***'
+  return String(value).endsWith('/') ? url.href : url.href.replace(/\/$/, '')
 }
 
 /**

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { AgentOptionError, RendezvousAgent, RendezvousCertificateError, type RendezvousAgentOptions } from '../agent/agent'
 import { parseCaBundle } from '../agent/certificates'
-import { AGENT_LOG_LEVELS, agentLogger, logAgent, type AgentLogLevel } from './agent-log'
+import { AGENT_LOG_LEVELS, agentLogger, logAgent, redactUrl, type AgentLogLevel } from './agent-log'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
 import { ignoreOutputErrors } from './quiet-output'
@@ -23,7 +23,7 @@ Options:
   --to-ca FILE             PEM certificate(s) to trust for an https:// --to
   --to-insecure            do not verify the certificate of an https:// --to
   --to-timeout SECONDS     time to reach --to before the client gets 504 (default 5)
-  --pool N                 connections kept waiting at the rendezvous (default 4)
+  --pool N                 connections kept waiting at the rendezvous (default 4, at most 1024)
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
   --max-age SECONDS        replace connections parked this long (default 300; 0: never)
@@ -143,7 +143,8 @@ function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
 async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io: CliIo, stop?: Promise<string>): Promise<number> {
   const log = agentLogger(io, logLevel)
   logAgent(agent, io, log)
-  log('info', `agent for ID ${String(options.id)} at ${String(options.url)}, relaying to ${String(options.to)} (pool ${options.pool ?? 4})`)
+  const servers = (Array.isArray(options.url) ? options.url : [options.url]).map(redactUrl).join(',')
+  log('info', `agent for ID ${String(options.id)} at ${servers}, relaying to ${redactUrl(options.to ?? '')} (pool ${options.pool ?? 4})`)
   const signals = watchSignals()
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {

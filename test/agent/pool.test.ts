@@ -1,8 +1,8 @@
 import t from 'tap'
-import { RendezvousAgent } from '../../lib/agent/agent'
+import { MAX_CONNECTING, RendezvousAgent } from '../../lib/agent/agent'
 import { tlsCert } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
-import { echoServer, readAll } from './helpers'
+import { echoServer, readAll, sleep } from './helpers'
 import { until } from '../helpers/until'
 
 t.test('keeps the pool parked with fresh tokens and refills it under a burst of takes', async (t) => {
@@ -63,4 +63,27 @@ t.test('close() ends parked connections and makes no further attempts', async (t
   await new Promise((resolve) => setTimeout(resolve, 300))
   t.equal(fake.connects.length, attempts, 'no attempt after close')
   t.match(agent.stats, { parked: 0, connecting: 0 })
+})
+
+t.test('a large pool ramps up: at most MAX_CONNECTING CONNECTs in flight, and close() stays prompt', async (t) => {
+  // The first CONNECT parks; every later one is never answered, so nothing in flight ever completes.
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 0 ? { kind: 'park' } : { kind: 'hang' } }).listen()
+  t.teardown(() => fake.close())
+  const agent = new RendezvousAgent({ url: fake.url, id: TEST_ID, secret: TEST_SECRET, to: 'http://127.0.0.1:2', ca: tlsCert, pool: 1024 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  t.equal(MAX_CONNECTING, 8)
+  await until(() => fake.connects.length === 1 + MAX_CONNECTING, 5000, 'the ramp to open')
+  await sleep(500)
+  t.equal(fake.connects.length, 1 + MAX_CONNECTING, 'no more CONNECTs while those are unanswered')
+  t.equal(fake.tcp, 1 + MAX_CONNECTING, 'nor TCP connections')
+  t.match(agent.stats, { parked: 1, connecting: MAX_CONNECTING, attempts: 1 + MAX_CONNECTING })
+  const closing = Date.now()
+  await agent.close()
+  t.ok(Date.now() - closing < 1000, `closed in ${Date.now() - closing} ms`)
+})
+
+t.test('pool above MAX_POOL is refused', async (t) => {
+  t.throws(() => new RendezvousAgent({ url: 'https://127.0.0.1:1', id: TEST_ID, secret: TEST_SECRET, to: 'http://127.0.0.1:2', pool: 1025 }),
+    { code: 'FST_RENDEZVOUS_AGENT_BAD_OPTION', option: 'pool', message: 'RendezvousAgent: pool must be an integer from 1 to 1024' })
 })

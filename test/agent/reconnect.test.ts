@@ -36,3 +36,32 @@ t.test('parked again within about 2 s of the rendezvous coming back, without ham
   t.ok(back <= 2000, `parked again ${back} ms after the restart`)
   await restarted.waitParked(2, 5000)
 })
+
+// A restart soon after the last one: the backoff has not started over (that takes 5 s of stable
+// parking), so only probes that watch after the drop bring the agent back in time.
+t.test('a second restart within seconds of the first: parked again within about 2 s, not after the backoff', async (t) => {
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  let fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  const port = fake.port
+  t.teardown(() => fake.close())
+  const agent = new RendezvousAgent({ url: fake.url, id: TEST_ID, secret: TEST_SECRET, to: echo.url, ca: tlsCert, pool: 2 })
+  agent.on('error', () => {})
+  const waits: number[] = []
+  agent.on('backoff', ({ delay }) => waits.push(delay))
+  t.teardown(() => agent.close())
+  await agent.start()
+  await fake.waitParked(2)
+
+  for (const round of [1, 2]) {
+    await fake.close()
+    await until(() => agent.stats.parked === 0, 3000, 'the agent to notice')
+    await sleep(round === 1 ? 2500 : 1200)
+    fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET, port }).listen()
+    const upAt = Date.now()
+    await fake.waitParked(1, 10_000)
+    const back = Date.now() - upAt
+    t.ok(back <= 2500, `round ${round}: parked again ${back} ms after the restart (waits so far up to ${Math.max(...waits)} ms)`)
+    await fake.waitParked(2, 5000)
+  }
+})

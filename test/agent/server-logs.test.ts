@@ -5,7 +5,7 @@ import { RendezvousAgent } from '../../lib/agent/agent'
 import { SECRET } from '../helpers/fixtures'
 import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
 import { until } from '../helpers/until'
-import { type TapTest, echoServer } from './helpers'
+import { type TapTest, echoServer, sleep } from './helpers'
 
 const ID = 'hub-1'
 
@@ -59,7 +59,7 @@ t.test('CONNECT refusals carry Date', async (t) => {
   t.ok(Math.abs(Date.parse(date!) - Date.now()) < 5000, `a current date: ${date}`)
 })
 
-t.test('--pool above the server\'s per-ID limit: a precise message, and the agent stops asking', async (t) => {
+t.test('--pool above the server\'s per-ID limit: one message, and the agent waits for Retry-After before asking again', async (t) => {
   const { relay } = await relayWithLogs(t, { maxParkedPerId: 2 })
   const echo = await echoServer()
   t.teardown(() => echo.server.close())
@@ -67,9 +67,41 @@ t.test('--pool above the server\'s per-ID limit: a precise message, and the agen
   t.teardown(() => agent.close())
   const [err] = await Promise.all([once(agent, 'error') as Promise<[Error & { code?: string }]>, agent.start()]).then(([e]) => e)
   t.equal(err.code, 'RENDEZVOUS_LOT_FULL')
-  t.match(err.message, /lot full: the rendezvous keeps at most 2 parked connections for this ID .*below --pool 3.*lower --pool to 2/)
+  t.match(err.message, /^lot full: the rendezvous refused more parked connections \(too many parked connections\); this agent keeps the 2 it has of --pool 3 and tries one more in 5\.\d s/)
   const attempts = agent.stats.attempts
   await new Promise((resolve) => setTimeout(resolve, 1500))
   t.equal(agent.stats.attempts, attempts, 'no more attempts while the lot is full')
   t.equal(relay.app.rendezvous.stats().parked, 2)
+})
+
+t.test('a full lot is transient: the pool grows again, one try per Retry-After, once the room is back', async (t) => {
+  const relay = await startRendezvous({ ids: [ID, 'hub-2'], plugin: { maxParked: 3, retryAfter: 1 } })
+  t.teardown(() => relay.close())
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  const x = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 2 })
+  t.teardown(() => x.close())
+  await x.start()
+  await until(() => relay.app.rendezvous.stats().parked === 2, 3000, 'X to park two')
+
+  const y = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: 'hub-2', secret: SECRET, to: echo.url, pool: 2 })
+  t.teardown(() => y.close())
+  const errors: Error[] = []
+  y.on('error', (err) => errors.push(err))
+  await y.start()
+  await until(() => errors.length === 1, 3000, 'the lot-full refusal')
+  t.match(errors[0], { code: 'RENDEZVOUS_LOT_FULL' })
+  t.match(errors[0]!.message, /^lot full: the rendezvous refused more parked connections \(too many parked connections\); this agent keeps the 1 it has of --pool 2 and tries one more in 1\.\d s/)
+  t.notMatch(errors[0]!.message, /maxParkedPerId|for this ID/, 'no claim about which limit it was')
+
+  const attempts = y.stats.attempts
+  await sleep(2600)
+  const tries = y.stats.attempts - attempts
+  t.ok(tries >= 1 && tries <= 3, `${tries} tries in 2.6 s with Retry-After: 1`)
+  t.equal(errors.length, 1, 'logged once for the episode, not once per refusal')
+  t.match(y.stats, { parked: 1 })
+
+  await x.close()
+  await until(() => y.stats.parked === 2, 4000, 'Y to grow back to its pool once X is gone')
+  t.equal(errors.length, 1)
 })

@@ -5,6 +5,8 @@ import net from 'node:net'
 import { join } from 'node:path'
 import { Writable } from 'node:stream'
 import { runAgent } from '../../lib/cli/agent'
+import { agentLogger } from '../../lib/cli/agent-log'
+import { startRendezvous } from '../helpers/rendezvous'
 import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
 import { echoServer, readAll } from '../agent/helpers'
@@ -37,6 +39,7 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     [[...BASE, '--ca', '/nonexistent/ca.pem'], { RENDEZVOUS_SECRET: TEST_SECRET }, /cannot read --ca \/nonexistent\/ca\.pem: ENOENT/],
     [[...BASE, '--ca', tlsCertPath, '--insecure'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--ca and --insecure contradict/],
     [[...BASE, '--pool', '0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--pool must be a whole number/],
+    [[...BASE, '--pool', '1025'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --pool must be an integer from 1 to 1024\n$/],
     [[...BASE, '--max-age', 'soon'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--max-age must be a number of seconds/],
     [[...BASE, '--backoff-max', '0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--backoff-max must be a number of seconds above 0/],
     [[...BASE, '--secret', 'TOOSHORT'], {}, /--secret must be base32/],
@@ -153,7 +156,9 @@ t.test('a second signal cuts open relays and exits at once, whichever signal it 
     })
     t.teardown(() => { child.kill('SIGKILL') })
     let out = ''
+    let err = ''
     child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+    child.stderr.on('data', (c: Buffer) => { err += c.toString() })
     await fake.waitParked(1, 15000)
     const before = holding
     fake.take('GET /slow HTTP/1.1\r\nHost: x\r\n\r\n')
@@ -163,6 +168,65 @@ t.test('a second signal cuts open relays and exits at once, whichever signal it 
     child.kill(second)
     const [code, signal] = await once(child, 'exit')
     t.same([code, signal], [1, null], `${first} then ${second}: exit 1, not killed by the signal: ${out}`)
-    t.match(out, new RegExp(`WARN ${second}: closing now\\n`))
+    t.match(err, new RegExp(`WARN ${second}: closing now\\n`), 'the warning on stderr')
+    t.notMatch(out, /WARN/, 'not on stdout')
   }
+})
+
+t.test('warnings go to stderr, info lines to stdout', async (t) => {
+  const fake = await new FakeRendezvous({
+    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 0 ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
+  }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await fake.waitParked(1, 15000)
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.err(), /Z WARN cannot park: the rendezvous answered 503 Service Unavailable\n/)
+  t.notMatch(c.err(), /retrying in|SIGTERM: closing/, 'no info line on stderr')
+  t.notMatch(c.out(), /WARN/, 'no warning on stdout')
+  t.match(c.out(), /Z retrying in \d+\.\d s \(attempt 1\): the rendezvous answered 503[^]*Z SIGTERM: closing\n/)
+})
+
+t.test('every log line is one line, whatever the message holds', async (t) => {
+  const c = io()
+  const log = agentLogger(c.io, 'info')
+  log('warn', 'cannot park: first\nsecond:\r\n\n')
+  log('info', 'relayed\n')
+  t.match(c.err(), /^\S+Z WARN cannot park: first second:\n$/)
+  t.match(c.out(), /^\S+Z relayed\n$/)
+})
+
+t.test('https:// against a --no-tls relay: one line that says to use http://', async (t) => {
+  const relay = await startRendezvous()
+  t.teardown(() => relay.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', `https://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await until(() => c.err().includes('WARN cannot park'), 10000, 'the first failure')
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  const first = c.err().split('\n')[0]!
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: 127\\.0\\.0\\.1:${relay.port} does not speak TLS on this port; if it is a relay run with --no-tls, use http://127\\.0\\.0\\.1:${relay.port}$`))
+  t.notMatch(c.err(), /SSL routines|\n\n/, 'no OpenSSL dump, no blank line')
+  t.ok(c.err().split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
+})
+
+t.test('passwords in --server and --to URLs are not logged', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const server = `https://admin:hunter2@127.0.0.1:${fake.port}`
+  const running = runAgent(['--server', server, '--id', TEST_ID, '--to', 'http://user:pw-s3cret@127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await fake.waitParked(1, 15000)
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.out(), `agent for ID ${TEST_ID} at https://admin:***@127.0.0.1:${fake.port}, relaying to http://user:***@127.0.0.1:2 (pool 1)`)
+  t.notMatch(c.out() + c.err(), /hunter2|pw-s3cret/)
 })
