@@ -188,10 +188,19 @@ function authFailureLimits (given: AuthFailureLimits = {}): ResolvedAuthFailureL
   return resolved
 }
 
+// Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms instead.
+export const MAX_TIMER_MS = 2 ** 31 - 1
+// The options that become timers, in ms.
+const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'handshakeTimeout', 'closeGracePeriod',
+  'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
+
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
     throw new RendezvousOptionError(`${name} must be a non-negative number, got ${String(value)}`)
+  }
+  if (TIMERS.has(name) && value > MAX_TIMER_MS) {
+    throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
   }
   return value
 }

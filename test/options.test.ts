@@ -27,3 +27,12 @@ t.test('the default replay cache holds every token a busy relay accepts within t
   t.equal(o.replayCacheSize, 500_000)
   t.ok(o.replayCacheSize / window >= 3_500, `${Math.floor(o.replayCacheSize / window)} new parked connections a second`)
 })
+
+t.test('a duration past the longest timer Node keeps is refused, not turned into 1 ms', async (t) => {
+  const limit = 2 ** 31 - 1
+  t.equal(resolveOptions({ waitTimeout: limit }).waitTimeout, limit, 'the longest timer is fine')
+  for (const options of [{ waitTimeout: 3e9 }, { connectTimeout: 5e12 }, { closeGracePeriod: limit + 1 }, { authFailures: { coolOff: 1e10 } }, { unknownIdFailures: { window: 1e10 } }]) {
+    t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /must be at most 2147483647 ms/ }, JSON.stringify(options))
+  }
+  t.equal(resolveOptions({ maxParked: 3e9 }).maxParked, 3e9, 'counts are not timers')
+})

@@ -48,8 +48,9 @@ export function resolveClusterOptions (opts: ClusterOptions | undefined): Resolv
   const times = {} as Record<keyof typeof TIMES, number>
   for (const [name, fallback] of Object.entries(TIMES) as Array<[keyof typeof TIMES, number]>) {
     const value = opts[name] ?? fallback
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0) {
-      throw new RendezvousOptionError(`cluster.${name} must be a positive number of ms, got ${String(value)}`)
+    // 2^31 - 1: the longest timer Node keeps; a longer one fires after 1 ms.
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) {
+      throw new RendezvousOptionError(`cluster.${name} must be a positive number of ms, at most ${2 ** 31 - 1}, got ${String(value)}`)
     }
     times[name] = value
   }
