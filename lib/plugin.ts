@@ -11,6 +11,7 @@ import { assembleRelay } from './relay-assembly'
 import { challengeHook } from './relay/challenge'
 import { createMetrics } from './relay/metrics'
 import { announceSplicePath } from './relay/native-addon'
+import { extraServers } from './relay/server-bindings'
 import { openState } from './state'
 
 /** Wires the parts to one Fastify instance: state, relay, operations, the decorator, and the way down. */
@@ -18,6 +19,10 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
   const o = resolveOptions(opts)
   const server = http1Server(fastify)
   const log = fastify.log.child({ plugin: 'rendezvous' })
+  // A child context is Object.create() of its parent; fastify-plugin hands the root itself to a plugin registered there.
+  if (Object.getPrototypeOf(fastify) !== Object.prototype) {
+    log.warn('fastify-rendezvous is registered inside an encapsulated plugin: its Digest challenge then answers only that plugin\'s unrouted requests, and fastify.rendezvous is not on the root instance; register it on the root (or wrap the registering plugin in fastify-plugin)')
+  }
   announceSplicePath(o.splice, log)
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
   const state = await openState(o, cluster)
@@ -47,6 +52,16 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
     cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, setPeerTls: cluster.setPeerTls }
   } satisfies Decorator)
 
+  // Fastify's second binding of `localhost` exists only once the app listens; it must relay too.
+  const attached = new WeakSet<object>([server])
+  fastify.addHook('onListen', function attachExtraServers (done) {
+    for (const extra of extraServers(fastify)) {
+      if (attached.has(extra)) continue
+      attached.add(extra)
+      relay.attach(extra)
+    }
+    done()
+  })
   fastify.addHook('preClose', relay.drain)
   fastify.addHook('onClose', async () => {
     relay.uninstall()

@@ -32,6 +32,13 @@ export interface Relay {
   closing: () => boolean
   /** Refuses new work, closes parked connections, and gives spliced pairs the grace period before cutting them. */
   drain: () => Promise<void>
+  /**
+   * Hooks another server of the same app into the relay (Fastify's second
+   * binding of `localhost`): its CONNECTs park in the same lot, its clients
+   * are matched against it. Without a per-address cap: such a server listens
+   * on a loopback address.
+   */
+  attach: (server: HttpServer) => void
   /** Takes back what was installed on the server and the registry. */
   uninstall: () => void
 }
@@ -57,8 +64,12 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     coolingOff: async address => probes === undefined ? 0 : await probes.check(address, ''),
     splices
   })
-  const unhook = installHandoff<Ticket>(server, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
-  if (o.handshakeTimeout > 0) setHandshakeTimeout(server, o.handshakeTimeout)
+  const hook = (target: HttpServer): () => void => {
+    const unhook = installHandoff<Ticket>(target, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
+    if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
+    return unhook
+  }
+  const unhooks = [hook(server)]
   const unsubscribe = state.registry.onRemove(id => {
     const closed = lot.evict(id)
     log.info({ id, closed }, 'the ID was removed or its old secret cut off; its parked connections were closed')
@@ -74,8 +85,9 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
       for (const socket of hidden.handshakes) socket.destroy()
       await endSplices(splices, o.closeGracePeriod)
     },
+    attach: target => { unhooks.push(hook(target)) },
     uninstall: () => {
-      unhook()
+      for (const unhook of unhooks) unhook()
       hidden.cap?.remove()
       unsubscribe()
     }

@@ -47,6 +47,36 @@ t.test('registering on an HTTP/2 server is refused with a clear error', async t 
   await app.close()
 })
 
+t.test('registering twice on one server is refused, saying so', async t => {
+  for (const layout of ['twice on the root', 'once in each of two plugins'] as const) {
+    const app = Fastify()
+    if (layout === 'twice on the root') {
+      app.register(rendezvous, { registry: new MemoryRegistry() })
+      app.register(rendezvous, { registry: new MemoryRegistry() })
+    } else {
+      app.register(async child => { await child.register(rendezvous, { registry: new MemoryRegistry() }) })
+      app.register(async child => { await child.register(rendezvous, { registry: new MemoryRegistry() }) })
+    }
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /already registered on this server: register it once, on the root instance/ }, layout)
+    await app.close()
+  }
+})
+
+t.test('registering inside an encapsulated plugin warns that the challenge then covers only that plugin', async t => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  app.register(async child => { await child.register(rendezvous, { registry: new MemoryRegistry() }) })
+  await app.ready()
+  t.match(lines.filter(l => l.level === 40).map(l => l.msg), [/registered inside an encapsulated plugin: its Digest challenge then answers only that plugin's unrouted requests/])
+  await app.close()
+  const root = Fastify({ logger: { level: 'warn', stream } })
+  lines.length = 0
+  await root.register(rendezvous, { registry: new MemoryRegistry() }).ready()
+  t.same(lines, [], 'no warning on the root instance')
+  await root.close()
+})
+
 t.test('bad options are refused by name', async t => {
   const app = Fastify()
   await t.rejects(async () => { await app.register(rendezvous, { waitTimeout: -1 }).ready() }, /waitTimeout/)

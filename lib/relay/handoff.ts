@@ -1,7 +1,7 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import { Server as TlsServer, TLSSocket } from 'node:tls'
-import { HandoffUnsupportedError } from '../errors'
+import { HandoffUnsupportedError, RendezvousOptionError } from '../errors'
 import { kConnectionListener, kConnectListener, kRequestListener, kTicket } from './symbols'
 
 /*
@@ -111,7 +111,7 @@ function wrapParser<T> (socket: Socket, decide: Decide<T>): void {
 export function installHandoff<T> (server: HttpServer, handlers: HandoffHandlers<T>): () => void {
   const target = server as ListenerServer
   if (target[kConnectionListener] !== undefined) {
-    throw new HandoffUnsupportedError('the hand-off is already installed on this server')
+    throw new RendezvousOptionError('fastify-rendezvous is already registered on this server: register it once, on the root instance')
   }
   // An HTTPS server attaches its HTTP parser on 'secureConnection', after the handshake.
   const event = server instanceof TlsServer ? 'secureConnection' : 'connection'
