@@ -205,6 +205,15 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   return value
 }
 
+// An object the app passed in for one of ours: checked here, so that a wrong one is a named option error, not a TypeError later.
+function objectWith (name: string, value: unknown, methods: string[], what = `an object with ${methods.join(', ')}`): void {
+  if (value === undefined) return
+  const missing = methods.filter(m => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
+  if (typeof value !== 'object' || value === null || missing.length > 0) {
+    throw new RendezvousOptionError(`${name} must be ${what}${typeof value === 'object' && value !== null ? `; ${missing.join(', ')} missing` : ''}`)
+  }
+}
+
 function routePath (name: string, value: unknown): string | false {
   if (value === undefined || value === false) return false
   if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
@@ -223,6 +232,13 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
     unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, opts.unknownIdFailures?.[key], UNKNOWN_ID_FAILURES[key])
   }
+  if (!Number.isInteger(numbers.replayCacheSize) || numbers.replayCacheSize < 1) {
+    throw new RendezvousOptionError(`replayCacheSize must be a positive integer, got ${String(opts.replayCacheSize)}`)
+  }
+  objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
+  objectWith('replayCache', opts.replayCache, ['remember'])
+  objectWith('throttleStore', opts.throttleStore, ['hit', 'block', 'blockedFor'])
+  if (opts.metrics !== false) objectWith('metrics', opts.metrics, ['getSingleMetric', 'registerMetric', 'metrics'], 'a prom-client Registry or false')
   const totp = opts.totp ?? 'strict'
   if (!['strict', 'reuse', 'off'].includes(totp)) {
     throw new RendezvousOptionError(`totp must be 'strict', 'reuse' or 'off', got ${String(totp)}`)

@@ -36,3 +36,16 @@ t.test('a duration past the longest timer Node keeps is refused, not turned into
   }
   t.equal(resolveOptions({ maxParked: 3e9 }).maxParked, 3e9, 'counts are not timers')
 })
+
+t.test('an object given for a registry, a store or metrics is checked by name, not left to fail later as a TypeError', async (t) => {
+  const cases: Array<[string, Parameters<typeof resolveOptions>[0], RegExp]> = [
+    ['registry', { registry: {} as never }, /registry must be an object with ready, get, list, add, remove, onRemove; ready, get, list, add, remove, onRemove missing/],
+    ['replayCache', { replayCache: { remember: 1 } as never }, /replayCache must be an object with remember; remember missing/],
+    ['throttleStore', { throttleStore: 'redis' as never }, /throttleStore must be an object with hit, block, blockedFor$/],
+    ['metrics', { metrics: {} as never }, /metrics must be a prom-client Registry or false/],
+    ['replayCacheSize', { replayCacheSize: 0 }, /replayCacheSize must be a positive integer, got 0/]
+  ]
+  for (const [name, options, message] of cases) {
+    t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message }, name)
+  }
+})
