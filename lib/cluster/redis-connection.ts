@@ -79,8 +79,7 @@ export function openRedis (source: RedisSource): RedisConnection {
       }, intervalMs).unref()
     },
     connect: async (timeoutMs) => {
-      await timed(Promise.all([ready(client), ready(subscriber)]), timeoutMs)
-        .catch((err: Error) => { throw err.message.startsWith('Redis did not answer') ? new Error(`${err.message}; is the URL right, with rediss:// only for a Redis that speaks TLS?`) : err })
+      await timed(Promise.all([ready(client), ready(subscriber)]), timeoutMs, '; is the URL right, with rediss:// only for a Redis that speaks TLS?')
     },
     close: async () => {
       clearInterval(pinging)
@@ -91,11 +90,11 @@ export function openRedis (source: RedisSource): RedisConnection {
   }
 }
 
-/** Rejects when a command takes longer than `ms`: a client with an offline queue would otherwise wait for Redis to return. */
-export async function timed<T> (work: Promise<T>, ms: number): Promise<T> {
+/** Rejects when a command takes longer than `ms` (its message ends with `hint`): a client with an offline queue would otherwise wait for Redis to return. */
+export async function timed<T> (work: Promise<T>, ms: number, hint = ''): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms`)), ms)
+    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms${hint}`)), ms)
   })
   try {
     return await Promise.race([work, late])
