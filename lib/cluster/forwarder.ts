@@ -4,12 +4,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RemoteSource } from '../relay/remote-source'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
-import { logLimiter } from './log-limit'
+import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import { lineEnd, MAX_LINE, parseAnswerLine, readFrame, requestLine } from './peer-wire'
 import type { PeerNode, Presence } from './presence'
-
-// The same failure of the same node is a warning once a minute, a debug line otherwise.
-const WARN_EVERY_MS = 60_000
 
 export interface ForwarderDeps {
   presence: Pick<Presence, 'lookup'>
@@ -92,7 +89,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
 
 // A node answering 401 holds connections for the ID but does not accept this node's token.
 function hint (error: string): string {
-  return / 401 /.test(error) ? ' (is --cluster-secret the same on every node?)' : ''
+  return / 401 /.test(error) ? SECRET_HINT : ''
 }
 
 function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined, signal: AbortSignal): Promise<Socket> {

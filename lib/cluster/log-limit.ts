@@ -1,3 +1,9 @@
+/** How often the same peer failure is a warning; the repeats are debug lines. */
+export const WARN_EVERY_MS = 60_000
+
+/** What a 401 between nodes usually means, added to its log lines on both sides. */
+export const SECRET_HINT = ' (is --cluster-secret the same on every node?)'
+
 /**
  * Says whether a repeated warning should be logged now: once per `key` in
  * each `intervalMs`. A misconfigured peer fails every ask while clients wait

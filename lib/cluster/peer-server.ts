@@ -6,7 +6,7 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
-import { logLimiter } from './log-limit'
+import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { answerLine, lineEnd, parseRequestLine, readFrame, type PeerRequest } from './peer-wire'
@@ -39,7 +39,7 @@ type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malf
 export function createPeerServer (deps: PeerServerDeps): Server {
   const sockets = new Set<Socket>()
   // A node with another cluster secret asks several times a second while its clients wait: one warning a minute per address.
-  const warnNow = logLimiter(60_000)
+  const warnNow = logLimiter(WARN_EVERY_MS)
   const onLink = (link: Socket): void => {
     sockets.add(link)
     link.once('close', () => sockets.delete(link))
@@ -93,7 +93,7 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
     if (refusal.outcome === 'unauthorized' || refusal.outcome === 'malformed') {
       const from = link.remoteAddress ?? 'unknown'
       const level = warnNow(`${from} ${refusal.outcome}`) ? 'warn' : 'debug'
-      deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.outcome === 'unauthorized' ? ' (is --cluster-secret the same on every node?)' : ''}`)
+      deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.outcome === 'unauthorized' ? SECRET_HINT : ''}`)
     }
     link.end(answerLine(refusal.status, refusal.reason))
     return
