@@ -10,6 +10,7 @@ import { CliError, type CliIo } from './cli-error'
 import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { report } from './report'
+import { redisUrl } from './cluster-args'
 import { resolveConfig } from './config'
 import { SERVE_TABLE } from './serve-table'
 
@@ -152,8 +153,7 @@ function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | bool
   const redis = values.redis
   if (typeof redis === 'string') {
     if (values['data-dir'] !== undefined) throw new CliError('--redis and --data-dir cannot be combined: the IDs live in one place')
-    if (!/^rediss?:\/\//.test(redis)) throw new CliError(`--redis must be a redis:// or rediss:// URL, got ${JSON.stringify(redis)}`)
-    return { redis }
+    return { redis: redisUrl(redis, '--redis') }
   }
   if (values['data-dir'] !== undefined) return { dataDir: dataDirOf(values) }
   return serveStore(typeof values.config === 'string' ? values.config : undefined, env)
@@ -167,10 +167,7 @@ function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | bool
  */
 function serveStore (config: string | undefined, env: NodeJS.ProcessEnv): Store {
   const serve = resolveConfig('serve', SERVE_TABLE, { args: config === undefined ? [] : ['--config', config], env })
-  if (serve.redis !== undefined) {
-    if (!/^rediss?:\/\//.test(serve.redis)) throw new CliError('RENDEZVOUS_REDIS (or redis in the config file) must be a redis:// or rediss:// URL')
-    return { redis: serve.redis }
-  }
+  if (serve.redis !== undefined) return { redis: redisUrl(serve.redis, 'RENDEZVOUS_REDIS (or redis in the config file)', false) }
   return { dataDir: resolve(serve.dataDir) }
 }
 
