@@ -111,7 +111,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
 }
 
 // Secrets get copied from otpauth URIs and password managers: forgive case, padding and spaces.
-export function normaliseSecret (value: string): string {
+function normaliseSecret (value: string): string {
   return value.replace(/[\s=]/g, '').toUpperCase()
 }
 
