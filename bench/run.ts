@@ -10,7 +10,7 @@ import { cpuMs, NOFILE, ROOT, sleep } from './lib/procs'
 import { markdown, spliceIntoDoc, svg, targets, type Best, type BulkResult, type Results } from './lib/report'
 
 /*
- * npm run bench [-- --quick] [-- --dist DIR] [-- --only keepAlive,fresh,...]
+ * npm run bench [-- --quick] [-- --dist DIR] [-- --only keepAlive,fresh,...] [-- --paths relay,nginx,...]
  *
  * Starts every path itself on loopback, runs the scenarios in rounds with
  * the paths interleaved (their order rotates each round), keeps the best
@@ -24,6 +24,8 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     dist: { type: 'string', default: join(ROOT, 'dist') },
     only: { type: 'string' },
+    // The paths scenarios 1 to 3 measure (all are still started): for comparing a few of them quickly.
+    paths: { type: 'string' },
     rounds: { type: 'string' },
     out: { type: 'string' },
     // Re-renders the published table and chart from a results file, measuring nothing: for a change to the report itself.
@@ -37,6 +39,9 @@ const CONFIG = quick
 if (values.rounds !== undefined) CONFIG.rounds = Number(values.rounds)
 const only = values.only?.split(',')
 const wanted = (scenario: string): boolean => only === undefined || only.includes(scenario)
+const pathNames = values.paths?.split(',')
+// A run that measured some of the paths or scenarios is for trying things: it never replaces the published numbers.
+const partial = only !== undefined || pathNames !== undefined
 const FLOORS = new Set(['floor', 'floor-http'])
 const FRESH_PATHS = new Set(['direct', 'relay', 'relay-js', 'floor', 'floor-http', 'nginx', 'direct-tls', 'relay-tls', 'nginx-tls'])
 const BULK_PATHS = new Set(['direct', 'relay', 'relay-js', 'nginx', 'pipe'])
@@ -144,9 +149,12 @@ async function main (): Promise<void> {
       const bench = await startPaths(dir, values.dist as string, tls)
       results.meta.skipped.push(...bench.skipped)
       for (const s of bench.skipped) log(`skipped ${s}`)
-      results.paths = bench.paths.map(({ name, group, label }) => ({ name, group, label }))
+      const measured = bench.paths.filter(p => pathNames === undefined || pathNames.includes(p.name))
+      const unknown = pathNames?.filter(name => !bench.paths.some(p => p.name === name)) ?? []
+      if (unknown.length > 0) throw new Error(`no such path: ${unknown.join(', ')} (paths: ${bench.paths.map(p => p.name).join(', ')})`)
+      results.paths = measured.map(({ name, group, label }) => ({ name, group, label }))
       try {
-        await rounds(bench.paths, results)
+        await rounds(measured, results)
       } finally {
         await bench.stop()
       }
@@ -173,11 +181,11 @@ async function main (): Promise<void> {
 function write (results: Results): void {
   const resultsDir = join(ROOT, 'bench', 'results')
   mkdirSync(resultsDir, { recursive: true })
-  const out = values.out ?? join(resultsDir, quick ? 'quick.json' : only !== undefined ? 'partial.json' : 'latest.json')
+  const out = values.out ?? join(resultsDir, quick ? 'quick.json' : partial ? 'partial.json' : 'latest.json')
   writeFileSync(out, JSON.stringify(results, null, 2) + '\n')
   log(`wrote ${out}`)
   // Quick runs and partial runs are for CI and for trying things: they never overwrite the published numbers.
-  if (quick || only !== undefined || values.out !== undefined) return
+  if (quick || partial || values.out !== undefined) return
   publish(results)
 }
 

@@ -38,7 +38,7 @@ export async function keepAlive (target: Target, seconds: number, connections: n
 }
 
 /** One request on a fresh connection; resolves with its latency in ms, or rejects. */
-async function once (target: Target, request: Buffer): Promise<number> {
+export async function once (target: Target, request: Buffer): Promise<number> {
   const started = performance.now()
   return await new Promise((resolve, reject) => {
     const socket = target.tls

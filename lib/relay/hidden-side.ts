@@ -105,7 +105,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       } else {
         socket.write(CONNECT_OK)
         metrics.connect('parked')
-        deps.log.info({ ...at, id: step.id }, 'parked')
+        // Debug, not info: every rendezvous parks a replacement, and its 'relay closed' line names this connId.
+        deps.log.debug({ ...at, id: step.id }, 'parked')
         ;(socket as { [kConnId]?: string })[kConnId] = connId
         shedConnectState(socket)
         deps.onParked?.(socket)

@@ -21,6 +21,9 @@ export type Ticket =
   | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
   | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
 
+/** What every line about one mobile request carries. */
+interface LineFields { side: 'mobile', reqId: string, address: string | undefined, method: string | undefined, url: string | undefined, id: string | undefined }
+
 /** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
 export type SplicedPair = Splice & { id: string }
 
@@ -114,9 +117,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     return undefined
   }
 
-  const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, log: FastifyBaseLogger): void => {
+  const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
-    log.info({ outcome, status: refusal.status }, 'rendezvous request refused')
+    deps.log.info({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
     refuse(socket, refusal)
   }
 
@@ -172,7 +175,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     }
   }
 
-  async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, log: FastifyBaseLogger): Promise<void> {
+  async function matchAndSplice (ticket: Extract<Ticket, { kind: 'relay' }>, client: Socket, rest: Buffer, at: LineFields): Promise<void> {
     const watch = watchClient(client, limits.maxWaitBuffer)
     const sent = rest
     let found: WaitOutcome | Remote | undefined
@@ -180,7 +183,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       const refused = await admission(client)
       if (refused !== undefined) {
         watch.stop()
-        refuseWith(client, refused[0], refused[1], log)
+        refuseWith(client, refused[0], refused[1], at)
         return
       }
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
@@ -197,21 +200,21 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     }
     if (found !== undefined && 'link' in found) {
       // The other node delivered the head and what came with it; only what arrived since is left to send.
-      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), log, 'forwarded')
+      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), at, 'forwarded')
       return
     }
     if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
-      if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, log)
-      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, log)
-      else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, log)
-      else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, log)
+      if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, at)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, at)
+      else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, at)
+      else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, at)
       return
     }
-    await spliceTo(found.socket, ticket, ticket.head, client, rest, log)
+    await spliceTo(found.socket, ticket, ticket.head, client, rest, at)
   }
 
-  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, log: FastifyBaseLogger, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
+  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, at: LineFields, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
     let pair: SplicedPair
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
@@ -223,32 +226,33 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       hidden.destroy()
       throw err
     }
-    // connId names the parked connection, so this line ties the mobile side's reqId to the hidden side's lines.
-    log.info({ connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }, outcome === 'relayed' ? 'relaying' : 'relaying through another node')
+    // connId names the parked connection, so these lines tie the mobile side's reqId to the hidden side's lines.
+    const link = { connId: (hidden as { [kConnId]?: string })[kConnId], hiddenAddress: hidden.remoteAddress }
+    deps.log.debug({ ...at, ...link }, outcome === 'relayed' ? 'relaying' : 'relaying through another node')
     metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
     const result = await pair.done
     deps.splices.delete(pair)
     metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
-    log.info({ end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
+    // The one info line of a relayed exchange, as a proxy's access log has one per session: a line at its start too cost a tenth of a new rendezvous (docs/performance.md).
+    deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
-    // reqId ties this request's lines to the hidden side's: the 'relaying' line names the parked connection's connId.
-    // One child logger per request, with the ID in it: a second child for the ID cost as much as a log line.
-    const fields = { side: 'mobile', reqId: logId(), address: socket.remoteAddress, method: req.method, url: req.url }
-    const log = deps.log.child(ticket.kind === 'relay' ? { ...fields, id: ticket.id } : fields)
-    socket.on('error', err => log.debug({ err }, 'mobile-side socket error'))
+    // reqId ties this request's lines together, and 'relay closed' names the parked connection's connId.
+    // Fields rather than a child logger: a child per request cost more than the one line most requests log.
+    const at: LineFields = { side: 'mobile', reqId: logId(), address: socket.remoteAddress, method: req.method, url: req.url, id: ticket.kind === 'relay' ? ticket.id : undefined }
+    socket.on('error', err => deps.log.debug({ ...at, err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
     if (ticket.kind === 'refuse') {
-      refuseWith(socket, ticket.outcome, ticket.refusal, log)
+      refuseWith(socket, ticket.outcome, ticket.refusal, at)
       return
     }
-    log.debug('waiting for a hidden server')
-    matchAndSplice(ticket, socket, rest, log).catch(err => {
-      log.error({ err }, 'relay failed')
+    deps.log.debug(at, 'waiting for a hidden server')
+    matchAndSplice(ticket, socket, rest, at).catch(err => {
+      deps.log.error({ ...at, err }, 'relay failed')
       metrics.request('error')
       socket.destroy()
     })

@@ -9,7 +9,7 @@ import { type TapTest, echoServer, sleep } from './helpers'
 
 const ID = 'hub-1'
 
-interface Line { level: number, msg: string, id?: string, reason?: string, status?: number }
+interface Line { level: number, msg: string, id?: string, reason?: string, status?: number, reqId?: string, connId?: string, toClient?: number }
 
 async function relayWithLogs (t: TapTest, plugin: Record<string, unknown> = {}): Promise<{ relay: TestRendezvous, lines: Line[] }> {
   const lines: Line[] = []
@@ -26,17 +26,19 @@ async function ask (relay: TestRendezvous): Promise<string> {
   return wire.text
 }
 
-t.test('serve logs park and leave at info with the ID and reason, and relaying only once matched', async (t) => {
+t.test('serve logs one info line per relayed exchange, at its end, and the leave of a parked connection', async (t) => {
   const { relay, lines } = await relayWithLogs(t)
   const echo = await echoServer()
   t.teardown(() => echo.server.close())
   const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 1 })
   await agent.start()
-  await until(() => lines.some((l) => l.msg === 'parked'), 3000, 'the parked line')
-  t.match(lines.find((l) => l.msg === 'parked'), { level: 30, id: ID })
+  await until(() => relay.app.rendezvous.stats().parked === 1, 3000, 'the agent to park')
 
   t.match(await ask(relay), /^HTTP\/1\.1 200 OK[^]*GET \/hello $/)
   await until(() => lines.some((l) => l.msg === 'relay closed'), 3000, 'relay closed')
+  t.match(lines.find((l) => l.msg === 'relay closed'), {
+    level: 30, side: 'mobile', id: ID, method: 'GET', url: '/hello', outcome: 'relayed', end: 'closed', reqId: /^[0-9a-f]{16}$/, connId: /^[0-9a-f]{16}$/, hiddenAddress: '127.0.0.1', toClient: Number, toHidden: Number, durationMs: Number
+  })
   await until(() => relay.app.rendezvous.stats().parked === 1, 3000, 'the agent to park again')
   await agent.close()
   await until(() => lines.some((l) => l.msg === 'parked connection left'), 3000, 'the leave line')
@@ -44,8 +46,30 @@ t.test('serve logs park and leave at info with the ID and reason, and relaying o
 
   t.match(await ask(relay), /^HTTP\/1\.1 503 /)
   await until(() => lines.some((l) => l.msg === 'rendezvous request refused'), 3000, 'the refusal line')
-  const msgs = lines.map((l) => l.msg).filter((m) => /relaying|relay closed|refused/.test(m))
-  t.same(msgs, ['relaying', 'relay closed', 'rendezvous request refused'], 'no relaying line for the request nobody took')
+  const msgs = lines.map((l) => l.msg).filter((m) => /parked$|relaying|relay closed|refused/.test(m))
+  // Parking and the start of a relay are at debug: every rendezvous parks a replacement, and 'relay closed' names both.
+  t.same(msgs, ['relay closed', 'rendezvous request refused'], 'one line for the exchange, one for the refusal; no park or relaying line at info')
+  t.ok(lines.find((l) => l.msg === 'relay closed')!.toClient! > 0, 'the bytes it carried')
+})
+
+t.test('at debug, the park and the start of a relay have lines of their own', async (t) => {
+  const lines: Line[] = []
+  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l) as Line); cb() } })
+  const relay = await startRendezvous({ fastify: { logger: { level: 'debug', stream } }, plugin: { waitTimeout: 300 } })
+  t.teardown(() => relay.close())
+  const echo = await echoServer()
+  t.teardown(() => echo.server.close())
+  const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 1 })
+  t.teardown(() => agent.close())
+  await agent.start()
+  await until(() => lines.some((l) => l.msg === 'parked'), 3000, 'the parked line')
+  const parked = lines.find((l) => l.msg === 'parked')
+  t.match(parked, { level: 20, side: 'hidden', id: ID, connId: /^[0-9a-f]{16}$/ })
+  t.match(await ask(relay), /^HTTP\/1\.1 200 OK/)
+  await until(() => lines.some((l) => l.msg === 'relay closed'), 3000, 'relay closed')
+  const relaying = lines.find((l) => l.msg === 'relaying')
+  t.match(relaying, { level: 20, side: 'mobile', id: ID, connId: parked?.connId })
+  t.match(lines.find((l) => l.msg === 'relay closed'), { level: 30, reqId: relaying?.reqId, connId: parked?.connId })
 })
 
 t.test('CONNECT refusals carry Date', async (t) => {
