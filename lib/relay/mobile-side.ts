@@ -235,7 +235,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const result = await pair.done
     deps.splices.delete(pair)
     metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
-    // The one info line of a relayed exchange, as a proxy's access log has one per session: a line at its start too cost a tenth of a new rendezvous (docs/performance.md).
+    // The one info line of a relayed exchange, as a proxy's access log has one per session: two more lines (the park and the start) cost a few percent of a new rendezvous's CPU (docs/performance.md).
     deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
