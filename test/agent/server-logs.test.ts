@@ -11,10 +11,10 @@ const ID = 'hub-1'
 
 interface Line { level: number, msg: string, id?: string, reason?: string, status?: number, reqId?: string, connId?: string, toClient?: number }
 
-async function relayWithLogs (t: TapTest, plugin: Record<string, unknown> = {}): Promise<{ relay: TestRendezvous, lines: Line[] }> {
+async function relayWithLogs (t: TapTest, plugin: Record<string, unknown> = {}, level = 'info'): Promise<{ relay: TestRendezvous, lines: Line[] }> {
   const lines: Line[] = []
   const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l) as Line); cb() } })
-  const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream } }, plugin: { waitTimeout: 300, ...plugin } })
+  const relay = await startRendezvous({ fastify: { logger: { level, stream } }, plugin: { waitTimeout: 300, ...plugin } })
   t.teardown(() => relay.close())
   return { relay, lines }
 }
@@ -53,10 +53,7 @@ t.test('serve logs one info line per relayed exchange, at its end, and the leave
 })
 
 t.test('at debug, the park and the start of a relay have lines of their own', async (t) => {
-  const lines: Line[] = []
-  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l) as Line); cb() } })
-  const relay = await startRendezvous({ fastify: { logger: { level: 'debug', stream } }, plugin: { waitTimeout: 300 } })
-  t.teardown(() => relay.close())
+  const { relay, lines } = await relayWithLogs(t, {}, 'debug')
   const echo = await echoServer()
   t.teardown(() => echo.server.close())
   const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: ID, secret: SECRET, to: echo.url, pool: 1 })
