@@ -68,6 +68,31 @@ void drain_pool (struct addon *a) {
 
 static int would_block (void) { return errno == EAGAIN || errno == EWOULDBLOCK; }
 
+/*
+ * A reset or an error on one side ends the pair, but not before what that
+ * side sent earlier has gone on: a hidden server that answers 413 and closes
+ * while the client still uploads resets the connection, and its answer sits
+ * in the receive queue ahead of the reset. So a failed read ends only its
+ * own direction, as a FIN would (what was read still goes out, then a FIN),
+ * and marks the other direction dead, as nothing more can be written to
+ * a socket that failed; a failed write marks its own direction dead and
+ * leaves the other to read what is left. The pair ends, as an error, once
+ * both directions are done.
+ */
+static int read_failed (struct pair *p, int i) {
+  p->failed = 1;
+  p->dirs[i].eof = 1;
+  /* A socket that fails to read is gone both ways: nothing more can be written to it. */
+  p->dirs[1 - i].dead = 1;
+  return 1;
+}
+
+static int write_failed (struct pair *p, struct direction *d) {
+  p->failed = 1;
+  d->dead = 1;
+  return 1;
+}
+
 /* One read by copy (see COPY_MAX): 1 moved something, 0 nothing to read, -1 the pair fails. */
 static int copy_once (struct pair *p, int i, int64_t now) {
   struct direction *d = &p->dirs[i];
@@ -80,7 +105,7 @@ static int copy_once (struct pair *p, int i, int64_t now) {
     return 1;
   }
   if (n < 0) {
-    if (!would_block()) return -1;
+    if (!would_block()) return read_failed(p, i);
     in->can_read = 0;
     return 0;
   }
@@ -98,7 +123,7 @@ static int copy_once (struct pair *p, int i, int64_t now) {
     if (w > 0) sent += w;
     else if (w < 0 && errno == EINTR) continue;
     else if (w < 0 && would_block()) out->can_write = 0;
-    else return -1;
+    else return write_failed(p, d);
   }
   atomic_fetch_add_explicit(&p->moved[i], (uint64_t)sent, memory_order_relaxed);
   if (sent < n) {
@@ -122,6 +147,11 @@ static int pump_direction (struct addon *a, struct pair *p, int i, int64_t now) 
   struct side *in = &p->sides[i], *out = &p->sides[1 - i];
   for (;;) {
     int progress = 0;
+    if (d->dead) {
+      /* Whatever waits in the pipe can never be delivered: the pipe is closed, not pooled. */
+      give_pipe(a, d);
+      return 0;
+    }
     if (d->in_pipe > 0 && out->can_write) {
       ssize_t n = splice(d->pipe_r, NULL, out->fd, NULL, d->in_pipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
       if (n > 0) {
@@ -134,7 +164,8 @@ static int pump_direction (struct addon *a, struct pair *p, int i, int64_t now) 
       } else if (n < 0 && would_block()) {
         out->can_write = 0;
       } else {
-        return -1; /* EPIPE, ECONNRESET...: the other peer is gone */
+        write_failed(p, d); /* EPIPE, ECONNRESET...: the other peer is gone */
+        continue;
       }
     }
     if (d->in_pipe == 0) give_pipe(a, d);
@@ -174,7 +205,8 @@ static int pump_direction (struct addon *a, struct pair *p, int i, int64_t now) 
         /* An empty pipe cannot be full, so the socket is drained; otherwise the pipe may be full and the socket still readable. */
         if (was_empty) in->can_read = 0;
       } else {
-        return -1;
+        read_failed(p, i);
+        progress = 1;
       }
     }
     if (d->in_pipe == 0) give_pipe(a, d);
@@ -215,6 +247,7 @@ void pump (struct addon *a, struct pair *p, int64_t now, struct pair **ended) {
       return;
     }
   }
-  /* Both FINs passed on and nothing left in flight: both sides closed in turn. */
-  if (p->dirs[0].shut && p->dirs[1].shut) end_pair(a, p, END_CLOSED, ended);
+  /* Each direction passed its FIN on, or can carry nothing more: both sides closed in turn, or one failed. */
+  int done0 = p->dirs[0].shut || p->dirs[0].dead, done1 = p->dirs[1].shut || p->dirs[1].dead;
+  if (done0 && done1) end_pair(a, p, p->failed ? END_ERROR : END_CLOSED, ended);
 }

@@ -67,6 +67,7 @@ struct direction {
   int eof; /* the reading side sent its FIN */
   int bulk; /* the last read filled its buffer: splice */
   int shut; /* the FIN went on to the other side */
+  int dead; /* the other side can no longer take bytes (reset): nothing more goes this way */
 };
 
 struct pair {
@@ -79,6 +80,7 @@ struct pair {
   int registered; /* in the epoll set and in the thread's list */
   int stalled; /* waiting for a pipe */
   enum end_reason end;
+  int failed; /* a side reset or failed: the pair ends as an error once both directions are done */
   atomic_int abort_requested;
   _Atomic uint64_t moved[2];
   struct pair *prev, *next; /* the I/O thread's list of its pairs */

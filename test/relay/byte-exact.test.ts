@@ -1,6 +1,7 @@
 import { until } from '../helpers/until'
 import t from 'tap'
 import { startRendezvous, untilParked, type TestRendezvous } from '../helpers/rendezvous'
+import { defaultSplicePath, splicerFor } from '../../lib/relay/native-addon'
 
 const AUTH = 'Authorization: Digest username="hub-1", realm="rendezvous", nonce="abc", uri="/", response="0123"\r\n'
 
@@ -79,6 +80,26 @@ for (const tls of [false, true]) {
       t.equal(client.text, 'HTTP/1.1 100 Continue\r\n\r\n')
       client.destroy()
       await hidden.untilClosed()
+    })
+
+    // Plain TCP pairs on the native path only: docs/protocol.md says what the JavaScript path cannot do here.
+    const nativePairs = !tls && splicerFor(defaultSplicePath()) !== undefined
+    t.test('an early answer from a hidden server that resets while the client still uploads reaches the client', { skip: nativePairs ? false : 'TLS, or plain TCP on the JavaScript path' }, async t => {
+      for (let run = 0; run < 3; run++) {
+        const hidden = await relay.park('hub-1')
+        const client = await relay.open()
+        const size = 8 * 1024 * 1024
+        client.write('POST /upload HTTP/1.1\r\nHost: h\r\n' + AUTH + `Content-Length: ${size}\r\n\r\n`)
+        client.write(Buffer.alloc(size, 'u'))
+        await hidden.untilText('\r\n\r\n')
+        // It reads no more of the body and closes: its kernel answers the unread body with a reset.
+        const answer = 'HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large'
+        await new Promise(resolve => hidden.socket.write(answer, resolve))
+        hidden.socket.resetAndDestroy()
+        await client.untilText('too large')
+        t.equal(client.text, answer, `run ${run + 1}: the answer, byte for byte`)
+        await client.untilClosed()
+      }
     })
 
     t.test('a close from the hidden side closes the client, and the pair is forgotten', async t => {

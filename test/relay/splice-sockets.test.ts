@@ -1,5 +1,6 @@
 import t from 'tap'
 import { splice, type SpliceResult } from '../../lib/relay/splice'
+import { defaultSplicePath, splicerFor } from '../../lib/relay/native-addon'
 import { socketPair, type SocketPair } from '../helpers/socket-pair'
 
 // The splice through its public API, on real loopback socket pairs: `client`
@@ -60,6 +61,44 @@ t.test('a reset on one side closes the other and ends as an error', async t => {
   const result = await done
   t.equal(result.end, 'error')
   t.equal(result.toHidden, 1)
+})
+
+// docs/protocol.md: the JavaScript path loses it when its write into the reset socket fails first, as Node destroys a socket on a write error.
+const nativePairs = splicerFor(defaultSplicePath()) !== undefined
+t.test('what a side sent before it reset still reaches the other side, while the other is still sending', { skip: nativePairs ? false : 'the JavaScript path' }, async t => {
+  // A hidden server that answers 413 and closes while the client still uploads resets its connection: its answer
+  // is in the relay's receive queue ahead of the reset. The same the other way round.
+  for (const failing of ['hidden', 'client'] as const) {
+    for (let run = 0; run < 5; run++) {
+      const pair = await spliced(t)
+      const [sender, other] = failing === 'hidden' ? [pair.hidden, pair.client] : [pair.client, pair.hidden]
+      other.far.write(Buffer.alloc(8 * 1024 * 1024, 'u'))
+      await sender.far.untilBytes(1)
+      await new Promise<void>(resolve => sender.far.socket.write('LAST WORDS', () => resolve()))
+      sender.far.socket.resetAndDestroy()
+      await other.far.untilText('LAST WORDS', 5000)
+      await other.far.until(c => c.closed || c.ended, 5000, 'the other side to be closed')
+      t.equal((await pair.done).end, 'error', `a reset from the ${failing}, run ${run + 1}: its last words arrived`)
+    }
+  }
+})
+
+t.test('a side that resets after a large answer: a client that reads slowly still gets all of it', async t => {
+  for (let run = 0; run < 3; run++) {
+    const { client, hidden, done } = await spliced(t)
+    client.far.socket.pause()
+    // Small enough to leave the hidden server's own send queue, which its reset would drop, for the relay's buffers.
+    const answer = Buffer.alloc(192 * 1024, 'a')
+    await new Promise<void>(resolve => hidden.far.socket.write(answer, () => resolve()))
+    await new Promise(resolve => setTimeout(resolve, 200))
+    hidden.far.socket.resetAndDestroy()
+    await new Promise(resolve => setTimeout(resolve, 300))
+    client.far.socket.resume()
+    await client.far.untilBytes(answer.length, 10_000)
+    t.equal(client.far.received.length, answer.length, `run ${run + 1}: every byte of the answer`)
+    await client.far.until(c => c.closed || c.ended, 5000, 'the client side to be closed')
+    t.equal((await done).end, 'error')
+  }
 })
 
 t.test('a pair idle for idleTimeout is closed as idle; traffic keeps it open', async t => {
