@@ -12,6 +12,8 @@ export interface Refusal {
   /** Seconds, rounded up. */
   retryAfter?: number
   headers?: Record<string, string>
+  /** The answer to a HEAD request: the same head, and no body (RFC 9110 §9.3.2). */
+  headOnly?: boolean
 }
 
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
@@ -45,7 +47,7 @@ export function refusalBytes (r: Refusal): Buffer {
   let head = `HTTP/1.1 ${status} ${phrase}\r\n`
   for (const [name, value] of fields.values()) head += `${name}: ${value}\r\n`
   head += '\r\n'
-  return Buffer.concat([Buffer.from(head, 'latin1'), body])
+  return r.headOnly === true ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
 }
 
 /**

@@ -120,7 +120,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log.info({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
-    refuse(socket, refusal)
+    refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal)
   }
 
   /** Why this request cannot be relayed now, before it waits for anything. */

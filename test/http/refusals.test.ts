@@ -28,6 +28,13 @@ t.test('refusalBytes', async (t) => {
     '\r\n' +
     'lot full\n', 'Retry-After rounded up, extra headers after')
 
+  t.equal(refusalBytes({ status: 503, message: 'lot full', headOnly: true }).toString(),
+    'HTTP/1.1 503 Service Unavailable\r\n' +
+    'Content-Type: text/plain; charset=utf-8\r\n' +
+    'Content-Length: 9\r\n' +
+    'Connection: close\r\n' +
+    '\r\n', 'for a HEAD request: the same head, no body')
+
   t.equal(refusalBytes({ status: 429, retryAfter: 0 }).toString().split('\r\n')[4], 'Retry-After: 0')
 
   const utf8 = refusalBytes({ status: 400, message: 'caf\u00e9 \u2603' })

@@ -94,6 +94,17 @@ for (const tls of [false, true]) {
       })
     }
 
+    t.test('a HEAD request is refused with the same head and no body', async t => {
+      for (const [auth, status] of [['Digest realm="rendezvous"', 400], ['Digest username="hub-1"', 503]] as const) {
+        const c = await relay.open()
+        c.write(`HEAD /x HTTP/1.1\r\nHost: h\r\nAuthorization: ${auth}\r\n\r\n`)
+        await c.untilClosed()
+        t.equal(statusOf(c.text), status, c.text)
+        t.match(c.text, /\r\nContent-Length: [1-9][0-9]*\r\n/i, 'the length a GET would have had')
+        t.ok(c.text.endsWith('\r\n\r\n'), `${status}: nothing after the head`)
+      }
+    })
+
     t.test('an Upgrade whose ?rendezvous= and Authorization name different IDs', async t => {
       const c = await relay.open()
       c.write('GET /ws?rendezvous=hub-1 HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n' +
