@@ -43,6 +43,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   }
 
   async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {
+    if (req.httpVersionMajor !== 1) return { outcome: 'malformed_target', refusal: { status: 400, message: 'malformed request' } }
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
     if (target.kind === 'not_uuid') return { outcome: 'not_uuid', refusal: { status: 400, message: target.reason } }

@@ -105,6 +105,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   // Runs inside Node's header callback: synchronous, and it touches only the headers.
   function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
+    // Node's parser lets `HTTP/2.0` through (for the h2 preface) and refuses every other version that is not 1.x.
+    if (req.httpVersionMajor !== 1) return refusal('bad_head', 400, 'malformed request')
     const credential = readCredential({ rawHeaders: req.rawHeaders, url: req.url ?? '/', upgrade: req.upgrade })
     if (credential.kind === 'none') return undefined
     if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)

@@ -63,6 +63,15 @@ for (const tls of [false, true]) {
       })
     }
 
+    t.test('a CONNECT that is not HTTP/1.x is malformed, even with a good token', async t => {
+      const c = await relay.open()
+      c.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/2.0\r\nHost: h\r\n\r\n`)
+      await c.untilClosed()
+      t.equal(statusOf(c.text), 400, c.text)
+      t.match(c.text, /\r\n\r\nmalformed request\n$/)
+      t.equal(relay.app.rendezvous.stats().parked, 0)
+    })
+
     t.test('an unknown ID is answered exactly like a wrong token', async t => {
       const unknown = await refused(relay, `uuid:nobody?response=${createV1Token('nobody', SECRET)}`)
       const wrong = await refused(relay, `uuid:hub-1?response=${createV1Token('hub-1', 'AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')}`)

@@ -94,6 +94,16 @@ for (const tls of [false, true]) {
       })
     }
 
+    t.test('a request line that is not HTTP/1.x is malformed, with a credential or without', async t => {
+      for (const auth of ['', 'Authorization: Digest username="hub-1"\r\n']) {
+        const c = await relay.open()
+        c.write(`GET /x HTTP/2.0\r\nHost: h\r\n${auth}\r\n`)
+        await c.untilClosed()
+        t.equal(statusOf(c.text), 400, c.text)
+        t.match(c.text, /\r\n\r\nmalformed request\n$/)
+      }
+    })
+
     t.test('a HEAD request is refused with the same head and no body', async t => {
       for (const [auth, status] of [['Digest realm="rendezvous"', 400], ['Digest username="hub-1"', 503]] as const) {
         const c = await relay.open()
