@@ -31,6 +31,10 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   const metrics = opts.metricsPath === false ? undefined : createMetricsRegistry()
   const app = fastify(serverOptions(opts)) as unknown as FastifyInstance
   trackSockets(app)
+  // Node answers `Expect: 100-continue` with a 100 before any route runs, so a client without a credential, or with
+  // an unknown ID, would send its whole body to be dropped after the 100. serve's own routes take no bodies: they
+  // answer at once. A relayed request never gets here: the hidden server answers its Expect itself.
+  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res))
 
   const registry = opts.cluster === undefined ? new FileRegistry({ dataDir: opts.dataDir }) : undefined
   // Added before the plugin so that it runs after the plugin's own onClose: avvio closes in reverse order.
