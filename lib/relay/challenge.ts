@@ -57,11 +57,11 @@ async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, me
   reply.header('connection', 'close').type('text/plain; charset=utf-8')
   if (coolOff > 0) {
     metrics.request('throttled')
-    request.log.info({ side: 'mobile', outcome: 'throttled', status: 429, address }, 'rendezvous request refused')
+    request.log.info({ side: 'mobile', outcome: 'throttled', status: 429, address, method: request.method, url: request.url }, 'rendezvous request refused')
     reply.code(429).header('retry-after', String(coolOff)).send('too many requests for unknown IDs\n')
     return
   }
   metrics.request('unknown_id')
-  request.log.info({ side: 'mobile', outcome: 'unknown_id', status: 404, address }, 'rendezvous request refused')
+  request.log.info({ side: 'mobile', outcome: 'unknown_id', status: 404, address, method: request.method, url: request.url }, 'rendezvous request refused')
   reply.code(404).send('no hidden server has this ID\n')
 }

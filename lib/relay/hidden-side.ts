@@ -42,7 +42,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } })
   }
 
-  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer): Promise<Step> {
+  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields): Promise<Step> {
     if (req.httpVersionMajor !== 1) return { outcome: 'malformed_target', refusal: { status: 400, message: 'malformed request' } }
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
@@ -61,9 +61,9 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
         return { outcome: 'replay_cache_full', refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
       }
       const tripped = await deps.throttle.fail(address, target.id)
-      deps.log.info({ id: target.id, address, reason: verdict.reason }, 'CONNECT authentication failed')
+      deps.log.info({ ...at, id: target.id, reason: verdict.reason }, 'CONNECT authentication failed')
       // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
-      if (tripped > 0) deps.log.warn({ id: target.id, address, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
+      if (tripped > 0) deps.log.warn({ ...at, id: target.id, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
       // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
       return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
     }
@@ -95,7 +95,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       timedOut = true
       refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, at)
     }, limits.connectTimeout)
-    authenticate(req, socket, rest).then(step => {
+    authenticate(req, socket, rest, at).then(step => {
       if (timedOut || socket.destroyed) return
       if ('refusal' in step) {
         refuseWith(socket, step.outcome, step.refusal, at)

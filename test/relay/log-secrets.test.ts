@@ -58,4 +58,7 @@ t.test('a whole run at trace level logs no token, secret, admin token or Authori
   t.ok(met?.reqId, 'and carries the mobile request id')
   t.equal(closed?.reqId, met?.reqId, 'the splice end line (info) carries the same request id')
   t.equal(closed?.connId, parked?.connId, 'and names the hidden connection itself')
+  const failed = lines.find(l => l.msg === 'CONNECT authentication failed')
+  t.ok(failed?.connId, 'the failed CONNECT\'s line has a connId')
+  t.ok(lines.some(l => l.msg === 'CONNECT refused' && l.connId === failed?.connId && l.status === 401), 'the same as its 401 line')
 })
