@@ -123,7 +123,10 @@ static int copy_once (struct pair *p, int i, int64_t now) {
     if (w > 0) sent += w;
     else if (w < 0 && errno == EINTR) continue;
     else if (w < 0 && would_block()) out->can_write = 0;
-    else return write_failed(p, d);
+    else {
+      atomic_fetch_add_explicit(&p->moved[i], (uint64_t)sent, memory_order_relaxed);
+      return write_failed(p, d);
+    }
   }
   atomic_fetch_add_explicit(&p->moved[i], (uint64_t)sent, memory_order_relaxed);
   if (sent < n) {
