@@ -4,6 +4,7 @@ import { DEFAULT_MAX_ENTRIES } from './stores/memory-replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import { MAX_TIMER_MS } from './timer-limit'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
@@ -188,8 +189,6 @@ function authFailureLimits (given: AuthFailureLimits = {}): ResolvedAuthFailureL
   return resolved
 }
 
-// Node's timers take at most 2^31 - 1 ms (about 24.8 days); a longer one fires after 1 ms instead.
-export const MAX_TIMER_MS = 2 ** 31 - 1
 // The options that become timers, in ms.
 const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'handshakeTimeout', 'closeGracePeriod',
   'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import type { TlsOptions, ConnectionOptions } from 'node:tls'
 import { RendezvousOptionError } from '../errors'
+import { MAX_TIMER_MS } from '../timer-limit'
 
 /** TLS on the peer link: `server` for the listener, `client` for the links this node opens. */
 export interface PeerTlsOptions { server?: TlsOptions, client?: ConnectionOptions }
@@ -48,9 +49,8 @@ export function resolveClusterOptions (opts: ClusterOptions | undefined): Resolv
   const times = {} as Record<keyof typeof TIMES, number>
   for (const [name, fallback] of Object.entries(TIMES) as Array<[keyof typeof TIMES, number]>) {
     const value = opts[name] ?? fallback
-    // 2^31 - 1: the longest timer Node keeps; a longer one fires after 1 ms.
-    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > 2 ** 31 - 1) {
-      throw new RendezvousOptionError(`cluster.${name} must be a positive number of ms, at most ${2 ** 31 - 1}, got ${String(value)}`)
+    if (typeof value !== 'number' || !Number.isFinite(value) || value <= 0 || value > MAX_TIMER_MS) {
+      throw new RendezvousOptionError(`cluster.${name} must be a positive number of ms, at most ${MAX_TIMER_MS}, got ${String(value)}`)
     }
     times[name] = value
   }
