@@ -27,9 +27,9 @@ export const SERVE_TABLE = [
   option({ key: 'waitTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.waitTimeout), help: 'how long a mobile client waits for a hidden server', parse: seconds() }),
   option({ key: 'logLevel', value: 'LEVEL', default: 'info', help: LOG_LEVELS.join(', '), parse: oneOf(LOG_LEVELS) }),
 
-  option({ key: 'healthPath', value: 'PATH', default: '/healthz', help: 'liveness route, answered without credentials', parse: urlPath(), to: 'healthPath' }),
-  option({ key: 'readyPath', value: 'PATH', default: '/readyz', help: 'readiness route: 200, or 503 with the reasons', parse: urlPath(), to: 'readyPath' }),
-  option({ key: 'metricsPath', value: 'PATH', default: '/metrics', help: 'where Prometheus metrics are served', parse: urlPath() }),
+  option({ key: 'healthPath', value: 'PATH', default: '/healthz', help: 'liveness route, answered without credentials', parse: urlPath, to: 'healthPath' }),
+  option({ key: 'readyPath', value: 'PATH', default: '/readyz', help: 'readiness route: 200, or 503 with the reasons', parse: urlPath, to: 'readyPath' }),
+  option({ key: 'metricsPath', value: 'PATH', default: '/metrics', help: 'where Prometheus metrics are served', parse: urlPath }),
   option({ key: 'metricsListen', value: 'HOST:PORT', help: 'serve metrics on this address instead of the public port', parse: hostPort }),
   option({ key: 'noMetrics', help: 'serve no metrics', parse: flag }),
   option({ key: 'metricsPerId', help: 'add per-ID series (label id): one series per ID', parse: flag, to: 'metricsPerId' }),
