@@ -18,9 +18,9 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { parseArgs } from 'node:util'
-import { digest, freshConnections, once, type Target } from './lib/load'
-import { HIDDEN_ID, provision } from './lib/paths'
-import { cpuMs, ROOT, sleep, startScript, startServe, stop } from './lib/procs'
+import { freshConnections, pacedConnections, type Target } from './lib/load'
+import { HIDDEN_ID, provision, startHidden } from './lib/paths'
+import { cpuMs, ROOT, sleep, startServe, stop } from './lib/procs'
 import { generateSecret } from '../lib/registry/ids'
 
 const { values } = parseArgs({
@@ -39,22 +39,6 @@ const SECONDS = Number(values.seconds)
 
 interface Build { name: string, target: Target, pid: number, saturated: Array<{ rps: number, cpuUs: number }>, paced: number[] }
 
-/** `rate` new rendezvous a second for `seconds`, each on a fresh connection, whether or not earlier ones finished. */
-async function paced (target: Target, seconds: number, rate: number): Promise<{ done: number, errors: number }> {
-  const request = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${digest(target.id)}\r\n\r\n`)
-  let done = 0
-  let errors = 0
-  const all: Array<Promise<void>> = []
-  const started = performance.now()
-  for (let i = 0; i < seconds * rate; i++) {
-    const wait = started + i * 1000 / rate - performance.now()
-    if (wait > 1) await sleep(wait)
-    all.push(once(target, request).then(() => { done++ }, () => { errors++ }))
-  }
-  await Promise.all(all)
-  return { done, errors }
-}
-
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)] ?? NaN
 
 async function main (): Promise<void> {
@@ -69,7 +53,7 @@ async function main (): Promise<void> {
       const serve = await startServe(dist, ['--data-dir', dataDir, '--no-tls', '--max-connections-per-address', '4096'], join(dir, `${name}.log`))
       children.push(serve.child)
       const url = `http://127.0.0.1:${serve.port}`
-      children.push((await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: 60, dialing: 60 })])).child)
+      children.push((await startHidden(url, secret)).child)
       builds.push({ name: `${name} (${dist})`, target: { port: serve.port, tls: false, id: HIDDEN_ID }, pid: serve.child.pid as number, saturated: [], paced: [] })
     }
     await sleep(2000)
@@ -82,7 +66,7 @@ async function main (): Promise<void> {
         b.saturated.push({ rps: r.rps, cpuUs: (cpuMs(b.pid) - before) * 1000 / (r.rps * SECONDS) })
         await sleep(500)
         before = cpuMs(b.pid)
-        const p = await paced(b.target, SECONDS, RATE)
+        const p = await pacedConnections(b.target, SECONDS, RATE)
         if (p.errors > 0) process.stderr.write(`ab: ${b.name}: ${p.errors} errors at ${RATE}/s\n`)
         b.paced.push((cpuMs(b.pid) - before) * 1000 / p.done)
         await sleep(500)

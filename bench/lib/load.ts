@@ -38,7 +38,7 @@ export async function keepAlive (target: Target, seconds: number, connections: n
 }
 
 /** One request on a fresh connection; resolves with its latency in ms, or rejects. */
-export async function once (target: Target, request: Buffer): Promise<number> {
+async function once (target: Target, request: Buffer): Promise<number> {
   const started = performance.now()
   return await new Promise((resolve, reject) => {
     const socket = target.tls
@@ -71,9 +71,12 @@ export async function once (target: Target, request: Buffer): Promise<number> {
   })
 }
 
+/** Scenario 2's request: the Digest header names the ID, and the relay reads nothing else of it. */
+const freshRequest = (target: Target): Buffer => Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${digest(target.id)}\r\n\r\n`)
+
 /** Scenario 2: every request on a new connection, `concurrency` at a time. */
 export async function freshConnections (target: Target, seconds: number, concurrency: number): Promise<RateResult> {
-  const request = Buffer.from(`GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: ${digest(target.id)}\r\n\r\n`)
+  const request = freshRequest(target)
   const latencies: number[] = []
   let errors = 0
   const errorKinds: Record<string, number> = {}
@@ -93,6 +96,22 @@ export async function freshConnections (target: Target, seconds: number, concurr
   await Promise.all(Array.from({ length: concurrency }, worker))
   const elapsed = (performance.now() - started) / 1000
   return { rps: latencies.length / elapsed, ...percentiles(latencies), errors, ...(errors > 0 ? { errorKinds } : {}) }
+}
+
+/** Scenario 2 at `rate` new connections a second for `seconds`, each started on time whether or not earlier ones finished (open loop). */
+export async function pacedConnections (target: Target, seconds: number, rate: number): Promise<{ done: number, errors: number }> {
+  const request = freshRequest(target)
+  let done = 0
+  let errors = 0
+  const all: Array<Promise<void>> = []
+  const started = performance.now()
+  for (let i = 0; i < seconds * rate; i++) {
+    const wait = started + i * 1000 / rate - performance.now()
+    if (wait > 1) await new Promise(resolve => setTimeout(resolve, wait))
+    all.push(once(target, request).then(() => { done++ }, () => { errors++ }))
+  }
+  await Promise.all(all)
+  return { done, errors }
 }
 
 export function percentiles (values: number[]): { p50: number, p99: number } {

@@ -5,7 +5,7 @@ import { FileRegistry } from '../../lib/registry/file-registry'
 import { generateSecret } from '../../lib/registry/ids'
 import type { Target } from './load'
 import { nginxMissing, startNginx } from './nginx'
-import { launch, startScript, startServe, stop, untilListening } from './procs'
+import { launch, startScript, startServe, stop, untilListening, type Script } from './procs'
 import { sshMissing, startSshTunnel } from './sshd'
 
 /** A way from the load generator to the backend; `group` decides which direct path and peer it is compared with. */
@@ -49,6 +49,11 @@ export async function provision (dataDir: string, ids: string[], secret: string)
   await registry.close()
 }
 
+/** The bench's hidden server (procs/hidden.ts) for HIDDEN_ID, keeping POOL connections parked at `relay`. */
+export async function startHidden (relay: string, secret: string): Promise<Script> {
+  return await startScript('hidden.ts', [JSON.stringify({ relay, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })])
+}
+
 /** Starts every path of scenarios 1 to 3; `dist` is the build of the relay under test. */
 export async function startPaths (dir: string, dist: string, tls: { cert: string, key: string }): Promise<Bench> {
   const children: ChildProcess[] = []
@@ -82,7 +87,7 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
     pids[`relay-${kind}`] = serve.child.pid as number
     splicePaths[kind] = splicePathOf(logFile)
     const url = `${kind === 'tls' ? 'https' : 'http'}://127.0.0.1:${relays[kind]}`
-    keep(await startScript('hidden.ts', [JSON.stringify({ relay: url, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+    keep(await startHidden(url, secret))
     if (kind === 'plain-js') continue
     // BENCH_AGENT_NODE_ARGS='--cpu-prof --cpu-prof-dir=DIR' profiles the agents, as BENCH_RELAY_NODE_ARGS does the relay.
     const agentNodeArgs = (process.env.BENCH_AGENT_NODE_ARGS ?? '').split(' ').filter(a => a !== '')
@@ -112,12 +117,12 @@ export async function startPaths (dir: string, dist: string, tls: { cert: string
   // Scenario 2's floor: the protocol's socket work in bare Node, with the same hidden server parking to it.
   const floor = keep(await startScript('floor-relay.ts'))
   const floorPort = floor.info.port as number
-  keep(await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${floorPort}`, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+  keep(await startHidden(`http://127.0.0.1:${floorPort}`, secret))
   paths.push({ name: 'floor', group: 'one hop', target: { port: floorPort, tls: false, id: HIDDEN_ID }, label: 'bare Node rendezvous floor: park, pair, pipe(), nothing checked', pids: [floor.child.pid as number] })
   // The same with node:http's parser in front, as a relay that shares an HTTP server with an app must have.
   const floorHttp = keep(await startScript('floor-http.ts'))
   const floorHttpPort = floorHttp.info.port as number
-  keep(await startScript('hidden.ts', [JSON.stringify({ relay: `http://127.0.0.1:${floorHttpPort}`, ids: [HIDDEN_ID], secret, pool: POOL, dialing: POOL })]))
+  keep(await startHidden(`http://127.0.0.1:${floorHttpPort}`, secret))
   paths.push({ name: 'floor-http', group: 'one hop', target: { port: floorHttpPort, tls: false, id: HIDDEN_ID }, label: 'the floor behind node:http: both heads parsed, nothing checked', pids: [floorHttp.child.pid as number] })
 
   const noNginx = nginxMissing()
