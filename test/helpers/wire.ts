@@ -2,6 +2,17 @@ import { connect as netConnect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import { tlsCert } from './tls'
 
+/**
+ * Whether `socket` failed one of its own writes. Node then destroys it, with
+ * what it had received and not yet read: a test client that is still
+ * uploading when the relay closes it loses an answer the relay did deliver.
+ */
+export function watchWriteFailure (socket: Socket): () => boolean {
+  let failed = false
+  socket.on('error', err => { if ((err as NodeJS.ErrnoException).syscall === 'write') failed = true })
+  return () => failed
+}
+
 /** A raw client socket that records every byte it receives, so tests can assert on exact bytes. */
 export class WireClient {
   readonly socket: Socket
