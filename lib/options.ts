@@ -5,6 +5,7 @@ import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import { MAX_TIMER_MS } from './timer-limit'
+import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
@@ -56,6 +57,14 @@ export interface RendezvousOptions {
   keepAliveInitialDelay?: number
   /** Closes spliced pairs idle this long, in ms. 0 (default) never does. */
   spliceIdleTimeout?: number
+  /**
+   * How long a connection being closed with an answer goes on reading, and
+   * dropping, what its peer still sends, in ms: a refused client or hidden
+   * server, and a client whose hidden server reset after answering. Closing
+   * with the peer's bytes unread would reset it, and an uploading client
+   * could lose the answer before reading it. 0 closes at once. Default 2000.
+   */
+  lingerTimeout?: number
   /**
    * The data path of spliced pairs (docs/performance.md): 'native' moves
    * plain-TCP pairs with splice(2) in the optional addon and fails at startup
@@ -118,6 +127,7 @@ export interface ResolvedOptions {
   connectTimeout: number
   keepAliveInitialDelay: number
   spliceIdleTimeout: number
+  lingerTimeout: number
   splice: SplicePath
   maxConnectionsPerAddress: number
   maxSpliced: number
@@ -148,6 +158,7 @@ const NUMBERS = {
   connectTimeout: 10_000,
   keepAliveInitialDelay: 30_000,
   spliceIdleTimeout: 0,
+  lingerTimeout: DEFAULT_LINGER_MS,
   maxConnectionsPerAddress: 256,
   maxSpliced: 10_000,
   handshakeTimeout: 10_000,
@@ -190,7 +201,7 @@ function authFailureLimits (given: AuthFailureLimits = {}): ResolvedAuthFailureL
 }
 
 // The options that become timers, in ms.
-const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'handshakeTimeout', 'closeGracePeriod',
+const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
   'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
 
 function nonNegative (name: string, value: unknown, fallback: number): number {

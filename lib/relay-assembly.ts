@@ -52,7 +52,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   const isClosing = (): boolean => closing
   const hidden = hiddenSide(server, o, parts, lot, isClosing)
   const probes = unknownIdThrottle(o, state)
-  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, splice: o.splice, relayMetrics: metrics, isClosing, metrics: parts.promRegistry })
+  const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, lingerTimeout: o.lingerTimeout, splice: o.splice, relayMetrics: metrics, isClosing, metrics: parts.promRegistry })
   const mobile = createMobileSide({
     registry: state.registry,
     remote,

@@ -74,7 +74,8 @@ export function forwardToLocal (
       local.destroy()
       return
     }
-    const pair = nativeSplice(remote, local, { idleTimeout: 0, first: [head] }, native)
+    // A backend that resets after its answer: the relay gets the answer and a FIN, as closeTogether gives it on the JavaScript path.
+    const pair = nativeSplice(remote, local, { idleTimeout: 0, first: [head], lingerTimeout: LINGER_MS }, native)
     if (pair === undefined) return pipeBoth()
     outcome.path = 'native'
     pair.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })

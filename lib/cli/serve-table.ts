@@ -46,6 +46,7 @@ export const SERVE_TABLE = [
   option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),
   option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true }), to: 'keepAliveInitialDelay' }),
   option({ key: 'spliceIdleTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.spliceIdleTimeout), help: 'close relayed connections idle this long; 0 never does', parse: seconds({ zero: true }), to: 'spliceIdleTimeout' }),
+  option({ key: 'lingerTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.lingerTimeout), help: 'how long a connection closed with an answer still reads what its peer sends; 0 closes at once', parse: seconds({ zero: true }), to: 'lingerTimeout' }),
   option({ key: 'splice', value: 'PATH', default: 'auto', help: 'data path of relayed pairs: auto (native splice(2) for plain TCP where built), native (fail if not built) or js', parse: oneOf(['auto', 'native', 'js']), to: 'splice' }),
   option({ key: 'closeGracePeriod', value: 'SECONDS', default: '5', help: 'on shutdown, how long spliced pairs get to finish', parse: seconds({ zero: true, max: 3600 }), to: 'closeGracePeriod' }),
   option({ key: 'maxConnectionsPerAddress', value: 'N', default: String(PLUGIN.maxConnectionsPerAddress), help: 'open connections per client address; 0 for no cap', parse: count(), to: 'maxConnectionsPerAddress' }),

@@ -24,6 +24,7 @@ export interface ClusterAttachment {
   lot: ParkingLot
   splices: Set<Splice>
   spliceIdleTimeout: number
+  lingerTimeout?: number
   /** The plugin's `splice` option: the data path of pairs handed over to another node. */
   splice?: SplicePath
   relayMetrics: RendezvousMetrics
@@ -122,6 +123,7 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     log: clusterLog,
     splices: a.splices,
     spliceIdleTimeout: a.spliceIdleTimeout,
+    lingerTimeout: a.lingerTimeout,
     splice: a.splice,
     requestTimeout: o.forwardTimeout,
     relayMetrics: a.relayMetrics,

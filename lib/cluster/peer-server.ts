@@ -20,6 +20,8 @@ export interface PeerServerDeps {
   /** Spliced pairs, so close() can reach them. */
   splices: Set<Splice>
   spliceIdleTimeout: number
+  /** The plugin's `lingerTimeout`: the link gets a lingering close when the hidden server fails. */
+  lingerTimeout?: number
   splice?: SplicePath
   /** Time an asking node has to send its whole request, in ms. */
   requestTimeout: number
@@ -108,7 +110,7 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
   link.write(answerLine(200, 'ok'))
   deps.metrics.handover('handed_over')
   deps.log.info({ id }, 'handed a parked connection to another node')
-  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice })
+  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
   const result = await pair.done

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
+import { DEFAULT_LINGER_MS, lingerClose } from './linger'
 
 /** The hidden server's go-ahead (docs/protocol.md); nothing else may follow it. */
 export const CONNECT_OK: Buffer = Buffer.from('HTTP/1.1 200 OK\r\n\r\n', 'latin1')
@@ -51,12 +52,10 @@ export function refusalBytes (r: Refusal): Buffer {
 }
 
 /**
- * Answers and closes a raw socket (docs/protocol.md: never a silent hang).
- * Closing while the peer's bytes sit unread makes the kernel send RST, which
- * can destroy the answer before the peer reads it; so the socket drains
- * until the peer's FIN, or until `lingerMs` for a peer that never sends one.
+ * Answers and closes a raw socket (docs/protocol.md: never a silent hang),
+ * with a lingering close: the peer may still be sending what is refused.
  */
-export function refuse (socket: Duplex, r: Refusal, lingerMs = 2000): void {
+export function refuse (socket: Duplex, r: Refusal, lingerMs = DEFAULT_LINGER_MS): void {
   if (socket.destroyed) return
   const bytes = refusalBytes(r)
   if (!socket.writable) {
@@ -64,23 +63,7 @@ export function refuse (socket: Duplex, r: Refusal, lingerMs = 2000): void {
     socket.destroy()
     return
   }
-  const timer = setTimeout(() => socket.destroy(), lingerMs)
-  timer.unref()
-  const destroy = (): void => {
-    clearTimeout(timer)
-    socket.destroy()
-  }
-  socket.on('error', destroy)
-  socket.once('close', () => clearTimeout(timer))
-  // Destroying with the answer still queued in user space would drop it.
-  const afterFlush = (): void => {
-    if (socket.writableFinished) destroy()
-    else socket.once('finish', destroy)
-  }
-  if (socket.readableEnded) afterFlush()
-  else socket.once('end', afterFlush)
-  socket.end(bytes)
-  socket.resume()
+  lingerClose(socket, lingerMs, bytes)
 }
 
 function quote (text: string): string {

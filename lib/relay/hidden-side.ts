@@ -17,7 +17,7 @@ export interface HiddenSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { maxPendingConnects: number, connectTimeout: number, retryAfter: number }
+  limits: { maxPendingConnects: number, connectTimeout: number, retryAfter: number, lingerTimeout?: number }
   isClosing: () => boolean
   /** Registers a socket the relay owns until it is parked or refused, so close() can reach it. */
   track: (socket: Socket) => () => void
@@ -39,7 +39,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     metrics.connect(outcome)
     deps.log.info({ ...at, outcome, status: refusal.status }, 'CONNECT refused')
     // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
-    refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } })
+    refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } }, limits.lingerTimeout)
   }
 
   async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields): Promise<Step> {

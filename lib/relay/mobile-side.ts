@@ -2,6 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from '../http/refusals'
+import { DEFAULT_LINGER_MS } from '../http/linger'
 import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
 import { watchClient, type ClientWatch } from './client-watch'
 import { serializeHead } from '../http/head'
@@ -37,7 +38,7 @@ export interface MobileSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number, splice?: SplicePath }
+  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number, splice?: SplicePath, lingerTimeout?: number }
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
@@ -122,7 +123,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log.info({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
-    refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal)
+    refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, limits.lingerTimeout)
   }
 
   /** Why this request cannot be relayed now, before it waits for anything. */
@@ -221,7 +222,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest], path: limits.splice }), { id })
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest], path: limits.splice, lingerTimeout: limits.lingerTimeout ?? DEFAULT_LINGER_MS }), { id })
       metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.

@@ -1,8 +1,9 @@
 import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
-import { watchPair } from './pair-watch'
-import { takeOverReading, tcpFd } from './socket-fd'
+import { lingerClose } from '../http/linger'
+import { lingers, watchPair } from './pair-watch'
+import { giveBackReading, takeOverReading, tcpFd } from './socket-fd'
 
 /**
  * Writes `chunks` and resolves once they, and everything written before
@@ -57,15 +58,22 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     return { toHidden: hidden.bytesWritten - fromHidden + moved[0], toClient: client.bytesWritten - fromClient + moved[1] }
   }
   // Settles as soon as the addon let go and both sockets are destroyed: the server stops counting a socket at destroy(), not at 'close', and callers check their own counts against it.
+  let lingering = false
   const finish = (): void => {
-    if (!running && client.destroyed && hidden.destroyed) settle({ ...bytes(), end: end ?? 'closed', durationMs: Date.now() - started })
+    if (!running && (client.destroyed || lingering) && hidden.destroyed) settle({ ...bytes(), end: end ?? 'closed', durationMs: Date.now() - started, ...(lingering ? { lingering } : {}) })
   }
   const onNativeEnd = (why: NativeEnd, toHidden: number, toClient: number): void => {
     running = false
     moved[0] = toHidden
     moved[1] = toClient
     end ??= why
-    client.destroy()
+    // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
+    lingering = end === 'error' && lingers(client, opts.lingerTimeout)
+    if (lingering) {
+      // The addon has let go of the socket: Node may read it again.
+      giveBackReading(client)
+      lingerClose(client, opts.lingerTimeout as number)
+    } else client.destroy()
     hidden.destroy()
     finish()
   }
@@ -99,5 +107,6 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     splicer.go(slot)
   })
   if (client.destroyed || hidden.destroyed) fail('error')()
-  return { done, abort: fail('aborted'), bytes, path: 'native' }
+  const abort = fail('aborted')
+  return { done, abort: () => abort(), bytes, path: 'native' }
 }

@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net'
 
 export interface PairWatchers {
-  onError: () => void
+  /** `socket` is the one that failed. */
+  onError: (socket: Socket) => void
   onClose: () => void
   onIdle: () => void
 }
@@ -15,7 +16,7 @@ export function watchPair (sockets: readonly Socket[], idleTimeout: number, on: 
     // A FIN from one peer must only half-close the pair: the other peer may still be answering.
     s.allowHalfOpen = true
     s.setNoDelay(true)
-    s.on('error', on.onError)
+    s.on('error', () => on.onError(s))
     // A socket that closed before the splice began will not emit 'close' again.
     if (s.closed) process.nextTick(on.onClose)
     else s.once('close', on.onClose)
@@ -25,4 +26,9 @@ export function watchPair (sockets: readonly Socket[], idleTimeout: number, on: 
       s.once('timeout', on.onIdle)
     }
   }
+}
+
+/** Whether a client whose hidden server failed gets a lingering close rather than a reset. */
+export function lingers (client: Socket, lingerTimeout: number | undefined): boolean {
+  return (lingerTimeout ?? 0) > 0 && !client.destroyed
 }

@@ -14,6 +14,7 @@ interface TcpHandle {
   fd?: number
   reading?: boolean
   readStop?: () => number
+  readStart?: () => number
 }
 
 function handleOf (socket: Socket): TcpHandle | undefined {
@@ -57,6 +58,19 @@ export function takeOverReading (socket: Socket): Buffer | undefined {
     handle.readStop()
   }
   return buffered
+}
+
+/**
+ * Undoes takeOverReading once nothing else reads the socket (the native
+ * path let go of it): Node reads it again, as a lingering close must.
+ * Node's stream may still count a read as pending from before it was
+ * stopped, so resume() alone would never restart the handle.
+ */
+export function giveBackReading (socket: Socket): void {
+  const handle = handleOf(socket)
+  if (socket.destroyed || handle?.readStart === undefined || handle.reading === true) return
+  handle.reading = true
+  if (handle.readStart() !== 0) socket.destroy()
 }
 
 /**

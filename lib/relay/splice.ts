@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net'
 import { defaultSplicePath, splicerFor, type SplicePath } from './native-addon'
 import { nativeSplice } from './native-splice'
-import { watchPair } from './pair-watch'
+import { lingers, watchPair } from './pair-watch'
+import { lingerClose } from '../http/linger'
 
 export interface SpliceOptions {
   /** Destroys the pair after this long without a byte either way, in ms. 0 never does. */
@@ -10,6 +11,13 @@ export interface SpliceOptions {
   first?: Buffer[]
   /** Which data path: native (splice(2) in the addon) where it is loaded and both sockets are plain TCP, or JavaScript. Default RENDEZVOUS_SPLICE, else auto. */
   path?: SplicePath
+  /**
+   * After the hidden side fails (a reset, an error), how long the client may
+   * go on sending, read and dropped, before its socket closes, in ms: it
+   * gets what the hidden side sent, then a FIN, first (lingerClose). 0 or
+   * absent destroys it at once.
+   */
+  lingerTimeout?: number
 }
 
 export interface RelayedBytes {
@@ -23,6 +31,8 @@ export interface SpliceResult extends RelayedBytes {
   /** What ended it: both sides closed in turn, an error, or the idle timer. */
   end: 'closed' | 'error' | 'idle' | 'aborted'
   durationMs: number
+  /** The client was left to a lingering close, after the hidden side failed. */
+  lingering?: boolean
 }
 
 export interface Splice {
@@ -39,7 +49,10 @@ export interface Splice {
  * The one place relayed bytes flow through, so it is the one place to
  * measure and tune. A FIN only half-closes the pair, which keeps
  * half-closed HTTP exchanges working; a reset, an error or a full close on
- * either side destroys both. pipe() gives backpressure and carries a FIN
+ * either side destroys both, except that a client whose hidden server
+ * failed gets a lingering close (`lingerTimeout`). `done` settles when the
+ * pair is over: both sockets destroyed, or the hidden one destroyed and the
+ * client lingering. pipe() gives backpressure and carries a FIN
  * across as end(). Bytes are counted from the sockets' bytesWritten, which
  * Node keeps anyway, rather than with a listener per chunk.
  */
@@ -62,20 +75,38 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
   let settle!: (r: SpliceResult) => void
   const done = new Promise<SpliceResult>(resolve => { settle = resolve })
   let closed = 0
+  let lingering = false
+  const finish = (): void => settle({ ...bytes(), end, durationMs: Date.now() - started, ...(lingering ? { lingering } : {}) })
 
-  const fail = (why: SpliceResult['end']) => (): void => {
+  const fail = (why: SpliceResult['end']) => (failed?: Socket): void => {
     if (end === 'closed') end = why
+    if (why === 'error' && failed === hidden && lingers(client, opts.lingerTimeout)) {
+      // What the hidden server sent before it failed is in the client's queue: flushed, then a FIN.
+      lingering = true
+      hidden.unpipe(client)
+      client.unpipe(hidden)
+      // Read but held back while the client was slow: part of the answer too.
+      for (let chunk = hidden.read() as Buffer | null; chunk !== null; chunk = hidden.read() as Buffer | null) client.write(chunk)
+      hidden.destroy()
+      lingerClose(client, opts.lingerTimeout as number)
+      return
+    }
     client.destroy()
     hidden.destroy()
   }
   const onError = fail('error')
   const onIdle = fail('idle')
   const onClose = (): void => {
+    if (lingering) {
+      // The hidden side closed: the pair is over, and the lingering client closes on its own.
+      if (closed++ === 0) finish()
+      return
+    }
     // A side that closed completely can neither send nor receive; keeping the other open would only leak it.
     client.destroy()
     hidden.destroy()
     if (++closed !== 2) return
-    settle({ ...bytes(), end, durationMs: Date.now() - started })
+    finish()
   }
 
   if (opts.first !== undefined && opts.first.length > 0) {
@@ -89,5 +120,6 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
   client.pipe(hidden)
   hidden.pipe(client)
   if (client.destroyed || hidden.destroyed) fail('error')()
-  return { done, abort: fail('aborted'), bytes, path: 'js' }
+  const abort = fail('aborted')
+  return { done, abort: () => abort(), bytes, path: 'js' }
 }

@@ -110,6 +110,32 @@ for (const tls of [false, true]) {
       t.equal(runs, 3, 'the answer arrived three times')
     })
 
+    t.test('a hidden server that stops reading a body, answers and resets: the still uploading client gets the answer, then a FIN', async t => {
+      for (let run = 0; run < 3; run++) {
+        const hidden = await relay.park('hub-1')
+        const client = await relay.open()
+        client.socket.pause()
+        // More than the kernel buffers hold between the two: the client is still sending when the answer comes.
+        const size = 32 * 1024 * 1024
+        client.write('POST /upload HTTP/1.1\r\nHost: h\r\n' + AUTH + `Content-Length: ${size}\r\n\r\n`)
+        const uploaded = new Promise<Error | null | undefined>(resolve => client.socket.write(Buffer.alloc(size, 'u'), resolve))
+        await hidden.untilText('\r\n\r\n')
+        // As a server that refuses a body does: it reads no more of it, answers, and closes with the rest unread.
+        hidden.socket.pause()
+        await new Promise(resolve => setTimeout(resolve, 200))
+        const answer = 'HTTP/1.1 413 Content Too Large\r\nContent-Length: 9\r\nConnection: close\r\n\r\ntoo large'
+        await new Promise(resolve => hidden.socket.write(answer, resolve))
+        // Its kernel answers the unread body with a reset.
+        hidden.socket.destroy()
+        t.notOk(await uploaded, `run ${run + 1}: the client could send its whole body: the relay read and dropped what the hidden server refused`)
+        client.socket.resume()
+        await client.until(c => c.ended, 10_000, 'the answer and a FIN')
+        t.equal(client.text, answer, 'the answer, byte for byte')
+        client.socket.end()
+        await client.untilClosed()
+      }
+    })
+
     t.test('a close from the hidden side closes the client, and the pair is forgotten', async t => {
       const hidden = await relay.park('hub-1')
       const client = await relay.open()

@@ -1,3 +1,4 @@
+import type { Socket } from 'node:net'
 import t from 'tap'
 import { splice, type SpliceResult } from '../../lib/relay/splice'
 import { defaultSplicePath, splicerFor } from '../../lib/relay/native-addon'
@@ -108,6 +109,64 @@ t.test('a side that resets after a large answer: a client that reads slowly stil
     t.equal(client.far.received.length, answer.length, `run ${run + 1}: every byte of the answer`)
     await client.far.until(c => c.closed || c.ended, 5000, 'the client side to be closed')
     t.equal((await done).end, 'error')
+  }
+})
+
+const write = (socket: Socket, data: string): Promise<void> => new Promise(resolve => socket.write(data, () => resolve()))
+
+// lingerTimeout: on both data paths, as CI runs this file with each.
+t.test('a client still sending when the hidden side answers and resets gets the answer and a FIN, and no reset', async t => {
+  for (let run = 0; run < 3; run++) {
+    const client = await socketPair(t)
+    const hidden = await socketPair(t)
+    const { done } = splice(client.near, hidden.near, { idleTimeout: 0, lingerTimeout: 5000 })
+    client.far.socket.pause()
+    const upload = Buffer.alloc(16 * 1024 * 1024, 'u')
+    const uploaded = new Promise<Error | null | undefined>(resolve => client.far.socket.write(upload, resolve))
+    await hidden.far.untilBytes(1)
+    // As a server that refuses a body does: it reads no more of it, answers, and closes with the rest unread.
+    hidden.far.socket.pause()
+    await new Promise(resolve => setTimeout(resolve, 100))
+    await write(hidden.far.socket, 'LAST WORDS')
+    hidden.far.socket.resetAndDestroy()
+    const result = await done
+    t.equal(result.end, 'error', `run ${run + 1}: ends as an error`)
+    t.equal(result.lingering, true, 'the client was left to a lingering close')
+    t.equal(result.toClient, 'LAST WORDS'.length, 'the relay passed the answer on')
+    t.notOk(await uploaded, 'the client could send all it had: the relay read and dropped the rest rather than reset it')
+    client.far.socket.resume()
+    await client.far.untilText('LAST WORDS')
+    await client.far.until(c => c.ended, 5000, 'the FIN after the answer')
+    t.equal(client.far.text, 'LAST WORDS', 'the answer, byte for byte')
+    t.notOk(client.far.closed, 'still open until the client closes too')
+    client.far.socket.end()
+    await client.far.untilClosed()
+  }
+})
+
+t.test('a lingering client that never closes is closed after lingerTimeout; without one, at once', async t => {
+  for (const lingerTimeout of [400, 0]) {
+    const client = await socketPair(t)
+    const hidden = await socketPair(t)
+    const { done } = splice(client.near, hidden.near, { idleTimeout: 0, lingerTimeout })
+    const relayClosed = new Promise<number>(resolve => client.near.once('close', () => resolve(Date.now())))
+    client.far.write('request')
+    await hidden.far.untilBytes(7)
+    await write(hidden.far.socket, 'answer')
+    hidden.far.socket.resetAndDestroy()
+    // Node may read a reset with nothing unread as a FIN: the client's next bytes make the relay's write fail.
+    client.far.write('more')
+    const result = await done
+    const ended = Date.now()
+    t.equal(result.lingering, lingerTimeout > 0 ? true : undefined, `lingerTimeout ${lingerTimeout}: lingering or not`)
+    const closedAfter = (await relayClosed) - ended
+    if (lingerTimeout > 0) {
+      await client.far.until(c => c.ended, 5000, 'the FIN')
+      t.equal(client.far.text, 'answer', 'the answer arrived, then a FIN')
+      t.ok(closedAfter >= lingerTimeout - 50, `the relay closed its end after the linger (${closedAfter} ms)`)
+    } else {
+      t.ok(closedAfter <= 0, `the relay closed its end at once (${closedAfter} ms)`)
+    }
   }
 })
 
