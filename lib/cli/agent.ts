@@ -30,7 +30,7 @@ Options:
   --backoff-max SECONDS    longest wait between retries (default 30)
   --log-level LEVEL        error, warn, info or debug (default info)
 
-Exits 0 after SIGTERM or SIGINT (a second one cuts open relays at once),
+Exits 0 after SIGTERM, SIGINT or SIGHUP (a second one cuts open relays at once),
 1 when the rendezvous refuses the credentials (401/403), 2 for a bad command
 line or --ca file, 3 when the rendezvous certificate is rejected before
 anything parked.
@@ -145,7 +145,8 @@ async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io
   logAgent(agent, io, log)
   const servers = (Array.isArray(options.url) ? options.url : [options.url]).map(redactUrl).join(',')
   log('info', `agent for ID ${String(options.id)} at ${servers}, relaying to ${redactUrl(options.to ?? '')} (pool ${options.pool ?? 4})`)
-  const signals = watchSignals()
+  // SIGHUP too (a closed terminal, or a `systemctl reload` meant for serve): the agent has nothing to reload, and Node's default would cut every relay without a word.
+  const signals = watchSignals(['SIGTERM', 'SIGINT', 'SIGHUP'])
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
       report(new CliError(err.message, err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused), io)

@@ -103,6 +103,27 @@ t.test('--ca and --to-ca must hold a certificate: a private key or garbage is a 
   t.match(c.err(), /--log-level must be one of error, warn, info, debug, got "loud"/)
 })
 
+t.test('SIGHUP closes it as SIGTERM does, with a line, and exits 0', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  const echo = await echoServer()
+  t.teardown(() => fake.close())
+  t.teardown(() => echo.server.close())
+  const script = `require(${JSON.stringify(join(__dirname, '../../lib/cli/agent'))}).runAgent(process.argv.slice(1), process)
+    .then((code) => { process.exitCode = code })`
+  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--',
+    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '1'], {
+    env: { ...process.env, RENDEZVOUS_SECRET: TEST_SECRET },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  let out = ''
+  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  await fake.waitParked(1, 15000)
+  child.kill('SIGHUP')
+  const [code, signal] = await once(child, 'exit')
+  t.same([code, signal], [0, null], 'exit 0, not killed by the signal')
+  t.match(out, /Z SIGHUP: closing\n.*Z closed\n$/)
+})
+
 t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
   const echo = await echoServer()
