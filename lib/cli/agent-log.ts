@@ -39,7 +39,17 @@ export function redactUrl (value: string | URL): string {
  */
 export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   agent.on('warning', (message) => io.stderr.write(`rendezvous: WARNING: ${message}\n`))
-  agent.on('parked', ({ parked, pool }) => log('debug', `parked (${parked}/${pool} waiting)`))
+  // At info, the moments an operator looks for: the first park, and the first after failures (the last line would say it is still retrying).
+  let parkedOnce = false
+  let failing: { since: number, attempts: number } | undefined
+  agent.on('parked', ({ parked, pool }) => {
+    const after = failing === undefined ? '' : ` after ${failing.attempts} failed ${failing.attempts === 1 ? 'attempt' : 'attempts'} in ${((Date.now() - failing.since) / 1000).toFixed(1)} s`
+    if (!parkedOnce) log('info', `parked the first connection${after}: ready for mobile clients`)
+    else if (failing !== undefined) log('info', `parked again${after}`)
+    parkedOnce = true
+    failing = undefined
+    log('debug', `parked (${parked}/${pool} waiting)`)
+  })
   agent.on('taken', ({ parked, active }) => log('debug', `taken by a mobile client (${parked} waiting, ${active} active)`))
   agent.on('released', ({ active }) => log('debug', `relay finished (${active} active)`))
   agent.on('relayed', ({ request, answered, error, durationMs }) => {
@@ -49,7 +59,10 @@ export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   })
   agent.on('dropped', ({ reason }) => log('info', `a parked connection closed: ${reason}`))
   agent.on('replaced', ({ age }) => log('debug', `replaced a connection parked for ${Math.round(age / 1000)} s`))
-  agent.on('backoff', ({ delay, attempt, reason }) => log('info', `retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt}): ${reason}`))
+  agent.on('backoff', ({ delay, attempt, reason }) => {
+    failing = { since: failing?.since ?? Date.now(), attempts: (failing?.attempts ?? 0) + 1 }
+    log('info', `retrying in ${(delay / 1000).toFixed(1)} s (attempt ${attempt}): ${reason}`)
+  })
   agent.on('error', (err, phase) => {
     if (phase === 'connect') log('warn', `cannot park: ${err.message}`)
     else log('debug', `relay error: ${err.message}`)

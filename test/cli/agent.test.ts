@@ -154,6 +154,8 @@ t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) 
   t.match(out, /Z DEBUG taken by a mobile client/)
   t.match(out, /Z DEBUG relay finished/)
   t.match(out, /Z SIGTERM: closing\n.*Z closed\n$/)
+  t.match(out, /Z parked the first connection: ready for mobile clients\n/)
+  t.equal(out.match(/ready for mobile clients/g)?.length, 1, 'once')
   t.notMatch(out + err, TEST_SECRET)
   t.equal(echo.requests[0]?.url, '/via-cli')
 })
@@ -204,12 +206,34 @@ t.test('warnings go to stderr, info lines to stdout', async (t) => {
   const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
     c.io, new Promise<string>((resolve) => { stop = resolve }))
   await fake.waitParked(1, 15000)
+  await until(() => c.out().includes('parked'), 5000, 'the agent to see its 200')
   stop('SIGTERM')
   t.equal(await running, 0)
   t.match(c.err(), /Z WARN cannot park: the rendezvous answered 503 Service Unavailable\n/)
   t.notMatch(c.err(), /retrying in|SIGTERM: closing/, 'no info line on stderr')
   t.notMatch(c.out(), /WARN/, 'no warning on stdout')
   t.match(c.out(), /Z retrying in \d+\.\d s \(attempt 1\): the rendezvous answered 503[^]*Z SIGTERM: closing\n/)
+  t.match(c.out(), /Z retrying in [^\n]*\n\S+Z parked the first connection after 1 failed attempt in \d+\.\d s: ready for mobile clients\n/, 'the first park, at info')
+})
+
+t.test('after failures, the next park is a line at info: the agent says it is back', async (t) => {
+  const fake = await new FakeRendezvous({
+    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 1 || n === 2 ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
+  }).listen()
+  t.teardown(() => fake.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await until(() => c.out().includes('ready for mobile clients'), 15000, 'the first park')
+  // Taken: the agent parks a replacement, which the rendezvous refuses twice.
+  fake.take('GET / HTTP/1.1\r\nHost: x\r\n\r\n').on('error', () => {})
+  await until(() => c.out().includes('parked again'), 15000, 'the park after the failures')
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.out(), /Z parked the first connection: ready for mobile clients\n/)
+  t.match(c.out(), /attempt 2\): the rendezvous answered 503[^\n]*\n\S+Z parked again after 2 failed attempts in \d+\.\d s\n/)
+  t.equal(c.out().match(/parked again/g)?.length, 1, 'one line for the recovery')
 })
 
 t.test('every log line is one line, whatever the message holds', async (t) => {
