@@ -165,7 +165,7 @@ t.test('a lingering client that never closes is closed after lingerTimeout; with
       t.equal(client.far.text, 'answer', 'the answer arrived, then a FIN')
       t.ok(closedAfter >= lingerTimeout - 50, `the relay closed its end after the linger (${closedAfter} ms)`)
     } else {
-      t.ok(closedAfter <= 0, `the relay closed its end at once (${closedAfter} ms)`)
+      t.ok(closedAfter < 200, `the relay closed its end at once (${closedAfter} ms)`)
     }
   }
 })
