@@ -115,7 +115,9 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
     }
 
     function onClose (): void {
-      fail(new HandshakeError('the rendezvous closed the connection before answering', 'RENDEZVOUS_CLOSED_EARLY'))
+      // A TLS server closes on a plain CONNECT without a byte: the usual cause is an http:// URL for a relay that serves TLS.
+      const hint = !(socket instanceof tls.TLSSocket) && head.length === 0 ? `; if it serves TLS (serve without --no-tls), use https://${opts.url.host}` : ''
+      fail(new HandshakeError(`the rendezvous closed the connection before answering${hint}`, 'RENDEZVOUS_CLOSED_EARLY'))
     }
 
     function onData (chunk: Buffer): void {

@@ -261,6 +261,20 @@ t.test('https:// against a --no-tls relay: one line that says to use http://', a
   t.ok(c.err().split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
 })
 
+t.test('http:// against a relay that serves TLS: the line says to use https://', async (t) => {
+  const relay = await startRendezvous({ tls: true })
+  t.teardown(() => relay.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', `http://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await until(() => c.err().includes('WARN cannot park'), 10000, 'the first failure')
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  const first = c.err().split('\n')[0]!
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: the rendezvous closed the connection before answering; if it serves TLS \\(serve without --no-tls\\), use https://127\\.0\\.0\\.1:${relay.port}$`))
+})
+
 t.test('passwords in --server and --to URLs are not logged', async (t) => {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
   t.teardown(() => fake.close())
