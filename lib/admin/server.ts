@@ -5,6 +5,7 @@ import type { AdminCount } from './metrics'
 import { bearerGuard } from './auth'
 import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, noBodyIsEmpty } from './validation'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
+import { clientErrorHandler } from '../http/client-error'
 
 export type { AdminTarget } from './api'
 
@@ -34,7 +35,9 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
     forceCloseConnections: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: AJV_OPTIONS },
-    frameworkErrors: badPath(guard, opts.count)
+    frameworkErrors: badPath(guard, opts.count),
+    // Fastify's own logs the parser's error whole, with the refused bytes: the bearer token among them.
+    clientErrorHandler
   }) as unknown as FastifyInstance
   app.addHook('onRequest', guard)
   // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
