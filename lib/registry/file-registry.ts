@@ -5,7 +5,7 @@ import { join, resolve } from 'node:path'
 import { IdExistsError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
-import { assertPrivate, assertPrivateDir } from './permissions'
+import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
 import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 import { parseRegistry, serializeRegistry, type Records } from './registry-file'
@@ -203,8 +203,10 @@ export class FileRegistry implements Registry {
     try {
       handle = await open(this.file, 'r')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { key: MISSING, records: new Map() }
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
+      await assertPrivateIfPresent(this.#dataDir, 'directory')
+      return { key: MISSING, records: new Map() }
     }
     try {
       // fstat and read through one handle: writers replace the file by rename
