@@ -47,6 +47,8 @@ export class FileRegistry implements Registry {
   #key: string | undefined
   #badKey: string | undefined
   #badError: unknown
+  readonly #health = new Set<(error: Error | undefined) => void>()
+  #failing = false
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #polling = false
@@ -130,6 +132,11 @@ export class FileRegistry implements Registry {
     return this.#listeners.add(listener)
   }
 
+  onHealth (listener: (error: Error | undefined) => void): () => void {
+    this.#health.add(listener)
+    return () => { this.#health.delete(listener) }
+  }
+
   /** Rejects while the file cannot be read or parsed; the server then keeps serving its last good view. */
   async check (): Promise<void> {
     await this.#refresh()
@@ -165,17 +172,31 @@ export class FileRegistry implements Registry {
 
   #refresh (): Promise<void> {
     return this.#serial(async () => {
-      const key = await statKey(this.file)
-      if (key === this.#key) return
-      if (key === this.#badKey) throw this.#badError
-      try {
-        this.#apply(await this.#read())
-      } catch (err) {
-        this.#badKey = key
-        this.#badError = err
+      await this.#reload().catch((err: unknown) => {
+        this.#setFailing(err as Error)
         throw err
-      }
+      })
     })
+  }
+
+  /** Tells the health listeners when the reads start failing and when they succeed again, not at every poll. */
+  #setFailing (error: Error | undefined): void {
+    if (this.#failing === (error !== undefined)) return
+    this.#failing = error !== undefined
+    for (const listener of this.#health) listener(error)
+  }
+
+  async #reload (): Promise<void> {
+    const key = await statKey(this.file)
+    if (key === this.#key) return
+    if (key === this.#badKey) throw this.#badError
+    try {
+      this.#apply(await this.#read())
+    } catch (err) {
+      this.#badKey = key
+      this.#badError = err
+      throw err
+    }
   }
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
@@ -251,6 +272,7 @@ export class FileRegistry implements Registry {
     this.#key = snapshot.key
     this.#badKey = undefined
     this.#badError = undefined
+    this.#setFailing(undefined)
     this.#listeners.fire(gone)
   }
 }
