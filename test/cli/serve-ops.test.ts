@@ -89,7 +89,7 @@ if (problem !== undefined) {
     t.match(logs, /"msg":"parked"/)
     t.match(logs, /"msg":"relaying"/)
     t.match(logs, /"msg":"relay closed"/)
-    t.match(logs, /"outcome":"unknown_id","status":404,[^\n]*"method":"GET","url":"\/[^\n]*"msg":"rendezvous request refused"/, 'the 404 is a refusal line like the others, with the method and URL')
+    t.match(logs, /"plugin":"rendezvous","side":"mobile","reqId":"[0-9a-f]{16}",[^\n]*"method":"GET","url":"\/[^\n]*"outcome":"unknown_id","status":404,"msg":"rendezvous request refused"/, 'the 404 is a refusal line like the others, with the method and URL')
     // At info, no two lines for every probe, scrape and challenge: Fastify's own are at debug (this log is at trace).
     t.match(logs, /"level":20,[^\n]*"msg":"incoming request"/)
     // The admin listener keeps its own at info: each of its requests is an operator's action.
