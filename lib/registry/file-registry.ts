@@ -5,6 +5,7 @@ import { join, resolve } from 'node:path'
 import { IdExistsError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
+import { HealthListeners } from './health-listeners'
 import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
 import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
@@ -47,8 +48,7 @@ export class FileRegistry implements Registry {
   #key: string | undefined
   #badKey: string | undefined
   #badError: unknown
-  readonly #health = new Set<(error: Error | undefined) => void>()
-  #failing = false
+  readonly #health = new HealthListeners()
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #polling = false
@@ -133,8 +133,7 @@ export class FileRegistry implements Registry {
   }
 
   onHealth (listener: (error: Error | undefined) => void): () => void {
-    this.#health.add(listener)
-    return () => { this.#health.delete(listener) }
+    return this.#health.add(listener)
   }
 
   /** Rejects while the file cannot be read or parsed; the server then keeps serving its last good view. */
@@ -173,17 +172,10 @@ export class FileRegistry implements Registry {
   #refresh (): Promise<void> {
     return this.#serial(async () => {
       await this.#reload().catch((err: unknown) => {
-        this.#setFailing(err as Error)
+        this.#health.report(err as Error)
         throw err
       })
     })
-  }
-
-  /** Tells the health listeners when the reads start failing and when they succeed again, not at every poll. */
-  #setFailing (error: Error | undefined): void {
-    if (this.#failing === (error !== undefined)) return
-    this.#failing = error !== undefined
-    for (const listener of this.#health) listener(error)
   }
 
   async #reload (): Promise<void> {
@@ -272,7 +264,7 @@ export class FileRegistry implements Registry {
     this.#key = snapshot.key
     this.#badKey = undefined
     this.#badError = undefined
-    this.#setFailing(undefined)
+    this.#health.report(undefined)
     this.#listeners.fire(gone)
   }
 }
