@@ -41,7 +41,16 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     }
     return out
   }
-  const close = registerLiveMetrics(deps.promRegistry, perId, o.metricsPerId)
+  const closeMetrics = registerLiveMetrics(deps.promRegistry, perId, o.metricsPerId)
+  // /readyz says registry_unreachable at each probe; the log says it once, when it starts and when it ends.
+  const stopWatching = deps.registry.onHealth?.(error => {
+    if (error === undefined) log.info('the registry can be read again')
+    else log.warn({ error: error.message }, 'cannot read the registry; serving the IDs last read')
+  })
+  const close = (): void => {
+    closeMetrics()
+    stopWatching?.()
+  }
   addHealthRoutes(fastify, o, {
     listening: () => fastify.server.listening,
     closing: deps.closing,

@@ -77,7 +77,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   return {
     lot,
     splices,
-    answerUnrouted: unroutedAnswer(o.realm, metrics, probes, { closing: isClosing, retryAfter: o.retryAfter }),
+    answerUnrouted: unroutedAnswer(o.realm, metrics, probes, { closing: isClosing, retryAfter: o.retryAfter }, log),
     closing: isClosing,
     drain: async () => {
       closing = true

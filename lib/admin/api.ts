@@ -4,6 +4,7 @@ import type { IdCounts } from '../relay/live-metrics'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
 import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
+import { refuse } from './refusal'
 
 export interface AdminTarget {
   registry: Registry
@@ -32,7 +33,7 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   const known = (reply: FastifyReply, raw: string): string | undefined => {
     const id = canonicalId(raw)
     if (id !== undefined && registry.get(id) !== undefined) return id
-    reply.code(404).send({ error: 'not_found', message: 'no such ID' })
+    refuse(reply, 404, 'no such ID')
     return undefined
   }
 
@@ -64,16 +65,16 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   })
 
   app.post<{ Params: IdParams, Body: RotateBody }>('/api/ids/:id/rotate', { schema: { params: ID_PARAMS, body: ROTATE_BODY } }, async (request, reply) => {
-    if (registry.rotate === undefined) return await reply.code(501).send({ error: 'not_supported', message: 'this registry cannot rotate secrets' })
+    if (registry.rotate === undefined) return await refuse(reply, 501, 'this registry cannot rotate secrets')
     const body = request.body
     const seconds = body.overlapSeconds ?? target.rotateOverlap / 1000
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
-      return await reply.code(400).send({ error: 'bad_request', message: `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}` })
+      return await refuse(reply, 400, `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}`)
     }
     const id = known(reply, request.params.id)
     if (id === undefined) return reply
     const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret })
-    if (record === undefined) return await reply.code(404).send({ error: 'not_found', message: 'no such ID' })
+    if (record === undefined) return await refuse(reply, 404, 'no such ID')
     return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil: record.previousExpiresAt ?? null, agentCommand: target.agentCommand(id, record.secret) }
   })
 

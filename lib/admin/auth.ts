@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { onRequestHookHandler } from 'fastify'
+import { refuse } from './refusal'
 
 // Compared as digests so that neither the length nor the bytes of the token leak through timing.
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
@@ -18,8 +19,8 @@ export function bearerGuard (token: string): onRequestHookHandler {
       done()
       return
     }
-    reply.code(401)
-      .header('www-authenticate', 'Bearer realm="rendezvous-admin"')
-      .send({ error: 'unauthorized', message: 'send the admin token as Authorization: Bearer TOKEN' })
+    // The log says which of the two it was (a stale token in a script, or none), never the header.
+    const why = match === null ? 'no bearer token' : 'a wrong bearer token'
+    refuse(reply.header('www-authenticate', 'Bearer realm="rendezvous-admin"'), 401, 'send the admin token as Authorization: Bearer TOKEN', why)
   }
 }

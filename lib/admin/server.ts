@@ -5,6 +5,8 @@ import type { AdminCount } from './metrics'
 import { bearerGuard } from './auth'
 import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, noBodyIsEmpty } from './validation'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
+import { refuse } from './refusal'
+import { clientErrorHandler } from '../http/client-error'
 
 export type { AdminTarget } from './api'
 
@@ -34,12 +36,15 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
     forceCloseConnections: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: AJV_OPTIONS },
-    frameworkErrors: badPath(guard, opts.count)
+    frameworkErrors: badPath(guard, opts.count),
+    // Fastify's own logs the parser's error whole, with the refused bytes: the bearer token among them.
+    clientErrorHandler
   }) as unknown as FastifyInstance
   app.addHook('onRequest', guard)
   // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
   app.removeContentTypeParser('text/plain')
   app.setErrorHandler(adminErrors)
+  app.setNotFoundHandler(async (_request, reply) => await refuse(reply, 404, 'no such route'))
   app.addHook('preValidation', noBodyIsEmpty)
   // Counted as the answer goes out rather than once it has gone: a client that reads the metrics next sees it counted.
   app.addHook('onSend', async (request, reply, payload) => {

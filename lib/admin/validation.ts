@@ -2,6 +2,7 @@ import type { FastifyError, FastifyReply, FastifyRequest, onRequestHookHandler, 
 import { ID_PATTERN } from '../registry/ids'
 import { InvalidIdError } from '../errors'
 import type { AdminCount } from './metrics'
+import { errorWord, refuse } from './refusal'
 
 // What the admin routes accept, checked by Fastify before any handler runs,
 // and the 400s that tell the caller which field is wrong.
@@ -56,14 +57,19 @@ export const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) =
   done()
 }
 
-/** The admin listener's error handler: schema refusals and bodies that are not JSON, in the API's own format. */
+/**
+ * The admin listener's error handler: every error in the API's own format
+ * (refusal.ts). A client's mistake (schema, body parser, a taken ID) is one
+ * line at info; a server error is logged at error with its stack.
+ */
 export function adminErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err.validation !== undefined) return reply.code(400).send({ error: 'bad_request', message: validationMessage(err, request) })
-  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-    return reply.code(415).send({ error: 'unsupported_media_type', message: 'send a JSON body, with Content-Type: application/json' })
-  }
-  // Fastify's own handler, which logs server errors: the registry's FastifyErrors carry their status and code.
-  throw err
+  if (err.validation !== undefined) return refuse(reply, 400, validationMessage(err, request))
+  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 415, 'send a JSON body, with Content-Type: application/json')
+  // The registry's FastifyErrors and Fastify's own carry their status; anything else is a failure of ours.
+  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+  if (status < 500) return refuse(reply, status, err.message)
+  reply.log.error({ err }, 'admin request failed')
+  return reply.code(status).send({ error: errorWord(status), message: err.message })
 }
 
 /**
@@ -76,7 +82,7 @@ export function badPath (guard: onRequestHookHandler, count: AdminCount): (err: 
   return (err, request, reply) => {
     guard.call(request.server, request, reply, () => {
       const why = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'longer than 128 characters' : 'not valid percent-encoding'
-      reply.code(400).send({ error: 'bad_request', message: new InvalidIdError(`in the path (${why})`).message })
+      refuse(reply, 400, new InvalidIdError(`in the path (${why})`).message)
     })
     count(request.method, undefined, reply.statusCode)
   }

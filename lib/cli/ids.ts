@@ -4,6 +4,8 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
 import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
+import { canonicalId } from '../registry/ids'
+import { InvalidIdError } from '../errors'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
@@ -128,8 +130,10 @@ async function remove (args: string[], io: CliIo): Promise<number> {
   if (values.help === true) return usage(io)
   if (positionals.length === 0) throw new CliError('ids remove needs the ID to remove')
   if (positionals.length > 1) throw new CliError(`ids remove takes one ID, got ${positionals.length}`)
-  const store = storeOf(values, io.env)
   const id = positionals[0]
+  // A usage error (exit 2) before the data dir is looked at, as for ids add --id: no such ID could ever exist.
+  if (canonicalId(id) === undefined) throw new InvalidIdError(JSON.stringify(id.slice(0, 140)))
+  const store = storeOf(values, io.env)
 
   const removed = await withRegistry(existing(store), (registry) => registry.remove(id))
   if (!removed) throw new CliError(`no such ID: ${id}`, 1)

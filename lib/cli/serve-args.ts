@@ -52,6 +52,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
     throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
   }
   distinctRoutes(c)
+  if (c.help !== true) distinctPorts(c, cluster)
   const plugin = pluginOptionsOf(SERVE_TABLE, c, c.explicit) as ServeArgs['plugin']
   const limits: ServeLimits = {}
   for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
@@ -78,11 +79,25 @@ function distinctRoutes (c: ServeConfig): void {
   }
 }
 
+// Two listeners on one port would fail only once the first listens, as a port in use (exit 1). Hosts are not
+// compared: which names and wildcards overlap is the system's to decide, and a port of its own each is simplest.
+function distinctPorts (c: ServeConfig, cluster: ServeCluster | undefined): void {
+  const ports: Array<[string, number | undefined]> = [
+    ['--port', c.port],
+    ['--admin-listen', c.adminListen?.port],
+    ['--metrics-listen', c.metricsListen?.port],
+    ['--peer-port', cluster?.peerPort]
+  ]
+  for (const [i, [flag, port]] of ports.entries()) {
+    const earlier = ports.slice(0, i).find(([, p]) => p === port && port !== 0 && port !== undefined)
+    if (earlier !== undefined) throw new CliError(`${flag} must be another port than ${earlier[0]}`)
+  }
+}
+
 function admin (c: ServeConfig): ServeArgs['admin'] {
   if (c.adminListen === undefined && c.adminTokenFile === undefined) return undefined
   if (c.adminListen === undefined) throw new CliError('--admin-token-file needs --admin-listen')
   if (c.adminTokenFile === undefined) throw new CliError('--admin-listen needs --admin-token-file')
-  if (c.adminListen.port !== 0 && c.adminListen.port === c.port) throw new CliError('--admin-listen must be another port than --port')
   return { ...c.adminListen, token: readToken(c.adminTokenFile), rotateOverlap: c.adminRotateOverlap }
 }
 

@@ -26,6 +26,9 @@ export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefine
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
   answered.add(socket)
   const refusal = refusalFor(err.code)
-  this?.log?.debug({ err, status: refusal.status }, 'request refused by the HTTP parser')
+  // Never `{ err }`: Node's parse error carries the refused bytes (err.rawPacket), Authorization header and
+  // CONNECT token included, and pino would write them out (docs/operations.md, Logs).
+  const bytes = (err as { rawPacket?: Buffer }).rawPacket?.length
+  this?.log?.debug({ code: err.code, reason: err.message, bytes, status: refusal.status }, 'request refused by the HTTP parser')
   refuse(socket, refusal)
 }

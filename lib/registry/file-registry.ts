@@ -5,7 +5,8 @@ import { join, resolve } from 'node:path'
 import { IdExistsError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
-import { assertPrivate, assertPrivateDir } from './permissions'
+import { HealthListeners } from './health-listeners'
+import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
 import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 import { parseRegistry, serializeRegistry, type Records } from './registry-file'
@@ -47,6 +48,7 @@ export class FileRegistry implements Registry {
   #key: string | undefined
   #badKey: string | undefined
   #badError: unknown
+  readonly #health = new HealthListeners()
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
   #polling = false
@@ -130,6 +132,10 @@ export class FileRegistry implements Registry {
     return this.#listeners.add(listener)
   }
 
+  onHealth (listener: (error: Error | undefined) => void): () => void {
+    return this.#health.add(listener)
+  }
+
   /** Rejects while the file cannot be read or parsed; the server then keeps serving its last good view. */
   async check (): Promise<void> {
     await this.#refresh()
@@ -165,17 +171,24 @@ export class FileRegistry implements Registry {
 
   #refresh (): Promise<void> {
     return this.#serial(async () => {
-      const key = await statKey(this.file)
-      if (key === this.#key) return
-      if (key === this.#badKey) throw this.#badError
-      try {
-        this.#apply(await this.#read())
-      } catch (err) {
-        this.#badKey = key
-        this.#badError = err
+      await this.#reload().catch((err: unknown) => {
+        this.#health.report(err as Error)
         throw err
-      }
+      })
     })
+  }
+
+  async #reload (): Promise<void> {
+    const key = await statKey(this.file)
+    if (key === this.#key) return
+    if (key === this.#badKey) throw this.#badError
+    try {
+      this.#apply(await this.#read())
+    } catch (err) {
+      this.#badKey = key
+      this.#badError = err
+      throw err
+    }
   }
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
@@ -203,8 +216,10 @@ export class FileRegistry implements Registry {
     try {
       handle = await open(this.file, 'r')
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { key: MISSING, records: new Map() }
-      throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
+      await assertPrivateIfPresent(this.#dataDir, 'directory')
+      return { key: MISSING, records: new Map() }
     }
     try {
       // fstat and read through one handle: writers replace the file by rename
@@ -249,6 +264,7 @@ export class FileRegistry implements Registry {
     this.#key = snapshot.key
     this.#badKey = undefined
     this.#badError = undefined
+    this.#health.report(undefined)
     this.#listeners.fire(gone)
   }
 }

@@ -40,3 +40,23 @@ export function assertPrivate (path: string, st: Owned, kind: 'file' | 'director
 export async function assertPrivateDir (dir: string): Promise<void> {
   assertPrivate(dir, await stat(dir), 'directory')
 }
+
+/**
+ * As assertPrivate, for a path that may not exist yet (nothing to judge
+ * then). `readable`: what a file other users can read gets: a warning, as
+ * ids.json; nothing, as a certificate; or a refusal, as OpenSSH refuses a
+ * host key others can read.
+ */
+export async function assertPrivateIfPresent (path: string, kind: 'file' | 'directory', readable: 'warn' | 'allow' | 'refuse' = 'warn'): Promise<void> {
+  let st: Stats
+  try {
+    st = await stat(path)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
+    throw err
+  }
+  if (readable === 'warn') return assertPrivate(path, st, kind)
+  const { refuse, warn } = looseness(st, kind)
+  const refusal = refuse ?? (readable === 'refuse' ? warn : undefined)
+  if (refusal !== undefined) throw new RegistryInsecureError(path, refusal)
+}

@@ -63,5 +63,11 @@ export interface Registry {
    * probes call it. Optional: without it a loaded registry counts as reachable.
    */
   check? (): Promise<void>
+  /**
+   * Calls back when reading the registry starts failing (with the error) and
+   * when it succeeds again (undefined): once each, however often it is read
+   * meanwhile. The plugin logs both. Returns an unsubscribe function.
+   */
+  onHealth? (listener: (error: Error | undefined) => void): () => void
   close (): Promise<void>
 }

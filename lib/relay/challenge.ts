@@ -1,4 +1,4 @@
-import type { FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { challengeHeader } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
@@ -11,25 +11,35 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * Requests that reach Fastify carry no usable rendezvous credential. Those
  * no route handles are challenged, or told that the ID they named is unknown.
  */
-export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, closing: { closing: () => boolean, retryAfter: number }): AnswerUnrouted {
+export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, closing: { closing: () => boolean, retryAfter: number }, log: FastifyBaseLogger): AnswerUnrouted {
   return function answerUnrouted (request, reply) {
     // A server going down answers what would have been a challenge as it answers a rendezvous: come back later.
     if (closing.closing()) {
       metrics.request('shutting_down')
-      request.log.info({ side: 'mobile', outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
+      log.info({ ...lineFields(request), outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
       reply.code(503).header('retry-after', String(closing.retryAfter)).header('connection', 'close').type('text/plain; charset=utf-8').send('shutting down\n')
       return
     }
     if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
-      answerUnknownId(request, reply, metrics, probes).catch(err => { reply.send(err) })
+      answerUnknownId(request, reply, metrics, probes, log).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
-    request.log.debug({ side: 'mobile' }, 'challenged')
+    log.debug(lineFields(request), 'challenged')
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
   }
+}
+
+/**
+ * The fields of the mobile side's lines (mobile-side.ts), logged on the
+ * plugin's logger rather than the request's, so that these lines carry
+ * `plugin` like the others. reqId is Fastify's request id, which ties them
+ * to Fastify's own lines; serve makes it of the same form as the others.
+ */
+function lineFields (request: FastifyRequest): { side: 'mobile', reqId: string, address: string | undefined, method: string, url: string } {
+  return { side: 'mobile', reqId: request.id, address: request.socket.remoteAddress, method: request.method, url: request.url }
 }
 
 /** The app's own routes answer as usual; only requests no route matches get `answer`. */
@@ -49,7 +59,7 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
   const coolOff = probes === undefined ? 0 : await probes.check(address, '')
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
@@ -57,11 +67,11 @@ async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, me
   reply.header('connection', 'close').type('text/plain; charset=utf-8')
   if (coolOff > 0) {
     metrics.request('throttled')
-    request.log.info({ side: 'mobile', outcome: 'throttled', status: 429, address, method: request.method, url: request.url }, 'rendezvous request refused')
+    log.info({ ...lineFields(request), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
     reply.code(429).header('retry-after', String(coolOff)).send('too many requests for unknown IDs\n')
     return
   }
   metrics.request('unknown_id')
-  request.log.info({ side: 'mobile', outcome: 'unknown_id', status: 404, address, method: request.method, url: request.url }, 'rendezvous request refused')
+  log.info({ ...lineFields(request), outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
   reply.code(404).send('no hidden server has this ID\n')
 }

@@ -6,6 +6,7 @@ import rendezvous, { type RendezvousOptions } from '../index'
 import { QuietRequestLog } from './request-log'
 import { clientErrorHandler } from '../http/client-error'
 import { frameworkErrors } from '../relay/framework-errors'
+import { logId } from '../relay/log-ids'
 import { FileRegistry } from '../registry/file-registry'
 import type { PeerTlsMaterial, ServeOptions } from './serve-options'
 import type { PeerTlsOptions } from '../cluster/options'
@@ -82,6 +83,8 @@ function serverOptions (opts: ServeOptions): FastifyServerOptions & { https?: { 
     // Connection: close), and /readyz says shutting_down.
     return503OnClosing: false,
     logController: new QuietRequestLog(),
+    // The plugin's reqIds are 16 hex digits; Fastify's own (req-1, req-2...) would restart with every process.
+    genReqId: () => logId(),
     // What Node's parser refuses is answered like every other refusal, with Connection: close and a clean close.
     clientErrorHandler,
     // A path the router cannot decode may still be a hidden server's: challenged, not 400.

@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { makeDir } from '../make-dir'
+import { assertPrivateIfPresent } from '../registry/permissions'
 import { CertificateError, TlsFileError } from './errors'
 
 export interface Certificate {
@@ -69,6 +70,7 @@ async function selfSigned (dataDir: string, host: string, names: string[], retry
   const dir = join(dataDir, 'tls')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
+  await assertPrivateTls(dataDir, dir, keyPath, certPath)
   const cert = await readOptional(certPath)
   const key = await readOptional(keyPath)
   const labels = { certLabel: certPath, keyLabel: keyPath }
@@ -94,6 +96,19 @@ async function selfSigned (dataDir: string, host: string, names: string[], retry
     return await selfSigned(dataDir, host, names, false)
   }
   return describe(Buffer.from(pems.cert), Buffer.from(pems.private), certPath, labels, host, true)
+}
+
+/**
+ * The data dir's pair is the relay's identity, which agents pin: judged as
+ * OpenSSH's StrictModes judge host keys. Whoever can write the data dir or
+ * the tls dir can swap the pair; whoever can read the key can impersonate
+ * the relay. Checked before anything is generated in them.
+ */
+async function assertPrivateTls (dataDir: string, dir: string, keyPath: string, certPath: string): Promise<void> {
+  await assertPrivateIfPresent(dataDir, 'directory')
+  await assertPrivateIfPresent(dir, 'directory')
+  await assertPrivateIfPresent(keyPath, 'file', 'refuse')
+  await assertPrivateIfPresent(certPath, 'file', 'allow')
 }
 
 /**

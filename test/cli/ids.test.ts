@@ -157,6 +157,20 @@ t.test('remove deletes an ID, and fails clearly when it is not there', async (t)
   assertOneLineError(t, await ids('remove', 'never', '--data-dir', dir), 1, /no such ID: never/)
 })
 
+t.test('remove of an invalid ID is a usage error, exit 2, as add of one is', async (t) => {
+  const dir = t.testdir()
+  await ids('add', '--data-dir', dir, '--id', 'keep')
+  for (const id of ['a b', 'x'.repeat(129), '', 'é', 'a/b']) {
+    const what = JSON.stringify(id.slice(0, 20))
+    assertOneLineError(t, await ids('remove', id, '--data-dir', dir), 2, /Invalid ID .*: use 1 to 128 characters of \[A-Za-z0-9\._~-\]/)
+    assertOneLineError(t, await ids('add', '--id', id, '--data-dir', dir), 2)
+    assertOneLineError(t, await ids('remove', id, '--data-dir', join(dir, 'missing')), 2, /Invalid ID/)
+    t.comment(`refused ${what}`)
+  }
+  t.equal((await ids('remove', 'x'.repeat(128), '--data-dir', dir)).code, 1, '128 characters is an ID, just not one that is there')
+  t.same(JSON.parse((await ids('list', '--data-dir', dir, '--json')).stdout).map((r: { id: string }) => r.id), ['keep'])
+})
+
 t.test('the default data dir is .rendezvous in the working directory', async (t) => {
   const dir = t.testdir()
   const cwd = process.cwd()

@@ -2,6 +2,7 @@ import t from 'tap'
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { createServer, type AddressInfo } from 'node:net'
 import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
 import { openWire, relayOnce, statusOf } from '../helpers/wire'
@@ -88,7 +89,7 @@ if (problem !== undefined) {
     t.match(logs, /"msg":"parked"/)
     t.match(logs, /"msg":"relaying"/)
     t.match(logs, /"msg":"relay closed"/)
-    t.match(logs, /"outcome":"unknown_id","status":404,[^\n]*"method":"GET","url":"\/[^\n]*"msg":"rendezvous request refused"/, 'the 404 is a refusal line like the others, with the method and URL')
+    t.match(logs, /"plugin":"rendezvous","side":"mobile","reqId":"[0-9a-f]{16}",[^\n]*"method":"GET","url":"\/[^\n]*"outcome":"unknown_id","status":404,"msg":"rendezvous request refused"/, 'the 404 is a refusal line like the others, with the method and URL')
     // At info, no two lines for every probe, scrape and challenge: Fastify's own are at debug (this log is at trace).
     t.match(logs, /"level":20,[^\n]*"msg":"incoming request"/)
     // The admin listener keeps its own at info: each of its requests is an operator's action.
@@ -117,6 +118,31 @@ if (problem !== undefined) {
       t.match(res.stderr, pattern)
       t.equal(res.stderr.split('\n').filter(Boolean).length, 1, 'one line')
       t.notMatch(res.stderr, 'too-short', 'the token is never echoed')
+    }
+  })
+
+  t.test('two listeners on one port are refused up front, exit 2, whichever two they are', async t => {
+    const dir = tempDir(t)
+    const token = join(dir, 'token')
+    writeFileSync(token, TOKEN + '\n', { mode: 0o600 })
+    // A port held here: a serve that tried to listen on it would fail with EADDRINUSE (exit 1) instead.
+    const held = createServer()
+    await new Promise<void>(resolve => held.listen(0, '127.0.0.1', resolve))
+    t.teardown(() => { held.close() })
+    const port = String((held.address() as AddressInfo).port)
+    const admin = ['--admin-listen', `127.0.0.1:${port}`, '--admin-token-file', token]
+    const metrics = ['--metrics-listen', `127.0.0.1:${port}`]
+    const cluster = ['--redis', 'redis://127.0.0.1:1', '--cluster-secret', 'cluster-secret-0123456789', '--peer-port', port]
+    const cases: Array<[string[], string]> = [
+      [['--port', port, ...metrics], '--metrics-listen must be another port than --port'],
+      [['--port', port, ...admin], '--admin-listen must be another port than --port'],
+      [['--port', '0', ...admin, ...metrics], '--metrics-listen must be another port than --admin-listen'],
+      [['--port', port, ...cluster], '--peer-port must be another port than --port'],
+      [['--port', '0', ...metrics, ...cluster], '--peer-port must be another port than --metrics-listen']
+    ]
+    for (const [args, message] of cases) {
+      const res = await runCli(t, ['serve', '--no-tls', '--host', '127.0.0.1', '--data-dir', join(dir, 'data'), ...args])
+      t.same([res.code, res.stderr], [2, `rendezvous: ${message}\n`], args.join(' '))
     }
   })
 }

@@ -1,6 +1,7 @@
 import t from 'tap'
 import { until } from '../helpers/until'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { Writable } from 'node:stream'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import underPressure from '@fastify/under-pressure'
@@ -101,4 +102,35 @@ t.test('readyz says registry_unreachable while the registry file cannot be read'
   t.same(await get(relay, '/readyz'), { status: 503, body: { status: 'not ready', reasons: ['registry_unreachable'] } }, 'stays so on the next probe')
   await writeFile(join(dir, 'ids.json'), JSON.stringify({ version: 1, ids: {} }))
   t.equal((await get(relay, '/readyz')).status, 200)
+})
+
+t.test('a registry file that cannot be read is logged once at warn, its repair once at info, probe or no probe', async t => {
+  const dir = await mkdtemp(join(tmpdir(), 'rdv-ready-'))
+  t.teardown(async () => await rm(dir, { recursive: true, force: true }))
+  const file = join(dir, 'ids.json')
+  const registry = new FileRegistry({ dataDir: dir, pollIntervalMs: 20 })
+  const added = await registry.add({ id: 'hub-1' })
+  let raw = ''
+  const stream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
+  const relay = await startRelay({ fastify: { logger: { level: 'info', stream } }, plugin: { ...PATHS, registry } })
+  t.teardown(async () => { await relay.close(); await registry.close() })
+  const lines = (): Array<{ level: number, msg: string, error?: string }> => raw.trim().split('\n').map(l => JSON.parse(l)).filter(l => /registry/.test(l.msg))
+  const good = await readFile(file, 'utf8')
+
+  await writeFile(file, '{corrupt')
+  await until(() => lines().length === 1, 5000, 'the warning')
+  t.match(lines(), [{ level: 40, msg: /cannot read the registry/, error: /ids\.json cannot be read: not valid JSON/ }])
+  // Many polls, a probe, and another bad version of the file: one episode, one line.
+  for (let i = 0; i < 3; i++) t.equal((await get(relay, '/readyz')).status, 503)
+  await writeFile(file, '{"version":1}')
+  await t.rejects(registry.check(), /"ids" is not an object/, 'another bad version, read')
+  t.equal(lines().length, 1, 'still one line')
+
+  await writeFile(file, good)
+  await until(() => lines().length === 2, 5000, 'the recovery line')
+  t.match(lines()[1], { level: 30, msg: /registry can be read again/ })
+  t.equal(registry.get('hub-1')?.secret, added.secret)
+  await writeFile(file, '{corrupt')
+  await until(() => lines().length === 3, 5000, 'a new episode, a new warning')
+  t.notOk(raw.includes(added.secret), 'never the secret')
 })

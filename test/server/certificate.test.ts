@@ -45,7 +45,7 @@ t.test('a certificate that does not name --host is served with a warning', async
 t.test('a data dir with a key and no certificate is refused, not silently replaced', async t => {
   const dataDir = tempDir(t)
   mkdirSync(join(dataDir, 'tls'))
-  writeFileSync(join(dataDir, 'tls', 'key.pem'), readFileSync(tlsKeyPath))
+  writeFileSync(join(dataDir, 'tls', 'key.pem'), readFileSync(tlsKeyPath), { mode: 0o600 })
   await t.rejects(loadCertificate({ dataDir, host: '127.0.0.1' }), { code: 'FST_RENDEZVOUS_CERTIFICATE', message: /holds only one of cert\.pem and key\.pem/ })
   t.same(readdirSync(join(dataDir, 'tls')), ['key.pem'])
 })

@@ -1,0 +1,72 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { buildServer, metricsListenerAddress } from '../../lib/server/app'
+import { createV1Token } from '../../lib/tokens/v1'
+import { SECRET } from '../helpers/fixtures'
+import { openWire } from '../helpers/wire'
+import { TOKEN } from '../admin/helpers'
+
+// Node's HTTP parser hands its error the raw bytes it refused (err.rawPacket):
+// the whole head, Authorization header and CONNECT token included. Logged as
+// `{ err }`, pino writes them out as a Buffer's byte values.
+
+/** Every string in a log line, and every array of byte values decoded as text: what pino makes of a Buffer. */
+function texts (value: unknown): string[] {
+  if (typeof value === 'string') return [value]
+  if (Array.isArray(value) && value.length > 0 && value.every(v => typeof v === 'number' && v >= 0 && v < 256)) {
+    return [Buffer.from(value as number[]).toString('latin1')]
+  }
+  if (value !== null && typeof value === 'object') return Object.values(value).flatMap(texts)
+  return []
+}
+
+t.test('what the HTTP parser refuses is logged without the bytes it refused, on every listener of serve', async t => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'rv-parser-log-'))
+  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
+  let raw = ''
+  const logStream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
+  const app = await buildServer({
+    dataDir,
+    tls: false,
+    waitTimeout: 1000,
+    metricsPath: '/metrics',
+    metricsListen: { host: '127.0.0.1', port: 0 },
+    logLevel: 'trace',
+    logStream,
+    plugin: { admin: { host: '127.0.0.1', port: 0, token: TOKEN } }
+  })
+  t.teardown(async () => { await app.close() })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const port = (app.server.address() as { port: number }).port
+  const admin = app.rendezvous.adminAddress()?.port ?? 0
+  const metrics = metricsListenerAddress(app)?.port ?? 0
+
+  const token = createV1Token('hub-1', SECRET)
+  const digest = 'digest-response-5ecre7'
+  const bearer = 'Bearer-on-a-scrape-0123456789'
+  const heads: Array<[number, string]> = [
+    [port, `CONNECT uuid:hub-1?response=${token} HTTP/1.1\r\nHost x\r\n\r\n`],
+    [port, `GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1", response="${digest}"\r\nBad Header\r\n\r\n`],
+    [admin, `GET /api/ids HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer ${TOKEN}\r\nBad Header\r\n\r\n`],
+    [metrics, `GET /metrics HTTP/1.1\r\nHost: h\r\nAuthorization: Bearer ${bearer}\r\nBad Header\r\n\r\n`]
+  ]
+  for (const [at, head] of heads) {
+    const client = await openWire(at, false)
+    client.write(head)
+    await client.untilClosed()
+    t.match(client.text, /^HTTP\/1\.1 400 Bad Request\r\n/, `port ${at === port ? 'public' : at === admin ? 'admin' : 'metrics'} refuses`)
+  }
+  await app.close()
+
+  const lines = raw.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+  const refused = lines.filter(l => l.msg === 'request refused by the HTTP parser')
+  t.equal(refused.length, 4, 'each refusal is logged')
+  t.ok(refused.every(l => typeof l.code === 'string' && l.status === 400), 'with the parser\'s code and the status')
+  const seen = lines.flatMap(texts).join('\n')
+  for (const secret of [token, digest, TOKEN, bearer]) t.notOk(seen.includes(secret), `no ${secret.slice(0, 6)}… in the logs, decoded or not`)
+  t.notMatch(seen, /authorization/i, 'no Authorization header')
+  t.notMatch(seen, /response=/, 'no CONNECT token parameter')
+})
