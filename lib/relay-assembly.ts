@@ -12,6 +12,7 @@ import { createHiddenSide } from './relay/hidden-side'
 import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
 import { ParkingLot } from './relay/parking-lot'
+import { watchParserRefusals } from './relay/parser-refusals'
 import type { RelayState } from './state'
 
 export interface RelayParts {
@@ -66,8 +67,12 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   })
   const hook = (target: HttpServer): () => void => {
     const unhook = installHandoff<Ticket>(target, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
+    const unwatch = watchParserRefusals(target, metrics, log)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
-    return unhook
+    return () => {
+      unhook()
+      unwatch()
+    }
   }
   const unhooks = [hook(server)]
   const unsubscribe = state.registry.onRemove(id => {

@@ -6,7 +6,8 @@ import { refuse, type Refusal } from './refusals'
 // chunk that arrives after the first, while the answer is still on its way.
 const answered = new WeakSet<Duplex>()
 
-function refusalFor (code: string | undefined): Refusal {
+/** The answer to a request Node's HTTP parser refused, by the error's code. */
+export function parserRefusal (code: string | undefined): Refusal {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, message: 'the request head did not arrive in time' }
   if (code === 'HPE_HEADER_OVERFLOW') return { status: 431, message: 'the request head is too large' }
   return { status: 400, message: 'malformed request' }
@@ -25,10 +26,10 @@ export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefine
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
   answered.add(socket)
-  const refusal = refusalFor(err.code)
+  const refusal = parserRefusal(err.code)
   // Never `{ err }`: Node's parse error carries the refused bytes (err.rawPacket), Authorization header and
   // CONNECT token included, and pino would write them out (docs/operations.md, Logs).
   const bytes = (err as { rawPacket?: Buffer }).rawPacket?.length
-  this?.log?.debug({ code: err.code, reason: err.message, bytes, status: refusal.status }, 'request refused by the HTTP parser')
+  this?.log?.debug({ code: err.code, reason: err.message, bytes, status: refusal.status }, 'answered a head the HTTP parser refused')
   refuse(socket, refusal)
 }

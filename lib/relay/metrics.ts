@@ -10,6 +10,9 @@ export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
   | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
 
+/** Why Node's HTTP parser refused a head, before the relay saw it. */
+export type ParserRefusal = 'malformed_head' | 'head_too_large' | 'head_timeout'
+
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit
 
@@ -27,6 +30,8 @@ export interface RendezvousMetrics {
   handoff (seconds: number): void
   /** A connection closed at accept, before any request (the per-address cap). */
   connectionRefused (reason: 'per_address_cap'): void
+  /** A head Node's HTTP parser refused, answered before the relay saw it. */
+  parserRefused (side: 'hidden' | 'mobile', reason: ParserRefusal): void
 }
 
 /** Anything whose relayed bytes can be read at any moment, such as a Splice; `path` is the data path it took. */
@@ -34,7 +39,7 @@ export interface ByteFlow { bytes: () => RelayedBytes, path?: 'native' | 'js' }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop
+  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop, parserRefused: noop
 }
 
 // Outcomes that are not refusals: everything else either side answers is one, counted by reason.
@@ -97,6 +102,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   }))
   return {
     connectionRefused: reason => refusedConnections.inc({ reason }),
+    parserRefused: (side, reason) => refusals.inc({ side, reason }),
     connect: outcome => {
       connects.inc({ outcome })
       if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'hidden', reason: outcome })

@@ -2,6 +2,7 @@
 export const kConnectionListener = Symbol('fastify-rendezvous.connectionListener')
 export const kConnectListener = Symbol('fastify-rendezvous.connectListener')
 export const kRequestListener = Symbol('fastify-rendezvous.requestListener')
+export const kClientErrorListener = Symbol('fastify-rendezvous.clientErrorListener')
 /** Marks a request the hand-off took: its value is what the mobile side decided. */
 export const kTicket = Symbol('fastify-rendezvous.ticket')
 /** Marks a request that named an unknown ID and was left to the app's routes. */

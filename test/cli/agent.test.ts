@@ -12,6 +12,8 @@ import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
 import { echoServer, readAll } from '../agent/helpers'
 import { until } from '../helpers/until'
 
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
 function io (env: NodeJS.ProcessEnv = {}): { out: () => string, err: () => string, io: Parameters<typeof runAgent>[1] } {
   let out = ''
   let err = ''
@@ -103,7 +105,8 @@ t.test('--ca and --to-ca must hold a certificate: a private key or garbage is a 
   t.match(c.err(), /--log-level must be one of error, warn, info, debug, got "loud"/)
 })
 
-t.test('SIGHUP closes it as SIGTERM does, with a line, and exits 0', async (t) => {
+/** The agent as its own process, in front of a fake rendezvous and an echo backend. */
+async function spawnAgent (t: Test, flags: string[]): Promise<{ child: ReturnType<typeof spawn>, fake: FakeRendezvous, echo: Awaited<ReturnType<typeof echoServer>> }> {
   const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
   const echo = await echoServer()
   t.teardown(() => fake.close())
@@ -111,12 +114,17 @@ t.test('SIGHUP closes it as SIGTERM does, with a line, and exits 0', async (t) =
   const script = `require(${JSON.stringify(join(__dirname, '../../lib/cli/agent'))}).runAgent(process.argv.slice(1), process)
     .then((code) => { process.exitCode = code })`
   const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--',
-    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '1'], {
+    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, ...flags], {
     env: { ...process.env, RENDEZVOUS_SECRET: TEST_SECRET },
     stdio: ['ignore', 'pipe', 'pipe']
   })
+  return { child, fake, echo }
+}
+
+t.test('SIGHUP closes it as SIGTERM does, with a line, and exits 0', async (t) => {
+  const { child, fake } = await spawnAgent(t, ['--pool', '1'])
   let out = ''
-  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString() })
   await fake.waitParked(1, 15000)
   child.kill('SIGHUP')
   const [code, signal] = await once(child, 'exit')
@@ -125,21 +133,11 @@ t.test('SIGHUP closes it as SIGTERM does, with a line, and exits 0', async (t) =
 })
 
 t.test('runs until SIGTERM, logging each state change, then exits 0', async (t) => {
-  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
-  const echo = await echoServer()
-  t.teardown(() => fake.close())
-  t.teardown(() => echo.server.close())
-  const script = `require(${JSON.stringify(join(__dirname, '../../lib/cli/agent'))}).runAgent(process.argv.slice(1), process)
-    .then((code) => { process.exitCode = code })`
-  const child = spawn(process.execPath, ['--import', 'tsx', '-e', script, '--',
-    '--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '2', '--log-level', 'debug'], {
-    env: { ...process.env, RENDEZVOUS_SECRET: TEST_SECRET },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
+  const { child, fake, echo } = await spawnAgent(t, ['--pool', '2', '--log-level', 'debug'])
   let out = ''
   let err = ''
-  child.stdout.on('data', (c: Buffer) => { out += c.toString() })
-  child.stderr.on('data', (c: Buffer) => { err += c.toString() })
+  child.stdout!.on('data', (c: Buffer) => { out += c.toString() })
+  child.stderr!.on('data', (c: Buffer) => { err += c.toString() })
   await fake.waitParked(2, 15000)
   const answer = await readAll(fake.take('GET /via-cli HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'))
   t.match(answer.toString(), /^HTTP\/1\.1 200 OK/)
@@ -196,15 +194,21 @@ t.test('a second signal cuts open relays and exits at once, whichever signal it 
   }
 })
 
-t.test('warnings go to stderr, info lines to stdout', async (t) => {
+/** An in-process agent (pool 1) in front of a fake rendezvous that refuses the CONNECTs `refused` picks with 503. */
+async function refusingRendezvous (t: Test, refused: (n: number) => boolean): Promise<{ fake: FakeRendezvous, c: ReturnType<typeof io>, stop: (reason: string) => void, running: Promise<number> }> {
   const fake = await new FakeRendezvous({
-    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 0 ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
+    id: TEST_ID, secret: TEST_SECRET, answer: (n) => refused(n) ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
   }).listen()
   t.teardown(() => fake.close())
   const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
   let stop!: (reason: string) => void
   const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
     c.io, new Promise<string>((resolve) => { stop = resolve }))
+  return { fake, c, stop, running }
+}
+
+t.test('warnings go to stderr, info lines to stdout', async (t) => {
+  const { fake, c, stop, running } = await refusingRendezvous(t, (n) => n === 0)
   await fake.waitParked(1, 15000)
   await until(() => c.out().includes('parked'), 5000, 'the agent to see its 200')
   stop('SIGTERM')
@@ -217,14 +221,7 @@ t.test('warnings go to stderr, info lines to stdout', async (t) => {
 })
 
 t.test('after failures, the next park is a line at info: the agent says it is back', async (t) => {
-  const fake = await new FakeRendezvous({
-    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 1 || n === 2 ? { kind: 'refuse', status: 503, reason: 'Service Unavailable' } : { kind: 'park' }
-  }).listen()
-  t.teardown(() => fake.close())
-  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
-  let stop!: (reason: string) => void
-  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath, '--pool', '1'],
-    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  const { fake, c, stop, running } = await refusingRendezvous(t, (n) => n === 1 || n === 2)
   await until(() => c.out().includes('ready for mobile clients'), 15000, 'the first park')
   // Taken: the agent parks a replacement, which the rendezvous refuses twice.
   fake.take('GET / HTTP/1.1\r\nHost: x\r\n\r\n').on('error', () => {})
@@ -245,34 +242,30 @@ t.test('every log line is one line, whatever the message holds', async (t) => {
   t.match(c.out(), /^\S+Z relayed\n$/)
 })
 
-t.test('https:// against a --no-tls relay: one line that says to use http://', async (t) => {
-  const relay = await startRendezvous()
+/** The first warning of an agent pointed at `scheme`:// of a relay that speaks the other scheme. */
+async function firstFailure (t: Test, scheme: 'http' | 'https'): Promise<{ first: string, err: string, port: number }> {
+  const relay = await startRendezvous({ tls: scheme === 'http' })
   t.teardown(() => relay.close())
   const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
   let stop!: (reason: string) => void
-  const running = runAgent(['--server', `https://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
+  const running = runAgent(['--server', `${scheme}://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
     c.io, new Promise<string>((resolve) => { stop = resolve }))
   await until(() => c.err().includes('WARN cannot park'), 10000, 'the first failure')
   stop('SIGTERM')
   t.equal(await running, 0)
-  const first = c.err().split('\n')[0]!
-  t.match(first, new RegExp(`^\\S+Z WARN cannot park: 127\\.0\\.0\\.1:${relay.port} does not speak TLS on this port; if it is a relay run with --no-tls, use http://127\\.0\\.0\\.1:${relay.port}$`))
-  t.notMatch(c.err(), /SSL routines|\n\n/, 'no OpenSSL dump, no blank line')
-  t.ok(c.err().split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
+  return { first: c.err().split('\n')[0]!, err: c.err(), port: relay.port }
+}
+
+t.test('https:// against a --no-tls relay: one line that says to use http://', async (t) => {
+  const { first, err, port } = await firstFailure(t, 'https')
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: 127\\.0\\.0\\.1:${port} does not speak TLS on this port; if it is a relay run with --no-tls, use http://127\\.0\\.0\\.1:${port}$`))
+  t.notMatch(err, /SSL routines|\n\n/, 'no OpenSSL dump, no blank line')
+  t.ok(err.split('\n').every((l) => l === '' || / WARN /.test(l)), 'every stderr line is a log line')
 })
 
 t.test('http:// against a relay that serves TLS: the line says to use https://', async (t) => {
-  const relay = await startRendezvous({ tls: true })
-  t.teardown(() => relay.close())
-  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
-  let stop!: (reason: string) => void
-  const running = runAgent(['--server', `http://127.0.0.1:${relay.port}`, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--pool', '1'],
-    c.io, new Promise<string>((resolve) => { stop = resolve }))
-  await until(() => c.err().includes('WARN cannot park'), 10000, 'the first failure')
-  stop('SIGTERM')
-  t.equal(await running, 0)
-  const first = c.err().split('\n')[0]!
-  t.match(first, new RegExp(`^\\S+Z WARN cannot park: the rendezvous closed the connection before answering; if it serves TLS \\(serve without --no-tls\\), use https://127\\.0\\.0\\.1:${relay.port}$`))
+  const { first, port } = await firstFailure(t, 'http')
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: the rendezvous closed the connection before answering; if it serves TLS \\(serve without --no-tls\\), use https://127\\.0\\.0\\.1:${port}$`))
 })
 
 t.test('passwords in --server and --to URLs are not logged', async (t) => {

@@ -1,0 +1,37 @@
+import type { Server as HttpServer } from 'node:http'
+import type { Duplex } from 'node:stream'
+import type { FastifyBaseLogger } from 'fastify'
+import { parserRefusal } from '../http/client-error'
+import type { ParserRefusal, RendezvousMetrics } from './metrics'
+import { kClientErrorListener } from './symbols'
+
+const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head_too_large' }
+
+/**
+ * Counts and logs what Node's HTTP parser refuses before the hand-off or any
+ * route sees it (a malformed head, one too large, one too slow), as every
+ * other refusal is: whoever answers it (clientErrorHandler, or Fastify's
+ * default), it is a refusal of this server. The side is read off the
+ * method, the first bytes of what was refused; nothing else of them.
+ */
+export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger): () => void {
+  const target = server as HttpServer & { [kClientErrorListener]?: unknown }
+  // Node reports an error again for each chunk that arrives after the first.
+  const seen = new WeakSet<Duplex>()
+  const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
+    // A reset peer was not answered: it left.
+    if (err.code === 'ECONNRESET' || seen.has(socket)) return
+    seen.add(socket)
+    const { status } = parserRefusal(err.code)
+    const outcome = REASONS[status] ?? 'malformed_head'
+    const side = err.rawPacket?.subarray(0, 8).toString('latin1') === 'CONNECT ' ? 'hidden' : 'mobile'
+    metrics.parserRefused(side, outcome)
+    log.info({ side, address: (socket as { remoteAddress?: string }).remoteAddress, outcome, status, code: err.code }, 'request refused by the HTTP parser')
+  }
+  server.on('clientError', onClientError)
+  target[kClientErrorListener] = onClientError
+  return () => {
+    server.removeListener('clientError', onClientError)
+    delete target[kClientErrorListener]
+  }
+}

@@ -1,0 +1,41 @@
+import { Writable } from 'node:stream'
+import t from 'tap'
+import { startRendezvous } from '../helpers/rendezvous'
+import { statusOf } from '../helpers/wire'
+
+// What Node's HTTP parser refuses never reaches the hand-off, yet it is a
+// refusal of this server like any other: counted in rendezvous_refusals_total
+// by side and reason, and one line at info.
+
+t.test('heads refused by the HTTP parser are counted by side and reason, and logged once each at info', async t => {
+  let raw = ''
+  const stream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
+  const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream } } })
+  t.teardown(relay.close)
+
+  const cases: Array<[string, string, number]> = [
+    ['mobile', 'GET / HTTP/1.1\r\nHost: h\r\nBad Header: y\r\n\r\n', 400],
+    ['hidden', 'CONNECT uuid:hub 1?response=x HTTP/1.1\r\nHost: h\r\n\r\n', 400],
+    ['mobile', `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431]
+  ]
+  for (const [side, head, status] of cases) {
+    const wire = await relay.open()
+    wire.write(head)
+    // More bytes after the refused head: Node's parser reports them again, and they must not count again.
+    wire.write('more bytes after the head\r\n\r\n')
+    await wire.until(c => statusOf(c.text) !== undefined, 5000, `the ${side} side's answer`)
+    t.equal(statusOf(wire.text), status, `${side}: ${status}`)
+    wire.destroy()
+  }
+  const text = await relay.app.rendezvous.metrics!.metrics()
+  t.match(text, /rendezvous_refusals_total\{side="mobile",reason="malformed_head"\} 1\n/)
+  t.match(text, /rendezvous_refusals_total\{side="hidden",reason="malformed_head"\} 1\n/)
+  t.match(text, /rendezvous_refusals_total\{side="mobile",reason="head_too_large"\} 1\n/)
+  const lines = raw.split('\n').filter(l => l.includes('request refused by the HTTP parser')).map(l => JSON.parse(l) as Record<string, unknown>)
+  t.same(lines.map(l => [l.level, l.plugin, l.side, l.outcome, l.status]), [
+    [30, 'rendezvous', 'mobile', 'malformed_head', 400],
+    [30, 'rendezvous', 'hidden', 'malformed_head', 400],
+    [30, 'rendezvous', 'mobile', 'head_too_large', 431]
+  ], 'one info line each, with the side and the reason')
+  t.notMatch(raw, /response=x|aaaaaaaa/, 'nothing of the refused bytes')
+})
