@@ -58,6 +58,10 @@ export function forwardToLocal (
   onError: (err: Error, side: 'local' | 'remote') => void,
   onDone: (outcome: RelayOutcome) => void = () => {}
 ): net.Socket {
+  // Half-open from the moment it is taken, on both data paths: a mobile client may send its request and its
+  // FIN at once, and the FIN can arrive while the backend is still being dialled. Without this Node would end
+  // the connection's writing side then, at the peer's FIN, and the answer would have nowhere to go.
+  remote.allowHalfOpen = true
   const local = dialLocal(target)
   const outcome: RelayOutcome = { request: requestLine(head) }
   let connected = false
@@ -92,7 +96,7 @@ export function forwardToLocal (
       // Paused while it waited for the native path; its FIN must still be read for it to close.
       remote.resume()
       remote.end(status === 502 ? BAD_GATEWAY : GATEWAY_TIMEOUT)
-      // Half-open (see pipeBoth), it would wait for the relay's FIN as long as that takes.
+      // Half-open (see above), it would wait for the relay's FIN as long as that takes.
       setTimeout(() => remote.destroy(), LINGER_MS).unref()
     }
     local.destroy()
@@ -104,9 +108,6 @@ export function forwardToLocal (
 
   function pipeBoth (): void {
     outcome.path = 'js'
-    // A FIN from the mobile client ends only its direction, as the relay passes it on: the answer
-    // must still flow back. Node would otherwise end the socket's writing side at its peer's FIN.
-    remote.allowHalfOpen = true
     local.write(head)
     remote.pipe(local)
     local.pipe(remote)
@@ -126,7 +127,7 @@ function nativeFor (remote: net.Socket): NativeSplicer | undefined {
 const HALF_OPEN: Pick<net.SocketConstructorOpts, 'allowHalfOpen'> = { allowHalfOpen: true }
 
 function dialLocal (target: LocalTarget): net.Socket {
-  // Half-open, for the same reason as the rendezvous connection (pipeBoth): a backend's FIN ends only its direction.
+  // Half-open, for the same reason as the rendezvous connection (forwardToLocal): a backend's FIN ends only its direction.
   const socket = target.tls === undefined
     ? net.connect({ host: target.host, port: target.port, ...HALF_OPEN })
     : tls.connect({

@@ -120,7 +120,8 @@ function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalT
   const secure = url.protocol === 'https:'
   if (!secure && url.protocol !== 'http:') bad('to', `must be an http:// or https:// URL, not ${url.protocol}`)
   if (url.pathname !== '/' || url.search !== '') bad('to', 'names a service, not a path: use http://HOST:PORT')
-  if (!secure && (opts.toCa !== undefined || opts.toInsecure === true)) bad('to', 'must be https:// for toCa and toInsecure')
+  // Blames the trust option, not `to`, so that the CLI names the flag the user typed (--to-ca, --to-insecure).
+  if (!secure && (opts.toCa !== undefined || opts.toInsecure === true)) bad(opts.toCa !== undefined ? 'toCa' : 'toInsecure', `applies only to an https:// local service, not ${url.protocol}//`)
   return {
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),

@@ -50,7 +50,8 @@ export interface Splice {
  * measure and tune. A FIN only half-closes the pair, which keeps
  * half-closed HTTP exchanges working; a reset, an error or a full close on
  * either side destroys both, except that a client whose hidden server
- * failed gets a lingering close (`lingerTimeout`). `done` settles when the
+ * failed, or a side still flushing what came before its FIN, gets a
+ * lingering close (`lingerTimeout`). `done` settles when the
  * pair is over: both sockets destroyed, or the hidden one destroyed and the
  * client lingering. pipe() gives backpressure and carries a FIN
  * across as end(). Bytes are counted from the sockets' bytesWritten, which
@@ -103,8 +104,12 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
       return
     }
     // A side that closed completely can neither send nor receive; keeping the other open would only leak it.
-    client.destroy()
-    hidden.destroy()
+    // But one whose FIN pipe() passed on may still queue the end of the answer (a half-closed exchange, where
+    // one close follows the other's FIN): destroying it would drop that, so it gets out first.
+    for (const s of [client, hidden]) {
+      if (s.writableEnded && !s.writableFinished && lingers(s, opts.lingerTimeout)) lingerClose(s, opts.lingerTimeout as number)
+      else s.destroy()
+    }
     if (++closed !== 2) return
     finish()
   }

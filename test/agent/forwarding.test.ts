@@ -145,6 +145,27 @@ for (const plain of [false, true]) {
       t.ok(all.subarray(16).equals(answer), 'the whole answer, after the FIN went through')
     })
 
+    t.test(`to (${scheme} rendezvous, ${backend} backend): a request and its FIN in one go still get the whole answer`, async (t) => {
+      const f = await fake(t, { plain })
+      const answer = randomBytes(200 * 1024)
+      // Answers only at the request's end, as a backend reading to EOF does.
+      const local = halfOpenService(backend, (s) => {
+        s.resume()
+        s.on('end', () => s.end(answer))
+      })
+      const agent = await agentTo(t, f, local, plain)
+      // The FIN reaches the agent while it is still dialling the local service: three times, as it is a race.
+      for (let i = 0; i < 3; i++) {
+        await f.waitParked(1)
+        const socket = f.take('GET /at-once HTTP/1.1\r\nHost: x\r\n\r\n')
+        socket.end()
+        const all = await readAll(socket)
+        t.equal(all.length, answer.length, `exchange ${i}: all of the answer`)
+        t.ok(all.equals(answer), `exchange ${i}: byte for byte`)
+      }
+      t.equal(agent.stats.taken, 3)
+    })
+
     t.test(`to (${scheme} rendezvous, ${backend} backend): a local service's FIN reaches the mobile client, which can still send after it`, async (t) => {
       const f = await fake(t, { plain })
       let resolveLocal!: (b: Buffer) => void

@@ -89,5 +89,7 @@ t.test('options are checked up front', async (t) => {
   t.throws(() => new RendezvousAgent({ ...base, to: 'ftp://127.0.0.1:1' }), /to must be an http:\/\/ or https:\/\//)
   t.throws(() => new RendezvousAgent({ ...base, pool: 0 }), /pool must be/)
   t.throws(() => new RendezvousAgent({ ...base, insecure: true, ca: tlsCert }), /contradict/)
+  t.throws(() => new RendezvousAgent({ ...base, toInsecure: true }), { option: 'toInsecure', message: /toInsecure applies only to an https:\/\/ local service, not http:\/\// })
+  t.throws(() => new RendezvousAgent({ ...base, toCa: tlsCert }), { option: 'toCa', message: /toCa applies only to an https:\/\/ local service/ })
   t.doesNotThrow(() => new RendezvousAgent({ ...base, secret: TEST_SECRET.toLowerCase().replace(/(.{4})/g, '$1 ') + '====' }), 'secrets are forgiven case, spaces and padding')
 })
