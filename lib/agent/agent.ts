@@ -99,7 +99,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   /** Closes parked connections, gives relayed ones `closeGrace` to finish, then cuts them. */
   close (): Promise<void> {
-    this.#closing ??= this.#shutdown()
+    this.#closing ??= this.#shutdown(this.#opts.closeGrace)
     return this.#closing
   }
 
@@ -110,25 +110,26 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     return closing
   }
 
-  async #shutdown (): Promise<void> {
+  /** `graceMs` undefined waits for relayed connections as long as they last. */
+  async #shutdown (graceMs: number | undefined): Promise<void> {
     this.#state = 'closing'
     this.#retry.stop()
     this.#lot.reset()
     for (const slot of this.#slots) this.#discard(slot)
     this.#slots.clear()
-    await this.#drainRelays()
+    await this.#drainRelays(graceMs)
     this.#state = 'closed'
     this.emit('close')
   }
 
-  async #drainRelays (): Promise<void> {
+  async #drainRelays (graceMs: number | undefined): Promise<void> {
     if (this.#relays.size === 0) return
     const all = [...this.#relays].map((s) => new Promise<void>((resolve) => {
       if (s.destroyed) resolve()
       else s.once('close', () => resolve())
     }))
-    const grace = new Promise<void>((resolve) => setTimeout(resolve, this.#opts.closeGrace).unref())
-    await Promise.race([Promise.all(all), grace])
+    const grace = graceMs === undefined ? [] : [new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]
+    await Promise.race([Promise.all(all), ...grace])
     for (const s of this.#relays) s.destroy()
     await Promise.all(all)
   }
@@ -167,7 +168,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (this.#state !== 'running') return
     this.#counts.failures++
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
-      return this.#fatal(new RendezvousAuthError(authMessage(this.#opts.id, err.status, err.headers.date), err.status))
+      return this.#fatal(new RendezvousAuthError(authMessage(this.#opts.id, err.status, err.headers.date, this.#everParked), err.status))
     }
     if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
     this.#retry.unreachable = isUnreachable(err)
@@ -281,7 +282,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   #fatal (err: RendezvousAuthError | RendezvousCertificateError): void {
     this.emit('fatal', err)
-    this.close().catch(() => {})
+    // Nothing more parks, but exchanges already relayed are their clients' (an ID removed at the rendezvous leaves
+    // them to finish on their own): they end when their clients or the local service end them, or at destroy().
+    this.#closing ??= this.#shutdown(undefined)
+    this.#closing.catch(() => {})
   }
 
   // Transient trouble is retried, so it must not crash a process that did not ask to hear about it.

@@ -57,8 +57,11 @@ export class RendezvousAuthError extends Error {
   }
 }
 
-export function authMessage (id: string, status: number, date: string | undefined): string {
-  let message = `the rendezvous refused the credentials for ID ${id} (${status}): check the ID and the secret`
+/** `accepted`: the same credentials parked before, so the likely cause changed at the rendezvous. */
+export function authMessage (id: string, status: number, date: string | undefined, accepted = false): string {
+  let message = accepted
+    ? `the rendezvous now refuses the credentials for ID ${id} (${status}), which it accepted before: the ID was removed there, or its secret changed`
+    : `the rendezvous refused the credentials for ID ${id} (${status}): check the ID and the secret`
   const serverTime = date === undefined ? NaN : Date.parse(date)
   const skew = Math.round((Date.now() - serverTime) / 1000)
   if (Math.abs(skew) > 60) message += `; this clock is ${Math.abs(skew)} s ${skew > 0 ? 'ahead of' : 'behind'} the server's, and tokens only live 120 s`

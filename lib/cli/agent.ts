@@ -147,12 +147,22 @@ async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io
   log('info', `agent for ID ${String(options.id)} at ${servers}, relaying to ${redactUrl(options.to ?? '')} (pool ${options.pool ?? 4})`)
   // SIGHUP too (a closed terminal, or a `systemctl reload` meant for serve): the agent has nothing to reload, and Node's default would cut every relay without a word.
   const signals = watchSignals(['SIGTERM', 'SIGINT', 'SIGHUP'])
+  let fatal = false
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
+      fatal = true
       report(new CliError(err.message, err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused), io)
+      const { active } = agent.stats
+      if (active > 0) log('info', `${active} relayed ${active === 1 ? 'connection is' : 'connections are'} still open: the agent exits when ${active === 1 ? 'it ends' : 'they end'} (a signal cuts them)`)
       agent.once('close', () => resolve(err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused))
     })
     const onSignal = (signal: string): void => {
+      if (fatal) {
+        // Already closing, and waiting for relayed connections with no grace: a signal is the word to cut them.
+        log('warn', `${signal}: closing now`)
+        agent.destroy().catch(() => {})
+        return
+      }
       log('info', `${signal}: closing`)
       agent.close().then(() => resolve(EXIT.closed), () => resolve(EXIT.forced))
       // The second signal, like serve's: open relays are cut at once.

@@ -75,6 +75,31 @@ t.test('403 after a while: fatal too, and the parked connections go', async (t) 
   t.equal(fake.connects.length, 3, 'no attempt after the 403')
 })
 
+t.test('401 after parking: what is already relayed finishes on its own, and the message says the credentials worked before', async (t) => {
+  const { fake, to } = await setup(t, (n) => n === 0 ? { kind: 'park' } : { kind: 'refuse', status: 401, reason: 'Unauthorized' })
+  const agent = new RendezvousAgent({ url: fake.url, id: TEST_ID, secret: TEST_SECRET, to, ca: tlsCert, pool: 1, closeGrace: 200 })
+  agent.on('error', () => {})
+  await agent.start()
+  await fake.waitParked(1)
+  const fatal = once(agent, 'fatal')
+  let closed = false
+  const closing = once(agent, 'close').then(() => { closed = true })
+  // Taken: the replacement it parks is refused, as when the ID was removed at the rendezvous.
+  const mobile = fake.take('GET /one HTTP/1.1\r\nHost: x\r\n\r\n')
+  let text = ''
+  mobile.on('data', (c: Buffer) => { text += c.toString('latin1') }).resume()
+  const [err] = await fatal as [RendezvousAuthError]
+  t.match(err.message, /now refuses the credentials for ID .* \(401\), which it accepted before: the ID was removed there, or its secret changed/)
+  await until(() => text.includes('GET /one '), 5000, 'the first answer')
+  await sleep(600)
+  mobile.write('GET /two HTTP/1.1\r\nHost: x\r\n\r\n')
+  await until(() => text.includes('GET /two '), 5000, 'the second answer, past closeGrace')
+  t.notOk(closed, 'the agent waits for the relayed connection')
+  t.equal(fake.connects.length, 2, 'and parks nothing more')
+  mobile.destroy()
+  await closing
+})
+
 t.test('503 and 429: Retry-After is honoured even above the backoff cap', async (t) => {
   for (const status of [503, 429]) {
     const { fake, to } = await setup(t, (n) => n === 0 ? { kind: 'refuse', status, headers: { 'Retry-After': '1' } } : { kind: 'park' })

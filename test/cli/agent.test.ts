@@ -235,6 +235,32 @@ t.test('after failures, the next park is a line at info: the agent says it is ba
   t.equal(c.out().match(/parked again/g)?.length, 1, 'one line for the recovery')
 })
 
+t.test('refused after it worked (the ID removed): exit 1 once relayed connections end, or at a signal', async (t) => {
+  const fake = await new FakeRendezvous({
+    id: TEST_ID, secret: TEST_SECRET, answer: (n) => n === 0 ? { kind: 'park' } : { kind: 'refuse', status: 401, reason: 'Unauthorized' }
+  }).listen()
+  const echo = await echoServer()
+  t.teardown(() => fake.close())
+  t.teardown(() => echo.server.close())
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  let code: number | undefined
+  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', echo.url, '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve })).then((n) => { code = n })
+  await until(() => c.out().includes('ready for mobile clients'), 15000, 'the first park')
+  fake.take('GET /kept HTTP/1.1\r\nHost: x\r\n\r\n').resume().on('error', () => {})
+  await until(() => c.err().includes('now refuses the credentials'), 15000, 'the refusal')
+  t.match(c.err(), /rendezvous: the rendezvous now refuses the credentials for ID \S+ \(401\), which it accepted before: the ID was removed there, or its secret changed/)
+  t.match(c.out(), /Z 1 relayed connection is still open: the agent exits when it ends \(a signal cuts them\)\n/)
+  // Past the 2 s a signal's close would give the relayed connection.
+  await new Promise((resolve) => setTimeout(resolve, 2500))
+  t.equal(code, undefined, 'still running while the relayed connection is open')
+  stop('SIGTERM')
+  await running
+  t.equal(code, 1, 'exit 1: the credentials were refused')
+  t.match(c.err(), /Z WARN SIGTERM: closing now\n/)
+})
+
 t.test('every log line is one line, whatever the message holds', async (t) => {
   const c = io()
   const log = agentLogger(c.io, 'info')
