@@ -40,6 +40,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
   #everParked = false
+  /** Closing without a grace for relayed connections: after a fatal refusal. */
+  #waitingForRelays = false
   // While the rendezvous says its lot is full, the pool is not topped up beyond what it holds.
   readonly #lot: LotCap
   #active = 0
@@ -99,6 +101,11 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   /** Closes parked connections, gives relayed ones `closeGrace` to finish, then cuts them. */
   close (): Promise<void> {
+    if (this.#closing !== undefined && this.#waitingForRelays) {
+      // Closing after a fatal refusal, which waits for relayed connections however long: from now, closeGrace.
+      this.#waitingForRelays = false
+      setTimeout(() => { for (const s of this.#relays) s.destroy() }, this.#opts.closeGrace).unref()
+    }
     this.#closing ??= this.#shutdown(this.#opts.closeGrace)
     return this.#closing
   }
@@ -284,7 +291,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.emit('fatal', err)
     // Nothing more parks, but exchanges already relayed are their clients' (an ID removed at the rendezvous leaves
     // them to finish on their own): they end when their clients or the local service end them, or at destroy().
-    this.#closing ??= this.#shutdown(undefined)
+    if (this.#closing === undefined) {
+      this.#waitingForRelays = true
+      this.#closing = this.#shutdown(undefined)
+    }
     this.#closing.catch(() => {})
   }
 

@@ -96,8 +96,12 @@ t.test('401 after parking: what is already relayed finishes on its own, and the 
   await until(() => text.includes('GET /two '), 5000, 'the second answer, past closeGrace')
   t.notOk(closed, 'the agent waits for the relayed connection')
   t.equal(fake.connects.length, 2, 'and parks nothing more')
-  mobile.destroy()
+  // close() from here gives it closeGrace, as at any other time.
+  const asked = Date.now()
+  await agent.close()
   await closing
+  t.ok(Date.now() - asked >= 150, `cut after closeGrace (${Date.now() - asked} ms)`)
+  await until(() => mobile.closed || mobile.readableEnded, 2000, 'the relayed connection to be cut')
 })
 
 t.test('503 and 429: Retry-After is honoured even above the backoff cap', async (t) => {
