@@ -80,6 +80,8 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   const urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map(value => {
     const url = parseUrl(value, 'url')
     if (url.protocol !== 'https:' && url.protocol !== 'http:') bad('url', `must be https:// or http://, not ${url.protocol}`)
+    // CONNECT names no path: one given would be ignored, which a user who meant it should hear now.
+    if (url.pathname !== '/' || url.search !== '' || url.hash !== '') bad('url', `takes no path or query, only the scheme, host and port: ${url.origin}`)
     return url
   })
   const url = urls[0] ?? bad('url', 'must name at least one server')

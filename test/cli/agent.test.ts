@@ -46,6 +46,8 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     [[...BASE, '--backoff-max', '0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--backoff-max must be a number of seconds above 0/],
     [[...BASE, '--secret', 'TOOSHORT'], {}, /--secret must be base32/],
     [['--server', 'ftp://x', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--server must be https:\/\/ or http:\/\//],
+    [['--server', 'https://user:pw@relay.test:8443/rendezvous', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --server takes no path or query, only the scheme, host and port: https:\/\/relay\.test:8443\n$/],
+    [['--server', 'http://relay.test/?id=x', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--server takes no path or query/],
     [[...BASE.slice(0, 4), '--to', 'ftp://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--to must be an http:\/\/ or https:\/\/ URL/],
     [[...BASE, '--to-insecure'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --to-insecure applies only to an https:\/\/ local service, not http:\/\/\n$/],
     [[...BASE, '--to-ca', tlsCertPath], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --to-ca applies only to an https:\/\/ local service, not http:\/\/\n$/]
