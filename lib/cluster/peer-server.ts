@@ -4,7 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { canonicalId } from '../registry/ids'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
-import { splice, type Splice } from '../relay/splice'
+import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
@@ -113,8 +113,7 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
   const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
-  const result = await pair.done
-  deps.splices.delete(pair)
+  const result = await untilOver(deps.splices, pair, link)
   deps.relayMetrics.spliceClosed(result.end, pair, result.durationMs / 1000)
 }
 

@@ -31,7 +31,7 @@ export interface RendezvousMetrics {
   /** A connection closed at accept, before any request (the per-address cap). */
   connectionRefused (reason: 'per_address_cap'): void
   /** A head Node's HTTP parser refused, answered before the relay saw it. */
-  parserRefused (side: 'hidden' | 'mobile', reason: ParserRefusal): void
+  parserRefused (side: 'hidden' | 'mobile' | 'unknown', reason: ParserRefusal): void
 }
 
 /** Anything whose relayed bytes can be read at any moment, such as a Splice; `path` is the data path it took. */
@@ -95,7 +95,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     name: 'rendezvous_connections_refused_total', help: 'Connections closed at accept, before any request, by reason', labelNames: ['reason'], registers
   }))
   const refusals = metric(registry, 'rendezvous_refusals_total', () => new Counter({
-    name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason', labelNames: ['side', 'reason'], registers
+    name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason; side="unknown" for a head the HTTP parser refused whose method it did not see', labelNames: ['side', 'reason'], registers
   }))
   const handoffSeconds = metric(registry, 'rendezvous_handoff_seconds', () => new Histogram({
     name: 'rendezvous_handoff_seconds', help: 'From a mobile request\'s head received to its first byte written to the hidden server', buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30], registers

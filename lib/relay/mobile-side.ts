@@ -12,7 +12,7 @@ import type { ParkingLot, WaitOutcome } from './parking-lot'
 import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
-import { splice, type Splice } from './splice'
+import { splice, untilOver, type Splice } from './splice'
 import type { SplicePath } from './native-addon'
 import { kConnId, kUnknownId } from './symbols'
 import { logId } from './log-ids'
@@ -235,8 +235,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     metrics.request(outcome)
     metrics.spliceOpened(pair)
     deps.splices.add(pair)
-    const result = await pair.done
-    deps.splices.delete(pair)
+    const result = await untilOver(deps.splices, pair, client)
     metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
     // The one info line of a relayed exchange, as a proxy's access log has one per session: two more lines (the park and the start) cost a few percent of a new rendezvous's CPU (docs/performance.md).
     deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')

@@ -8,11 +8,23 @@ import { kClientErrorListener } from './symbols'
 const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head_too_large' }
 
 /**
+ * The side, when the refused bytes say it: Node hands over only the last
+ * chunk it read, which begins with the request line only when the head
+ * came in one read. A head split over reads (or TLS records), or one that
+ * timed out, is `unknown`.
+ */
+function sideOf (packet: Buffer | undefined): 'hidden' | 'mobile' | 'unknown' {
+  const start = packet?.subarray(0, 16).toString('latin1') ?? ''
+  if (start.startsWith('CONNECT ')) return 'hidden'
+  return /^[A-Z]+ \S/.test(start) ? 'mobile' : 'unknown'
+}
+
+/**
  * Counts and logs what Node's HTTP parser refuses before the hand-off or any
  * route sees it (a malformed head, one too large, one too slow), as every
  * other refusal is: whoever answers it (clientErrorHandler, or Fastify's
  * default), it is a refusal of this server. The side is read off the
- * method, the first bytes of what was refused; nothing else of them.
+ * method, the first bytes of what was refused (sideOf); nothing else of them.
  */
 export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger): () => void {
   const target = server as HttpServer & { [kClientErrorListener]?: unknown }
@@ -24,7 +36,7 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
     seen.add(socket)
     const { status } = parserRefusal(err.code)
     const outcome = REASONS[status] ?? 'malformed_head'
-    const side = err.rawPacket?.subarray(0, 8).toString('latin1') === 'CONNECT ' ? 'hidden' : 'mobile'
+    const side = sideOf(err.rawPacket)
     metrics.parserRefused(side, outcome)
     log.info({ side, address: (socket as { remoteAddress?: string }).remoteAddress, outcome, status, code: err.code }, 'request refused by the HTTP parser')
   }

@@ -67,6 +67,18 @@ export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Sp
   return jsSplice(client, hidden, opts)
 }
 
+/**
+ * Waits for `pair` to be over and takes it out of `open`, the set a
+ * shutdown aborts; a client left to a lingering close stays in it until it
+ * closes, so that the shutdown's grace bounds the linger too.
+ */
+export async function untilOver<T extends Splice> (open: Set<T>, pair: T, client: Socket): Promise<SpliceResult> {
+  const result = await pair.done
+  if (result.lingering === true && !client.destroyed) client.once('close', () => open.delete(pair))
+  else open.delete(pair)
+  return result
+}
+
 function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const started = Date.now()
   const fromHidden = hidden.bytesWritten

@@ -13,14 +13,20 @@ t.test('heads refused by the HTTP parser are counted by side and reason, and log
   const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream } } })
   t.teardown(relay.close)
 
-  const cases: Array<[string, string, number]> = [
+  // The second part of a head, when it comes in a read of its own: Node's error carries only that read.
+  const cases: Array<[string, string, number, string?]> = [
     ['mobile', 'GET / HTTP/1.1\r\nHost: h\r\nBad Header: y\r\n\r\n', 400],
     ['hidden', 'CONNECT uuid:hub 1?response=x HTTP/1.1\r\nHost: h\r\n\r\n', 400],
-    ['mobile', `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431]
+    ['mobile', `GET / HTTP/1.1\r\nHost: h\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
+    ['unknown', 'CONNECT uuid:hub-1?response=x HTTP/1.1\r\n', 400, 'Bad Header\r\n\r\n']
   ]
-  for (const [side, head, status] of cases) {
+  for (const [side, head, status, later] of cases) {
     const wire = await relay.open()
     wire.write(head)
+    if (later !== undefined) {
+      await new Promise(resolve => setTimeout(resolve, 200))
+      wire.write(later)
+    }
     // More bytes after the refused head: Node's parser reports them again, and they must not count again.
     wire.write('more bytes after the head\r\n\r\n')
     await wire.until(c => statusOf(c.text) !== undefined, 5000, `the ${side} side's answer`)
@@ -31,11 +37,13 @@ t.test('heads refused by the HTTP parser are counted by side and reason, and log
   t.match(text, /rendezvous_refusals_total\{side="mobile",reason="malformed_head"\} 1\n/)
   t.match(text, /rendezvous_refusals_total\{side="hidden",reason="malformed_head"\} 1\n/)
   t.match(text, /rendezvous_refusals_total\{side="mobile",reason="head_too_large"\} 1\n/)
+  t.match(text, /rendezvous_refusals_total\{side="unknown",reason="malformed_head"\} 1\n/, 'a CONNECT whose request line came in an earlier read: not counted as mobile')
   const lines = raw.split('\n').filter(l => l.includes('request refused by the HTTP parser')).map(l => JSON.parse(l) as Record<string, unknown>)
   t.same(lines.map(l => [l.level, l.plugin, l.side, l.outcome, l.status]), [
     [30, 'rendezvous', 'mobile', 'malformed_head', 400],
     [30, 'rendezvous', 'hidden', 'malformed_head', 400],
-    [30, 'rendezvous', 'mobile', 'head_too_large', 431]
+    [30, 'rendezvous', 'mobile', 'head_too_large', 431],
+    [30, 'rendezvous', 'unknown', 'malformed_head', 400]
   ], 'one info line each, with the side and the reason')
   t.notMatch(raw, /response=x|aaaaaaaa/, 'nothing of the refused bytes')
 })

@@ -96,6 +96,30 @@ t.test('spliceIdleTimeout closes a silent pair', async t => {
   t.pass('closed by the idle timer')
 })
 
+for (const tls of [false, true]) {
+  t.test(`${tls ? 'https' : 'http'}: a client lingering after its hidden server reset is cut by close() within closeGracePeriod, not lingerTimeout`, async t => {
+    const relay = await startRendezvous({ tls, plugin: { lingerTimeout: 30_000, closeGracePeriod: 300 } })
+    t.teardown(relay.close)
+    // Half-open: the relay's FIN does not make this client close, as it does a Node client by default.
+    const { client, hidden } = await pair(relay, true)
+    // A client that never stops sending: only the linger's bound, or the shutdown, ends it.
+    const sending = setInterval(() => client.write(Buffer.alloc(1024, 'u')), 10)
+    t.teardown(() => clearInterval(sending))
+    hidden.write('HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n')
+    await hidden.untilBytes(1)
+    hidden.socket.destroy()
+    await client.until(c => c.ended, 5000, 'the answer and a FIN')
+    await new Promise(resolve => setTimeout(resolve, 200))
+    t.notOk(client.closed, 'lingering: still open, its bytes read and dropped')
+    const started = Date.now()
+    await relay.close()
+    const took = Date.now() - started
+    t.ok(took < 3000, `close() took ${took} ms, bounded by closeGracePeriod`)
+    await client.untilClosed(3000)
+    t.match(client.text, /^HTTP\/1\.1 413 /)
+  })
+}
+
 t.test('refused connections are closed and leave nothing behind', async t => {
   const relay = await startRendezvous()
   t.teardown(relay.close)
