@@ -8,6 +8,7 @@ import { startRendezvous as startRelay, untilParked, type TestRendezvous as Rela
 import { SECRET } from '../helpers/fixtures'
 import { tlsCert } from '../helpers/tls'
 import { statusOf, WireClient } from '../helpers/wire'
+import { until } from '../helpers/until'
 
 /* Peers that die at the worst moment: the other side must learn of it within a second. */
 
@@ -67,6 +68,8 @@ for (const tls of [false, true]) {
       }
     }
     await untilParked(relay, 0)
+    // A client left to a lingering close counts until its own close reaches the relay.
+    await until(() => relay.app.rendezvous.stats().spliced === 0, 3000, 'no spliced pair left')
     t.equal(relay.app.rendezvous.stats().spliced, 0, 'no spliced pair is left')
   })
 
