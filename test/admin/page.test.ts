@@ -106,7 +106,8 @@ if (!existsSync(CHROMIUM)) {
     await untilParked(relay, 2)
     await cellIs(page, 'web-1', 2, '1')
     await page.click('tr[data-id="web-1"] button:text("Rotate")')
-    await page.waitForFunction(`document.querySelector('#command').textContent !== ${JSON.stringify(command)}`)
+    // The command shows web-2's since it was added: wait for web-1's new one, not for any other.
+    await page.waitForFunction(`(text => text.includes(' --id web-1 ') && text !== ${JSON.stringify(command)})(document.querySelector('#command').textContent)`)
     const rotated = /--secret ([A-Z2-7]+) /.exec(await page.textContent('#command') ?? '')?.[1]
     t.equal(relay.registry.get('web-1')?.secret, rotated)
     await page.waitForFunction(`/^\\d{4}-/.test(${cellText('web-1', 5)})`)
