@@ -107,6 +107,5 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     splicer.go(slot)
   })
   if (client.destroyed || hidden.destroyed) fail('error')()
-  const abort = fail('aborted')
-  return { done, abort: () => abort(), bytes, path: 'native' }
+  return { done, abort: fail('aborted'), bytes, path: 'native' }
 }

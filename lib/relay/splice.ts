@@ -137,6 +137,5 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
   client.pipe(hidden)
   hidden.pipe(client)
   if (client.destroyed || hidden.destroyed) fail('error')()
-  const abort = fail('aborted')
-  return { done, abort: () => abort(), bytes, path: 'js' }
+  return { done, abort: fail('aborted'), bytes, path: 'js' }
 }
