@@ -3,6 +3,7 @@
  * request), for a change's before and after:
  *
  *   npx tsx bench/ab.ts --base OLD/dist [--dist dist] [--rate 800] [--rounds 5] [--seconds 5]
+ *   npx tsx bench/ab.ts --base dist --base-env RENDEZVOUS_SPLICE=js   # one build, two settings
  *
  * Each build runs as `serve --no-tls` with its own hidden server parking to
  * it, and the two are measured in turns, round after round. Two measures:
@@ -26,6 +27,8 @@ import { generateSecret } from '../lib/registry/ids'
 const { values } = parseArgs({
   options: {
     base: { type: 'string' },
+    'base-env': { type: 'string', multiple: true, default: [] },
+    'dist-env': { type: 'string', multiple: true, default: [] },
     dist: { type: 'string', default: join(ROOT, 'dist') },
     rate: { type: 'string', default: '800' },
     rounds: { type: 'string', default: '5' },
@@ -47,14 +50,15 @@ async function main (): Promise<void> {
   const children: ChildProcess[] = []
   const builds: Build[] = []
   try {
-    for (const [name, dist] of [['base', resolve(values.base as string)], ['dist', resolve(values.dist)]] as const) {
+    for (const [name, dist, vars] of [['base', resolve(values.base as string), values['base-env']], ['dist', resolve(values.dist), values['dist-env']]] as const) {
       const dataDir = join(dir, name)
       await provision(dataDir, [HIDDEN_ID], secret)
-      const serve = await startServe(dist, ['--data-dir', dataDir, '--no-tls', '--max-connections-per-address', '4096'], join(dir, `${name}.log`))
+      const env = { ...process.env, ...Object.fromEntries(vars.map(v => [v.slice(0, v.indexOf('=')), v.slice(v.indexOf('=') + 1)])) }
+      const serve = await startServe(dist, ['--data-dir', dataDir, '--no-tls', '--max-connections-per-address', '4096'], join(dir, `${name}.log`), env)
       children.push(serve.child)
       const url = `http://127.0.0.1:${serve.port}`
       children.push((await startHidden(url, secret)).child)
-      builds.push({ name: `${name} (${dist})`, target: { port: serve.port, tls: false, id: HIDDEN_ID }, pid: serve.child.pid as number, saturated: [], paced: [] })
+      builds.push({ name: `${name} (${[dist, ...vars].join(' ')})`, target: { port: serve.port, tls: false, id: HIDDEN_ID }, pid: serve.child.pid as number, saturated: [], paced: [] })
     }
     await sleep(2000)
     // Warm both: the relay's code is cold until a few thousand rendezvous went through it.
