@@ -13,6 +13,7 @@ import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
 import { ParkingLot } from './relay/parking-lot'
 import { watchParserRefusals } from './relay/parser-refusals'
+import { answerPlainHttpOnTls } from './relay/plain-on-tls'
 import type { RelayState } from './state'
 
 export interface RelayParts {
@@ -68,10 +69,12 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   const hook = (target: HttpServer): () => void => {
     const unhook = installHandoff<Ticket>(target, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
     const unwatch = watchParserRefusals(target, metrics, log)
+    const unanswer = answerPlainHttpOnTls(target, metrics, log)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
     return () => {
       unhook()
       unwatch()
+      unanswer()
     }
   }
   const unhooks = [hook(server)]

@@ -3,6 +3,7 @@ import tls from 'node:tls'
 import { parseRetryAfter } from './backoff'
 import { rejection, trustOptions } from './certificates'
 import type { TlsReuse } from './tls-reuse'
+import { PLAIN_ON_TLS } from '../relay/plain-on-tls'
 
 export interface ParkOptions {
   /** The rendezvous server: https: verifies its certificate, http: is plain TCP. */
@@ -132,14 +133,17 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
         return fail(new HandshakeError('the answer is not HTTP', 'RENDEZVOUS_BAD_ANSWER'))
       }
       if (answer.status !== 200) {
+        const body = head.subarray(end.after, end.after + 200).toString('utf8').trim()
+        // A relay that serves TLS answers a plain CONNECT with this 400 (docs/protocol.md).
+        const hint = !(socket instanceof tls.TLSSocket) && answer.status === 400 && body === PLAIN_ON_TLS ? `: it serves TLS on this port; use https://${opts.url.host}` : ''
         return fail(new HandshakeError(
-          `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}`,
+          `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}${hint}`,
           'RENDEZVOUS_REFUSED',
           {
             status: answer.status,
             headers: answer.headers,
             retryAfter: parseRetryAfter(answer.headers['retry-after']),
-            body: head.subarray(end.after, end.after + 200).toString('utf8').trim()
+            body
           }
         ))
       }

@@ -6,6 +6,16 @@ import { refuse, type Refusal } from './refusals'
 // chunk that arrives after the first, while the answer is still on its way.
 const answered = new WeakSet<Duplex>()
 
+/**
+ * Whether a `clientError` is the HTTP parser's: a head it could not parse or
+ * that did not arrive in time. The event also carries every other socket
+ * error (a write into a closed connection, a TCP timeout) and, on an HTTPS
+ * server, every failed TLS handshake, none of which an HTTP answer can reach.
+ */
+export function isParserError (code: string | undefined): boolean {
+  return code === 'ERR_HTTP_REQUEST_TIMEOUT' || code?.startsWith('HPE_') === true
+}
+
 /** The answer to a request Node's HTTP parser refused, by the error's code. */
 export function parserRefusal (code: string | undefined): Refusal {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, message: 'the request head did not arrive in time' }
@@ -25,6 +35,10 @@ export function parserRefusal (code: string | undefined): Refusal {
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
+  if (!isParserError(err.code)) {
+    socket.destroy()
+    return
+  }
   answered.add(socket)
   const refusal = parserRefusal(err.code)
   // Never `{ err }`: Node's parse error carries the refused bytes (err.rawPacket), Authorization header and

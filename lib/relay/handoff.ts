@@ -1,5 +1,5 @@
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node:http'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import { Server as TlsServer, TLSSocket } from 'node:tls'
 import { HandoffUnsupportedError, RendezvousOptionError } from '../errors'
 import { kConnectionListener, kConnectListener, kRequestListener, kTicket } from './symbols'
@@ -203,4 +203,15 @@ export function shedConnectState (socket: Socket): void {
   const rebuilt: Record<string | symbol, unknown> = {}
   for (const key of Reflect.ownKeys(events)) if (events[key] !== undefined) rebuilt[key] = events[key]
   ;(socket as EventsHolder)._events = rebuilt
+}
+
+/**
+ * The TCP socket under a server-side TLS socket whose handshake failed, for
+ * an answer in plain text to a peer that spoke plain HTTP to a TLS port.
+ * Node keeps it as `_parent` until the TLS socket is destroyed; undefined
+ * where this Node keeps it elsewhere.
+ */
+export function plainSocketUnder (socket: TLSSocket): Socket | undefined {
+  const parent = (socket as unknown as { _parent?: unknown })._parent
+  return parent instanceof Socket && !parent.destroyed && parent.writable ? parent : undefined
 }

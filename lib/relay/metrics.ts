@@ -11,7 +11,7 @@ export type RequestOutcome =
   | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
 
 /** Why Node's HTTP parser refused a head, before the relay saw it. */
-export type ParserRefusal = 'malformed_head' | 'head_too_large' | 'head_timeout'
+export type ParserRefusal = 'malformed_head' | 'head_too_large' | 'head_timeout' | 'plain_http'
 
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit

@@ -295,7 +295,7 @@ t.test('https:// against a --no-tls relay: one line that says to use http://', a
 
 t.test('http:// against a relay that serves TLS: the line says to use https://', async (t) => {
   const { first, port } = await firstFailure(t, 'http')
-  t.match(first, new RegExp(`^\\S+Z WARN cannot park: the rendezvous closed the connection before answering; if it serves TLS \\(serve without --no-tls\\), use https://127\\.0\\.0\\.1:${port}$`))
+  t.match(first, new RegExp(`^\\S+Z WARN cannot park: the rendezvous answered 400 Bad Request: it serves TLS on this port; use https://127\\.0\\.0\\.1:${port}$`))
 })
 
 t.test('passwords in --server and --to URLs are not logged', async (t) => {

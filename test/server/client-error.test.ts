@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -75,4 +75,22 @@ t.test('a head that does not arrive in time gets 408, then a close', async t => 
   t.match(answer, /\r\nConnection: close\r\n/)
   t.match(answer, /\r\n\r\nthe request head did not arrive in time\n$/)
   socket.destroy()
+})
+
+t.test('a socket error that is not the parser\'s gets no HTTP answer: the socket is closed', async t => {
+  const app = Fastify({ clientErrorHandler })
+  t.teardown(async () => { await app.close() })
+  const accepted = new Promise<Socket>(resolve => app.server.once('connection', resolve))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const socket = connect((app.server.address() as { port: number }).port, '127.0.0.1')
+  await new Promise(resolve => socket.once('connect', resolve))
+  let answer = ''
+  socket.setEncoding('latin1').on('data', (c: string) => { answer += c })
+  const closed = new Promise(resolve => socket.once('close', resolve))
+  const served = await accepted
+  // What Node's HTTP server emits for a TCP timeout or a write into a closed connection.
+  app.server.emit('clientError', Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }), served)
+  await closed
+  t.equal(answer, '', 'no "400 malformed request" for what was no request')
+  t.ok(served.destroyed)
 })
