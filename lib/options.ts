@@ -24,7 +24,7 @@ export type { AuthFailureLimits, TokenVerdict, TotpMode, VerifyToken, AdminOptio
 export interface RendezvousOptions {
   /** Where IDs and secrets live. Defaults to a file registry in `dataDir`, or an in-memory one. */
   registry?: Registry
-  /** Directory of the default file registry. */
+  /** Directory of the default file registry, and of the default replay cache's journal (docs/security.md). */
   dataDir?: string
   /** Replaces the default verifier (docs/protocol.md, Tokens). */
   verifyToken?: VerifyToken

@@ -25,7 +25,7 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
   }
   announceSplicePath(o.splice, log)
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
-  const state = await openState(o, cluster)
+  const state = await openState(o, cluster, log)
   const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
   const underPressure = (): boolean => {

@@ -1,9 +1,11 @@
+import type { FastifyBaseLogger } from 'fastify'
 import type { ClusterNode } from './cluster/cluster'
 import type { ResolvedOptions } from './options'
 import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import { previousSecret } from './registry/records'
 import type { Registry } from './registry/registry'
+import { FileReplayCache } from './stores/file-replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
@@ -25,10 +27,10 @@ export interface RelayState {
   close: () => Promise<void>
 }
 
-export async function openState (o: ResolvedOptions, cluster: ClusterNode | undefined): Promise<RelayState> {
+export async function openState (o: ResolvedOptions, cluster: ClusterNode | undefined, log?: FastifyBaseLogger): Promise<RelayState> {
   const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
-  const replayCache = o.replayCache ?? cluster?.replayCache ?? new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const replayCache = o.replayCache ?? cluster?.replayCache ?? await defaultReplayCache(o, log)
   const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
   return {
     registry,
@@ -41,6 +43,16 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
       if (o.throttleStore === undefined) await throttleStore.close?.()
     }
   }
+}
+
+// With a data dir the accepted tokens outlive a restart or a crash (docs/security.md); without one, the process.
+async function defaultReplayCache (o: ResolvedOptions, log: FastifyBaseLogger | undefined): Promise<ReplayCache> {
+  if (o.dataDir === undefined) return new MemoryReplayCache({ maxEntries: o.replayCacheSize })
+  const cache = await FileReplayCache.open({ dataDir: o.dataDir, maxEntries: o.replayCacheSize, log })
+  const { entries, badLines, journals } = cache.loaded
+  log?.info({ file: cache.file, entries, journals }, 'replay journal opened; tokens accepted before the restart stay refused')
+  if (badLines > 0) log?.warn({ file: cache.file, badLines }, 'unreadable lines of a replay journal were skipped (a write cut short by a crash or a full disk)')
+  return cache
 }
 
 function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache): RelayState['verify'] {

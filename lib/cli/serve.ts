@@ -25,6 +25,21 @@ export async function runServe (args: string[], io: CliIo): Promise<number> {
 }
 
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
+  // A file-size limit (ulimit -f, systemd's LimitFSIZE) reached by the replay
+  // journal must fail that write (EFBIG: CONNECTs get 503), not kill the relay
+  // and everything it carries with SIGXFSZ's core dump. Node ignores SIGXFSZ
+  // only in some environments, so serve says so itself.
+  process.on('SIGXFSZ', ignoreSignal)
+  try {
+    return await serveUntilSignal(parsed, io)
+  } finally {
+    process.removeListener('SIGXFSZ', ignoreSignal)
+  }
+}
+
+function ignoreSignal (): void {}
+
+async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> {
   const request: CertificateRequest = {
     dataDir: parsed.dataDir,
     host: parsed.host,

@@ -120,6 +120,11 @@ function isOwnerDead (owner: LockOwner | undefined): boolean {
   if (owner === undefined || owner.host !== hostname()) return false
   const pid = owner.pid
   if (typeof pid !== 'number' || !Number.isSafeInteger(pid) || pid <= 0) return false
+  return processGone(pid)
+}
+
+/** Whether no process `pid` runs on this host. */
+export function processGone (pid: number): boolean {
   try {
     process.kill(pid, 0)
     return false

@@ -45,6 +45,8 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
     readyPath: '/readyz',
     ...opts.plugin,
     registry,
+    // The registry is built above; the plugin keeps its replay journal in the same dir.
+    ...(registry === undefined ? {} : { dataDir: opts.dataDir }),
     ...clusterOptions(opts),
     waitTimeout: opts.waitTimeout,
     ...opts.limits,

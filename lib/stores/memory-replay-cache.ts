@@ -55,6 +55,13 @@ export class MemoryReplayCache implements ReplayCache {
     return this.#keys.size
   }
 
+  /** Live entries and their expiries (ms on the clock `now`), in no order: what a journal must keep. */
+  * entries (): Generator<[key: string, at: number]> {
+    const now = this.#now()
+    const ats = this.#heapAt
+    for (let i = 0; i < ats.length; i++) if (ats[i]! > now) yield [this.#heapKey[i]!, ats[i]!]
+  }
+
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
     if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError('ttlMs must be a non-negative number')
     const now = this.#now()

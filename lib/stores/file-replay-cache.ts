@@ -1,0 +1,184 @@
+import { randomBytes } from 'node:crypto'
+import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
+import { join, resolve } from 'node:path'
+import type { FastifyBaseLogger } from 'fastify'
+import { ReplayJournalError } from '../errors'
+import { makeDir } from '../make-dir'
+import { assertPrivateDir } from '../registry/permissions'
+import { MemoryReplayCache } from './memory-replay-cache'
+import type { ReplayCache, ReplayVerdict } from './replay-cache'
+import { journalLine, journalName, readJournals, removeAll, type JournalEntry } from './replay-journal'
+
+export interface FileReplayCacheOptions {
+  /** The data dir; the journal is `replay.<pid>.journal` in it. */
+  dataDir: string
+  /** Live entries at most, as MemoryReplayCache. */
+  maxEntries?: number
+  /** Clock in ms since the epoch. Default Date.now: expiries in the journal must mean the same after a restart. */
+  now?: () => number
+  log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
+  /** The write call, for tests that need a disk that fails. Default fs.writeSync. */
+  writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number
+}
+
+// The journal is rewritten once it holds this many lines more than twice the
+// live entries: the rewrite costs O(live), paid for by as many appends.
+const COMPACT_SLACK = 10_000
+
+/**
+ * The replay cache of a single node with a data dir: MemoryReplayCache
+ * answers, and every key it accepts is appended to a journal before the
+ * verdict 'fresh' is returned, with one synchronous write. A restart, or a
+ * crash right after the CONNECT's 200, reads the journal back, so a token is
+ * never accepted twice inside its window. No fsync: the write is in the
+ * kernel's page cache, which survives the process but not an OS crash or a
+ * power loss (docs/security.md). A key that cannot be written is refused
+ * (ReplayJournalError, answered 503 like a full cache), never accepted and
+ * then forgotten.
+ */
+export class FileReplayCache implements ReplayCache {
+  readonly file: string
+  /** What open() found: live entries loaded and unreadable lines skipped. */
+  readonly loaded: { entries: number, badLines: number, journals: number }
+  readonly #dir: string
+  readonly #memory: MemoryReplayCache
+  readonly #now: () => number
+  readonly #log: FileReplayCacheOptions['log']
+  readonly #write: NonNullable<FileReplayCacheOptions['writeSync']>
+  #fd = -1
+  #lines = 0
+  #retryCompactAt = 0
+  // A failed write may have left half a line: the next one starts on a line of its own.
+  #torn = false
+  #failing = false
+
+  /** Use FileReplayCache.open(): a cache built here has no journal yet, and refuses every token. */
+  constructor (dir: string, memory: MemoryReplayCache, opts: FileReplayCacheOptions, loaded: FileReplayCache['loaded']) {
+    this.#dir = dir
+    this.file = join(dir, journalName(process.pid))
+    this.#memory = memory
+    this.#now = opts.now ?? Date.now
+    this.#log = opts.log
+    this.#write = opts.writeSync ?? writeSync
+    this.loaded = loaded
+  }
+
+  /** Reads every journal in the data dir, keeps the live entries, and starts this process's journal with them. */
+  static async open (opts: FileReplayCacheOptions): Promise<FileReplayCache> {
+    const dir = resolve(opts.dataDir)
+    await makeDir(dir)
+    await assertPrivateDir(dir)
+    const now = opts.now ?? Date.now
+    const memory = new MemoryReplayCache({ maxEntries: opts.maxEntries, now })
+    const { journals, orphanedTemps } = await readJournals(dir)
+    let badLines = 0
+    for (const journal of journals) {
+      badLines += journal.bad
+      for (const entry of journal.entries) await load(memory, entry, now(), journal.path)
+    }
+    const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
+    cache.#rewrite()
+    // Only now that their live entries are in our journal.
+    await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])
+    return cache
+  }
+
+  /** Live entries, for metrics and tests. */
+  get size (): number {
+    return this.#memory.size
+  }
+
+  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
+    const verdict = await this.#memory.remember(key, ttlMs)
+    // A ttl of 0 is not kept in memory either: the token can no longer be accepted.
+    if (verdict !== 'fresh' || ttlMs === 0) return verdict
+    // The key stays in memory when this throws: the token is refused now, and a retry of it is a replay.
+    this.#append(journalLine(key, this.#now() + ttlMs))
+    return verdict
+  }
+
+  async close (): Promise<void> {
+    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#fd = -1
+    await this.#memory.close()
+  }
+
+  #append (line: string): void {
+    try {
+      if (this.#fd < 0) throw new Error('closed')
+      this.#writeAll(this.#fd, this.#torn ? '\n' + line : line)
+    } catch (err) {
+      this.#torn = true
+      this.#failed(err as Error)
+      throw new ReplayJournalError(this.file, `cannot be written: ${(err as Error).message}`)
+    }
+    this.#torn = false
+    if (this.#failing) {
+      this.#failing = false
+      this.#log?.info({ file: this.file }, 'the replay journal can be written again; tokens are accepted again')
+    }
+    if (++this.#lines > 2 * this.#memory.size + COMPACT_SLACK && this.#lines >= this.#retryCompactAt) this.#compact()
+  }
+
+  #failed (err: Error): void {
+    if (this.#failing) return
+    this.#failing = true
+    this.#log?.error({ err, file: this.file }, 'the replay journal cannot be written; CONNECTs are refused with 503 until it can')
+  }
+
+  #compact (): void {
+    try {
+      this.#rewrite()
+    } catch (err) {
+      // Appends still work, so nothing is refused; the journal only grows until a rewrite succeeds.
+      this.#retryCompactAt = this.#lines + COMPACT_SLACK
+      this.#log?.warn({ err, file: this.file }, 'the replay journal cannot be compacted; it keeps growing until it can')
+    }
+  }
+
+  // Writes the live entries to a new file and renames it over the journal, so
+  // that a crash at any point leaves one whole journal under the name.
+  #rewrite (): void {
+    const tmp = join(this.#dir, `.replay.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
+    const fd = openSync(tmp, 'ax', 0o600)
+    let lines = 0
+    try {
+      let chunk = ''
+      for (const [key, at] of this.#memory.entries()) {
+        chunk += journalLine(key, at)
+        lines++
+        if (chunk.length >= 65_536) {
+          this.#writeAll(fd, chunk)
+          chunk = ''
+        }
+      }
+      this.#writeAll(fd, chunk)
+      renameSync(tmp, this.file)
+    } catch (err) {
+      closeSync(fd)
+      try { unlinkSync(tmp) } catch {}
+      throw err
+    }
+    if (this.#fd >= 0) closeSync(this.#fd)
+    this.#fd = fd
+    this.#lines = lines
+    this.#torn = false
+  }
+
+  #writeAll (fd: number, text: string): void {
+    const buffer = Buffer.from(text)
+    for (let done = 0; done < buffer.length;) {
+      const wrote = this.#write(fd, buffer, done, buffer.length - done)
+      if (!(wrote > 0)) throw new Error(`a write of ${buffer.length - done} bytes wrote ${wrote}`)
+      done += wrote
+    }
+  }
+}
+
+async function load (memory: MemoryReplayCache, { key, at }: JournalEntry, now: number, path: string): Promise<void> {
+  if (at <= now) return
+  // 'replayed': the same key in two journals, copied by a process that then died.
+  if (await memory.remember(key, at - now) === 'full') {
+    throw new ReplayJournalError(path, `holds more live entries than the replay cache has room for (${memory.size}); raise replayCacheSize, or start again once they expire`)
+  }
+}

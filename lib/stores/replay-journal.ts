@@ -1,0 +1,112 @@
+import { open, readdir, unlink } from 'node:fs/promises'
+import { join } from 'node:path'
+import { processGone } from '../registry/file-lock'
+import { assertPrivate } from '../registry/permissions'
+
+// The on-disk format of the replay journal, apart from how it is appended to.
+// One line per accepted key: `<expiry, ms since the epoch> <key as JSON>\n`.
+// JSON keeps a key on one line whatever it holds.
+
+export interface JournalEntry { key: string, at: number }
+
+/** A process's journal: `replay.<pid>.journal`, so that processes sharing a data dir never write to one file. */
+export const journalName = (pid: number): string => `replay.${pid}.journal`
+const JOURNAL = /^replay\.([1-9][0-9]{0,9})\.journal$/
+const TEMP = /^\.replay\.([1-9][0-9]{0,9})\.[0-9a-f]+\.tmp$/
+
+export function journalLine (key: string, at: number): string {
+  return `${Math.ceil(at)} ${JSON.stringify(key)}\n`
+}
+
+/**
+ * The entries of a journal's text. A line that cannot be read (a write torn
+ * by a crash or a full disk, a hand edit) is skipped and counted: the lines
+ * around it are still good.
+ */
+export function parseJournal (text: string): { entries: JournalEntry[], bad: number } {
+  const entries: JournalEntry[] = []
+  let bad = 0
+  const lines = text.split('\n')
+  // The text after the last newline is a line whose write never finished.
+  if (lines.pop() !== '') bad++
+  for (const line of lines) {
+    if (line === '') continue
+    const entry = parseLine(line)
+    if (entry === undefined) bad++
+    else entries.push(entry)
+  }
+  return { entries, bad }
+}
+
+function parseLine (line: string): JournalEntry | undefined {
+  const space = line.indexOf(' ')
+  const atText = line.slice(0, space)
+  if (space < 1 || !/^[0-9]{1,16}$/.test(atText)) return undefined
+  try {
+    const key: unknown = JSON.parse(line.slice(space + 1))
+    return typeof key === 'string' ? { key, at: Number(atText) } : undefined
+  } catch {
+    return undefined
+  }
+}
+
+export interface FoundJournal {
+  path: string
+  /** Whether the process that wrote it is gone, so that its file may be removed once its entries are copied. */
+  orphaned: boolean
+  entries: JournalEntry[]
+  bad: number
+}
+
+/**
+ * Reads every process's journal in `dir`. A journal other users can write
+ * is refused as ids.json is (RegistryInsecureError): whoever can edit it can
+ * make the relay forget a token.
+ */
+export async function readJournals (dir: string): Promise<{ journals: FoundJournal[], orphanedTemps: string[] }> {
+  const journals: FoundJournal[] = []
+  const orphanedTemps: string[] = []
+  for (const name of await readdir(dir)) {
+    const temp = TEMP.exec(name)
+    if (temp !== null && isGone(Number(temp[1]))) orphanedTemps.push(join(dir, name))
+    const match = JOURNAL.exec(name)
+    if (match === null) continue
+    const path = join(dir, name)
+    const text = await readPrivate(path)
+    if (text === undefined) continue
+    journals.push({ path, orphaned: isGone(Number(match[1])), ...parseJournal(text) })
+  }
+  return { journals, orphanedTemps }
+}
+
+async function readPrivate (path: string): Promise<string | undefined> {
+  let handle
+  try {
+    handle = await open(path, 'r')
+  } catch (err) {
+    // Removed by another process starting at the same time, which copied its entries first.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+    throw err
+  }
+  try {
+    assertPrivate(path, await handle.stat(), 'file')
+    return await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
+}
+
+/** Removes files whose entries are now in this process's journal. */
+export async function removeAll (paths: string[]): Promise<void> {
+  for (const path of paths) {
+    await unlink(path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
+  }
+}
+
+/**
+ * Whether the process `pid` is gone. Our own pid is a predecessor's that
+ * happened to get the same number (pid 1 in every container start).
+ */
+function isGone (pid: number): boolean {
+  return pid === process.pid || processGone(pid)
+}

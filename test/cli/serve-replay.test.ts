@@ -1,0 +1,128 @@
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { createTotp } from '../../lib/tokens/totp'
+import { createV1Token } from '../../lib/tokens/v1'
+import { buildProblem, CLI_MAIN, runCli, spawnProc, startCli, type Proc } from '../helpers/cli'
+import { openWire, statusOf } from '../helpers/wire'
+
+// A token is single-use across restarts of serve too, graceful or not: the
+// replay cache keeps a journal in the data dir (docs/security.md).
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+const LISTENING = /listening on http:\/\/127\.0\.0\.1:(\d+)\//
+
+function tempDir (t: Test): string {
+  const root = mkdtempSync(join(tmpdir(), 'rv-serve-replay-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  return join(root, 'data')
+}
+
+async function addId (t: Test, dataDir: string): Promise<{ id: string, secret: string }> {
+  const added = await runCli(t, ['ids', 'add', '--data-dir', dataDir, '--json'])
+  t.equal(added.code, 0, added.stderr)
+  return JSON.parse(added.stdout) as { id: string, secret: string }
+}
+
+// Every replay is a failed CONNECT: without a higher limit, the tenth in a minute would be answered 429.
+const serveArgs = (dataDir: string): string[] => ['serve', '--port', '0', '--no-tls', '--data-dir', dataDir, '--auth-failures-per-pair', '100']
+
+async function serve (t: Test, dataDir: string): Promise<{ proc: Proc, port: number }> {
+  const proc = startCli(t, serveArgs(dataDir))
+  const [, port] = await proc.waitFor(LISTENING, 30_000)
+  return { proc, port: Number(port) }
+}
+
+/** The status line's code of the answer to one CONNECT; the socket is closed after it. */
+async function park (port: number, id: string, token: string): Promise<{ status: number, text: string }> {
+  const hidden = await openWire(port, false)
+  try {
+    hidden.write(`CONNECT uuid:${id}?response=${token} HTTP/1.1\r\nHost: h\r\n\r\n`)
+    await hidden.until(c => c.text.includes('\r\n\r\n'), 15_000, 'an answer')
+    return { status: statusOf(hidden.text) ?? 0, text: hidden.text }
+  } finally {
+    hidden.destroy()
+  }
+}
+
+const problem = buildProblem(t)
+if (problem !== undefined) {
+  t.fail(problem)
+} else {
+  for (const signal of ['SIGTERM', 'SIGKILL'] as const) {
+    t.test(`a v1 token and a strict TOTP code used before a ${signal} are refused after the restart`, async t => {
+      const dataDir = tempDir(t)
+      const { id, secret } = await addId(t, dataDir)
+      const first = await serve(t, dataDir)
+      const v1 = createV1Token(id, secret)
+      const code = createTotp(secret)
+      t.equal((await park(first.port, id, v1)).status, 200, 'v1 token accepted')
+      t.equal((await park(first.port, id, v1)).status, 401, 'v1 token replayed')
+      t.equal((await park(first.port, id, code)).status, 200, 'TOTP code accepted')
+      t.equal((await park(first.port, id, code)).status, 401, 'TOTP code replayed')
+      t.same(await first.proc.stop(signal), { code: signal === 'SIGTERM' ? 0 : null, signal: signal === 'SIGTERM' ? null : 'SIGKILL' })
+
+      const second = await serve(t, dataDir)
+      t.match(second.proc.stdout(), /replay journal opened/)
+      t.equal((await park(second.port, id, v1)).status, 401, 'the v1 token is still refused')
+      t.equal((await park(second.port, id, code)).status, 401, 'the TOTP code is still refused')
+      // The refusals are the journal's, not a server that refuses everything.
+      t.equal((await park(second.port, id, createV1Token(id, secret))).status, 200, 'a new v1 token is accepted')
+      t.equal((await park(second.port, id, createTotp(secret, Date.now() + 30_000))).status, 200, 'the next step\'s code is accepted')
+      t.same(await second.proc.stop(), { code: 0, signal: null })
+
+      const journals = readdirSync(dataDir).filter(name => name.endsWith('.journal'))
+      t.equal(journals.length, 1, `one journal left, the last process's: ${journals.join(', ')}`)
+      t.equal(statSync(join(dataDir, journals[0]!)).mode & 0o777, 0o600, 'the journal is private')
+      t.equal(readFileSync(join(dataDir, journals[0]!), 'utf8').trim().split('\n').length, 4, 'the four accepted keys')
+    })
+  }
+
+  t.test('a journal other users can write is refused as ids.json is', async t => {
+    const dataDir = tempDir(t)
+    await addId(t, dataDir)
+    const { proc } = await serve(t, dataDir)
+    t.same(await proc.stop(), { code: 0, signal: null })
+    const journal = join(dataDir, readdirSync(dataDir).find(name => name.endsWith('.journal'))!)
+    chmodSync(journal, 0o620)
+    const res = await runCli(t, serveArgs(dataDir))
+    t.equal(res.code, 1, `exit 1: ${res.stderr}`)
+    t.equal(res.stderr, `rendezvous: Refusing to use ${journal}: the file has mode 0620, writable by other users; run chmod 600 on it\n`)
+    t.notMatch(res.stdout, /listening on/, 'never listened')
+  })
+
+  t.test('a journal that cannot be written refuses tokens with 503, logs it once, and keeps what it wrote', async t => {
+    const dataDir = tempDir(t)
+    const { id, secret } = await addId(t, dataDir)
+    // Files of 1 KiB at most (512-byte blocks): a dozen keys fit, then every write fails with EFBIG, as one fails
+    // with ENOSPC on a full disk (serve does not let SIGXFSZ kill it).
+    const proc = spawnProc(t, 'serve (ulimit -f 2)', '/bin/sh', ['-c', 'ulimit -f 2 && exec "$0" "$@"', process.execPath, CLI_MAIN, ...serveArgs(dataDir)], { env: { DEBUG: '' }, watchdog: false })
+    const port = Number((await proc.waitFor(LISTENING, 30_000))[1])
+    const accepted: string[] = []
+    let refused: { token: string, text: string } | undefined
+    for (let i = 0; i < 60 && refused === undefined; i++) {
+      const token = createV1Token(id, secret)
+      const answer = await park(port, id, token)
+      if (answer.status === 200) accepted.push(token)
+      else refused = { token, text: answer.text }
+    }
+    t.ok(accepted.length >= 3, `${accepted.length} tokens accepted while the journal had room`)
+    t.ok(refused !== undefined, 'then a token is refused')
+    t.match(refused?.text, /^HTTP\/1\.1 503 Service Unavailable\r\n/, 'with 503, as a full cache')
+    t.match(refused?.text, /\r\nRetry-After: \d+\r\n/)
+    const again = await park(port, id, createV1Token(id, secret))
+    t.equal(again.status, 503, 'and the next one too')
+    const logged = proc.stdout().split('\n').filter(line => line.includes('the replay journal cannot be written'))
+    t.equal(logged.length, 1, 'logged once')
+    t.match(logged[0], /EFBIG/, 'with the reason')
+    t.same(await proc.stop(), { code: 0, signal: null })
+
+    const second = await serve(t, dataDir)
+    t.match(second.proc.stdout(), /unreadable lines of a replay journal were skipped/, 'the torn last line is skipped')
+    for (const token of accepted) t.equal((await park(second.port, id, token)).status, 401, 'every accepted token is still refused')
+    t.equal((await park(second.port, id, refused!.token)).status, 200, 'the refused token was never used, so it is accepted now')
+    t.same(await second.proc.stop(), { code: 0, signal: null })
+  })
+}
