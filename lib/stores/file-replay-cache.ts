@@ -1,13 +1,19 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import type { FastifyBaseLogger } from 'fastify'
 import { ReplayJournalError } from '../errors'
 import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
 import { MemoryReplayCache } from './memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
 import { journalLine, journalName, readJournals, removeAll, type JournalEntry } from './replay-journal'
+
+/** What the cache logs with; a Fastify (pino) logger is one. */
+export interface JournalLog {
+  error: (fields: object, msg: string) => void
+  warn: (fields: object, msg: string) => void
+  info: (fields: object, msg: string) => void
+}
 
 export interface FileReplayCacheOptions {
   /** The data dir; the journal is `replay.<pid>.journal` in it. */
@@ -16,7 +22,7 @@ export interface FileReplayCacheOptions {
   maxEntries?: number
   /** Clock in ms since the epoch. Default Date.now: expiries in the journal must mean the same after a restart. */
   now?: () => number
-  log?: Pick<FastifyBaseLogger, 'error' | 'warn' | 'info'>
+  log?: JournalLog
   /** The write call, for tests that need a disk that fails. Default fs.writeSync. */
   writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number
 }

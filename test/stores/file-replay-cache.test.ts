@@ -1,0 +1,175 @@
+import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync, writeSync as fsWriteSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { FileReplayCache, type FileReplayCacheOptions } from '../../lib/stores/file-replay-cache'
+import { journalLine } from '../../lib/stores/replay-journal'
+
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+function dataDir (t: Test): string {
+  const root = mkdtempSync(join(tmpdir(), 'rv-replay-journal-'))
+  t.teardown(() => rmSync(root, { recursive: true, force: true }))
+  return join(root, 'data')
+}
+
+function clock (start = 1_800_000_000_000): { now: () => number, advance: (ms: number) => void } {
+  let time = start
+  return { now: () => time, advance: ms => { time += ms } }
+}
+
+async function open (t: Test, opts: FileReplayCacheOptions): Promise<FileReplayCache> {
+  const cache = await FileReplayCache.open(opts)
+  t.teardown(() => cache.close())
+  return cache
+}
+
+const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(line => line !== '')
+
+// A pid no process has: Linux pids stay below 2^22.
+const DEAD_PID = 4_194_999
+
+t.test('a key accepted before a close is replayed after the journal is opened again', async t => {
+  const dir = dataDir(t)
+  const first = await open(t, { dataDir: dir })
+  t.equal(await first.remember('v1:hub-1:nonce-a', 60_000), 'fresh')
+  t.equal(await first.remember('v1:hub-1:nonce-a', 60_000), 'replayed')
+  t.equal(first.file, join(dir, `replay.${process.pid}.journal`))
+  t.equal(statSync(first.file).mode & 0o777, 0o600, 'the journal is private')
+  t.equal(statSync(dir).mode & 0o777, 0o700, 'the data dir it made is private')
+  // Not closed: as after a crash, the appended line is all there is.
+  const second = await open(t, { dataDir: dir })
+  t.same(second.loaded, { entries: 1, badLines: 0, journals: 1 })
+  t.equal(await second.remember('v1:hub-1:nonce-a', 60_000), 'replayed')
+  t.equal(await second.remember('v1:hub-1:nonce-b', 60_000), 'fresh')
+})
+
+t.test('a key whose window is over is not kept across a restart', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  const first = await open(t, { dataDir: dir, now: c.now })
+  await first.remember('short', 1_000)
+  await first.remember('long', 100_000)
+  await first.close()
+  c.advance(1_000)
+  const second = await open(t, { dataDir: dir, now: c.now })
+  t.equal(second.loaded.entries, 1)
+  t.same(lines(second.file).map(line => line.split(' ')[1]), ['"long"'], 'the start rewrote the journal without it')
+  t.equal(await second.remember('short', 1_000), 'fresh', 'its window is over')
+  t.equal(await second.remember('long', 1_000), 'replayed')
+  c.advance(99_000)
+  await second.close()
+  const third = await open(t, { dataDir: dir, now: c.now })
+  t.equal(third.loaded.entries, 0)
+  t.same(lines(third.file), [])
+})
+
+t.test('the journal is compacted once it holds far more lines than live keys', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  const cache = await open(t, { dataDir: dir, now: c.now })
+  await cache.remember('kept', 10_000_000)
+  let most = 0
+  for (let i = 0; i < 10_010; i++) {
+    await cache.remember(`brief-${i}`, 10)
+    c.advance(10)
+    if (i % 1000 === 0 || i > 9_990) most = Math.max(most, lines(cache.file).length)
+  }
+  t.ok(most <= 10_005, `never much more than twice the live keys plus 10000 lines: ${most}`)
+  const left = lines(cache.file)
+  t.ok(left.length < 20, `rewritten with the live keys only: ${left.length} lines`)
+  t.ok(left.includes(journalLine('kept', 1_800_000_000_000 + 10_000_000).trim()), 'the live key with its expiry')
+  await cache.remember('after', 10_000_000)
+  const reopened = await open(t, { dataDir: dir, now: c.now })
+  t.equal(await reopened.remember('kept', 1_000), 'replayed')
+  t.equal(await reopened.remember('after', 1_000), 'replayed', 'appends after the rewrite land in the new file')
+  t.same(readdirSync(dir).filter(name => name.endsWith('.tmp')), [], 'no temporary file left')
+})
+
+t.test('unreadable lines are skipped, the others loaded; a dead process\'s journal is merged and removed', async t => {
+  const dir = dataDir(t)
+  await open(t, { dataDir: dir }).then(cache => cache.close())
+  const at = Date.now() + 60_000
+  const orphan = join(dir, `replay.${DEAD_PID}.journal`)
+  writeFileSync(orphan, [
+    journalLine('first', at),
+    'garbage without a key\n',
+    `${at} {"not":"a string"}\n`,
+    '\n',
+    journalLine('second', at),
+    `${at} "torn`
+  ].join(''), { mode: 0o600 })
+  const tempFile = join(dir, `.replay.${DEAD_PID}.0a1b2c.tmp`)
+  writeFileSync(tempFile, 'half a rewrite', { mode: 0o600 })
+  const cache = await open(t, { dataDir: dir })
+  t.same(cache.loaded, { entries: 2, badLines: 3, journals: 2 })
+  t.equal(await cache.remember('first', 1_000), 'replayed')
+  t.equal(await cache.remember('second', 1_000), 'replayed')
+  t.equal(await cache.remember('torn', 1_000), 'fresh', 'a line whose write never finished held no accepted key')
+  t.notOk(existsSync(orphan), 'the dead process\'s journal is gone, its keys are in ours')
+  t.notOk(existsSync(tempFile), 'so is its unfinished rewrite')
+  const again = await open(t, { dataDir: dir })
+  t.equal(await again.remember('second', 1_000), 'replayed', 'the merged keys survive the next restart')
+})
+
+t.test('a live process\'s journal is read and left alone', async t => {
+  const dir = dataDir(t)
+  await open(t, { dataDir: dir }).then(cache => cache.close())
+  const live = join(dir, `replay.${process.ppid}.journal`)
+  writeFileSync(live, journalLine('theirs', Date.now() + 60_000), { mode: 0o600 })
+  const cache = await open(t, { dataDir: dir })
+  t.equal(await cache.remember('theirs', 1_000), 'replayed')
+  t.ok(existsSync(live), 'kept: its process still appends to it')
+})
+
+t.test('a journal or data dir other users can write is refused', async t => {
+  const dir = dataDir(t)
+  const cache = await open(t, { dataDir: dir })
+  await cache.close()
+  chmodSync(cache.file, 0o620)
+  await t.rejects(FileReplayCache.open({ dataDir: dir }), { code: 'FST_RENDEZVOUS_REGISTRY_INSECURE', message: /0620, writable by other users; run chmod 600/ })
+  chmodSync(cache.file, 0o600)
+  chmodSync(dir, 0o777)
+  await t.rejects(FileReplayCache.open({ dataDir: dir }), { code: 'FST_RENDEZVOUS_REGISTRY_INSECURE', message: /chmod 700/ })
+})
+
+t.test('more live keys than the cache holds refuse the start rather than drop some', async t => {
+  const dir = dataDir(t)
+  const cache = await open(t, { dataDir: dir })
+  for (const key of ['a', 'b', 'c']) await cache.remember(key, 60_000)
+  await t.rejects(FileReplayCache.open({ dataDir: dir, maxEntries: 2 }), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL', message: /raise replayCacheSize/ })
+})
+
+t.test('a key that cannot be written is refused, logged once, and the next good write starts a line of its own', async t => {
+  const dir = dataDir(t)
+  const logged: Array<[string, string]> = []
+  const log = {
+    error: (_: unknown, msg: string) => { logged.push(['error', msg]) },
+    warn: (_: unknown, msg: string) => { logged.push(['warn', msg]) },
+    info: (_: unknown, msg: string) => { logged.push(['info', msg]) }
+  }
+  let failing = false
+  const writeSync = (fd: number, buffer: Buffer, offset: number, length: number): number => {
+    if (!failing) return fsWriteSync(fd, buffer, offset, length)
+    // Four bytes of the line, then the disk is full: what a torn write leaves behind.
+    if (offset === 0) return fsWriteSync(fd, buffer, offset, 4)
+    throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' })
+  }
+  const cache = await open(t, { dataDir: dir, log, writeSync })
+  t.equal(await cache.remember('before', 60_000), 'fresh')
+  failing = true
+  await t.rejects(cache.remember('lost-1', 60_000), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL', statusCode: 503, message: /cannot be written: ENOSPC/ })
+  await t.rejects(cache.remember('lost-2', 60_000), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL' })
+  t.same(logged, [['error', 'the replay journal cannot be written; CONNECTs are refused with 503 until it can']], 'logged once')
+  t.equal(await cache.remember('lost-1', 60_000), 'replayed', 'a refused key is not offered again')
+  failing = false
+  t.equal(await cache.remember('after', 60_000), 'fresh')
+  t.equal(logged.length, 2)
+  t.same(logged[1], ['info', 'the replay journal can be written again; tokens are accepted again'])
+  const reopened = await open(t, { dataDir: dir })
+  t.equal(reopened.loaded.badLines, 2, 'the two torn lines')
+  t.equal(await reopened.remember('before', 1_000), 'replayed')
+  t.equal(await reopened.remember('after', 1_000), 'replayed', 'not swallowed by the torn line before it')
+  await cache.close()
+  await t.rejects(cache.remember('closed', 1_000), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL' }, 'a closed journal refuses too')
+})
