@@ -6,7 +6,7 @@ import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
 import { MemoryReplayCache } from './memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
-import { journalLine, journalName, readJournals, removeAll, type JournalEntry } from './replay-journal'
+import { claimJournal, journalLine, journalName, readJournals, releaseJournal, removeAll, type JournalEntry } from './replay-journal'
 
 /** What the cache logs with; a Fastify (pino) logger is one. */
 export interface JournalLog {
@@ -16,7 +16,7 @@ export interface JournalLog {
 }
 
 export interface FileReplayCacheOptions {
-  /** The data dir; the journal is `replay.<pid>.journal` in it. */
+  /** The data dir; the journal is `replay.<pid>.<random>.journal` in it. */
   dataDir: string
   /** Live entries at most, as MemoryReplayCache. */
   maxEntries?: number
@@ -61,7 +61,7 @@ export class FileReplayCache implements ReplayCache {
   /** Use FileReplayCache.open(): a cache built here has no journal yet, and refuses every token. */
   constructor (dir: string, memory: MemoryReplayCache, opts: FileReplayCacheOptions, loaded: FileReplayCache['loaded']) {
     this.#dir = dir
-    this.file = join(dir, journalName(process.pid))
+    this.file = join(dir, journalName())
     this.#memory = memory
     this.#now = opts.now ?? Date.now
     this.#log = opts.log
@@ -84,6 +84,7 @@ export class FileReplayCache implements ReplayCache {
     }
     const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
     cache.#rewrite()
+    claimJournal(cache.file)
     // Only now that their live entries are in our journal.
     await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])
     return cache
@@ -106,6 +107,7 @@ export class FileReplayCache implements ReplayCache {
   async close (): Promise<void> {
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
+    releaseJournal(this.file)
     await this.#memory.close()
   }
 

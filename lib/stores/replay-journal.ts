@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { open, readdir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
 import { processGone } from '../registry/file-lock'
@@ -9,9 +10,22 @@ import { assertPrivate } from '../registry/permissions'
 
 export interface JournalEntry { key: string, at: number }
 
-/** A process's journal: `replay.<pid>.journal`, so that processes sharing a data dir never write to one file. */
-export const journalName = (pid: number): string => `replay.${pid}.journal`
-const JOURNAL = /^replay\.([1-9][0-9]{0,9})\.journal$/
+/**
+ * A cache's journal: `replay.<pid>.<random>.journal`, so that processes
+ * sharing a data dir, and caches sharing a process, never write to one file.
+ */
+export const journalName = (): string => `replay.${process.pid}.${randomBytes(4).toString('hex')}.journal`
+const JOURNAL = /^replay\.([1-9][0-9]{0,9})\.[0-9a-f]{8}\.journal$/
+// This process's open journals: any other file with our pid is a predecessor's that had the same pid.
+const openHere = new Set<string>()
+
+export function claimJournal (path: string): void {
+  openHere.add(path)
+}
+
+export function releaseJournal (path: string): void {
+  openHere.delete(path)
+}
 const TEMP = /^\.replay\.([1-9][0-9]{0,9})\.[0-9a-f]+\.tmp$/
 
 export function journalLine (key: string, at: number): string {
@@ -74,7 +88,7 @@ export async function readJournals (dir: string): Promise<{ journals: FoundJourn
     const path = join(dir, name)
     const text = await readPrivate(path)
     if (text === undefined) continue
-    journals.push({ path, orphaned: isGone(Number(match[1])), ...parseJournal(text) })
+    journals.push({ path, orphaned: !openHere.has(path) && isGone(Number(match[1])), ...parseJournal(text) })
   }
   return { journals, orphanedTemps }
 }
@@ -104,8 +118,9 @@ export async function removeAll (paths: string[]): Promise<void> {
 }
 
 /**
- * Whether the process `pid` is gone. Our own pid is a predecessor's that
- * happened to get the same number (pid 1 in every container start).
+ * Whether the process `pid` is gone. A file with our own pid that we have
+ * not opened is a predecessor's that happened to get the same number (pid 1
+ * in every container start).
  */
 function isGone (pid: number): boolean {
   return pid === process.pid || processGone(pid)

@@ -34,7 +34,7 @@ t.test('a key accepted before a close is replayed after the journal is opened ag
   const first = await open(t, { dataDir: dir })
   t.equal(await first.remember('v1:hub-1:nonce-a', 60_000), 'fresh')
   t.equal(await first.remember('v1:hub-1:nonce-a', 60_000), 'replayed')
-  t.equal(first.file, join(dir, `replay.${process.pid}.journal`))
+  t.match(first.file, new RegExp(`^${dir}/replay\\.${process.pid}\\.[0-9a-f]{8}\\.journal$`))
   t.equal(statSync(first.file).mode & 0o777, 0o600, 'the journal is private')
   t.equal(statSync(dir).mode & 0o777, 0o700, 'the data dir it made is private')
   // Not closed: as after a crash, the appended line is all there is.
@@ -90,7 +90,7 @@ t.test('unreadable lines are skipped, the others loaded; a dead process\'s journ
   const dir = dataDir(t)
   await open(t, { dataDir: dir }).then(cache => cache.close())
   const at = Date.now() + 60_000
-  const orphan = join(dir, `replay.${DEAD_PID}.journal`)
+  const orphan = join(dir, `replay.${DEAD_PID}.0badf00d.journal`)
   writeFileSync(orphan, [
     journalLine('first', at),
     'garbage without a key\n',
@@ -115,11 +115,29 @@ t.test('unreadable lines are skipped, the others loaded; a dead process\'s journ
 t.test('a live process\'s journal is read and left alone', async t => {
   const dir = dataDir(t)
   await open(t, { dataDir: dir }).then(cache => cache.close())
-  const live = join(dir, `replay.${process.ppid}.journal`)
+  const live = join(dir, `replay.${process.ppid}.0badf00d.journal`)
   writeFileSync(live, journalLine('theirs', Date.now() + 60_000), { mode: 0o600 })
   const cache = await open(t, { dataDir: dir })
   t.equal(await cache.remember('theirs', 1_000), 'replayed')
   t.ok(existsSync(live), 'kept: its process still appends to it')
+})
+
+t.test('two caches of one process keep a journal each; a file with our pid that none opened is a predecessor\'s', async t => {
+  const dir = dataDir(t)
+  const predecessor = join(dir, `replay.${process.pid}.0badf00d.journal`)
+  await open(t, { dataDir: dir }).then(cache => cache.close())
+  writeFileSync(predecessor, journalLine('before-the-restart', Date.now() + 60_000), { mode: 0o600 })
+  const one = await open(t, { dataDir: dir })
+  t.notOk(existsSync(predecessor), 'merged and removed')
+  await one.remember('one', 60_000)
+  const two = await open(t, { dataDir: dir })
+  t.not(two.file, one.file)
+  t.ok(existsSync(one.file), 'the other open journal is left alone')
+  t.equal(await two.remember('one', 1_000), 'replayed', 'and read')
+  t.equal(await two.remember('before-the-restart', 1_000), 'replayed')
+  await two.remember('two', 60_000)
+  await one.remember('one-more', 60_000)
+  t.same(lines(one.file).map(line => line.split(' ')[1]), ['"before-the-restart"', '"one"', '"one-more"'])
 })
 
 t.test('a journal or data dir other users can write is refused', async t => {
