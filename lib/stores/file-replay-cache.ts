@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { closeSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join, resolve } from 'node:path'
+import { setImmediate } from 'node:timers/promises'
 import { ReplayJournalError } from '../errors'
 import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
@@ -30,6 +31,8 @@ export interface FileReplayCacheOptions {
 // The journal is rewritten once it holds this many lines more than twice the
 // live entries: the rewrite costs O(live), paid for by as many appends.
 const COMPACT_SLACK = 10_000
+// Entries written between two turns of the event loop while compacting: a few ms of work.
+const REWRITE_CHUNK = 4_096
 
 /**
  * The replay cache of a single node with a data dir: MemoryReplayCache
@@ -57,6 +60,9 @@ export class FileReplayCache implements ReplayCache {
   // A failed write may have left half a line: the next one starts on a line of its own.
   #torn = false
   #failing = false
+  #closed = false
+  /** While a compaction runs: the lines appended since it took its snapshot. */
+  #pending: string[] | undefined
 
   /** Use FileReplayCache.open(): a cache built here has no journal yet, and refuses every token. */
   constructor (dir: string, memory: MemoryReplayCache, opts: FileReplayCacheOptions, loaded: FileReplayCache['loaded']) {
@@ -83,7 +89,7 @@ export class FileReplayCache implements ReplayCache {
       for (const entry of journal.entries) await load(memory, entry, now(), journal.path)
     }
     const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
-    cache.#rewrite()
+    await cache.#rewrite()
     claimJournal(cache.file)
     // Only now that their live entries are in our journal.
     await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])
@@ -105,6 +111,7 @@ export class FileReplayCache implements ReplayCache {
   }
 
   async close (): Promise<void> {
+    this.#closed = true
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
     releaseJournal(this.file)
@@ -113,7 +120,7 @@ export class FileReplayCache implements ReplayCache {
 
   #append (line: string): void {
     try {
-      if (this.#fd < 0) throw new Error('closed')
+      if (this.#closed) throw new Error('closed')
       this.#writeAll(this.#fd, this.#torn ? '\n' + line : line)
     } catch (err) {
       this.#torn = true
@@ -125,7 +132,9 @@ export class FileReplayCache implements ReplayCache {
       this.#failing = false
       this.#log?.info({ file: this.file }, 'the replay journal can be written again; tokens are accepted again')
     }
-    if (++this.#lines > 2 * this.#memory.size + COMPACT_SLACK && this.#lines >= this.#retryCompactAt) this.#compact()
+    this.#pending?.push(line)
+    const due = ++this.#lines > 2 * this.#memory.size + COMPACT_SLACK && this.#lines >= this.#retryCompactAt
+    if (due && this.#pending === undefined) this.#compact()
   }
 
   #failed (err: Error): void {
@@ -134,43 +143,51 @@ export class FileReplayCache implements ReplayCache {
     this.#log?.error({ err, file: this.file }, 'the replay journal cannot be written; CONNECTs are refused with 503 until it can')
   }
 
+  // In the background: the appends made meanwhile go to the old file, as
+  // ever, and are copied to the new one before it takes the name.
   #compact (): void {
-    try {
-      this.#rewrite()
-    } catch (err) {
+    this.#pending = []
+    this.#rewrite().catch((err: unknown) => {
       // Appends still work, so nothing is refused; the journal only grows until a rewrite succeeds.
       this.#retryCompactAt = this.#lines + COMPACT_SLACK
-      this.#log?.warn({ err, file: this.file }, 'the replay journal cannot be compacted; it keeps growing until it can')
-    }
+      if (!this.#closed) this.#log?.warn({ err, file: this.file }, 'the replay journal cannot be compacted; it keeps growing until it can')
+    }).finally(() => { this.#pending = undefined })
   }
 
   // Writes the live entries to a new file and renames it over the journal, so
-  // that a crash at any point leaves one whole journal under the name.
-  #rewrite (): void {
+  // that a crash at any point leaves one whole journal under the name. Yields
+  // between chunks: at 500,000 live entries a rewrite in one go would stall
+  // every connection for about half a second.
+  async #rewrite (): Promise<void> {
     const tmp = join(this.#dir, `.replay.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
     const fd = openSync(tmp, 'ax', 0o600)
-    let lines = 0
     try {
-      let chunk = ''
-      for (const [key, at] of this.#memory.entries()) {
-        chunk += journalLine(key, at)
-        lines++
-        if (chunk.length >= 65_536) {
-          this.#writeAll(fd, chunk)
-          chunk = ''
+      const { keys, ats } = this.#memory.snapshot()
+      const now = this.#now()
+      let lines = 0
+      for (let i = 0; i < ats.length; i += REWRITE_CHUNK) {
+        let chunk = ''
+        for (let j = i; j < Math.min(i + REWRITE_CHUNK, ats.length); j++) {
+          if (ats[j]! <= now) continue
+          chunk += journalLine(keys[j]!, ats[j]!)
+          lines++
         }
+        this.#writeAll(fd, chunk)
+        await setImmediate()
+        if (this.#closed) throw new Error('closed during the rewrite')
       }
-      this.#writeAll(fd, chunk)
+      const pending = this.#pending ?? []
+      this.#writeAll(fd, pending.join(''))
       renameSync(tmp, this.file)
+      if (this.#fd >= 0) closeSync(this.#fd)
+      this.#fd = fd
+      this.#lines = lines + pending.length
+      this.#torn = false
     } catch (err) {
       closeSync(fd)
       try { unlinkSync(tmp) } catch {}
       throw err
     }
-    if (this.#fd >= 0) closeSync(this.#fd)
-    this.#fd = fd
-    this.#lines = lines
-    this.#torn = false
   }
 
   #writeAll (fd: number, text: string): void {

@@ -55,11 +55,13 @@ export class MemoryReplayCache implements ReplayCache {
     return this.#keys.size
   }
 
-  /** Live entries and their expiries (ms on the clock `now`), in no order: what a journal must keep. */
-  * entries (): Generator<[key: string, at: number]> {
-    const now = this.#now()
-    const ats = this.#heapAt
-    for (let i = 0; i < ats.length; i++) if (ats[i]! > now) yield [this.#heapKey[i]!, ats[i]!]
+  /**
+   * A copy of the entries and their expiries (ms on the clock `now`), in no
+   * order, some perhaps expired: what a journal must keep. A copy, so that it
+   * can be written out piecemeal while the cache goes on changing.
+   */
+  snapshot (): { keys: string[], ats: number[] } {
+    return { keys: this.#heapKey.slice(), ats: this.#heapAt.slice() }
   }
 
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
