@@ -19,7 +19,7 @@ export const SERVE_TABLE = [
   option({ key: 'config', value: 'FILE', help: 'read options from this JSON file', parse: text }),
   option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: text }),
   option({ key: 'port', value: 'PORT', default: '8443', help: 'port to listen on; 0 picks a free one', parse: integer(0, 65535) }),
-  option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs and the generated certificate live', parse: text }),
+  option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs, the generated certificate and the replay journal live', parse: text }),
   option({ key: 'tlsCert', value: 'FILE', help: 'PEM certificate (chain) to serve; needs --tls-key', parse: text }),
   option({ key: 'tlsKey', value: 'FILE', help: 'PEM private key of --tls-cert', parse: text }),
   option({ key: 'tlsName', value: 'NAME', multiple: true, help: 'a DNS name or IP address the generated certificate must carry (localhost, 127.0.0.1, ::1 and --host are always in)', parse: tlsName }),
