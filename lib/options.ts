@@ -259,7 +259,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
     throw new RendezvousOptionError('redis must be a URL or an ioredis client')
   }
-  const splice = opts.splice ?? defaultSplicePath()
+  const splice = opts.splice ?? envSplicePath()
   if (!SPLICE_PATHS.includes(splice)) {
     throw new RendezvousOptionError(`splice must be 'auto', 'native' or 'js', got ${String(splice)}`)
   }
@@ -286,5 +286,13 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     admin: resolveAdminOptions(opts.admin),
     redis: opts.redis,
     cluster: opts.cluster
+  }
+}
+
+function envSplicePath (): SplicePath {
+  try {
+    return defaultSplicePath()
+  } catch (err) {
+    throw new RendezvousOptionError((err as Error).message)
   }
 }

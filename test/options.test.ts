@@ -49,3 +49,18 @@ t.test('an object given for a registry, a store or metrics is checked by name, n
     t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message }, name)
   }
 })
+
+t.test('a RENDEZVOUS_SPLICE that names no data path is refused, not taken for auto', async (t) => {
+  const before = process.env.RENDEZVOUS_SPLICE
+  t.teardown(() => {
+    if (before === undefined) delete process.env.RENDEZVOUS_SPLICE
+    else process.env.RENDEZVOUS_SPLICE = before
+  })
+  process.env.RENDEZVOUS_SPLICE = 'JS'
+  t.throws(() => resolveOptions(), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /RENDEZVOUS_SPLICE must be auto, native or js, got "JS"/ })
+  t.equal(resolveOptions({ splice: 'js' }).splice, 'js', 'the option, when given, is what counts')
+  process.env.RENDEZVOUS_SPLICE = ''
+  t.equal(resolveOptions().splice, 'auto', 'empty is unset')
+  process.env.RENDEZVOUS_SPLICE = 'js'
+  t.equal(resolveOptions().splice, 'js')
+})

@@ -5,7 +5,8 @@ import { peerTlsName } from './peer-tls-args'
 import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them.
-const PLUGIN = resolveOptions({})
+// The plugin's defaults, for the help text; splice named, so that RENDEZVOUS_SPLICE is read (and checked) with the other variables.
+const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
 const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
 /**

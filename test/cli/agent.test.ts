@@ -92,6 +92,19 @@ t.test('a certificate rejected on the first attempt: one line with the kind and 
   t.equal(fake.connects.length, 0)
 })
 
+t.test('a RENDEZVOUS_SPLICE that names no data path: one line on stderr, exit 2', async (t) => {
+  const before = process.env.RENDEZVOUS_SPLICE
+  t.teardown(() => {
+    if (before === undefined) delete process.env.RENDEZVOUS_SPLICE
+    else process.env.RENDEZVOUS_SPLICE = before
+  })
+  // Read from the process's environment, where the data path is chosen.
+  process.env.RENDEZVOUS_SPLICE = 'JS'
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  t.equal(await runAgent(BASE, c.io), 2)
+  t.equal(c.err(), 'rendezvous: agent: RENDEZVOUS_SPLICE must be auto, native or js, got "JS"\n')
+})
+
 t.test('--ca and --to-ca must hold a certificate: a private key or garbage is a one-line error, exit 2', async (t) => {
   const dir = t.testdir({ 'garbage.pem': 'not a certificate\n' })
   for (const [flag, file, pattern] of [
