@@ -39,7 +39,7 @@ export interface RendezvousOptions {
   authFailures?: AuthFailureLimits
   /** How long a mobile client waits for a parked connection, in ms. Default 10000. */
   waitTimeout?: number
-  /** Seconds put in Retry-After on 503 and 429 answers where no better value is known. Default 5. */
+  /** Seconds put in Retry-After on 503 answers; a 429 carries what is left of its cool-off instead. Default 5. */
   retryAfter?: number
   /** Parked connections per ID. Default 64. */
   maxParkedPerId?: number

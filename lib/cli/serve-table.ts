@@ -53,7 +53,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxConnectionsPerAddress', value: 'N', default: String(PLUGIN.maxConnectionsPerAddress), help: 'open connections per client address; 0 for no cap', parse: count(), to: 'maxConnectionsPerAddress' }),
   option({ key: 'maxSpliced', value: 'N', default: String(PLUGIN.maxSpliced), help: 'relayed connection pairs at once; 0 for no cap', parse: count(), to: 'maxSpliced' }),
   option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 for none', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
-  option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 and 429 answers', parse: integer(0, 86_400), to: 'retryAfter' }),
+  option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 answers (a 429 carries what is left of its cool-off)', parse: integer(0, 86_400), to: 'retryAfter' }),
   option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, 86_400), to: 'tokenSkew' }),
   option({ key: 'totp', value: 'MODE', default: PLUGIN.totp, help: 'TOTP tokens: strict (each code once), reuse (as the original) or off', parse: oneOf(['strict', 'reuse', 'off']), to: 'totp' }),
   option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(), to: 'replayCacheSize' }),
