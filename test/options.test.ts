@@ -43,7 +43,11 @@ t.test('an object given for a registry, a store or metrics is checked by name, n
     ['replayCache', { replayCache: { remember: 1 } as never }, /replayCache must be an object with remember; remember missing/],
     ['throttleStore', { throttleStore: 'redis' as never }, /throttleStore must be an object with hit, block, blockedFor$/],
     ['metrics', { metrics: {} as never }, /metrics must be a prom-client Registry or false/],
-    ['replayCacheSize', { replayCacheSize: 0 }, /replayCacheSize must be a positive integer, got 0/]
+    ['replayCacheSize', { replayCacheSize: 0 }, /replayCacheSize must be a positive integer, got 0/],
+    // 0 would refuse every CONNECT.
+    ['maxParked', { maxParked: 0 }, /maxParked must be a positive integer, got 0/],
+    ['maxParkedPerId', { maxParkedPerId: 1.5 }, /maxParkedPerId must be a positive integer, got 1\.5/],
+    ['a string', { waitTimeout: '10' as never }, /waitTimeout must be a non-negative number, got the string "10"/]
   ]
   for (const [name, options, message] of cases) {
     t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message }, name)

@@ -8,7 +8,7 @@ import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath 
 // The plugin's defaults, for the help text; splice named, so that RENDEZVOUS_SPLICE is read (and checked) with the other variables.
 const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
-const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
+const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(min, max)
 /**
  * Every option of `rendezvous serve`, one entry each: its flag is the
  * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
@@ -39,8 +39,8 @@ export const SERVE_TABLE = [
   option({ key: 'adminTokenFile', value: 'FILE', help: 'file whose first line is the admin bearer token (16 characters or more)', parse: text }),
   option({ key: 'adminRotateOverlap', value: 'SECONDS', default: '600', help: 'how long a rotated-out secret stays accepted', parse: seconds({ zero: true, max: 7 * 86_400 }) }),
 
-  option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(), to: 'maxParkedPerId' }),
-  option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(), to: 'maxParked' }),
+  option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(10_000_000, 1), to: 'maxParkedPerId' }),
+  option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
   option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID', parse: count(), to: 'maxWaitersPerId' }),
   option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all', parse: count(), to: 'maxWaiters' }),
   option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(), to: 'maxPendingConnects' }),
