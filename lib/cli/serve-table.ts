@@ -18,7 +18,8 @@ const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(mi
 export const SERVE_TABLE = [
   option({ key: 'help', short: 'h', help: 'show this help', parse: flag, flagOnly: true }),
   option({ key: 'config', value: 'FILE', help: 'read options from this JSON file', parse: text }),
-  option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: text }),
+  // [::1] as URLs write it: the socket APIs want the address bare.
+  option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: raw => text(raw).replace(/^\[([0-9A-Fa-f:.]+)\]$/, '$1') }),
   option({ key: 'port', value: 'PORT', default: '8443', help: 'port to listen on; 0 picks a free one', parse: integer(0, 65535) }),
   option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs and the generated certificate live', parse: text }),
   option({ key: 'tlsCert', value: 'FILE', help: 'PEM certificate (chain) to serve; needs --tls-key', parse: text }),
