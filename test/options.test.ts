@@ -1,5 +1,6 @@
 import t from 'tap'
 import { resolveOptions } from '../lib/options'
+import { restoreEnvAfter } from './helpers/fixtures'
 
 t.test('durations are in ms under names without a unit; the old authFailures names still work, with a warning', async (t) => {
   const warnings: Error[] = []
@@ -55,11 +56,7 @@ t.test('an object given for a registry, a store or metrics is checked by name, n
 })
 
 t.test('a RENDEZVOUS_SPLICE that names no data path is refused, not taken for auto', async (t) => {
-  const before = process.env.RENDEZVOUS_SPLICE
-  t.teardown(() => {
-    if (before === undefined) delete process.env.RENDEZVOUS_SPLICE
-    else process.env.RENDEZVOUS_SPLICE = before
-  })
+  restoreEnvAfter(t, 'RENDEZVOUS_SPLICE')
   process.env.RENDEZVOUS_SPLICE = 'JS'
   t.throws(() => resolveOptions(), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /RENDEZVOUS_SPLICE must be auto, native or js, got "JS"/ })
   t.equal(resolveOptions({ splice: 'js' }).splice, 'js', 'the option, when given, is what counts')

@@ -8,6 +8,7 @@ import { runAgent } from '../../lib/cli/agent'
 import { agentLogger } from '../../lib/cli/agent-log'
 import { startRendezvous } from '../helpers/rendezvous'
 import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
+import { restoreEnvAfter } from '../helpers/fixtures'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
 import { echoServer, readAll } from '../agent/helpers'
 import { until } from '../helpers/until'
@@ -93,11 +94,7 @@ t.test('a certificate rejected on the first attempt: one line with the kind and 
 })
 
 t.test('a RENDEZVOUS_SPLICE that names no data path: one line on stderr, exit 2', async (t) => {
-  const before = process.env.RENDEZVOUS_SPLICE
-  t.teardown(() => {
-    if (before === undefined) delete process.env.RENDEZVOUS_SPLICE
-    else process.env.RENDEZVOUS_SPLICE = before
-  })
+  restoreEnvAfter(t, 'RENDEZVOUS_SPLICE')
   // Read from the process's environment, where the data path is chosen.
   process.env.RENDEZVOUS_SPLICE = 'JS'
   const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
