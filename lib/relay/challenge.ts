@@ -20,8 +20,9 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
       refuseReply(reply, { status: 503, message: 'shutting down', retryAfter: closing.retryAfter })
       return
     }
-    if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
-      answerUnknownId(request, reply, metrics, probes, log).catch(err => { reply.send(err) })
+    const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]
+    if (unknown !== undefined) {
+      answerUnknownId(request, reply, unknown, { metrics, probes, log }).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
@@ -59,19 +60,19 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
   const coolOff = probes === undefined ? 0 : await probes.check(address, '')
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
   if (coolOff === 0) await probes?.fail(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
-    log.info({ ...lineFields(request), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
+    log.info({ ...lineFields(request), id, outcome: 'throttled', status: 429 }, 'rendezvous request refused')
     refuseReply(reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff })
     return
   }
   metrics.request('unknown_id')
-  log.info({ ...lineFields(request), outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
+  log.info({ ...lineFields(request), id, outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
   refuseReply(reply, { status: 404, message: 'no hidden server has this ID' })
 }
 

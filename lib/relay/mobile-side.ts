@@ -116,7 +116,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
     if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', limits.retryAfter)
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
-    ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
+    ;(req as IncomingMessage & { [kUnknownId]?: string })[kUnknownId] = id ?? credential.username.slice(0, 128)
     return undefined
   }
 
