@@ -65,7 +65,12 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   try {
     await conn.connect(o.connectTimeout)
     await registry.ready()
-    conn.watchLiveness(o.heartbeat, o.commandTimeout)
+    // One line when Redis is lost and one when it is back; the requests refused meanwhile are counted, not logged one by one.
+    const redisLog = log.child({ node: o.nodeId })
+    conn.watchLiveness(o.heartbeat, o.commandTimeout, (up, why) => {
+      if (up) redisLog.info('Redis is reachable again')
+      else redisLog.warn({ reason: why }, 'lost Redis: what needs it is refused with 503 until it is back')
+    })
   } catch (err) {
     await registry.close()
     await conn.close()

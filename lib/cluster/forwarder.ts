@@ -38,7 +38,8 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
     try {
       nodes = await deps.presence.lookup(id)
     } catch (err) {
-      deps.log.warn({ err, id }, 'cannot look up nodes holding this ID')
+      // The message is enough: the cause (Redis gone or hung) is logged once, when the node loses it.
+      deps.log.warn({ error: (err as Error).message, id }, 'cannot look up nodes holding this ID')
       deps.metrics.forward('unavailable')
       return 'unavailable'
     }

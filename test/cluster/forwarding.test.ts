@@ -7,16 +7,7 @@ import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
 import { Redis } from 'ioredis'
-import { Writable } from 'node:stream'
-
-/** A log destination that keeps each JSON line parsed. */
-class LogLines extends Writable {
-  readonly lines: Array<{ level: number, msg: string, [field: string]: unknown }> = []
-  override _write (chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(JSON.parse(line))
-    done()
-  }
-}
+import { LogLines } from './log-lines'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
 const skip = redisMissing() ?? false
