@@ -5,7 +5,8 @@ import type { RemoteSource } from '../relay/remote-source'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
-import { lineEnd, MAX_LINE, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import { kConnId } from '../relay/symbols'
+import { lineEnd, MAX_LINE, parseAnswerConnId, parseAnswerLine, readFrame, requestLine } from './peer-wire'
 import type { PeerNode, Presence } from './presence'
 
 export interface ForwarderDeps {
@@ -55,7 +56,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
         deps.metrics.forward('peer_failed')
         const error = (err as Error).message
         const level = warnNow(`${node.address} ${error}`) ? 'warn' : 'debug'
-        deps.log[level]({ error, id, node: node.nodeId, address: node.address }, `node did not hand over a connection; trying the next${hint(error)}`)
+        deps.log[level]({ error, id, peer: node.nodeId, address: node.address }, `node did not hand over a connection; trying the next${hint(error)}`)
       }
     }
     deps.metrics.forward('none_parked')
@@ -71,7 +72,11 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
       link.write(head)
       const line = await readFrame(link, lineEnd, deps.timeout, MAX_LINE)
       const status = parseAnswerLine(line.toString('latin1'))
-      if (status === 200) return link
+      if (status === 200) {
+        // The holding node's connId of the parked connection: this node's 'relay closed' line names it, as for one parked here.
+        ;(link as { [kConnId]?: string })[kConnId] = parseAnswerConnId(line.toString('latin1'))
+        return link
+      }
       if (status === 404) {
         link.destroy()
         return undefined

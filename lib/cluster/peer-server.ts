@@ -6,6 +6,7 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
+import { kConnId } from '../relay/symbols'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
@@ -107,9 +108,11 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
     link.end(answerLine(404, 'nothing parked'))
     return
   }
-  link.write(answerLine(200, 'ok'))
+  // The connId ties the asking node's 'relay closed' line to this node's lines about the parked connection.
+  const connId = (hidden as { [kConnId]?: string })[kConnId]
+  link.write(answerLine(200, connId === undefined ? 'ok' : `ok ${connId}`))
   deps.metrics.handover('handed_over')
-  deps.log.info({ id }, 'handed a parked connection to another node')
+  deps.log.info({ id, connId }, 'handed a parked connection to another node')
   const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
