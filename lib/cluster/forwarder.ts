@@ -64,9 +64,12 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   }
 
   async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
-    const link = await dial(node.address, deps.timeout, deps.tls(), signal)
+    const tls = deps.tls()
+    const link = await dial(node.address, deps.timeout, tls, signal)
     const onAbort = (): void => { link.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
+    let tlsError: Error | undefined
+    link.once('error', (err: NodeJS.ErrnoException) => { if (isTlsError(err)) tlsError = err })
     try {
       link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, head), length: head.length }))
       link.write(head)
@@ -84,6 +87,9 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
       throw new Error(`node answered ${line.toString('latin1').trim()}`)
     } catch (err) {
       link.destroy()
+      if (tlsError !== undefined) throw new Error(`the TLS session failed: ${tlsError.message}`)
+      // Under TLS 1.3 the listener checks this node's certificate after the handshake is done here, and refuses it by closing, without an alert.
+      if (tls !== undefined && (err as Error).message === 'peer link closed') throw new Error(`the TLS link closed before any answer: most likely the node refused this node's certificate${CERT_HINT}`)
       throw err
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -106,9 +112,18 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
       ? connectTcp({ host, port })
       : connectTls({ servername: isIP(host) === 0 ? host : undefined, ...tls, host, port })
     const ready = tls === undefined ? 'connect' : 'secureConnect'
-    const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
+    // Once TCP is up, a failure before secureConnect is one of the TLS handshake.
+    let tcpUp = false
+    socket.once('connect', () => { tcpUp = true })
+    const ours = new Set<Error>()
+    const stop = (message: string): void => {
+      const err = new Error(message)
+      ours.add(err)
+      socket.destroy(err)
+    }
+    const timer = setTimeout(() => stop(`connecting to ${address} timed out`), timeoutMs)
     // A node that accepts and never finishes its TLS handshake must not hold a client past its wait.
-    const onAbort = (): void => { socket.destroy(new Error('the client stopped waiting')) }
+    const onAbort = (): void => { stop('the client stopped waiting') }
     signal.addEventListener('abort', onAbort, { once: true })
     socket.once(ready, () => {
       clearTimeout(timer)
@@ -120,10 +135,17 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
     const onError = (err: Error): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
-      reject(err)
+      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message}`) : err)
     }
     socket.once('error', onError)
   })
+}
+
+const CERT_HINT = ' (does that node\'s --peer-ca sign this node\'s --peer-tls-cert?)'
+
+// OpenSSL's errors, alerts from the other side included, and Node's TLS ones.
+function isTlsError (err: NodeJS.ErrnoException): boolean {
+  return /^ERR_(SSL|TLS)_/.test(err.code ?? '') || (err as { library?: string }).library === 'SSL routines'
 }
 
 /** host:port, with IPv6 hosts in brackets. */
