@@ -7,6 +7,7 @@ import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import { kConnId } from '../relay/symbols'
 import { lineEnd, MAX_LINE, parseAnswerConnId, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import { parseHostPort } from './options'
 import type { PeerNode, Presence } from './presence'
 
 export interface ForwarderDeps {
@@ -150,8 +151,7 @@ function isTlsError (err: NodeJS.ErrnoException): boolean {
 
 /** host:port, with IPv6 hosts in brackets. */
 export function splitAddress (address: string): { host: string, port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address)
-  const port = Number(match?.[3])
-  if (match === null || port < 1 || port > 65535) throw new Error(`not a host:port address: ${JSON.stringify(address)}`)
-  return { host: match[1] ?? match[2]!, port }
+  const parsed = parseHostPort(address)
+  if (parsed === undefined || parsed.port < 1 || parsed.port > 65535) throw new Error(`not a host:port address: ${JSON.stringify(address)}`)
+  return parsed
 }

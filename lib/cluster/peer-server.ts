@@ -6,6 +6,7 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
+import { remoteAddressUnder } from '../relay/handoff'
 import { kConnId } from '../relay/symbols'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
@@ -62,7 +63,7 @@ export function createPeerServer (deps: PeerServerDeps): Server {
       // No handshake, or no certificate the listener trusts: the request never reaches check().
       // Node's tls.Server leaves a socket whose handshake timed out open: closing it is ours to do.
       // The handle may be closed by now; the raw socket under it kept the address read at accept (below).
-      const from = socket.remoteAddress ?? (socket as { _parent?: Socket })._parent?.remoteAddress ?? 'unknown'
+      const from = remoteAddressUnder(socket) ?? 'unknown'
       socket.destroy()
       deps.metrics.handover('tls_refused')
       // Node closes a link whose certificate fails verification with a bare 'socket hang up'; the cause is in authorizationError.
