@@ -36,10 +36,9 @@ t.test('after Redis restarts from an older snapshot, a node publishes its parked
   const fresh = [await a.park('hub-new', added.secret), await a.park('hub-new', added.secret)]
   await until(async () => (await parkedOn('hub-new')).a === '2', 5000, 'a publishes 2 for hub-new')
 
+  // Back within a second or two, from the snapshot above (a may rewrite its counts before this test reads them, so they are not read here).
   await redis.crash()
   await redis.start()
-  t.same(await parkedOn('hub-new'), {}, 'the restarted Redis has the old snapshot')
-  t.same(await parkedOn('hub-gone'), { a: '2' })
 
   await until(async () => (await parkedOn('hub-new')).a === '2', 5000, 'a publishes its 2 for hub-new again')
   await until(async () => (await parkedOn('hub-gone')).a === undefined, 5000, 'a withdraws its stale count for hub-gone')
