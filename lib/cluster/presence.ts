@@ -117,18 +117,20 @@ export class Presence {
     const { client } = this.#conn
     const { nodeId, address, ttl, commandTimeout } = this.#o
     const ids = [...this.#dirty]
-    const full = this.#full
+    let full = this.#full
     this.#dirty.clear()
     this.#full = false
     try {
       // GET tells whether the key was there: if not, Redis lost it (a restart, or we were away too long) and everything is rewritten.
       const previous = await timed(client.set(this.#keys.node(nodeId), address, 'PX', ttl, 'GET'), commandTimeout)
+      full ||= previous === null
       // Whatever this node believes it published or still has to publish: every ID it holds sockets for is among them.
-      const rewrite = previous === null || full ? [...ids, ...this.#published.keys()] : ids
+      const rewrite = full ? [...ids, ...this.#published.keys()] : ids
       await timed(Promise.all([...new Set(rewrite)].map(id => this.#write(id))), commandTimeout)
-      if (previous === null || full) await this.#withdrawStale(new Set(rewrite))
+      if (full) await this.#withdrawStale(new Set(rewrite))
     } catch (err) {
       for (const id of ids) this.#dirty.add(id)
+      // A rewrite cut short is done again whole at the next flush.
       if (full) this.#full = true
       throw err
     }
