@@ -40,7 +40,7 @@ t.test('after Redis restarts from an older snapshot, a node publishes its parked
   await redis.crash()
   await redis.start()
 
-  await until(async () => (await parkedOn('hub-new')).a === '2', 5000, 'a publishes its 2 for hub-new again')
+  await until(async () => (await parkedOn('hub-new')).a === '2', 10_000, 'a publishes its 2 for hub-new again')
   await until(async () => (await parkedOn('hub-gone')).a === undefined, 5000, 'a withdraws its stale count for hub-gone')
   t.equal(a.app.rendezvous.parkedFor('hub-new'), 2)
   await until(() => b.app.rendezvous.reachable(), 10_000, 'b ready again')
