@@ -53,7 +53,7 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
     perId: operations.perId,
     adminAddress: operations.adminAddress,
     reachable,
-    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, setPeerTls: cluster.setPeerTls }
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, get peerListening () { return cluster.peerListening() }, setPeerTls: cluster.setPeerTls }
   } satisfies Decorator)
 
   // Fastify's second binding of `localhost` exists only once the app listens; it must relay too.

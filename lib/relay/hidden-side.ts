@@ -58,7 +58,9 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     const verdict = await deps.verify(target.id, target.token)
     if (!verdict.ok) {
       if (verdict.status === 503) {
-        return { outcome: 'replay_cache_full', refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
+        // A replay cache that cannot answer (Redis down or hung) is not one that is full: another cause, another fix.
+        const outcome = verdict.reason === 'replay_cache_error' ? 'store_unavailable' : 'replay_cache_full'
+        return { outcome, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
       }
       const tripped = await deps.throttle.fail(address, target.id)
       deps.log.info({ ...at, id: target.id, reason: verdict.reason }, 'CONNECT authentication failed')
