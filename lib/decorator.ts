@@ -33,8 +33,8 @@ export interface Decorator {
    * the package's `frameworkErrors` does this.
    */
   answerUnrouted: AnswerUnrouted
-  /** Cluster mode only: this node's name, where other nodes reach it, and how to swap renewed peer TLS material in. */
-  cluster: { nodeId: string, peerAddress: string | undefined, setPeerTls: (tls: PeerTlsOptions) => void } | undefined
+  /** Cluster mode only: this node's name, where other nodes reach it (and where its peer listener is bound), and how to swap renewed peer TLS material in. */
+  cluster: { nodeId: string, peerAddress: string | undefined, peerListening: string | undefined, setPeerTls: (tls: PeerTlsOptions) => void } | undefined
 }
 
 declare module 'fastify' {

@@ -11,6 +11,7 @@ import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import type * as cluster from './cluster/options'
 import type * as redis from './cluster/redis-connection'
 import type * as options from './options'
+import type * as liveMetrics from './relay/live-metrics'
 import type * as registries from './registry/registry'
 import type * as replay from './stores/replay-cache'
 import type * as throttle from './stores/throttle-store'
@@ -60,6 +61,8 @@ declare namespace rendezvous {
   export type MemoryThrottleStore = InstanceType<typeof MemoryThrottleStore>
   export type RendezvousStats = Stats
   export type RendezvousDecorator = Decorator
+  export type IdCounts = liveMetrics.IdCounts
+  export type SplicePath = options.SplicePath
 }
 
 // eslint-disable-next-line @typescript-eslint/no-redeclare -- merges with the types-only namespace above

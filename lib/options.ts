@@ -39,7 +39,7 @@ export interface RendezvousOptions {
   authFailures?: AuthFailureLimits
   /** How long a mobile client waits for a parked connection, in ms. Default 10000. */
   waitTimeout?: number
-  /** Seconds put in Retry-After on 503 and 429 answers where no better value is known. Default 5. */
+  /** Seconds put in Retry-After on 503 answers; a 429 carries what is left of its cool-off instead. Default 5. */
   retryAfter?: number
   /** Parked connections per ID. Default 64. */
   maxParkedPerId?: number
@@ -207,7 +207,7 @@ const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay'
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${String(value)}`)
+    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value)}`)
   }
   if (TIMERS.has(name) && value > MAX_TIMER_MS) {
     throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
@@ -242,8 +242,11 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
     unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, opts.unknownIdFailures?.[key], UNKNOWN_ID_FAILURES[key])
   }
-  if (!Number.isInteger(numbers.replayCacheSize) || numbers.replayCacheSize < 1) {
-    throw new RendezvousOptionError(`replayCacheSize must be a positive integer, got ${String(opts.replayCacheSize)}`)
+  // 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
+  for (const name of ['replayCacheSize', 'maxParked', 'maxParkedPerId'] as const) {
+    if (!Number.isInteger(numbers[name]) || numbers[name] < 1) {
+      throw new RendezvousOptionError(`${name} must be a positive integer, got ${String(opts[name])}`)
+    }
   }
   objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
   objectWith('replayCache', opts.replayCache, ['remember'])
@@ -259,7 +262,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (opts.redis !== undefined && typeof opts.redis !== 'string' && !isRedisClient(opts.redis)) {
     throw new RendezvousOptionError('redis must be a URL or an ioredis client')
   }
-  const splice = opts.splice ?? defaultSplicePath()
+  const splice = opts.splice ?? envSplicePath()
   if (!SPLICE_PATHS.includes(splice)) {
     throw new RendezvousOptionError(`splice must be 'auto', 'native' or 'js', got ${String(splice)}`)
   }
@@ -286,5 +289,13 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     admin: resolveAdminOptions(opts.admin),
     redis: opts.redis,
     cluster: opts.cluster
+  }
+}
+
+function envSplicePath (): SplicePath {
+  try {
+    return defaultSplicePath()
+  } catch (err) {
+    throw new RendezvousOptionError((err as Error).message)
   }
 }

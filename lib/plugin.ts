@@ -23,6 +23,10 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
   if (Object.getPrototypeOf(fastify) !== Object.prototype) {
     log.warn('fastify-rendezvous is registered inside an encapsulated plugin: its Digest challenge then answers only that plugin\'s unrouted requests, and fastify.rendezvous is not on the root instance; register it on the root (or wrap the registering plugin in fastify-plugin)')
   }
+  // fastify-plugin skips encapsulation, and with it the prefix: the routes would not be where their user looks.
+  if (typeof (opts as { prefix?: unknown }).prefix === 'string') {
+    log.warn('fastify-rendezvous ignores the prefix it was registered with: the relay answers for the whole server; move its routes with healthPath and readyPath')
+  }
   announceSplicePath(o.splice, log)
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
   const state = await openState(o, cluster, log)
@@ -49,7 +53,7 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
     perId: operations.perId,
     adminAddress: operations.adminAddress,
     reachable,
-    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, setPeerTls: cluster.setPeerTls }
+    cluster: cluster === undefined ? undefined : { nodeId: cluster.nodeId, get peerAddress () { return cluster.peerAddress() }, get peerListening () { return cluster.peerListening() }, setPeerTls: cluster.setPeerTls }
   } satisfies Decorator)
 
   // Fastify's second binding of `localhost` exists only once the app listens; it must relay too.

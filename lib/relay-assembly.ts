@@ -90,7 +90,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     drain: async () => {
       closing = true
       lot.closeAll()
-      for (const socket of hidden.handshakes) socket.destroy()
+      for (const cut of hidden.handshakes.values()) cut()
       await endSplices(splices, o.closeGracePeriod)
     },
     attach: target => { unhooks.push(hook(target)) },
@@ -104,8 +104,8 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
 
 function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, lot: ParkingLot, isClosing: () => boolean) {
   const { state, metrics, log } = parts
-  // CONNECTs between accept and their answer, so that a shutdown can cut them.
-  const handshakes = new Set<Socket>()
+  // CONNECTs between accept and their answer, so that a shutdown can answer them and close.
+  const handshakes = new Map<Socket, () => void>()
   const cap = o.maxConnectionsPerAddress > 0
     ? capConnectionsPerAddress(server, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
     : undefined
@@ -117,8 +117,8 @@ function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, 
     log,
     limits: o,
     isClosing,
-    track: socket => {
-      handshakes.add(socket)
+    track: (socket, cut) => {
+      handshakes.set(socket, cut)
       return () => handshakes.delete(socket)
     },
     // Parked, a hidden server's connection is bounded by the parking limits and maxSpliced, not by its address.

@@ -77,6 +77,17 @@ t.test('registering inside an encapsulated plugin warns that the challenge then 
   await root.close()
 })
 
+t.test('a prefix, which the plugin cannot honour, is warned about; the health route stays where healthPath says', async t => {
+  const lines: Array<{ level: number, msg: string }> = []
+  const stream = { write: (line: string) => { lines.push(JSON.parse(line)) } }
+  const app = Fastify({ logger: { level: 'warn', stream } })
+  await app.register(rendezvous, { registry: new MemoryRegistry(), healthPath: '/healthz', prefix: '/rv' } as Parameters<typeof rendezvous>[1])
+  await app.ready()
+  t.match(lines.filter(l => l.level === 40).map(l => l.msg), [/ignores the prefix it was registered with: the relay answers for the whole server; move its routes with healthPath and readyPath/])
+  t.equal((await app.inject('/healthz')).statusCode, 200)
+  await app.close()
+})
+
 t.test('bad options are refused by name', async t => {
   const app = Fastify()
   await t.rejects(async () => { await app.register(rendezvous, { waitTimeout: -1 }).ready() }, /waitTimeout/)

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { resolveOptions } from '../lib/options'
+import { restoreEnvAfter } from './helpers/fixtures'
 
 t.test('durations are in ms under names without a unit; the old authFailures names still work, with a warning', async (t) => {
   const warnings: Error[] = []
@@ -43,9 +44,24 @@ t.test('an object given for a registry, a store or metrics is checked by name, n
     ['replayCache', { replayCache: { remember: 1 } as never }, /replayCache must be an object with remember; remember missing/],
     ['throttleStore', { throttleStore: 'redis' as never }, /throttleStore must be an object with hit, block, blockedFor$/],
     ['metrics', { metrics: {} as never }, /metrics must be a prom-client Registry or false/],
-    ['replayCacheSize', { replayCacheSize: 0 }, /replayCacheSize must be a positive integer, got 0/]
+    ['replayCacheSize', { replayCacheSize: 0 }, /replayCacheSize must be a positive integer, got 0/],
+    // 0 would refuse every CONNECT.
+    ['maxParked', { maxParked: 0 }, /maxParked must be a positive integer, got 0/],
+    ['maxParkedPerId', { maxParkedPerId: 1.5 }, /maxParkedPerId must be a positive integer, got 1\.5/],
+    ['a string', { waitTimeout: '10' as never }, /waitTimeout must be a non-negative number, got the string "10"/]
   ]
   for (const [name, options, message] of cases) {
     t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message }, name)
   }
+})
+
+t.test('a RENDEZVOUS_SPLICE that names no data path is refused, not taken for auto', async (t) => {
+  restoreEnvAfter(t, 'RENDEZVOUS_SPLICE')
+  process.env.RENDEZVOUS_SPLICE = 'JS'
+  t.throws(() => resolveOptions(), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /RENDEZVOUS_SPLICE must be auto, native or js, got "JS"/ })
+  t.equal(resolveOptions({ splice: 'js' }).splice, 'js', 'the option, when given, is what counts')
+  process.env.RENDEZVOUS_SPLICE = ''
+  t.equal(resolveOptions().splice, 'auto', 'empty is unset')
+  process.env.RENDEZVOUS_SPLICE = 'js'
+  t.equal(resolveOptions().splice, 'js')
 })

@@ -18,7 +18,9 @@ app.after(() => {
   const stats: rendezvous.RendezvousStats = app.rendezvous.stats()
   // @ts-expect-error stats() returns numbers, not a function to call again
   app.rendezvous.stats()()
-  console.log(options, stats.spliced)
+  const counts: rendezvous.IdCounts | undefined = app.rendezvous.perId().get('hub')
+  const path: rendezvous.SplicePath = 'native'
+  console.log(options, stats.spliced, counts?.parked, path)
 })
 
 const hub = new agent.RendezvousAgent({ url: new URL('https://rendezvous.example'), id: 'hub', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP', to: 'http://127.0.0.1:3000', pool: 2 })

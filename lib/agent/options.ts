@@ -4,6 +4,7 @@ import type net from 'node:net'
 import type tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
 import { caCertificates } from './certificates'
+import { defaultSplicePath } from '../relay/native-addon'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -92,6 +93,12 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   if ((opts.to === undefined) === (opts.server === undefined)) bad('to', 'or server must be given, not both', 'give exactly one of to and server')
   if (opts.insecure === true && opts.ca !== undefined) bad('insecure', 'contradicts ca', 'ca and insecure contradict each other')
   if (opts.toInsecure === true && opts.toCa !== undefined) bad('toInsecure', 'contradicts toCa', 'toCa and toInsecure contradict each other')
+  // Read when each pair is relayed: checked now, so that a bad value fails the start and not a relay.
+  try {
+    defaultSplicePath()
+  } catch (err) {
+    throw new BadAgentOption((err as Error).message)
+  }
   return {
     url,
     urls,

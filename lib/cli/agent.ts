@@ -135,8 +135,10 @@ function createAgent (options: RendezvousAgentOptions): RendezvousAgent {
   try {
     return new RendezvousAgent(options)
   } catch (err) {
-    if (!(err instanceof AgentOptionError)) throw err
-    throw new CliError(`agent: ${FLAG_OF[err.option] ?? err.option} ${err.problem}`)
+    if (err instanceof AgentOptionError && err.option !== undefined) throw new CliError(`agent: ${FLAG_OF[err.option] ?? err.option} ${err.problem}`)
+    // What no flag names (RENDEZVOUS_SPLICE), in the library's words.
+    if ((err as { code?: string }).code === 'FST_RENDEZVOUS_AGENT_BAD_OPTION') throw new CliError(`agent: ${(err as Error).message.replace(/^RendezvousAgent: /, '')}`)
+    throw err
   }
 }
 

@@ -1,3 +1,4 @@
+import { advertiseProblem } from '../cluster/options'
 import type { ServeCluster } from '../server/serve-options'
 import { CliError } from './cli-error'
 import { nonEmpty, port } from './flags'
@@ -35,6 +36,8 @@ export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): Ser
   if (advertise !== undefined && !/^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):\d{1,5}$/.test(advertise)) {
     throw new CliError(`--advertise must be HOST:PORT, got ${JSON.stringify(advertise)}`)
   }
+  const problem = advertise === undefined ? undefined : advertiseProblem(advertise)
+  if (problem !== undefined) throw new CliError(`--advertise ${problem}, got ${JSON.stringify(advertise)}`)
   const peerHost = nonEmpty(str(values['peer-host']), '--peer-host') ?? '127.0.0.1'
   if (advertise === undefined && ['0.0.0.0', '::'].includes(peerHost)) {
     throw new CliError(`--peer-host ${peerHost} is no address other nodes can dial: add --advertise HOST:PORT`)

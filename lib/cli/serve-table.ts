@@ -5,9 +5,10 @@ import { peerTlsName } from './peer-tls-args'
 import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them.
-const PLUGIN = resolveOptions({})
+// The plugin's defaults, for the help text; splice named, so that RENDEZVOUS_SPLICE is read (and checked) with the other variables.
+const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
-const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
+const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(min, max)
 /**
  * Every option of `rendezvous serve`, one entry each: its flag is the
  * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
@@ -17,7 +18,8 @@ const count = (max = 10_000_000): (raw: string) => number => integer(0, max)
 export const SERVE_TABLE = [
   option({ key: 'help', short: 'h', help: 'show this help', parse: flag, flagOnly: true }),
   option({ key: 'config', value: 'FILE', help: 'read options from this JSON file', parse: text }),
-  option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: text }),
+  // [::1] as URLs write it: the socket APIs want the address bare.
+  option({ key: 'host', value: 'HOST', default: '127.0.0.1', help: 'address to listen on', parse: raw => text(raw).replace(/^\[([0-9A-Fa-f:.]+)\]$/, '$1') }),
   option({ key: 'port', value: 'PORT', default: '8443', help: 'port to listen on; 0 picks a free one', parse: integer(0, 65535) }),
   option({ key: 'dataDir', value: 'DIR', default: '.rendezvous', help: 'where IDs, the generated certificate and the replay journal live', parse: text }),
   option({ key: 'tlsCert', value: 'FILE', help: 'PEM certificate (chain) to serve; needs --tls-key', parse: text }),
@@ -38,8 +40,8 @@ export const SERVE_TABLE = [
   option({ key: 'adminTokenFile', value: 'FILE', help: 'file whose first line is the admin bearer token (16 characters or more)', parse: text }),
   option({ key: 'adminRotateOverlap', value: 'SECONDS', default: '600', help: 'how long a rotated-out secret stays accepted', parse: seconds({ zero: true, max: 7 * 86_400 }) }),
 
-  option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(), to: 'maxParkedPerId' }),
-  option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(), to: 'maxParked' }),
+  option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(10_000_000, 1), to: 'maxParkedPerId' }),
+  option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
   option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID', parse: count(), to: 'maxWaitersPerId' }),
   option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all', parse: count(), to: 'maxWaiters' }),
   option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(), to: 'maxPendingConnects' }),
@@ -52,7 +54,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxConnectionsPerAddress', value: 'N', default: String(PLUGIN.maxConnectionsPerAddress), help: 'open connections per client address; 0 for no cap', parse: count(), to: 'maxConnectionsPerAddress' }),
   option({ key: 'maxSpliced', value: 'N', default: String(PLUGIN.maxSpliced), help: 'relayed connection pairs at once; 0 for no cap', parse: count(), to: 'maxSpliced' }),
   option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 for none', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
-  option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 and 429 answers', parse: integer(0, 86_400), to: 'retryAfter' }),
+  option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 answers (a 429 carries what is left of its cool-off)', parse: integer(0, 86_400), to: 'retryAfter' }),
   option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, 86_400), to: 'tokenSkew' }),
   option({ key: 'totp', value: 'MODE', default: PLUGIN.totp, help: 'TOTP tokens: strict (each code once), reuse (as the original) or off', parse: oneOf(['strict', 'reuse', 'off']), to: 'totp' }),
   option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(), to: 'replayCacheSize' }),

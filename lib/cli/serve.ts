@@ -148,6 +148,12 @@ function boundPort (app: FastifyInstance): number {
   return (app.server.address() as AddressInfo).port
 }
 
+// Where the peer listener is bound, and the address other nodes are told when --advertise names another.
+function peerLink (peer: NonNullable<FastifyInstance['rendezvous']['cluster']>): string {
+  const advertised = peer.peerAddress ?? '?'
+  return peer.peerListening === undefined || peer.peerListening === advertised ? advertised : `${peer.peerListening}, advertised as ${advertised}`
+}
+
 function banner (parsed: ServeArgs, port: number, certificate: Certificate | undefined, peer: FastifyInstance['rendezvous']['cluster']): string {
   const scheme = certificate === undefined ? 'http' : 'https'
   const listening = `${scheme}://${formatHost(parsed.host)}:${port}/`
@@ -155,7 +161,7 @@ function banner (parsed: ServeArgs, port: number, certificate: Certificate | und
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const cli = selfCommand()
   const lines = [`rendezvous listening on ${listening}`]
-  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peer.peerAddress ?? '?'} (${parsed.cluster?.peerTls === undefined ? 'plain TCP' : 'mutual TLS'})`)
+  if (peer !== undefined) lines.push(`  cluster node ${peer.nodeId}, peer link on ${peerLink(peer)} (${parsed.cluster?.peerTls === undefined ? 'plain TCP' : 'mutual TLS'})`)
   if (certificate !== undefined) {
     const origin = certificate.regenerated !== undefined
       ? `self-signed, generated again now: ${certificate.regenerated}; agents need this new file as --ca`

@@ -42,6 +42,8 @@ export interface ClusterNode {
   reachable: () => boolean
   /** host:port of the peer listener as published, once started. */
   peerAddress: () => string | undefined
+  /** host:port the peer listener is bound to, once started: --advertise may name another. */
+  peerListening: () => string | undefined
   /** The parked count for `id` changed on this node. */
   parkedChanged: (id: string) => void
   /** Starts the peer listener and the heartbeat; returns where the relay finds sockets parked elsewhere. */
@@ -65,7 +67,12 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   try {
     await conn.connect(o.connectTimeout)
     await registry.ready()
-    conn.watchLiveness(o.heartbeat, o.commandTimeout)
+    // One line when Redis is lost and one when it is back; the requests refused meanwhile are counted, not logged one by one.
+    const redisLog = log.child({ node: o.nodeId })
+    conn.watchLiveness(o.heartbeat, o.commandTimeout, (up, why) => {
+      if (up) redisLog.info('Redis is reachable again')
+      else redisLog.warn({ reason: why }, 'lost Redis: what needs it is refused with 503 until it is back')
+    })
   } catch (err) {
     await registry.close()
     await conn.close()
@@ -74,6 +81,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   let presence: Presence | undefined
   let peer: Server | undefined
   let address: string | undefined
+  let listening: string | undefined
   return {
     nodeId: o.nodeId,
     registry,
@@ -81,11 +89,12 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     throttleStore: new RedisThrottleStore(conn, stores),
     reachable: () => registry.reachable(),
     peerAddress: () => address,
+    peerListening: () => listening,
     parkedChanged: id => presence?.changed(id),
     start: async (a) => {
       try {
         const started = await startNode(conn, o, registry, a, log, server => { peer = server })
-        ;({ presence, address } = started)
+        ;({ presence, address, listening } = started)
         return started.remote
       } catch (err) {
         if (peer !== undefined) await closePeerServer(peer)
@@ -143,7 +152,9 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     parkedFor: id => a.lot.parkedFor(id)
   })
   await presence.start()
-  clusterLog.info({ peer: address }, 'joined the cluster')
+  const boundAt = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
+  // `peer` names another node in cluster lines; this one's own addresses are `address` (as published) and `listening`.
+  clusterLog.info({ address, listening: boundAt }, 'joined the cluster')
   const remote = createForwarder({
     presence,
     tokens,
@@ -154,5 +165,5 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     retryInterval: o.retryInterval,
     tls: () => o.peerTls?.client
   })
-  return { presence, address, remote }
+  return { presence, address, listening: boundAt, remote }
 }

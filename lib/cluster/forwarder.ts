@@ -5,7 +5,9 @@ import type { RemoteSource } from '../relay/remote-source'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
-import { lineEnd, MAX_LINE, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import { kConnId } from '../relay/symbols'
+import { lineEnd, MAX_LINE, parseAnswerConnId, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import { parseHostPort } from './options'
 import type { PeerNode, Presence } from './presence'
 
 export interface ForwarderDeps {
@@ -38,7 +40,8 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
     try {
       nodes = await deps.presence.lookup(id)
     } catch (err) {
-      deps.log.warn({ err, id }, 'cannot look up nodes holding this ID')
+      // The message is enough: the cause (Redis gone or hung) is logged once, when the node loses it.
+      deps.log.warn({ error: (err as Error).message, id }, 'cannot look up nodes holding this ID')
       deps.metrics.forward('unavailable')
       return 'unavailable'
     }
@@ -54,7 +57,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
         deps.metrics.forward('peer_failed')
         const error = (err as Error).message
         const level = warnNow(`${node.address} ${error}`) ? 'warn' : 'debug'
-        deps.log[level]({ error, id, node: node.nodeId, address: node.address }, `node did not hand over a connection; trying the next${hint(error)}`)
+        deps.log[level]({ error, id, peer: node.nodeId, address: node.address }, `node did not hand over a connection; trying the next${hint(error)}`)
       }
     }
     deps.metrics.forward('none_parked')
@@ -62,15 +65,22 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   }
 
   async function ask (node: PeerNode, id: string, head: Buffer, signal: AbortSignal): Promise<Socket | undefined> {
-    const link = await dial(node.address, deps.timeout, deps.tls(), signal)
+    const tls = deps.tls()
+    const link = await dial(node.address, deps.timeout, tls, signal)
     const onAbort = (): void => { link.destroy() }
     signal.addEventListener('abort', onAbort, { once: true })
+    let tlsError: Error | undefined
+    link.once('error', (err: NodeJS.ErrnoException) => { if (isTlsError(err)) tlsError = err })
     try {
       link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, head), length: head.length }))
       link.write(head)
       const line = await readFrame(link, lineEnd, deps.timeout, MAX_LINE)
       const status = parseAnswerLine(line.toString('latin1'))
-      if (status === 200) return link
+      if (status === 200) {
+        // The holding node's connId of the parked connection: this node's 'relay closed' line names it, as for one parked here.
+        ;(link as { [kConnId]?: string })[kConnId] = parseAnswerConnId(line.toString('latin1'))
+        return link
+      }
       if (status === 404) {
         link.destroy()
         return undefined
@@ -78,6 +88,9 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
       throw new Error(`node answered ${line.toString('latin1').trim()}`)
     } catch (err) {
       link.destroy()
+      if (tlsError !== undefined) throw new Error(`the TLS session failed: ${tlsError.message}`)
+      // Under TLS 1.3 the listener checks this node's certificate after the handshake is done here, and refuses it by closing, without an alert.
+      if (tls !== undefined && (err as Error).message === 'peer link closed') throw new Error(`the TLS link closed before any answer: most likely the node refused this node's certificate${CERT_HINT}`)
       throw err
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -100,9 +113,18 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
       ? connectTcp({ host, port })
       : connectTls({ servername: isIP(host) === 0 ? host : undefined, ...tls, host, port })
     const ready = tls === undefined ? 'connect' : 'secureConnect'
-    const timer = setTimeout(() => socket.destroy(new Error(`connecting to ${address} timed out`)), timeoutMs)
+    // Once TCP is up, a failure before secureConnect is one of the TLS handshake.
+    let tcpUp = false
+    socket.once('connect', () => { tcpUp = true })
+    const ours = new Set<Error>()
+    const stop = (message: string): void => {
+      const err = new Error(message)
+      ours.add(err)
+      socket.destroy(err)
+    }
+    const timer = setTimeout(() => stop(`connecting to ${address} timed out`), timeoutMs)
     // A node that accepts and never finishes its TLS handshake must not hold a client past its wait.
-    const onAbort = (): void => { socket.destroy(new Error('the client stopped waiting')) }
+    const onAbort = (): void => { stop('the client stopped waiting') }
     signal.addEventListener('abort', onAbort, { once: true })
     socket.once(ready, () => {
       clearTimeout(timer)
@@ -114,16 +136,22 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
     const onError = (err: Error): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
-      reject(err)
+      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message}`) : err)
     }
     socket.once('error', onError)
   })
 }
 
+const CERT_HINT = ' (does that node\'s --peer-ca sign this node\'s --peer-tls-cert?)'
+
+// OpenSSL's errors, alerts from the other side included, and Node's TLS ones.
+function isTlsError (err: NodeJS.ErrnoException): boolean {
+  return /^ERR_(SSL|TLS)_/.test(err.code ?? '') || (err as { library?: string }).library === 'SSL routines'
+}
+
 /** host:port, with IPv6 hosts in brackets. */
 export function splitAddress (address: string): { host: string, port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address)
-  const port = Number(match?.[3])
-  if (match === null || port < 1 || port > 65535) throw new Error(`not a host:port address: ${JSON.stringify(address)}`)
-  return { host: match[1] ?? match[2]!, port }
+  const parsed = parseHostPort(address)
+  if (parsed === undefined || parsed.port < 1 || parsed.port > 65535) throw new Error(`not a host:port address: ${JSON.stringify(address)}`)
+  return parsed
 }

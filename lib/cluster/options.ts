@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto'
+import { isIP } from 'node:net'
 import type { TlsOptions, ConnectionOptions } from 'node:tls'
 import { RendezvousOptionError } from '../errors'
 import { MAX_TIMER_MS } from '../timer-limit'
@@ -57,6 +58,10 @@ export function resolveClusterOptions (opts: ClusterOptions | undefined): Resolv
   if (times.heartbeat * 2 > times.presenceTtl) throw new RendezvousOptionError('cluster.presenceTtl must be at least twice cluster.heartbeat')
   const peerPort = opts.peerPort ?? 0
   if (!Number.isInteger(peerPort) || peerPort < 0 || peerPort > 65535) throw new RendezvousOptionError(`cluster.peerPort must be a port number, got ${String(peerPort)}`)
+  if (opts.advertise !== undefined) {
+    const problem = typeof opts.advertise === 'string' ? advertiseProblem(opts.advertise) : 'must be a HOST:PORT string'
+    if (problem !== undefined) throw new RendezvousOptionError(`cluster.advertise ${problem}, got ${JSON.stringify(opts.advertise)}`)
+  }
   const nodeId = opts.nodeId ?? randomUUID()
   if (!/^[A-Za-z0-9._~-]{1,64}$/.test(nodeId)) throw new RendezvousOptionError('cluster.nodeId must be 1 to 64 characters of [A-Za-z0-9._~-]')
   return {
@@ -80,4 +85,20 @@ export function advertisedAddress (o: ResolvedClusterOptions, boundPort: number)
     throw new RendezvousOptionError(`the peer listener binds ${o.peerHost}, which other nodes cannot dial: set cluster.advertise (--advertise HOST:PORT)`)
   }
   return `${o.peerHost.includes(':') ? `[${o.peerHost}]` : o.peerHost}:${boundPort}`
+}
+
+/** host and port of `host:port`, with an IPv6 host in brackets; the port is not range-checked. */
+export function parseHostPort (address: string): { host: string, port: number } | undefined {
+  const match = /^(?:\[([^\]]+)\]|([^:[\]]+)):(\d{1,5})$/.exec(address)
+  return match === null ? undefined : { host: match[1] ?? match[2]!, port: Number(match[3]) }
+}
+
+/** Why other nodes could not dial `address` (--advertise), or undefined when they can. */
+export function advertiseProblem (address: string): string | undefined {
+  const parsed = parseHostPort(address)
+  if (parsed === undefined) return 'must be HOST:PORT'
+  if (parsed.port < 1 || parsed.port > 65535) return `has port ${parsed.port}, which no node can dial: use 1 to 65535`
+  // 0.0.0.0 and :: mean "every interface" to a listener and "this machine" to a dialler: each node would dial itself.
+  if (isIP(parsed.host) !== 0 && /^[0:.]+$/.test(parsed.host)) return `names ${parsed.host}, an address other nodes cannot dial: give this node's own address or name`
+  return undefined
 }

@@ -6,6 +6,8 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
+import { remoteAddressUnder } from '../relay/handoff'
+import { kConnId } from '../relay/symbols'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
@@ -31,6 +33,9 @@ export interface PeerServerDeps {
   tls?: TlsOptions
 }
 
+const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
+const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
+
 type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'none_parked' | 'closing' }
 
 /**
@@ -54,13 +59,23 @@ export function createPeerServer (deps: PeerServerDeps): Server {
   const server = deps.tls === undefined
     ? createTcpServer(onLink)
     // A dialler gives up after the same time (forwardTimeout), rather than Node's 120 s.
-    : createTlsServer({ handshakeTimeout: deps.requestTimeout, ...deps.tls }, onLink).on('tlsClientError', (err, socket) => {
+    : createTlsServer({ handshakeTimeout: deps.requestTimeout, ...deps.tls }, onLink).on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
       // No handshake, or no certificate the listener trusts: the request never reaches check().
       // Node's tls.Server leaves a socket whose handshake timed out open: closing it is ours to do.
+      // The handle may be closed by now; the raw socket under it kept the address read at accept (below).
+      const from = remoteAddressUnder(socket) ?? 'unknown'
       socket.destroy()
       deps.metrics.handover('tls_refused')
-      deps.log.debug({ err }, 'peer link refused in the TLS handshake')
+      // Node closes a link whose certificate fails verification with a bare 'socket hang up'; the cause is in authorizationError.
+      const cause: unknown = socket.authorizationError
+      const refusedCert = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : undefined
+      const error = refusedCert === undefined ? err.message : `the dialling node's certificate: ${refusedCert}`
+      // A node whose certificate this CA did not sign retries several times a second: one warning a minute per address and cause.
+      const level = warnNow(`${from} tls ${error}`) ? 'warn' : 'debug'
+      deps.log[level]({ from, outcome: 'tls_refused', error }, `refused a peer link: TLS handshake failed${refusedCert === undefined ? HANDSHAKE_HINT : CERT_HINT}`)
     })
+  // Reading the address at accept keeps it on the raw socket, for a handshake that fails after the handle is gone.
+  if (deps.tls !== undefined) server.on('connection', (raw: Socket) => { raw.remoteAddress?.toString() })
   linksOf.set(server, sockets)
   return server
 }
@@ -107,9 +122,11 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
     link.end(answerLine(404, 'nothing parked'))
     return
   }
-  link.write(answerLine(200, 'ok'))
+  // The connId ties the asking node's 'relay closed' line to this node's lines about the parked connection.
+  const connId = (hidden as { [kConnId]?: string })[kConnId]
+  link.write(answerLine(200, connId === undefined ? 'ok' : `ok ${connId}`))
   deps.metrics.handover('handed_over')
-  deps.log.info({ id }, 'handed a parked connection to another node')
+  deps.log.info({ id, connId }, 'handed a parked connection to another node')
   const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)

@@ -6,6 +6,8 @@ import type { Socket } from 'node:net'
  *   RENDEZVOUS-PEER/1 TARGET-NODE ID TOKEN LENGTH\r\n  then LENGTH bytes
  * and the holding node answers one line:
  *   RENDEZVOUS-PEER/1 STATUS REASON\r\n
+ * where a 200's reason is `ok CONNID`, the connId of the parked connection
+ * it hands over (a node that sends only `ok` gives none).
  * After a 200 the link carries the hidden server's bytes both ways, unchanged.
  */
 export const PEER_PROTOCOL = 'RENDEZVOUS-PEER/1'
@@ -30,6 +32,11 @@ export function parseRequestLine (line: string): PeerRequest | undefined {
 
 export function answerLine (status: number, reason: string): string {
   return `${PEER_PROTOCOL} ${status} ${reason}\r\n`
+}
+
+/** The connId a 200 carries (`ok CONNID`), if any. */
+export function parseAnswerConnId (line: string): string | undefined {
+  return /^RENDEZVOUS-PEER\/1 200 ok ([0-9a-f]{1,32})\r?\n?$/.exec(line)?.[1]
 }
 
 export function parseAnswerLine (line: string): number | undefined {

@@ -1,5 +1,6 @@
+import { Cluster } from 'ioredis'
 import { Keys } from './keys'
-import { timed, type RedisConnection } from './redis-connection'
+import { timed, type RedisClient, type RedisConnection } from './redis-connection'
 
 export interface PresenceOptions {
   nodeId: string
@@ -25,6 +26,9 @@ export interface PeerNode {
  * finds the nodes that hold some for an ID. The node key carries a TTL that
  * the heartbeat renews, so a node that dies drops off within `ttl`; its
  * per-ID entries are ignored from then on and removed by whoever meets them.
+ * After every reconnection the whole presence is written again: a Redis back
+ * from a snapshot, an AOF that lost its last second or a promoted replica may
+ * hold any older counts while the node key (renewed each second) survived.
  */
 export class Presence {
   readonly #conn: RedisConnection
@@ -37,6 +41,8 @@ export class Presence {
   #flushing: Promise<void> | undefined
   #again = false
   #stopped = false
+  // Set by a reconnection: the next flush rewrites every count, not just the changed ones.
+  #full = false
 
   constructor (conn: RedisConnection, opts: PresenceOptions) {
     this.#conn = conn
@@ -45,6 +51,7 @@ export class Presence {
   }
 
   async start (): Promise<void> {
+    this.#conn.client.on('ready', this.#onReady)
     await this.#flush()
     this.#timer = setInterval(() => { this.#schedule() }, this.#o.heartbeat)
     this.#timer.unref()
@@ -78,10 +85,17 @@ export class Presence {
   async stop (): Promise<void> {
     this.#stopped = true
     clearInterval(this.#timer)
+    this.#conn.client.removeListener('ready', this.#onReady)
     await this.#flushing?.catch(() => {})
     const client = this.#conn.client
     const work = [client.del(this.#keys.node(this.#o.nodeId)), ...[...this.#published.keys()].map(id => client.hdel(this.#keys.parked(id), this.#o.nodeId))]
     await timed(Promise.all(work), this.#o.commandTimeout).catch(() => {})
+  }
+
+  // ioredis says 'ready' after each (re)connection; what Redis holds now is unknown.
+  readonly #onReady = (): void => {
+    this.#full = true
+    this.#schedule()
   }
 
   #schedule (): void {
@@ -103,15 +117,46 @@ export class Presence {
     const { client } = this.#conn
     const { nodeId, address, ttl, commandTimeout } = this.#o
     const ids = [...this.#dirty]
+    let full = this.#full
     this.#dirty.clear()
+    this.#full = false
     try {
       // GET tells whether the key was there: if not, Redis lost it (a restart, or we were away too long) and everything is rewritten.
       const previous = await timed(client.set(this.#keys.node(nodeId), address, 'PX', ttl, 'GET'), commandTimeout)
-      if (previous === null) for (const id of this.#published.keys()) ids.push(id)
-      await timed(Promise.all([...new Set(ids)].map(id => this.#write(id))), commandTimeout)
+      full ||= previous === null
+      // Whatever this node believes it published or still has to publish: every ID it holds sockets for is among them.
+      const rewrite = full ? [...ids, ...this.#published.keys()] : ids
+      await timed(Promise.all([...new Set(rewrite)].map(id => this.#write(id))), commandTimeout)
+      if (full) await this.#withdrawStale(new Set(rewrite))
     } catch (err) {
       for (const id of ids) this.#dirty.add(id)
+      // A rewrite cut short is done again whole at the next flush.
+      if (full) this.#full = true
       throw err
+    }
+  }
+
+  /**
+   * Removes this node's field wherever Redis has one for an ID it holds
+   * nothing for (an older count Redis brought back). It walks the parked
+   * hashes with SCAN: bounded by the IDs with sockets parked on some node
+   * (a hash goes when its last field does), in batches, once per reconnection.
+   */
+  async #withdrawStale (done: Set<string>): Promise<void> {
+    const { client } = this.#conn
+    const prefix = this.#keys.parked('')
+    const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
+    // Redis Cluster: each master holds its own share of the keys.
+    const nodes: RedisClient[] = client instanceof Cluster ? client.nodes('master') : [client]
+    for (const node of nodes) {
+      let cursor = '0'
+      do {
+        const [next, keys] = await timed(node.scan(cursor, 'MATCH', match, 'COUNT', 500), this.#o.commandTimeout)
+        cursor = next
+        const fresh = keys.map(key => key.slice(prefix.length)).filter(id => !done.has(id))
+        for (const id of fresh) done.add(id)
+        await timed(Promise.all(fresh.map(id => this.#write(id))), this.#o.commandTimeout)
+      } while (cursor !== '0' && !this.#stopped)
     }
   }
 

@@ -28,9 +28,10 @@ export interface RedisConnection {
   /**
    * PINGs every `intervalMs`, each allowed `timeoutMs`. A Redis that hangs
    * (stopped, swapping) keeps its TCP connections open, and ioredis goes on
-   * saying 'ready'; only an unanswered command shows it.
+   * saying 'ready'; only an unanswered command shows it. `onChange` hears
+   * each change of reachable() (with why, when it is lost), once per change.
    */
-  watchLiveness: (intervalMs: number, timeoutMs: number) => void
+  watchLiveness: (intervalMs: number, timeoutMs: number, onChange?: (up: boolean, why: string) => void) => void
   /**
    * Connects our own clients; a given client is left to its owner. Rejects
    * after `timeoutMs`: a Redis that accepts connections and never answers
@@ -66,16 +67,35 @@ export function openRedis (source: RedisSource): RedisConnection {
     })
   let answering = true
   let pinging: NodeJS.Timeout | undefined
+  const connected = (): boolean => client.status === 'ready' && subscriber.status === 'ready'
+  const reachable = (): boolean => answering && connected()
+  let up = true
+  let onChange: ((up: boolean, why: string) => void) | undefined
+  let timeout = 0
+  // At each ping, and as soon as either connection closes or is ready again: an outage shorter than a ping period is told too.
+  const check = (): void => {
+    if (reachable() === up) return
+    up = !up
+    onChange?.(up, connected() ? `Redis did not answer a PING within ${timeout} ms` : 'the connection to Redis is down')
+  }
   return {
     client,
     subscriber,
-    reachable: () => answering && client.status === 'ready' && subscriber.status === 'ready',
-    watchLiveness: (intervalMs, timeoutMs) => {
+    reachable,
+    watchLiveness: (intervalMs, timeoutMs, listener) => {
       let inFlight = false
+      up = reachable()
+      onChange = listener
+      timeout = timeoutMs
+      for (const c of [client, subscriber]) c.on('close', check).on('ready', check)
       pinging = setInterval(() => {
+        check()
         if (inFlight || client.status !== 'ready') return
         inFlight = true
-        timed(client.ping(), timeoutMs).then(() => { answering = true }, () => { answering = false }).finally(() => { inFlight = false })
+        timed(client.ping(), timeoutMs).then(() => { answering = true }, () => { answering = false }).finally(() => {
+          inFlight = false
+          check()
+        })
       }, intervalMs).unref()
     },
     connect: async (timeoutMs) => {
@@ -83,6 +103,8 @@ export function openRedis (source: RedisSource): RedisConnection {
     },
     close: async () => {
       clearInterval(pinging)
+      onChange = undefined
+      for (const c of [client, subscriber]) c.removeListener('close', check).removeListener('ready', check)
       client.removeListener('error', quiet)
       subscriber.disconnect()
       if (owned) client.disconnect()

@@ -7,7 +7,7 @@ import { timed, type RedisConnection } from './redis-connection'
  * sees a token first wins and every other node finds it taken. Redis never
  * answers 'full'; a Redis that cannot store (maxmemory with noeviction) or
  * cannot be reached makes the call reject, and the verifier then fails
- * closed with 503.
+ * closed with 503 (store_unavailable).
  */
 export class RedisReplayCache implements ReplayCache {
   readonly #conn: RedisConnection
@@ -23,6 +23,8 @@ export class RedisReplayCache implements ReplayCache {
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
     if (typeof ttlMs !== 'number' || Number.isNaN(ttlMs) || ttlMs < 0) throw new RangeError('ttlMs must be a non-negative number')
     if (ttlMs === 0) return 'fresh'
+    // Known gone or hung (a PING went unanswered): fail now rather than after the command timeout, until a PING is answered again.
+    if (!this.#conn.reachable()) throw new Error('Redis is unreachable')
     const answer = await timed(this.#conn.client.set(this.#keys.replay(key), '1', 'PX', Math.ceil(ttlMs), 'NX'), this.#timeout)
     return answer === 'OK' ? 'fresh' : 'replayed'
   }

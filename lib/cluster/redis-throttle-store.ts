@@ -55,6 +55,7 @@ export class RedisThrottleStore implements ThrottleStore {
   async blockedFor (key: string): Promise<number> {
     const local = await this.#local.blockedFor(key)
     try {
+      this.#failFast()
       const left = Number(await timed(this.#conn.client.pttl(this.#keys.throttle(`block:${key}`)), this.#timeout))
       return Math.max(local, left > 0 ? left : 0)
     } catch {
@@ -66,7 +67,13 @@ export class RedisThrottleStore implements ThrottleStore {
     await this.#local.close()
   }
 
+  // A Redis known gone or hung would make each check wait out the command timeout; the local count answers at once instead.
+  #failFast (): void {
+    if (!this.#conn.reachable()) throw new Error('Redis is unreachable')
+  }
+
   async #eval (script: string, key: string, ms: number): Promise<unknown> {
+    this.#failFast()
     return await timed(this.#conn.client.eval(script, 1, this.#keys.throttle(key), String(ms)), this.#timeout)
   }
 }

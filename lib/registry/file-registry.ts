@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import type { BigIntStats } from 'node:fs'
 import { open, rename, stat, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { IdExistsError, RendezvousOptionError } from '../errors'
+import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { HealthListeners } from './health-listeners'
@@ -216,6 +216,7 @@ export class FileRegistry implements Registry {
     try {
       handle = await open(this.file, 'r')
     } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new RegistryCorruptError(this.file, `${this.#dataDir} is a file, not a directory`)
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
       await assertPrivateIfPresent(this.#dataDir, 'directory')

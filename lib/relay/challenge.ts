@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
-import { challengeHeader } from '../http/refusals'
+import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 import type { AuthThrottle } from './auth-throttle'
@@ -17,11 +17,12 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     if (closing.closing()) {
       metrics.request('shutting_down')
       log.info({ ...lineFields(request), outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
-      reply.code(503).header('retry-after', String(closing.retryAfter)).header('connection', 'close').type('text/plain; charset=utf-8').send('shutting down\n')
+      refuseReply(reply, { status: 503, message: 'shutting down', retryAfter: closing.retryAfter })
       return
     }
-    if ((request.raw as { [kUnknownId]?: boolean })[kUnknownId] === true) {
-      answerUnknownId(request, reply, metrics, probes, log).catch(err => { reply.send(err) })
+    const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]
+    if (unknown !== undefined) {
+      answerUnknownId(request, reply, unknown, { metrics, probes, log }).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
@@ -59,19 +60,29 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
   const coolOff = probes === undefined ? 0 : await probes.check(address, '')
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
   if (coolOff === 0) await probes?.fail(address, '')
-  reply.header('connection', 'close').type('text/plain; charset=utf-8')
   if (coolOff > 0) {
     metrics.request('throttled')
-    log.info({ ...lineFields(request), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
-    reply.code(429).header('retry-after', String(coolOff)).send('too many requests for unknown IDs\n')
+    log.info({ ...lineFields(request), id, outcome: 'throttled', status: 429 }, 'rendezvous request refused')
+    refuseReply(reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff })
     return
   }
   metrics.request('unknown_id')
-  log.info({ ...lineFields(request), outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
-  reply.code(404).send('no hidden server has this ID\n')
+  log.info({ ...lineFields(request), id, outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
+  refuseReply(reply, { status: 404, message: 'no hidden server has this ID' })
+}
+
+/**
+ * The same bytes as the refusals the relay writes on sockets it took
+ * (mobile-side.ts): during a cool-off a known ID's 429 comes from there and
+ * an unknown one's from here, and any difference (a Date, the case or order
+ * of a field) would tell the IDs apart.
+ */
+function refuseReply (reply: FastifyReply, refusal: Refusal): void {
+  reply.hijack()
+  sendRefusal(reply.raw, refusal)
 }

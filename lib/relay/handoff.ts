@@ -215,3 +215,12 @@ export function plainSocketUnder (socket: TLSSocket): Socket | undefined {
   const parent = (socket as unknown as { _parent?: unknown })._parent
   return parent instanceof Socket && !parent.destroyed && parent.writable ? parent : undefined
 }
+
+/**
+ * The address of the peer of a server-side TLS socket, also after its
+ * handshake failed and its handle was closed: the TCP socket under it
+ * (`_parent`) kept the address if it was read while open.
+ */
+export function remoteAddressUnder (socket: TLSSocket): string | undefined {
+  return socket.remoteAddress ?? ((socket as unknown as { _parent?: unknown })._parent as Socket | undefined)?.remoteAddress
+}

@@ -19,8 +19,8 @@ export interface HiddenSideDeps {
   log: FastifyBaseLogger
   limits: { maxPendingConnects: number, connectTimeout: number, retryAfter: number, lingerTimeout?: number }
   isClosing: () => boolean
-  /** Registers a socket the relay owns until it is parked or refused, so close() can reach it. */
-  track: (socket: Socket) => () => void
+  /** Registers a socket the relay owns until it is parked or refused, and how close() answers it then. */
+  track: (socket: Socket, cut: () => void) => () => void
   /** Called once a CONNECT is accepted, as its socket is parked. */
   onParked?: (socket: Socket) => void
 }
@@ -58,7 +58,9 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     const verdict = await deps.verify(target.id, target.token)
     if (!verdict.ok) {
       if (verdict.status === 503) {
-        return { outcome: 'replay_cache_full', refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
+        // A replay cache that cannot answer (Redis down or hung) is not one that is full: another cause, another fix.
+        const outcome = verdict.reason === 'replay_cache_error' ? 'store_unavailable' : 'replay_cache_full'
+        return { outcome, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
       }
       const tripped = await deps.throttle.fail(address, target.id)
       deps.log.info({ ...at, id: target.id, reason: verdict.reason }, 'CONNECT authentication failed')
@@ -89,14 +91,18 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       return
     }
     pending++
-    const untrack = deps.track(socket)
-    let timedOut = false
+    // Answered before its check ended: timed out, or cut by a shutdown, which answers it as it answers any CONNECT then.
+    let answered = false
+    const untrack = deps.track(socket, () => {
+      answered = true
+      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
+    })
     const timer = setTimeout(() => {
-      timedOut = true
+      answered = true
       refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, at)
     }, limits.connectTimeout)
     authenticate(req, socket, rest, at).then(step => {
-      if (timedOut || socket.destroyed) return
+      if (answered || socket.destroyed) return
       if ('refusal' in step) {
         refuseWith(socket, step.outcome, step.refusal, at)
       } else if (deps.isClosing()) {

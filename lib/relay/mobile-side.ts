@@ -116,7 +116,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
     if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', limits.retryAfter)
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
-    ;(req as IncomingMessage & { [kUnknownId]?: boolean })[kUnknownId] = true
+    ;(req as IncomingMessage & { [kUnknownId]?: string })[kUnknownId] = id ?? credential.username.slice(0, 128)
     return undefined
   }
 
@@ -203,7 +203,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     }
     if (found !== undefined && 'link' in found) {
       // The other node delivered the head and what came with it; only what arrived since is left to send.
-      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), at, 'forwarded')
+      await spliceTo(found.link, ticket, Buffer.alloc(0), client, rest.subarray(sent.length), at, 'forwarded', ticket.head.length + sent.length)
       return
     }
     if (found === undefined || 'full' in found || 'unavailable' in found) {
@@ -217,7 +217,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     await spliceTo(found.socket, ticket, ticket.head, client, rest, at)
   }
 
-  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, at: LineFields, outcome: 'relayed' | 'forwarded' = 'relayed'): Promise<void> {
+  /** `delivered`: bytes another node already wrote to the hidden server (the head and what came with it), counted in toHidden. */
+  async function spliceTo (hidden: Socket, { id, receivedAt }: Extract<Ticket, { kind: 'relay' }>, head: Buffer, client: Socket, rest: Buffer, at: LineFields, outcome: 'relayed' | 'forwarded' = 'relayed', delivered = 0): Promise<void> {
     let pair: SplicedPair
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
@@ -238,7 +239,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const result = await untilOver(deps.splices, pair, client)
     metrics.spliceClosed(result.end, pair, result.durationMs / 1000)
     // The one info line of a relayed exchange, as a proxy's access log has one per session: two more lines (the park and the start) cost a few percent of a new rendezvous's CPU (docs/performance.md).
-    deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
+    deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden + delivered, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {

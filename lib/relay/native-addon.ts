@@ -96,7 +96,10 @@ export function splicerFor (path: SplicePath): NativeSplicer | undefined {
  */
 export function defaultSplicePath (): SplicePath {
   const env = process.env.RENDEZVOUS_SPLICE
-  return SPLICE_PATHS.includes(env as SplicePath) ? env as SplicePath : 'auto'
+  if (env === undefined || env === '') return 'auto'
+  // A typo (JS for js) would otherwise take the addon its user meant to avoid.
+  if (!SPLICE_PATHS.includes(env as SplicePath)) throw new RangeError(`RENDEZVOUS_SPLICE must be auto, native or js, got ${JSON.stringify(env)}`)
+  return env as SplicePath
 }
 
 /**

@@ -5,7 +5,7 @@ export const kRequestListener = Symbol('fastify-rendezvous.requestListener')
 export const kClientErrorListener = Symbol('fastify-rendezvous.clientErrorListener')
 /** Marks a request the hand-off took: its value is what the mobile side decided. */
 export const kTicket = Symbol('fastify-rendezvous.ticket')
-/** Marks a request that named an unknown ID and was left to the app's routes. */
+/** Marks a request that named an unknown ID and was left to the app's routes: its value is the name, for the log. */
 export const kUnknownId = Symbol('fastify-rendezvous.unknownId')
 /** The id a parked hidden-side connection carries in log lines, so the mobile side can name it. */
 export const kConnId = Symbol('fastify-rendezvous.connId')

@@ -212,7 +212,8 @@ export function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
   try {
     createPrivateKey(key)
   } catch (err) {
-    const encrypted = /passphrase/i.test((err as Error).message)
+    // OpenSSL's error says so in some versions only (Node 20's: "interrupted or cancelled"); the PEM always does.
+    const encrypted = /passphrase/i.test((err as Error).message) || /-----BEGIN ENCRYPTED PRIVATE KEY-----|\nProc-Type: 4,ENCRYPTED/.test(key.toString('latin1'))
     throw new CertificateError(`${labels.keyLabel} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
   }
   try {

@@ -111,12 +111,13 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     if (!known) return refuse('unknown_id')
     if (match === undefined) return refuse('wrong_code')
     if (totp === 'reuse') return { ok: true, kind: 'totp' }
-    // Keyed by step alone: a step has one code per length, and the 6-digit
-    // code is the last 6 digits of the 8-digit one, so keying on the code
-    // would let a seen 8-digit code be replayed in its shorter form.
+    // Each (ID, step, code) once, as the protocol says: a step's 6, 7 and
+    // 8-digit codes are three codes. The shorter ones are the last digits of
+    // the 8-digit one, so a seen 8-digit code can be replayed shortened
+    // within its window (docs/security.md).
     // Step s is accepted until the current step reaches s + 2.
     const ttlMs = (match.step + 2) * TOTP_STEP_MS - nowMs + CLOCK_MARGIN_MS
-    return await remember(`totp:${id}:${match.step}`, ttlMs, 'totp')
+    return await remember(`totp:${id}:${match.step}:${token}`, ttlMs, 'totp')
   }
 
   return async function verifyToken (id: string, token: string): Promise<TokenVerdict> {

@@ -8,6 +8,7 @@ import { runAgent } from '../../lib/cli/agent'
 import { agentLogger } from '../../lib/cli/agent-log'
 import { startRendezvous } from '../helpers/rendezvous'
 import { otherCert, otherKey, tlsCertPath, tlsKeyPath } from '../helpers/tls'
+import { restoreEnvAfter } from '../helpers/fixtures'
 import { FakeRendezvous, TEST_ID, TEST_SECRET } from '../agent/fake-rendezvous'
 import { echoServer, readAll } from '../agent/helpers'
 import { until } from '../helpers/until'
@@ -90,6 +91,15 @@ t.test('a certificate rejected on the first attempt: one line with the kind and 
   t.equal(lines.length, 1, c.err())
   t.match(lines[0], /^rendezvous: the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE; it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
   t.equal(fake.connects.length, 0)
+})
+
+t.test('a RENDEZVOUS_SPLICE that names no data path: one line on stderr, exit 2', async (t) => {
+  restoreEnvAfter(t, 'RENDEZVOUS_SPLICE')
+  // Read from the process's environment, where the data path is chosen.
+  process.env.RENDEZVOUS_SPLICE = 'JS'
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  t.equal(await runAgent(BASE, c.io), 2)
+  t.equal(c.err(), 'rendezvous: agent: RENDEZVOUS_SPLICE must be auto, native or js, got "JS"\n')
 })
 
 t.test('--ca and --to-ca must hold a certificate: a private key or garbage is a one-line error, exit 2', async (t) => {

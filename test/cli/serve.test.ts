@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto'
+import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
@@ -118,6 +118,15 @@ if (problem !== undefined) {
     t.same(await proc.stop(), { code: 0, signal: null })
   })
 
+  t.test('--host takes an IPv6 address bare or in brackets, and the banner writes it as URLs do', async t => {
+    for (const host of ['::1', '[::1]']) {
+      const proc = startCli(t, ['serve', '--port', '0', '--data-dir', tempDir(t), '--no-tls', '--host', host])
+      const [, url] = await proc.waitFor(/listening on (http:\/\/\[::1\]:\d+\/)/)
+      t.equal((await get(`${url}healthz`)).status, 200, `--host ${host}`)
+      t.same(await proc.stop(), { code: 0, signal: null })
+    }
+  })
+
   t.test('a keep-alive client does not hold up SIGTERM', async t => {
     const proc = startCli(t, ['serve', '--port', '0', '--data-dir', tempDir(t), '--no-tls'])
     const [, url] = await proc.waitFor(LISTENING)
@@ -179,7 +188,11 @@ if (problem !== undefined) {
     const dir = tempDir(t)
     const garbage = join(dir, 'garbage.pem')
     writeFileSync(garbage, 'this is not a certificate\n')
+    // The fixture key, encrypted as `openssl pkey -aes256` writes it.
+    const encrypted = join(dir, 'encrypted.pem')
+    writeFileSync(encrypted, createPrivateKey(readFileSync(tlsKeyPath)).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'secret' }))
     const cases: Array<[string, string[], RegExp]> = [
+      ['encrypted key', ['--tls-cert', tlsCertPath, '--tls-key', encrypted], /encrypted\.pem is encrypted; give an unencrypted key/],
       ['missing --tls-key', ['--tls-cert', tlsCertPath], /--tls-cert needs --tls-key/],
       ['missing --tls-cert', ['--tls-key', tlsKeyPath], /--tls-key needs --tls-cert/],
       ['--tls-key file absent', ['--tls-cert', tlsCertPath, '--tls-key', join(dir, 'nope.pem')], /cannot read --tls-key .*nope\.pem: no such file/],

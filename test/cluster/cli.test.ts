@@ -104,15 +104,32 @@ t.test('a Redis that accepts connections and never answers is a one-line error w
   t.ok(served.ms < 15_000 && listed.ms < 15_000, `both gave up after the connect timeout, not a hang (${served.ms} ms, ${listed.ms} ms)`)
 })
 
+const advertising = ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--peer-host', '0.0.0.0', '--advertise']
+
 t.test('bad cluster flags are one-line errors (exit 2)', async t => {
   const cases: Array<[string, string[], RegExp]> = [
     ['cluster flag without --redis', ['--peer-port', '9000'], /--peer-port needs --redis URL/],
     ['--redis not a URL', ['--redis', 'localhost:6379', '--cluster-secret', 'x'.repeat(16)], /--redis must be a redis:\/\/ or rediss:\/\/ URL/],
     ['wildcard --peer-host without --advertise', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--peer-host', '0.0.0.0'], /--peer-host 0\.0\.0\.0 is no address other nodes can dial/],
-    ['--advertise not HOST:PORT', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--advertise', 'nope'], /--advertise must be HOST:PORT/]
+    ['--advertise not HOST:PORT', ['--redis', 'redis://127.0.0.1:6379', '--cluster-secret', 'x'.repeat(16), '--advertise', 'nope'], /--advertise must be HOST:PORT/],
+    ['--advertise port 0', [...advertising, '10.0.0.1:0'], /^--advertise has port 0, which no node can dial: use 1 to 65535, got "10\.0\.0\.1:0"$/],
+    ['--advertise port past 65535', [...advertising, 'node1.example:65536'], /^--advertise has port 65536, which no node can dial/],
+    ['--advertise 0.0.0.0', [...advertising, '0.0.0.0:9443'], /^--advertise names 0\.0\.0\.0, an address other nodes cannot dial/],
+    ['--advertise ::', [...advertising, '[::]:9443'], /^--advertise names ::, an address other nodes cannot dial/],
+    ['--advertise 0:0:0:0:0:0:0:0', [...advertising, '[0:0:0:0:0:0:0:0]:9443'], /^--advertise names 0:0:0:0:0:0:0:0, an address other nodes cannot dial/]
   ]
   // One process per case would be slow; the parser is what decides.
   for (const [name, flags, pattern] of cases) {
     t.throws(() => parseServeArgs(flags, {}), { message: pattern, exitCode: 2 }, name)
   }
+})
+
+t.test('an --advertise no node can dial stops serve with one line and exit 2; a good one different from the bound address shows both in the banner', { skip }, async t => {
+  const redis = await startRedis(t)
+  const refused = await runCli(t, ['serve', '--no-tls', '--port', '0', ...clusterArgs(redis.url), '--advertise', '0.0.0.0:9443'])
+  t.equal(refused.code, 2)
+  t.equal(refused.stderr, 'rendezvous: --advertise names 0.0.0.0, an address other nodes cannot dial: give this node\'s own address or name, got "0.0.0.0:9443"\n')
+  const served = await startServe(t, { extraArgs: [...clusterArgs(redis.url), '--advertise', 'localhost:9443'] })
+  const [, bound] = await served.proc.waitFor(/peer link on (127\.0\.0\.1:\d+), advertised as localhost:9443 \(plain TCP\)/)
+  t.not(bound, '127.0.0.1:0', 'the port the listener was given')
 })

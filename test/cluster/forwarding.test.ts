@@ -7,16 +7,7 @@ import { tlsCert, tlsKey } from '../helpers/tls'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
 import { Redis } from 'ioredis'
-import { Writable } from 'node:stream'
-
-/** A log destination that keeps each JSON line parsed. */
-class LogLines extends Writable {
-  readonly lines: Array<{ level: number, msg: string, [field: string]: unknown }> = []
-  override _write (chunk: Buffer, _encoding: BufferEncoding, done: () => void): void {
-    for (const line of chunk.toString('utf8').split('\n')) if (line !== '') this.lines.push(JSON.parse(line))
-    done()
-  }
-}
+import { LogLines } from './log-lines'
 
 // Skipped only where redis-server is not installed; .ci/run installs it.
 const skip = redisMissing() ?? false
@@ -132,7 +123,10 @@ t.test('forwarding skips a node that fails and a node that cannot prove the clus
     t.equal(hidden.received.length, 0, 'nothing reached the hidden server')
     t.equal(a.app.rendezvous.parkedFor('hub-2'), 1, 'a still holds its socket')
     // The client asked a about four times a second for its whole wait: one warning each side, the rest at debug.
-    const asked = outsiderLog.lines.filter(l => l.node === 'a' && l.msg.startsWith('node did not hand over a connection'))
+    const asked = outsiderLog.lines.filter(l => l.peer === 'a' && l.msg.startsWith('node did not hand over a connection'))
+    t.ok(asked.every(l => l.node === 'outsider'), '`node` is the node that logs, `peer` the one it asked')
+    const written = outsiderLog.raw.filter(l => l.includes('node did not hand over a connection'))
+    t.ok(written.length > 0 && written.every(l => l.match(/"node":/g)?.length === 1), 'no key written twice')
     t.ok(asked.length >= 2, `the outsider asked a more than once (${asked.length})`)
     t.same(asked.filter(l => l.level === 40).map(l => l.msg), ['node did not hand over a connection; trying the next (is --cluster-secret the same on every node?)'])
     t.notOk(asked.some(l => 'err' in l), 'no stack traces')

@@ -16,6 +16,8 @@ export interface TestRedis {
   port: number
   /** SHUTDOWN SAVE: the data survives for start(). */
   stop: () => Promise<void>
+  /** SHUTDOWN NOSAVE: start() brings back the last snapshot (SAVE), as after a crash. */
+  crash: () => Promise<void>
   /** Starts again on the same port with the saved data. */
   start: () => Promise<void>
   running: () => boolean
@@ -74,12 +76,12 @@ export async function startRedis (t: Teardown): Promise<TestRedis> {
     })
   }
 
-  const stop = async (): Promise<void> => {
+  const shutdown = async (how: 'SAVE' | 'NOSAVE'): Promise<void> => {
     if (child === undefined) return
     const client = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null })
     client.on('error', () => {})
     await client.connect()
-    await client.call('SHUTDOWN', 'SAVE').catch(() => {})
+    await client.call('SHUTDOWN', how).catch(() => {})
     client.disconnect()
     await exited
   }
@@ -93,7 +95,8 @@ export async function startRedis (t: Teardown): Promise<TestRedis> {
   return {
     url: `redis://127.0.0.1:${port}`,
     port,
-    stop,
+    stop: async () => { await shutdown('SAVE') },
+    crash: async () => { await shutdown('NOSAVE') },
     start,
     running: () => child !== undefined,
     pause: () => { child?.kill('SIGSTOP') },

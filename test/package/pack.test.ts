@@ -15,7 +15,7 @@ import { SECRET } from '../helpers/fixtures'
 
 const HUB = { HUB_ID: 'embedded-hub', HUB_SECRET: SECRET }
 // What the source tree needs to build and pack; test/ goes along to prove it stays out.
-const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'docs', 'lib', 'native', 'scripts', 'test/package']
+const SOURCES = ['package.json', 'package-lock.json', 'tsconfig.json', 'tsconfig.build.json', 'README.md', 'SECURITY.md', 'LICENSE', 'docs', 'lib', 'native', 'scripts', 'test/package']
 
 const probe = spawnSync('curl', ['--version'])
 if (probe.error !== undefined || probe.status !== 0) {
@@ -50,7 +50,8 @@ async function packAndEmbed (t: Test): Promise<void> {
 
   const listing = await run(t, 'tar', ['-tzf', join(scratch, tarball)])
   const files = listing.stdout.toString().split('\n').filter(Boolean).map(f => f.replace(/^package\//, ''))
-  for (const file of ['package.json', 'README.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
+  // LICENSE, as package.json names MIT; SECURITY.md, which README and docs/security.md link to.
+  for (const file of ['package.json', 'README.md', 'LICENSE', 'SECURITY.md', 'dist/index.js', 'dist/index.d.ts', 'dist/cli/main.js',
     'dist/entry/agent.js', 'dist/entry/agent.d.ts', 'dist/entry/client.js', 'dist/entry/client.d.ts',
     // What the install script needs to build the optional native splice.
     'native/splice.h', 'native/binding.c', 'native/io-thread.c', 'native/pump.c', 'scripts/build-native.js']) {

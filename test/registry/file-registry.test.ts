@@ -36,6 +36,13 @@ t.test('a missing file is an empty registry; the first add creates dir 0700 and 
   t.same(await readdir(dataDir), ['ids.json'], 'no temp or lock file left behind')
 })
 
+t.test('a data dir that is a file is refused with the registry\'s code, naming the mistake', async (t) => {
+  const dataDir = join(t.testdir(), 'plain-file')
+  await writeFile(dataDir, 'not a directory\n')
+  const registry = open(t, { dataDir })
+  await t.rejects(registry.ready(), { code: 'FST_RENDEZVOUS_REGISTRY_CORRUPT', message: /plain-file is a file, not a directory/ })
+})
+
 t.test('add generates, validates, canonicalises and refuses duplicates', async (t) => {
   const registry = open(t, { dataDir: t.testdir() })
   await registry.ready()

@@ -5,6 +5,7 @@ import { statusOf, type WireClient } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
 import { createTotp } from '../../lib/tokens/totp'
 import { SECRET } from '../helpers/fixtures'
+import { until } from '../helpers/until'
 
 async function connect (relay: TestRendezvous, target: string, extra = ''): Promise<WireClient> {
   const c = await relay.open()
@@ -200,6 +201,24 @@ t.test('a slow verifier is cut off by connectTimeout with a status', async t => 
   t.teardown(relay.close)
   const text = await refused(relay, 'uuid:hub-1?response=x')
   t.equal(statusOf(text), 408)
+})
+
+t.test('a CONNECT still being checked when the app closes gets 503 and a close, and its check, when it ends, changes nothing', async t => {
+  let release!: (ok: boolean) => void
+  const relay = await startRendezvous({ plugin: { retryAfter: 7, verifyToken: async () => await new Promise<boolean>(resolve => { release = resolve }) } })
+  const wire = await relay.open()
+  wire.write(`CONNECT uuid:hub-1?response=x HTTP/1.1\r\nHost: 127.0.0.1:${relay.port}\r\n\r\n`)
+  await until(() => release !== undefined, 3000, 'the check to start')
+  const started = Date.now()
+  const closing = relay.close()
+  await wire.untilClosed(5000)
+  await closing
+  t.match(wire.text, /^HTTP\/1\.1 503 Service Unavailable\r\nContent-Type: text\/plain; charset=utf-8\r\nContent-Length: 14\r\nConnection: close\r\nRetry-After: 7\r\nDate: [^\r]+ GMT\r\n\r\nshutting down\n$/)
+  t.ok(wire.ended, 'an orderly close')
+  t.ok(Date.now() - started < 3000, 'close() did not wait for the check')
+  release(true)
+  await new Promise(resolve => setTimeout(resolve, 50))
+  t.equal(relay.app.rendezvous.stats().parked, 0, 'nothing parked after the close')
 })
 
 t.test('removing an ID closes its parked sockets and refuses new CONNECTs', async t => {

@@ -165,19 +165,28 @@ t.test('with the lenient parser, a NUL in a header gets 400 and the parked conne
 t.test('unknown IDs are throttled per address, and a throttled address cannot tell known IDs apart', async t => {
   const relay = await startRelay({ plugin: { unknownIdFailures: { perAddress: 5, window: 60_000, coolOff: 30_000 } } })
   t.teardown(relay.close)
-  const ask = async (id: string): Promise<string> => {
+  const ask = async (id: string, method = 'GET'): Promise<string> => {
     const c = await relay.open()
-    c.write('GET / HTTP/1.1\r\nHost: h\r\n' + DIGEST(id) + '\r\n')
+    c.write(`${method} / HTTP/1.1\r\nHost: h\r\n` + DIGEST(id) + '\r\n')
     await c.untilClosed()
     return c.text
   }
-  for (let i = 0; i < 5; i++) t.equal(statusOf(await ask(`guess-${i}`)), 404, 'up to the limit, each guess is told no')
+  for (let i = 0; i < 4; i++) t.equal(statusOf(await ask(`guess-${i}`)), 404, 'up to the limit, each guess is told no')
+  t.equal(await ask('guess-4'), 'HTTP/1.1 404 Not Found\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 29\r\nConnection: close\r\n\r\nno hidden server has this ID\n',
+    'the 404 in the form of every other refusal')
   const tripped = await ask('guess-5')
   t.equal(statusOf(tripped), 429, 'the guess after the limit')
   t.match(tripped, /\r\nRetry-After: 30\r\n/i)
-  t.equal(statusOf(await ask('guess-6')), 429)
   const hidden = await relay.park('hub-1')
-  t.equal(statusOf(await ask('hub-1')), 429, 'a known ID gets the same answer while the address cools off')
+  // Retry-After counts down the cool-off; everything else must be the same bytes.
+  const same = (text: string): string => text.replace(/\r\nRetry-After: \d+\r\n/, '\r\nRetry-After: N\r\n')
+  for (const method of ['GET', 'HEAD']) {
+    const unknown = await ask('guess-6', method)
+    const known = await ask('hub-1', method)
+    t.equal(statusOf(known), 429, `${method}: a known ID gets 429 while the address cools off`)
+    t.equal(same(known), same(unknown), `${method}: byte for byte the answer an unknown ID gets`)
+    t.notMatch(unknown, /\r\nDate:/i, `${method}: no Date on either`)
+  }
   await stillUnused(t, relay, hidden)
   hidden.destroy()
   await untilParked(relay, 0)

@@ -163,17 +163,19 @@ t.test('a failing replay cache fails closed with 503', async (t) => {
   t.same(await verify(ID, v1(S)), { ok: false, reason: 'replay_cache_error', status: 503 })
 })
 
-t.test('totp strict: each step once, current step and one either side', async (t) => {
+t.test('totp strict: each (ID, step, code) once, current step and one either side', async (t) => {
   const { verify, cache } = setup()
   t.same(await verify(ID, totp(START)), { ok: true, kind: 'totp' })
   t.same(await verify(ID, totp(START)), { ok: false, reason: 'replayed', status: 401 })
   t.same(await verify(ID, totp(START - 30_000)), { ok: true, kind: 'totp' }, 'previous step')
   t.same(await verify(ID, totp(START + 30_000, 8)), { ok: true, kind: 'totp' }, 'next step, 8 digits')
-  t.same(await verify(ID, totp(START + 30_000, 6)), { ok: false, reason: 'replayed', status: 401 }, 'the same step in its 6-digit form')
+  t.same(await verify(ID, totp(START + 30_000, 8)), { ok: false, reason: 'replayed', status: 401 }, 'that 8-digit code again')
+  t.same(await verify(ID, totp(START + 30_000, 6)), { ok: true, kind: 'totp' }, 'the same step\'s 6-digit code is another code')
+  t.same(await verify(ID, totp(START + 30_000, 6)), { ok: false, reason: 'replayed', status: 401 }, 'and is accepted once too')
   t.same(await verify(ID, totp(START - 60_000)), { ok: false, reason: 'wrong_code', status: 401 })
   t.same(await verify(ID, totp(START + 60_000)), { ok: false, reason: 'wrong_code', status: 401 })
   t.same(await verify(ID, totp(START, 6, randomBytes(20))), { ok: false, reason: 'wrong_code', status: 401 })
-  t.equal(cache.calls.length, 5, 'only proven codes reach the cache')
+  t.equal(cache.calls.length, 7, 'only proven codes reach the cache')
 })
 
 t.test('totp strict: a code is remembered until its step can no longer be accepted', async (t) => {
