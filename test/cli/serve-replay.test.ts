@@ -114,6 +114,8 @@ if (problem !== undefined) {
     t.match(refused?.text, /\r\nRetry-After: \d+\r\n/)
     const again = await park(port, id, createV1Token(id, secret))
     t.equal(again.status, 503, 'and the next one too')
+    const metrics = await fetch(`http://127.0.0.1:${port}/metrics`).then(async res => await res.text())
+    t.match(metrics, /\nrendezvous_refusals_total\{side="hidden",reason="store_unavailable"\} 2\n/, 'counted as a store that cannot answer')
     const logged = proc.stdout().split('\n').filter(line => line.includes('the replay journal cannot be written'))
     t.equal(logged.length, 1, 'logged once')
     t.match(logged[0], /EFBIG/, 'with the reason')
