@@ -89,8 +89,12 @@ export class FileReplayCache implements ReplayCache {
       for (const entry of journal.entries) await load(memory, entry, now(), journal.path)
     }
     const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
-    await cache.#rewrite()
+    // Claimed before it exists, so that a cache opening beside it in this process never takes it for a predecessor's.
     claimJournal(cache.file)
+    await cache.#rewrite().catch((err: unknown) => {
+      releaseJournal(cache.file)
+      throw err
+    })
     // Only now that their live entries are in our journal.
     await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])
     return cache
