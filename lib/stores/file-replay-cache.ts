@@ -93,7 +93,8 @@ export class FileReplayCache implements ReplayCache {
     claimJournal(cache.file)
     await cache.#rewrite().catch((err: unknown) => {
       releaseJournal(cache.file)
-      throw err
+      // Without a journal, a restart would forget the tokens accepted from now on: refused, not started.
+      throw new ReplayJournalError(cache.file, `cannot be created: ${(err as Error).message}; the relay must be able to write its data dir`)
     })
     // Only now that their live entries are in our journal.
     await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])

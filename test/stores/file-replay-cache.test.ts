@@ -199,6 +199,16 @@ t.test('a journal or data dir other users can write is refused', async t => {
   await t.rejects(FileReplayCache.open({ dataDir: dir }), { code: 'FST_RENDEZVOUS_REGISTRY_INSECURE', message: /chmod 700/ })
 })
 
+t.test('a journal that cannot be created refuses the start', async t => {
+  const dir = dataDir(t)
+  const cache = await open(t, { dataDir: dir })
+  await cache.remember('a', 60_000)
+  const writeSync = (): number => { throw Object.assign(new Error('EIO: i/o error, write'), { code: 'EIO' }) }
+  await t.rejects(FileReplayCache.open({ dataDir: dir, writeSync }), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL', message: /cannot be created: EIO: i\/o error, write; the relay must be able to write its data dir/ })
+  t.same(readdirSync(dir).filter(name => name.endsWith('.tmp')), [], 'no temporary file left')
+  t.equal(readdirSync(dir).filter(name => name.endsWith('.journal')).length, 1, 'the journal it could not copy is kept')
+})
+
 t.test('more live keys than the cache holds refuse the start rather than drop some', async t => {
   const dir = dataDir(t)
   const cache = await open(t, { dataDir: dir })
