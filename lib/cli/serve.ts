@@ -1,4 +1,5 @@
 import type { AddressInfo } from 'node:net'
+import { constants } from 'node:os'
 import type { Server } from 'node:tls'
 import type { FastifyInstance } from 'fastify'
 import { buildServer, closeDeadline, closeServer, metricsListenerAddress } from '../server/app'
@@ -27,13 +28,14 @@ export async function runServe (args: string[], io: CliIo): Promise<number> {
 async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   // A file-size limit (ulimit -f, systemd's LimitFSIZE) reached by the replay
   // journal must fail that write (EFBIG: CONNECTs get 503), not kill the relay
-  // and everything it carries with SIGXFSZ's core dump. Node ignores SIGXFSZ
-  // only in some environments, so serve says so itself.
-  process.on('SIGXFSZ', ignoreSignal)
+  // and everything it carries with SIGXFSZ's core dump. Node does not ignore
+  // SIGXFSZ in every environment (it does not under tap), so serve does.
+  const xfsz = 'SIGXFSZ' in constants.signals
+  if (xfsz) process.on('SIGXFSZ', ignoreSignal)
   try {
     return await serveUntilSignal(parsed, io)
   } finally {
-    process.removeListener('SIGXFSZ', ignoreSignal)
+    if (xfsz) process.removeListener('SIGXFSZ', ignoreSignal)
   }
 }
 
