@@ -109,7 +109,7 @@ if (problem !== undefined) {
       [['--admin-listen', '127.0.0.1:0', '--admin-token-file', join(dir, 'none')], {}, /--admin-token-file .*none: no such file\n$/],
       [['--admin-listen', '127.0.0.1:0', '--admin-token-file', short], {}, /must hold a token of 16 characters or more/],
       [['--admin-listen', 'nowhere', '--admin-token-file', short], {}, /--admin-listen must be HOST:PORT/],
-      [[], { RENDEZVOUS_MAX_PARKED: 'lots' }, /^rendezvous: RENDEZVOUS_MAX_PARKED must be an integer from 0 to 10000000, got "lots"\n$/],
+      [[], { RENDEZVOUS_MAX_PARKED: 'lots' }, /^rendezvous: RENDEZVOUS_MAX_PARKED must be an integer from 1 to 10000000, got "lots"\n$/],
       [['--no-metrics', '--metrics-listen', '127.0.0.1:0'], {}, /--no-metrics cannot be combined with --metrics-listen/]
     ]
     for (const [args, env, pattern] of cases) {
