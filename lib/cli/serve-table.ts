@@ -4,8 +4,8 @@ import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
 import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
 
-// The plugin's own defaults, so that the command line cannot drift from them.
-// The plugin's defaults, for the help text; splice named, so that RENDEZVOUS_SPLICE is read (and checked) with the other variables.
+// The plugin's own defaults, so that the command line cannot drift from them. splice is
+// named, so that RENDEZVOUS_SPLICE is read (and checked) with serve's other variables.
 const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
 const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(min, max)

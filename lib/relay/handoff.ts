@@ -212,8 +212,8 @@ export function shedConnectState (socket: Socket): void {
  * where this Node keeps it elsewhere.
  */
 export function plainSocketUnder (socket: TLSSocket): Socket | undefined {
-  const parent = (socket as unknown as { _parent?: unknown })._parent
-  return parent instanceof Socket && !parent.destroyed && parent.writable ? parent : undefined
+  const parent = parentOf(socket)
+  return parent !== undefined && !parent.destroyed && parent.writable ? parent : undefined
 }
 
 /**
@@ -222,5 +222,11 @@ export function plainSocketUnder (socket: TLSSocket): Socket | undefined {
  * (`_parent`) kept the address if it was read while open.
  */
 export function remoteAddressUnder (socket: TLSSocket): string | undefined {
-  return socket.remoteAddress ?? ((socket as unknown as { _parent?: unknown })._parent as Socket | undefined)?.remoteAddress
+  return socket.remoteAddress ?? parentOf(socket)?.remoteAddress
+}
+
+// Node keeps the TCP socket a server-side TLS socket wraps as `_parent`.
+function parentOf (socket: TLSSocket): Socket | undefined {
+  const parent = (socket as unknown as { _parent?: unknown })._parent
+  return parent instanceof Socket ? parent : undefined
 }
