@@ -1,0 +1,20 @@
+import t from 'tap'
+import { RendezvousAgent } from '../../lib/agent/agent'
+import { restoreEnvAfter } from '../helpers/fixtures'
+import { TEST_ID, TEST_SECRET } from './fake-rendezvous'
+
+const base = { url: 'https://127.0.0.1:1', id: TEST_ID, secret: TEST_SECRET, to: 'http://127.0.0.1:2' }
+
+t.test('a RENDEZVOUS_SPLICE that names no data path fails the construction with the agent\'s own code', async (t) => {
+  restoreEnvAfter(t, 'RENDEZVOUS_SPLICE')
+  process.env.RENDEZVOUS_SPLICE = 'JS'
+  // Not the plugin's FST_RENDEZVOUS_BAD_OPTION: an app that embeds both tells them apart by code.
+  t.throws(() => new RendezvousAgent(base), {
+    code: 'FST_RENDEZVOUS_AGENT_BAD_OPTION',
+    message: 'RendezvousAgent: RENDEZVOUS_SPLICE must be auto, native or js, got "JS"'
+  })
+  for (const good of ['', 'auto', 'js']) {
+    process.env.RENDEZVOUS_SPLICE = good
+    t.doesNotThrow(() => new RendezvousAgent(base), `RENDEZVOUS_SPLICE=${JSON.stringify(good)}`)
+  }
+})
