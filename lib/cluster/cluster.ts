@@ -85,7 +85,8 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   return {
     nodeId: o.nodeId,
     registry,
-    replayCache: new RedisReplayCache(conn, stores),
+    // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold.
+    replayCache: new RedisReplayCache(conn, { ...stores, usable: () => registry.reachable() }),
     throttleStore: new RedisThrottleStore(conn, stores),
     reachable: () => registry.reachable(),
     peerAddress: () => address,

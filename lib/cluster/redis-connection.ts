@@ -25,6 +25,8 @@ export interface RedisConnection {
   subscriber: RedisClient
   /** Both connections are up, and Redis answered the last liveness ping in time. */
   reachable: () => boolean
+  /** Both connections are up (ioredis says 'ready'), whether or not Redis answers. */
+  connected: () => boolean
   /**
    * PINGs every `intervalMs`, each allowed `timeoutMs`. A Redis that hangs
    * (stopped, swapping) keeps its TCP connections open, and ioredis goes on
@@ -82,6 +84,7 @@ export function openRedis (source: RedisSource): RedisConnection {
     client,
     subscriber,
     reachable,
+    connected,
     watchLiveness: (intervalMs, timeoutMs, listener) => {
       let inFlight = false
       up = reachable()

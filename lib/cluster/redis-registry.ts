@@ -13,6 +13,8 @@ export interface RedisRegistryOptions {
   resyncInterval?: number
   /** Longest wait for one Redis command, in ms. Default 1000. */
   commandTimeout?: number
+  /** First wait before a failed re-read after a reconnection is tried again, in ms; it doubles up to `commandTimeout`. Default 50. */
+  catchUpDelay?: number
   /** Keep a live mirror (a node). A one-shot command line tool does not. Default true. */
   watch?: boolean
   /** Reads and compare-and-set writes one rotation may take while other writers change the same ID. Default 10. */
@@ -27,7 +29,9 @@ interface Snapshot { epoch?: string, version: number, records: Map<string, Ident
  * header callback, where no I/O can happen. Changes reach the mirror by
  * pub/sub at once, and a periodic re-read repairs anything pub/sub missed.
  * While the mirror cannot be trusted, `stale()` says so, and the relay
- * answers 503 for what it would otherwise have to guess.
+ * answers 503 for what it would otherwise have to guess. A lost connection
+ * makes it untrusted until the IDs are read again from the Redis that is
+ * there now, which may have come back empty or older.
  */
 export class RedisRegistry implements Registry {
   readonly #conn: RedisConnection
@@ -44,6 +48,12 @@ export class RedisRegistry implements Registry {
   #timer: NodeJS.Timeout | undefined
   #syncing: Promise<void> | undefined
   #closed = false
+  // Connections lost so far, and whether the mirror still waits for a re-read begun after the last loss.
+  #losses = 0
+  #behind = false
+  #catchUp: NodeJS.Timeout | undefined
+  #catchUpDelay = 0
+  readonly #firstCatchUpDelay: number
 
   constructor (conn: RedisConnection, opts: RedisRegistryOptions = {}) {
     this.#conn = conn
@@ -52,6 +62,7 @@ export class RedisRegistry implements Registry {
     this.#timeout = opts.commandTimeout ?? 1000
     this.#watch = opts.watch ?? true
     this.#rotateAttempts = opts.rotateAttempts ?? 10
+    this.#firstCatchUpDelay = opts.catchUpDelay ?? 50
   }
 
   #ready: Promise<void> | undefined
@@ -66,8 +77,9 @@ export class RedisRegistry implements Registry {
     if (!this.#watch) return
     const sub = this.#conn.subscriber
     sub.on('message', this.#onMessage)
-    // Whatever was published while the subscriber was away is lost: re-read.
-    sub.on('ready', this.#onReconnect)
+    // Whatever was published while the subscriber was away is lost, and the
+    // Redis that answers now may hold other IDs: re-read once both are back.
+    for (const c of [sub, this.#conn.client]) c.on('close', this.#onLost).on('ready', this.#reread)
     await timed(sub.subscribe(this.#keys.idsChannel), this.#timeout)
     await this.#sync()
     this.#timer = setInterval(() => { this.#sync().catch(() => {}) }, this.#resyncInterval)
@@ -79,9 +91,9 @@ export class RedisRegistry implements Registry {
     return key === undefined ? undefined : this.#records.get(key)
   }
 
-  /** True while a miss in the mirror cannot be trusted: Redis is unreachable or the last re-read is too old. */
+  /** True while the mirror cannot be trusted: Redis is unreachable, was lost and not read again since, or the last re-read is too old. */
   stale (): boolean {
-    return !this.#conn.reachable() || Date.now() - this.#syncedAt > this.#resyncInterval * 3
+    return this.#behind || !this.#conn.reachable() || Date.now() - this.#syncedAt > this.#resyncInterval * 3
   }
 
   reachable (): boolean {
@@ -135,9 +147,10 @@ export class RedisRegistry implements Registry {
   async close (): Promise<void> {
     this.#closed = true
     clearInterval(this.#timer)
+    clearTimeout(this.#catchUp)
     const sub = this.#conn.subscriber
     sub.removeListener('message', this.#onMessage)
-    sub.removeListener('ready', this.#onReconnect)
+    for (const c of [sub, this.#conn.client]) c.removeListener('close', this.#onLost).removeListener('ready', this.#reread)
   }
 
   async #eval (script: string, id: string, ...json: string[]): Promise<number> {
@@ -169,8 +182,16 @@ export class RedisRegistry implements Registry {
 
   // One re-read at a time; a caller arriving meanwhile shares it.
   #sync (): Promise<void> {
-    this.#syncing ??= this.#read().then(snapshot => this.#apply(snapshot)).finally(() => { this.#syncing = undefined })
+    this.#syncing ??= this.#readAndApply().finally(() => { this.#syncing = undefined })
     return this.#syncing
+  }
+
+  async #readAndApply (): Promise<void> {
+    // Only a read sent with both connections up, and none lost before it came back, was answered by the Redis there is now.
+    const losses = this.#losses
+    const connected = this.#conn.connected()
+    this.#apply(await this.#read())
+    if (connected && losses === this.#losses) this.#behind = false
   }
 
   #apply (snapshot: Snapshot): void {
@@ -189,7 +210,25 @@ export class RedisRegistry implements Registry {
     this.#listeners.fire(gone)
   }
 
-  readonly #onReconnect = (): void => { this.#sync().catch(() => {}) }
+  readonly #onLost = (): void => {
+    this.#losses++
+    this.#behind = true
+  }
+
+  readonly #reread = (): void => {
+    clearTimeout(this.#catchUp)
+    this.#catchUp = undefined
+    this.#sync().then(() => { this.#catchUpDelay = 0 }, () => {}).finally(() => { this.#retryCatchUp() })
+  }
+
+  // Until a re-read after the last loss succeeds, it is tried again soon, not at the next periodic one: the node refuses CONNECTs meanwhile.
+  // While a connection is still down there is nothing to try: its 'ready' starts the next read.
+  #retryCatchUp (): void {
+    if (!this.#behind || this.#closed || this.#catchUp !== undefined || !this.#conn.connected()) return
+    this.#catchUpDelay = Math.min(Math.max(this.#catchUpDelay * 2, this.#firstCatchUpDelay), this.#timeout)
+    this.#catchUp = setTimeout(this.#reread, this.#catchUpDelay)
+    this.#catchUp.unref()
+  }
 
   readonly #onMessage = (channel: string, message: string): void => {
     if (channel !== this.#keys.idsChannel || this.#closed) return
@@ -197,12 +236,12 @@ export class RedisRegistry implements Registry {
     const rest = message.slice(kind.length + (epoch?.length ?? 0) + (versionText?.length ?? 0) + 3)
     const version = Number(versionText)
     if (epoch !== this.#epoch || !Number.isSafeInteger(version)) {
-      this.#onReconnect()
+      this.#reread()
       return
     }
     if (version <= this.#version) return
     // A gap means a message was lost; the re-read fills it.
-    if (version > this.#version + 1) this.#onReconnect()
+    if (version > this.#version + 1) this.#reread()
     this.#version = version
     if (kind === 'add') {
       const parsed = safeJson(rest)
