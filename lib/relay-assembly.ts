@@ -89,6 +89,8 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     closing: isClosing,
     drain: async () => {
       closing = true
+      // Waits end before any grace period: a client waiting here, or for another node, gets its 503 now.
+      mobile.endWaits()
       lot.closeAll()
       for (const cut of hidden.handshakes.values()) cut()
       await endSplices(splices, o.closeGracePeriod)

@@ -50,6 +50,13 @@ export interface MobileSideDeps {
 export interface MobileSide {
   decide: (req: HeadersOnlyRequest, facts: HeadFacts) => Ticket | undefined
   onClaimed: (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer) => void
+  /**
+   * Ends every wait for a hidden server now and from now on, here and on
+   * other nodes alike: each waiting client gets the answer `refusing()` says
+   * (503 with Retry-After when shutting down) instead of waiting out its
+   * timeout. For a shutdown, called once `refusing()` says so.
+   */
+  endWaits: () => void
 }
 
 const refusal = (outcome: RequestOutcome, status: number, message: string, retryAfter?: number): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message, retryAfter } })
@@ -82,17 +89,30 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
   }
 }
 
+/** Runs `work` with a signal that aborts as soon as one of `signals` does; it is already aborted if one is. */
+async function untilAnyAborts<T> (signals: AbortSignal[], work: (either: AbortSignal) => Promise<T>): Promise<T> {
+  const either = new AbortController()
+  const abort = (): void => either.abort()
+  // Listeners come off when the work ends: the shutdown signal outlives every request.
+  for (const signal of signals) {
+    if (signal.aborted) either.abort()
+    else signal.addEventListener('abort', abort, { once: true })
+  }
+  try {
+    return await work(either.signal)
+  } finally {
+    for (const signal of signals) signal.removeEventListener('abort', abort)
+  }
+}
+
 /** Runs `work` with a signal that aborts when `signal` does or at `deadline` (ms since the epoch), whichever is first. */
 async function untilDeadline<T> (signal: AbortSignal, deadline: number, work: (bounded: AbortSignal) => Promise<T>): Promise<T> {
-  const bounded = new AbortController()
-  const abort = (): void => bounded.abort()
-  const timer = setTimeout(abort, Math.max(0, deadline - Date.now()))
-  signal.addEventListener('abort', abort, { once: true })
+  const late = new AbortController()
+  const timer = setTimeout(() => late.abort(), Math.max(0, deadline - Date.now()))
   try {
-    return await work(bounded.signal)
+    return await untilAnyAborts([signal, late.signal], work)
   } finally {
     clearTimeout(timer)
-    signal.removeEventListener('abort', abort)
   }
 }
 
@@ -103,6 +123,8 @@ function usable (client: Socket, watch: ClientWatch): boolean {
 
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
+  // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
+  const ending = new AbortController()
 
   // Runs inside Node's header callback: synchronous, and it touches only the headers.
   function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
@@ -145,7 +167,11 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const here = lot.take(id)
     const found = here !== undefined
       ? { socket: here }
-      : deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, watch.signal) : await waitAnywhere(deps.remote, id, head(), watch.signal)
+      : await untilAnyAborts([watch.signal, ending.signal], async signal => {
+        // A lot's wait does not look at a signal aborted before it began.
+        if (signal.aborted) return undefined
+        return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
+      })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !usable(client, watch)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
@@ -170,8 +196,15 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         // Another node that accepts and never answers must not hold the client past its wait timeout.
         const link = await untilDeadline(signal, deadline, async bounded => await remote.open(id, head, bounded))
         if (link === 'unavailable') return { unavailable: true }
-        if (link !== 'none') return { link }
+        if (link !== 'none') {
+          // Given up meanwhile (the client left, or the server is shutting down): the link's exchange is not for anyone.
+          if (!signal.aborted) return { link }
+          link.destroy()
+          return undefined
+        }
       }
+      // Given up while other nodes were asked: a wait on a closed lot would only run out its time.
+      if (signal.aborted) return undefined
       const left = deadline - Date.now()
       const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
       if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
@@ -261,5 +294,5 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     })
   }
 
-  return { decide, onClaimed }
+  return { decide, onClaimed, endWaits: () => { ending.abort() } }
 }
