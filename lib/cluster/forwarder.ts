@@ -162,7 +162,7 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
     const onError = (err: Error): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
-      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message}${plainListenerHint(err.message)}`) : err)
+      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message.trim()}${plainListenerHint(err.message)}`) : err)
     }
     socket.once('error', onError)
   })
