@@ -85,7 +85,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   return {
     lot,
     splices,
-    answerUnrouted: unroutedAnswer(o.realm, metrics, probes, { closing: isClosing, retryAfter: o.retryAfter }, log),
+    answerUnrouted: unroutedAnswer(o.realm, metrics, probes, { closing: isClosing, retryAfter: o.retryAfter, lingerTimeout: o.lingerTimeout }, log),
     closing: isClosing,
     drain: async () => {
       closing = true

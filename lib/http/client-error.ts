@@ -35,6 +35,9 @@ export function parserRefusal (code: string | undefined): Refusal {
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
+  // Bytes after a request that closed the connection: its answer is the last one, and Node closes the
+  // connection after it (RFC 9112 §9.6). A 400 here would be read as the answer to a request nobody processed.
+  if (err.code === 'HPE_CLOSED_CONNECTION') return
   if (!isParserError(err.code)) {
     socket.destroy()
     return

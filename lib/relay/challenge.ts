@@ -3,6 +3,7 @@ import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 import type { AuthThrottle } from './auth-throttle'
+import { lingerWhenClosed } from './handoff'
 
 /** Answers a request that no route handles; see challengeHook. */
 export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => void
@@ -11,13 +12,16 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * Requests that reach Fastify carry no usable rendezvous credential. Those
  * no route handles are challenged, or told that the ID they named is unknown.
  */
-export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, closing: { closing: () => boolean, retryAfter: number }, log: FastifyBaseLogger): AnswerUnrouted {
+export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, limits: { closing: () => boolean, retryAfter: number, lingerTimeout: number }, log: FastifyBaseLogger): AnswerUnrouted {
   return function answerUnrouted (request, reply) {
+    // Every answer here may end the connection (a refusal always does; a challenge to an HTTP/1.0 client or to
+    // `Connection: close`), possibly while the client is still sending the body of the request it answers.
+    lingerWhenClosed(request.raw.socket, limits.lingerTimeout)
     // A server going down answers what would have been a challenge as it answers a rendezvous: come back later.
-    if (closing.closing()) {
+    if (limits.closing()) {
       metrics.request('shutting_down')
       log.info({ ...lineFields(request), outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
-      refuseReply(reply, { status: 503, message: 'shutting down', retryAfter: closing.retryAfter })
+      refuseReply(reply, { status: 503, message: 'shutting down', retryAfter: limits.retryAfter })
       return
     }
     const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]

@@ -2,6 +2,7 @@ import type { IncomingMessage, Server as HttpServer, ServerResponse } from 'node
 import { Socket } from 'node:net'
 import { Server as TlsServer, TLSSocket } from 'node:tls'
 import { HandoffUnsupportedError, RendezvousOptionError } from '../errors'
+import { lingerClose } from '../http/linger'
 import { kConnectionListener, kConnectListener, kRequestListener, kTicket } from './symbols'
 
 /*
@@ -164,6 +165,21 @@ export async function pendingResponse (socket: Socket): Promise<void> {
     res.once('finish', () => resolve())
     res.once('close', () => resolve())
   })))
+}
+
+/**
+ * Makes the close that Node's HTTP server does after an answer that ends the
+ * connection (`Connection: close`) a lingering one (http/linger.ts). Node ends
+ * the socket and destroys it as soon as the answer is flushed, so a client
+ * still uploading a body gets a reset, which can take the unread answer
+ * with it. Node makes that close through the socket's `destroySoon`. A
+ * lingerMs of 0 keeps Node's close.
+ */
+export function lingerWhenClosed (socket: Socket, lingerMs: number): void {
+  if (lingerMs <= 0) return
+  socket.destroySoon = function destroySoon (this: Socket): void {
+    lingerClose(this, lingerMs)
+  }
 }
 
 // Node keeps the TLS handshake deadline under a private symbol (default 120 s); the public
