@@ -48,7 +48,7 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
 // With a data dir the accepted tokens outlive a restart or a crash (docs/security.md); without one, the process.
 async function defaultReplayCache (o: ResolvedOptions, log: FastifyBaseLogger | undefined): Promise<ReplayCache> {
   if (o.dataDir === undefined) return new MemoryReplayCache({ maxEntries: o.replayCacheSize })
-  const cache = await FileReplayCache.open({ dataDir: o.dataDir, maxEntries: o.replayCacheSize, log })
+  const cache = await FileReplayCache.open({ dataDir: o.dataDir, maxEntries: o.replayCacheSize, windowMs: o.tokenSkew * 1000, log })
   const { entries, badLines, journals } = cache.loaded
   log?.info({ file: cache.file, entries, journals }, 'replay journal opened; tokens accepted before the restart stay refused')
   if (badLines > 0) log?.warn({ file: cache.file, badLines }, 'unreadable lines of a replay journal were skipped (a write cut short by a crash or a full disk)')

@@ -26,24 +26,32 @@ export async function main (argv: string[], io: CliIo, commands: Readonly<Record
       io.stderr.write(MAIN_USAGE)
       return 2
     }
-    if (name === '--help' || name === '-h' || name === 'help') {
+    if (HELP.has(name)) {
       const topic = rest[0]
-      if (topic !== undefined && Object.hasOwn(commands, topic)) return await commands[topic](['--help'], io)
-      io.stdout.write(MAIN_USAGE)
-      return 0
+      if (topic === undefined || HELP.has(topic)) {
+        io.stdout.write(MAIN_USAGE)
+        return 0
+      }
+      // A misspelt topic is the same mistake as a misspelt command: the general usage with exit 0 would hide it.
+      if (!Object.hasOwn(commands, topic)) return unknownCommand(topic, io)
+      return await commands[topic](['--help'], io)
     }
     if (name === '--version' || name === '-v') {
       io.stdout.write(`${version()}\n`)
       return 0
     }
-    if (!Object.hasOwn(commands, name)) {
-      io.stderr.write(`rendezvous: unknown command ${JSON.stringify(name)}\n\n${MAIN_USAGE}`)
-      return 2
-    }
+    if (!Object.hasOwn(commands, name)) return unknownCommand(name, io)
     return await commands[name](rest, io)
   } catch (err) {
     return report(err, io)
   }
+}
+
+const HELP = new Set(['help', '--help', '-h'])
+
+function unknownCommand (name: string, io: CliIo): number {
+  io.stderr.write(`rendezvous: unknown command ${JSON.stringify(name)}\n\n${MAIN_USAGE}`)
+  return 2
 }
 
 // Read at run time: package.json lies outside the compiled tree, two levels up from both lib/cli and dist/cli.

@@ -42,7 +42,8 @@ export function peerTlsArgs (v: PeerTlsValues, verifyHost: string): PeerTlsMater
   try {
     checkPair(cert, key, { certLabel, keyLabel })
   } catch (err) {
-    throw new CliError((err as Error).message)
+    // The cause tells a reload that the renewal is half-written (logRefusal).
+    throw Object.assign(new CliError((err as Error).message), { cause: err })
   }
   if (!signedBy(chain, authorities)) throw new CliError(`${certLabel} is not signed by ${caLabel}: the other nodes would refuse it`)
   const name = v.name ?? verifyHost

@@ -2,7 +2,7 @@ import { X509Certificate } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { PeerTlsOptions } from '../cluster/options'
 import { peerTlsOptions } from '../server/app'
-import type { CertificateReloader, ReloadOptions } from '../server/certificate-reload'
+import { logRefusal, type CertificateReloader, type ReloadOptions } from '../server/certificate-reload'
 import { watchFiles } from '../server/file-watch'
 import type { PeerTlsMaterial } from '../server/serve-options'
 import { peerTlsArgs, type PeerTlsValues } from './peer-tls-args'
@@ -38,7 +38,7 @@ export function reloadPeerTls (setPeerTls: (tls: PeerTlsOptions) => void, source
       log.info({ why, fingerprint, certificate: source.values.cert, ca: source.values.ca }, 'peer certificate reloaded')
       onReload('reloaded', next.cert)
     } catch (err) {
-      log.error({ why, error: (err as Error).message }, 'peer certificate reload failed; the peer link keeps the current one')
+      logRefusal(log, 'peer certificate reload failed; the peer link keeps the current one', why, err)
       onReload('failed')
     }
   }

@@ -6,7 +6,7 @@ import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import { kConnId } from '../relay/symbols'
-import { lineEnd, MAX_LINE, parseAnswerConnId, parseAnswerLine, readFrame, requestLine } from './peer-wire'
+import { GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, parseAnswerConnId, parseAnswerLine, peerVersionOf, readFrame, requestLine } from './peer-wire'
 import { parseHostPort } from './options'
 import type { PeerNode, Presence } from './presence'
 
@@ -74,23 +74,32 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
     try {
       link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, head), length: head.length }))
       link.write(head)
-      const line = await readFrame(link, lineEnd, deps.timeout, MAX_LINE)
-      const status = parseAnswerLine(line.toString('latin1'))
+      const line = await readFrame(link, answerEnd, deps.timeout, MAX_LINE)
+      const text = line.toString('latin1')
+      const status = parseAnswerLine(text)
       if (status === 200) {
+        // The node reserved a connection and delivers the head only on GO: a client that stopped waiting
+        // meanwhile (the abort closed the link, and readFrame failed) never has its request delivered.
+        if (signal.aborted) throw new Error('the client stopped waiting')
+        link.write(GO_LINE)
         // The holding node's connId of the parked connection: this node's 'relay closed' line names it, as for one parked here.
-        ;(link as { [kConnId]?: string })[kConnId] = parseAnswerConnId(line.toString('latin1'))
+        ;(link as { [kConnId]?: string })[kConnId] = parseAnswerConnId(text)
         return link
       }
       if (status === 404) {
         link.destroy()
         return undefined
       }
-      throw new Error(`node answered ${line.toString('latin1').trim()}`)
+      throw new Error(unexpectedAnswer(line))
     } catch (err) {
       link.destroy()
+      // The client's wait ended (it left, or its deadline came) and the abort closed the link: not the node's doing.
+      if (signal.aborted) throw new Error('the client stopped waiting')
       if (tlsError !== undefined) throw new Error(`the TLS session failed: ${tlsError.message}`)
       // Under TLS 1.3 the listener checks this node's certificate after the handshake is done here, and refuses it by closing, without an alert.
       if (tls !== undefined && (err as Error).message === 'peer link closed') throw new Error(`the TLS link closed before any answer: most likely the node refused this node's certificate${CERT_HINT}`)
+      // A TLS listener closes a plain link it cannot read, after an alert or without a word.
+      if (tls === undefined && (err as Error).message === 'peer link closed') throw new Error(`the link closed before any answer${TLS_LISTENER_HINT}`)
       throw err
     } finally {
       signal.removeEventListener('abort', onAbort)
@@ -103,6 +112,22 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
 // A node answering 401 holds connections for the ID but does not accept this node's token.
 function hint (error: string): string {
   return / 401 /.test(error) ? SECRET_HINT : ''
+}
+
+/** The answer line, or at once a TLS record: a TLS listener answering this plain link sends no line. */
+function answerEnd (buffered: Buffer): number | undefined {
+  return looksLikeTls(buffered) ? buffered.length : lineEnd(buffered)
+}
+
+/** Why an answer other than 200 or 404 fails the ask, in words that say what to check. */
+function unexpectedAnswer (line: Buffer): string {
+  if (looksLikeTls(line)) return `the node answered in TLS: its peer listener speaks TLS, this node dials plain TCP${TLS_LISTENER_HINT}`
+  const text = line.toString('latin1').trim()
+  const version = peerVersionOf(text)
+  if (version !== undefined && `RENDEZVOUS-PEER/${version}` !== PEER_PROTOCOL) {
+    return `node answered ${text}: it speaks RENDEZVOUS-PEER/${version}, this node ${PEER_PROTOCOL} (nodes of different versions do not forward to each other: upgrade the rest)`
+  }
+  return `node answered ${text.slice(0, 200)}`
 }
 
 function dial (address: string, timeoutMs: number, tls: ConnectionOptions | undefined, signal: AbortSignal): Promise<Socket> {
@@ -122,7 +147,8 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
       ours.add(err)
       socket.destroy(err)
     }
-    const timer = setTimeout(() => stop(`connecting to ${address} timed out`), timeoutMs)
+    // A plain listener waits for a line and never answers a ClientHello (older nodes): the handshake just times out.
+    const timer = setTimeout(() => stop(tls !== undefined && tcpUp ? `the TLS handshake with ${address} timed out${PLAIN_LISTENER_HINT}` : `connecting to ${address} timed out`), timeoutMs)
     // A node that accepts and never finishes its TLS handshake must not hold a client past its wait.
     const onAbort = (): void => { stop('the client stopped waiting') }
     signal.addEventListener('abort', onAbort, { once: true })
@@ -136,13 +162,20 @@ function dial (address: string, timeoutMs: number, tls: ConnectionOptions | unde
     const onError = (err: Error): void => {
       clearTimeout(timer)
       signal.removeEventListener('abort', onAbort)
-      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message}`) : err)
+      reject(tls !== undefined && tcpUp && !ours.has(err) ? new Error(`the TLS handshake failed: ${err.message.trim()}${plainListenerHint(err.message)}`) : err)
     }
     socket.once('error', onError)
   })
 }
 
 const CERT_HINT = ' (does that node\'s --peer-ca sign this node\'s --peer-tls-cert?)'
+const TLS_LISTENER_HINT = ' (does that node speak TLS on the peer link? give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
+const PLAIN_LISTENER_HINT = ' (does that node speak TLS on the peer link? it seems to listen in plain TCP: give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
+
+// What OpenSSL says when the other end does not speak TLS at all: a plain line, or silence.
+function plainListenerHint (message: string): string {
+  return /wrong version number|packet length too long|unexpected eof|record layer failure|http request/i.test(message) ? PLAIN_LISTENER_HINT : ''
+}
 
 // OpenSSL's errors, alerts from the other side included, and Node's TLS ones.
 function isTlsError (err: NodeJS.ErrnoException): boolean {

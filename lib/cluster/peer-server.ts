@@ -11,7 +11,7 @@ import { kConnId } from '../relay/symbols'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
-import { answerLine, lineEnd, parseRequestLine, readFrame, type PeerRequest } from './peer-wire'
+import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readFrame, type PeerRequest } from './peer-wire'
 
 export interface PeerServerDeps {
   nodeId: string
@@ -35,13 +35,17 @@ export interface PeerServerDeps {
 
 const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
 const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
+const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
+const VERSION_HINT = ' (nodes of different versions do not forward to each other: upgrade the rest)'
 
-type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'none_parked' | 'closing' }
+type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' }
 
 /**
- * The listener other nodes reach: it hands one of this node's parked
- * sockets to an authenticated asking node, writes the head it was given to
- * the hidden server, and splices the socket with the link.
+ * The listener other nodes reach: it reserves one of this node's parked
+ * sockets for an authenticated asking node and, once that node takes it
+ * (GO), writes the head it was given to the hidden server and splices the
+ * socket with the link. A reservation the asking node does not take goes
+ * back to the lot unused.
  */
 export function createPeerServer (deps: PeerServerDeps): Server {
   const sockets = new Set<Socket>()
@@ -52,7 +56,9 @@ export function createPeerServer (deps: PeerServerDeps): Server {
     link.once('close', () => sockets.delete(link))
     link.on('error', err => deps.log.debug({ err }, 'peer link error'))
     serve(link, deps, warnNow).catch(err => {
-      deps.log.warn({ err }, 'peer link failed')
+      // Not one of the refusals above, which are counted and logged with a hint: a fault of this node.
+      const level = warnNow(`failed ${(err as Error).message}`) ? 'warn' : 'debug'
+      deps.log[level]({ err }, 'peer link failed')
       link.destroy()
     })
   }
@@ -94,21 +100,17 @@ export async function closePeerServer (server: Server): Promise<void> {
   await closed
 }
 
-async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string) => boolean): Promise<void> {
-  let request: PeerRequest | undefined
-  const frame = await readFrame(link, buffered => {
-    const end = lineEnd(buffered)
-    if (end === undefined) return undefined
-    request ??= parseRequestLine(buffered.subarray(0, end - 2).toString('latin1'))
-    if (request === undefined) return end
-    return buffered.length >= end + request.length ? end + request.length : undefined
-  }, deps.requestTimeout)
-  const payload = request === undefined ? Buffer.alloc(0) : frame.subarray(frame.length - request.length)
+type Warn = (key: string) => boolean
+
+async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn): Promise<void> {
+  const from = link.remoteAddress ?? 'unknown'
+  const read = await readRequest(link, deps)
+  if ('failed' in read) return refuseUnread(link, read, from, deps, warnNow)
+  const { request, payload } = read
   const refusal = await check(request, payload, deps)
   if (refusal !== undefined) {
     deps.metrics.handover(refusal.outcome)
     if (refusal.outcome === 'unauthorized' || refusal.outcome === 'malformed') {
-      const from = link.remoteAddress ?? 'unknown'
       const level = warnNow(`${from} ${refusal.outcome}`) ? 'warn' : 'debug'
       deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.outcome === 'unauthorized' ? SECRET_HINT : ''}`)
     }
@@ -116,7 +118,7 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
     return
   }
   const id = canonicalId(request!.id)!
-  const hidden = deps.lot.take(id)
+  const hidden = link.destroyed ? undefined : deps.lot.take(id)
   if (hidden === undefined) {
     deps.metrics.handover('none_parked')
     link.end(answerLine(404, 'nothing parked'))
@@ -125,6 +127,16 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
   // The connId ties the asking node's 'relay closed' line to this node's lines about the parked connection.
   const connId = (hidden as { [kConnId]?: string })[kConnId]
   link.write(answerLine(200, connId === undefined ? 'ok' : `ok ${connId}`))
+  // Reserved, not handed over: the asking node may have given up on this link (its client left, this node was
+  // too slow), and a request must reach a hidden server at most once. Nothing is written to it before GO.
+  if (!await confirmed(link, deps)) {
+    deps.metrics.handover('declined')
+    const back = !deps.isClosing() && deps.lot.putBack(id, hidden)
+    if (!back) hidden.destroy()
+    deps.log.debug({ id, connId, from, parkedAgain: back }, 'another node did not take the connection it was offered')
+    link.destroy()
+    return
+  }
   deps.metrics.handover('handed_over')
   deps.log.info({ id, connId }, 'handed a parked connection to another node')
   const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
@@ -132,6 +144,75 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: (key: string)
   deps.splices.add(pair)
   const result = await untilOver(deps.splices, pair, link)
   deps.relayMetrics.spliceClosed(result.end, pair, result.durationMs / 1000)
+}
+
+type Read = { request: PeerRequest | undefined, payload: Buffer } | { failed: 'tls' | 'version' | 'incomplete', version?: string, error?: string }
+
+/** The request line and the head after it; what else came, when it is not one of this version. */
+async function readRequest (link: Socket, deps: PeerServerDeps): Promise<Read> {
+  let request: PeerRequest | undefined
+  let failed: 'tls' | 'version' | undefined
+  let version: string | undefined
+  try {
+    const frame = await readFrame(link, buffered => {
+      // A dialler configured for TLS sends a ClientHello where this plain listener expects a line.
+      if (deps.tls === undefined && looksLikeTls(buffered)) {
+        failed = 'tls'
+        return buffered.length
+      }
+      const end = lineEnd(buffered)
+      if (end === undefined) return undefined
+      const line = buffered.subarray(0, end - 2).toString('latin1')
+      request ??= parseRequestLine(line)
+      if (request === undefined) {
+        version = peerVersionOf(line)
+        if (version !== undefined && version !== PEER_VERSION) failed = 'version'
+        return end
+      }
+      return buffered.length >= end + request.length ? end + request.length : undefined
+    }, deps.requestTimeout)
+    if (failed !== undefined) return { failed, version }
+    return { request, payload: request === undefined ? Buffer.alloc(0) : frame.subarray(frame.length - request.length) }
+  } catch (err) {
+    return { failed: 'incomplete', error: (err as Error).message }
+  }
+}
+
+/** A link whose request could not be read: counted, and a warning a minute per address and cause, with what to check. */
+function refuseUnread (link: Socket, read: Extract<Read, { failed: string }>, from: string, deps: PeerServerDeps, warnNow: Warn): void {
+  if (read.failed === 'tls') {
+    deps.metrics.handover('tls_refused')
+    const level = warnNow(`${from} plain`) ? 'warn' : 'debug'
+    deps.log[level]({ from, outcome: 'tls_refused', error: 'a TLS handshake on a plain TCP peer listener' }, `refused a peer link: the dialling node speaks TLS, this node's peer listener plain TCP${PLAIN_HINT}`)
+    // In clear text: the dialler's TLS stack stops at once (wrong version number) instead of waiting out its timeout.
+    link.end(answerLine(400, 'this peer listener speaks plain TCP, not TLS'))
+    return
+  }
+  if (read.failed === 'version') {
+    deps.metrics.handover('version_mismatch')
+    const theirs = `RENDEZVOUS-PEER/${read.version!}`
+    const level = warnNow(`${from} version ${theirs}`) ? 'warn' : 'debug'
+    deps.log[level]({ from, outcome: 'version_mismatch', theirs, ours: PEER_PROTOCOL }, `refused a peer link: the dialling node speaks ${theirs}, this node ${PEER_PROTOCOL}${VERSION_HINT}`)
+    // In the dialler's own framing, so that it can read the refusal.
+    link.end(answerLine(505, `this node speaks ${PEER_PROTOCOL}`, theirs))
+    return
+  }
+  deps.metrics.handover('incomplete')
+  // A shutdown ends the links it finds mid-request: nothing to warn about.
+  const level = !deps.isClosing() && warnNow(`${from} ${read.error ?? ''}`) ? 'warn' : 'debug'
+  deps.log[level]({ from, outcome: 'incomplete', error: read.error }, 'refused a peer link: no whole request')
+  link.destroy()
+}
+
+/** Whether the asking node takes the connection reserved for it: GO within requestTimeout, not a close. */
+async function confirmed (link: Socket, deps: PeerServerDeps): Promise<boolean> {
+  if (link.destroyed) return false
+  try {
+    const line = await readFrame(link, lineEnd, deps.requestTimeout, MAX_LINE)
+    return line.toString('latin1') === GO_LINE
+  } catch {
+    return false
+  }
 }
 
 async function check (request: PeerRequest | undefined, payload: Buffer, deps: PeerServerDeps): Promise<Refusal | undefined> {

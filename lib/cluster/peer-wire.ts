@@ -3,14 +3,26 @@ import type { Socket } from 'node:net'
 /*
  * The framing of the link between nodes. The asking node sends one line and
  * the request head it received:
- *   RENDEZVOUS-PEER/1 TARGET-NODE ID TOKEN LENGTH\r\n  then LENGTH bytes
+ *   RENDEZVOUS-PEER/2 TARGET-NODE ID TOKEN LENGTH\r\n  then LENGTH bytes
  * and the holding node answers one line:
- *   RENDEZVOUS-PEER/1 STATUS REASON\r\n
+ *   RENDEZVOUS-PEER/2 STATUS REASON\r\n
  * where a 200's reason is `ok CONNID`, the connId of the parked connection
- * it hands over (a node that sends only `ok` gives none).
- * After a 200 the link carries the hidden server's bytes both ways, unchanged.
+ * it reserved for this link (a node that sends only `ok` gives none).
+ * A 200 only reserves: the holding node writes nothing to the hidden server
+ * until the asking node takes the link with one more line,
+ *   GO\r\n
+ * after which the link carries the hidden server's bytes both ways,
+ * unchanged, the head first. An asking node that no longer wants the
+ * connection (its client stopped waiting, it gave up on a slow answer)
+ * closes the link instead, and the holding node parks the connection again
+ * unused. So a request reaches a hidden server at most once, and only while
+ * its client waits. Version 1 delivered the head at once, with no GO; the
+ * two never serve each other.
  */
-export const PEER_PROTOCOL = 'RENDEZVOUS-PEER/1'
+export const PEER_PROTOCOL = 'RENDEZVOUS-PEER/2'
+export const PEER_VERSION = '2'
+/** The asking node's commitment to a reserved connection. */
+export const GO_LINE = 'GO\r\n'
 export const MAX_LINE = 1024
 /** Node's own limit on a request head is 16 KiB; what followed it in the same read may add to that. */
 export const MAX_PAYLOAD = 1024 * 1024
@@ -30,18 +42,33 @@ export function parseRequestLine (line: string): PeerRequest | undefined {
   return { target, id, token, length }
 }
 
-export function answerLine (status: number, reason: string): string {
-  return `${PEER_PROTOCOL} ${status} ${reason}\r\n`
+/**
+ * The version a line of the peer protocol names (`1` for
+ * `RENDEZVOUS-PEER/1 ...`), or undefined when it is not one: a node of
+ * another version is told so, rather than that it sent garbage.
+ */
+export function peerVersionOf (line: string): string | undefined {
+  return /^RENDEZVOUS-PEER\/(\d{1,3}) /.exec(line)?.[1]
+}
+
+export function answerLine (status: number, reason: string, protocol = PEER_PROTOCOL): string {
+  return `${protocol} ${status} ${reason}\r\n`
 }
 
 /** The connId a 200 carries (`ok CONNID`), if any. */
 export function parseAnswerConnId (line: string): string | undefined {
-  return /^RENDEZVOUS-PEER\/1 200 ok ([0-9a-f]{1,32})\r?\n?$/.exec(line)?.[1]
+  return /^RENDEZVOUS-PEER\/2 200 ok ([0-9a-f]{1,32})\r?\n?$/.exec(line)?.[1]
 }
 
 export function parseAnswerLine (line: string): number | undefined {
-  const match = /^RENDEZVOUS-PEER\/1 (\d{3}) /.exec(line)
+  const match = /^RENDEZVOUS-PEER\/2 (\d{3}) /.exec(line)
   return match === null ? undefined : Number(match[1])
+}
+
+/** Whether `buffered` opens with a TLS record (a handshake or an alert): TLS where plain text was expected. */
+export function looksLikeTls (buffered: Buffer): boolean {
+  // Record type 0x15 (alert) or 0x16 (handshake), then major version 3.
+  return buffered.length >= 2 && (buffered[0] === 0x15 || buffered[0] === 0x16) && buffered[1] === 0x03
 }
 
 /**
@@ -53,8 +80,13 @@ export function parseAnswerLine (line: string): number | undefined {
 export function readFrame (socket: Socket, complete: (buffered: Buffer) => number | undefined, timeoutMs: number, max = MAX_LINE + MAX_PAYLOAD): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     let buffered: Buffer = Buffer.alloc(0)
+    let done = false
+    let late: NodeJS.Immediate | undefined
     const finish = (err: Error | undefined, end = 0): void => {
+      if (done) return
+      done = true
       clearTimeout(timer)
+      if (late !== undefined) clearImmediate(late)
       socket.removeListener('data', onData)
       socket.removeListener('close', onClose)
       socket.removeListener('end', onClose)
@@ -70,7 +102,9 @@ export function readFrame (socket: Socket, complete: (buffered: Buffer) => numbe
       else if (buffered.length > max) finish(new Error('peer frame too large'))
     }
     const onClose = (): void => finish(new Error('peer link closed'))
-    const timer = setTimeout(() => finish(new Error('peer link timed out')), timeoutMs)
+    // A process that was stopped (SIGSTOP, swapping) runs its due timers before it reads what arrived meanwhile:
+    // one turn of the event loop lets a frame that is already there count.
+    const timer = setTimeout(() => { late = setImmediate(() => finish(new Error('peer link timed out'))) }, timeoutMs)
     socket.on('data', onData)
     socket.once('close', onClose)
     socket.once('end', onClose)

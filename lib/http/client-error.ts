@@ -16,6 +16,16 @@ export function isParserError (code: string | undefined): boolean {
   return code === 'ERR_HTTP_REQUEST_TIMEOUT' || code?.startsWith('HPE_') === true
 }
 
+/**
+ * Whether the parser's error is about bytes after a request that closed the
+ * connection. Its answer is the last one, and Node closes the connection
+ * after it (RFC 9112 §9.6): a 400 would be read as the answer to a request
+ * nobody processed, so these are neither answered nor counted as refusals.
+ */
+export function isAfterClose (code: string | undefined): boolean {
+  return code === 'HPE_CLOSED_CONNECTION'
+}
+
 /** The answer to a request Node's HTTP parser refused, by the error's code. */
 export function parserRefusal (code: string | undefined): Refusal {
   if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return { status: 408, message: 'the request head did not arrive in time' }
@@ -35,9 +45,7 @@ export function parserRefusal (code: string | undefined): Refusal {
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
-  // Bytes after a request that closed the connection: its answer is the last one, and Node closes the
-  // connection after it (RFC 9112 §9.6). A 400 here would be read as the answer to a request nobody processed.
-  if (err.code === 'HPE_CLOSED_CONNECTION') return
+  if (isAfterClose(err.code)) return
   if (!isParserError(err.code)) {
     socket.destroy()
     return

@@ -42,14 +42,17 @@ export function isValidSecret (value: string): boolean {
 /**
  * The canonical form of a secret as a person may type or paste it (see
  * docs/cli.md, Secrets): spaces removed, `=` padding at the end dropped,
- * upper case. Throws InvalidSecretError saying what is wrong with the rest.
+ * upper case, and the bits past the last whole byte zeroed. Those bits are
+ * no part of the key, and authenticator apps and the otpauth URI zero them:
+ * kept as typed, the stored secret would differ from the URI's for the same
+ * key. Throws InvalidSecretError saying what is wrong with the rest.
  */
 export function canonicalSecret (value: unknown): string {
   if (typeof value !== 'string') throw new InvalidSecretError('it must be a string')
   const secret = value.replace(/\s+/g, '').replace(/=+$/, '').toUpperCase()
   const problem = secretProblem(secret)
   if (problem !== undefined) throw new InvalidSecretError(problem)
-  return secret
+  return encodeBase32(decodeSecret(secret))
 }
 
 /** What is wrong with a canonical secret, or undefined when nothing is. */

@@ -119,6 +119,19 @@ export class ParkingLot {
   }
 
   /**
+   * Returns a socket that take() gave out and nobody used (not a byte
+   * written or read): parked again, or handed to a waiting client. False,
+   * and the socket is left to the caller, when it is closed or there is no room.
+   */
+  putBack (id: string, socket: Socket): boolean {
+    if (socket.destroyed || !socket.writable || !this.hasRoom(id)) return false
+    this.park(id, socket)
+    // take() paused it: parked, it must be read again, or the lot would not hear it close or send early.
+    if ((socket as ParkedSocket)[kParked] !== undefined) socket.resume()
+    return true
+  }
+
+  /**
    * A socket for `id` now, or the first one parked within `timeoutMs`;
    * undefined on timeout or when the lot closes the wait. `signal` lets the
    * caller give up (the client went away).

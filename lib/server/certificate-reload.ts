@@ -1,6 +1,7 @@
 import type { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificate, type Certificate, type CertificateRequest } from './certificate'
+import { KeyMismatchError } from './errors'
 import { watchFiles, type WatchOptions } from './file-watch'
 import type { ReloadResult } from './tls-metrics'
 
@@ -27,7 +28,7 @@ export interface CertificateReloader {
  * to load is logged and the current one stays.
  */
 export function reloadCertificate (server: TlsServer, req: CertificateRequest, current: Certificate, log: FastifyBaseLogger, opts: ReloadOptions = {}): CertificateReloader {
-  let fingerprint = current.fingerprint
+  let served = current
   let running = Promise.resolve()
   const onReload = opts.onReload ?? (() => {})
 
@@ -36,18 +37,19 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
       try {
         const next = await loadCertificate(req)
         await next.save?.()
-        if (next.fingerprint === fingerprint) {
-          log.info({ why, fingerprint }, 'certificate unchanged')
+        // The key too: the same certificate names the same public key, but a pair counts as served only once both files were read.
+        if (next.cert.equals(served.cert) && next.key.equals(served.key)) {
+          log.info({ why, fingerprint: served.fingerprint }, 'certificate unchanged')
           onReload('unchanged')
           return
         }
         server.setSecureContext({ cert: next.cert, key: next.key })
-        fingerprint = next.fingerprint
+        served = next
         for (const warning of next.warnings) log.warn(warning)
-        log.info({ why, fingerprint, certificate: next.certPath }, 'certificate reloaded')
+        log.info({ why, fingerprint: next.fingerprint, certificate: next.certPath }, 'certificate reloaded')
         onReload('reloaded', next.cert)
       } catch (err) {
-        log.error({ why, error: (err as Error).message }, 'certificate reload failed; serving the current one')
+        logRefusal(log, 'certificate reload failed; serving the current one', why, err)
         onReload('failed')
       }
     })
@@ -55,4 +57,15 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
   const files = req.certFile !== undefined && req.keyFile !== undefined ? [req.certFile, req.keyFile] : []
   const stop = watchFiles(files, () => reload('file changed'), opts)
   return { reload, stop }
+}
+
+/**
+ * Logs a reload that left the current pair in service. A key that is not the
+ * certificate's is what a renewal looks like while one of its files is
+ * written and the other not yet, which the next change or SIGHUP clears: a
+ * warning. Anything else is an error.
+ */
+export function logRefusal (log: FastifyBaseLogger, msg: string, why: string, err: unknown): void {
+  const mismatch = err instanceof KeyMismatchError || (err as Error).cause instanceof KeyMismatchError
+  log[mismatch ? 'warn' : 'error']({ why, error: (err as Error).message }, msg)
 }

@@ -1,4 +1,4 @@
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto'
+import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { join } from 'node:path'
@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { makeDir } from '../make-dir'
 import { assertPrivateIfPresent } from '../registry/permissions'
-import { CertificateError, TlsFileError } from './errors'
+import { CertificateError, KeyMismatchError, TlsFileError } from './errors'
 
 export interface Certificate {
   cert: Buffer
@@ -206,23 +206,33 @@ function parseCertificate (pem: Buffer, label: string): X509Certificate {
   }
 }
 
-// createSecureContext is what the HTTPS server will do; running it now turns its failure into a one-line error.
-/** Throws a one-line CertificateError when `key` is not a usable key for `cert`. Also checks the cluster's peer certificates. */
+/**
+ * Throws a one-line CertificateError when `key` is not a usable key for
+ * `cert` (its first certificate, the one TLS presents); a KeyMismatchError,
+ * one of them, when it is a key but not that certificate's. Also checks the
+ * cluster's peer certificates.
+ */
 export function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
-  try {
-    createPrivateKey(key)
-  } catch (err) {
-    // OpenSSL's error says so in some versions only (Node 20's: "interrupted or cancelled"); the PEM always does.
-    const encrypted = /passphrase/i.test((err as Error).message) || /-----BEGIN ENCRYPTED PRIVATE KEY-----|\nProc-Type: 4,ENCRYPTED/.test(key.toString('latin1'))
-    throw new CertificateError(`${labels.keyLabel} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
+  const privateKey = parsePrivateKey(key, labels.keyLabel)
+  // Not left to createSecureContext: OpenSSL lets a key of another type (EC for RSA) through, and every handshake then fails.
+  if (!parseCertificate(cert, labels.certLabel).checkPrivateKey(privateKey)) {
+    throw new KeyMismatchError(`${labels.keyLabel} is not the key of ${labels.certLabel}`)
   }
+  // What the HTTPS server will do; running it now turns its other refusals (a key too weak) into a one-line error.
   try {
     createSecureContext({ cert, key })
   } catch (err) {
-    const mismatch = /mismatch/i.test((err as Error).message)
-    throw new CertificateError(mismatch
-      ? `${labels.keyLabel} is not the key of ${labels.certLabel}`
-      : `${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
+    throw new CertificateError(`${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
+  }
+}
+
+function parsePrivateKey (key: Buffer, label: string): KeyObject {
+  try {
+    return createPrivateKey(key)
+  } catch (err) {
+    // OpenSSL's error says so in some versions only (Node 20's: "interrupted or cancelled"); the PEM always does.
+    const encrypted = /passphrase/i.test((err as Error).message) || /-----BEGIN ENCRYPTED PRIVATE KEY-----|\nProc-Type: 4,ENCRYPTED/.test(key.toString('latin1'))
+    throw new CertificateError(`${label} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
   }
 }
 

@@ -7,7 +7,7 @@ import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
 import { MemoryReplayCache } from './memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
-import { claimJournal, journalLine, journalName, readJournals, releaseJournal, removeAll, type JournalEntry } from './replay-journal'
+import { claimJournal, journalHeader, journalLine, journalName, readJournals, releaseJournal, removeAll, type JournalEntry } from './replay-journal'
 
 /** What the cache logs with; a Fastify (pino) logger is one. */
 export interface JournalLog {
@@ -24,6 +24,14 @@ export interface FileReplayCacheOptions {
   /** Clock in ms since the epoch. Default Date.now: expiries in the journal must mean the same after a restart. */
   now?: () => number
   log?: JournalLog
+  /**
+   * How far past a token's own time the relay accepts it (the v1 token skew),
+   * in ms. Default 0. It is recorded in the journal: the expiries there were
+   * computed with it, so a start with a wider window extends every entry it
+   * reads back by the difference, or a token accepted before could be
+   * accepted again inside the new window.
+   */
+  windowMs?: number
   /** The write call, for tests that need a disk that fails. Default fs.writeSync. */
   writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number
 }
@@ -53,6 +61,7 @@ export class FileReplayCache implements ReplayCache {
   readonly #memory: MemoryReplayCache
   readonly #now: () => number
   readonly #log: FileReplayCacheOptions['log']
+  readonly #windowMs: number
   readonly #write: NonNullable<FileReplayCacheOptions['writeSync']>
   #fd = -1
   #lines = 0
@@ -71,6 +80,7 @@ export class FileReplayCache implements ReplayCache {
     this.#memory = memory
     this.#now = opts.now ?? Date.now
     this.#log = opts.log
+    this.#windowMs = windowOf(opts)
     this.#write = opts.writeSync ?? writeSync
     this.loaded = loaded
   }
@@ -81,12 +91,15 @@ export class FileReplayCache implements ReplayCache {
     await makeDir(dir)
     await assertPrivateDir(dir)
     const now = opts.now ?? Date.now
+    const windowMs = windowOf(opts)
     const memory = new MemoryReplayCache({ maxEntries: opts.maxEntries, now })
     const { journals, orphanedTemps } = await readJournals(dir)
     let badLines = 0
     for (const journal of journals) {
       badLines += journal.bad
-      for (const entry of journal.entries) await load(memory, entry, now(), journal.path)
+      // Never shortened: a TOTP code's entry does not depend on the window, and keeping an entry longer is safe.
+      const extendMs = Math.max(0, windowMs - journal.windowMs)
+      for (const entry of journal.entries) await load(memory, entry, extendMs, now(), journal.path)
     }
     const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
     // Claimed before it exists, so that a cache opening beside it in this process never takes it for a predecessor's.
@@ -170,6 +183,7 @@ export class FileReplayCache implements ReplayCache {
       const { keys, ats } = this.#memory.snapshot()
       const now = this.#now()
       let lines = 0
+      this.#writeAll(fd, journalHeader(this.#windowMs))
       for (let i = 0; i < ats.length; i += REWRITE_CHUNK) {
         let chunk = ''
         for (let j = i; j < Math.min(i + REWRITE_CHUNK, ats.length); j++) {
@@ -205,7 +219,15 @@ export class FileReplayCache implements ReplayCache {
   }
 }
 
-async function load (memory: MemoryReplayCache, { key, at }: JournalEntry, now: number, path: string): Promise<void> {
+function windowOf (opts: FileReplayCacheOptions): number {
+  const windowMs = opts.windowMs ?? 0
+  if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError('windowMs must be a non-negative number')
+  return windowMs
+}
+
+async function load (memory: MemoryReplayCache, entry: JournalEntry, extendMs: number, now: number, path: string): Promise<void> {
+  const key = entry.key
+  const at = entry.at + extendMs
   if (at <= now) return
   // 'replayed': the same key in two journals, copied by a process that then died.
   if (await memory.remember(key, at - now) === 'full') {

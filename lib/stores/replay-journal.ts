@@ -6,9 +6,13 @@ import { assertPrivate } from '../registry/permissions'
 
 // The on-disk format of the replay journal, apart from how it is appended to.
 // One line per accepted key: `<expiry, ms since the epoch> <key as JSON>\n`.
-// JSON keeps a key on one line whatever it holds.
+// JSON keeps a key on one line whatever it holds. The first line,
+// `#window <ms>\n`, is the token window the expiries were computed with:
+// a journal written before it existed has none, and counts as window 0.
 
 export interface JournalEntry { key: string, at: number }
+
+const HEADER = /^#window ([0-9]{1,16})$/
 
 /**
  * A cache's journal: `replay.<pid>.<random>.journal`, so that processes
@@ -32,24 +36,30 @@ export function journalLine (key: string, at: number): string {
   return `${Math.ceil(at)} ${JSON.stringify(key)}\n`
 }
 
+export function journalHeader (windowMs: number): string {
+  return `#window ${Math.floor(windowMs)}\n`
+}
+
 /**
  * The entries of a journal's text. A line that cannot be read (a write torn
  * by a crash or a full disk, a hand edit) is skipped and counted: the lines
  * around it are still good.
  */
-export function parseJournal (text: string): { entries: JournalEntry[], bad: number } {
+export function parseJournal (text: string): { entries: JournalEntry[], bad: number, windowMs: number } {
   const entries: JournalEntry[] = []
   let bad = 0
   const lines = text.split('\n')
   // The text after the last newline is a line whose write never finished.
   if (lines.pop() !== '') bad++
+  const header = HEADER.exec(lines[0] ?? '')
+  if (header !== null) lines.shift()
   for (const line of lines) {
     if (line === '') continue
     const entry = parseLine(line)
     if (entry === undefined) bad++
     else entries.push(entry)
   }
-  return { entries, bad }
+  return { entries, bad, windowMs: header === null ? 0 : Number(header[1]) }
 }
 
 function parseLine (line: string): JournalEntry | undefined {
@@ -70,6 +80,8 @@ export interface FoundJournal {
   orphaned: boolean
   entries: JournalEntry[]
   bad: number
+  /** The token window its expiries were computed with (0 for a journal older than the header). */
+  windowMs: number
 }
 
 /**

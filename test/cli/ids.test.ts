@@ -75,6 +75,29 @@ t.test('add takes --id (canonicalised) and --secret (normalised)', async (t) => 
   t.equal((await stat(join(dir, 'ids.json'))).mode & 0o777, 0o600)
 })
 
+// 36 characters hold 22 bytes and 4 bits that belong to none: the P (01111) at the end sets them, A (00000) is the
+// same key with them zeroed, as the otpauth URI and authenticator apps write it.
+t.test('the built bin: add --secret stores and prints the canonical encoding of the bytes, the same as in the otpauth URI', { skip: buildProblem(t) }, async (t) => {
+  const dir = t.testdir()
+  const given = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSP'
+  const canonical = 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXPJBSA'
+  const json = await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'c36', '--json', '--secret', given])
+  t.equal(json.code, 0, json.stderr)
+  const out = JSON.parse(json.stdout)
+  t.equal(out.secret, canonical)
+  t.equal(new URL(out.otpauth).searchParams.get('secret'), canonical, 'the URI holds the same secret')
+  const typed = await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'c36-typed', '--secret', given.toLowerCase().replace(/(.{4})/g, '$1 ') + '===='])
+  t.equal(typed.code, 0, typed.stderr)
+  t.match(typed.stdout, new RegExp(`Secret:\\s+${canonical}\\n`))
+  t.match(typed.stdout, new RegExp(`otpauth://totp/[^\\s]*secret=${canonical}`))
+  t.ok(typed.stdout.includes(` --secret ${canonical} `), 'and so does the agent command line')
+  const stored = JSON.parse(await readFile(join(dir, 'ids.json'), 'utf8'))
+  t.equal(stored.ids.c36.secret, canonical, 'ids.json holds it')
+  t.equal(stored.ids['c36-typed'].secret, canonical)
+  const listed = await runCli(t, ['ids', 'list', '--data-dir', dir, '--json', '--show-secret'])
+  t.same(JSON.parse(listed.stdout).map((r: { secret: string }) => r.secret), [canonical, canonical])
+})
+
 t.test('add without --json prints a readable block with the agent command line', async (t) => {
   const dir = t.testdir()
   const run = await ids('add', '--data-dir', dir, '--id', 'box', '--secret', SECRET)

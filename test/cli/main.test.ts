@@ -103,6 +103,20 @@ if (problem !== undefined) {
     t.equal(res.stdout, '')
   })
 
+  t.test('help with an unknown command answers as that command would: the same message on stderr, exit 2', async t => {
+    const direct = await runCli(t, ['bogus'])
+    t.equal(direct.code, 2)
+    for (const args of [['help', 'bogus'], ['--help', 'bogus'], ['-h', 'bogus'], ['help', 'constructor']]) {
+      const res = await runCli(t, args)
+      const topic = args[1]!
+      t.same({ code: res.code, stdout: res.stdout, stderr: res.stderr }, { code: 2, stdout: '', stderr: direct.stderr.replace('"bogus"', JSON.stringify(topic)) }, args.join(' '))
+      t.match(res.stderr, new RegExp(`^rendezvous: unknown command "${topic}"\n\nusage: rendezvous <command>`))
+    }
+    const again = await runCli(t, ['help', 'help'])
+    t.equal(again.code, 0, 'help help is the general usage')
+    t.match(again.stdout, /^usage: rendezvous <command>/)
+  })
+
   t.test('ids and agent are dispatched', async t => {
     // Their own tests cover them; here only that main reaches them rather than calling them unknown.
     for (const command of ['ids', 'agent']) {

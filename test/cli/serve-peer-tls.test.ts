@@ -18,6 +18,9 @@ t.test('peer TLS flags', async t => {
   const otherCa = await makeCa('another CA')
   const good = await writePeerFiles(dir, 'good', await makeNodeCert(ca, 'node a'), ca)
   const foreign = await writePeerFiles(dir, 'foreign', await makeNodeCert(otherCa, 'node x'), otherCa)
+  // An RSA pair: OpenSSL loads its key with an EC certificate (and the other way round) without a word.
+  const rsaCa = await makeCa('an RSA CA', 'rsa')
+  const rsa = await writePeerFiles(dir, 'rsa', await makeNodeCert(rsaCa, 'node r', undefined, true, 1, 'rsa'), rsaCa)
   const garbage = join(dir, 'garbage.pem')
   await writeFile(garbage, 'not a PEM file\n')
   const keyText = readFileSync(good.key, 'utf8')
@@ -54,6 +57,8 @@ t.test('peer TLS flags', async t => {
     ['a CA file without certificates', [...CLUSTER, ...tls({ ca: garbage })], /^--peer-ca \S+garbage\.pem holds no PEM certificate$/],
     ['a key that is no key', [...CLUSTER, ...tls({ key: garbage })], /^--peer-tls-key \S+garbage\.pem is not a PEM private key$/],
     ['the key of another certificate', [...CLUSTER, ...tls({ key: foreign.key })], /^--peer-tls-key \S+foreign-key\.pem is not the key of --peer-tls-cert \S+good-cert\.pem$/],
+    ['an RSA key with an EC certificate', [...CLUSTER, ...tls({ key: rsa.key })], /^--peer-tls-key \S+rsa-key\.pem is not the key of --peer-tls-cert \S+good-cert\.pem$/],
+    ['an EC key with an RSA certificate', [...CLUSTER, ...tls({ cert: rsa.cert })], /^--peer-tls-key \S+good-key\.pem is not the key of --peer-tls-cert \S+rsa-cert\.pem$/],
     ['a certificate the CA did not sign', [...CLUSTER, ...tls({ ca: foreign.ca })], /^--peer-tls-cert \S+ is not signed by --peer-ca \S+foreign-ca\.pem: the other nodes would refuse it$/],
     ['a certificate without the advertised host', [...CLUSTER, '--advertise', 'node1.example:9443', ...tls({})], /does not name node1\.example, the host other nodes dial \(--advertise\)/],
     ['a certificate without --peer-tls-name', [...CLUSTER, ...tls({}), '--peer-tls-name', 'other.example'], /does not name other\.example \(--peer-tls-name\)$/],
@@ -67,7 +72,7 @@ t.test('peer TLS flags', async t => {
   }
 
   t.test('the built CLI: one line on stderr, exit 2, no stack trace, no key material', { skip: buildProblem(t) ?? false }, async t => {
-    for (const flags of [tls({ cert: good.key }), tls({ key: foreign.key })]) {
+    for (const flags of [tls({ cert: good.key }), tls({ key: foreign.key }), tls({ key: rsa.key }), tls({ cert: rsa.cert })]) {
       const run = await runCli(t, ['serve', '--no-tls', '--port', '0', ...CLUSTER, ...flags])
       t.equal(run.code, 2)
       t.match(run.stderr, /^rendezvous: --peer-tls-\S+ \S+ is not /)

@@ -29,8 +29,8 @@ async function addId (t: Test, dataDir: string): Promise<{ id: string, secret: s
 // Every replay is a failed CONNECT: without a higher limit, the tenth in a minute would be answered 429.
 const serveArgs = (dataDir: string): string[] => ['serve', '--port', '0', '--no-tls', '--data-dir', dataDir, '--auth-failures-per-pair', '100']
 
-async function serve (t: Test, dataDir: string): Promise<{ proc: Proc, port: number }> {
-  const proc = startCli(t, serveArgs(dataDir))
+async function serve (t: Test, dataDir: string, more: string[] = []): Promise<{ proc: Proc, port: number }> {
+  const proc = startCli(t, [...serveArgs(dataDir), ...more])
   const [, port] = await proc.waitFor(LISTENING, 30_000)
   return { proc, port: Number(port) }
 }
@@ -76,9 +76,27 @@ if (problem !== undefined) {
       const journals = readdirSync(dataDir).filter(name => name.endsWith('.journal'))
       t.equal(journals.length, 1, `one journal left, the last process's: ${journals.join(', ')}`)
       t.equal(statSync(join(dataDir, journals[0]!)).mode & 0o777, 0o600, 'the journal is private')
-      t.equal(readFileSync(join(dataDir, journals[0]!), 'utf8').trim().split('\n').length, 4, 'the four accepted keys')
+      t.same(readFileSync(join(dataDir, journals[0]!), 'utf8').trim().split('\n').slice(1).length, 4, 'the four accepted keys, after the line with the window')
     })
   }
+
+  t.test('a v1 token used before a restart with a wider --token-skew stays refused inside the new window', async t => {
+    const dataDir = tempDir(t)
+    const { id, secret } = await addId(t, dataDir)
+    const first = await serve(t, dataDir, ['--token-skew', '1'])
+    // A second old: the narrow window's entry (the skew, 1 s, and a 5 s margin) ends 6 s after the token's time.
+    const madeAt = Date.now() - 1_000
+    const v1 = createV1Token(id, secret, { now: madeAt })
+    t.equal((await park(first.port, id, v1)).status, 200, 'accepted under --token-skew 1')
+    t.same(await first.proc.stop('SIGTERM'), { code: 0, signal: null })
+    await new Promise(resolve => setTimeout(resolve, Math.max(0, madeAt + 7_500 - Date.now())))
+
+    const second = await serve(t, dataDir, ['--token-skew', '120'])
+    t.ok(Date.now() - madeAt > 7_000, 'past the end of the entry the first server wrote')
+    t.equal((await park(second.port, id, v1)).status, 401, 'the replay under --token-skew 120 is refused')
+    t.equal((await park(second.port, id, createV1Token(id, secret, { now: madeAt }))).status, 200, 'a new token as old is accepted: the window does reach it')
+    t.same(await second.proc.stop(), { code: 0, signal: null })
+  })
 
   t.test('a journal other users can write is refused as ids.json is', async t => {
     const dataDir = tempDir(t)

@@ -16,7 +16,7 @@ t.test('close() ends a peer link left mid-request instead of waiting for it', { 
   t.teardown(() => link.destroy())
   await new Promise<void>((resolve, reject) => link.once('connect', resolve).once('error', reject))
   // Half a request line: the peer server is now reading this link.
-  link.write('RENDEZVOUS-PEER/1 ')
+  link.write('RENDEZVOUS-PEER/2 ')
   const linkClosed = new Promise<void>(resolve => link.once('close', () => resolve()))
   link.on('error', () => {})
   await new Promise(resolve => setTimeout(resolve, 200))

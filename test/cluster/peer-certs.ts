@@ -8,14 +8,16 @@ export interface PeerFiles { cert: string, key: string, ca: string }
 
 type Options = Parameters<typeof generate>[1]
 
-const base = (days = 1): Options => {
+const base = (days = 1, keyType: 'ec' | 'rsa' = 'ec'): Options => {
   const notBeforeDate = new Date(Date.now() - 60_000)
-  return { keyType: 'ec', curve: 'P-256', algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + days * 86_400_000) } as Options
+  const key = keyType === 'ec' ? { keyType, curve: 'P-256' } : { keyType, keySize: 2048 }
+  return { ...key, algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + days * 86_400_000) } as Options
 }
 
-export async function makeCa (name: string): Promise<TestCa> {
+/** selfsigned signs with the CA's key as if it were of the node's type: an RSA node needs an RSA CA. */
+export async function makeCa (name: string, keyType: 'ec' | 'rsa' = 'ec'): Promise<TestCa> {
   const pems = await generate([{ name: 'commonName', value: name }], {
-    ...base(),
+    ...base(1, keyType),
     extensions: [
       { name: 'basicConstraints', cA: true, critical: true },
       { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true }
@@ -24,10 +26,10 @@ export async function makeCa (name: string): Promise<TestCa> {
   return { cert: pems.cert, key: pems.private }
 }
 
-/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1; valid for `days`. */
-export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true, days = 1): Promise<{ cert: string, key: string }> {
+/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1; valid for `days`; an EC key unless `keyType` says RSA. */
+export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true, days = 1, keyType: 'ec' | 'rsa' = 'ec'): Promise<{ cert: string, key: string }> {
   const pems = await generate([{ name: 'commonName', value: name }], {
-    ...base(days),
+    ...base(days, keyType),
     ca,
     extensions: [
       { name: 'basicConstraints', cA: false },

@@ -127,7 +127,8 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
   t.test('a key that is not the certificate\'s is refused, in one line naming the files; the current material stays', async t => {
     await writeFile(a.key, readFileSync(b.key))
     const line = await hangup(nodeA.rv.proc, /peer certificate reload failed/)
-    t.match(JSON.parse(line), { level: 50, why: 'SIGHUP', error: `--peer-tls-key ${a.key} is not the key of --peer-tls-cert ${a.cert}` })
+    // A warning: a renewal looks like this until its last file is written.
+    t.match(JSON.parse(line), { level: 40, why: 'SIGHUP', error: `--peer-tls-key ${a.key} is not the key of --peer-tls-cert ${a.cert}` })
     t.notMatch(line, /PRIVATE KEY|BEGIN/, 'no key material in the log')
     t.equal(await presented(nodeA.peerPort, b), fingerprintOf(renewed.cert), 'still the renewed certificate')
     const text = await scrapeMetrics(nodeA.rv)
@@ -143,6 +144,28 @@ t.test('serve reloads the peer link\'s certificate, key and CA on SIGHUP', { ski
     t.match(JSON.parse(line), { level: 50, msg: /peer certificate reload failed/, error: `--peer-tls-cert ${a.cert} does not name 127.0.0.1, the host other nodes dial (--advertise); add it to the certificate or give --peer-tls-name` })
     t.equal(await presented(nodeA.peerPort, b), fingerprintOf(renewed.cert), 'still the renewed certificate')
     await download(t, scratch, nodeB.rv, onA, 'after-misnamed')
+  })
+
+  t.test('a renewal to an RSA pair, certificate written before the key: the current pair serves until the key arrives', async t => {
+    const rsaCa = await makeCa('cluster peer CA, RSA', 'rsa')
+    const rsa = await makeNodeCert(rsaCa, 'node a, RSA', undefined, true, 1, 'rsa')
+    // B must trust the new CA before A presents the new certificate, as in any change of CA.
+    await writeFile(b.ca, bundle(oldCa, newCa, rsaCa).cert)
+    await hangup(nodeB.rv.proc, /peer certificate reloaded/)
+    await writeFile(a.ca, bundle(oldCa, newCa, rsaCa).cert)
+    await writeFile(a.cert, rsa.cert)
+    const line = await hangup(nodeA.rv.proc, /peer certificate (reload|unchanged)/)
+    t.match(JSON.parse(line), { level: 40, why: 'SIGHUP', error: `--peer-tls-key ${a.key} is not the key of --peer-tls-cert ${a.cert}` }, 'an EC key with the RSA certificate: a warning')
+    t.equal(await presented(nodeA.peerPort, b), fingerprintOf(renewed.cert), 'during: still the renewed EC certificate')
+    await download(t, scratch, nodeB.rv, onA, 'rsa-during')
+    const mark = nodeA.rv.proc.stdout().length
+    await writeFile(a.key, rsa.key)
+    const loaded = await lineAfter(nodeA.rv.proc, mark, /"why":"file changed"[^\n]*peer certificate reloaded/)
+    t.match(JSON.parse(loaded), { fingerprint: fingerprintOf(rsa.cert) }, 'the key arrives: the file watch loads the RSA pair')
+    t.equal(await presented(nodeA.peerPort, b), fingerprintOf(rsa.cert), 'after: the RSA certificate')
+    await download(t, scratch, nodeB.rv, onA, 'rsa-after')
+    const again = await hangup(nodeA.rv.proc, /peer certificate (reload|unchanged)/)
+    t.match(JSON.parse(again), { why: 'SIGHUP', msg: 'peer certificate unchanged' })
   })
 
   t.test('a change to the files is enough, without SIGHUP', async t => {

@@ -37,11 +37,13 @@ t.test('add validates and refuses duplicates', async (t) => {
   await t.rejects(registry.add({ secret: SECRET + 'A' }), { code: 'FST_RENDEZVOUS_INVALID_SECRET', message: /33 characters is not a possible length/ })
   await t.rejects(registry.add({ secret: 12345 as unknown as string }), { code: 'FST_RENDEZVOUS_INVALID_SECRET', message: /must be a string/ })
   t.equal((await registry.add({ id: 'lower', secret: SECRET.toLowerCase() })).secret, SECRET, 'lower case is made upper case')
-  t.equal((await registry.add({ id: 'padded', secret: SECRET + 'JBSWY3D=' })).secret, SECRET + 'JBSWY3D', 'padding is dropped')
+  t.equal((await registry.add({ id: 'padded', secret: SECRET + 'JBSWY3A=' })).secret, SECRET + 'JBSWY3A', 'padding is dropped')
+  // 39 characters hold 24 bytes and 3 bits of no byte: D (00011) sets them, A is the same key.
+  t.equal((await registry.add({ id: 'bits', secret: SECRET + 'JBSWY3D' })).secret, SECRET + 'JBSWY3A', 'bits past the last byte are zeroed')
   t.ok(await registry.add({ id: 'a'.repeat(128) }))
   await registry.add({ id: 'dup' })
   await t.rejects(registry.add({ id: 'DUP' }), { code: 'FST_RENDEZVOUS_ID_EXISTS' })
-  t.same((await registry.list()).map((r) => r.id).sort(), ['a'.repeat(128), 'dup', 'lower', 'padded'])
+  t.same((await registry.list()).map((r) => r.id).sort(), ['a'.repeat(128), 'bits', 'dup', 'lower', 'padded'])
 })
 
 t.test('remove fires onRemove listeners and unsubscribing stops them', async (t) => {

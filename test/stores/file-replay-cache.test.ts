@@ -5,6 +5,10 @@ import { setImmediate } from 'node:timers/promises'
 import t from 'tap'
 import { FileReplayCache, type FileReplayCacheOptions } from '../../lib/stores/file-replay-cache'
 import { journalLine } from '../../lib/stores/replay-journal'
+import { generateSecret } from '../../lib/registry/ids'
+import { createTotp } from '../../lib/tokens/totp'
+import { createV1Token } from '../../lib/tokens/v1'
+import { createDefaultVerifier } from '../../lib/tokens/verifier'
 import { until } from '../helpers/until'
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
@@ -26,7 +30,8 @@ async function open (t: Test, opts: FileReplayCacheOptions): Promise<FileReplayC
   return cache
 }
 
-const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(line => line !== '')
+// The entries' lines, without the header that records the window.
+const lines = (file: string): string[] => readFileSync(file, 'utf8').split('\n').filter(line => line !== '' && !line.startsWith('#window '))
 
 // A pid no process has: Linux pids stay below 2^22.
 const DEAD_PID = 4_194_999
@@ -248,4 +253,69 @@ t.test('a key that cannot be written is refused, logged once, and the next good 
   t.equal(await reopened.remember('after', 1_000), 'replayed', 'not swallowed by the torn line before it')
   await cache.close()
   await t.rejects(cache.remember('closed', 1_000), { code: 'FST_RENDEZVOUS_REPLAY_JOURNAL' }, 'a closed journal refuses too')
+})
+
+// A token accepted under one window must stay refused after a restart with a wider one, for as long as the wider
+// window accepts it: its entry's expiry was computed with the narrower window.
+t.test('a restart with a wider token window keeps a used token refused for the whole new window', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  const secret = generateSecret()
+  const lookupSecret = (id: string): string | undefined => id === 'hub-1' ? secret : undefined
+  const narrow = await open(t, { dataDir: dir, now: c.now, windowMs: 5_000 })
+  const before = createDefaultVerifier({ lookupSecret, replayCache: narrow, totp: 'strict', skewSeconds: 5, now: c.now })
+  const token = createV1Token('hub-1', secret, { now: c.now() })
+  const code = createTotp(secret, c.now())
+  t.same(await before('hub-1', token), { ok: true, kind: 'v1' })
+  t.same(await before('hub-1', code), { ok: true, kind: 'totp' })
+  t.match(readFileSync(narrow.file, 'utf8'), /^#window 5000\n/, 'the journal records the window its expiries were computed with')
+  await narrow.close()
+  // Past the narrow window's entry (5 s + 1 s + the 5 s margin), well inside the wide one.
+  c.advance(15_000)
+  const wide = await open(t, { dataDir: dir, now: c.now, windowMs: 120_000 })
+  const after = createDefaultVerifier({ lookupSecret, replayCache: wide, totp: 'strict', skewSeconds: 120, now: c.now })
+  t.same(await after('hub-1', token), { ok: false, reason: 'replayed', status: 401 }, 'the v1 token is a replay')
+  t.same(await after('hub-1', code), { ok: false, reason: 'replayed', status: 401 }, 'so is the TOTP code, whose window the skew does not change')
+  t.same(await after('hub-1', createV1Token('hub-1', secret, { now: c.now() })), { ok: true, kind: 'v1' }, 'a new token is accepted')
+  t.match(readFileSync(wide.file, 'utf8'), /^#window 120000\n/)
+  // Until the wide window is over for it: 120 s + 1 s + the margin after the token's own time.
+  c.advance(111_000 - 1)
+  t.same(await after('hub-1', token), { ok: false, reason: 'stale', status: 401 }, 'now too old for the window anyway')
+  t.equal(await wide.remember(`v1:hub-1:${token.split('.')[2]!}`, 1_000), 'replayed', 'and its entry lives to the end of the window')
+  c.advance(1)
+  t.equal(await wide.remember(`v1:hub-1:${token.split('.')[2]!}`, 1_000), 'fresh', 'then it is dropped')
+})
+
+t.test('a journal written before the window was recorded is read as window 0: its entries get the whole new window', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  await open(t, { dataDir: dir, now: c.now }).then(cache => cache.close())
+  const orphan = join(dir, `replay.${DEAD_PID}.0badf00d.journal`)
+  // As the previous version wrote it: no header, expiries alone.
+  writeFileSync(orphan, journalLine('v1:hub-1:old-nonce', c.now() + 1_000) + journalLine('v1:hub-1:gone', c.now() - 60_000), { mode: 0o600 })
+  c.advance(60_000)
+  const cache = await open(t, { dataDir: dir, now: c.now, windowMs: 120_000 })
+  t.same(cache.loaded, { entries: 1, badLines: 0, journals: 2 }, 'every line is read')
+  t.notOk(existsSync(orphan), 'merged into the new journal and removed')
+  t.equal(await cache.remember('v1:hub-1:old-nonce', 1_000), 'replayed', 'kept for the new window past its old expiry')
+  t.equal(readFileSync(cache.file, 'utf8').split('\n')[0], '#window 120000')
+  t.ok(lines(cache.file).includes(journalLine('v1:hub-1:old-nonce', 1_800_000_000_000 + 1_000 + 120_000).trim()), 'with its extended expiry')
+  await cache.close()
+  const narrower = await open(t, { dataDir: dir, now: c.now, windowMs: 5_000 })
+  c.advance(61_000 - 1)
+  t.equal(await narrower.remember('v1:hub-1:old-nonce', 1_000), 'replayed', 'a narrower window never shortens an entry')
+})
+
+t.test('a compaction keeps the window line first', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  const cache = await open(t, { dataDir: dir, now: c.now, windowMs: 5_000 })
+  await cache.remember('kept', 20_000)
+  await dueForCompaction(cache, c)
+  await until(() => lines(cache.file).length < 100, 5_000, 'the rewrite')
+  t.equal(readFileSync(cache.file, 'utf8').split('\n')[0], '#window 5000')
+  // Past its expiry under the narrow window.
+  c.advance(10_000)
+  const wider = await open(t, { dataDir: dir, now: c.now, windowMs: 120_000 })
+  t.equal(await wider.remember('kept', 1_000), 'replayed', 'extended by the wider window after the compaction')
 })
