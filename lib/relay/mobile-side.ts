@@ -196,12 +196,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         // Another node that accepts and never answers must not hold the client past its wait timeout.
         const link = await untilDeadline(signal, deadline, async bounded => await remote.open(id, head, bounded))
         if (link === 'unavailable') return { unavailable: true }
-        if (link !== 'none') {
-          // Given up meanwhile (the client left, or the server is shutting down): the link's exchange is not for anyone.
-          if (!signal.aborted) return { link }
-          link.destroy()
-          return undefined
-        }
+        // A returned link already carries the request to a hidden server, so its answer is the client's even if the wait ended meanwhile.
+        if (link !== 'none') return { link }
       }
       // Given up while other nodes were asked: a wait on a closed lot would only run out its time.
       if (signal.aborted) return undefined
