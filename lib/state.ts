@@ -10,8 +10,7 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import type { ThrottleStore } from './stores/throttle-store'
-import type { TokenVerdict } from './tokens/verdict'
-import { createDefaultVerifier, normaliseVerdict } from './tokens/verifier'
+import { createDefaultVerifier, normaliseVerdict, type Verifier } from './tokens/verifier'
 
 /**
  * What the relay keeps beyond one connection: the IDs and their secrets, the
@@ -22,7 +21,7 @@ export interface RelayState {
   registry: Registry
   replayCache: ReplayCache
   throttleStore: ThrottleStore
-  verify: (id: string, token: string) => Promise<TokenVerdict>
+  verify: Verifier
   /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
   close: () => Promise<void>
 }
@@ -67,6 +66,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
     })
   }
   // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.
+  // It is not asked whether there is room: it judges first, and a full lot refuses after (docs/protocol.md).
   return async (id: string, token: string) => registry.get(id) === undefined
     ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
     : normaliseVerdict(await custom(id, token))

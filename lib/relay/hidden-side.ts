@@ -5,6 +5,7 @@ import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
 import type { AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
+import type { Verifier } from '../tokens/verifier'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
 import { shedConnectState } from './handoff'
@@ -12,7 +13,8 @@ import { kConnId } from './symbols'
 import { logId } from './log-ids'
 
 export interface HiddenSideDeps {
-  verify: (id: string, token: string) => Promise<TokenVerdict>
+  /** Asks its context's hasRoom before it spends a one-time token; a custom verifier is not asked. */
+  verify: Verifier
   throttle: AuthThrottle
   lot: ParkingLot
   metrics: RendezvousMetrics
@@ -25,7 +27,18 @@ export interface HiddenSideDeps {
   onParked?: (socket: Socket) => void
 }
 
-type Step = { refusal: Refusal, outcome: ConnectOutcome } | { id: string }
+/** `reason` is the verifier's, for a verifier that could not decide now. */
+interface Refused { refusal: Refusal, outcome: ConnectOutcome, reason?: string }
+
+/** Refused; accepted for an ID; or nothing left to answer (answered meanwhile, or the peer left). */
+type Step = Refused | { id: string } | { gone: true }
+
+// The reasons of the default verifier's 503s; any other is a custom verifier's (or its service's) own.
+const TRY_LATER = new Map<string, ConnectOutcome>([
+  // A replay cache that cannot answer (Redis down or hung) is not one that is full: another cause, another fix.
+  ['replay_cache_error', 'store_unavailable'],
+  ['replay_cache_full', 'replay_cache_full']
+])
 
 /** What every line about one CONNECT carries. */
 interface LineFields { side: 'hidden', connId: string, address: string | undefined }
@@ -35,14 +48,29 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const { lot, metrics, limits } = deps
   let pending = 0
 
-  const refuseWith = (socket: Socket, outcome: ConnectOutcome, refusal: Refusal, at: LineFields): void => {
+  const shuttingDown: Refused = { outcome: 'shutting_down', refusal: { status: 503, message: 'shutting down', retryAfter: limits.retryAfter } }
+  const lotFull: Refused = { outcome: 'lot_full', refusal: { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter } }
+
+  const refuseWith = (socket: Socket, { outcome, refusal, reason }: Refused, at: LineFields): void => {
     metrics.connect(outcome)
-    deps.log.info({ ...at, outcome, status: refusal.status }, 'CONNECT refused')
+    deps.log.info({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }) }, 'CONNECT refused')
     // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
     refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } }, limits.lingerTimeout)
   }
 
-  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields): Promise<Step> {
+  /** Why a CONNECT for `id` cannot be parked now, if it cannot. */
+  const parkRefusal = (id: string): Refused | undefined => {
+    if (deps.isClosing()) return shuttingDown
+    if (!lot.hasRoom(id)) return lotFull
+    return undefined
+  }
+
+  /**
+   * `unparkable` is asked by the verifier once the token is proved good and
+   * before it is spent: a CONNECT that would not be parked leaves its token
+   * good for the retry its 503 asks for.
+   */
+  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields, unparkable: (id: string) => Step | undefined): Promise<Step> {
     if (req.httpVersionMajor !== 1) return { outcome: 'malformed_target', refusal: { status: 400, message: 'malformed request' } }
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
@@ -55,26 +83,39 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
     // The relay must not guess whose bytes these were meant to be once a client is spliced in.
     if (rest.length > 0) return { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
-    const verdict = await deps.verify(target.id, target.token)
-    if (!verdict.ok) {
-      if (verdict.status === 503) {
-        // A replay cache that cannot answer (Redis down or hung) is not one that is full: another cause, another fix.
-        const outcome = verdict.reason === 'replay_cache_error' ? 'store_unavailable' : 'replay_cache_full'
-        return { outcome, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
-      }
-      const tripped = await deps.throttle.fail(address, target.id)
-      deps.log.info({ ...at, id: target.id, reason: verdict.reason }, 'CONNECT authentication failed')
-      // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
-      if (tripped > 0) deps.log.warn({ ...at, id: target.id, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
-      // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
-      return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
+    let held: Step | undefined
+    const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
+    if (held !== undefined) return held
+    return verdict.ok ? { id: target.id } : await refusalFor(verdict, address, target.id, at)
+  }
+
+  async function refusalFor (verdict: TokenVerdict & { ok: false }, address: string, id: string, at: LineFields): Promise<Refused> {
+    if (verdict.status === 503) {
+      const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
+      return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
-    return { id: target.id }
+    const tripped = await deps.throttle.fail(address, id)
+    deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
+    // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
+    if (tripped > 0) deps.log.warn({ ...at, id, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
+    // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
+    return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
   }
 
   // One function for every socket: a closure per socket would keep this CONNECT's logger and timer alive for as long as it stays parked.
   function onSocketError (this: Socket, err: Error): void {
     deps.log.debug({ err, side: 'hidden', address: this.remoteAddress }, 'hidden-side socket error')
+  }
+
+  function park (socket: Socket, id: string, connId: string, at: LineFields): void {
+    socket.write(CONNECT_OK)
+    metrics.connect('parked')
+    // Debug, not info: every rendezvous parks a replacement, and its 'relay closed' line names this connId.
+    deps.log.debug({ ...at, id }, 'parked')
+    ;(socket as { [kConnId]?: string })[kConnId] = connId
+    shedConnectState(socket)
+    deps.onParked?.(socket)
+    lot.park(id, socket)
   }
 
   return function onConnect (req, socket, rest) {
@@ -83,11 +124,11 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     const at: LineFields = { side: 'hidden', connId, address: socket.remoteAddress }
     socket.on('error', onSocketError)
     if (deps.isClosing()) {
-      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
+      refuseWith(socket, shuttingDown, at)
       return
     }
     if (pending >= limits.maxPendingConnects) {
-      refuseWith(socket, 'busy', { status: 503, message: 'too many pending connections', retryAfter: limits.retryAfter }, at)
+      refuseWith(socket, { outcome: 'busy', refusal: { status: 503, message: 'too many pending connections', retryAfter: limits.retryAfter } }, at)
       return
     }
     pending++
@@ -95,33 +136,25 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     let answered = false
     const untrack = deps.track(socket, () => {
       answered = true
-      refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
+      refuseWith(socket, shuttingDown, at)
     })
     const timer = setTimeout(() => {
       answered = true
-      refuseWith(socket, 'timeout', { status: 408, message: 'authentication took too long' }, at)
+      refuseWith(socket, { outcome: 'timeout', refusal: { status: 408, message: 'authentication took too long' } }, at)
     }, limits.connectTimeout)
-    authenticate(req, socket, rest, at).then(step => {
-      if (answered || socket.destroyed) return
-      if ('refusal' in step) {
-        refuseWith(socket, step.outcome, step.refusal, at)
-      } else if (deps.isClosing()) {
-        refuseWith(socket, 'shutting_down', { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, at)
-      } else if (!lot.hasRoom(step.id)) {
-        refuseWith(socket, 'lot_full', { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter }, at)
-      } else {
-        socket.write(CONNECT_OK)
-        metrics.connect('parked')
-        // Debug, not info: every rendezvous parks a replacement, and its 'relay closed' line names this connId.
-        deps.log.debug({ ...at, id: step.id }, 'parked')
-        ;(socket as { [kConnId]?: string })[kConnId] = connId
-        shedConnectState(socket)
-        deps.onParked?.(socket)
-        lot.park(step.id, socket)
-      }
+    const unparkable = (id: string): Step | undefined => answered || socket.destroyed ? { gone: true } : parkRefusal(id)
+    authenticate(req, socket, rest, at, unparkable).then(step => {
+      if ('gone' in step || answered || socket.destroyed) return
+      if ('refusal' in step) return refuseWith(socket, step, at)
+      // Asked again, synchronously with the park: the lot may have filled
+      // while the token was being spent. Such a token is spent and refused
+      // with 503, but the lot never holds more than its limits.
+      const refused = parkRefusal(step.id)
+      if (refused !== undefined) refuseWith(socket, refused, at)
+      else park(socket, step.id, connId, at)
     }, err => {
       deps.log.error({ ...at, err }, 'CONNECT failed')
-      refuseWith(socket, 'error', { status: 500, message: 'internal error' }, at)
+      refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
     }).finally(() => {
       clearTimeout(timer)
       pending--

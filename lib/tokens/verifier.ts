@@ -20,7 +20,20 @@ export interface DefaultVerifierOptions {
 
 export type RejectReason =
   | 'unknown_id' | 'malformed' | 'bad_mac' | 'stale' | 'replayed' | 'wrong_code' | 'totp_off'
-  | 'replay_cache_full' | 'replay_cache_error'
+  | 'replay_cache_full' | 'replay_cache_error' | 'no_room'
+
+/** What the caller of one verification knows that the verifier does not. */
+export interface VerifyContext {
+  /**
+   * Whether the connection could be accepted now. Asked once the token is
+   * proved good (MAC or code, clock) and before it is spent in the replay
+   * cache: false gets `no_room` (503) and leaves the token unspent, so the
+   * same token may be sent again once there is room.
+   */
+  hasRoom?: () => boolean
+}
+
+export type Verifier = (id: string, token: string, context?: VerifyContext) => Promise<TokenVerdict>
 
 // Replay entries outlive the acceptance window by this much, because in
 // cluster mode the node that checks a replay may run a little behind the one
@@ -35,7 +48,7 @@ function refuse (reason: RejectReason, status: 401 | 503 = 401): TokenVerdict {
   return { ok: false, reason, status }
 }
 
-export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: string, token: string) => Promise<TokenVerdict> {
+export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
   const { lookupSecret, replayCache, totp, skewSeconds } = opts
   const now = opts.now ?? Date.now
   if (!Number.isFinite(skewSeconds) || skewSeconds < 0) throw new RangeError('skewSeconds must be a non-negative number')
@@ -57,7 +70,11 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     return { key: dummyKey, known: false }
   }
 
-  async function remember (key: string, ttlMs: number, kind: 'v1' | 'totp'): Promise<TokenVerdict> {
+  // Spends a good token: the replay cache, not hasRoom, decides between two
+  // CONNECTs that carry the same token at once, so exactly one is accepted.
+  async function spend (key: string, ttlMs: number, kind: 'v1' | 'totp', context: VerifyContext): Promise<TokenVerdict> {
+    // A token answered "try later" was never accepted, so it must stay good for the retry.
+    if (context.hasRoom?.() === false) return refuse('no_room', 503)
     let answer
     try {
       answer = await replayCache.remember(key, ttlMs)
@@ -83,7 +100,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     }
   }
 
-  async function verifyV1 (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
+  async function verifyV1 (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
     const parsed = parseV1Token(token)
     if (parsed === undefined) return refuse('malformed')
     // Comparing the base64url text also refuses non-canonical encodings of
@@ -100,10 +117,10 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     // The token stays acceptable until the server clock's second passes
     // seconds + skew; the entry must live at least that long.
     const ttlMs = (parsed.seconds + skewSeconds + 1) * 1000 - nowMs + CLOCK_MARGIN_MS
-    return await remember(`v1:${id}:${parsed.nonce}`, ttlMs, 'v1')
+    return await spend(`v1:${id}:${parsed.nonce}`, ttlMs, 'v1', context)
   }
 
-  async function verifyTotp (id: string, token: string, key: Buffer, known: boolean): Promise<TokenVerdict> {
+  async function verifyTotp (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
     if (totp === 'off') return refuse('totp_off')
     const nowMs = now()
     const previous = known ? previousKeyFor(id) : undefined
@@ -117,15 +134,15 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): (id: strin
     // within its window (docs/security.md).
     // Step s is accepted until the current step reaches s + 2.
     const ttlMs = (match.step + 2) * TOTP_STEP_MS - nowMs + CLOCK_MARGIN_MS
-    return await remember(`totp:${id}:${match.step}:${token}`, ttlMs, 'totp')
+    return await spend(`totp:${id}:${match.step}:${token}`, ttlMs, 'totp', context)
   }
 
-  return async function verifyToken (id: string, token: string): Promise<TokenVerdict> {
+  return async function verifyToken (id: string, token: string, context: VerifyContext = {}): Promise<TokenVerdict> {
     const canonical = id.toLowerCase()
     if (typeof token !== 'string') return refuse('malformed')
     const { key, known } = keyFor(canonical)
-    if (token.startsWith('v1.')) return await verifyV1(canonical, token, key, known)
-    if (isTotpCode(token)) return await verifyTotp(canonical, token, key, known)
+    if (token.startsWith('v1.')) return await verifyV1(canonical, token, key, known, context)
+    if (isTotpCode(token)) return await verifyTotp(canonical, token, key, known, context)
     return refuse('malformed')
   }
 }

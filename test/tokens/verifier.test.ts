@@ -1,9 +1,8 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions } from '../../lib/tokens/verifier'
+import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions, type Verifier } from '../../lib/tokens/verifier'
 import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
-import type { TokenVerdict } from '../../lib/options'
 import { RFC_KEY as SECRET } from '../helpers/fixtures'
 
 const ID = '0f8fad5b-d9cb-469f-a165-70867728950e'
@@ -37,7 +36,7 @@ class RecordingCache implements ReplayCache {
   }
 }
 
-function setup (opts: Partial<DefaultVerifierOptions> = {}): { verify: (id: string, token: string) => Promise<TokenVerdict>, cache: RecordingCache, advance: (ms: number) => void, now: () => number } {
+function setup (opts: Partial<DefaultVerifierOptions> = {}): { verify: Verifier, cache: RecordingCache, advance: (ms: number) => void, now: () => number } {
   let time = START
   const now = (): number => time
   const cache = new RecordingCache(opts.replayCache ?? new MemoryReplayCache({ now }))
@@ -224,4 +223,26 @@ t.test('normaliseVerdict', async (t) => {
     t.same(normaliseVerdict(junk as unknown as boolean), { ok: false, reason: 'rejected', status: 401 }, JSON.stringify(junk))
   }
   t.same(normaliseVerdict({ ok: false, reason: 'x', status: 200 as 401 }), { ok: false, reason: 'x', status: 401 })
+})
+
+t.test('hasRoom: asked once a token is proved good, before it is spent; no room leaves it unspent', async (t) => {
+  const { verify, cache } = setup()
+  let asked = 0
+  const noRoom = { hasRoom: () => { asked++; return false } }
+  const token = v1(S)
+  t.same(await verify(ID, token, noRoom), { ok: false, reason: 'no_room', status: 503 })
+  t.same(await verify(ID, totp(START), noRoom), { ok: false, reason: 'no_room', status: 503 })
+  t.equal(cache.calls.length, 0, 'nothing remembered')
+  t.equal(asked, 2)
+  t.same(await verify(ID, token, { hasRoom: () => true }), { ok: true, kind: 'v1' }, 'the same token, once there is room')
+  t.same(await verify(ID, totp(START), { hasRoom: () => true }), { ok: true, kind: 'totp' })
+  t.same(await verify(ID, token, { hasRoom: () => true }), { ok: false, reason: 'replayed', status: 401 })
+
+  asked = 0
+  t.same(await verify(ID, v1(S, { key: Buffer.alloc(20, 1) }), noRoom), { ok: false, reason: 'bad_mac', status: 401 })
+  t.same(await verify(ID, v1(S - 121), noRoom), { ok: false, reason: 'stale', status: 401 })
+  t.same(await verify('nobody', v1(S, { id: 'nobody' }), noRoom), { ok: false, reason: 'unknown_id', status: 401 })
+  t.notOk([-30_000, 0, 30_000].some(d => totp(START + d) === '000000'), 'a code of no step in the window')
+  t.same(await verify(ID, '000000', noRoom), { ok: false, reason: 'wrong_code', status: 401 })
+  t.equal(asked, 0, 'a bad token is refused as such, whatever the room')
 })
