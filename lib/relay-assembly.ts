@@ -8,6 +8,7 @@ import { AuthThrottle } from './relay/auth-throttle'
 import { unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
 import { capConnectionsPerAddress } from './relay/connection-cap'
 import { installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { logLimiter } from './relay/log-limit'
 import { createHiddenSide } from './relay/hidden-side'
 import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair, type Ticket } from './relay/mobile-side'
@@ -104,12 +105,26 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   }
 }
 
+/**
+ * Counts every connection the per-address cap closes, and names the address
+ * in a line at most once a minute: a flood past the cap repeats it thousands
+ * of times a second.
+ */
+function capRefusalLog (metrics: RendezvousMetrics, log: FastifyBaseLogger, max: number): (address: string) => void {
+  const logNow = logLimiter(60_000)
+  return address => {
+    metrics.connectionRefused('per_address_cap')
+    const level = logNow(address) ? 'info' : 'debug'
+    log[level]({ address, outcome: 'per_address_cap', max }, 'connection closed at accept: this address holds the most connections allowed (maxConnectionsPerAddress); repeats within a minute are debug lines')
+  }
+}
+
 function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, lot: ParkingLot, isClosing: () => boolean) {
   const { state, metrics, log } = parts
   // CONNECTs between accept and their answer, so that a shutdown can answer them and close.
   const handshakes = new Map<Socket, () => void>()
   const cap = o.maxConnectionsPerAddress > 0
-    ? capConnectionsPerAddress(server, o.maxConnectionsPerAddress, () => metrics.connectionRefused('per_address_cap'))
+    ? capConnectionsPerAddress(server, o.maxConnectionsPerAddress, capRefusalLog(metrics, log, o.maxConnectionsPerAddress))
     : undefined
   const onConnect = createHiddenSide({
     verify: state.verify,

@@ -44,6 +44,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
   option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID', parse: count(), to: 'maxWaitersPerId' }),
   option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all', parse: count(), to: 'maxWaiters' }),
+  option({ key: 'maxWaitBuffer', value: 'BYTES', default: String(PLUGIN.maxWaitBuffer), help: 'bytes read from a waiting mobile client (its body) before reading pauses', parse: count(1 << 30, 1), to: 'maxWaitBuffer' }),
   option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(), to: 'maxPendingConnects' }),
   option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),
   option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true }), to: 'keepAliveInitialDelay' }),
@@ -62,6 +63,9 @@ export const SERVE_TABLE = [
   option({ key: 'authFailuresPerAddress', value: 'N', default: String(PLUGIN.authFailures.perAddress), help: 'failed CONNECTs per address, all IDs, before a cool-off', parse: count(), to: 'authFailures.perAddress' }),
   option({ key: 'authFailuresWindow', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.window), help: 'how long a failed CONNECT counts', parse: seconds(), to: 'authFailures.window' }),
   option({ key: 'authFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.coolOff), help: 'how long a tripped counter refuses', parse: seconds(), to: 'authFailures.coolOff' }),
+  option({ key: 'unknownIdFailures', value: 'N', default: String(PLUGIN.unknownIdFailures.perAddress), help: 'answers for unknown IDs per address before a cool-off (429, for known IDs too); 0 for no limit', parse: count(), to: 'unknownIdFailures.perAddress' }),
+  option({ key: 'unknownIdFailuresWindow', value: 'SECONDS', default: inSeconds(PLUGIN.unknownIdFailures.window), help: 'how long an unknown-ID answer counts', parse: seconds(), to: 'unknownIdFailures.window' }),
+  option({ key: 'unknownIdFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.unknownIdFailures.coolOff), help: 'how long a tripped address gets 429', parse: seconds(), to: 'unknownIdFailures.coolOff' }),
   option({ key: 'realm', value: 'REALM', default: PLUGIN.realm, help: 'the Digest realm of the challenge', parse: realm, to: 'realm' }),
 
   option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: text }),

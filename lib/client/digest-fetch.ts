@@ -203,6 +203,10 @@ function describe (input: unknown, init: Record<string, unknown>): Target {
 function withAuthorization (init: Record<string, unknown>, headers: Headers, authorization: string): Record<string, unknown> {
   const merged = new Headers(headers)
   merged.set('authorization', authorization)
+  // The rendezvous splices the connection that carries this request to the hidden server for good. Back in
+  // fetch's pool, which is shared per origin, it would carry other IDs' requests, and the app's own, to this
+  // hidden server; so it closes after the answer, unless the caller chose otherwise.
+  if (!merged.has('connection')) merged.set('connection', 'close')
   // Plain pairs: a Headers object of one fetch implementation is not always accepted by another.
   return { ...init, headers: [...merged] }
 }

@@ -17,13 +17,16 @@ export function isParserError (code: string | undefined): boolean {
 }
 
 /**
- * Whether the parser's error is about bytes after a request that closed the
- * connection. Its answer is the last one, and Node closes the connection
- * after it (RFC 9112 §9.6): a 400 would be read as the answer to a request
- * nobody processed, so these are neither answered nor counted as refusals.
+ * Whether the parser's error comes after the connection's last answer: bytes
+ * after a request that closed the connection (RFC 9112 §9.6: Node closes it
+ * after that answer), or an end of stream in the middle of a body that an
+ * answer already refused (the client stopped its upload, as it may). A 400
+ * would be read as the answer to a request nobody processed, and destroying
+ * the socket could drop the answer still being flushed; so these are neither
+ * answered nor counted as refusals.
  */
-export function isAfterClose (code: string | undefined): boolean {
-  return code === 'HPE_CLOSED_CONNECTION'
+export function isAfterLastAnswer (code: string | undefined, socket: Duplex): boolean {
+  return code === 'HPE_CLOSED_CONNECTION' || (socket.writableEnded && !answered.has(socket))
 }
 
 /** The answer to a request Node's HTTP parser refused, by the error's code. */
@@ -45,7 +48,7 @@ export function parserRefusal (code: string | undefined): Refusal {
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
-  if (isAfterClose(err.code)) return
+  if (isAfterLastAnswer(err.code, socket)) return
   if (!isParserError(err.code)) {
     socket.destroy()
     return

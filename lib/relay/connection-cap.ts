@@ -28,7 +28,7 @@ export interface ConnectionCap {
  * spliced connections lock out its replacements, and every client behind
  * the same address.
  */
-export function capConnectionsPerAddress (server: Server, max: number, onRefused: () => void): ConnectionCap {
+export function capConnectionsPerAddress (server: Server, max: number, onRefused: (address: string) => void): ConnectionCap {
   const open = new Map<string, number>()
   // One listener for every socket rather than a closure each, which parked connections would carry for hours.
   function release (this: CountedSocket): void {
@@ -41,7 +41,7 @@ export function capConnectionsPerAddress (server: Server, max: number, onRefused
     const address = normaliseAddress(socket.remoteAddress ?? 'unknown')
     const count = open.get(address) ?? 0
     if (count >= max) {
-      onRefused()
+      onRefused(address)
       socket.destroy()
       return
     }

@@ -1,7 +1,7 @@
 import type { Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
-import { isAfterClose, isParserError, parserRefusal } from '../http/client-error'
+import { isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
 import type { ParserRefusal, RendezvousMetrics } from './metrics'
 import { kClientErrorListener } from './symbols'
 
@@ -31,7 +31,7 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
   // Node reports an error again for each chunk that arrives after the first.
   const seen = new WeakSet<Duplex>()
   const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
-    if (!isParserError(err.code) || isAfterClose(err.code) || seen.has(socket)) return
+    if (!isParserError(err.code) || isAfterLastAnswer(err.code, socket) || seen.has(socket)) return
     seen.add(socket)
     const { status } = parserRefusal(err.code)
     const outcome = REASONS[status] ?? 'malformed_head'

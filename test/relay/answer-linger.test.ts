@@ -90,3 +90,21 @@ t.test('a request pipelined behind one that closed the connection gets no answer
     client.destroy()
   }
 })
+
+t.test('a client that stops its upload once refused gets that one answer, and no refusal of the parser is counted', async t => {
+  for (const tls of [false, true]) {
+    const relay = await startRendezvous({ tls, fastify: { clientErrorHandler } })
+    t.teardown(relay.close)
+    for (const [what, head, status] of [['unknown ID', basic('nobody'), 404], ['challenge that closes', 'Connection: close\r\n', 401]] as const) {
+      // Half-open: its FIN ends only the client's sending side, mid-body, and it still reads.
+      const client = await relay.open(true)
+      client.write(`POST /upload HTTP/1.1\r\nHost: h\r\n${head}Content-Length: 100000\r\n\r\npartial`)
+      await client.until(c => c.ended, 5000, 'the answer and a FIN')
+      client.socket.end()
+      await client.untilClosed()
+      t.equal(statusOf(client.text), status, `${tls ? 'https' : 'http'}, ${what}: the answer`)
+      t.equal(client.text.match(/HTTP\/1\.1 \d{3} /g)?.length, 1, 'and no other')
+    }
+    t.notMatch(await relay.app.rendezvous.metrics!.metrics(), /rendezvous_refusals_total\{[^}]*reason="malformed_head"\} [1-9]/, 'no refusal of the parser counted')
+  }
+})

@@ -1,0 +1,18 @@
+/**
+ * Says whether a repeated line should be logged now: once per `key` in each
+ * `intervalMs`. A flood repeats the same refusal thousands of times a
+ * second; one line per cause and source says as much, and the metrics count
+ * every occurrence.
+ */
+export function logLimiter (intervalMs: number, now: () => number = Date.now): (key: string) => boolean {
+  const last = new Map<string, number>()
+  return key => {
+    const at = now()
+    const previous = last.get(key)
+    if (previous !== undefined && at - previous < intervalMs) return false
+    // Forget old keys, so addresses that come and go do not grow the map.
+    if (last.size > 1000) for (const [k, t] of last) if (at - t >= intervalMs) last.delete(k)
+    last.set(key, at)
+    return true
+  }
+}
