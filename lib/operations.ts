@@ -41,7 +41,8 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     }
     return out
   }
-  const closeMetrics = registerLiveMetrics(deps.promRegistry, perId, o.metricsPerId)
+  const totals = (): IdCounts => ({ ...lot.size, spliced: splices.size })
+  const closeMetrics = registerLiveMetrics(deps.promRegistry, { totals, perId }, o.metricsPerId)
   // /readyz says registry_unreachable at each probe; the log says it once, when it starts and when it ends.
   const stopWatching = deps.registry.onHealth?.(error => {
     if (error === undefined) log.info('the registry can be read again')
@@ -61,7 +62,7 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
       await deps.registry.check?.()
     },
     registryTimeout: 2_000
-  }, () => ({ ...lot.size, spliced: splices.size }))
+  }, totals)
   const disconnect = (id: string): { parked: number, spliced: number } => {
     const parked = lot.evict(id)
     let spliced = 0

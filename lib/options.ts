@@ -4,6 +4,7 @@ import { DEFAULT_MAX_ENTRIES } from './stores/memory-replay-cache'
 import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
+import { shown } from './option-value'
 import { MAX_TIMER_MS } from './timer-limit'
 import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
@@ -183,8 +184,8 @@ const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100,
 const DEPRECATED_AUTH_FAILURES = { windowMs: 'window', coolOffMs: 'coolOff' } as const
 const warned = new Set<string>()
 
-function authFailureLimits (given: AuthFailureLimits = {}): ResolvedAuthFailureLimits {
-  const limits = { ...given }
+function authFailureLimits (given: AuthFailureLimits | undefined): ResolvedAuthFailureLimits {
+  const limits = { ...limitsObject('authFailures', given, AUTH_FAILURES) }
   for (const [old, name] of Object.entries(DEPRECATED_AUTH_FAILURES) as Array<[keyof typeof DEPRECATED_AUTH_FAILURES, 'window' | 'coolOff']>) {
     if (limits[old] === undefined) continue
     if (!warned.has(old)) {
@@ -207,11 +208,37 @@ const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay'
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${typeof value === 'string' ? `the string ${JSON.stringify(value)}` : String(value)}`)
+    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${shown(value)}`)
   }
   if (TIMERS.has(name) && value > MAX_TIMER_MS) {
     throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
   }
+  return value
+}
+
+// 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
+const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
+
+function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new RendezvousOptionError(`${name} must be a positive integer, got ${shown(value)}`)
+  }
+  return value
+}
+
+// A string, a number or an array here would otherwise be read as "no limits given", and the defaults used unsaid.
+function limitsObject<T extends object> (name: string, value: T | undefined, defaults: object): Partial<T> {
+  if (value === undefined) return {}
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RendezvousOptionError(`${name} must be an object with any of ${Object.keys(defaults).join(', ')}, got ${shown(value)}`)
+  }
+  return value
+}
+
+function boolean (name: string, value: unknown): boolean {
+  if (value === undefined) return false
+  if (typeof value !== 'boolean') throw new RendezvousOptionError(`${name} must be true or false, got ${shown(value)}`)
   return value
 }
 
@@ -227,26 +254,43 @@ function objectWith (name: string, value: unknown, methods: string[], what = `an
 function routePath (name: string, value: unknown): string | false {
   if (value === undefined || value === false) return false
   if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
-    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${String(value)}`)
+    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${typeof value === 'string' ? value : shown(value)}`)
   }
   return value
+}
+
+function routePaths (opts: RendezvousOptions): { healthPath: string | false, readyPath: string | false } {
+  const healthPath = routePath('healthPath', opts.healthPath)
+  const readyPath = routePath('readyPath', opts.readyPath)
+  if (healthPath !== false && healthPath === readyPath) {
+    throw new RendezvousOptionError(`readyPath must differ from healthPath, both are ${healthPath}`)
+  }
+  return { healthPath, readyPath }
+}
+
+// The cluster options themselves are read where the cluster opens; here only what would otherwise pass unsaid.
+function clusterOption (opts: RendezvousOptions): ClusterOptions | undefined {
+  const { cluster } = opts
+  if (cluster === undefined) return undefined
+  if (typeof cluster !== 'object' || cluster === null || Array.isArray(cluster)) {
+    throw new RendezvousOptionError(`cluster must be an object with secret and the other cluster options, got ${shown(cluster)}`)
+  }
+  if (opts.redis === undefined) {
+    throw new RendezvousOptionError('cluster needs the redis option too (a Redis URL or an ioredis client); without it this node would run alone')
+  }
+  return cluster
 }
 
 export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   const numbers = {} as Record<keyof typeof NUMBERS, number>
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
-    numbers[name] = nonNegative(name, opts[name], fallback)
+    numbers[name] = (POSITIVE_INTEGERS.has(name) ? positiveInteger : nonNegative)(name, opts[name], fallback)
   }
   const authFailures = authFailureLimits(opts.authFailures)
+  const unknownIdLimits = limitsObject('unknownIdFailures', opts.unknownIdFailures, UNKNOWN_ID_FAILURES)
   const unknownIdFailures = { ...UNKNOWN_ID_FAILURES }
   for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
-    unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, opts.unknownIdFailures?.[key], UNKNOWN_ID_FAILURES[key])
-  }
-  // 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
-  for (const name of ['replayCacheSize', 'maxParked', 'maxParkedPerId'] as const) {
-    if (!Number.isInteger(numbers[name]) || numbers[name] < 1) {
-      throw new RendezvousOptionError(`${name} must be a positive integer, got ${String(opts[name])}`)
-    }
+    unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, unknownIdLimits[key], UNKNOWN_ID_FAILURES[key])
   }
   objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
   objectWith('replayCache', opts.replayCache, ['remember'])
@@ -266,9 +310,9 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   if (!SPLICE_PATHS.includes(splice)) {
     throw new RendezvousOptionError(`splice must be 'auto', 'native' or 'js', got ${String(splice)}`)
   }
-  const realm = opts.realm ?? 'rendezvous'
-  if (!/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
-    throw new RendezvousOptionError('realm must be printable ASCII without quotes or backslashes')
+  const realm: unknown = opts.realm ?? 'rendezvous'
+  if (typeof realm !== 'string' || !/^[\x20-\x7e]+$/.test(realm) || /["\\]/.test(realm)) {
+    throw new RendezvousOptionError(`realm must be a string of printable ASCII without quotes or backslashes, got ${shown(realm)}`)
   }
   return {
     ...numbers,
@@ -283,12 +327,11 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     unknownIdFailures,
     realm,
     metrics: opts.metrics,
-    metricsPerId: opts.metricsPerId === true,
-    healthPath: routePath('healthPath', opts.healthPath),
-    readyPath: routePath('readyPath', opts.readyPath),
+    metricsPerId: boolean('metricsPerId', opts.metricsPerId),
+    ...routePaths(opts),
     admin: resolveAdminOptions(opts.admin),
     redis: opts.redis,
-    cluster: opts.cluster
+    cluster: clusterOption(opts)
   }
 }
 

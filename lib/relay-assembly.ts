@@ -152,8 +152,7 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
     maxWaiters: o.maxWaiters,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
-    onChange: (parked, waiting, id) => {
-      metrics.lot(parked, waiting)
+    onChange: (_parked, _waiting, id) => {
       if (id !== undefined) cluster?.parkedChanged(id)
     },
     onParkedExit: (id, why) => {

@@ -1,5 +1,7 @@
 import t from 'tap'
-import { resolveOptions } from '../lib/options'
+import Fastify from 'fastify'
+import rendezvous from '../lib/index'
+import { resolveOptions, type RendezvousOptions } from '../lib/options'
 import { restoreEnvAfter } from './helpers/fixtures'
 
 t.test('durations are in ms under names without a unit; the old authFailures names still work, with a warning', async (t) => {
@@ -64,4 +66,56 @@ t.test('a RENDEZVOUS_SPLICE that names no data path is refused, not taken for au
   t.equal(resolveOptions().splice, 'auto', 'empty is unset')
   process.env.RENDEZVOUS_SPLICE = 'js'
   t.equal(resolveOptions().splice, 'js')
+})
+
+const ADMIN = { port: 0, token: 'x'.repeat(16) }
+
+// Each of these was once taken silently: the defaults used, false read, or cluster mode dropped.
+const WRONG_TYPES: Array<[string, unknown, string]> = [
+  ['authFailures a string', { authFailures: 'x' }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got the string "x"'],
+  ['authFailures a number', { authFailures: 5 }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got 5'],
+  ['authFailures an array', { authFailures: [] }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got an array'],
+  ['authFailures null', { authFailures: null }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got null'],
+  ['unknownIdFailures a string', { unknownIdFailures: 'x' }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got the string "x"'],
+  ['unknownIdFailures an array', { unknownIdFailures: [1] }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got an array'],
+  ['metricsPerId a string', { metricsPerId: 'yes' }, 'metricsPerId must be true or false, got the string "yes"'],
+  ['metricsPerId 1', { metricsPerId: 1 }, 'metricsPerId must be true or false, got 1'],
+  ['cluster without redis', { cluster: { secret: 'a'.repeat(32) } }, 'cluster needs the redis option too (a Redis URL or an ioredis client); without it this node would run alone'],
+  ['cluster not an object', { redis: 'redis://127.0.0.1:1', cluster: 'secret' }, 'cluster must be an object with secret and the other cluster options, got the string "secret"'],
+  ['cluster null', { redis: 'redis://127.0.0.1:1', cluster: null }, 'cluster must be an object with secret and the other cluster options, got null'],
+  ['realm a number', { realm: 5 }, 'realm must be a string of printable ASCII without quotes or backslashes, got 5'],
+  ['one path for both routes', { healthPath: '/h', readyPath: '/h' }, 'readyPath must differ from healthPath, both are /h'],
+  ['admin true', { admin: true }, 'admin must be an object with port and token, or false, got true'],
+  ['admin an array', { admin: [] }, 'admin must be an object with port and token, or false, got an array'],
+  ['admin.port a string', { admin: { ...ADMIN, port: '80' } }, 'admin.port must be an integer from 0 to 65535, got the string "80"'],
+  ['admin.publicUrl a number', { admin: { ...ADMIN, publicUrl: 5 } }, 'admin.publicUrl must be a URL string or a function that returns one, got 5'],
+  ['admin.caFile true', { admin: { ...ADMIN, caFile: true } }, 'admin.caFile must be a non-empty string, the path of a CA file, got true']
+]
+
+t.test('an option of the wrong type is refused by name, with what it must be', async (t) => {
+  for (const [name, options, message] of WRONG_TYPES) {
+    t.throws(() => resolveOptions(options as RendezvousOptions), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: `Invalid rendezvous option: ${message}` }, name)
+  }
+  const o = resolveOptions({ authFailures: {}, unknownIdFailures: {}, metricsPerId: true, healthPath: '/healthz', readyPath: '/readyz' })
+  t.same([o.authFailures.perPair, o.unknownIdFailures.perAddress, o.metricsPerId], [10, 100, true], 'empty limits objects and a boolean are fine')
+  t.equal(resolveOptions({ metricsPerId: false }).metricsPerId, false)
+  t.equal(resolveOptions({ admin: { ...ADMIN, publicUrl: () => 'https://relay.example', caFile: '/etc/ca.pem' } })?.admin?.caFile, '/etc/ca.pem')
+})
+
+t.test('registering the plugin with a wrongly typed option fails with the option error', async (t) => {
+  for (const [name, options, message] of WRONG_TYPES) {
+    const app = Fastify()
+    await t.rejects(async () => { await app.register(rendezvous, options as RendezvousOptions); await app.ready() },
+      { code: 'FST_RENDEZVOUS_BAD_OPTION', message: `Invalid rendezvous option: ${message}` }, name)
+    await app.close().catch(() => {})
+  }
+})
+
+t.test('a count that must be at least 1 says so, whatever the wrong value', async (t) => {
+  for (const name of ['maxParked', 'maxParkedPerId', 'replayCacheSize'] as const) {
+    for (const [value, got] of [[-5, '-5'], [0, '0'], [1.5, '1.5'], ['3', 'the string "3"'], [Number.NaN, 'NaN']] as const) {
+      t.throws(() => resolveOptions({ [name]: value }), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: `Invalid rendezvous option: ${name} must be a positive integer, got ${got}` }, `${name} ${got}`)
+    }
+    t.equal(resolveOptions({ [name]: 1 })[name], 1)
+  }
 })

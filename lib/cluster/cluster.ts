@@ -9,7 +9,7 @@ import type { RendezvousMetrics } from '../relay/metrics'
 import type { Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
-import { createClusterMetrics } from './metrics'
+import { createClusterMetrics, type ClusterMetrics } from './metrics'
 import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type PeerTlsOptions, type ResolvedClusterOptions } from './options'
 import { closePeerServer, createPeerServer, listenPeer } from './peer-server'
 import { PeerTokens } from './peer-token'
@@ -79,6 +79,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     throw new RedisUnreachableError((err as Error).message)
   }
   let presence: Presence | undefined
+  let metrics: ClusterMetrics | undefined
   let peer: Server | undefined
   let address: string | undefined
   let listening: string | undefined
@@ -94,10 +95,12 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     parkedChanged: id => presence?.changed(id),
     start: async (a) => {
       try {
-        const started = await startNode(conn, o, registry, a, log, server => { peer = server })
+        metrics = createClusterMetrics(a.metrics, () => registry.reachable())
+        const started = await startNode(conn, o, registry, a, metrics, log, server => { peer = server })
         ;({ presence, address, listening } = started)
         return started.remote
       } catch (err) {
+        metrics?.close()
         if (peer !== undefined) await closePeerServer(peer)
         await registry.close()
         await conn.close()
@@ -114,6 +117,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
       o.peerTls = next
     },
     close: async () => {
+      metrics?.close()
       await presence?.stop()
       if (peer !== undefined) await closePeerServer(peer)
       await conn.close()
@@ -121,9 +125,8 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   }
 }
 
-async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, registry: RedisRegistry, a: ClusterAttachment, log: FastifyBaseLogger, listening: (peer: Server) => void) {
+async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, registry: RedisRegistry, a: ClusterAttachment, metrics: ClusterMetrics, log: FastifyBaseLogger, listening: (peer: Server) => void) {
   const clusterLog = log.child({ node: o.nodeId })
-  const metrics = createClusterMetrics(a.metrics, () => registry.reachable())
   const tokens = new PeerTokens(o.secret)
   const peer = createPeerServer({
     nodeId: o.nodeId,

@@ -2,10 +2,16 @@ import { Gauge, type Registry } from 'prom-client'
 
 export interface IdCounts { parked: number, waiting: number, spliced: number }
 
-/** What one plugin instance has per ID right now. */
-export type LiveSource = () => Map<string, IdCounts>
+/** What one plugin instance holds right now, read at each scrape. */
+export interface LiveSource {
+  /** Its connections in all. */
+  totals: () => IdCounts
+  /** The same, per ID. */
+  perId: () => Map<string, IdCounts>
+}
 
-// Every plugin instance that shares a prom-client registry adds its source; the gauges sum them at scrape time.
+// Every plugin instance that shares a prom-client registry (two apps in one process, or fastify-metrics'
+// global one) adds its source; the gauges sum the live ones at scrape time, and a closed instance's share leaves.
 const sources = new WeakMap<Registry, Set<LiveSource>>()
 
 function gauge (registry: Registry, name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void {
@@ -14,16 +20,37 @@ function gauge (registry: Registry, name: string, help: string, labelNames: stri
   new Gauge({ name, help, labelNames, registers: [registry], collect () { collect(this) } })
 }
 
+function live (registry: Registry): Set<LiveSource> {
+  return sources.get(registry) ?? new Set()
+}
+
+function summed (registry: Registry): IdCounts {
+  const sum = { parked: 0, waiting: 0, spliced: 0 }
+  for (const source of live(registry)) {
+    const c = source.totals()
+    sum.parked += c.parked
+    sum.waiting += c.waiting
+    sum.spliced += c.spliced
+  }
+  return sum
+}
+
 function merged (registry: Registry): Map<string, IdCounts> {
   const out = new Map<string, IdCounts>()
-  for (const source of sources.get(registry) ?? []) {
-    for (const [id, c] of source()) {
+  for (const source of live(registry)) {
+    for (const [id, c] of source.perId()) {
       const sum = out.get(id) ?? { parked: 0, waiting: 0, spliced: 0 }
       out.set(id, { parked: sum.parked + c.parked, waiting: sum.waiting + c.waiting, spliced: sum.spliced + c.spliced })
     }
   }
   return out
 }
+
+const TOTALS = {
+  parked: ['rendezvous_parked_connections', 'Hidden-server connections parked now'],
+  waiting: ['rendezvous_waiting_clients', 'Mobile clients waiting for a parked connection now'],
+  spliced: ['rendezvous_spliced_connections', 'Spliced pairs open now']
+} as const
 
 /**
  * Gauges read from the relay's state when scraped. Per-ID series are opt-in
@@ -35,6 +62,10 @@ export function registerLiveMetrics (registry: Registry | false | undefined, sou
   let set = sources.get(registry)
   if (set === undefined) sources.set(registry, set = new Set())
   set.add(source)
+  for (const key of ['parked', 'waiting', 'spliced'] as const) {
+    const [name, help] = TOTALS[key]
+    gauge(registry, name, help, [], g => { g.set(summed(registry)[key]) })
+  }
   gauge(registry, 'rendezvous_parked_ids', 'Distinct IDs with at least one parked connection now', [], g => {
     let n = 0
     for (const c of merged(registry).values()) if (c.parked > 0) n++

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
+import { Counter, Histogram, type Registry } from 'prom-client'
 import type { ParkedExit } from './parking-lot'
 import type { RelayedBytes } from './splice'
 
@@ -16,12 +16,16 @@ export type ParserRefusal = 'malformed_head' | 'head_too_large' | 'head_timeout'
 // Internal enums are snake_case so that they serve as metric labels as they are.
 export type ParkedExitOutcome = ParkedExit
 
-/** Every outcome the relay can have, counted in one place. */
+/**
+ * Every outcome the relay can have, counted in one place. What is open now
+ * (parked, waiting, spliced) is not pushed here: the gauges read each plugin
+ * instance's state at scrape time (live-metrics.ts), so that instances
+ * sharing a registry add up.
+ */
 export interface RendezvousMetrics {
   connect (outcome: ConnectOutcome): void
   request (outcome: RequestOutcome): void
   parkedExit (outcome: ParkedExitOutcome): void
-  lot (parked: number, waiting: number): void
   /** A pair began to relay; its bytes are read live whenever the metrics are collected. */
   spliceOpened (flow: ByteFlow): void
   spliceClosed (end: string, flow: ByteFlow, seconds: number): void
@@ -39,7 +43,7 @@ export interface ByteFlow { bytes: () => RelayedBytes, path?: 'native' | 'js' }
 
 const noop = (): void => {}
 const NONE: RendezvousMetrics = {
-  connect: noop, request: noop, parkedExit: noop, lot: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop, parserRefused: noop
+  connect: noop, request: noop, parkedExit: noop, spliceOpened: noop, spliceClosed: noop, waited: noop, handoff: noop, connectionRefused: noop, parserRefused: noop
 }
 
 // Outcomes that are not refusals: everything else either side answers is one, counted by reason.
@@ -61,15 +65,6 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
   }))
   const exits = metric(registry, 'rendezvous_parked_exits_total', () => new Counter({
     name: 'rendezvous_parked_exits_total', help: 'Parked connections that left without serving a client, by reason', labelNames: ['reason'], registers
-  }))
-  const parked = metric(registry, 'rendezvous_parked_connections', () => new Gauge({
-    name: 'rendezvous_parked_connections', help: 'Hidden-server connections parked now', registers
-  }))
-  const waiting = metric(registry, 'rendezvous_waiting_clients', () => new Gauge({
-    name: 'rendezvous_waiting_clients', help: 'Mobile clients waiting for a parked connection now', registers
-  }))
-  const spliced = metric(registry, 'rendezvous_spliced_connections', () => new Gauge({
-    name: 'rendezvous_spliced_connections', help: 'Spliced pairs open now', registers
   }))
   const splices = metric(registry, 'rendezvous_splices_total', () => new Counter({
     name: 'rendezvous_splices_total', help: 'Spliced pairs closed, by how they ended', labelNames: ['end'], registers
@@ -112,14 +107,11 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
       if (!NOT_REFUSED.has(outcome)) refusals.inc({ side: 'mobile', reason: outcome })
     },
     parkedExit: reason => exits.inc({ reason }),
-    lot: (p, w) => { parked.set(p); waiting.set(w) },
     spliceOpened: flow => {
-      spliced.inc()
       if (flow.path !== undefined) paths.inc({ path: flow.path })
       live.set(flow, { toHidden: 0, toClient: 0 })
     },
     spliceClosed: (end, flow, seconds) => {
-      spliced.dec()
       splices.inc({ end })
       countBytes(bytes, flow)
       live.delete(flow)

@@ -6,6 +6,7 @@ import { Registry as PromRegistry } from 'prom-client'
 import rendezvous, { MemoryRegistry } from '../../lib/index'
 import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
 import { SECRET } from '../helpers/fixtures'
+import { sample } from '../helpers/prometheus'
 
 type Json = Awaited<ReturnType<PromRegistry['getMetricsAsJSON']>>
 
@@ -118,4 +119,40 @@ t.test('with fastify-metrics, one registry serves both, with one set of default 
   t.match(text, /# TYPE rendezvous_connect_total counter/)
   t.equal(text.match(/^# TYPE process_cpu_user_seconds_total /gm)?.length, 1, 'default metrics once')
   t.notMatch(text, /rendezvous_process_/, 'the plugin adds no default metrics of its own')
+})
+
+t.test('two apps sharing one registry: the gauges sum both, and a closed app leaves the sum', async t => {
+  const registry = new PromRegistry()
+  const plugin = { metrics: registry, waitTimeout: 10_000 }
+  const a = await startRelay({ ids: ['hub-1', 'hub-2'], plugin })
+  const b = await startRelay({ ids: ['hub-1', 'hub-3'], plugin })
+  t.teardown(async () => { await a.close(); await b.close() })
+  const gauges = async (): Promise<Record<string, number | undefined>> => {
+    const text = await registry.metrics()
+    return Object.fromEntries(['rendezvous_parked_connections', 'rendezvous_waiting_clients', 'rendezvous_spliced_connections', 'rendezvous_parked_ids']
+      .map(name => [name.replace('rendezvous_', ''), sample(text, name)]))
+  }
+  // A: hub-1 twice (one of them then relays a client) and hub-2; B: hub-1 twice and a client waiting for hub-3.
+  const onA = [await a.park('hub-1'), await a.park('hub-1'), await a.park('hub-2')]
+  const onB = [await b.park('hub-1'), await b.park('hub-1')]
+  await untilParked(a, 3)
+  await untilParked(b, 2)
+  const relayed = await a.open()
+  relayed.write('GET /x HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
+  const hub = await Promise.race(onA.slice(0, 2).map(async w => { await w.untilText('GET /x'); return w }))
+  hub.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+  await relayed.untilText('ok')
+  const waiting = await b.open()
+  waiting.write('GET /y HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-3"\r\n\r\n')
+  await until(() => b.app.rendezvous.stats().waiting === 1)
+  t.same(a.app.rendezvous.stats(), { parked: 2, waiting: 0, spliced: 1 })
+  t.same(b.app.rendezvous.stats(), { parked: 2, waiting: 1, spliced: 0 })
+  t.same(await gauges(), { parked_connections: 4, waiting_clients: 1, spliced_connections: 1, parked_ids: 2 }, 'A and B added up')
+
+  await a.close()
+  t.same(await gauges(), { parked_connections: 2, waiting_clients: 1, spliced_connections: 0, parked_ids: 1 }, 'only B once A is closed')
+  onB[0].socket.destroy()
+  await untilParked(b, 1)
+  t.same(await gauges(), { parked_connections: 1, waiting_clients: 1, spliced_connections: 0, parked_ids: 1 }, 'B\'s own changes still show')
+  for (const w of [...onA, ...onB, relayed, waiting]) w.socket.destroy()
 })
