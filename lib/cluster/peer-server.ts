@@ -119,6 +119,8 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn): Promis
   }
   const id = canonicalId(request!.id)!
   const hidden = link.destroyed ? undefined : deps.lot.take(id)
+  // Read at the take: an ID removed (or a secret cut off) while the asking node decides must not get this socket back.
+  const evictionsAtTake = deps.lot.evictions
   if (hidden === undefined) {
     deps.metrics.handover('none_parked')
     link.end(answerLine(404, 'nothing parked'))
@@ -131,7 +133,7 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn): Promis
   // too slow), and a request must reach a hidden server at most once. Nothing is written to it before GO.
   if (!await confirmed(link, deps)) {
     deps.metrics.handover('declined')
-    const back = !deps.isClosing() && deps.lot.putBack(id, hidden)
+    const back = !deps.isClosing() && deps.lot.putBack(id, hidden, evictionsAtTake)
     if (!back) hidden.destroy()
     deps.log.debug({ id, connId, from, parkedAgain: back }, 'another node did not take the connection it was offered')
     link.destroy()

@@ -41,6 +41,7 @@ export type WaitOutcome = { socket: Socket } | { full: true }
 export class ParkingLot {
   readonly #parked = new Map<string, Set<Parked>>()
   readonly #waiters = new Map<string, Set<Waiter>>()
+  #evictions = 0
   #parkedCount = 0
   #waitingCount = 0
 
@@ -121,9 +122,14 @@ export class ParkingLot {
   /**
    * Returns a socket that take() gave out and nobody used (not a byte
    * written or read): parked again, or handed to a waiting client. False,
-   * and the socket is left to the caller, when it is closed or there is no room.
+   * and the socket is left to the caller, when it is closed, there is no
+   * room, or the lot evicted anything since `evictionsAtTake` (`evictions`
+   * read when it was taken).
    */
-  putBack (id: string, socket: Socket): boolean {
+  putBack (id: string, socket: Socket, evictionsAtTake: number): boolean {
+    // An eviction since the take may have been this ID's removal, or the cut-off of the secret this socket
+    // authenticated with; the lot cannot tell which ID it was, so any eviction closes it (its server parks anew).
+    if (evictionsAtTake !== this.#evictions) return false
     if (socket.destroyed || !socket.writable || !this.hasRoom(id)) return false
     this.park(id, socket)
     // take() paused it: parked, it must be read again, or the lot would not hear it close or send early.
@@ -167,8 +173,14 @@ export class ParkingLot {
     return socket === undefined ? undefined : { socket }
   }
 
+  /** How many evictions there have been: putBack() refuses a socket taken before the latest. */
+  get evictions (): number {
+    return this.#evictions
+  }
+
   /** Closes every socket parked for `id` (the ID was removed); its waiters are told there is none. */
   evict (id: string): number {
+    this.#evictions++
     const set = this.#parked.get(id)
     let closed = 0
     for (const entry of [...(set ?? [])]) {
