@@ -1,3 +1,4 @@
+import type { IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from './refusals'
@@ -5,6 +6,22 @@ import { refuse, type Refusal } from './refusals'
 // A socket is answered once: Node's parser reports an error again for each
 // chunk that arrives after the first, while the answer is still on its way.
 const answered = new WeakSet<Duplex>()
+// Connections whose current request was answered before its body had arrived in full.
+const answeredMidBody = new WeakSet<Duplex>()
+
+/**
+ * Marks a request whose answer was written before its body arrived in full
+ * (a challenge to an upload, say); call it once that answer is written. A
+ * client may then stop sending and close its side: the end of stream that
+ * Node's parser reports is that, not a malformed request to answer a second
+ * time.
+ */
+export function answeredBeforeBody (req: IncomingMessage): void {
+  if (req.complete) return
+  const socket = req.socket
+  answeredMidBody.add(socket)
+  req.once('end', () => answeredMidBody.delete(socket))
+}
 
 /**
  * Whether a `clientError` is the HTTP parser's: a head it could not parse or
@@ -26,7 +43,8 @@ export function isParserError (code: string | undefined): boolean {
  * answered nor counted as refusals.
  */
 export function isAfterLastAnswer (code: string | undefined, socket: Duplex): boolean {
-  return code === 'HPE_CLOSED_CONNECTION' || (socket.writableEnded && !answered.has(socket))
+  return code === 'HPE_CLOSED_CONNECTION' || (socket.writableEnded && !answered.has(socket)) ||
+    (code === 'HPE_INVALID_EOF_STATE' && answeredMidBody.has(socket))
 }
 
 /** The answer to a request Node's HTTP parser refused, by the error's code. */
@@ -48,7 +66,12 @@ export function parserRefusal (code: string | undefined): Refusal {
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
-  if (isAfterLastAnswer(err.code, socket)) return
+  if (isAfterLastAnswer(err.code, socket)) {
+    // A client that gave up its upload after the answer and closed its side: close ours too (nothing else
+    // would: Node's parser stops at the error), after that answer, which the socket already holds.
+    if (err.code === 'HPE_INVALID_EOF_STATE' && socket.writable) socket.end()
+    return
+  }
   if (!isParserError(err.code)) {
     socket.destroy()
     return

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
+import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
@@ -17,6 +18,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     // Every answer here may end the connection (a refusal always does; a challenge to an HTTP/1.0 client or to
     // `Connection: close`), possibly while the client is still sending the body of the request it answers.
     lingerWhenClosed(request.raw.socket, limits.lingerTimeout)
+    reply.raw.once('finish', () => { answeredBeforeBody(request.raw) })
     // A server going down answers what would have been a challenge as it answers a rendezvous: come back later.
     if (limits.closing()) {
       metrics.request('shutting_down')

@@ -108,3 +108,18 @@ t.test('a client that stops its upload once refused gets that one answer, and no
     t.notMatch(await relay.app.rendezvous.metrics!.metrics(), /rendezvous_refusals_total\{[^}]*reason="malformed_head"\} [1-9]/, 'no refusal of the parser counted')
   }
 })
+
+t.test('a keep-alive challenge to an upload, then the client gives up the body and closes: no second answer', async t => {
+  for (const tls of [false, true]) {
+    const relay = await startRendezvous({ tls, fastify: { clientErrorHandler } })
+    t.teardown(relay.close)
+    const client = await relay.open(true)
+    client.write('POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 100\r\n\r\nabc')
+    await client.untilText('as the user name\n')
+    client.socket.end()
+    await client.untilClosed()
+    t.equal(statusOf(client.text), 401, `${tls ? 'https' : 'http'}: the challenge`)
+    t.equal(client.text.match(/HTTP\/1\.1 \d{3} /g)?.length, 1, 'and no other')
+    t.notMatch(await relay.app.rendezvous.metrics!.metrics(), /rendezvous_refusals_total\{[^}]*reason="malformed_head"\} [1-9]/, 'no refusal of the parser counted')
+  }
+})
