@@ -6,7 +6,7 @@ import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import { kConnId } from '../relay/symbols'
-import { GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, parseAnswerConnId, parseAnswerLine, peerVersionOf, readFrame, requestLine } from './peer-wire'
+import { GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseAnswerConnId, parseAnswerLine, peerVersionOf, readFrame, requestLine, VERSION_HINT } from './peer-wire'
 import { parseHostPort } from './options'
 import type { PeerNode, Presence } from './presence'
 
@@ -124,8 +124,8 @@ function unexpectedAnswer (line: Buffer): string {
   if (looksLikeTls(line)) return `the node answered in TLS: its peer listener speaks TLS, this node dials plain TCP${TLS_LISTENER_HINT}`
   const text = line.toString('latin1').trim()
   const version = peerVersionOf(text)
-  if (version !== undefined && `RENDEZVOUS-PEER/${version}` !== PEER_PROTOCOL) {
-    return `node answered ${text}: it speaks RENDEZVOUS-PEER/${version}, this node ${PEER_PROTOCOL} (nodes of different versions do not forward to each other: upgrade the rest)`
+  if (version !== undefined && version !== PEER_VERSION) {
+    return `node answered ${text}: it speaks RENDEZVOUS-PEER/${version}, this node ${PEER_PROTOCOL}${VERSION_HINT}`
   }
   return `node answered ${text.slice(0, 200)}`
 }

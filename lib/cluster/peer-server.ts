@@ -11,7 +11,7 @@ import { kConnId } from '../relay/symbols'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
-import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readFrame, type PeerRequest } from './peer-wire'
+import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readFrame, VERSION_HINT, type PeerRequest } from './peer-wire'
 
 export interface PeerServerDeps {
   nodeId: string
@@ -36,7 +36,6 @@ export interface PeerServerDeps {
 const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
 const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
 const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
-const VERSION_HINT = ' (nodes of different versions do not forward to each other: upgrade the rest)'
 
 type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' }
 

@@ -19,8 +19,10 @@ import type { Socket } from 'node:net'
  * its client waits. Version 1 delivered the head at once, with no GO; the
  * two never serve each other.
  */
-export const PEER_PROTOCOL = 'RENDEZVOUS-PEER/2'
 export const PEER_VERSION = '2'
+export const PEER_PROTOCOL = `RENDEZVOUS-PEER/${PEER_VERSION}`
+/** What both ends add when they meet a node of another version. */
+export const VERSION_HINT = ' (nodes of different versions do not forward to each other: upgrade the rest)'
 /** The asking node's commitment to a reserved connection. */
 export const GO_LINE = 'GO\r\n'
 export const MAX_LINE = 1024
@@ -55,13 +57,17 @@ export function answerLine (status: number, reason: string, protocol = PEER_PROT
   return `${protocol} ${status} ${reason}\r\n`
 }
 
+// Answers of this version only: another version's framing is told apart by peerVersionOf.
+const ANSWER = new RegExp(`^RENDEZVOUS-PEER/${PEER_VERSION} (\\d{3}) `)
+const CONN_ID = new RegExp(`^RENDEZVOUS-PEER/${PEER_VERSION} 200 ok ([0-9a-f]{1,32})\\r?\\n?$`)
+
 /** The connId a 200 carries (`ok CONNID`), if any. */
 export function parseAnswerConnId (line: string): string | undefined {
-  return /^RENDEZVOUS-PEER\/2 200 ok ([0-9a-f]{1,32})\r?\n?$/.exec(line)?.[1]
+  return CONN_ID.exec(line)?.[1]
 }
 
 export function parseAnswerLine (line: string): number | undefined {
-  const match = /^RENDEZVOUS-PEER\/2 (\d{3}) /.exec(line)
+  const match = ANSWER.exec(line)
   return match === null ? undefined : Number(match[1])
 }
 
