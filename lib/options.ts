@@ -5,7 +5,7 @@ import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import { shown } from './option-value'
-import { MAX_TIMER_MS } from './timer-limit'
+import { limit, limitsObject } from './option-limits'
 import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
@@ -185,7 +185,7 @@ const DEPRECATED_AUTH_FAILURES = { windowMs: 'window', coolOffMs: 'coolOff' } as
 const warned = new Set<string>()
 
 function authFailureLimits (given: AuthFailureLimits | undefined): ResolvedAuthFailureLimits {
-  const limits = { ...limitsObject('authFailures', given, AUTH_FAILURES) }
+  const limits = { ...limitsObject('authFailures', given, AUTH_FAILURES, Object.keys(DEPRECATED_AUTH_FAILURES)) }
   for (const [old, name] of Object.entries(DEPRECATED_AUTH_FAILURES) as Array<[keyof typeof DEPRECATED_AUTH_FAILURES, 'window' | 'coolOff']>) {
     if (limits[old] === undefined) continue
     if (!warned.has(old)) {
@@ -196,44 +196,9 @@ function authFailureLimits (given: AuthFailureLimits | undefined): ResolvedAuthF
   }
   const resolved = { ...AUTH_FAILURES }
   for (const key of Object.keys(AUTH_FAILURES) as Array<keyof ResolvedAuthFailureLimits>) {
-    resolved[key] = nonNegative(`authFailures.${key}`, limits[key], AUTH_FAILURES[key])
+    resolved[key] = limit(`authFailures.${key}`, limits[key], AUTH_FAILURES[key])
   }
   return resolved
-}
-
-// The options that become timers, in ms.
-const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
-  'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
-
-function nonNegative (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
-    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${shown(value)}`)
-  }
-  if (TIMERS.has(name) && value > MAX_TIMER_MS) {
-    throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
-  }
-  return value
-}
-
-// 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
-const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
-
-function positiveInteger (name: string, value: unknown, fallback: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new RendezvousOptionError(`${name} must be a positive integer, got ${shown(value)}`)
-  }
-  return value
-}
-
-// A string, a number or an array here would otherwise be read as "no limits given", and the defaults used unsaid.
-function limitsObject<T extends object> (name: string, value: T | undefined, defaults: object): Partial<T> {
-  if (value === undefined) return {}
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new RendezvousOptionError(`${name} must be an object with any of ${Object.keys(defaults).join(', ')}, got ${shown(value)}`)
-  }
-  return value
 }
 
 function boolean (name: string, value: unknown): boolean {
@@ -284,13 +249,13 @@ function clusterOption (opts: RendezvousOptions): ClusterOptions | undefined {
 export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   const numbers = {} as Record<keyof typeof NUMBERS, number>
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
-    numbers[name] = (POSITIVE_INTEGERS.has(name) ? positiveInteger : nonNegative)(name, opts[name], fallback)
+    numbers[name] = limit(name, opts[name], fallback)
   }
   const authFailures = authFailureLimits(opts.authFailures)
   const unknownIdLimits = limitsObject('unknownIdFailures', opts.unknownIdFailures, UNKNOWN_ID_FAILURES)
   const unknownIdFailures = { ...UNKNOWN_ID_FAILURES }
   for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
-    unknownIdFailures[key] = nonNegative(`unknownIdFailures.${key}`, unknownIdLimits[key], UNKNOWN_ID_FAILURES[key])
+    unknownIdFailures[key] = limit(`unknownIdFailures.${key}`, unknownIdLimits[key], UNKNOWN_ID_FAILURES[key])
   }
   objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
   objectWith('replayCache', opts.replayCache, ['remember'])

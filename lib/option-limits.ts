@@ -1,0 +1,68 @@
+import { RendezvousOptionError } from './errors'
+import { shown } from './option-value'
+import { MAX_TIMER_MS } from './timer-limit'
+
+/*
+ * The checks of the numeric options: durations, counts and the limits
+ * objects. A wrong value is refused by name when the plugin is registered,
+ * never read as "use the default" or left to misbehave later.
+ */
+
+// The options that become timers, in ms.
+const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
+  'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
+
+function nonNegative (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
+    throw new RendezvousOptionError(`${name} must be a non-negative number, got ${shown(value)}`)
+  }
+  if (TIMERS.has(name) && value > MAX_TIMER_MS) {
+    throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
+  }
+  return value
+}
+
+// 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
+const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
+// Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
+const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxSpliced', 'maxWaitBuffer',
+  'authFailures.perPair', 'authFailures.perAddress', 'unknownIdFailures.perAddress'])
+// A window of 0 counts nothing, so it would turn its throttle off unsaid; a count of 0 is the way to say so.
+const WINDOWS = new Set<string>(['authFailures.window', 'unknownIdFailures.window'])
+
+function positiveInteger (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new RendezvousOptionError(`${name} must be a positive integer, got ${shown(value)}`)
+  }
+  return value
+}
+
+export function limit (name: string, value: unknown, fallback: number): number {
+  if (POSITIVE_INTEGERS.has(name)) return positiveInteger(name, value, fallback)
+  const resolved = nonNegative(name, value, fallback)
+  if (COUNTS.has(name) && !Number.isInteger(resolved)) {
+    throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)
+  }
+  if (WINDOWS.has(name) && resolved === 0) {
+    const counter = name.startsWith('auth') ? 'authFailures.perPair and authFailures.perAddress' : 'unknownIdFailures.perAddress'
+    throw new RendezvousOptionError(`${name} must be more than 0 ms; to turn the throttle off, set ${counter} to 0`)
+  }
+  return resolved
+}
+
+// A string, a number or an array here would otherwise be read as "no limits given", and a misspelt key
+// as that limit not given: either way the defaults would be used unsaid.
+export function limitsObject<T extends object> (name: string, value: T | undefined, defaults: object, alsoKnown: string[] = []): Partial<T> {
+  if (value === undefined) return {}
+  const known = Object.keys(defaults)
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new RendezvousOptionError(`${name} must be an object with any of ${known.join(', ')}, got ${shown(value)}`)
+  }
+  const unknown = Object.keys(value).filter(key => !known.includes(key) && !alsoKnown.includes(key))
+  if (unknown.length > 0) {
+    throw new RendezvousOptionError(`${name} has no ${unknown.map(key => `'${key}'`).join(', ')}; it takes ${known.join(', ')}`)
+  }
+  return value
+}
