@@ -32,14 +32,12 @@ export async function main (argv: string[], io: CliIo, commands: Readonly<Record
         io.stdout.write(MAIN_USAGE)
         return 0
       }
+      if (VERSION.has(topic)) return printVersion(io)
       // A misspelt topic is the same mistake as a misspelt command: the general usage with exit 0 would hide it.
       if (!Object.hasOwn(commands, topic)) return unknownCommand(topic, io)
       return await commands[topic](['--help'], io)
     }
-    if (name === '--version' || name === '-v') {
-      io.stdout.write(`${version()}\n`)
-      return 0
-    }
+    if (VERSION.has(name)) return printVersion(io)
     if (!Object.hasOwn(commands, name)) return unknownCommand(name, io)
     return await commands[name](rest, io)
   } catch (err) {
@@ -48,6 +46,12 @@ export async function main (argv: string[], io: CliIo, commands: Readonly<Record
 }
 
 const HELP = new Set(['help', '--help', '-h'])
+const VERSION = new Set(['--version', '-v'])
+
+function printVersion (io: CliIo): number {
+  io.stdout.write(`${version()}\n`)
+  return 0
+}
 
 function unknownCommand (name: string, io: CliIo): number {
   io.stderr.write(`rendezvous: unknown command ${JSON.stringify(name)}\n\n${MAIN_USAGE}`)

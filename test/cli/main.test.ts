@@ -72,8 +72,10 @@ if (problem !== undefined) {
   })
 
   t.test('--version prints the package version', async t => {
-    const res = await runCli(t, ['--version'])
-    t.same({ code: res.code, stdout: res.stdout, stderr: res.stderr }, { code: 0, stdout: `${VERSION}\n`, stderr: '' })
+    for (const args of [['--version'], ['-v'], ['help', '--version'], ['--help', '-v']]) {
+      const res = await runCli(t, args)
+      t.same({ code: res.code, stdout: res.stdout, stderr: res.stderr }, { code: 0, stdout: `${VERSION}\n`, stderr: '' }, args.join(' '))
+    }
   })
 
   t.test('--help and help print the usage on stdout', async t => {
