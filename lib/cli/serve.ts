@@ -122,6 +122,9 @@ function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals
     reloaders.push(reloadPeerTls(node.setPeerTls, { values, verifyHost: dialledHost(parsed.cluster!) }, peer, app.log, measured('peer', peer.cert)))
   }
   for (const reloader of reloaders) signals.onHangup(() => reloader.reload('SIGHUP'))
+  // Node's default for SIGHUP ends the process, relays and all, without a word: a `systemctl reload`
+  // meant for the certificates must not take down a relay that has none.
+  if (reloaders.length === 0) signals.onHangup(() => { app.log.info('SIGHUP: nothing to reload, serve has no certificate files (IDs are reread on their own)') })
   return () => { for (const reloader of reloaders) reloader.stop() }
 }
 
