@@ -58,6 +58,8 @@ function say (text, error) {
 }
 
 async function api (method, path, body) {
+  // An empty bearer would only be refused, and counted as a refused admin request, which alerts.
+  if (token === '') throw new Error('enter the admin token first')
   const res = await fetch(path, {
     method,
     headers: Object.assign({ authorization: 'Bearer ' + token }, body === undefined ? {} : { 'content-type': 'application/json' }),
@@ -168,5 +170,7 @@ $('copy').addEventListener('click', async () => {
   say('command copied')
 })
 
-refresh()
+// Until a token is entered, there is nothing to ask the API: opening the page is not a refused request.
+if (token === '') say('enter the admin token')
+else refresh()
 `
