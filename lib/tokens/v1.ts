@@ -5,13 +5,15 @@ import { decodeSecret } from '../registry/ids'
 // another protocol that happens to use the same secret.
 const DOMAIN = 'rendezvous-v1\n'
 
-// Bounded so a hostile token cannot make us parse a huge number; 16 digits
-// already covers every second a Number can hold exactly.
-const SECONDS_PATTERN = /^[0-9]{1,16}$/
+// Bounded so a hostile token cannot make us parse a huge number: 16 significant
+// digits cover every second a Number holds exactly. Leading zeros beyond them
+// are allowed up to 32 characters, for senders that print a fixed width.
+const MAX_SECONDS_LENGTH = 32
+const SECONDS_PATTERN = /^(?=[0-9]{1,32}$)0*[0-9]{1,16}$/
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/
 // HMAC-SHA256 is 32 bytes: exactly 43 base64url characters without padding.
 const MAC_PATTERN = /^[A-Za-z0-9_-]{43}$/
-const MAX_TOKEN_LENGTH = 3 + 16 + 1 + 64 + 1 + 43
+const MAX_TOKEN_LENGTH = 3 + MAX_SECONDS_LENGTH + 1 + 64 + 1 + 43
 
 export interface ParsedV1Token {
   seconds: number

@@ -60,6 +60,10 @@ t.test('parseV1Token accepts the extremes of each field', async (t) => {
   const mac = 'A'.repeat(43)
   t.ok(parseV1Token(`v1.0.${'a'.repeat(16)}.${mac}`))
   t.ok(parseV1Token(`v1.${'9'.repeat(16)}.${'_-'.repeat(32)}.${mac}`))
+  // Fixed-width senders: 16 significant digits behind as many zeros as fill 32 characters.
+  t.same(parseV1Token(`v1.${'0'.repeat(10)}1700000000.${NONCE}.${mac}`)?.seconds, 1_700_000_000)
+  t.same(parseV1Token(`v1.${'0'.repeat(16)}${'9'.repeat(16)}.${'_-'.repeat(32)}.${mac}`)?.seconds, Number('9'.repeat(16)))
+  t.same(parseV1Token(`v1.${'0'.repeat(32)}.${NONCE}.${mac}`)?.seconds, 0)
 })
 
 t.test('parseV1Token refuses malformed tokens', async (t) => {
@@ -79,6 +83,8 @@ t.test('parseV1Token refuses malformed tokens', async (t) => {
     `v1. 1.${NONCE}.${mac}`,
     `v1.0x10.${NONCE}.${mac}`,
     `v1.${'1'.repeat(17)}.${NONCE}.${mac}`,
+    `v1.${'0'.repeat(15)}${'1'.repeat(17)}.${NONCE}.${mac}`,
+    `v1.${'0'.repeat(23)}1700000000.${NONCE}.${mac}`,
     `v1.1.${'a'.repeat(15)}.${mac}`,
     `v1.1.${'a'.repeat(65)}.${mac}`,
     `v1.1.${'a'.repeat(15)}=.${mac}`,

@@ -95,6 +95,9 @@ t.test('v1: the replay entry covers the whole window of the token', async (t) =>
 t.test('v1: the seconds are used exactly as sent', async (t) => {
   const { verify } = setup()
   t.same(await verify(ID, v1(`000${S}`)), { ok: true, kind: 'v1' })
+  t.same(await verify(ID, v1(String(S).padStart(20, '0'))), { ok: true, kind: 'v1' }, 'a fixed 20-digit width, as some senders print it')
+  t.same(await verify(ID, v1(String(S).padStart(32, '0'))), { ok: true, kind: 'v1' }, '32 characters in all')
+  t.same(await verify(ID, v1(String(S).padStart(33, '0'))), { ok: false, reason: 'malformed', status: 401 }, 'past 32, malformed')
   const forged = v1(S).replace(`v1.${S}.`, `v1.0${S}.`)
   t.same(await verify(ID, forged), { ok: false, reason: 'bad_mac', status: 401 })
 })
