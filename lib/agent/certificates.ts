@@ -102,10 +102,10 @@ function advice (problem: CertificateProblem, reason: string, host: string, peer
   switch (problem) {
     case 'unknown_issuer':
       return withCa
-        ? `unknown issuer (${reason}): it is not the --ca certificate nor signed by it; if the server made a new certificate, copy the new one`
-        : `unknown issuer (${reason}): give the rendezvous certificate or its CA with --ca FILE`
+        ? `unknown issuer (${reason}): it is not the --ca certificate (the library's ca option) nor signed by it; if the server made a new certificate, copy the new one`
+        : `unknown issuer (${reason}): give the rendezvous certificate or its CA with --ca FILE (the library's ca option)`
     case 'name_mismatch':
-      return `it does not name ${host} (it names ${peer?.subjectaltname ?? 'nothing usable'}): use a --server name it carries, or have the server add it (serve --tls-name ${host})`
+      return `it does not name ${host} (it names ${peer?.subjectaltname ?? 'nothing usable'}): use a --server name it carries (the library's url option), or have the server add it (serve --tls-name ${host})`
     case 'expired':
       return `expired on ${peer?.valid_to ?? '?'}; the server must renew it (or this machine's clock is wrong: it reads ${new Date().toISOString()})`
     case 'not_yet_valid':

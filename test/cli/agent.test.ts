@@ -89,7 +89,7 @@ t.test('a certificate rejected on the first attempt: one line with the kind and 
   t.equal(await runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], c.io), 3)
   const lines = c.err().trim().split('\n')
   t.equal(lines.length, 1, c.err())
-  t.match(lines[0], /^rendezvous: the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE; it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
+  t.match(lines[0], /^rendezvous: the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE \(the library's ca option\); it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
   t.equal(fake.connects.length, 0)
 })
 

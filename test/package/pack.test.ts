@@ -24,6 +24,12 @@ if (probe.error !== undefined || probe.status !== 0) {
   t.test('the packed tarball installs into an app and relays curl to a hidden server', { timeout: 240_000 }, packAndEmbed)
 }
 
+// The oldest Fastify the package says it works with: the app installs that one, not ours, so a second copy would show.
+function oldestFastify (): string {
+  const range = (JSON.parse(spawnSync(process.execPath, ['-p', 'JSON.stringify(require(\'./package.json\').peerDependencies)'], { cwd: ROOT, encoding: 'utf8' }).stdout) as Record<string, string>).fastify
+  return /^\^(5\.\d+\.\d+)$/.exec(range ?? '')?.[1] ?? `a peer range of the form ^5.x.y (got ${String(range)})`
+}
+
 function versionOf (name: string): string {
   return (JSON.parse(spawnSync(process.execPath, ['-p', `JSON.stringify(require('${name}/package.json'))`], { cwd: ROOT, encoding: 'utf8' }).stdout) as { version: string }).version
 }
@@ -65,8 +71,9 @@ async function packAndEmbed (t: Test): Promise<void> {
   await cp(join(ROOT, 'test', 'fixtures', 'embed-app'), app, { recursive: true })
   // From the npm cache when it has everything (the suite's own install filled it), else the registry.
   must(t, 'npm install', await run(t, 'npm', ['install', '--prefer-offline', '--no-audit', '--no-fund', '--loglevel=error',
-    join(scratch, tarball), `fastify@${versionOf('fastify')}`, `@fastify/under-pressure@${versionOf('@fastify/under-pressure')}`
+    join(scratch, tarball), `fastify@${oldestFastify()}`, `@fastify/under-pressure@${versionOf('@fastify/under-pressure')}`
   ], { cwd: app, timeoutMs: 150_000 }))
+  await oneFastify(t, app)
 
   // The install script built the native splice where a C compiler exists, and never failed the install where none does.
   const built = existsSync(join(app, 'node_modules', 'fastify-rendezvous', 'native', 'build', 'splice.node'))
@@ -111,4 +118,27 @@ async function packAndEmbed (t: Test): Promise<void> {
   const bin = await run(t, join(app, 'node_modules', '.bin', 'rendezvous'), ['ids', 'add', '--data-dir', join(scratch, 'ids'), '--json'], { cwd: app })
   must(t, 'the rendezvous bin', bin)
   t.match(JSON.parse(bin.stdout.toString()), { id: String, secret: /^[A-Z2-7]+$/ }, 'the bin is installed and runs')
+}
+
+/*
+ * The app's Fastify is the plugin's: a second copy under the package would
+ * take the type augmentation (`app.rendezvous`, the options of `register`)
+ * away from the app's FastifyInstance, and double what an app loads.
+ */
+async function oneFastify (t: Test, app: string): Promise<void> {
+  t.notOk(existsSync(join(app, 'node_modules', 'fastify-rendezvous', 'node_modules', 'fastify')), 'the package brings no Fastify of its own')
+  const installed = JSON.parse(await readFile(join(app, 'node_modules', 'fastify', 'package.json'), 'utf8')) as { version: string }
+  t.equal(installed.version, oldestFastify(), 'the app runs the oldest Fastify the package accepts')
+  await writeFile(join(app, 'typed.mts'), [
+    "import Fastify from 'fastify'",
+    "import rendezvous from 'fastify-rendezvous'",
+    'const app = Fastify()',
+    'await app.register(rendezvous, { waitTimeout: 5000 })',
+    'const parked: number = app.rendezvous.stats().parked',
+    'export { parked }',
+    ''
+  ].join('\n'))
+  const tsc = await run(t, process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '--noEmit', '--strict', '--skipLibCheck',
+    '--module', 'nodenext', '--moduleResolution', 'nodenext', '--target', 'es2022', '--types', 'node', '--typeRoots', join(ROOT, 'node_modules', '@types'), 'typed.mts'], { cwd: app })
+  t.equal(tsc.code, 0, `an app's TypeScript sees app.rendezvous and the plugin's options on its own Fastify: ${tsc.stdout.toString()}${tsc.stderr}`)
 }
