@@ -116,9 +116,14 @@ async function untilDeadline<T> (signal: AbortSignal, deadline: number, work: (b
   }
 }
 
-/** Whether a claimed client can still take an answer: not gone, not ending, not closed by an earlier `Connection: close`. */
+/** Whether a claimed client can still take an answer: not closed, not ended by an earlier `Connection: close`. */
+function answerable (client: Socket): boolean {
+  return !client.destroyed && client.writable && !client.writableEnded
+}
+
+/** Whether a claimed client may still wait for one: answerable, and no FIN or close seen (a client that left). */
 function usable (client: Socket, watch: ClientWatch): boolean {
-  return !watch.gone && !client.destroyed && client.writable && !client.writableEnded
+  return !watch.gone && answerable(client)
 }
 
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
@@ -173,7 +178,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
       })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
-    if (found !== undefined && 'socket' in found && !usable(client, watch)) {
+    if (found !== undefined && 'socket' in found && (here === undefined ? !usable(client, watch) : !answerable(client))) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
       if (lot.hasRoom(id)) lot.park(id, found.socket)
       else found.socket.destroy()
@@ -221,11 +226,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      if (usable(client, watch)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch)
+      // A FIN alone, seen while the checks above awaited (a Redis round trip in cluster mode), is a client that
+      // half-closed after its request: a connection parked here takes it, as it would have a moment earlier.
+      // Only a client that must wait is given up on its FIN (waitForHidden).
+      if (answerable(client)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
-    if (!usable(client, watch)) {
+    if (found !== undefined && 'socket' in found ? !answerable(client) : !usable(client, watch)) {
       metrics.request('client_gone')
       client.destroy()
       return
