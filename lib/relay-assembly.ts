@@ -157,7 +157,8 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
     },
     onParkedExit: (id, why) => {
       metrics.parkedExit(why)
-      log.info({ id, reason: why }, 'parked connection left')
+      // A retirement is routine, one per parked connection every few minutes (the agent's --max-age).
+      log[why === 'retired' ? 'debug' : 'info']({ id, reason: why }, 'parked connection left')
     }
   })
 }

@@ -10,6 +10,8 @@ import { forwardToServer, forwardToLocal } from './forward'
 import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
+import { retireParked } from './retire'
+import { drainSockets } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
 
@@ -36,6 +38,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #retry: RetrySchedule
   readonly #slots = new Set<Slot>()
   readonly #relays = new Set<net.Socket>()
+  /** Parked connections let go for their age, until the rendezvous closes them (retire.ts); each entry cuts one. */
+  readonly #retiring = new Set<() => void>()
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
@@ -124,21 +128,11 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#lot.reset()
     for (const slot of this.#slots) this.#discard(slot)
     this.#slots.clear()
-    await this.#drainRelays(graceMs)
+    for (const cut of this.#retiring) cut()
+    this.#retiring.clear()
+    await drainSockets(this.#relays, graceMs)
     this.#state = 'closed'
     this.emit('close')
-  }
-
-  async #drainRelays (graceMs: number | undefined): Promise<void> {
-    if (this.#relays.size === 0) return
-    const all = [...this.#relays].map((s) => new Promise<void>((resolve) => {
-      if (s.destroyed) resolve()
-      else s.once('close', () => resolve())
-    }))
-    const grace = graceMs === undefined ? [] : [new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]
-    await Promise.race([Promise.all(all), ...grace])
-    for (const s of this.#relays) s.destroy()
-    await Promise.all(all)
   }
 
   // Tops the pool up. While the rendezvous is failing, one probe at a time is enough.
@@ -263,10 +257,19 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (oldest === undefined) return
     const age = Date.now() - oldest.parkedAt!
-    this.#discard(oldest)
     this.#slots.delete(oldest)
     this.#counts.replaced++
+    this.#letGo(oldest)
     this.emit('replaced', { age })
+  }
+
+  // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
+  #letGo (slot: Slot): void {
+    clearTimeout(slot.ageTimer)
+    slot.unwatch?.()
+    slot.unwatch = undefined
+    const cut = retireParked(slot.socket!, (head) => { this.#retiring.delete(cut); this.#onTaken(slot, head) }, () => this.#retiring.delete(cut))
+    this.#retiring.add(cut)
   }
 
   #release (slot: Slot): void {

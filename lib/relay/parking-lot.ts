@@ -1,4 +1,5 @@
 import type { Socket } from 'node:net'
+import { isRetirement } from '../http/retirement'
 
 export interface LotLimits {
   maxPerId: number
@@ -8,8 +9,8 @@ export interface LotLimits {
   keepAliveInitialDelay: number
 }
 
-/** Why a parked socket left the lot without being used. */
-export type ParkedExit = 'peer_closed' | 'early_data' | 'evicted'
+/** Why a parked socket left the lot without being used; `retired`: its hidden server let it go (http/retirement.ts). */
+export type ParkedExit = 'peer_closed' | 'early_data' | 'evicted' | 'retired'
 
 export interface LotEvents {
   /** A parked socket left without serving anyone. */
@@ -49,7 +50,7 @@ export class ParkingLot {
   readonly #events: LotEvents
   // One listener of each kind for all parked sockets: closures per socket cost
   // about 300 B of heap for every parked connection (docs/performance.md).
-  readonly #onEarlyData: (this: Socket) => void
+  readonly #onEarlyData: (this: Socket, chunk: Buffer) => void
   readonly #onPeerClosed: (this: Socket) => void
 
   constructor (limits: LotLimits, events: LotEvents = {}) {
@@ -57,7 +58,7 @@ export class ParkingLot {
     this.#events = events
     const lot = this
     // Bytes from a parked socket before any client is matched would corrupt the first relayed exchange.
-    this.#onEarlyData = function (this: Socket) { lot.#leave(this, 'early_data') }
+    this.#onEarlyData = function (this: Socket, chunk: Buffer) { lot.#leave(this, isRetirement(chunk) ? 'retired' : 'early_data') }
     this.#onPeerClosed = function (this: Socket) { lot.#leave(this, 'peer_closed') }
   }
 

@@ -159,6 +159,20 @@ t.test('a parked socket that sends bytes before any client is matched is closed 
   t.same(lot.size, { parked: 0, waiting: 0 })
 })
 
+t.test('a parked socket whose hidden server lets it go with the interim 100 is closed as retired', async t => {
+  const { lot, exits } = lotWith()
+  const [retired, broken] = await socketPairs(t, 2, CLOSING)
+  lot.park('a', retired.near)
+  lot.park('a', broken.near)
+  retired.far.write('HTTP/1.1 100 Continue\r\n\r\n')
+  await retired.far.untilClosed()
+  // Anything else, even a 100 with more behind it, is a broken hidden server.
+  broken.far.write('HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\n\r\n')
+  await broken.far.untilClosed()
+  t.same(exits, [['a', 'retired'], ['a', 'early_data']])
+  t.same(lot.size, { parked: 0, waiting: 0 })
+})
+
 t.test('a dead socket is skipped by take', async t => {
   const { lot } = lotWith()
   const [dead, live] = await socketPairs(t, 2, CLOSING)

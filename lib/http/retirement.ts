@@ -1,0 +1,14 @@
+/*
+ * How a hidden server lets a parked connection go without losing a request
+ * the rendezvous may be writing into it at that very moment (closing it
+ * would): it sends an interim `100 Continue` answer. A parked connection must
+ * not send a byte, so the rendezvous closes it; but if a client was matched
+ * to it meanwhile, the hidden server gets that request and answers it, and
+ * the client reads the 100 as the interim answer HTTP/1.1 clients must skip.
+ */
+export const RETIREMENT = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
+
+/** Whether the first bytes a parked connection sent are the retirement answer, not a broken hidden server's. */
+export function isRetirement (chunk: Buffer): boolean {
+  return chunk.equals(RETIREMENT)
+}
