@@ -123,6 +123,7 @@ function answerEnd (buffered: Buffer): number | undefined {
 function unexpectedAnswer (line: Buffer): string {
   if (looksLikeTls(line)) return `the node answered in TLS: its peer listener speaks TLS, this node dials plain TCP${TLS_LISTENER_HINT}`
   const text = line.toString('latin1').trim()
+  if (/^RENDEZVOUS-PEER\/\S+ 421 /.test(text)) return `node answered ${text}: another node listens at that address now (a restart), and its registration will replace this one`
   const version = peerVersionOf(text)
   if (version !== undefined && version !== PEER_VERSION) {
     return `node answered ${text}: it speaks RENDEZVOUS-PEER/${version}, this node ${PEER_PROTOCOL}${VERSION_HINT}`

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 
 export type ForwardOutcome = 'forwarded' | 'none_parked' | 'unavailable' | 'peer_failed'
-export type HandoverOutcome = 'handed_over' | 'declined' | 'none_parked' | 'unauthorized' | 'malformed' | 'incomplete' | 'version_mismatch' | 'closing' | 'tls_refused'
+export type HandoverOutcome = 'handed_over' | 'declined' | 'none_parked' | 'unauthorized' | 'malformed' | 'incomplete' | 'version_mismatch' | 'closing' | 'tls_refused' | 'misdirected'
 
 /** Cluster mode's outcomes, next to the relay's own rendezvous_ metrics. */
 export interface ClusterMetrics {

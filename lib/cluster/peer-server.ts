@@ -37,7 +37,7 @@ const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
 const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
 const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
 
-type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' }
+type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' | 'misdirected' }
 
 /**
  * The listener other nodes reach: it reserves one of this node's parked
@@ -220,8 +220,9 @@ async function check (request: PeerRequest | undefined, payload: Buffer, deps: P
   if (request === undefined || canonicalId(request.id) === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
   if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
   const id = canonicalId(request.id)!
-  const ok = request.target === deps.nodeId && await deps.tokens.verify(deps.nodeId, id, payload, request.token)
-  if (!ok) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized' }
+  if (!await deps.tokens.verify(request.target, id, payload, request.token)) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized' }
+  // Made with the cluster secret for another node: one that listened here before a restart, as the asker's lookup said.
+  if (request.target !== deps.nodeId) return { status: 421, reason: 'misdirected: another node listens here now', outcome: 'misdirected' }
   return undefined
 }
 
