@@ -1,6 +1,8 @@
 import type { ReplayCache, ReplayVerdict } from '../stores/replay-cache'
+import { DEFAULT_MAX_ENTRIES } from '../stores/memory-replay-cache'
 import { Keys } from './keys'
 import { timed, type RedisConnection } from './redis-connection'
+import { AcceptedTokens } from './accepted-tokens'
 
 export interface RedisReplayCacheOptions {
   keyPrefix?: string
@@ -11,6 +13,8 @@ export interface RedisReplayCacheOptions {
    * from before Redis came back (perhaps empty) must not be accepted.
    */
   usable?: () => boolean
+  /** Tokens this node keeps to write back to a Redis that lost them; the oldest go first past it. */
+  maxKept?: number
 }
 
 /**
@@ -19,18 +23,31 @@ export interface RedisReplayCacheOptions {
  * answers 'full'; a Redis that cannot store (maxmemory with noeviction) or
  * cannot be reached makes the call reject, and the verifier then fails
  * closed with 503 (store_unavailable).
+ *
+ * A Redis that restarts from an older snapshot, or empty, has forgotten the
+ * tokens taken since; the cache must not. So each node keeps the tokens it
+ * took, until their windows end, and after every lost connection writes them
+ * back before it takes another: every node then finds them taken again.
  */
 export class RedisReplayCache implements ReplayCache {
   readonly #conn: RedisConnection
   readonly #keys: Keys
   readonly #timeout: number
   readonly #usable: () => boolean
+  readonly #kept: AcceptedTokens
+  #losses = 0
+  #restored = 0
+  #restoring: Promise<void> | undefined
+  #retry: NodeJS.Timeout | undefined
+  #closed = false
 
   constructor (conn: RedisConnection, opts: RedisReplayCacheOptions = {}) {
     this.#conn = conn
     this.#keys = new Keys(opts.keyPrefix ?? 'rendezvous:')
     this.#timeout = opts.commandTimeout ?? 1000
     this.#usable = opts.usable ?? conn.reachable
+    this.#kept = new AcceptedTokens(opts.maxKept ?? DEFAULT_MAX_ENTRIES)
+    conn.client.on('close', this.#onLost).on('ready', this.#restore)
   }
 
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
@@ -38,10 +55,46 @@ export class RedisReplayCache implements ReplayCache {
     if (ttlMs === 0) return 'fresh'
     // Known gone or hung (a PING went unanswered), or back and not yet read: fail now, rather than after the command timeout or on a stale ID copy.
     if (!this.#usable()) throw new Error('Redis is unreachable, or the IDs were not read again since it came back')
+    if (this.#losses !== this.#restored) throw new Error('Redis came back, and the tokens taken here are not yet written back to it')
+    const now = Date.now()
+    if (this.#kept.has(key, now)) return 'replayed'
     const answer = await timed(this.#conn.client.set(this.#keys.replay(key), '1', 'PX', Math.ceil(ttlMs), 'NX'), this.#timeout)
-    return answer === 'OK' ? 'fresh' : 'replayed'
+    if (answer !== 'OK') return 'replayed'
+    this.#kept.add(key, now + ttlMs, now)
+    return 'fresh'
   }
 
   // The connection belongs to the cluster node, which closes it.
-  async close (): Promise<void> {}
+  async close (): Promise<void> {
+    this.#closed = true
+    clearTimeout(this.#retry)
+    this.#conn.client.removeListener('close', this.#onLost).removeListener('ready', this.#restore)
+  }
+
+  readonly #onLost = (): void => { this.#losses++ }
+
+  // One write-back at a time; until one succeeds with no loss since it began, it is tried again.
+  readonly #restore = (): void => {
+    if (this.#closed || this.#restoring !== undefined) return
+    clearTimeout(this.#retry)
+    const losses = this.#losses
+    this.#restoring = this.#writeBack()
+      .then(() => { if (losses === this.#losses) this.#restored = losses }, () => {})
+      .finally(() => {
+        this.#restoring = undefined
+        if (this.#losses !== this.#restored && !this.#closed) {
+          this.#retry = setTimeout(this.#restore, 250)
+          this.#retry.unref()
+        }
+      })
+  }
+
+  async #writeBack (): Promise<void> {
+    for (const batch of this.#kept.batches(Date.now(), 1000)) {
+      const pipeline = this.#conn.client.pipeline()
+      for (const [key, ttlMs] of batch) pipeline.set(this.#keys.replay(key), '1', 'PX', ttlMs, 'NX')
+      const results = await timed(pipeline.exec(), this.#timeout)
+      if (results === null || results.some(([err]) => err !== null)) throw new Error('Redis refused the write-back')
+    }
+  }
 }
