@@ -154,11 +154,15 @@ function certificates (ca: RendezvousAgentOptions['ca'], option: 'ca' | 'toCa'):
 }
 
 function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
+  let url: URL
   try {
-    return new URL(String(value))
+    url = new URL(String(value))
   } catch {
     return bad(name, `is not a URL: ${String(value)}`)
   }
+  // Port 0 dials nothing: every attempt would fail, the agent retrying for ever (url) or answering every client 502 (to).
+  if (url.port === '0') return bad(name, `has port 0, which no server listens on: ${String(value)}`)
+  return url
 }
 
 function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, max?: number): number {

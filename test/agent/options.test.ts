@@ -18,3 +18,9 @@ t.test('a RENDEZVOUS_SPLICE that names no data path fails the construction with 
     t.doesNotThrow(() => new RendezvousAgent(base), `RENDEZVOUS_SPLICE=${JSON.stringify(good)}`)
   }
 })
+
+t.test('a URL with port 0 is refused: nothing listens there', async (t) => {
+  t.throws(() => new RendezvousAgent({ ...base, url: 'https://127.0.0.1:0' }), { code: 'FST_RENDEZVOUS_AGENT_BAD_OPTION', option: 'url', message: 'RendezvousAgent: url has port 0, which no server listens on: https://127.0.0.1:0' })
+  t.throws(() => new RendezvousAgent({ ...base, to: 'http://[::1]:0' }), { code: 'FST_RENDEZVOUS_AGENT_BAD_OPTION', option: 'to' })
+  t.doesNotThrow(() => new RendezvousAgent({ ...base, url: 'https://relay.example', to: 'http://127.0.0.1:80' }), 'a default port is fine')
+})

@@ -50,6 +50,8 @@ t.test('bad command lines: one line on stderr, exit 2', async (t) => {
     [['--server', 'https://user:pw@relay.test:8443/rendezvous', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --server takes no path or query, only the scheme, host and port: https:\/\/relay\.test:8443\n$/],
     [['--server', 'http://relay.test/?id=x', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--server takes no path or query/],
     [[...BASE.slice(0, 4), '--to', 'ftp://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /--to must be an http:\/\/ or https:\/\/ URL/],
+    [['--server', 'https://127.0.0.1:0', '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --server has port 0, which no server listens on: https:\/\/127\.0\.0\.1:0\n$/],
+    [[...BASE.slice(0, 4), '--to', 'http://127.0.0.1:0'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --to has port 0, which no server listens on: http:\/\/127\.0\.0\.1:0\n$/],
     [[...BASE, '--to-insecure'], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --to-insecure applies only to an https:\/\/ local service, not http:\/\/\n$/],
     [[...BASE, '--to-ca', tlsCertPath], { RENDEZVOUS_SECRET: TEST_SECRET }, /^rendezvous: agent: --to-ca applies only to an https:\/\/ local service, not http:\/\/\n$/]
   ]
