@@ -28,8 +28,6 @@ const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxP
 // Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
 const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxSpliced', 'maxWaitBuffer',
   'authFailures.perPair', 'authFailures.perAddress', 'unknownIdFailures.perAddress'])
-// A window of 0 counts nothing, so it would turn its throttle off unsaid; a count of 0 is the way to say so.
-const WINDOWS = new Set<string>(['authFailures.window', 'unknownIdFailures.window'])
 
 function positiveInteger (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
@@ -44,10 +42,6 @@ export function limit (name: string, value: unknown, fallback: number): number {
   const resolved = nonNegative(name, value, fallback)
   if (COUNTS.has(name) && !Number.isInteger(resolved)) {
     throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)
-  }
-  if (WINDOWS.has(name) && resolved === 0) {
-    const counter = name.startsWith('auth') ? 'authFailures.perPair and authFailures.perAddress' : 'unknownIdFailures.perAddress'
-    throw new RendezvousOptionError(`${name} must be more than 0 ms; to turn the throttle off, set ${counter} to 0`)
   }
   return resolved
 }
@@ -65,4 +59,12 @@ export function limitsObject<T extends object> (name: string, value: T | undefin
     throw new RendezvousOptionError(`${name} has no ${unknown.map(key => `'${key}'`).join(', ')}; it takes ${known.join(', ')}`)
   }
   return value
+}
+
+/** A window of 0 counts nothing, so it would turn counters that are on off unsaid; a count of 0 is the way to say so. */
+export function windowFor (name: string, window: number, counters: Record<string, number>): void {
+  const on = Object.entries(counters).filter(([, n]) => n > 0).map(([counter]) => counter)
+  if (window === 0 && on.length > 0) {
+    throw new RendezvousOptionError(`${name}.window must be more than 0 ms while ${on.map(c => `${name}.${c}`).join(' or ')} counts; to turn the throttle off, set ${Object.keys(counters).map(c => `${name}.${c}`).join(' and ')} to 0`)
+  }
 }

@@ -28,7 +28,7 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
     log.warn('fastify-rendezvous ignores the prefix it was registered with: the relay answers for the whole server; move its routes with healthPath and readyPath')
   }
   announceSplicePath(o.splice, log)
-  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log)
+  const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log, o.replayCacheSize)
   const state = await openState(o, cluster, log)
   const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)

@@ -85,8 +85,9 @@ const WRONG_TYPES: Array<[string, unknown, string]> = [
   ['a fractional failure count', { authFailures: { perPair: 0.5 } }, 'authFailures.perPair must be a whole number, got 0.5'],
   ['a fractional unknown-ID count', { unknownIdFailures: { perAddress: 1.5 } }, 'unknownIdFailures.perAddress must be a whole number, got 1.5'],
   ['a fractional wait buffer', { maxWaitBuffer: 1024.5 }, 'maxWaitBuffer must be a whole number, got 1024.5'],
-  ['an auth-failure window of 0', { authFailures: { window: 0 } }, 'authFailures.window must be more than 0 ms; to turn the throttle off, set authFailures.perPair and authFailures.perAddress to 0'],
-  ['an unknown-ID window of 0', { unknownIdFailures: { window: 0 } }, 'unknownIdFailures.window must be more than 0 ms; to turn the throttle off, set unknownIdFailures.perAddress to 0'],
+  ['an auth-failure window of 0', { authFailures: { window: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perPair or authFailures.perAddress counts; to turn the throttle off, set authFailures.perPair and authFailures.perAddress to 0'],
+  ['an auth-failure window of 0 with one counter on', { authFailures: { window: 0, perPair: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perAddress counts; to turn the throttle off, set authFailures.perPair and authFailures.perAddress to 0'],
+  ['an unknown-ID window of 0', { unknownIdFailures: { window: 0 } }, 'unknownIdFailures.window must be more than 0 ms while unknownIdFailures.perAddress counts; to turn the throttle off, set unknownIdFailures.perAddress to 0'],
   ['metricsPerId a string', { metricsPerId: 'yes' }, 'metricsPerId must be true or false, got the string "yes"'],
   ['metricsPerId 1', { metricsPerId: 1 }, 'metricsPerId must be true or false, got 1'],
   ['cluster without redis', { cluster: { secret: 'a'.repeat(32) } }, 'cluster needs the redis option too (a Redis URL or an ioredis client); without it this node would run alone'],
@@ -111,6 +112,8 @@ t.test('an option of the wrong type is refused by name, with what it must be', a
   const off = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, coolOff: 0, windowMs: 500 }, unknownIdFailures: { perAddress: 0 }, maxWaiters: 0, waitTimeout: 2.5 })
   t.same([off.authFailures, off.unknownIdFailures.perAddress, off.maxWaiters, off.waitTimeout],
     [{ perPair: 0, perAddress: 0, window: 500, coolOff: 0 }, 0, 0, 2.5], 'counts of 0, a cool-off of 0, the old window name and a fractional duration are fine')
+  const none = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, window: 0 }, unknownIdFailures: { perAddress: 0, window: 0 } })
+  t.same([none.authFailures.window, none.unknownIdFailures.window], [0, 0], 'a window of 0 with its counters off is fine')
   t.equal(resolveOptions({ admin: { ...ADMIN, publicUrl: () => 'https://relay.example', caFile: '/etc/ca.pem' } })?.admin?.caFile, '/etc/ca.pem')
 })
 

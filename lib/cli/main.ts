@@ -1,21 +1,19 @@
 #!/usr/bin/env node
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { runAgent } from './agent'
-import { runDemo } from './demo'
 import type { CliIo } from './cli-error'
-import { runIds } from './ids'
 import { report } from './report'
-import { runServe } from './serve'
 import { MAIN_USAGE } from './usage'
 
 export type Command = (args: string[], io: CliIo) => Promise<number>
 
+// Each command is loaded when it runs: Fastify is a peer dependency, which some installs leave out (yarn 1,
+// --omit=peer), and only the commands that serve need it; the others, and --version, must work without it.
 export const COMMANDS: Readonly<Record<string, Command>> = {
-  serve: runServe,
-  ids: runIds,
-  agent: runAgent,
-  demo: runDemo
+  serve: async (args, io) => await (require('./serve') as typeof import('./serve')).runServe(args, io),
+  ids: async (args, io) => await (require('./ids') as typeof import('./ids')).runIds(args, io),
+  agent: async (args, io) => await (require('./agent') as typeof import('./agent')).runAgent(args, io),
+  demo: async (args, io) => await (require('./demo') as typeof import('./demo')).runDemo(args, io)
 }
 
 /** The whole CLI: resolves the exit code, and never rejects. */

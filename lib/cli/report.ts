@@ -56,6 +56,9 @@ function expected (err: unknown): CliError | undefined {
   const e = err as NodeJS.ErrnoException | undefined
   if (typeof e?.code !== 'string') return undefined
   if (e.code.startsWith('FST_RENDEZVOUS_')) return new CliError(firstLine(e.message), USAGE_CODES.has(e.code) ? 2 : 1)
+  if (e.code === 'MODULE_NOT_FOUND' && /Cannot find module 'fastify'/.test(e.message)) {
+    return new CliError('this command needs fastify, a peer dependency that was not installed: npm install fastify@5 next to fastify-rendezvous (npm 7 and later install it with the package)', 1)
+  }
   if (typeof e.path === 'string') return new CliError(`${e.path}: ${firstLine(e.message)}`, 1)
   return undefined
 }

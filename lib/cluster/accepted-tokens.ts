@@ -1,7 +1,9 @@
 /**
  * The replay keys a node accepted, each until its window ends, in the order
- * accepted: bounded, the oldest dropped first. Expired ones are dropped as
- * new ones come in, a few at a time, so no sweep ever stalls the loop.
+ * accepted, which is about the order they expire in. Bounded: when it holds
+ * `max` live keys it is full, and the caller refuses new tokens rather than
+ * forget one. Expired keys go from the front, a bounded number at a time, so
+ * that no sweep stalls the event loop.
  */
 export class AcceptedTokens {
   readonly #until = new Map<string, number>()
@@ -11,24 +13,35 @@ export class AcceptedTokens {
     this.#max = max
   }
 
+  get size (): number {
+    return this.#until.size
+  }
+
   has (key: string, now: number): boolean {
     const until = this.#until.get(key)
     return until !== undefined && until > now
   }
 
-  add (key: string, until: number, now = Date.now()): void {
-    this.#until.delete(key)
-    this.#until.set(key, until)
-    // From the oldest: the expired, and any past the bound; a live one within it ends the look.
-    let looked = 0
-    for (const [oldest, end] of this.#until) {
-      if (looked++ === 8 || (end > now && this.#until.size <= this.#max)) break
-      this.#until.delete(oldest)
-    }
+  /** Whether it holds `max` keys that are still live, once expired ones at the front are gone. */
+  full (now: number): boolean {
+    if (this.#until.size < this.#max) return false
+    this.sweep(now, 1000)
+    return this.#until.size >= this.#max
   }
 
-  get size (): number {
-    return this.#until.size
+  add (key: string, until: number, now: number): void {
+    this.#until.delete(key)
+    this.#until.set(key, until)
+    this.sweep(now, 8)
+  }
+
+  /** Drops expired keys from the front, up to `budget` of them; the first live one ends it. */
+  sweep (now: number, budget: number): void {
+    let looked = 0
+    for (const [key, end] of this.#until) {
+      if (looked++ === budget || end > now) break
+      this.#until.delete(key)
+    }
   }
 
   /** The live keys with their milliseconds left, `size` at a time. */

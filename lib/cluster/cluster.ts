@@ -58,7 +58,8 @@ export interface ClusterNode {
   close: () => Promise<void>
 }
 
-export async function openCluster (redis: RedisSource, options: ClusterOptions | undefined, log: FastifyBaseLogger): Promise<ClusterNode> {
+/** `maxKept`: accepted tokens each node keeps to write back to a Redis that lost them (the replayCacheSize option). */
+export async function openCluster (redis: RedisSource, options: ClusterOptions | undefined, log: FastifyBaseLogger, maxKept?: number): Promise<ClusterNode> {
   const o = resolveClusterOptions(options)
   const conn = openRedis(redis)
   const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
@@ -78,6 +79,8 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     await conn.close()
     throw new RedisUnreachableError((err as Error).message)
   }
+  // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold.
+  const replayCache = new RedisReplayCache(conn, { ...stores, usable: () => registry.reachable(), maxKept })
   let presence: Presence | undefined
   let metrics: ClusterMetrics | undefined
   let peer: Server | undefined
@@ -86,8 +89,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   return {
     nodeId: o.nodeId,
     registry,
-    // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold.
-    replayCache: new RedisReplayCache(conn, { ...stores, usable: () => registry.reachable() }),
+    replayCache,
     throttleStore: new RedisThrottleStore(conn, stores),
     reachable: () => registry.reachable(),
     peerAddress: () => address,
@@ -102,6 +104,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
       } catch (err) {
         metrics?.close()
         if (peer !== undefined) await closePeerServer(peer)
+        await replayCache.close()
         await registry.close()
         await conn.close()
         throw err
@@ -120,6 +123,8 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
       metrics?.close()
       await presence?.stop()
       if (peer !== undefined) await closePeerServer(peer)
+      // Also when the app gave its own replay cache, and this one was never used: its listeners are on the app's client.
+      await replayCache.close()
       await conn.close()
     }
   }

@@ -13,7 +13,7 @@ export interface RedisReplayCacheOptions {
    * from before Redis came back (perhaps empty) must not be accepted.
    */
   usable?: () => boolean
-  /** Tokens this node keeps to write back to a Redis that lost them; the oldest go first past it. */
+  /** Tokens this node keeps to write back to a Redis that lost them; past this many live ones, new tokens get 503. */
   maxKept?: number
 }
 
@@ -39,6 +39,7 @@ export class RedisReplayCache implements ReplayCache {
   #restored = 0
   #restoring: Promise<void> | undefined
   #retry: NodeJS.Timeout | undefined
+  readonly #sweep: NodeJS.Timeout
   #closed = false
 
   constructor (conn: RedisConnection, opts: RedisReplayCacheOptions = {}) {
@@ -48,6 +49,9 @@ export class RedisReplayCache implements ReplayCache {
     this.#usable = opts.usable ?? conn.reachable
     this.#kept = new AcceptedTokens(opts.maxKept ?? DEFAULT_MAX_ENTRIES)
     conn.client.on('close', this.#onLost).on('ready', this.#restore)
+    // Keys that expired go without waiting for new ones to push them out.
+    this.#sweep = setInterval(() => this.#kept.sweep(Date.now(), 10_000), 1000)
+    this.#sweep.unref()
   }
 
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
@@ -58,16 +62,19 @@ export class RedisReplayCache implements ReplayCache {
     if (this.#losses !== this.#restored) throw new Error('Redis came back, and the tokens taken here are not yet written back to it')
     const now = Date.now()
     if (this.#kept.has(key, now)) return 'replayed'
+    // A token it could not write back after Redis lost it would be accepted again: refused instead, as a full cache does.
+    if (this.#kept.full(now)) return 'full'
     const answer = await timed(this.#conn.client.set(this.#keys.replay(key), '1', 'PX', Math.ceil(ttlMs), 'NX'), this.#timeout)
     if (answer !== 'OK') return 'replayed'
     this.#kept.add(key, now + ttlMs, now)
     return 'fresh'
   }
 
-  // The connection belongs to the cluster node, which closes it.
+  // The connection belongs to the cluster node, which closes it; only what this cache set on it goes.
   async close (): Promise<void> {
     this.#closed = true
     clearTimeout(this.#retry)
+    clearInterval(this.#sweep)
     this.#conn.client.removeListener('close', this.#onLost).removeListener('ready', this.#restore)
   }
 
@@ -89,12 +96,10 @@ export class RedisReplayCache implements ReplayCache {
       })
   }
 
+  // One command per key, a hundred at a time: a pipeline would fail on Redis Cluster, whose keys lie in many slots.
   async #writeBack (): Promise<void> {
-    for (const batch of this.#kept.batches(Date.now(), 1000)) {
-      const pipeline = this.#conn.client.pipeline()
-      for (const [key, ttlMs] of batch) pipeline.set(this.#keys.replay(key), '1', 'PX', ttlMs, 'NX')
-      const results = await timed(pipeline.exec(), this.#timeout)
-      if (results === null || results.some(([err]) => err !== null)) throw new Error('Redis refused the write-back')
+    for (const batch of this.#kept.batches(Date.now(), 100)) {
+      await Promise.all(batch.map(async ([key, ttlMs]) => await timed(this.#conn.client.set(this.#keys.replay(key), '1', 'PX', ttlMs, 'NX'), this.#timeout)))
     }
   }
 }

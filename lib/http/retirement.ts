@@ -5,6 +5,8 @@
  * not send a byte, so the rendezvous closes it; but if a client was matched
  * to it meanwhile, the hidden server gets that request and answers it, and
  * the client reads the 100 as the interim answer HTTP/1.1 clients must skip.
+ * (An HTTP/1.0 client or a WebSocket handshake that meets this race fails,
+ * as it would on a closed connection; the others are served.)
  */
 export const RETIREMENT = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
 

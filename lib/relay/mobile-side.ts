@@ -166,9 +166,10 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   }
 
   /** A parked connection for `id` (here, or in cluster mode on another node, given `head`), or why there is none. */
-  async function waitForHidden (id: string, head: () => Buffer, client: Socket, watch: ClientWatch): Promise<WaitOutcome | Remote | undefined> {
+  async function waitForHidden (id: string, head: () => Buffer, client: Socket, watch: ClientWatch, halfClosed = false): Promise<WaitOutcome | Remote | undefined> {
     const started = process.hrtime.bigint()
     // A connection parked here is taken before any wait is set up: the signal is only made for a client that has to wait.
+    const evictionsAtTake = lot.evictions
     const here = lot.take(id)
     const found = here !== undefined
       ? { socket: here }
@@ -178,10 +179,11 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
       })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
-    if (found !== undefined && 'socket' in found && (here === undefined ? !usable(client, watch) : !answerable(client))) {
-      // The client left at the very moment a connection was found: the connection is still clean, so it goes back.
-      if (lot.hasRoom(id)) lot.park(id, found.socket)
-      else found.socket.destroy()
+    if (found !== undefined && 'socket' in found && (here !== undefined && halfClosed ? !answerable(client) : !usable(client, watch))) {
+      // The client left at the very moment a connection was found: the connection is still clean, so it goes back,
+      // read again (take paused it) so that the lot hears it close or its hidden server let it go.
+      // One that came through the wait was handed over this very turn: no eviction can have come between.
+      if (!lot.putBack(id, found.socket, here !== undefined ? evictionsAtTake : lot.evictions)) found.socket.destroy()
     }
     // A link cannot go back: its hidden server already has the head.
     if (found !== undefined && 'link' in found && !usable(client, watch)) found.link.destroy()
@@ -216,6 +218,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const watch = watchClient(client, limits.maxWaitBuffer)
     const sent = rest
     let found: WaitOutcome | Remote | undefined
+    let halfClosedEarly = false
     try {
       const refused = await admission(client)
       if (refused !== undefined) {
@@ -223,17 +226,19 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         refuseWith(client, refused[0], refused[1], at)
         return
       }
+      // A FIN alone, seen while the checks above awaited (a Redis round trip in cluster mode), is a client that
+      // half-closed after its request: a connection parked here takes it, as it would have a moment earlier.
+      // Not one seen later: an earlier answer may take any time, and a client that must wait is given up on its FIN.
+      halfClosedEarly = watch.gone
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      // A FIN alone, seen while the checks above awaited (a Redis round trip in cluster mode), is a client that
-      // half-closed after its request: a connection parked here takes it, as it would have a moment earlier.
-      // Only a client that must wait is given up on its FIN (waitForHidden).
-      if (answerable(client)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch)
+      const mayGo = halfClosedEarly ? answerable(client) : usable(client, watch)
+      if (mayGo) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
-    if (found !== undefined && 'socket' in found ? !answerable(client) : !usable(client, watch)) {
+    if (found !== undefined && 'socket' in found && halfClosedEarly ? !answerable(client) : !usable(client, watch)) {
       metrics.request('client_gone')
       client.destroy()
       return

@@ -4,7 +4,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import { CliError, type CliIo } from '../../lib/cli/cli-error'
 import { main, type Command } from '../../lib/cli/main'
-import { buildProblem, CLI_MAIN, ROOT, runCli } from '../helpers/cli'
+import { buildProblem, CLI_MAIN, ROOT, run, runCli } from '../helpers/cli'
 
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version
 
@@ -89,6 +89,19 @@ if (problem !== undefined) {
     const serve = await runCli(t, ['help', 'serve'])
     t.equal(serve.code, 0)
     t.match(serve.stdout, /^usage: rendezvous serve /)
+  })
+
+  t.test('without fastify (a peer dependency some installs leave out) every command but serve and demo works, and those say so in one line', async t => {
+    const noFastify = ['--require', join(ROOT, 'test', 'fixtures', 'no-fastify.cjs'), CLI_MAIN]
+    const version = await run(t, process.execPath, [...noFastify, '--version'])
+    t.same([version.code, version.stdout.toString()], [0, `${VERSION}\n`])
+    const agent = await run(t, process.execPath, [...noFastify, 'agent', '--help'])
+    t.same([agent.code, agent.stdout.toString().split('\n')[0]], [0, 'usage: rendezvous agent --server URL --id ID --secret BASE32 --to URL'])
+    for (const command of ['serve', 'demo']) {
+      const res = await run(t, process.execPath, [...noFastify, command])
+      t.equal(res.code, 1, command)
+      t.equal(res.stderr.toString(), 'rendezvous: this command needs fastify, a peer dependency that was not installed: npm install fastify@5 next to fastify-rendezvous (npm 7 and later install it with the package)\n', `${command}: one line, no stack trace`)
+    }
   })
 
   t.test('no command prints the usage on stderr and exits 2', async t => {

@@ -58,3 +58,26 @@ t.test('tokens accepted before Redis restarted from an older snapshot stay refus
   t.equal(await settled(b.port, totp), 401, 'so does b')
   t.equal(await connectStatus(a.port, id, createV1Token(id, secret)), 200, 'a new token is taken')
 })
+
+t.test('a node that holds replayCacheSize live tokens refuses new ones with 503 rather than forget one', { skip }, async t => {
+  const redis = await startRedis(t)
+  const a = await startNode('a', redis.url, { replayCacheSize: 2 })
+  t.teardown(async () => { await a.close() })
+  const { id, secret } = await a.app.rendezvous.registry.add({ id: 'hub-full' })
+  t.equal(await connectStatus(a.port, id, createV1Token(id, secret)), 200)
+  t.equal(await connectStatus(a.port, id, createV1Token(id, secret)), 200)
+  t.equal(await connectStatus(a.port, id, createV1Token(id, secret)), 503, 'the third, with two live, is refused')
+})
+
+t.test('an app\'s own ioredis client keeps no listener of a closed node, whichever replay cache it used', { skip }, async t => {
+  const redis = await startRedis(t)
+  const client = new Redis(redis.url)
+  t.teardown(() => { client.disconnect() })
+  await new Promise(resolve => client.once('ready', resolve))
+  const before = { close: client.listenerCount('close'), ready: client.listenerCount('ready') }
+  for (const plugin of [{}, { replayCache: { remember: async () => 'fresh' as const } }]) {
+    const node = await startNode('a', client as unknown as string, plugin)
+    await node.close()
+    t.same({ close: client.listenerCount('close'), ready: client.listenerCount('ready') }, before, Object.keys(plugin).join() || 'the default cache')
+  }
+})
