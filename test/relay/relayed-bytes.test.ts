@@ -33,7 +33,10 @@ for (const tls of [false, true]) {
     await client.untilBytes(1036)
     client.write('y'.repeat(500))
     await hidden.untilBytes(FORWARDED.length + 500)
-    t.same(await relayedBytes(metrics), { toHidden: FORWARDED.length + 500, toClient: 1036 }, 'bytes show up before the splice ends')
+    // The native path's thread counts a chunk once its write returns, a moment after the peer may have read it.
+    const live = { toHidden: FORWARDED.length + 500, toClient: 1036 }
+    await until(async () => JSON.stringify(await relayedBytes(metrics)) === JSON.stringify(live), 2000, 'the live count').catch(() => {})
+    t.same(await relayedBytes(metrics), live, 'bytes show up before the splice ends')
     t.same(await relayedBytes(metrics), { toHidden: FORWARDED.length + 500, toClient: 1036 }, 'a second scrape counts nothing twice')
 
     client.write('z'.repeat(24))
