@@ -61,8 +61,22 @@ export function limitsObject<T extends object> (name: string, value: T | undefin
   return value
 }
 
+/**
+ * A group of throttle limits (authFailures, unknownIdFailures): each key
+ * checked by name, the default where none is given, and the window checked
+ * against the group's `counters`.
+ */
+export function throttleLimits<T extends { window: number }> (name: string, given: Partial<Record<keyof T, unknown>>, defaults: T, counters: Array<keyof T & string>): T {
+  const resolved = { ...defaults }
+  for (const key of Object.keys(defaults) as Array<keyof T & string>) {
+    resolved[key] = limit(`${name}.${key}`, given[key], defaults[key] as number) as T[keyof T & string]
+  }
+  windowFor(name, resolved.window, Object.fromEntries(counters.map(counter => [counter, resolved[counter] as number])))
+  return resolved
+}
+
 /** A window of 0 counts nothing, so it would turn counters that are on off unsaid; a count of 0 is the way to say so. */
-export function windowFor (name: string, window: number, counters: Record<string, number>): void {
+function windowFor (name: string, window: number, counters: Record<string, number>): void {
   const on = Object.entries(counters).filter(([, n]) => n > 0).map(([counter]) => counter)
   if (window === 0 && on.length > 0) {
     throw new RendezvousOptionError(`${name}.window must be more than 0 ms while ${on.map(c => `${name}.${c}`).join(' or ')} counts; to turn the throttle off, set ${Object.keys(counters).map(c => `${name}.${c}`).join(' and ')} to 0`)

@@ -5,7 +5,7 @@ import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import { shown } from './option-value'
-import { limit, limitsObject, windowFor } from './option-limits'
+import { limit, limitsObject, throttleLimits } from './option-limits'
 import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
@@ -194,12 +194,7 @@ function authFailureLimits (given: AuthFailureLimits | undefined): ResolvedAuthF
     }
     limits[name] ??= limits[old]
   }
-  const resolved = { ...AUTH_FAILURES }
-  for (const key of Object.keys(AUTH_FAILURES) as Array<keyof ResolvedAuthFailureLimits>) {
-    resolved[key] = limit(`authFailures.${key}`, limits[key], AUTH_FAILURES[key])
-  }
-  windowFor('authFailures', resolved.window, { perPair: resolved.perPair, perAddress: resolved.perAddress })
-  return resolved
+  return throttleLimits('authFailures', limits, AUTH_FAILURES, ['perPair', 'perAddress'])
 }
 
 function boolean (name: string, value: unknown): boolean {
@@ -253,12 +248,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     numbers[name] = limit(name, opts[name], fallback)
   }
   const authFailures = authFailureLimits(opts.authFailures)
-  const unknownIdLimits = limitsObject('unknownIdFailures', opts.unknownIdFailures, UNKNOWN_ID_FAILURES)
-  const unknownIdFailures = { ...UNKNOWN_ID_FAILURES }
-  for (const key of Object.keys(UNKNOWN_ID_FAILURES) as Array<keyof UnknownIdLimits>) {
-    unknownIdFailures[key] = limit(`unknownIdFailures.${key}`, unknownIdLimits[key], UNKNOWN_ID_FAILURES[key])
-  }
-  windowFor('unknownIdFailures', unknownIdFailures.window, { perAddress: unknownIdFailures.perAddress })
+  const unknownIdFailures = throttleLimits('unknownIdFailures', limitsObject('unknownIdFailures', opts.unknownIdFailures, UNKNOWN_ID_FAILURES), UNKNOWN_ID_FAILURES, ['perAddress'])
   objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
   objectWith('replayCache', opts.replayCache, ['remember'])
   objectWith('throttleStore', opts.throttleStore, ['hit', 'block', 'blockedFor'])

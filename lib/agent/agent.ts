@@ -257,19 +257,12 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (oldest === undefined) return
     const age = Date.now() - oldest.parkedAt!
-    this.#slots.delete(oldest)
+    this.#release(oldest)
     this.#counts.replaced++
-    this.#letGo(oldest)
-    this.emit('replaced', { age })
-  }
-
-  // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
-  #letGo (slot: Slot): void {
-    clearTimeout(slot.ageTimer)
-    slot.unwatch?.()
-    slot.unwatch = undefined
-    const cut = retireParked(slot.socket!, (head) => { this.#retiring.delete(cut); this.#onTaken(slot, head) }, () => this.#retiring.delete(cut))
+    // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
+    const cut = retireParked(oldest.socket!, (head) => { this.#retiring.delete(cut); this.#onTaken(oldest!, head) }, () => this.#retiring.delete(cut))
     this.#retiring.add(cut)
+    this.emit('replaced', { age })
   }
 
   #release (slot: Slot): void {

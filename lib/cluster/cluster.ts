@@ -63,7 +63,10 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
   const o = resolveClusterOptions(options)
   const conn = openRedis(redis)
   const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
-  const registry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval })
+  // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold,
+  // nor before the tokens accepted here are given back to it (the registry's catch-up after a loss writes them).
+  const replayCache: RedisReplayCache = new RedisReplayCache(conn, { ...stores, usable: (): boolean => registry.reachable(), maxKept })
+  const registry: RedisRegistry = new RedisRegistry(conn, { ...stores, resyncInterval: o.resyncInterval, onCatchUp: async (): Promise<void> => await replayCache.writeBack() })
   // Whatever fails while starting must not leave a reconnecting client behind to hold the process open.
   try {
     await conn.connect(o.connectTimeout)
@@ -75,12 +78,11 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
       else redisLog.warn({ reason: why }, 'lost Redis: what needs it is refused with 503 until it is back')
     })
   } catch (err) {
+    await replayCache.close()
     await registry.close()
     await conn.close()
     throw new RedisUnreachableError((err as Error).message)
   }
-  // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold.
-  const replayCache = new RedisReplayCache(conn, { ...stores, usable: () => registry.reachable(), maxKept })
   let presence: Presence | undefined
   let metrics: ClusterMetrics | undefined
   let peer: Server | undefined
@@ -123,7 +125,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
       metrics?.close()
       await presence?.stop()
       if (peer !== undefined) await closePeerServer(peer)
-      // Also when the app gave its own replay cache, and this one was never used: its listeners are on the app's client.
+      // Also when the app gave its own replay cache, and this one was never used: its sweep timer goes.
       await replayCache.close()
       await conn.close()
     }

@@ -19,6 +19,13 @@ export interface RedisRegistryOptions {
   watch?: boolean
   /** Reads and compare-and-set writes one rotation may take while other writers change the same ID. Default 10. */
   rotateAttempts?: number
+  /**
+   * Run by each catch-up after a lost connection, once the IDs are read
+   * again and before the mirror counts as fresh: what else this node must
+   * give back to the Redis there now (the tokens it accepted). A failure
+   * leaves the mirror stale, and the catch-up is tried again.
+   */
+  onCatchUp?: () => Promise<void>
 }
 
 interface Snapshot { epoch?: string, version: number, records: Map<string, IdentityRecord> }
@@ -54,6 +61,7 @@ export class RedisRegistry implements Registry {
   #catchUp: NodeJS.Timeout | undefined
   #catchUpDelay = 0
   readonly #firstCatchUpDelay: number
+  readonly #onCatchUp: (() => Promise<void>) | undefined
 
   constructor (conn: RedisConnection, opts: RedisRegistryOptions = {}) {
     this.#conn = conn
@@ -63,6 +71,7 @@ export class RedisRegistry implements Registry {
     this.#watch = opts.watch ?? true
     this.#rotateAttempts = opts.rotateAttempts ?? 10
     this.#firstCatchUpDelay = opts.catchUpDelay ?? 50
+    this.#onCatchUp = opts.onCatchUp
   }
 
   #ready: Promise<void> | undefined
@@ -191,6 +200,7 @@ export class RedisRegistry implements Registry {
     const losses = this.#losses
     const connected = this.#conn.connected()
     this.#apply(await this.#read())
+    if (this.#behind) await this.#onCatchUp?.()
     if (connected && losses === this.#losses) this.#behind = false
   }
 

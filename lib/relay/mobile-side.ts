@@ -126,6 +126,11 @@ function usable (client: Socket, watch: ClientWatch): boolean {
   return !watch.gone && answerable(client)
 }
 
+/** Whether a claimed client is still one to serve: `usable`, or only answerable where its FIN is forgiven (matchAndSplice says when). */
+function stillThere (client: Socket, watch: ClientWatch, finForgiven: boolean): boolean {
+  return finForgiven ? answerable(client) : usable(client, watch)
+}
+
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
@@ -179,7 +184,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
         return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
       })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
-    if (found !== undefined && 'socket' in found && (here !== undefined && halfClosed ? !answerable(client) : !usable(client, watch))) {
+    if (found !== undefined && 'socket' in found && !stillThere(client, watch, here !== undefined && halfClosed)) {
       // The client left at the very moment a connection was found: the connection is still clean, so it goes back,
       // read again (take paused it) so that the lot hears it close or its hidden server let it go.
       // One that came through the wait was handed over this very turn: no eviction can have come between.
@@ -233,12 +238,11 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      const mayGo = halfClosedEarly ? answerable(client) : usable(client, watch)
-      if (mayGo) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
+      if (stillThere(client, watch, halfClosedEarly)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
-    if (found !== undefined && 'socket' in found && halfClosedEarly ? !answerable(client) : !usable(client, watch)) {
+    if (!stillThere(client, watch, found !== undefined && 'socket' in found && halfClosedEarly)) {
       metrics.request('client_gone')
       client.destroy()
       return
