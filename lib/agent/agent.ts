@@ -10,7 +10,7 @@ import { forwardToServer, forwardToLocal } from './forward'
 import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
-import { retireParked } from './retire'
+import { Retirements } from './retire'
 import { drainSockets } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
@@ -38,8 +38,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #retry: RetrySchedule
   readonly #slots = new Set<Slot>()
   readonly #relays = new Set<net.Socket>()
-  /** Parked connections let go for their age, until the rendezvous closes them (retire.ts); each entry cuts one. */
-  readonly #retiring = new Set<() => void>()
+  /** Parked connections let go, until the rendezvous closes them. */
+  readonly #retiring = new Retirements()
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
@@ -103,7 +103,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     return first
   }
 
-  /** Closes parked connections, gives relayed ones `closeGrace` to finish, then cuts them. */
+  /**
+   * Lets parked connections go, gives relayed ones (and requests that were
+   * already on their way into a parked one) `closeGrace` to finish, then cuts them.
+   */
   close (): Promise<void> {
     if (this.#closing !== undefined && this.#waitingForRelays) {
       // Closing after a fatal refusal, which waits for relayed connections however long: from now, closeGrace.
@@ -116,7 +119,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   /** Like close(), without the grace: relayed connections are cut now. */
   destroy (): Promise<void> {
-    const closing = this.close()
+    this.#closing ??= this.#shutdown(0)
+    const closing = this.#closing
+    this.#retiring.cutAll()
     for (const socket of this.#relays) socket.destroy()
     return closing
   }
@@ -126,11 +131,15 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#state = 'closing'
     this.#retry.stop()
     this.#lot.reset()
-    for (const slot of this.#slots) this.#discard(slot)
+    const deadline = graceMs === undefined ? undefined : Date.now() + graceMs
+    // Not closed outright, unless there is no grace: the rendezvous may be writing a request into one right now.
+    for (const slot of this.#slots) {
+      if (slot.socket !== undefined && graceMs !== 0) this.#letGo(slot)
+      else this.#discard(slot)
+    }
     this.#slots.clear()
-    for (const cut of this.#retiring) cut()
-    this.#retiring.clear()
-    await drainSockets(this.#relays, graceMs)
+    await this.#retiring.settle(graceMs)
+    await drainSockets(this.#relays, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
     this.#state = 'closed'
     this.emit('close')
   }
@@ -257,12 +266,15 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (oldest === undefined) return
     const age = Date.now() - oldest.parkedAt!
-    this.#release(oldest)
     this.#counts.replaced++
-    // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
-    const cut = retireParked(oldest.socket!, (head) => { this.#retiring.delete(cut); this.#onTaken(oldest!, head) }, () => this.#retiring.delete(cut))
-    this.#retiring.add(cut)
+    this.#letGo(oldest)
     this.emit('replaced', { age })
+  }
+
+  // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
+  #letGo (slot: Slot): void {
+    this.#release(slot)
+    this.#retiring.letGo(slot.socket!, (head) => this.#onTaken(slot, head))
   }
 
   #release (slot: Slot): void {
