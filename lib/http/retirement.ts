@@ -10,7 +10,14 @@
  */
 export const RETIREMENT = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1')
 
-/** Whether the first bytes a parked connection sent are the retirement answer, not a broken hidden server's. */
+// Enough of the answer to tell it from a broken hidden server's bytes.
+const DISTINCT = 'HTTP/1.1 100 '.length
+
+/**
+ * Whether the first bytes a parked connection sent are the retirement answer,
+ * not a broken hidden server's. The relay closes the connection on its first
+ * read, so a proxy or TLS layer that split the answer leaves only its start.
+ */
 export function isRetirement (chunk: Buffer): boolean {
-  return chunk.equals(RETIREMENT)
+  return chunk.length >= DISTINCT && chunk.length <= RETIREMENT.length && RETIREMENT.subarray(0, chunk.length).equals(chunk)
 }

@@ -173,6 +173,18 @@ t.test('a parked socket whose hidden server lets it go with the interim 100 is c
   t.same(lot.size, { parked: 0, waiting: 0 })
 })
 
+t.test('the retirement answer split by a layer in between is still a retirement; a bare status line start is not', async t => {
+  const { lot, exits } = lotWith()
+  const [split, short] = await socketPairs(t, 2, CLOSING)
+  lot.park('a', split.near)
+  lot.park('a', short.near)
+  split.far.write('HTTP/1.1 100 Cont')
+  await split.far.untilClosed()
+  short.far.write('HTTP/1.1 1')
+  await short.far.untilClosed()
+  t.same(exits, [['a', 'retired'], ['a', 'early_data']])
+})
+
 t.test('a dead socket is skipped by take', async t => {
   const { lot } = lotWith()
   const [dead, live] = await socketPairs(t, 2, CLOSING)
