@@ -3,6 +3,7 @@ import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
+import { refusalLevel, type RefusalLevel } from './log-limit'
 import type { AuthThrottle } from './auth-throttle'
 import { lingerWhenClosed } from './handoff'
 
@@ -14,6 +15,7 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * no route handles are challenged, or told that the ID they named is unknown.
  */
 export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, limits: { closing: () => boolean, retryAfter: number, lingerTimeout: number }, log: FastifyBaseLogger): AnswerUnrouted {
+  const level = refusalLevel()
   return function answerUnrouted (request, reply) {
     // Every answer here may end the connection (a refusal always does; a challenge to an HTTP/1.0 client or to
     // `Connection: close`), possibly while the client is still sending the body of the request it answers.
@@ -28,7 +30,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     }
     const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]
     if (unknown !== undefined) {
-      answerUnknownId(request, reply, unknown, { metrics, probes, log }).catch(err => { reply.send(err) })
+      answerUnknownId(request, reply, unknown, { metrics, probes, log, level }).catch(err => { reply.send(err) })
       return
     }
     metrics.request('challenged')
@@ -66,14 +68,14 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger }): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
   const coolOff = probes === undefined ? 0 : await probes.check(address, '')
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
   if (coolOff === 0) await probes?.fail(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
-    log.info({ ...lineFields(request), id, outcome: 'throttled', status: 429 }, 'rendezvous request refused')
+    log[level('throttled', address)]({ ...lineFields(request), id, outcome: 'throttled', status: 429 }, 'rendezvous request refused')
     refuseReply(reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff })
     return
   }

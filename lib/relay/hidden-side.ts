@@ -11,6 +11,7 @@ import { parseConnectTarget } from '../http/connect-target'
 import { shedConnectState } from './handoff'
 import { kConnId } from './symbols'
 import { logId } from './log-ids'
+import { refusalLevel } from './log-limit'
 
 export interface HiddenSideDeps {
   /** Asks its context's hasRoom before it spends a one-time token; a custom verifier is not asked. */
@@ -51,9 +52,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const shuttingDown: Refused = { outcome: 'shutting_down', refusal: { status: 503, message: 'shutting down', retryAfter: limits.retryAfter } }
   const lotFull: Refused = { outcome: 'lot_full', refusal: { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter } }
 
+  const level = refusalLevel()
   const refuseWith = (socket: Socket, { outcome, refusal, reason }: Refused, at: LineFields): void => {
     metrics.connect(outcome)
-    deps.log.info({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }) }, 'CONNECT refused')
+    deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }) }, 'CONNECT refused')
     // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
     refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } }, limits.lingerTimeout)
   }

@@ -16,3 +16,16 @@ export function logLimiter (intervalMs: number, now: () => number = Date.now): (
     return true
   }
 }
+
+export type RefusalLevel = (outcome: string, address: string | undefined) => 'info' | 'debug'
+
+/**
+ * The level of a refusal's line. A throttled address is refused for the
+ * whole of its cool-off, as fast as it asks; its first refusal in each
+ * minute is an info line and the rest are debug lines (the metrics count
+ * every one). Other refusals are always info lines.
+ */
+export function refusalLevel (intervalMs = 60_000): RefusalLevel {
+  const logNow = logLimiter(intervalMs)
+  return (outcome, address) => outcome !== 'throttled' || logNow(address ?? 'unknown') ? 'info' : 'debug'
+}

@@ -16,6 +16,7 @@ import { splice, untilOver, type Splice } from './splice'
 import type { SplicePath } from './native-addon'
 import { kConnId, kUnknownId } from './symbols'
 import { logId } from './log-ids'
+import { refusalLevel } from './log-limit'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
@@ -152,9 +153,10 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     return undefined
   }
 
+  const level = refusalLevel()
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
-    deps.log.info({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
+    deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
     refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, limits.lingerTimeout)
   }
 
