@@ -24,7 +24,10 @@ const MAPPED_IPV4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
  * peers as ::ffff:a.b.c.d; without this a client could double its budget by
  * reaching us over both stacks, and limits set for a.b.c.d would not apply.
  */
-export function normaliseAddress (address: string): string {
+export function normaliseAddress (address: string): string
+export function normaliseAddress (address: string | undefined): string | undefined
+export function normaliseAddress (address: string | undefined): string | undefined {
+  if (address === undefined) return undefined
   const mapped = MAPPED_IPV4.exec(address)
   return mapped !== null ? mapped[1]! : address.toLowerCase()
 }

@@ -4,7 +4,7 @@ import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 import { refusalLevel, type RefusalLevel } from './log-limit'
-import type { AuthThrottle } from './auth-throttle'
+import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import { lingerWhenClosed } from './handoff'
 
 /** Answers a request that no route handles; see challengeHook. */
@@ -48,7 +48,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
  * to Fastify's own lines; serve makes it of the same form as the others.
  */
 function lineFields (request: FastifyRequest): { side: 'mobile', reqId: string, address: string | undefined, method: string, url: string } {
-  return { side: 'mobile', reqId: request.id, address: request.socket.remoteAddress, method: request.method, url: request.url }
+  return { side: 'mobile', reqId: request.id, address: normaliseAddress(request.socket.remoteAddress), method: request.method, url: request.url }
 }
 
 /** The app's own routes answer as usual; only requests no route matches get `answer`. */

@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
-import type { AuthThrottle } from './auth-throttle'
+import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { Verifier } from '../tokens/verifier'
@@ -123,7 +123,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   return function onConnect (req, socket, rest) {
     const connId = logId()
     // Fields rather than a child logger: most CONNECTs log one line, and a child per CONNECT cost more than that line.
-    const at: LineFields = { side: 'hidden', connId, address: socket.remoteAddress }
+    const at: LineFields = { side: 'hidden', connId, address: normaliseAddress(socket.remoteAddress) }
     socket.on('error', onSocketError)
     if (deps.isClosing()) {
       refuseWith(socket, shuttingDown, at)

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
 import type { ParserRefusal, RendezvousMetrics } from './metrics'
+import { normaliseAddress } from './auth-throttle'
 import { kClientErrorListener } from './symbols'
 
 const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head_too_large' }
@@ -33,13 +34,20 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
   const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
     if (!isParserError(err.code) || isAfterLastAnswer(err.code, socket) || seen.has(socket)) return
     seen.add(socket)
+    // A client that closed in the middle of its request gave up (a phone that lost its network, most often): no
+    // refusal of a head it never finished. Over TLS Node does not even report it; over plain TCP it does.
+    if (err.code === 'HPE_INVALID_EOF_STATE') {
+      log.debug({ address: normaliseAddress((socket as { remoteAddress?: string }).remoteAddress) }, 'a client closed its connection in the middle of a request')
+      return
+    }
     const { status } = parserRefusal(err.code)
     const outcome = REASONS[status] ?? 'malformed_head'
     const side = sideOf(err.rawPacket)
     metrics.parserRefused(side, outcome)
-    log.info({ side, address: (socket as { remoteAddress?: string }).remoteAddress, outcome, status, code: err.code }, 'request refused by the HTTP parser')
+    log.info({ side, address: normaliseAddress((socket as { remoteAddress?: string }).remoteAddress), outcome, status, code: err.code }, 'request refused by the HTTP parser')
   }
-  server.on('clientError', onClientError)
+  // First: the app's handler (Fastify's default among them) may destroy the socket, and its address with it.
+  server.prependListener('clientError', onClientError)
   target[kClientErrorListener] = onClientError
   return () => {
     server.removeListener('clientError', onClientError)

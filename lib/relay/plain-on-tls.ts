@@ -3,6 +3,7 @@ import { Server as TlsServer, type TLSSocket } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { refusalBytes } from '../http/refusals'
 import { plainSocketUnder } from './handoff'
+import { normaliseAddress } from './auth-throttle'
 import type { RendezvousMetrics } from './metrics'
 
 // OpenSSL names the two mistakes it can tell from any other bad handshake:
@@ -30,7 +31,7 @@ export function answerPlainHttpOnTls (server: HttpServer, metrics: RendezvousMet
     if (side === undefined) return
     const plain = plainSocketUnder(socket)
     metrics.parserRefused(side, 'plain_http')
-    log.info({ side, address: socket.remoteAddress, outcome: 'plain_http', status: 400, answered: plain !== undefined }, 'plain HTTP refused on the TLS port')
+    log.info({ side, address: normaliseAddress(socket.remoteAddress), outcome: 'plain_http', status: 400, answered: plain !== undefined }, 'plain HTTP refused on the TLS port')
     plain?.end(ANSWER)
   }
   // Ahead of the HTTPS server's own listener, which hands the error to the

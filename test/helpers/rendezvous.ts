@@ -21,6 +21,8 @@ export interface TestRendezvous {
 
 export interface TestRendezvousOptions {
   tls?: boolean
+  /** Where it listens (127.0.0.1 by default); clients connect to 127.0.0.1 either way. */
+  host?: string
   plugin?: RendezvousOptions
   fastify?: FastifyServerOptions
   ids?: string[]
@@ -41,7 +43,7 @@ export async function startRendezvous (opts: TestRendezvousOptions = {}): Promis
   await opts.before?.(app)
   await app.register(rendezvous, { registry, waitTimeout: 2000, ...opts.plugin })
   await opts.after?.(app)
-  await app.listen({ port: 0, host: '127.0.0.1' })
+  await app.listen({ port: 0, host: opts.host ?? '127.0.0.1' })
   const port = (app.server.address() as AddressInfo).port
   const open = async (halfOpen = false): Promise<WireClient> => await openWire(port, tls, halfOpen)
   const park = async (id: string, secret = SECRET, halfOpen = false): Promise<WireClient> => {
