@@ -105,7 +105,7 @@ function advice (problem: CertificateProblem, reason: string, host: string, peer
         ? `unknown issuer (${reason}): it is not the --ca certificate (the library's ca option) nor signed by it; if the server made a new certificate, copy the new one`
         : `unknown issuer (${reason}): give the rendezvous certificate or its CA with --ca FILE (the library's ca option)`
     case 'name_mismatch':
-      return `it does not name ${host} (it names ${peer?.subjectaltname ?? 'nothing usable'}): use a --server name it carries (the library's url option), or have the server add it (serve --tls-name ${host})`
+      return `it does not name ${host} (it names ${peer?.subjectaltname ?? 'nothing usable'}): use a --server name it carries (the library's url option), or have the server present one that names it (serve --tls-name ${host} when serve generates its certificate; a --tls-cert of its own must carry the name)`
     case 'expired':
       return `expired on ${peer?.valid_to ?? '?'}; the server must renew it (or this machine's clock is wrong: it reads ${new Date().toISOString()})`
     case 'not_yet_valid':

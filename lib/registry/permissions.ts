@@ -4,6 +4,9 @@ import { RegistryInsecureError } from '../errors'
 
 type Owned = Pick<Stats, 'mode' | 'uid'>
 
+/** What a file other users can read gets: a warning (ids.json), nothing (a certificate, which is public) or a refusal (a TLS key). */
+type Readable = 'warn' | 'allow' | 'refuse'
+
 const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, '0')
 
 /**
@@ -13,14 +16,15 @@ const octal = (mode: number): string => (mode & 0o7777).toString(8).padStart(4, 
  * existing setups often have it (a hand-written 0644 file): that is warned
  * about, once, and the file is used.
  */
-export function looseness (st: Owned, kind: 'file' | 'directory'): { refuse?: string, warn?: string } {
+export function looseness (st: Owned, kind: 'file' | 'directory', readable: Readable = 'warn'): { refuse?: string, warn?: string } {
   // Windows reports no POSIX modes worth checking.
   if (process.platform === 'win32' || typeof process.getuid !== 'function') return {}
   const uid = process.getuid()
   if (st.uid !== uid && st.uid !== 0) return { refuse: `the ${kind} is owned by uid ${st.uid}, not by this user (${uid}) or root` }
-  const fix = kind === 'file' ? 'chmod 600' : 'chmod 700'
+  // A file others may read is fixed by taking their write bit only: 600 would lock out those meant to read it.
+  const fix = kind === 'directory' ? 'chmod 700' : readable === 'allow' ? 'chmod 644' : 'chmod 600'
   if ((st.mode & 0o022) !== 0) return { refuse: `the ${kind} has mode ${octal(st.mode)}, writable by other users; run ${fix} on it` }
-  if (kind === 'file' && (st.mode & 0o044) !== 0) return { warn: `the file has mode ${octal(st.mode)}, readable by other users; run ${fix} on it` }
+  if (kind === 'file' && readable !== 'allow' && (st.mode & 0o044) !== 0) return { warn: `the file has mode ${octal(st.mode)}, readable by other users; run ${fix} on it` }
   return {}
 }
 
@@ -47,7 +51,7 @@ export async function assertPrivateDir (dir: string): Promise<void> {
  * ids.json; nothing, as a certificate; or a refusal, as OpenSSH refuses a
  * host key others can read.
  */
-export async function assertPrivateIfPresent (path: string, kind: 'file' | 'directory', readable: 'warn' | 'allow' | 'refuse' = 'warn'): Promise<void> {
+export async function assertPrivateIfPresent (path: string, kind: 'file' | 'directory', readable: Readable = 'warn'): Promise<void> {
   let st: Stats
   try {
     st = await stat(path)
@@ -56,7 +60,7 @@ export async function assertPrivateIfPresent (path: string, kind: 'file' | 'dire
     throw err
   }
   if (readable === 'warn') return assertPrivate(path, st, kind)
-  const { refuse, warn } = looseness(st, kind)
+  const { refuse, warn } = looseness(st, kind, readable)
   const refusal = refuse ?? (readable === 'refuse' ? warn : undefined)
   if (refusal !== undefined) throw new RegistryInsecureError(path, refusal)
 }

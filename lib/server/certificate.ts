@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
-import { isIP } from 'node:net'
+import { SocketAddress, isIP } from 'node:net'
 import { join } from 'node:path'
 import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
@@ -194,8 +194,14 @@ function describe (cert: Buffer, key: Buffer, certPath: string, labels: Labels, 
   if (!namesHost(x509, host)) warnings.push(`the certificate ${labels.certLabel} does not name ${host}; clients that check it will refuse the connection`)
   // Not checkIssued: OpenSSL wants keyCertSign there, which a leaf like ours rightly lacks.
   const selfSigned = x509.subject === x509.issuer && x509.verify(x509.publicKey)
-  const names = (x509.subjectAltName ?? '').split(', ').filter(entry => entry !== '').map(entry => entry.replace(/^(DNS|IP Address):/, ''))
+  const names = (x509.subjectAltName ?? '').split(', ').filter(entry => entry !== '').map(shownName)
   return { cert, key, certPath, fingerprint: x509.fingerprint256, names, selfSigned, generated, warnings }
+}
+
+// OpenSSL spells an IPv6 address out in full (0:0:0:0:0:0:0:1); the docs, --host and --tls-name write it short (::1).
+function shownName (entry: string): string {
+  const name = entry.replace(/^(DNS|IP Address):/, '')
+  return entry.startsWith('IP Address:') && isIP(name) === 6 ? new SocketAddress({ address: name, family: 'ipv6' }).address : name
 }
 
 function parseCertificate (pem: Buffer, label: string): X509Certificate {

@@ -236,6 +236,27 @@ t.test('warnings go to stderr, info lines to stdout', async (t) => {
   t.match(c.out(), /Z retrying in [^\n]*\n\S+Z parked the first connection after 1 failed attempt in \d+\.\d s: ready for mobile clients\n/, 'the first park, at info')
 })
 
+t.test('a request the agent answers itself (the local service is down) is a WARN line on stderr, in place of the info line', async (t) => {
+  const fake = await new FakeRendezvous({ id: TEST_ID, secret: TEST_SECRET }).listen()
+  t.teardown(() => fake.close())
+  const closed = net.createServer().listen(0, '127.0.0.1')
+  await once(closed, 'listening')
+  const port = (closed.address() as net.AddressInfo).port
+  await new Promise((resolve) => closed.close(resolve))
+  const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
+  let stop!: (reason: string) => void
+  const running = runAgent(['--server', fake.url, '--id', TEST_ID, '--to', `http://127.0.0.1:${port}`, '--ca', tlsCertPath, '--pool', '1'],
+    c.io, new Promise<string>((resolve) => { stop = resolve }))
+  await fake.waitParked(1, 15000)
+  const answer = await readAll(fake.take('GET /down?q=1 HTTP/1.1\r\nHost: x\r\n\r\n'))
+  t.match(answer.toString(), /^HTTP\/1\.1 502 Bad Gateway\r\n/)
+  await until(() => c.err().includes('answered 502'), 5000, 'the warning')
+  stop('SIGTERM')
+  t.equal(await running, 0)
+  t.match(c.err(), new RegExp(`Z WARN GET /down: answered 502, the local service cannot be reached: connect ECONNREFUSED 127\\.0\\.0\\.1:${port}\n`))
+  t.notMatch(c.out(), /relayed in|answered/, 'no info line for it')
+})
+
 t.test('after failures, the next park is a line at info: the agent says it is back', async (t) => {
   const { fake, c, stop, running } = await refusingRendezvous(t, (n) => n === 1 || n === 2)
   await until(() => c.out().includes('ready for mobile clients'), 15000, 'the first park')

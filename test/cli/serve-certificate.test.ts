@@ -63,6 +63,12 @@ t.test('the generated certificate carries each --tls-name, and is made again whe
   t.equal(fingerprintOf(join(dataDir, 'tls', 'cert.pem')), fewer.fingerprint, 'and it is the one on disk')
 })
 
+t.test('the names of a certificate read as people write them: IPv6 addresses short', async t => {
+  const generated = await loadCertificate({ dataDir: tempDir(t), host: '127.0.0.1', names: ['2001:DB8:0:0:1:0:0:A', 'fe80::1'] })
+  t.same(generated.names, ['localhost', '127.0.0.1', '::1', '2001:db8::1:0:0:a', 'fe80::1'])
+  t.ok(new X509Certificate(generated.cert).checkIP('2001:db8::1:0:0:a'), 'the certificate carries the address itself')
+})
+
 t.test('serve --tls-name: banner prints names and fingerprint, and clients verify by those names', async t => {
   const problem = buildProblem(t)
   if (problem !== undefined) return t.fail(problem)
@@ -70,7 +76,7 @@ t.test('serve --tls-name: banner prints names and fingerprint, and clients verif
   const serve = startCli(t, ['serve', '--host', '127.0.0.2', '--port', '0', '--data-dir', dataDir, '--tls-name', 'relay.example.test'])
   const [, port] = await serve.waitFor(/listening on https:\/\/127\.0\.0\.2:(\d+)\//)
   const [, fingerprint] = await serve.waitFor(FINGERPRINT)
-  t.match(serve.stdout(), /names {8}localhost, 127\.0\.0\.1, [^\n]*, 127\.0\.0\.2, relay\.example\.test\n/)
+  t.match(serve.stdout(), /names {8}localhost, 127\.0\.0\.1, ::1, 127\.0\.0\.2, relay\.example\.test\n/, 'IPv6 as the docs write it, not 0:0:0:0:0:0:0:1')
   const ca = readFileSync(join(dataDir, 'tls', 'cert.pem'))
   t.equal(await presented('127.0.0.2', Number(port), { ca, servername: 'relay.example.test' }), fingerprint)
   t.equal(await presented('127.0.0.2', Number(port), { ca }), fingerprint, 'the --host IP verifies too')

@@ -60,7 +60,8 @@ if (problem !== undefined) {
     refused(t, await runCli(t, serve), tls, /writable by other users; run chmod 700 on it/)
     chmodSync(tls, 0o700)
     chmodSync(cert, 0o666)
-    refused(t, await runCli(t, serve), cert, /writable by other users; run chmod 600 on it/)
+    // A certificate is public: the fix takes others' write bit, not their read bit.
+    refused(t, await runCli(t, serve), cert, /writable by other users; run chmod 644 on it/)
     chmodSync(cert, 0o644)
     for (const mode of [0o644, 0o640, 0o604]) {
       chmodSync(key, mode)

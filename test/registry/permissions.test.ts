@@ -96,3 +96,12 @@ t.test('ownership: another user\'s file is refused, root\'s is accepted', async 
   t.same(looseness({ mode: 0o40755, uid }, 'directory'), {})
   t.match(looseness({ mode: 0o41777, uid }, 'directory').refuse, /writable by other users/)
 })
+
+t.test('the advice fits the file: 644 for one others may read (a certificate), 600 for the others', async t => {
+  const uid = process.getuid?.() ?? 0
+  t.same(looseness({ mode: 0o100666, uid }, 'file', 'allow'), { refuse: 'the file has mode 0666, writable by other users; run chmod 644 on it' })
+  t.same(looseness({ mode: 0o100644, uid }, 'file', 'allow'), {}, 'readable by others is what it is for')
+  t.match(looseness({ mode: 0o100666, uid }, 'file', 'refuse').refuse, /run chmod 600 on it/)
+  t.match(looseness({ mode: 0o100644, uid }, 'file', 'refuse').warn, /readable by other users; run chmod 600 on it/)
+  t.match(looseness({ mode: 0o100666, uid }, 'file').refuse, /run chmod 600 on it/)
+})
