@@ -27,15 +27,15 @@ interface RotateBody { overlapSeconds?: number, secret?: string }
 
 const ID_ROUTE = { schema: { params: ID_PARAMS, body: EMPTY_BODY } }
 
-/** The admin JSON API; the bearer guard in front of it has already checked the token. */
+/**
+ * The admin JSON API; the bearer guard in front of it has already checked
+ * the token. Whether an ID exists is asked of the registry itself (under its
+ * lock, or of Redis), never of the view get() answers from, which may be one
+ * poll old.
+ */
 export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   const { registry } = target
-  const known = (reply: FastifyReply, raw: string): string | undefined => {
-    const id = canonicalId(raw)
-    if (id !== undefined && registry.get(id) !== undefined) return id
-    refuse(reply, 404, 'no such ID')
-    return undefined
-  }
+  const noSuchId = async (reply: FastifyReply): Promise<FastifyReply> => await refuse(reply, 404, 'no such ID')
 
   app.get('/api/ids', async () => {
     const counts = target.counts()
@@ -58,9 +58,8 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   })
 
   app.delete<{ Params: IdParams }>('/api/ids/:id', ID_ROUTE, async (request, reply) => {
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
-    await registry.remove(id)
+    const id = canonicalId(request.params.id)
+    if (id === undefined || !(await registry.remove(id))) return await noSuchId(reply)
     return { id, removed: true }
   })
 
@@ -71,16 +70,15 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
       return await refuse(reply, 400, `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}`)
     }
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
-    const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret })
-    if (record === undefined) return await refuse(reply, 404, 'no such ID')
+    const id = canonicalId(request.params.id)
+    const record = id === undefined ? undefined : await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret })
+    if (id === undefined || record === undefined) return await noSuchId(reply)
     return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil: record.previousExpiresAt ?? null, agentCommand: target.agentCommand(id, record.secret) }
   })
 
   app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', ID_ROUTE, async (request, reply) => {
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
+    const id = canonicalId(request.params.id)
+    if (id === undefined || !(await registry.list()).some(r => r.id === id)) return await noSuchId(reply)
     return { id, ...target.disconnect(id) }
   })
 }
