@@ -7,7 +7,7 @@ import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { HealthListeners } from './health-listeners'
 import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
-import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
+import { createRecord, identityEnded, lookupKey, pruneExpired, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 import { parseRegistry, serializeRegistry, type Records } from './registry-file'
 
@@ -200,6 +200,10 @@ export class FileRegistry implements Registry {
         this.#apply(current)
         const next = new Map(current.records)
         if (!change(next)) return
+        // A rotated-out secret leaves the file with the first write after its
+        // deadline: one replaced because it leaked should not stay on disk.
+        const nowMs = Date.now()
+        for (const [id, record] of next) next.set(id, pruneExpired(record, nowMs))
         this.#apply({ key: await this.#write(next), records: next })
       } finally {
         await lock.release()
