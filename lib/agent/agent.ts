@@ -38,6 +38,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #retry: RetrySchedule
   readonly #slots = new Set<Slot>()
   readonly #relays = new Set<net.Socket>()
+  // Connections to the local service: one may linger (half-closed) after its relay ended, and would hold a closed agent's process.
+  readonly #locals = new Set<net.Socket>()
   /** Parked connections let go, until the rendezvous closes them. */
   readonly #retiring = new Retirements()
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
@@ -140,6 +142,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#slots.clear()
     await this.#retiring.settle(graceMs)
     await drainSockets(this.#relays, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
+    for (const local of this.#locals) local.destroy()
     this.#state = 'closed'
     this.emit('close')
   }
@@ -235,8 +238,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       forwardToServer(socket, head, this.#opts.server)
     } else {
       this.#relays.add(socket)
-      forwardToLocal(socket, head, this.#opts.target!, (err) => this.#report(err, 'relay'),
+      const local = forwardToLocal(socket, head, this.#opts.target!, (err) => this.#report(err, 'relay'),
         (outcome) => this.emit('relayed', { ...outcome, durationMs: Date.now() - started }))
+      this.#locals.add(local)
+      local.once('close', () => this.#locals.delete(local))
     }
     this.emit('taken', { parked: this.stats.parked, active: this.#active })
     this.#fill()

@@ -137,6 +137,18 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
   const ending = new AbortController()
 
+  // An app's own registry can fail; thrown inside Node's header callback, that would take the whole process down.
+  function isKnown (id: string): boolean | 'failed' {
+    try {
+      const record = deps.registry.get(id) as unknown
+      if (typeof (record as Promise<unknown> | undefined)?.then !== 'function') return record !== undefined
+      deps.log.error({ side: 'mobile', id }, 'registry.get() returned a promise; it must answer synchronously from a local view')
+    } catch (err) {
+      deps.log.error({ side: 'mobile', id, err }, 'registry.get() threw')
+    }
+    return 'failed'
+  }
+
   // Runs inside Node's header callback: synchronous, and it touches only the headers.
   function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
     // Node's parser lets `HTTP/2.0` through (for the h2 preface) and refuses every other version that is not 1.x.
@@ -145,7 +157,9 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (credential.kind === 'none') return undefined
     if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
     const id = canonicalId(credential.username)
-    if (id !== undefined && deps.registry.get(id) !== undefined) return relayTicket(req, facts, id, credential.source)
+    const known = id === undefined ? false : isKnown(id)
+    if (known === 'failed') return refusal('error', 500, 'internal error')
+    if (known) return relayTicket(req, facts, id!, credential.source)
     // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
     if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', limits.retryAfter)
     // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
@@ -226,6 +240,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     const sent = rest
     let found: WaitOutcome | Remote | undefined
     let halfClosedEarly = false
+    let closedByAnswer = false
     try {
       const refused = await admission(client)
       if (refused !== undefined) {
@@ -240,12 +255,18 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
+      closedByAnswer = client.writableEnded
       if (stillThere(client, watch, halfClosedEarly)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
     if (!stillThere(client, watch, found !== undefined && 'socket' in found && halfClosedEarly)) {
-      metrics.request('client_gone')
+      // Dropped behind an answer that closed the connection, it was never a request of its own (nor its client gone).
+      if (closedByAnswer) deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
+      else {
+        metrics.request('client_gone')
+        deps.log.info({ ...at, outcome: 'client_gone' }, 'client left before its request was relayed')
+      }
       client.destroy()
       return
     }
