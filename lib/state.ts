@@ -3,7 +3,7 @@ import type { ClusterNode } from './cluster/cluster'
 import type { ResolvedOptions } from './options'
 import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
-import { previousSecret } from './registry/records'
+import { previousSecrets } from './registry/records'
 import type { Registry } from './registry/registry'
 import { FileReplayCache } from './stores/file-replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
@@ -59,7 +59,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
   if (custom === undefined) {
     return createDefaultVerifier({
       lookupSecret: id => registry.get(id)?.secret,
-      lookupPreviousSecret: id => previousSecret(registry.get(id)),
+      lookupPreviousSecrets: id => previousSecrets(registry.get(id)),
       replayCache,
       totp: o.totp,
       skewSeconds: o.tokenSkew

@@ -3,6 +3,8 @@ import type { Registry } from '../registry/registry'
 import type { IdCounts } from '../relay/live-metrics'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
+import { oldSecrets } from '../registry/records'
+import type { IdentityRecord } from '../registry/registry'
 import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
 import { refuse } from './refusal'
 
@@ -27,15 +29,21 @@ interface RotateBody { overlapSeconds?: number, secret?: string }
 
 const ID_ROUTE = { schema: { params: ID_PARAMS, body: EMPTY_BODY } }
 
-/** The admin JSON API; the bearer guard in front of it has already checked the token. */
+/** When each old secret still accepted stops being accepted, the earliest first; nothing when none is. */
+function oldSecretsUntil (record: IdentityRecord, nowMs: number): { previousSecretUntil?: string, previousSecretsUntil?: string[] } {
+  const until = oldSecrets(record).map(o => o.expiresAt).filter(at => Date.parse(at) > nowMs).sort((a, b) => Date.parse(a) - Date.parse(b))
+  return until.length === 0 ? {} : { previousSecretUntil: until[until.length - 1], previousSecretsUntil: until }
+}
+
+/**
+ * The admin JSON API; the bearer guard in front of it has already checked
+ * the token. Whether an ID exists is asked of the registry itself (under its
+ * lock, or of Redis), never of the view get() answers from, which may be one
+ * poll old.
+ */
 export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   const { registry } = target
-  const known = (reply: FastifyReply, raw: string): string | undefined => {
-    const id = canonicalId(raw)
-    if (id !== undefined && registry.get(id) !== undefined) return id
-    refuse(reply, 404, 'no such ID')
-    return undefined
-  }
+  const noSuchId = async (reply: FastifyReply): Promise<FastifyReply> => await refuse(reply, 404, 'no such ID')
 
   app.get('/api/ids', async () => {
     const counts = target.counts()
@@ -45,7 +53,7 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
         id: r.id,
         createdAt: r.createdAt,
         ...(counts.get(r.id) ?? ZERO),
-        ...(r.previousExpiresAt !== undefined && Date.parse(r.previousExpiresAt) > Date.now() ? { previousSecretUntil: r.previousExpiresAt } : {})
+        ...oldSecretsUntil(r, Date.now())
       }))
     }
   })
@@ -58,9 +66,8 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
   })
 
   app.delete<{ Params: IdParams }>('/api/ids/:id', ID_ROUTE, async (request, reply) => {
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
-    await registry.remove(id)
+    const id = canonicalId(request.params.id)
+    if (id === undefined || !(await registry.remove(id))) return await noSuchId(reply)
     return { id, removed: true }
   })
 
@@ -71,16 +78,18 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
     if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
       return await refuse(reply, 400, `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}`)
     }
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
-    const record = await registry.rotate(id, { overlapMs: Math.round(seconds * 1000), secret: body.secret })
-    if (record === undefined) return await refuse(reply, 404, 'no such ID')
-    return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil: record.previousExpiresAt ?? null, agentCommand: target.agentCommand(id, record.secret) }
+    const id = canonicalId(request.params.id)
+    const overlapMs = Math.round(seconds * 1000)
+    const record = id === undefined ? undefined : await registry.rotate(id, { overlapMs, secret: body.secret })
+    if (id === undefined || record === undefined) return await noSuchId(reply)
+    // The replaced secret comes first among the old ones; with no overlap it is not among them.
+    const previousSecretUntil = overlapMs === 0 ? null : record.previousExpiresAt ?? null
+    return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil, agentCommand: target.agentCommand(id, record.secret) }
   })
 
   app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', ID_ROUTE, async (request, reply) => {
-    const id = known(reply, request.params.id)
-    if (id === undefined) return reply
+    const id = canonicalId(request.params.id)
+    if (id === undefined || !(await registry.list()).some(r => r.id === id)) return await noSuchId(reply)
     return { id, ...target.disconnect(id) }
   })
 }

@@ -25,7 +25,7 @@ export const PAGE_HTML = `<!doctype html>
 </form>
 <p id="status" role="status"></p>
 <table id="ids">
-  <thead><tr><th>ID</th><th>created</th><th>parked</th><th>waiting</th><th>spliced</th><th>old secret until</th><th>actions</th></tr></thead>
+  <thead><tr><th>ID</th><th>created</th><th>parked</th><th>waiting</th><th>spliced</th><th>old secrets until</th><th>actions</th></tr></thead>
   <tbody></tbody>
 </table>
 <form id="add">
@@ -97,7 +97,7 @@ function render (ids) {
     cell(row, r.parked, true)
     cell(row, r.waiting, true)
     cell(row, r.spliced, true)
-    cell(row, r.previousSecretUntil || '')
+    cell(row, (r.previousSecretsUntil || []).join(', '))
     const td = row.insertCell()
     button(td, 'Rotate', () => act('rotated', 'POST', r.id, '/rotate'))
     button(td, 'Disconnect', () => act('disconnected', 'POST', r.id, '/disconnect'))

@@ -2,9 +2,11 @@ import { isValidId, isValidSecret } from '../registry/ids'
 import { storedFields, storedPrevious } from '../registry/records'
 import type { IdentityRecord } from '../registry/registry'
 
-// How a record is stored as a value of the ID hash, and read back. The
-// rotation fields are written only while a rotation's overlap was set, both
-// or neither; records written before rotation existed have neither.
+// How a record is stored as a value of the ID hash, and read back: the same
+// fields as in ids.json (records.ts, storedFields). The rotation fields are
+// written only while a rotation's overlap was set, the pair both or neither,
+// `olderSecrets` only beside it; records written before rotation existed
+// have none.
 
 export function storedJson (record: IdentityRecord): string {
   return JSON.stringify({ id: record.id, ...storedFields(record) })

@@ -7,7 +7,7 @@ import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
 import { HealthListeners } from './health-listeners'
 import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
-import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from './records'
+import { createRecord, identityEnded, lookupKey, pruneExpired, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
 import { parseRegistry, serializeRegistry, type Records } from './registry-file'
 
@@ -46,8 +46,8 @@ export class FileRegistry implements Registry {
   #view: Records = new Map()
   /** Identity of the file content behind #view, to skip re-reading an unchanged file. */
   #key: string | undefined
-  #badKey: string | undefined
-  #badError: unknown
+  /** Whether the last read failed: until one succeeds, every poll reads again. */
+  #failing = false
   readonly #health = new HealthListeners()
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
@@ -172,6 +172,7 @@ export class FileRegistry implements Registry {
   #refresh (): Promise<void> {
     return this.#serial(async () => {
       await this.#reload().catch((err: unknown) => {
+        this.#failing = true
         this.#health.report(err as Error)
         throw err
       })
@@ -180,15 +181,10 @@ export class FileRegistry implements Registry {
 
   async #reload (): Promise<void> {
     const key = await statKey(this.file)
-    if (key === this.#key) return
-    if (key === this.#badKey) throw this.#badError
-    try {
-      this.#apply(await this.#read())
-    } catch (err) {
-      this.#badKey = key
-      this.#badError = err
-      throw err
-    }
+    // A failure is not tied to the file's key: the fix may be the directory's
+    // mode, or its owner, which leave the file untouched.
+    if (key === this.#key && !this.#failing) return
+    this.#apply(await this.#read())
   }
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
@@ -204,6 +200,10 @@ export class FileRegistry implements Registry {
         this.#apply(current)
         const next = new Map(current.records)
         if (!change(next)) return
+        // A rotated-out secret leaves the file with the first write after its
+        // deadline: one replaced because it leaked should not stay on disk.
+        const nowMs = Date.now()
+        for (const [id, record] of next) next.set(id, pruneExpired(record, nowMs))
         this.#apply({ key: await this.#write(next), records: next })
       } finally {
         await lock.release()
@@ -263,8 +263,7 @@ export class FileRegistry implements Registry {
     }
     this.#view = snapshot.records
     this.#key = snapshot.key
-    this.#badKey = undefined
-    this.#badError = undefined
+    this.#failing = false
     this.#health.report(undefined)
     this.#listeners.fire(gone)
   }

@@ -10,6 +10,18 @@ export interface IdentityRecord {
   previousSecret?: string
   /** ISO 8601 end of the rotation overlap. */
   previousExpiresAt?: string
+  /**
+   * Secrets replaced by rotations before the one above, each still accepted
+   * until its own `expiresAt`: a rotation inside another's overlap does not
+   * cut short what that one promised.
+   */
+  olderSecrets?: readonly OldSecret[]
+}
+
+/** A secret a rotation replaced, accepted until `expiresAt` (ISO 8601). */
+export interface OldSecret {
+  secret: string
+  expiresAt: string
 }
 
 export interface RotateSecret {

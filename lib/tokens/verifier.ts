@@ -8,8 +8,8 @@ import { parseV1Token, v1Mac } from './v1'
 export interface DefaultVerifierOptions {
   /** The base32 secret of a canonical ID, or undefined when the ID is unknown. */
   lookupSecret: (id: string) => string | undefined
-  /** The secret an ID had before a rotation, while its overlap lasts. */
-  lookupPreviousSecret?: (id: string) => string | undefined
+  /** The secrets an ID had before its rotations, those whose overlap lasts. */
+  lookupPreviousSecrets?: (id: string) => readonly string[]
   replayCache: ReplayCache
   totp: TotpMode
   /** Largest accepted |server clock - token clock| for v1 tokens, in seconds. */
@@ -88,16 +88,18 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     return refuse('replay_cache_full', 503)
   }
 
-  // A rotated ID's old secret, while the overlap lasts; never a dummy, so unknown IDs cost the same.
-  function previousKeyFor (id: string): Buffer | undefined {
-    const base32 = opts.lookupPreviousSecret?.(id)
-    if (base32 === undefined) return undefined
-    try {
-      const key = decodeSecret(base32)
-      return key.length >= MIN_SECRET_BYTES ? key : undefined
-    } catch {
-      return undefined
+  // A rotated ID's old secrets, while their overlaps last; never a dummy, so unknown IDs cost the same.
+  function previousKeysFor (id: string): Buffer[] {
+    const keys: Buffer[] = []
+    for (const base32 of opts.lookupPreviousSecrets?.(id) ?? []) {
+      try {
+        const key = decodeSecret(base32)
+        if (key.length >= MIN_SECRET_BYTES) keys.push(key)
+      } catch {
+        // A secret the registry cannot decode is no key at all.
+      }
     }
+    return keys
   }
 
   async function verifyV1 (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
@@ -107,8 +109,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     // the same MAC, so one token has exactly one spelling.
     const macMatches = (k: Buffer): boolean =>
       timingSafeEqual(Buffer.from(v1Mac(id, k, parsed.secondsText, parsed.nonce).toString('base64url')), Buffer.from(parsed.mac))
-    const previous = known ? previousKeyFor(id) : undefined
-    const macOk = macMatches(key) || (previous !== undefined && macMatches(previous))
+    const macOk = macMatches(key) || (known && previousKeysFor(id).some(macMatches))
     if (!known) return refuse('unknown_id')
     if (!macOk) return refuse('bad_mac')
     const nowMs = now()
@@ -123,8 +124,8 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
   async function verifyTotp (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
     if (totp === 'off') return refuse('totp_off')
     const nowMs = now()
-    const previous = known ? previousKeyFor(id) : undefined
-    const match = matchTotp(key, token, nowMs) ?? (previous === undefined ? undefined : matchTotp(previous, token, nowMs))
+    let match = matchTotp(key, token, nowMs)
+    for (const previous of known ? previousKeysFor(id) : []) match ??= matchTotp(previous, token, nowMs)
     if (!known) return refuse('unknown_id')
     if (match === undefined) return refuse('wrong_code')
     if (totp === 'reuse') return { ok: true, kind: 'totp' }

@@ -66,7 +66,8 @@ t.test('a rotation that lost the race to another reads again and rotates the win
   const second = await two.registry.rotate('hub-1', { overlapMs: 60_000, secret: S2 })
   t.equal(two.reads(), 2, 'the compare-and-set failed once, and the rotation read again')
   t.same(first, { id: 'hub-1', secret: S1, createdAt: added.createdAt, previousSecret: added.secret, previousExpiresAt: first?.previousExpiresAt })
-  t.same(second, { id: 'hub-1', secret: S2, createdAt: added.createdAt, previousSecret: S1, previousExpiresAt: second?.previousExpiresAt }, 'built on the winner\'s record')
+  const olderSecrets = [{ secret: added.secret, expiresAt: first?.previousExpiresAt }]
+  t.same(second, { id: 'hub-1', secret: S2, createdAt: added.createdAt, previousSecret: S1, previousExpiresAt: second?.previousExpiresAt, olderSecrets }, 'built on the winner\'s record, which keeps its own old secret')
   t.same(await stored('hub-1'), second)
   await until(() => one.registry.get('hub-1')?.secret === S2, 2000, 'the last rotation in one\'s mirror')
   t.same(one.registry.get('hub-1'), second)
@@ -77,14 +78,16 @@ t.test('two registries rotating one ID at once: both resolve and the stored reco
   const { url, stored } = await setup(t)
   const one = await registry(t, url)
   const two = await registry(t, url)
-  await one.registry.add({ id: 'hub-2' })
-  for (let round = 0; round < 20; round++) {
+  // An ID a round: each rotation keeps the other's secret, and one ID holds only so many old secrets.
+  const ids = Array.from({ length: 20 }, (_, round) => `hub-2-${round}`)
+  for (const [round, id] of ids.entries()) {
+    await one.registry.add({ id })
     const [a, b] = await Promise.all([
-      one.registry.rotate('hub-2', { overlapMs: 60_000 }),
-      two.registry.rotate('hub-2', { overlapMs: 60_000 })
+      one.registry.rotate(id, { overlapMs: 60_000 }),
+      two.registry.rotate(id, { overlapMs: 60_000 })
     ])
     if (a === undefined || b === undefined) throw new Error(`round ${round}: a rotation found no ID`)
-    const last = await stored('hub-2')
+    const last = await stored(id)
     const [winner, loser] = last?.secret === a.secret ? [a, b] : [b, a]
     if (!(last?.secret === winner.secret && last.previousSecret === loser.secret)) {
       t.fail(`round ${round}: the stored record ${JSON.stringify(last)} lost one of ${a.secret} and ${b.secret}`)
@@ -92,8 +95,9 @@ t.test('two registries rotating one ID at once: both resolve and the stored reco
     }
   }
   t.pass('in 20 rounds, the last rotation always kept the other one\'s secret as its previous secret')
-  await until(() => one.registry.get('hub-2')?.secret === two.registry.get('hub-2')?.secret, 2000, 'both mirrors agreeing')
-  t.same(one.registry.get('hub-2'), await stored('hub-2'))
+  const last = ids[ids.length - 1]!
+  await until(() => one.registry.get(last)?.secret === two.registry.get(last)?.secret, 2000, 'both mirrors agreeing')
+  t.same(one.registry.get(last), await stored(last))
 })
 
 t.test('a rotation racing a removal never brings the ID back', { skip }, async t => {

@@ -118,7 +118,7 @@ t.test('the periodic re-read carries the old secret and its overlap', { skip }, 
     await until(() => repairing.app.rendezvous.registry.get('hub-m')?.secret === again.secret, 5000, 'the re-read')
     t.same(repairing.app.rendezvous.registry.get('hub-m'), again)
     t.equal(await connect(repairing, 'hub-m', rotated!.secret), 200, 'the secret it replaced parks during the overlap')
-    t.equal(await connect(repairing, 'hub-m', old.secret), 401, 'the one before that does not')
+    t.equal(await connect(repairing, 'hub-m', old.secret), 200, 'and the one before that, until its own deadline')
   })
 
   t.test('an ID removed and added again while a node missed both messages is a new identity after the re-read', async t => {

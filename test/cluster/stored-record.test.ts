@@ -49,3 +49,21 @@ t.test('what is not a record is skipped', async t => {
   t.equal(parseRecord('hub-1', '[]'), undefined)
   t.equal(parseRecord('hub-1', JSON.stringify({ id: 'hub-1', secret: 'short', createdAt: AT })), undefined)
 })
+
+t.test('a rotation inside another\'s overlap is stored with both old secrets, and read back the same', async t => {
+  const THIRD = 'GEZDGNBVGY3TQOJQGEZDGNBVGY3TQOJQ'
+  const added = createRecord({ id: 'hub-1', secret: SECRET })
+  const first = rotateRecord(added, { secret: OTHER, overlapMs: 60_000 })
+  const second = rotateRecord(first, { secret: THIRD, overlapMs: 30_000 })
+  t.same(JSON.parse(storedJson(second)), {
+    id: 'hub-1',
+    secret: THIRD,
+    createdAt: added.createdAt,
+    previousSecret: OTHER,
+    previousExpiresAt: second.previousExpiresAt,
+    olderSecrets: [{ secret: SECRET, expiresAt: first.previousExpiresAt }]
+  }, 'the pair as before, so a node of an earlier version still takes the latest old secret')
+  t.same(parseRecord('hub-1', storedJson(second)), second)
+  const damaged = { ...JSON.parse(storedJson(second)), olderSecrets: [{ secret: SECRET }] }
+  t.equal(parseRecord('hub-1', JSON.stringify(damaged)), undefined, 'a damaged older secret is a damaged record')
+})

@@ -1,0 +1,103 @@
+import t, { type Test } from 'tap'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { createTotp, FileRegistry } from '../../lib/index'
+import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
+import { SECRET } from '../helpers/fixtures'
+import { api, TOKEN } from './helpers'
+
+// Rotations through the admin API, as an operator does them on `serve`:
+// every rotated-out secret keeps the deadline its rotation answered with.
+
+const ADMIN = { port: 0, token: TOKEN }
+
+async function parks (relay: Relay, id: string, secret: string): Promise<boolean> {
+  try {
+    (await relay.park(id, secret)).socket.destroy()
+    return true
+  } catch (err) {
+    if (/park refused: HTTP\/1\.1 401/.test(String(err))) return false
+    throw err
+  }
+}
+
+// A TOTP code instead of a v1 token: the old secrets are tried for both.
+async function parksWithCode (relay: Relay, id: string, secret: string): Promise<string> {
+  const wire = await relay.open()
+  wire.write(`CONNECT uuid:${id}?response=${createTotp(secret)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+  await wire.untilText('\r\n\r\n')
+  wire.socket.destroy()
+  return wire.text.split('\r\n')[0]!
+}
+
+async function relayOnDisk (t: Test): Promise<{ relay: Relay, onDisk: () => Promise<any> }> {
+  const dir = t.testdir()
+  const registry = new FileRegistry({ dataDir: dir })
+  await registry.add({ id: 'hub-1', secret: SECRET })
+  const relay = await startRelay({ ids: [], plugin: { admin: ADMIN, registry } })
+  t.teardown(async () => { await relay.close(); await registry.close() })
+  return { relay, onDisk: async () => JSON.parse(await readFile(join(dir, 'ids.json'), 'utf8')).ids['hub-1'] }
+}
+
+t.test('a second rotation inside the first one\'s overlap keeps the first secret until the deadline the first promised', async t => {
+  const { relay, onDisk } = await relayOnDisk(t)
+  const parkedWithA = await relay.park('hub-1', SECRET)
+  await untilParked(relay, 1)
+  const first = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  t.equal(first.status, 200)
+  const second = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  t.equal(second.status, 200)
+  const [b, c] = [first.body.secret as string, second.body.secret as string]
+  t.ok(second.body.previousSecretUntil >= first.body.previousSecretUntil, 'the answer names the deadline of the secret it replaced')
+  t.equal(relay.app.rendezvous.parkedFor('hub-1'), 1, 'what parked with the first secret stays, as it is still accepted')
+
+  t.ok(await parks(relay, 'hub-1', SECRET), 'the first secret still parks: its overlap has not ended')
+  t.ok(await parks(relay, 'hub-1', b), 'the second too')
+  t.ok(await parks(relay, 'hub-1', c), 'and the new one')
+  t.equal(await parksWithCode(relay, 'hub-1', SECRET), 'HTTP/1.1 200 OK', 'a TOTP code of the first secret too')
+
+  const listed = (await api(relay, 'GET', '/api/ids')).body.ids[0]
+  t.same(listed.previousSecretsUntil, [first.body.previousSecretUntil, second.body.previousSecretUntil], 'the list shows both deadlines')
+  t.equal(listed.previousSecretUntil, second.body.previousSecretUntil, 'and until when some old secret is accepted')
+  t.same(await onDisk(), {
+    secret: c,
+    createdAt: relay.app.rendezvous.registry.get('hub-1')?.createdAt,
+    previousSecret: b,
+    previousExpiresAt: second.body.previousSecretUntil,
+    olderSecrets: [{ secret: SECRET, expiresAt: first.body.previousSecretUntil }]
+  }, 'the secret the last rotation replaced where it always was, the earlier one beside it')
+  parkedWithA.socket.destroy()
+})
+
+t.test('an overlap-0 rotation cuts off the secret it replaces, not those earlier rotations promised', async t => {
+  const { relay } = await relayOnDisk(t)
+  const first = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  const parkedWithB = await relay.park('hub-1', first.body.secret)
+  await untilParked(relay, 1)
+  const cut = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 0 })
+  t.equal(cut.status, 200)
+  t.equal(cut.body.previousSecretUntil, null, 'nothing of the replaced secret is kept')
+  await parkedWithB.untilClosed()
+  t.pass('what was parked is closed, as after any cut-off')
+  t.notOk(await parks(relay, 'hub-1', first.body.secret), 'the replaced secret is refused at once')
+  t.ok(await parks(relay, 'hub-1', SECRET), 'the first one until its own deadline')
+  t.ok(await parks(relay, 'hub-1', cut.body.secret))
+  t.same((await api(relay, 'GET', '/api/ids')).body.ids[0].previousSecretsUntil, [first.body.previousSecretUntil])
+})
+
+t.test('past four old secrets still accepted, a rotation is refused with 409 naming the first deadline, and changes nothing', async t => {
+  const { relay, onDisk } = await relayOnDisk(t)
+  const answers = []
+  for (let i = 0; i < 4; i++) answers.push(await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 - i }))
+  t.same(answers.map(a => a.status), [200, 200, 200, 200])
+  const before = await onDisk()
+  const refused = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  t.equal(refused.status, 409)
+  t.equal(refused.body.error, 'conflict')
+  const next = answers[3]!.body.previousSecretUntil as string
+  t.equal(refused.body.message, `The ID hub-1 already has 4 old secrets still accepted, the next to expire at ${next}: rotate again after that, or now with an overlap of 0`)
+  t.same(await onDisk(), before, 'nothing written')
+  const cut = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 0 })
+  t.equal(cut.status, 200, 'an overlap of 0 adds no old secret, and is taken')
+  t.ok(await parks(relay, 'hub-1', SECRET), 'the first secret still within its overlap')
+})
