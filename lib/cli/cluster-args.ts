@@ -20,11 +20,12 @@ export function redisUrl (url: string, source: string, quote = true): string {
 }
 
 /** `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise] [--peer-tls-cert --peer-tls-key --peer-ca [--peer-tls-name]]` (docs/cluster.md). */
-export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv): ServeCluster | undefined {
+export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv, sourceOf: (flag: string) => string | undefined = () => undefined): ServeCluster | undefined {
   const redis = nonEmpty(str(values.redis), '--redis')
   if (redis === undefined) {
     const stray = CLUSTER_FLAGS.find(flag => values[flag] !== undefined)
-    if (stray !== undefined) throw new CliError(`--${stray} needs --redis URL (cluster mode)`)
+    // Named where it came from: a variable left in the shell, or a key in the file, is not a flag the user typed.
+    if (stray !== undefined) throw new CliError(`${sourceOf(stray) ?? `--${stray}`} needs --redis URL (cluster mode)`)
     return undefined
   }
   redisUrl(redis, '--redis')

@@ -63,16 +63,21 @@ export const envOf = (key: string): string => `RENDEZVOUS_${key.replace(/[A-Z]/g
 const TRUE = new Set(['true', '1', 'yes', 'on'])
 const FALSE = new Set(['false', '0', 'no', 'off'])
 
-export function resolveConfig<Table extends readonly AnyOption[]> (command: string, table: Table, sources: ConfigSources): ConfigOf<Table> & { explicit: Set<string> } {
+export function resolveConfig<Table extends readonly AnyOption[]> (command: string, table: Table, sources: ConfigSources): ConfigOf<Table> & { explicit: Set<string>, sources: Map<string, string> } {
   const flags = readFlags(command, table, sources.args)
   const fileKey = sources.fileKey ?? 'config'
   const fileName = (flags.get(fileKey)?.[0]) ?? sources.env[envOf(fileKey)]
   const file = fileName === undefined || fileName === '' ? new Map<string, unknown>() : readConfigFile(fileName, table)
   const out: Record<string, unknown> = {}
   const explicit = new Set<string>()
+  // Where each given value came from (a flag, a variable, the file), for messages that must name it.
+  const from = new Map<string, string>()
   for (const spec of table) {
     const raw = rawValue(spec, flags, sources.env, file, fileName)
-    if (raw !== undefined) explicit.add(spec.key)
+    if (raw !== undefined) {
+      explicit.add(spec.key)
+      from.set(spec.key, raw.from)
+    }
     const given = raw ?? (spec.default === undefined ? undefined : { values: [spec.default], from: `the default of --${flagOf(spec.key)}` })
     if (given === undefined) {
       out[spec.key] = spec.multiple === true ? [] : undefined
@@ -81,7 +86,7 @@ export function resolveConfig<Table extends readonly AnyOption[]> (command: stri
     const parsed = given.values.map(value => check(spec, value, given.from))
     out[spec.key] = spec.multiple === true ? parsed : parsed[parsed.length - 1]
   }
-  return Object.assign(out as ConfigOf<Table>, { explicit })
+  return Object.assign(out as ConfigOf<Table>, { explicit, sources: from })
 }
 
 interface Raw { values: string[], from: string }

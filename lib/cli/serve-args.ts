@@ -42,7 +42,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
       'peer-tls-key': c.peerTlsKey,
       'peer-ca': c.peerCa,
       'peer-tls-name': c.peerTlsName
-    }, env)
+    }, env, flag => c.sources.get(flag.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase())))
   if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
     throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
   }

@@ -1,4 +1,5 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { createServer, type AddressInfo, type Socket } from 'node:net'
 import { join } from 'node:path'
@@ -122,6 +123,16 @@ t.test('bad cluster flags are one-line errors (exit 2)', async t => {
   for (const [name, flags, pattern] of cases) {
     t.throws(() => parseServeArgs(flags, {}), { message: pattern, exitCode: 2 }, name)
   }
+})
+
+t.test('a cluster option without --redis is named where it came from: a variable left in the shell, a key in the config file', async t => {
+  t.throws(() => parseServeArgs([], { RENDEZVOUS_CLUSTER_SECRET: 'x'.repeat(16) }), { message: /^RENDEZVOUS_CLUSTER_SECRET needs --redis URL \(cluster mode\)$/, exitCode: 2 })
+  const dir = mkdtempSync(join(tmpdir(), 'rendezvous-cluster-config-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const file = join(dir, 'serve.json')
+  writeFileSync(file, JSON.stringify({ peerPort: 9000 }))
+  t.throws(() => parseServeArgs(['--config', file], {}), { message: new RegExp(`^peerPort in ${file.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')} needs --redis URL`), exitCode: 2 })
+  t.throws(() => parseServeArgs(['--cluster-secret', 'x'.repeat(16)], {}), { message: /^--cluster-secret needs --redis URL/, exitCode: 2 })
 })
 
 t.test('an --advertise no node can dial stops serve with one line and exit 2; a good one different from the bound address shows both in the banner', { skip }, async t => {
