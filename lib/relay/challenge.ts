@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
@@ -63,6 +64,16 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
 }
 
 /**
+ * How a name that is no ID appears in the log. It was a credential's user
+ * name, and may be the app's own (an API key sent as a Basic user name), or
+ * a password typed into the wrong field: never written as it came. The
+ * operator who knows the name looked for can hash it and grep.
+ */
+function nameHash (name: string): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 12)
+}
+
+/**
  * 404 for an ID nobody provisioned (decisions: the mobile side's answers),
  * counted per client address like failed CONNECTs: once past the limit the
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
@@ -75,12 +86,12 @@ async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id
   if (coolOff === 0) await probes?.fail(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
-    log[level('throttled', address)]({ ...lineFields(request), id, outcome: 'throttled', status: 429 }, 'rendezvous request refused')
+    log[level('throttled', address)]({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
     refuseReply(reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff })
     return
   }
   metrics.request('unknown_id')
-  log.info({ ...lineFields(request), id, outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
+  log.info({ ...lineFields(request), idHash: nameHash(id), outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
   refuseReply(reply, { status: 404, message: 'no hidden server has this ID' })
 }
 

@@ -1,4 +1,5 @@
 import t from 'tap'
+import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { createV1Token } from '../../lib/tokens/v1'
 import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
@@ -64,4 +65,21 @@ t.test('rendezvous requests refused in a cool-off: one info line per address and
   t.same(statuses, [404, 404, ...Array(10).fill(429)])
   t.same(throttledLines(lines, 'rendezvous request refused'), { info: 2, debug: 8 })
   t.equal(await throttledCount(relay, 'rendezvous_requests_total'), 10)
+})
+
+t.test('a user name that is no ID is never written to the log as it came, only as a hash to grep for', async t => {
+  const { relay, lines } = await relayWithLines(t)
+  const raw: string[] = []
+  const key = 'sk_live_51HxQSECRETAPIKEY0123456789abcdef'
+  for (const user of [key, 'bob@example.com']) {
+    t.equal(await exchange(relay, `GET /v1/chargez HTTP/1.1\r\nHost: x\r\n${basic(user)}\r\nConnection: close\r\n\r\n`), 404)
+    raw.push(user)
+  }
+  const text = JSON.stringify(lines)
+  for (const user of raw) t.notOk(text.toLowerCase().includes(user.toLowerCase()), `no trace of ${user}`)
+  const refused = lines.filter(l => l.msg === 'rendezvous request refused') as Array<Line & { id?: string, idHash?: string }>
+  t.same(refused.map(l => [l.outcome, l.id, l.idHash]), [
+    ['unknown_id', undefined, createHash('sha256').update(key.toLowerCase()).digest('hex').slice(0, 12)],
+    ['unknown_id', undefined, createHash('sha256').update('bob@example.com').digest('hex').slice(0, 12)]
+  ])
 })
