@@ -1,9 +1,9 @@
-import { createHash } from 'node:crypto'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
+import { nameHash } from './log-ids'
 import { refusalLevel, type RefusalLevel } from './log-limit'
 import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import { lingerWhenClosed } from './handoff'
@@ -61,16 +61,6 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
     }
     answer(request, reply)
   }
-}
-
-/**
- * How a name that is no ID appears in the log. It was a credential's user
- * name, and may be the app's own (an API key sent as a Basic user name), or
- * a password typed into the wrong field: never written as it came. The
- * operator who knows the name looked for can hash it and grep.
- */
-function nameHash (name: string): string {
-  return createHash('sha256').update(name).digest('hex').slice(0, 12)
 }
 
 /**

@@ -1,4 +1,4 @@
-import { randomFillSync } from 'node:crypto'
+import { createHash, randomFillSync } from 'node:crypto'
 
 // 64 IDs' worth of randomness per system call: an ID per rendezvous side
 // costs a slice of this buffer instead of a call into OpenSSL each.
@@ -18,4 +18,14 @@ export function logId (): string {
   const id = POOL.toString('hex', next, next + 8)
   next += 8
   return id
+}
+
+/**
+ * How a name that is no ID appears in the log. It was a credential's user
+ * name, and may be the app's own (an API key sent as a Basic user name), or
+ * a password typed into the wrong field: never written as it came. The
+ * operator who knows the name looked for can hash it and grep.
+ */
+export function nameHash (name: string): string {
+  return createHash('sha256').update(name).digest('hex').slice(0, 12)
 }

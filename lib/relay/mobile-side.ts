@@ -6,23 +6,16 @@ import { DEFAULT_LINGER_MS } from '../http/linger'
 import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
 import { normaliseAddress } from './auth-throttle'
 import { watchClient, type ClientWatch } from './client-watch'
-import { serializeHead } from '../http/head'
-import { canonicalId } from '../registry/ids'
 import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
-import { readCredential } from '../http/authorization'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
 import { splice, untilOver, type Splice } from './splice'
 import type { SplicePath } from './native-addon'
-import { kConnId, kUnknownId } from './symbols'
+import { kConnId } from './symbols'
 import { logId } from './log-ids'
+import { createDecide, type Ticket } from './mobile-decide'
 import { refusalLevel } from './log-limit'
-
-/** What the header callback decided about a request it took from the HTTP parser. */
-export type Ticket =
-  | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
-  | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
 
 /** What every line about one mobile request carries. */
 interface LineFields { side: 'mobile', reqId: string, address: string | undefined, method: string | undefined, url: string | undefined, id: string | undefined }
@@ -59,36 +52,6 @@ export interface MobileSide {
    * timeout. For a shutdown, called once `refusing()` says so.
    */
   endWaits: () => void
-}
-
-const refusal = (outcome: RequestOutcome, status: number, message: string, retryAfter?: number): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message, retryAfter } })
-
-function hostCount (rawHeaders: string[]): number {
-  let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') n++
-  return n
-}
-
-/**
- * Checks and serialises the head of a request for a known ID, before any
- * parked connection is taken: a head that cannot be forwarded exactly must
- * cost no hidden server its connection.
- */
-function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, source: 'authorization' | 'query'): Ticket {
-  // Node framed the body by fields it did not keep: the head we rebuild would frame it differently.
-  if (facts.headersTruncated) return refusal('bad_head', 431, 'too many header fields')
-  // RFC 9112 §3.2; Node checks this itself, but only for requests it keeps.
-  if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && hostCount(req.rawHeaders) !== 1) {
-    return refusal('bad_head', 400, 'an HTTP/1.1 request needs exactly one Host header')
-  }
-  try {
-    const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
-      { dropAuthorization: source === 'authorization' })
-    return { kind: 'relay', id, head, receivedAt: process.hrtime.bigint() }
-  } catch {
-    // Only a lenient parser (insecureHTTPParser) lets CR, LF or NUL this far.
-    return refusal('bad_head', 400, 'the request head cannot be forwarded')
-  }
 }
 
 /** Runs `work` with a signal that aborts as soon as one of `signals` does; it is already aborted if one is. */
@@ -138,35 +101,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
   const ending = new AbortController()
 
-  // An app's own registry can fail; thrown inside Node's header callback, that would take the whole process down.
-  function isKnown (id: string): boolean | 'failed' {
-    try {
-      const record = deps.registry.get(id) as unknown
-      if (typeof (record as Promise<unknown> | undefined)?.then !== 'function') return record !== undefined
-      deps.log.error({ side: 'mobile', id }, 'registry.get() returned a promise; it must answer synchronously from a local view')
-    } catch (err) {
-      deps.log.error({ side: 'mobile', id, err }, 'registry.get() threw')
-    }
-    return 'failed'
-  }
-
-  // Runs inside Node's header callback: synchronous, and it touches only the headers.
-  function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
-    // Node's parser lets `HTTP/2.0` through (for the h2 preface) and refuses every other version that is not 1.x.
-    if (req.httpVersionMajor !== 1) return refusal('bad_head', 400, 'malformed request')
-    const credential = readCredential({ rawHeaders: req.rawHeaders, url: req.url ?? '/', upgrade: req.upgrade })
-    if (credential.kind === 'none') return undefined
-    if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
-    const id = canonicalId(credential.username)
-    const known = id === undefined ? false : isKnown(id)
-    if (known === 'failed') return refusal('error', 500, 'internal error')
-    if (known) return relayTicket(req, facts, id!, credential.source)
-    // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
-    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', limits.retryAfter)
-    // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
-    ;(req as IncomingMessage & { [kUnknownId]?: string })[kUnknownId] = id ?? credential.username.slice(0, 128)
-    return undefined
-  }
+  const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 
   const level = refusalLevel()
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {

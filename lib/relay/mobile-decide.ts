@@ -1,0 +1,92 @@
+import type { IncomingMessage } from 'node:http'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Refusal } from '../http/refusals'
+import { serializeHead } from '../http/head'
+import { readCredential } from '../http/authorization'
+import { canonicalId } from '../registry/ids'
+import type { Registry } from '../registry/registry'
+import type { HeadFacts, HeadersOnlyRequest } from './handoff'
+import type { RequestOutcome } from './metrics'
+import { kUnknownId } from './symbols'
+import { nameHash } from './log-ids'
+
+/** What the header callback decided about a request it took from the HTTP parser. */
+export type Ticket =
+  | { kind: 'refuse', outcome: RequestOutcome, refusal: Refusal }
+  | { kind: 'relay', id: string, head: Buffer, receivedAt: bigint }
+
+export interface DecideDeps {
+  registry: Pick<Registry, 'get' | 'stale'>
+  log: FastifyBaseLogger
+  retryAfter: number
+}
+
+const refusal = (outcome: RequestOutcome, status: number, message: string, retryAfter?: number): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message, retryAfter } })
+
+function hostCount (rawHeaders: string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') n++
+  return n
+}
+
+/**
+ * Checks and serialises the head of a request for a known ID, before any
+ * parked connection is taken: a head that cannot be forwarded exactly must
+ * cost no hidden server its connection.
+ */
+function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, source: 'authorization' | 'query'): Ticket {
+  // Node framed the body by fields it did not keep: the head we rebuild would frame it differently.
+  if (facts.headersTruncated) return refusal('bad_head', 431, 'too many header fields')
+  // RFC 9112 §3.2; Node checks this itself, but only for requests it keeps.
+  if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && hostCount(req.rawHeaders) !== 1) {
+    return refusal('bad_head', 400, 'an HTTP/1.1 request needs exactly one Host header')
+  }
+  try {
+    const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
+      { dropAuthorization: source === 'authorization' })
+    return { kind: 'relay', id, head, receivedAt: process.hrtime.bigint() }
+  } catch {
+    // Only a lenient parser (insecureHTTPParser) lets CR, LF or NUL this far.
+    return refusal('bad_head', 400, 'the request head cannot be forwarded')
+  }
+}
+
+/**
+ * The mobile side's first steps, in Node's header callback: read the
+ * credential, and match its user name to a provisioned ID. A request for a
+ * known ID gets a ticket to relay (or a refusal of a head that cannot be
+ * forwarded exactly); anything else is left to Fastify and the app.
+ */
+export function createDecide (deps: DecideDeps): (req: HeadersOnlyRequest, facts: HeadFacts) => Ticket | undefined {
+  // An app's own registry can fail; thrown inside Node's header callback, that would take the whole process down.
+  // The name is hashed in the lines: it may be no ID at all, but an app's own credential.
+  function isKnown (id: string): boolean | 'failed' {
+    try {
+      const record = deps.registry.get(id) as unknown
+      if (typeof (record as Promise<unknown> | undefined)?.then !== 'function') return record !== undefined
+      deps.log.error({ side: 'mobile', idHash: nameHash(id) }, 'registry.get() returned a promise; it must answer synchronously from a local view')
+    } catch (err) {
+      deps.log.error({ side: 'mobile', idHash: nameHash(id), err }, 'registry.get() threw')
+    }
+    return 'failed'
+  }
+
+  // Runs inside Node's header callback: synchronous, and it touches only the headers.
+  function decide (req: HeadersOnlyRequest, facts: HeadFacts): Ticket | undefined {
+    // Node's parser lets `HTTP/2.0` through (for the h2 preface) and refuses every other version that is not 1.x.
+    if (req.httpVersionMajor !== 1) return refusal('bad_head', 400, 'malformed request')
+    const credential = readCredential({ rawHeaders: req.rawHeaders, url: req.url ?? '/', upgrade: req.upgrade })
+    if (credential.kind === 'none') return undefined
+    if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
+    const id = canonicalId(credential.username)
+    const known = id === undefined ? false : isKnown(id)
+    if (known === 'failed') return refusal('error', 500, 'internal error')
+    if (known) return relayTicket(req, facts, id!, credential.source)
+    // A registry cut off from its source cannot tell an unknown ID from one added meanwhile: never a wrong 404.
+    if (id !== undefined && deps.registry.stale?.() === true) return refusal('cluster_unavailable', 503, 'the ID registry cannot be reached', deps.retryAfter)
+    // Not ours: the app may have a route that uses Basic auth of its own; the challenge hook answers 404 otherwise.
+    ;(req as IncomingMessage & { [kUnknownId]?: string })[kUnknownId] = id ?? credential.username.slice(0, 128)
+    return undefined
+  }
+  return decide
+}
