@@ -13,6 +13,8 @@ export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECU
 export const RegistryConflictError = createError('FST_RENDEZVOUS_REGISTRY_CONFLICT', 'The ID %s kept changing while it was rotated (%s attempts); try again', 503)
 /** A rotation would keep more old secrets than a record holds: the ID, how many, and when the first of them expires. */
 export const OldSecretsFullError = createError('FST_RENDEZVOUS_OLD_SECRETS_FULL', 'The ID %s already has %s old secrets still accepted, the next to expire at %s: rotate again after that, or now with an overlap of 0', 409)
+/** The admin token a function option returned cannot be used (why); the admin listener refuses every request meanwhile. */
+export const AdminTokenError = createError('FST_RENDEZVOUS_ADMIN_TOKEN', 'The admin token %s', 500)
 /** A listener of its own (admin, metrics) that cannot listen: its address and why. */
 export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s listener cannot listen on %s: %s', 500)
 /** `splice: 'native'` was asked for and the addon cannot be used: why. */
