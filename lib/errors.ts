@@ -6,6 +6,7 @@ export const HandoffUnsupportedError = createError('FST_RENDEZVOUS_HANDOFF_UNSUP
 export const InvalidIdError = createError('FST_RENDEZVOUS_INVALID_ID', 'Invalid ID %s: use 1 to 128 characters of [A-Za-z0-9._~-]', 400)
 export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', 'Invalid secret: %s; a secret is base32 (RFC 4648) of 20 bytes or more', 400)
 export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s is already provisioned', 409)
+export const RegistryNotSyncError = createError('FST_RENDEZVOUS_REGISTRY_NOT_SYNC', 'registry.get() returned a promise; it must answer synchronously from a local view', 500)
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
 export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)
 export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)

@@ -5,6 +5,7 @@ import { FileRegistry } from './registry/file-registry'
 import { MemoryRegistry } from './registry/memory-registry'
 import { previousSecrets } from './registry/records'
 import type { Registry } from './registry/registry'
+import { syncGet } from './registry/sync-get'
 import { FileReplayCache } from './stores/file-replay-cache'
 import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
@@ -58,8 +59,8 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
   const custom = o.verifyToken
   if (custom === undefined) {
     return createDefaultVerifier({
-      lookupSecret: id => registry.get(id)?.secret,
-      lookupPreviousSecrets: id => previousSecrets(registry.get(id)),
+      lookupSecret: id => syncGet(registry, id)?.secret,
+      lookupPreviousSecrets: id => previousSecrets(syncGet(registry, id)),
       replayCache,
       totp: o.totp,
       skewSeconds: o.tokenSkew
@@ -67,7 +68,7 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
   }
   // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.
   // It is not asked whether there is room: it judges first, and a full lot refuses after (docs/protocol.md).
-  return async (id: string, token: string) => registry.get(id) === undefined
+  return async (id: string, token: string) => syncGet(registry, id) === undefined
     ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
     : normaliseVerdict(await custom(id, token))
 }

@@ -2,7 +2,7 @@ import type { AddressInfo } from 'node:net'
 import fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify'
 import { addAdminApi, type AdminTarget } from './api'
 import type { AdminCount } from './metrics'
-import { bearerGuard } from './auth'
+import { bearerCheck, bearerGuard } from './auth'
 import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, noBodyIsEmpty } from './validation'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
 import { refuse } from './refusal'
@@ -20,27 +20,31 @@ export interface AdminListenerOptions {
   count: AdminCount
 }
 
+// The page and its script: public, they hold nothing. Every other route needs the bearer token.
+const PAGE_ROUTES: ReadonlySet<string> = new Set(['/', '/admin.js'])
+
 // The page loads only its own script and talks only to its own origin.
 const CSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 
 /**
  * The admin listener: its own HTTP server on its own address, so the public
  * port never exposes it. The page and its script are public (they hold
- * nothing); every /api/ route needs the bearer token.
+ * nothing); every other route needs the bearer token.
  */
 export function createAdminServer (opts: AdminListenerOptions): FastifyInstance {
-  const guard = bearerGuard(opts.token)
+  const check = bearerCheck(opts.token)
   const app = fastify({
     loggerInstance: opts.log,
     bodyLimit: 16 * 1024,
     forceCloseConnections: true,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     ajv: { customOptions: AJV_OPTIONS },
-    frameworkErrors: badPath(guard, opts.count),
+    // A path the router could not read is refused only once the token is known good: 401 first, then 400.
+    frameworkErrors: badPath(check, opts.count),
     // Fastify's own logs the parser's error whole, with the refused bytes: the bearer token among them.
     clientErrorHandler
   }) as unknown as FastifyInstance
-  app.addHook('onRequest', guard)
+  app.addHook('onRequest', bearerGuard(check, PAGE_ROUTES))
   // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
   app.removeContentTypeParser('text/plain')
   app.setErrorHandler(adminErrors)

@@ -9,6 +9,8 @@ import type { HeadFacts, HeadersOnlyRequest } from './handoff'
 import type { RequestOutcome } from './metrics'
 import { kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
+import { logLimiter } from './log-limit'
+import { syncGet } from '../registry/sync-get'
 
 /** What the header callback decided about a request it took from the HTTP parser. */
 export type Ticket =
@@ -58,17 +60,17 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
  * forwarded exactly); anything else is left to Fastify and the app.
  */
 export function createDecide (deps: DecideDeps): (req: HeadersOnlyRequest, facts: HeadFacts) => Ticket | undefined {
+  // A store that is down fails every request: one line a minute says so, the metrics count each one.
+  const logNow = logLimiter(60_000)
   // An app's own registry can fail; thrown inside Node's header callback, that would take the whole process down.
-  // The name is hashed in the lines: it may be no ID at all, but an app's own credential.
+  // The name is hashed in the line: it may be no ID at all, but an app's own credential.
   function isKnown (id: string): boolean | 'failed' {
     try {
-      const record = deps.registry.get(id) as unknown
-      if (typeof (record as Promise<unknown> | undefined)?.then !== 'function') return record !== undefined
-      deps.log.error({ side: 'mobile', idHash: nameHash(id) }, 'registry.get() returned a promise; it must answer synchronously from a local view')
+      return syncGet(deps.registry, id) !== undefined
     } catch (err) {
-      deps.log.error({ side: 'mobile', idHash: nameHash(id), err }, 'registry.get() threw')
+      deps.log[logNow('registry') ? 'error' : 'debug']({ side: 'mobile', idHash: nameHash(id), err }, 'registry.get() failed')
+      return 'failed'
     }
-    return 'failed'
   }
 
   // Runs inside Node's header callback: synchronous, and it touches only the headers.

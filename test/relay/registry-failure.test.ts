@@ -1,6 +1,7 @@
 import t from 'tap'
 import { MemoryRegistry, type Registry } from '../../lib/index'
 import { SECRET } from '../helpers/fixtures'
+import { createV1Token } from '../../lib/tokens/v1'
 import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
 import { statusOf } from '../helpers/wire'
 
@@ -10,12 +11,15 @@ import { statusOf } from '../helpers/wire'
  * whole process down: every route of the app, with no answer to the client.
  * Now the request gets a 500 and the app goes on.
  */
-function failingRegistry (inner: MemoryRegistry, failure: { mode: 'ok' | 'throw' | 'promise' }): Registry {
+type Mode = 'ok' | 'throw' | 'promise' | 'rejected'
+
+function failingRegistry (inner: MemoryRegistry, failure: { mode: Mode }): Registry {
   return {
     ready: async () => await inner.ready(),
     get: (id: string) => {
       if (failure.mode === 'throw') throw new Error('store down')
       if (failure.mode === 'promise') return Promise.resolve(inner.get(id)) as never
+      if (failure.mode === 'rejected') return Promise.reject(new Error('store down')) as never
       return inner.get(id)
     },
     list: async () => await inner.list(),
@@ -35,11 +39,13 @@ async function ask (relay: TestRendezvous, head: string): Promise<string> {
 
 const basic = (user: string): string => `Authorization: Basic ${Buffer.from(`${user}:pw`).toString('base64')}`
 
-for (const mode of ['throw', 'promise'] as const) {
-  t.test(`a registry whose get() ${mode === 'throw' ? 'throws' : 'returns a promise'}: 500 for the request, the app lives on`, async t => {
+const HOW: Record<Exclude<Mode, 'ok'>, string> = { throw: 'throws', promise: 'returns a promise', rejected: 'returns a promise that rejects' }
+
+for (const mode of ['throw', 'promise', 'rejected'] as const) {
+  t.test(`a registry whose get() ${HOW[mode]}: 500 for the request and for a CONNECT, the app lives on`, async t => {
     const inner = new MemoryRegistry()
     await inner.add({ id: 'hub-1', secret: SECRET })
-    const failure: { mode: 'ok' | 'throw' | 'promise' } = { mode: 'ok' }
+    const failure: { mode: Mode } = { mode: 'ok' }
     const relay = await startRendezvous({
       plugin: { registry: failingRegistry(inner, failure) },
       after: app => { app.get('/own', async () => 'own route') }
@@ -53,6 +59,10 @@ for (const mode of ['throw', 'promise'] as const) {
     }
     const websocket = await ask(relay, 'GET /ws?rendezvous=hub-1 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')
     t.equal(statusOf(websocket), 500, 'a WebSocket naming an ID')
+    const connect = await ask(relay, `CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: x\r\n\r\n`)
+    t.equal(statusOf(connect), 500, 'a CONNECT')
+    // An unhandled rejection would end this process a tick later.
+    await new Promise(resolve => setTimeout(resolve, 50))
     const plain = await ask(relay, 'GET /own HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n')
     t.equal(statusOf(plain), 200, 'the app still answers')
     t.ok(plain.endsWith('own route'))
