@@ -4,6 +4,7 @@ import type { IdCounts } from '../relay/live-metrics'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
 import { oldSecrets } from '../registry/records'
+import { syncGet } from '../registry/sync-get'
 import type { IdentityRecord } from '../registry/registry'
 import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
 import { refuse } from './refusal'
@@ -105,6 +106,6 @@ async function knownNow (registry: Registry, id: string, reply: FastifyReply): P
     return (await registry.list()).some(r => r.id === id)
   } catch (err) {
     reply.log.warn({ id, error: (err as Error)?.message ?? String(err) }, 'cannot read the registry; the ID is looked up in the IDs last read')
-    return registry.get(id) !== undefined
+    return syncGet(registry, id) !== undefined
   }
 }
