@@ -12,7 +12,9 @@ export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED',
 export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)
 export const RegistryConflictError = createError('FST_RENDEZVOUS_REGISTRY_CONFLICT', 'The ID %s kept changing while it was rotated (%s attempts); try again', 503)
 /** A rotation would keep more old secrets than a record holds: the ID, how many, and when the first of them expires. */
-export const OldSecretsFullError = createError('FST_RENDEZVOUS_OLD_SECRETS_FULL', 'The ID %s already has %s old secrets still accepted, the next to expire at %s: rotate again after that, or now with an overlap of 0', 409)
+export const OldSecretsFullError = createError('FST_RENDEZVOUS_OLD_SECRETS_FULL', 'The ID %s already has %s old secrets still accepted, the next to expire at %s: rotate again after that, or now with an overlap of 0, which revokes every old secret at once', 409)
+/** A rotation to the secret the ID already has: the ID. */
+export const SecretUnchangedError = createError('FST_RENDEZVOUS_SECRET_UNCHANGED', 'The ID %s already has this secret: a rotation must give it another one (or none, to have one generated)', 400)
 /** The admin token a function option returned cannot be used (why); the admin listener refuses every request meanwhile. */
 export const AdminTokenError = createError('FST_RENDEZVOUS_ADMIN_TOKEN', 'The admin token %s', 500)
 /** A listener of its own (admin, metrics) that cannot listen: its address and why. */

@@ -4,6 +4,7 @@ import type { IdCounts } from '../relay/live-metrics'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
 import { oldSecrets } from '../registry/records'
+import { syncGet } from '../registry/sync-get'
 import type { IdentityRecord } from '../registry/registry'
 import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
 import { refuse } from './refusal'
@@ -87,9 +88,24 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
     return { id, secret: record.secret, otpauth: otpauthUri(record), previousSecretUntil, agentCommand: target.agentCommand(id, record.secret) }
   })
 
+  // Cutting is local: what this node holds for the ID is cut even while the
+  // registry cannot be read (Redis away), and whatever the registry says.
   app.post<{ Params: IdParams }>('/api/ids/:id/disconnect', ID_ROUTE, async (request, reply) => {
     const id = canonicalId(request.params.id)
-    if (id === undefined || !(await registry.list()).some(r => r.id === id)) return await noSuchId(reply)
+    if (id === undefined) return await noSuchId(reply)
+    if (!heldHere(target.counts().get(id)) && !(await knownNow(registry, id, reply))) return await noSuchId(reply)
     return { id, ...target.disconnect(id) }
   })
+}
+
+const heldHere = (c: IdCounts | undefined): boolean => c !== undefined && c.parked + c.waiting + c.spliced > 0
+
+/** Whether the ID exists on the registry as it is now; on the view when the registry cannot be read. */
+async function knownNow (registry: Registry, id: string, reply: FastifyReply): Promise<boolean> {
+  try {
+    return (await registry.list()).some(r => r.id === id)
+  } catch (err) {
+    reply.log.warn({ id, error: (err as Error)?.message ?? String(err) }, 'cannot read the registry; the ID is looked up in the IDs last read')
+    return syncGet(registry, id) !== undefined
+  }
 }

@@ -40,10 +40,12 @@ export class Retirements {
   /** Waits until each one is closed or taken, at most `graceMs` (undefined: RETIRE_GRACE_MS each), then cuts the rest. */
   async settle (graceMs: number | undefined): Promise<void> {
     if (this.#cuts.size > 0) {
+      let timer: NodeJS.Timeout | undefined
       await new Promise<void>((resolve) => {
         this.#allSettled = resolve
-        if (graceMs !== undefined) setTimeout(resolve, graceMs).unref()
+        if (graceMs !== undefined) timer = setTimeout(resolve, graceMs).unref()
       })
+      clearTimeout(timer)
       this.#allSettled = undefined
     }
     this.cutAll()

@@ -1,5 +1,5 @@
 import { canonicalId, canonicalSecret, generateId, generateSecret, isValidSecret } from './ids'
-import { InvalidIdError, OldSecretsFullError } from '../errors'
+import { InvalidIdError, OldSecretsFullError, SecretUnchangedError } from '../errors'
 import type { AddIdentity, IdentityRecord, OldSecret, RotateSecret } from './registry'
 
 /**
@@ -51,7 +51,8 @@ const live = (old: OldSecret, nowMs: number): boolean => Date.parse(old.expiresA
 /**
  * The record after a secret rotation: same ID and creation time, the
  * replaced secret kept for the overlap, and the secrets of earlier
- * rotations each until its own deadline.
+ * rotations each until its own deadline. An overlap of 0 is the emergency
+ * revoke: it drops every old secret, whatever deadline it was promised.
  */
 export function rotateRecord (record: IdentityRecord, input: RotateSecret, now: Date = new Date()): IdentityRecord {
   const secret = input.secret === undefined ? generateSecret() : canonicalSecret(input.secret)
@@ -59,16 +60,19 @@ export function rotateRecord (record: IdentityRecord, input: RotateSecret, now: 
   if (typeof overlapMs !== 'number' || !Number.isFinite(overlapMs) || overlapMs < 0) {
     throw new RangeError('overlapMs must be a non-negative number')
   }
+  // Such a rotation would replace nothing, and the deadline it answers with would be another secret's.
+  if (secret === record.secret) throw new SecretUnchangedError(record.id)
+  if (overlapMs === 0) return withOldSecrets(record, secret, [])
   const kept = oldSecrets(record).filter(o => live(o, now.getTime()))
-  const replaced = overlapMs === 0 ? [] : [{ secret: record.secret, expiresAt: new Date(now.getTime() + overlapMs).toISOString() }]
+  const replaced = { secret: record.secret, expiresAt: new Date(now.getTime() + overlapMs).toISOString() }
   // A secret rotated back into use is current, not old; and each old secret is kept once.
   const seen = new Set([secret])
   const old: OldSecret[] = []
-  for (const o of [...replaced, ...kept]) {
+  for (const o of [replaced, ...kept]) {
     if (!seen.has(o.secret)) old.push(o)
     seen.add(o.secret)
   }
-  // Only a rotation that adds one is refused: one without overlap stays possible, whatever the file holds.
+  // Only a rotation that adds one is refused: one back to an old secret swaps that for the replaced one.
   if (old.length > MAX_OLD_SECRETS && old.length > kept.length) {
     const next = kept.reduce((a, b) => Date.parse(b.expiresAt) < Date.parse(a.expiresAt) ? b : a)
     throw new OldSecretsFullError(record.id, kept.length, next.expiresAt)
@@ -91,10 +95,10 @@ export function previousSecrets (record: IdentityRecord | undefined, nowMs: numb
 /**
  * Whether the connections parked under `old` must go now that the view holds
  * `now` instead. An ID removed and added again is a different identity, and
- * a rotation without overlap cuts the replaced secret off at once; a
- * rotation with an overlap keeps it, and the secrets earlier rotations
- * promised, and so keeps those connections. An old secret dropped once its
- * deadline has passed ends nothing: it was refused already.
+ * a rotation without overlap cuts every old secret off at once; a rotation
+ * with an overlap keeps the replaced secret, and the secrets earlier
+ * rotations promised, and so keeps those connections. An old secret
+ * dropped once its deadline has passed ends nothing: it was refused already.
  */
 export function identityEnded (old: IdentityRecord, now: IdentityRecord | undefined, nowMs: number = Date.now()): boolean {
   if (now === undefined || now.createdAt !== old.createdAt) return true

@@ -25,9 +25,13 @@ export interface OldSecret {
 }
 
 export interface RotateSecret {
-  /** The new secret (base32; spaces, lower case and trailing `=` are accepted and removed); generated when absent. */
+  /**
+   * The new secret (base32; spaces, lower case and trailing `=` are accepted
+   * and removed); generated when absent. The current one is refused
+   * (FST_RENDEZVOUS_SECRET_UNCHANGED).
+   */
   secret?: string
-  /** How long the old secret stays accepted, in ms. 0 refuses it at once. */
+  /** How long the replaced secret stays accepted, in ms. 0 refuses it, and every older one, at once. */
   overlapMs: number
 }
 
@@ -55,8 +59,8 @@ export interface Registry {
   remove (id: string): Promise<boolean>
   /**
    * Calls back whenever an ID leaves the view, whoever removed it, and when
-   * its old secret is cut off (a rotation without overlap, or the ID removed
-   * and added again). Returns an unsubscribe function.
+   * its old secrets are cut off (a rotation without overlap, or the ID
+   * removed and added again). Returns an unsubscribe function.
    */
   onRemove (listener: (id: string) => void): () => void
   /**

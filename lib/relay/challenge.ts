@@ -64,7 +64,7 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
 }
 
 /**
- * 404 for an ID nobody provisioned (decisions: the mobile side's answers),
+ * 404 for an ID nobody provisioned (docs/protocol.md, the mobile side's answers),
  * counted per client address like failed CONNECTs: once past the limit the
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.

@@ -69,20 +69,45 @@ t.test('a second rotation inside the first one\'s overlap keeps the first secret
   parkedWithA.socket.destroy()
 })
 
-t.test('an overlap-0 rotation cuts off the secret it replaces, not those earlier rotations promised', async t => {
-  const { relay } = await relayOnDisk(t)
-  const first = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
-  const parkedWithB = await relay.park('hub-1', first.body.secret)
+t.test('an overlap-0 rotation revokes every old secret at once, and closes what parked with any of them', async t => {
+  const { relay, onDisk } = await relayOnDisk(t)
+  const parkedWithA = await relay.park('hub-1', SECRET)
   await untilParked(relay, 1)
+  const first = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  const b = first.body.secret as string
+  const parkedWithB = await relay.park('hub-1', b)
+  await untilParked(relay, 2)
   const cut = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 0 })
   t.equal(cut.status, 200)
   t.equal(cut.body.previousSecretUntil, null, 'nothing of the replaced secret is kept')
-  await parkedWithB.untilClosed()
-  t.pass('what was parked is closed, as after any cut-off')
-  t.notOk(await parks(relay, 'hub-1', first.body.secret), 'the replaced secret is refused at once')
-  t.ok(await parks(relay, 'hub-1', SECRET), 'the first one until its own deadline')
-  t.ok(await parks(relay, 'hub-1', cut.body.secret))
-  t.same((await api(relay, 'GET', '/api/ids')).body.ids[0].previousSecretsUntil, [first.body.previousSecretUntil])
+  await Promise.all([parkedWithA.untilClosed(), parkedWithB.untilClosed()])
+  t.pass('what parked with the first secret is closed, and what parked with the second')
+  t.notOk(await parks(relay, 'hub-1', SECRET), 'the first secret is refused at once, though its own overlap has not ended')
+  t.notOk(await parks(relay, 'hub-1', b), 'the replaced one too')
+  t.equal(await parksWithCode(relay, 'hub-1', SECRET), 'HTTP/1.1 401 Unauthorized', 'a TOTP code of the first secret too')
+  t.equal(await parksWithCode(relay, 'hub-1', b), 'HTTP/1.1 401 Unauthorized', 'and of the second')
+  t.ok(await parks(relay, 'hub-1', cut.body.secret), 'the new secret parks')
+  t.same((await api(relay, 'GET', '/api/ids')).body.ids[0], { id: 'hub-1', createdAt: relay.app.rendezvous.registry.get('hub-1')?.createdAt, parked: 0, waiting: 0, spliced: 0 }, 'no old secret listed')
+  t.same(Object.keys(await onDisk()).sort(), ['createdAt', 'secret'], 'and none on disk')
+})
+
+t.test('a rotation to the current secret is refused with 400, and changes nothing', async t => {
+  const { relay, onDisk } = await relayOnDisk(t)
+  const first = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 600 })
+  const before = await onDisk()
+  // Lower case and spaces: the same secret as the registry keeps it, once made canonical.
+  const typed = (first.body.secret as string).toLowerCase().replace(/(.{8})/g, '$1 ')
+  const same = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 60, secret: typed })
+  t.same([same.status, same.body], [400, { error: 'bad_request', message: 'The ID hub-1 already has this secret: a rotation must give it another one (or none, to have one generated)' }])
+  t.same(await onDisk(), before, 'nothing written: the first secret keeps its deadline')
+  const listed = (await api(relay, 'GET', '/api/ids')).body.ids[0]
+  t.same(listed.previousSecretsUntil, [first.body.previousSecretUntil])
+  t.ok(await parks(relay, 'hub-1', SECRET), 'the first secret still parks')
+
+  const back = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 60, secret: SECRET })
+  t.equal(back.status, 200, 'a rotation back to an old secret is taken')
+  t.equal(back.body.previousSecretUntil, (await onDisk()).previousExpiresAt, 'and answers with the deadline of the secret it replaced')
+  t.ok(Date.parse(back.body.previousSecretUntil) < Date.parse(first.body.previousSecretUntil), 'its own 60 s, not the 600 s of another')
 })
 
 t.test('past four old secrets still accepted, a rotation is refused with 409 naming the first deadline, and changes nothing', async t => {
@@ -95,9 +120,10 @@ t.test('past four old secrets still accepted, a rotation is refused with 409 nam
   t.equal(refused.status, 409)
   t.equal(refused.body.error, 'conflict')
   const next = answers[3]!.body.previousSecretUntil as string
-  t.equal(refused.body.message, `The ID hub-1 already has 4 old secrets still accepted, the next to expire at ${next}: rotate again after that, or now with an overlap of 0`)
+  t.equal(refused.body.message, `The ID hub-1 already has 4 old secrets still accepted, the next to expire at ${next}: rotate again after that, or now with an overlap of 0, which revokes every old secret at once`)
   t.same(await onDisk(), before, 'nothing written')
   const cut = await api(relay, 'POST', '/api/ids/hub-1/rotate', { overlapSeconds: 0 })
   t.equal(cut.status, 200, 'an overlap of 0 adds no old secret, and is taken')
-  t.ok(await parks(relay, 'hub-1', SECRET), 'the first secret still within its overlap')
+  t.notOk(await parks(relay, 'hub-1', SECRET), 'and it revokes the old ones, as the message says')
+  t.same(Object.keys(await onDisk()).sort(), ['createdAt', 'secret'])
 })

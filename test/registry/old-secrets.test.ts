@@ -3,6 +3,7 @@ import { readFile, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { FileRegistry } from '../../lib/registry/file-registry'
 import { MemoryRegistry } from '../../lib/registry/memory-registry'
+import { previousSecrets } from '../../lib/registry/records'
 import { OTHER_SECRET, SECRET } from '../helpers/fixtures'
 import { until } from '../helpers/until'
 
@@ -99,7 +100,7 @@ t.test('a damaged olderSecrets makes the file corrupt, naming the field', async 
   }
 })
 
-t.test('the memory registry keeps every promised secret too, and cuts off only what a rotation without overlap replaces', async t => {
+t.test('the memory registry keeps every promised secret too, and a rotation without overlap revokes them all', async t => {
   const registry = new MemoryRegistry()
   await registry.add({ id: 'hub-1', secret: SECRET })
   const cut: string[] = []
@@ -110,7 +111,43 @@ t.test('the memory registry keeps every promised secret too, and cuts off only w
   t.same([second?.previousSecret, second?.olderSecrets?.map(o => o.secret)], [OTHER_SECRET, [SECRET]])
   const back = await registry.rotate('hub-1', { overlapMs: 60_000, secret: SECRET })
   t.same([back?.secret, back?.previousSecret, back?.olderSecrets?.map(o => o.secret)], [SECRET, THIRD, [OTHER_SECRET]], 'a secret rotated back into use is no longer an old one')
-  await registry.rotate('hub-1', { overlapMs: 0 })
-  t.same(cut, ['hub-1'], 'the current secret cut off')
-  t.same(registry.get('hub-1')?.previousSecret, THIRD, 'the old ones keep their deadlines')
+  const revoked = await registry.rotate('hub-1', { overlapMs: 0 })
+  t.same(cut, ['hub-1'], 'what parked with any of them is cut off')
+  t.same(registry.get('hub-1'), { id: 'hub-1', secret: revoked!.secret, createdAt: back!.createdAt }, 'no old secret left, whatever deadline it had')
+  t.same(previousSecrets(registry.get('hub-1')), [])
+})
+
+t.test('an overlap of 0 revokes the old secrets of every registry, in the file too', async t => {
+  const dataDir = t.testdir()
+  const registry = await open(t, dataDir)
+  await registry.add({ id: 'hub-1', secret: SECRET })
+  const reader = await open(t, dataDir)
+  const cut: string[] = []
+  reader.onRemove(id => cut.push(id))
+  await registry.rotate('hub-1', { overlapMs: 600_000, secret: OTHER_SECRET })
+  await until(() => reader.get('hub-1')?.secret === OTHER_SECRET, 1000, 'the first rotation')
+  const revoked = await registry.rotate('hub-1', { overlapMs: 0, secret: THIRD })
+  t.same(await stored(dataDir, 'hub-1'), { secret: THIRD, createdAt: revoked!.createdAt })
+  t.notMatch(await fileText(dataDir), SECRET, 'the first secret is gone from the file before its deadline')
+  await until(() => cut.length > 0, 1000, 'the other reader')
+  t.same(previousSecrets(reader.get('hub-1')), [], 'and refused by a reader of the file')
+})
+
+t.test('a rotation to the current secret is refused, and changes nothing', async t => {
+  const dataDir = t.testdir()
+  const file = await open(t, dataDir)
+  const memory = new MemoryRegistry()
+  for (const registry of [file, memory]) {
+    await registry.add({ id: 'hub-1', secret: SECRET })
+    const first = await registry.rotate('hub-1', { overlapMs: 600_000, secret: OTHER_SECRET })
+    for (const overlapMs of [60_000, 0]) {
+      await t.rejects(registry.rotate('hub-1', { overlapMs, secret: OTHER_SECRET.toLowerCase() }), {
+        code: 'FST_RENDEZVOUS_SECRET_UNCHANGED',
+        statusCode: 400,
+        message: 'The ID hub-1 already has this secret: a rotation must give it another one (or none, to have one generated)'
+      })
+    }
+    t.same(registry.get('hub-1'), first, 'the old secret keeps its deadline')
+  }
+  t.same(await stored(dataDir, 'hub-1'), { secret: OTHER_SECRET, createdAt: file.get('hub-1')!.createdAt, previousSecret: SECRET, previousExpiresAt: file.get('hub-1')!.previousExpiresAt })
 })
