@@ -1,7 +1,7 @@
 import { STATUS_CODES, type IncomingMessage } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
-import { isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
+import { triageClientError } from '../http/client-error'
 import { DEFAULT_LINGER_MS, lingerClose } from '../http/linger'
 import type { AdminCount } from './metrics'
 import { errorWord } from './refusal'
@@ -59,22 +59,12 @@ export function answerConnect (log: FastifyBaseLogger, count: AdminCount): (requ
  * socket errors no answer can reach.
  */
 export function adminClientErrors (log: FastifyBaseLogger, count: AdminCount): (err: NodeJS.ErrnoException, socket: Duplex) => void {
-  const answered = new WeakSet<Duplex>()
   return (err, socket) => {
-    if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
-    if (isAfterLastAnswer(err.code, socket)) {
-      if (err.code === 'HPE_INVALID_EOF_STATE' && socket.writable) socket.end()
-      return
-    }
-    if (!isParserError(err.code)) {
-      socket.destroy()
-      return
-    }
-    answered.add(socket)
-    const refusal = parserRefusal(err.code)
-    const message = refusal.status === 400 ? MALFORMED : refusal.message ?? MALFORMED
-    count('', undefined, refusal.status)
-    // Never the error itself: it carries the refused bytes (err.rawPacket), the bearer token among them.
-    answer(socket, log, refusal.status, message, `${err.code ?? 'parse error'}: ${message}`)
+    triageClientError(err, socket, refusal => {
+      const message = refusal.status === 400 ? MALFORMED : refusal.message ?? MALFORMED
+      count('', undefined, refusal.status)
+      // Never the error itself: it carries the refused bytes (err.rawPacket), the bearer token among them.
+      answer(socket, log, refusal.status, message, `${err.code ?? 'parse error'}: ${message}`)
+    })
   }
 }
