@@ -11,6 +11,7 @@ import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
 import { Retirements } from './retire'
+import { Slots, type Slot } from './slots'
 import { Relays } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
@@ -22,21 +23,10 @@ export { RendezvousCertificateError, type CertificateProblem } from './certifica
 // CONNECTs in flight at once while the pool fills: a large pool ramps up instead of dialling all at once.
 export const MAX_CONNECTING = 8
 
-interface Slot {
-  abort: AbortController
-  /** The node this connection went to. */
-  url: URL
-  socket?: net.Socket
-  parkedAt?: number
-  retiring: boolean
-  ageTimer?: NodeJS.Timeout
-  unwatch?: () => void
-}
-
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #opts: ResolvedAgentOptions
   readonly #retry: RetrySchedule
-  readonly #slots = new Set<Slot>()
+  readonly #slots = new Slots()
   readonly #relays = new Relays()
   /** Parked connections let go, until the rendezvous closes them. */
   readonly #retiring = new Retirements()
@@ -121,6 +111,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   destroy (): Promise<void> {
     this.#closing ??= this.#shutdown(0)
     const closing = this.#closing
+    this.#slots.discardAll()
     this.#retiring.cutAll()
     this.#relays.cut()
     return closing
@@ -132,14 +123,14 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#retry.stop()
     this.#lot.reset()
     const deadline = graceMs === undefined ? undefined : Date.now() + graceMs
-    // Not closed outright, unless there is no grace: the rendezvous may be writing a request into one right now.
-    for (const slot of this.#slots) {
-      if (slot.socket !== undefined && graceMs !== 0) this.#letGo(slot)
-      else this.#discard(slot)
-    }
-    this.#slots.clear()
-    await this.#retiring.settle(graceMs)
-    await this.#relays.drain(deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
+    const left = (): number | undefined => deadline === undefined ? undefined : Math.max(0, deadline - Date.now())
+    if (graceMs === 0) this.#slots.discardAll()
+    // Not closed outright: the rendezvous may be writing a request into one right now. A CONNECT still in flight
+    // may be parked there already, with a request on its way: it is let finish, and then let go too (#onParked).
+    for (const slot of this.#slots) if (slot.socket !== undefined) this.#letGo(slot)
+    await this.#slots.emptied(left())
+    await this.#retiring.settle(left())
+    await this.#relays.drain(left())
     this.#state = 'closed'
     this.emit('close')
   }
@@ -173,7 +164,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   }
 
   #onFailed (slot: Slot, err: Error): void {
-    this.#slots.delete(slot)
+    this.#slots.release(slot)
     this.#nodes.failed(slot.url)
     if (this.#state !== 'running') return
     this.#counts.failures++
@@ -193,6 +184,12 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   }
 
   #onParked (slot: Slot, { socket, rest }: Parked): void {
+    if (this.#state === 'closing' && this.#slots.has(slot)) {
+      slot.socket = socket
+      if (rest.length > 0) this.#onTaken(slot, rest)
+      else this.#letGo(slot)
+      return
+    }
     if (this.#state !== 'running' || !this.#slots.has(slot)) {
       socket.destroy()
       return
@@ -221,7 +218,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   #onTaken (slot: Slot, head: Buffer): void {
     const socket = slot.socket as net.Socket
-    this.#release(slot)
+    this.#slots.release(slot)
     this.#counts.taken++
     this.#active++
     this.#retry.succeeded()
@@ -242,7 +239,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   }
 
   #onDropped (slot: Slot, drop: { reason: string, error?: Error }): void {
-    this.#release(slot)
+    this.#slots.release(slot)
     this.#nodes.failed(slot.url)
     if (this.#state !== 'running') return
     this.#counts.dropped++
@@ -259,10 +256,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   // Called when a fresh connection has parked: only now may an old one go.
   #retireOne (): void {
-    let oldest: Slot | undefined
-    for (const slot of this.#slots) {
-      if (slot.retiring && slot.socket !== undefined && (oldest === undefined || slot.parkedAt! < oldest.parkedAt!)) oldest = slot
-    }
+    const oldest = this.#slots.oldestRetiring()
     if (oldest === undefined) return
     const age = Date.now() - oldest.parkedAt!
     this.#counts.replaced++
@@ -272,21 +266,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
 
   // Not closed: the rendezvous may be writing a client's request into it this very moment (retire.ts).
   #letGo (slot: Slot): void {
-    this.#release(slot)
+    this.#slots.release(slot)
     this.#retiring.letGo(slot.socket!, (head) => this.#onTaken(slot, head))
-  }
-
-  #release (slot: Slot): void {
-    this.#slots.delete(slot)
-    clearTimeout(slot.ageTimer)
-    slot.unwatch?.()
-  }
-
-  #discard (slot: Slot): void {
-    clearTimeout(slot.ageTimer)
-    slot.unwatch?.()
-    slot.abort.abort()
-    slot.socket?.destroy()
   }
 
   #retryLater (reason: string, retryAfter = 0, dropped = false): void {

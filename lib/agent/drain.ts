@@ -1,7 +1,8 @@
 import type net from 'node:net'
+import { cutRelay } from './forward'
 
 /** Waits for `sockets` to close, at most `graceMs` (undefined: as long as they last), then cuts what is left. */
-export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: number | undefined): Promise<void> {
+export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: number | undefined, cut: (socket: net.Socket) => void = s => s.destroy()): Promise<void> {
   if (sockets.size === 0) return
   const all = [...sockets].map((s) => new Promise<void>((resolve) => {
     if (s.destroyed) resolve()
@@ -9,7 +10,7 @@ export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: n
   }))
   const grace = graceMs === undefined ? [] : [new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]
   await Promise.race([Promise.all(all), ...grace])
-  for (const s of sockets) s.destroy()
+  for (const s of sockets) cut(s)
   await Promise.all(all)
 }
 
@@ -30,12 +31,12 @@ export class Relays {
   }
 
   cut (): void {
-    for (const socket of this.#remotes) socket.destroy()
+    for (const socket of this.#remotes) cutRelay(socket)
   }
 
   /** Gives relays `graceMs` (undefined: as long as they last) to finish, then cuts them and every local connection. */
   async drain (graceMs: number | undefined): Promise<void> {
-    await drainSockets(this.#remotes, graceMs)
+    await drainSockets(this.#remotes, graceMs, cutRelay)
     for (const local of this.#locals) local.destroy()
   }
 }

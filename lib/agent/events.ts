@@ -26,7 +26,7 @@ export type ErrorPhase = 'connect' | 'relay'
 export interface RelayedInfo {
   /** `METHOD /path` of its first request (no query, no headers), when readable. */
   request?: string
-  /** 502 or 504 when the agent answered itself because the local service could not be reached. */
+  /** 502 or 504 when the agent answered itself because the local service could not be reached; 503 when it closed before it was reached. */
   answered?: number
   error?: Error
   durationMs: number

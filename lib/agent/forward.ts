@@ -18,7 +18,7 @@ export interface RelayOutcome {
   /** The request line as the mobile client sent it, when it was readable. */
   request?: string
   /** The answer the agent wrote itself when the backend could not be reached. */
-  answered?: 502 | 504
+  answered?: 502 | 503 | 504
   error?: Error
   /** The data path the bytes took: the native splice (both connections plain TCP, the addon loaded) or Node streams. */
   path?: 'native' | 'js'
@@ -27,8 +27,8 @@ export interface RelayOutcome {
 // After one side closed, the other gets this long to flush and say goodbye.
 const LINGER_MS = 5000
 
-function answer (status: 502 | 504, body: string): string {
-  const phrase = status === 502 ? 'Bad Gateway' : 'Gateway Timeout'
+function answer (status: 502 | 503 | 504, body: string): string {
+  const phrase = status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Gateway Timeout'
   return `HTTP/1.1 ${status} ${phrase}\r\n` +
     'Content-Type: text/plain; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
@@ -37,6 +37,21 @@ function answer (status: 502 | 504, body: string): string {
 
 const BAD_GATEWAY = answer(502, 'The hidden server\'s local service cannot be reached.\n')
 const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not accept the connection in time.\n')
+const SHUTTING_DOWN = answer(503, 'The hidden server is shutting down.\n')
+
+// How a closing agent cuts each relay it still has (cutRelay).
+const cutters = new WeakMap<net.Socket, () => void>()
+
+/**
+ * Cuts a relay at the end of a closing agent's grace. One whose local
+ * service was not reached yet has sent nothing, so its client still gets a
+ * real answer, 503; any other is destroyed.
+ */
+export function cutRelay (remote: net.Socket): void {
+  const cut = cutters.get(remote)
+  if (cut === undefined) remote.destroy()
+  else cut()
+}
 
 /**
  * Splices a taken rendezvous connection to a local service: `head` (the
@@ -86,21 +101,30 @@ export function forwardToLocal (
   })
 
   function giveUp (err: Error, status: 502 | 504): void {
-    clearTimeout(timer)
     outcome.error = err
     onError(err, 'local')
-    // Nothing was relayed yet, so the mobile client can still get a real answer.
+    answerInstead(status)
+  }
+
+  // Nothing was relayed yet, so the mobile client can still get a real answer.
+  function answerInstead (status: 502 | 503 | 504): void {
+    clearTimeout(timer)
+    cutters.delete(remote)
     if (!connected && !remote.destroyed) {
       outcome.answered = status
       remote.unpipe(local)
       // Paused while it waited for the native path; its FIN must still be read for it to close.
       remote.resume()
-      remote.end(status === 502 ? BAD_GATEWAY : GATEWAY_TIMEOUT)
+      remote.end(status === 502 ? BAD_GATEWAY : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
       // Half-open (see above), it would wait for the relay's FIN as long as that takes.
       setTimeout(() => remote.destroy(), LINGER_MS).unref()
     }
     local.destroy()
   }
+  cutters.set(remote, () => {
+    if (connected) remote.destroy()
+    else answerInstead(503)
+  })
 
   local.on('error', (err) => { if (outcome.error === undefined) giveUp(err, 502) })
   remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })

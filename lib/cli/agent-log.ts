@@ -54,7 +54,8 @@ export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   agent.on('released', ({ active }) => log('debug', `relay finished (${active} active)`))
   agent.on('relayed', ({ request, answered, error, durationMs }) => {
     const what = request ?? 'a request'
-    if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)
+    if (answered === 503) log('warn', `${what}: answered 503, the agent closed before the local service was reached`)
+    else if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)
     else log('info', `${what} relayed in ${durationMs} ms${error === undefined ? '' : ` (ended by ${error.message})`}`)
   })
   agent.on('dropped', ({ reason }) => log('info', `a parked connection closed: ${reason}`))

@@ -4,7 +4,10 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import net, { type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { RendezvousAgent } from '../../lib/agent/agent'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
+import { SECRET } from '../helpers/fixtures'
+import { startRendezvous } from '../helpers/rendezvous'
 import tlsModule from 'node:tls'
 
 /*
@@ -55,3 +58,21 @@ if (problem !== undefined) {
     })
   }
 }
+
+t.test('a relay whose local service was not reached yet when the grace ends gets a 503, not an empty reply', async t => {
+  const relay = await startRendezvous({ ids: ['hub-1'] })
+  t.teardown(relay.close)
+  // An https:// local service whose TLS handshake never comes: its connection is never ready.
+  const silent = net.createServer(socket => { socket.on('error', () => {}) })
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => silent.close())
+  const agent = new RendezvousAgent({ url: `http://127.0.0.1:${relay.port}`, id: 'hub-1', secret: SECRET, to: `https://127.0.0.1:${(silent.address() as AddressInfo).port}`, toInsecure: true, pool: 1, closeGrace: 300 })
+  await agent.start()
+  const wire = await relay.open()
+  wire.write(`GET /slow HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from('hub-1:x').toString('base64')}\r\n\r\n`)
+  await new Promise<void>(resolve => agent.once('taken', () => resolve()))
+  await agent.close()
+  await wire.untilClosed()
+  t.match(wire.text, /^HTTP\/1\.1 503 Service Unavailable\r\n[^]*\r\n\r\nThe hidden server is shutting down\.\n$/)
+})
