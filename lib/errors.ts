@@ -15,6 +15,8 @@ export const RegistryConflictError = createError('FST_RENDEZVOUS_REGISTRY_CONFLI
 export const OldSecretsFullError = createError('FST_RENDEZVOUS_OLD_SECRETS_FULL', 'The ID %s already has %s old secrets still accepted, the next to expire at %s: rotate again after that, or now with an overlap of 0, which revokes every old secret at once', 409)
 /** A rotation to the secret the ID already has: the ID. */
 export const SecretUnchangedError = createError('FST_RENDEZVOUS_SECRET_UNCHANGED', 'The ID %s already has this secret: a rotation must give it another one (or none, to have one generated)', 400)
+/** The admin token a function option returned cannot be used (why); the admin listener refuses every request meanwhile. */
+export const AdminTokenError = createError('FST_RENDEZVOUS_ADMIN_TOKEN', 'The admin token %s', 500)
 /** A listener of its own (admin, metrics) that cannot listen: its address and why. */
 export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s listener cannot listen on %s: %s', 500)
 /** `splice: 'native'` was asked for and the addon cannot be used: why. */

@@ -1,14 +1,41 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import type { onRequestHookHandler } from 'fastify'
-import { refuse } from './refusal'
+import { currentAdminToken } from './options'
+import { errorWord, refuse } from './refusal'
 
 // Compared as digests so that neither the length nor the bytes of the token leak through timing.
 const digest = (value: string): Buffer => createHash('sha256').update(value).digest()
 
-/** Lets a request on only with `Authorization: Bearer <token>`; the refusal is a 401 with the challenge. */
-export function bearerCheck (token: string): onRequestHookHandler {
-  const expected = digest(token)
+/** The digest of the token as it is now: a function token (serve's, reread on SIGHUP) is asked each time. */
+function expectedDigest (token: string | (() => string)): () => Buffer {
+  let known: string | undefined
+  let expected: Buffer = Buffer.alloc(0)
+  return () => {
+    const value = currentAdminToken(token)
+    if (value !== known) {
+      known = value
+      expected = digest(value)
+    }
+    return expected
+  }
+}
+
+/**
+ * Lets a request on only with `Authorization: Bearer <token>`; the refusal
+ * is a 401 with the challenge. A token function that fails, or returns no
+ * usable token, refuses every request (500) rather than letting one on.
+ */
+export function bearerCheck (token: string | (() => string)): onRequestHookHandler {
+  const current = expectedDigest(token)
   return function adminBearer (request, reply, done) {
+    let expected: Buffer
+    try {
+      expected = current()
+    } catch (err) {
+      reply.log.error({ err }, 'the admin token is not usable; request refused')
+      reply.code(500).send({ error: errorWord(500), message: 'the admin token is not usable; see the log' })
+      return
+    }
     const header = request.headers.authorization ?? ''
     const match = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(header)
     if (match !== null && timingSafeEqual(digest(match[1]), expected)) {

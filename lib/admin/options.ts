@@ -1,4 +1,4 @@
-import { RendezvousOptionError } from '../errors'
+import { AdminTokenError, RendezvousOptionError } from '../errors'
 import { shown } from '../option-value'
 
 export interface AdminOptions {
@@ -6,8 +6,12 @@ export interface AdminOptions {
   host?: string
   /** Port of the admin listener; 0 picks a free one. */
   port: number
-  /** Bearer token every /api/ request must carry; 16 characters or more. */
-  token: string
+  /**
+   * Bearer token every /api/ request must carry: 16 or more visible ASCII
+   * characters. A function is asked on each request (rendezvous serve
+   * rereads its token file on SIGHUP that way); it must return such a token.
+   */
+  token: string | (() => string)
   /** How long a rotated-out secret stays accepted, in ms. Default 600000 (10 minutes). */
   rotateOverlap?: number
   /** The relay's public URL, for the `rendezvous agent` command the page shows. */
@@ -20,6 +24,25 @@ export type ResolvedAdminOptions = Required<Omit<AdminOptions, 'caFile' | 'publi
 
 export const MIN_ADMIN_TOKEN = 16
 
+// RFC 6750's b64token and what clients send: Node reads header bytes as latin-1,
+// so a space splits the token and a character beyond latin-1 (€) never matches.
+const VISIBLE_ASCII = /^[\x21-\x7e]+$/
+
+/** What is wrong with an admin token, if anything: a reason to complete "the token ...". */
+export function adminTokenProblem (token: string): string | undefined {
+  if (token.length < MIN_ADMIN_TOKEN) return `is shorter than ${MIN_ADMIN_TOKEN} characters`
+  if (!VISIBLE_ASCII.test(token)) return 'has a character other than visible ASCII (0x21 to 0x7E): no request could send it as it is (a space, an accented letter, €)'
+  return undefined
+}
+
+/** The token a function option returns now; throws when it is not one, so that a request is refused, never let on. */
+export function currentAdminToken (token: string | (() => string)): string {
+  const value = typeof token === 'function' ? token() : token
+  const problem = typeof value === 'string' ? adminTokenProblem(value) : 'is not a string'
+  if (problem !== undefined) throw new AdminTokenError(problem)
+  return value
+}
+
 export function resolveAdminOptions (admin: AdminOptions | false | undefined): ResolvedAdminOptions | undefined {
   if (admin === undefined || admin === false) return undefined
   const bad = (what: string, value: unknown): never => { throw new RendezvousOptionError(`${what}, got ${shown(value)}`) }
@@ -27,12 +50,21 @@ export function resolveAdminOptions (admin: AdminOptions | false | undefined): R
   const { host = '127.0.0.1', port, token, rotateOverlap = 600_000, publicUrl, caFile } = admin
   if (typeof host !== 'string' || host === '') bad('admin.host must be a non-empty string', host)
   if (!Number.isInteger(port) || port < 0 || port > 65535) bad('admin.port must be an integer from 0 to 65535', port)
-  // The token itself stays out of the message: it may be a real one, mistyped.
-  if (typeof token !== 'string' || token.trim().length < MIN_ADMIN_TOKEN) {
-    throw new RendezvousOptionError(`admin.token must be a string of ${MIN_ADMIN_TOKEN} characters or more`)
+  // The token itself stays out of the messages: it may be a real one, mistyped.
+  if (typeof token !== 'string' && typeof token !== 'function') {
+    throw new RendezvousOptionError(`admin.token must be a string of ${MIN_ADMIN_TOKEN} or more visible ASCII characters, or a function that returns one`)
   }
+  const problem = tokenProblemAtStart(token)
+  if (problem !== undefined) throw new RendezvousOptionError(`admin.token ${problem}`)
   if (typeof rotateOverlap !== 'number' || !Number.isFinite(rotateOverlap) || rotateOverlap < 0) bad('admin.rotateOverlap must be a non-negative number', rotateOverlap)
   if (publicUrl !== undefined && typeof publicUrl !== 'string' && typeof publicUrl !== 'function') bad('admin.publicUrl must be a URL string or a function that returns one', publicUrl)
   if (caFile !== undefined && (typeof caFile !== 'string' || caFile === '')) bad('admin.caFile must be a non-empty string, the path of a CA file', caFile)
-  return { host, port, token: token.trim(), rotateOverlap, publicUrl, caFile }
+  return { host, port, token: typeof token === 'string' ? token.trim() : token, rotateOverlap, publicUrl, caFile }
+}
+
+function tokenProblemAtStart (token: string | (() => string)): string | undefined {
+  if (typeof token === 'string') return adminTokenProblem(token.trim())
+  const value: unknown = token()
+  const problem = typeof value === 'string' ? adminTokenProblem(value) : 'is not a string'
+  return problem === undefined ? undefined : `(a function) returned a token that ${problem}`
 }

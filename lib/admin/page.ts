@@ -111,10 +111,15 @@ function show (title, data) {
   $('result').hidden = false
 }
 
+// fetch() drops a path segment of dots (the IDs . and ..), written %2E too; the listener reads %252E there as a dot.
+function idSegment (id) {
+  return /^\\.+$/.test(id) ? id.replace(/\\./g, '%252E') : encodeURIComponent(id)
+}
+
 async function act (what, method, id, suffix) {
   say('')
   try {
-    const data = await api(method, '/api/ids/' + encodeURIComponent(id) + suffix, method === 'POST' ? {} : undefined)
+    const data = await api(method, '/api/ids/' + idSegment(id) + suffix, method === 'POST' ? {} : undefined)
     if (data.agentCommand) show('New secret for ' + id, data)
     say(id + ' ' + what + (data.parked !== undefined ? ' (' + data.parked + ' parked, ' + data.spliced + ' spliced closed)' : ''))
     await refresh()

@@ -9,9 +9,13 @@ const ERRORS: Record<number, string> = {
   400: 'bad_request',
   401: 'unauthorized',
   404: 'not_found',
+  405: 'method_not_allowed',
+  408: 'request_timeout',
   409: 'conflict',
   413: 'body_too_large',
   415: 'unsupported_media_type',
+  421: 'misdirected_request',
+  431: 'headers_too_large',
   500: 'internal_error',
   501: 'not_supported',
   503: 'unavailable'

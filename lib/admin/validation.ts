@@ -1,8 +1,10 @@
-import type { FastifyError, FastifyReply, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import type { IncomingMessage } from 'node:http'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
 import { ID_PATTERN } from '../registry/ids'
 import { InvalidIdError } from '../errors'
 import type { AdminCount } from './metrics'
 import { errorWord, refuse } from './refusal'
+import { SECURITY_HEADERS } from './raw-answers'
 
 // What the admin routes accept, checked by Fastify before any handler runs,
 // and the 400s that tell the caller which field is wrong.
@@ -50,6 +52,37 @@ export function validationMessage (err: FastifyError, request: FastifyRequest): 
   return `${field} must be a ${String(issue.params.type)}`
 }
 
+/**
+ * The admin listener's JSON parser: Fastify's own, except that an empty body
+ * is no body, whatever its Content-Type says. Clients that always send
+ * `Content-Type: application/json` also send it on a DELETE or disconnect,
+ * which take no body; Fastify refuses those with 400.
+ */
+export function emptyJsonIsNoBody (app: FastifyInstance): void {
+  const parse = app.getDefaultJsonParser('error', 'error')
+  app.removeContentTypeParser('application/json')
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined)
+    else parse(request, body as string, done)
+  })
+}
+
+// An ID of dots only, each written %252E, as the ID's whole segment.
+const DOTS_ID = /^(\/api\/ids\/)((?:%252e)+)(?=[/?]|$)/i
+
+/**
+ * Fastify's `rewriteUrl` for the admin listener. `.` and `..` are valid
+ * IDs, but URL parsers (fetch, browsers, curl) remove such path segments,
+ * written %2E too (WHATWG URL's dot segments), so no browser can send
+ * `/api/ids/./rotate`. The page writes each dot of such an ID as %252E, and
+ * this turns them into %2E, which the router decodes to the dots. `%` is in
+ * no ID, so nothing that names another ID is read differently.
+ */
+export function dotIdsUnescaped (this: unknown, request: IncomingMessage): string {
+  const url = request.url ?? '/'
+  return url.replace(DOTS_ID, (_whole, prefix: string, dots: string) => prefix + '%2E'.repeat(dots.length / 5))
+}
+
 /** A request without a body (no Content-Type, nothing sent) is validated as `{}`: every field is optional. */
 export const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) => {
   // undefined only: a JSON `null` is a body, and is refused.
@@ -75,11 +108,13 @@ export function adminErrors (err: FastifyError, request: FastifyRequest, reply: 
 /**
  * Fastify's `frameworkErrors` for the admin listener: a path the router
  * cannot decode, or a parameter past MAX_PARAM_LENGTH, is a malformed ID (400),
- * after the same bearer check as every /api/ request. Fastify runs no hooks
- * here, so the answer is counted here.
+ * after the same Host and bearer checks as every /api/ request. Fastify runs
+ * no hooks here, so the answer is counted, and given its headers, here.
  */
 export function badPath (guard: onRequestHookHandler, count: AdminCount): (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => void {
   return (err, request, reply) => {
+    // No onSend hook runs here either.
+    reply.headers(SECURITY_HEADERS)
     guard.call(request.server, request, reply, () => {
       const why = err.code === 'FST_ERR_MAX_PARAM_LENGTH' ? 'longer than 128 characters' : 'not valid percent-encoding'
       refuse(reply, 400, new InvalidIdError(`in the path (${why})`).message)

@@ -11,7 +11,7 @@ import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
 import { Retirements } from './retire'
-import { drainSockets } from './drain'
+import { Relays } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
 
@@ -37,9 +37,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #opts: ResolvedAgentOptions
   readonly #retry: RetrySchedule
   readonly #slots = new Set<Slot>()
-  readonly #relays = new Set<net.Socket>()
-  // Connections to the local service: one may linger (half-closed) after its relay ended, and would hold a closed agent's process.
-  readonly #locals = new Set<net.Socket>()
+  readonly #relays = new Relays()
   /** Parked connections let go, until the rendezvous closes them. */
   readonly #retiring = new Retirements()
   #state: 'idle' | 'running' | 'closing' | 'closed' = 'idle'
@@ -113,7 +111,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (this.#closing !== undefined && this.#waitingForRelays) {
       // Closing after a fatal refusal, which waits for relayed connections however long: from now, closeGrace.
       this.#waitingForRelays = false
-      setTimeout(() => { for (const s of this.#relays) s.destroy() }, this.#opts.closeGrace).unref()
+      setTimeout(() => this.#relays.cut(), this.#opts.closeGrace).unref()
     }
     this.#closing ??= this.#shutdown(this.#opts.closeGrace)
     return this.#closing
@@ -124,7 +122,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#closing ??= this.#shutdown(0)
     const closing = this.#closing
     this.#retiring.cutAll()
-    for (const socket of this.#relays) socket.destroy()
+    this.#relays.cut()
     return closing
   }
 
@@ -141,8 +139,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     this.#slots.clear()
     await this.#retiring.settle(graceMs)
-    await drainSockets(this.#relays, deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
-    for (const local of this.#locals) local.destroy()
+    await this.#relays.drain(deadline === undefined ? undefined : Math.max(0, deadline - Date.now()))
     this.#state = 'closed'
     this.emit('close')
   }
@@ -231,17 +228,14 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     const started = Date.now()
     socket.once('close', () => {
       this.#active--
-      this.#relays.delete(socket)
       this.emit('released', { active: this.#active })
     })
     if (this.#opts.server !== undefined) {
       forwardToServer(socket, head, this.#opts.server)
     } else {
-      this.#relays.add(socket)
       const local = forwardToLocal(socket, head, this.#opts.target!, (err) => this.#report(err, 'relay'),
         (outcome) => this.emit('relayed', { ...outcome, durationMs: Date.now() - started }))
-      this.#locals.add(local)
-      local.once('close', () => this.#locals.delete(local))
+      this.#relays.add(socket, local)
     }
     this.emit('taken', { parked: this.stats.parked, active: this.#active })
     this.#fill()

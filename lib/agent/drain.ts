@@ -12,3 +12,30 @@ export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: n
   for (const s of sockets) s.destroy()
   await Promise.all(all)
 }
+
+/**
+ * The connections an agent relays: each taken connection to the rendezvous,
+ * and its connection to the local service, which may linger (half-closed)
+ * after its relay ended and would hold a closed agent's process.
+ */
+export class Relays {
+  readonly #remotes = new Set<net.Socket>()
+  readonly #locals = new Set<net.Socket>()
+
+  add (remote: net.Socket, local: net.Socket): void {
+    this.#remotes.add(remote)
+    this.#locals.add(local)
+    remote.once('close', () => this.#remotes.delete(remote))
+    local.once('close', () => this.#locals.delete(local))
+  }
+
+  cut (): void {
+    for (const socket of this.#remotes) socket.destroy()
+  }
+
+  /** Gives relays `graceMs` (undefined: as long as they last) to finish, then cuts them and every local connection. */
+  async drain (graceMs: number | undefined): Promise<void> {
+    await drainSockets(this.#remotes, graceMs)
+    for (const local of this.#locals) local.destroy()
+  }
+}

@@ -1,8 +1,7 @@
-import { readFileSync } from 'node:fs'
 import type { RendezvousOptions } from '../options'
 import type { ServeCluster, ServeLimits } from '../server/serve-options'
 import { clusterArgs } from './cluster-args'
-import { MIN_ADMIN_TOKEN } from '../admin/options'
+import { readAdminToken } from './admin-token'
 import { CliError } from './cli-error'
 import { pluginOptionsOf, resolveConfig } from './config'
 import { SERVE_TABLE, type ServeConfig } from './serve-table'
@@ -19,7 +18,8 @@ export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
   limits: ServeLimits
   /** Every plugin option given explicitly, by its plugin name. */
   plugin: Omit<RendezvousOptions, 'registry' | 'metrics' | 'dataDir'>
-  admin?: HostPort & { token: string, rotateOverlap: number }
+  /** `tokenWarning`: the token file is readable by other users. */
+  admin?: HostPort & { token: string, rotateOverlap: number, tokenWarning?: string }
   /** Cluster mode (docs/cluster.md), when --redis is given. */
   cluster?: ServeCluster
 }
@@ -98,21 +98,6 @@ function admin (c: ServeConfig): ServeArgs['admin'] {
   if (c.adminListen === undefined && c.adminTokenFile === undefined) return undefined
   if (c.adminListen === undefined) throw new CliError('--admin-token-file needs --admin-listen')
   if (c.adminTokenFile === undefined) throw new CliError('--admin-listen needs --admin-token-file')
-  return { ...c.adminListen, token: readToken(c.adminTokenFile), rotateOverlap: c.adminRotateOverlap }
-}
-
-// The token never appears in a message: only the file's name and what is wrong with it.
-function readToken (file: string): string {
-  let text: string
-  try {
-    text = readFileSync(file, 'utf8')
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code
-    throw new CliError(`--admin-token-file ${file}: ${code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : 'cannot be read'}`)
-  }
-  const token = text.split(/\r?\n/, 1)[0].trim()
-  if (token.length < MIN_ADMIN_TOKEN || /\s/.test(token)) {
-    throw new CliError(`--admin-token-file ${file} must hold a token of ${MIN_ADMIN_TOKEN} characters or more, without spaces, on its first line`)
-  }
-  return token
+  const { token, warning } = readAdminToken(c.adminTokenFile)
+  return { ...c.adminListen, token, rotateOverlap: c.adminRotateOverlap, ...(warning === undefined ? {} : { tokenWarning: warning }) }
 }

@@ -13,6 +13,7 @@ import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { dialledHost } from './cluster-args'
 import { reloadPeerTls } from './peer-tls-reload'
+import { reloadableAdminToken, type AdminTokenReload } from './admin-token'
 import { ignoreOutputErrors } from './quiet-output'
 import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
@@ -52,7 +53,10 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
     names: parsed.tlsNames
   }
   const certificate = parsed.noTls ? undefined : await loadCertificate(request)
-  for (const warning of certificate?.warnings ?? []) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  const tokenWarning = parsed.admin?.tokenWarning
+  const warnings = [...certificate?.warnings ?? [], ...tokenWarning === undefined ? [] : [tokenWarning]]
+  for (const warning of warnings) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  const adminToken = parsed.admin === undefined ? undefined : reloadableAdminToken(parsed.adminTokenFile!, parsed.admin.token)
   // The admin page's agent command needs the bound port, known once the app listens.
   const bound: { app?: FastifyInstance } = {}
   const options: ServeOptions = {
@@ -63,7 +67,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
     closeGracePeriod: parsed.closeGracePeriod,
     metricsPath: parsed.metricsPath,
     metricsListen: parsed.metricsListen,
-    plugin: { ...parsed.plugin, admin: adminOptions(parsed, () => publicUrl(parsed, bound.app, certificate), certificate) },
+    plugin: { ...parsed.plugin, admin: adminOptions(parsed, adminToken?.token, () => publicUrl(parsed, bound.app, certificate), certificate) },
     logLevel: parsed.logLevel,
     logStream: io.stdout,
     prettyLogs: (io.stdout as { isTTY?: boolean }).isTTY === true,
@@ -80,7 +84,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
   }
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
-  const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : { request, certificate })
+  const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : { request, certificate }, adminToken?.reload)
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
@@ -96,9 +100,10 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
 /**
  * SIGHUP, or a change to their files, reloads the public certificate and the
  * peer link's TLS material (docs/operations.md). Each is measured from the
- * start: the certificate it presents and what every reload did.
+ * start: the certificate it presents and what every reload did. SIGHUP also
+ * rereads the admin token file.
  */
-function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals, publicTls: { request: CertificateRequest, certificate: Certificate } | undefined): () => void {
+function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals, publicTls: { request: CertificateRequest, certificate: Certificate } | undefined, adminToken?: AdminTokenReload): () => void {
   const tls = tlsMetrics(app.rendezvous.metrics)
   const measured = (listener: TlsListener, cert: Buffer): ReloadOptions => {
     tls.serving(listener, cert)
@@ -122,9 +127,10 @@ function watchReloads (app: FastifyInstance, parsed: ServeArgs, signals: Signals
     reloaders.push(reloadPeerTls(node.setPeerTls, { values, verifyHost: dialledHost(parsed.cluster!) }, peer, app.log, measured('peer', peer.cert)))
   }
   for (const reloader of reloaders) signals.onHangup(() => reloader.reload('SIGHUP'))
+  if (adminToken !== undefined) signals.onHangup(() => adminToken(app.log, 'SIGHUP'))
   // Node's default for SIGHUP ends the process, relays and all, without a word: a `systemctl reload`
   // meant for the certificates must not take down a relay that has none.
-  if (reloaders.length === 0) signals.onHangup(() => { app.log.info('SIGHUP: nothing to reload, serve has no certificate files (IDs are reread on their own)') })
+  if (reloaders.length === 0 && adminToken === undefined) signals.onHangup(() => { app.log.info('SIGHUP: nothing to reload, serve has no certificate files (IDs are reread on their own)') })
   return () => { for (const reloader of reloaders) reloader.stop() }
 }
 
@@ -138,10 +144,11 @@ function listeners (app: FastifyInstance, parsed: ServeArgs): string {
   return lines.map(line => line + '\n').join('')
 }
 
-function adminOptions (parsed: ServeArgs, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
-  if (parsed.admin === undefined) return undefined
+function adminOptions (parsed: ServeArgs, token: (() => string) | undefined, url: () => string, certificate: Certificate | undefined): RendezvousOptions['admin'] {
+  if (parsed.admin === undefined || token === undefined) return undefined
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
-  return { ...parsed.admin, publicUrl: url, caFile: ca }
+  const { tokenWarning: _warned, ...admin } = parsed.admin
+  return { ...admin, token, publicUrl: url, caFile: ca }
 }
 
 function publicUrl (parsed: ServeArgs, app: FastifyInstance | undefined, certificate: Certificate | undefined): string {

@@ -64,6 +64,22 @@ export function parserRefusal (code: string | undefined): Refusal {
  * `clientErrorHandler`; `rendezvous serve` does.
  */
 export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefined, err: NodeJS.ErrnoException, socket: Duplex): void {
+  triageClientError(err, socket, refusal => {
+    // Never `{ err }`: Node's parse error carries the refused bytes (err.rawPacket), Authorization header and
+    // CONNECT token included, and pino would write them out (docs/operations.md, Logs).
+    const bytes = (err as { rawPacket?: Buffer }).rawPacket?.length
+    this?.log?.debug({ code: err.code, reason: err.message, bytes, status: refusal.status }, 'answered a head the HTTP parser refused')
+    refuse(socket, refusal)
+  })
+}
+
+/**
+ * Which of a server's `clientError`s get an answer, and the one each gets:
+ * `answer` is called at most once per socket, for a head Node's parser
+ * refused. A reset peer, bytes after the connection's last answer, and
+ * socket errors no answer can reach get none.
+ */
+export function triageClientError (err: NodeJS.ErrnoException, socket: Duplex, answer: (refusal: Refusal) => void): void {
   // A reset peer has nothing left to read an answer.
   if (err.code === 'ECONNRESET' || socket.destroyed || answered.has(socket)) return
   if (isAfterLastAnswer(err.code, socket)) {
@@ -77,10 +93,5 @@ export function clientErrorHandler (this: { log?: FastifyBaseLogger } | undefine
     return
   }
   answered.add(socket)
-  const refusal = parserRefusal(err.code)
-  // Never `{ err }`: Node's parse error carries the refused bytes (err.rawPacket), Authorization header and
-  // CONNECT token included, and pino would write them out (docs/operations.md, Logs).
-  const bytes = (err as { rawPacket?: Buffer }).rawPacket?.length
-  this?.log?.debug({ code: err.code, reason: err.message, bytes, status: refusal.status }, 'answered a head the HTTP parser refused')
-  refuse(socket, refusal)
+  answer(parserRefusal(err.code))
 }

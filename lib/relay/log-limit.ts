@@ -1,3 +1,5 @@
+const MAX_KEYS = 10_000
+
 /**
  * Says whether a repeated line should be logged now: once per `key` in each
  * `intervalMs`. A flood repeats the same refusal thousands of times a
@@ -5,13 +7,17 @@
  * every occurrence.
  */
 export function logLimiter (intervalMs: number, now: () => number = Date.now): (key: string) => boolean {
+  // In the order logged: a key is set only when its line goes out, so the expired ones are always at the front.
   const last = new Map<string, number>()
   return key => {
     const at = now()
-    const previous = last.get(key)
-    if (previous !== undefined && at - previous < intervalMs) return false
-    // Forget old keys, so addresses that come and go do not grow the map.
-    if (last.size > 1000) for (const [k, t] of last) if (at - t >= intervalMs) last.delete(k)
+    for (const [k, t] of last) {
+      if (at - t < intervalMs) break
+      last.delete(k)
+    }
+    if (last.has(key)) return false
+    // Tens of thousands of sources within one interval: the rest are debug lines, and the map stays small.
+    if (last.size >= MAX_KEYS) return false
     last.set(key, at)
     return true
   }

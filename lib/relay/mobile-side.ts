@@ -1,3 +1,4 @@
+import { setMaxListeners } from 'node:events'
 import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
@@ -100,6 +101,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
   const ending = new AbortController()
+  // Every waiting client listens to it, up to maxWaiters at once: no leak, whatever Node's default of 10 warns.
+  setMaxListeners(0, ending.signal)
 
   const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 

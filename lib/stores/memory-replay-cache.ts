@@ -1,3 +1,4 @@
+import { owned } from './owned-key'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
 
 /**
@@ -14,17 +15,6 @@ export interface MemoryReplayCacheOptions {
   maxEntries?: number
   /** Clock in ms. Default Date.now, the clock the verifier's windows use. */
   now?: () => number
-}
-
-/**
- * A copy of `key` that owns its characters. A key built from parts of a
- * request (the nonce and ID are slices of the CONNECT's URL) would otherwise
- * be a V8 rope of slices that keeps the whole URL alive for the key's ttl:
- * about 250 B more per entry (docs/performance.md). The JSON round trip is
- * exact for every string, lone surrogates included.
- */
-function owned (key: string): string {
-  return JSON.parse(JSON.stringify(key)) as string
 }
 
 /**

@@ -1,3 +1,4 @@
+import { owned } from './owned-key'
 import type { ThrottleStore } from './throttle-store'
 
 export interface MemoryThrottleStoreOptions {
@@ -11,10 +12,14 @@ export interface MemoryThrottleStoreOptions {
 
 interface HitLog {
   times: number[]
+  // The window of the last hit: once it has passed, the key counts nothing and can go.
+  windowMs: number
   // Index of the oldest live entry: dropping from the front of an array is
   // O(n), so the front is skipped and compacted from time to time.
   head: number
 }
+
+const SWEEP_PER_CALL = 4
 
 /**
  * A single node's failure counters. Each key keeps the exact times of its
@@ -22,7 +27,9 @@ interface HitLog {
  * by the number of keys and by the number of timestamps overall. Past either
  * bound the least recently hit keys are forgotten first, which an attacker
  * can only force by spreading failures over very many addresses, each of
- * which then starts with a clean count. Nothing runs on a timer.
+ * which then starts with a clean count. Keys whose window or cool-off has
+ * passed are dropped as later calls go by, least recently hit first;
+ * nothing runs on a timer.
  */
 export class MemoryThrottleStore implements ThrottleStore {
   readonly #maxKeys: number
@@ -47,11 +54,15 @@ export class MemoryThrottleStore implements ThrottleStore {
   async hit (key: string, windowMs: number): Promise<number> {
     if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError('windowMs must be a non-negative number')
     const now = this.#now()
+    this.#sweep(now)
     let log = this.#hits.get(key)
     if (log === undefined) {
-      log = { times: [], head: 0 }
+      log = { times: [], head: 0, windowMs }
+      // Built from slices of a request, a key would keep the whole request line alive.
+      key = owned(key)
     } else {
       this.#hits.delete(key)
+      log.windowMs = windowMs
     }
     this.#hits.set(key, log)
     log.times.push(now)
@@ -67,10 +78,11 @@ export class MemoryThrottleStore implements ThrottleStore {
   async block (key: string, ms: number): Promise<void> {
     if (!Number.isFinite(ms) || ms <= 0) return
     const now = this.#now()
-    const previous = this.#blocks.get(key) ?? 0
-    this.#blocks.delete(key)
+    const previous = this.#blocks.get(key)
+    if (previous === undefined) key = owned(key)
+    else this.#blocks.delete(key)
     // A shorter cool-off never cuts a longer one short.
-    this.#blocks.set(key, Math.max(previous, now + ms))
+    this.#blocks.set(key, Math.max(previous ?? 0, now + ms))
     for (const [oldKey, until] of this.#blocks) {
       if (until > now && this.#blocks.size <= this.#maxKeys) break
       this.#blocks.delete(oldKey)
@@ -106,6 +118,22 @@ export class MemoryThrottleStore implements ThrottleStore {
     } else if (log.head >= 64 && log.head * 2 >= times.length) {
       times.splice(0, log.head)
       log.head = 0
+    }
+  }
+
+  // A few keys per call, from the least recently hit: amortised, and enough to keep up with any rate of new keys.
+  #sweep (now: number): void {
+    let budget = SWEEP_PER_CALL
+    for (const [oldKey, log] of this.#hits) {
+      const last = log.times[log.times.length - 1]
+      if (budget-- === 0 || (last !== undefined && last > now - log.windowMs)) break
+      this.#hits.delete(oldKey)
+      this.#totalHits -= log.times.length - log.head
+    }
+    budget = SWEEP_PER_CALL
+    for (const [oldKey, until] of this.#blocks) {
+      if (budget-- === 0 || until > now) break
+      this.#blocks.delete(oldKey)
     }
   }
 

@@ -1,21 +1,11 @@
 import t from 'tap'
 import { FileRegistry } from '../../lib/index'
-import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
+import { startRendezvous as startRelay, untilParked } from '../helpers/rendezvous'
 import { SECRET } from '../helpers/fixtures'
-import { adminUrl, api, idsCli, TOKEN } from './helpers'
+import { adminUrl, api, idsCli, TOKEN, parks } from './helpers'
 import { until } from '../helpers/until'
 
 const ADMIN = { port: 0, token: TOKEN, publicUrl: 'https://relay.example:8443/' }
-
-async function parks (relay: Relay, id: string, secret: string): Promise<boolean> {
-  try {
-    (await relay.park(id, secret)).socket.destroy()
-    return true
-  } catch (err) {
-    if (/park refused: HTTP\/1\.1 401/.test(String(err))) return false
-    throw err
-  }
-}
 
 t.test('the admin API refuses without the right bearer token, and is not on the public port', async t => {
   const relay = await startRelay({ plugin: { admin: ADMIN } })

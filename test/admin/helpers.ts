@@ -30,3 +30,14 @@ export async function idsCli (...args: string[]): Promise<{ code: number, stdout
   })
   return { code, stdout, stderr }
 }
+
+/** Whether a CONNECT with this secret parks (true) or is refused with 401 (false); the connection is closed again. */
+export async function parks (relay: Relay, id: string, secret: string): Promise<boolean> {
+  try {
+    (await relay.park(id, secret)).socket.destroy()
+    return true
+  } catch (err) {
+    if (/park refused: HTTP\/1\.1 401/.test(String(err))) return false
+    throw err
+  }
+}

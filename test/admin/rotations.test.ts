@@ -4,22 +4,12 @@ import { join } from 'node:path'
 import { createTotp, FileRegistry } from '../../lib/index'
 import { startRendezvous as startRelay, untilParked, type TestRendezvous as Relay } from '../helpers/rendezvous'
 import { SECRET } from '../helpers/fixtures'
-import { api, TOKEN } from './helpers'
+import { api, TOKEN, parks } from './helpers'
 
 // Rotations through the admin API, as an operator does them on `serve`:
 // every rotated-out secret keeps the deadline its rotation answered with.
 
 const ADMIN = { port: 0, token: TOKEN }
-
-async function parks (relay: Relay, id: string, secret: string): Promise<boolean> {
-  try {
-    (await relay.park(id, secret)).socket.destroy()
-    return true
-  } catch (err) {
-    if (/park refused: HTTP\/1\.1 401/.test(String(err))) return false
-    throw err
-  }
-}
 
 // A TOTP code instead of a v1 token: the old secrets are tried for both.
 async function parksWithCode (relay: Relay, id: string, secret: string): Promise<string> {

@@ -120,6 +120,23 @@ t.test('the limits object is copied', async (t) => {
 })
 
 t.test('MemoryThrottleStore', async (t) => {
+  t.test('keys whose window or cool-off has passed are dropped as later calls go by, not kept until maxKeys forces them out', async (t) => {
+    let time = 0
+    const store = new MemoryThrottleStore({ now: () => time })
+    for (let i = 0; i < 1000; i++) {
+      await store.hit(`gone-${i}`, 60_000)
+      await store.block(`gone-${i}`, 60_000)
+    }
+    t.equal(store.size, 1000)
+    time = 120_000
+    for (let i = 0; i < 400; i++) await store.hit(`new-${i}`, 60_000)
+    t.equal(store.size, 400, 'the 1,000 expired keys are gone after 250 calls of 4 sweeps each')
+    for (let i = 0; i < 400; i++) t.equal(await store.blockedFor(`gone-${i}`), 0)
+    t.equal(await store.hit('new-0', 60_000), 2, 'live keys keep their counts')
+    time = 150_000
+    t.equal(await store.hit('new-1', 60_000), 2, 'a key within its window is not swept')
+  })
+
   t.test('counts hits inside the window only', async (t) => {
     let time = 0
     const store = new MemoryThrottleStore({ now: () => time })
