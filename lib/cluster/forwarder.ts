@@ -6,7 +6,7 @@ import type { ClusterMetrics } from './metrics'
 import type { PeerTokens } from './peer-token'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import { kConnId } from '../relay/symbols'
-import { GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseAnswerConnId, parseAnswerLine, peerVersionOf, readFrame, requestLine, VERSION_HINT } from './peer-wire'
+import { GO_LINE, lineEnd, looksLikeTls, MAX_PAYLOAD, PEER_PROTOCOL, PEER_VERSION, parseAnswerConnId, parseAnswerLine, peerVersionOf, readFrame, requestLine, VERSION_HINT } from './peer-wire'
 import { parseHostPort } from './options'
 import type { PeerNode, Presence } from './presence'
 
@@ -72,9 +72,11 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
     let tlsError: Error | undefined
     link.once('error', (err: NodeJS.ErrnoException) => { if (isTlsError(err)) tlsError = err })
     try {
-      link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, head), length: head.length }))
-      link.write(head)
-      const line = await readFrame(link, answerEnd, deps.timeout, MAX_LINE)
+      // The line declares at most MAX_PAYLOAD bytes (a node refuses more unread); the rest of the head follows GO.
+      const framed = head.subarray(0, MAX_PAYLOAD)
+      link.write(requestLine({ target: node.nodeId, id, token: deps.tokens.create(node.nodeId, id, framed), length: framed.length }))
+      link.write(framed)
+      const line = await readFrame(link, answerEnd, deps.timeout)
       const text = line.toString('latin1')
       const status = parseAnswerLine(text)
       if (status === 200) {
@@ -82,6 +84,7 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
         // meanwhile (the abort closed the link, and readFrame failed) never has its request delivered.
         if (signal.aborted) throw new Error('the client stopped waiting')
         link.write(GO_LINE)
+        if (head.length > framed.length) link.write(head.subarray(framed.length))
         // The holding node's connId of the parked connection: this node's 'relay closed' line names it, as for one parked here.
         ;(link as { [kConnId]?: string })[kConnId] = parseAnswerConnId(text)
         return link

@@ -1,7 +1,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
 
 export type ForwardOutcome = 'forwarded' | 'none_parked' | 'unavailable' | 'peer_failed'
-export type HandoverOutcome = 'handed_over' | 'declined' | 'none_parked' | 'unauthorized' | 'malformed' | 'incomplete' | 'version_mismatch' | 'closing' | 'tls_refused' | 'misdirected'
+export type HandoverOutcome = 'handed_over' | 'declined' | 'none_parked' | 'unauthorized' | 'malformed' | 'incomplete' | 'version_mismatch' | 'closing' | 'tls_refused' | 'misdirected' | 'too_large' | 'links_full'
 
 /** Cluster mode's outcomes, next to the relay's own rendezvous_ metrics. */
 export interface ClusterMetrics {

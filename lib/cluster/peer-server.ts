@@ -8,10 +8,12 @@ import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
 import { remoteAddressUnder } from '../relay/handoff'
 import { kConnId } from '../relay/symbols'
+import { DEFAULT_LINGER_MS, lingerClose } from '../http/linger'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
+import { connectionKey, gateConnections, PeerGate, type GateRefusal } from './peer-gate'
 import type { PeerTokens } from './peer-token'
-import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_LINE, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readFrame, VERSION_HINT, type PeerRequest } from './peer-wire'
+import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_PAYLOAD, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readBytes, readFrame, VERSION_HINT, type PeerRequest } from './peer-wire'
 
 export interface PeerServerDeps {
   nodeId: string
@@ -36,8 +38,10 @@ export interface PeerServerDeps {
 const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
 const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
 const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
+const CLOCK_HINT = ' (a malformed token, or one made more than 30 s from this node\'s clock: are the nodes\' clocks set?)'
+const FLOOD_HINT = ' (another node sends one link per forwarded request and authenticates it at once: is something else reaching the peer port?)'
 
-type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' | 'misdirected' }
+type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' | 'misdirected' | 'too_large', hint?: string }
 
 /**
  * The listener other nodes reach: it reserves one of this node's parked
@@ -48,13 +52,18 @@ type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malf
  */
 export function createPeerServer (deps: PeerServerDeps): Server {
   const sockets = new Set<Socket>()
+  const gate = new PeerGate()
   // A node with another cluster secret asks several times a second while its clients wait: one warning a minute per address.
   const warnNow = logLimiter(WARN_EVERY_MS)
+  const track = (socket: Socket): void => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  }
   const onLink = (link: Socket): void => {
-    sockets.add(link)
-    link.once('close', () => sockets.delete(link))
+    track(link)
     link.on('error', err => deps.log.debug({ err }, 'peer link error'))
-    serve(link, deps, warnNow).catch(err => {
+    const key = connectionKey(link)
+    serve(link, deps, warnNow, () => gate.authenticated(key)).catch(err => {
       // Not one of the refusals above, which are counted and logged with a hint: a fault of this node.
       const level = warnNow(`failed ${(err as Error).message}`) ? 'warn' : 'debug'
       deps.log[level]({ err }, 'peer link failed')
@@ -81,8 +90,29 @@ export function createPeerServer (deps: PeerServerDeps): Server {
     })
   // Reading the address at accept keeps it on the raw socket, for a handshake that fails after the handle is gone.
   if (deps.tls !== undefined) server.on('connection', (raw: Socket) => { raw.remoteAddress?.toString() })
+  // One line a minute in all: a flood comes from many addresses, and the counter has every refusal.
+  const warnFull = logLimiter(WARN_EVERY_MS)
+  gateConnections(server, raw => {
+    const refused = gate.admit(raw)
+    if (refused === undefined) return true
+    // Lingering for its answer: a shutdown ends it with the links.
+    track(raw)
+    refuseAtAccept(raw, refused, deps, gate.waiting, warnFull)
+    return false
+  })
   linksOf.set(server, sockets)
   return server
+}
+
+/** A link past the limits on links still to authenticate: a plain one is told so in clear text, a TLS one is closed before its handshake. */
+function refuseAtAccept (raw: Socket, refused: GateRefusal, deps: PeerServerDeps, waiting: number, warnFull: Warn): void {
+  deps.metrics.handover('links_full')
+  raw.on('error', () => {})
+  const level = warnFull('links_full') ? 'warn' : 'debug'
+  const which = refused.limit === 'address' ? 'from this address' : 'in all'
+  deps.log[level]({ from: refused.address, outcome: 'links_full', waiting }, `refused a peer link: too many links ${which} have not authenticated yet${FLOOD_HINT}`)
+  if (deps.tls !== undefined) raw.destroy()
+  else lingerClose(raw, lingerMs(deps), Buffer.from(answerLine(503, 'too many links waiting to authenticate')))
 }
 
 // Each peer server's open links, for closePeerServer().
@@ -101,21 +131,23 @@ export async function closePeerServer (server: Server): Promise<void> {
 
 type Warn = (key: string) => boolean
 
-async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn): Promise<void> {
+async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn, authenticated: () => void): Promise<void> {
   const from = link.remoteAddress ?? 'unknown'
-  const read = await readRequest(link, deps)
+  const started = Date.now()
+  const read = await readRequestLine(link, deps)
   if ('failed' in read) return refuseUnread(link, read, from, deps, warnNow)
-  const { request, payload } = read
-  const refusal = await check(request, payload, deps)
-  if (refusal !== undefined) {
-    deps.metrics.handover(refusal.outcome)
-    if (refusal.outcome === 'unauthorized' || refusal.outcome === 'malformed') {
-      const level = warnNow(`${from} ${refusal.outcome}`) ? 'warn' : 'debug'
-      deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.outcome === 'unauthorized' ? SECRET_HINT : ''}`)
-    }
-    link.end(answerLine(refusal.status, refusal.reason))
-    return
+  const { request } = read
+  // Whatever can be refused from the line is, before its payload is read: a link that will not authenticate holds nothing.
+  const early = beforePayload(request, deps)
+  if (early !== undefined) return refuse(link, early, from, deps, warnNow, true)
+  let payload: Buffer
+  try {
+    payload = await readBytes(link, request!.length, Math.max(1, started + deps.requestTimeout - Date.now()))
+  } catch (err) {
+    return refuseUnread(link, { failed: 'incomplete', error: (err as Error).message }, from, deps, warnNow)
   }
+  const refusal = await check(request!, payload, deps, authenticated)
+  if (refusal !== undefined) return refuse(link, refusal, from, deps, warnNow, false)
   const id = canonicalId(request!.id)!
   const hidden = link.destroyed ? undefined : deps.lot.take(id)
   // Read at the take: an ID removed (or a secret cut off) while the asking node decides must not get this socket back.
@@ -147,13 +179,11 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn): Promis
   deps.relayMetrics.spliceClosed(result.end, pair, result.durationMs / 1000)
 }
 
-type Read = { request: PeerRequest | undefined, payload: Buffer } | { failed: 'tls' | 'version' | 'incomplete', version?: string, error?: string }
+type Read = { request: PeerRequest | undefined } | { failed: 'tls' | 'version' | 'incomplete', version?: string, error?: string }
 
-/** The request line and the head after it; what else came, when it is not one of this version. */
-async function readRequest (link: Socket, deps: PeerServerDeps): Promise<Read> {
-  let request: PeerRequest | undefined
-  let failed: 'tls' | 'version' | undefined
-  let version: string | undefined
+/** The request line (undefined when it is not one of this version), or why there is none to answer. */
+async function readRequestLine (link: Socket, deps: PeerServerDeps): Promise<Read> {
+  let failed: 'tls' | undefined
   try {
     const frame = await readFrame(link, buffered => {
       // A dialler configured for TLS sends a ClientHello where this plain listener expects a line.
@@ -161,22 +191,59 @@ async function readRequest (link: Socket, deps: PeerServerDeps): Promise<Read> {
         failed = 'tls'
         return buffered.length
       }
-      const end = lineEnd(buffered)
-      if (end === undefined) return undefined
-      const line = buffered.subarray(0, end - 2).toString('latin1')
-      request ??= parseRequestLine(line)
-      if (request === undefined) {
-        version = peerVersionOf(line)
-        if (version !== undefined && version !== PEER_VERSION) failed = 'version'
-        return end
-      }
-      return buffered.length >= end + request.length ? end + request.length : undefined
+      return lineEnd(buffered)
     }, deps.requestTimeout)
-    if (failed !== undefined) return { failed, version }
-    return { request, payload: request === undefined ? Buffer.alloc(0) : frame.subarray(frame.length - request.length) }
+    if (failed !== undefined) return { failed }
+    const line = frame.subarray(0, frame.length - 2).toString('latin1')
+    const request = parseRequestLine(line)
+    if (request !== undefined) return { request }
+    const version = peerVersionOf(line)
+    return version !== undefined && version !== PEER_VERSION ? { failed: 'version', version } : { request: undefined }
   } catch (err) {
     return { failed: 'incomplete', error: (err as Error).message }
   }
+}
+
+/** What the line alone shows: a request this node would refuse whatever its payload. */
+function beforePayload (request: PeerRequest | undefined, deps: PeerServerDeps): Refusal | undefined {
+  if (request === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
+  // A node of this version never declares more (the rest follows GO): reading it would only let anyone make this node hold it.
+  if (request.length > MAX_PAYLOAD) return { status: 413, reason: `a request over ${MAX_PAYLOAD} bytes`, outcome: 'too_large' }
+  if (canonicalId(request.id) === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
+  if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
+  if (!deps.tokens.plausible(request.token)) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized', hint: CLOCK_HINT }
+  return undefined
+}
+
+/** The checks that need the payload, which the token covers; `authenticated` is called once the token is verified. */
+async function check (request: PeerRequest, payload: Buffer, deps: PeerServerDeps, authenticated: () => void): Promise<Refusal | undefined> {
+  if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
+  if (!await deps.tokens.verify(request.target, canonicalId(request.id)!, payload, request.token)) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized', hint: SECRET_HINT }
+  authenticated()
+  // Made with the cluster secret for another node: one that listened here before a restart, as the asker's lookup said.
+  if (request.target !== deps.nodeId) return { status: 421, reason: 'misdirected: another node listens here now', outcome: 'misdirected' }
+  return undefined
+}
+
+/**
+ * Answers a refused request: counted, and a warning a minute per address
+ * and cause for those that say something is wrong. `unread`: the payload
+ * may still be coming, and closing over unread bytes would reset the link
+ * before the answer is read.
+ */
+function refuse (link: Socket, refusal: Refusal, from: string, deps: PeerServerDeps, warnNow: Warn, unread: boolean): void {
+  deps.metrics.handover(refusal.outcome)
+  if (refusal.outcome === 'unauthorized' || refusal.outcome === 'malformed' || refusal.outcome === 'too_large') {
+    const level = warnNow(`${from} ${refusal.outcome}`) ? 'warn' : 'debug'
+    deps.log[level]({ from, outcome: refusal.outcome }, `refused a peer link: ${refusal.reason}${refusal.hint ?? ''}`)
+  }
+  const answer = answerLine(refusal.status, refusal.reason)
+  if (unread) lingerClose(link, lingerMs(deps), Buffer.from(answer))
+  else link.end(answer)
+}
+
+function lingerMs (deps: PeerServerDeps): number {
+  return deps.lingerTimeout ?? DEFAULT_LINGER_MS
 }
 
 /** A link whose request could not be read: counted, and a warning a minute per address and cause, with what to check. */
@@ -209,21 +276,11 @@ function refuseUnread (link: Socket, read: Extract<Read, { failed: string }>, fr
 async function confirmed (link: Socket, deps: PeerServerDeps): Promise<boolean> {
   if (link.destroyed) return false
   try {
-    const line = await readFrame(link, lineEnd, deps.requestTimeout, MAX_LINE)
+    const line = await readFrame(link, lineEnd, deps.requestTimeout)
     return line.toString('latin1') === GO_LINE
   } catch {
     return false
   }
-}
-
-async function check (request: PeerRequest | undefined, payload: Buffer, deps: PeerServerDeps): Promise<Refusal | undefined> {
-  if (request === undefined || canonicalId(request.id) === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
-  if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
-  const id = canonicalId(request.id)!
-  if (!await deps.tokens.verify(request.target, id, payload, request.token)) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized' }
-  // Made with the cluster secret for another node: one that listened here before a restart, as the asker's lookup said.
-  if (request.target !== deps.nodeId) return { status: 421, reason: 'misdirected: another node listens here now', outcome: 'misdirected' }
-  return undefined
 }
 
 export async function listenPeer (server: Server, host: string, port: number): Promise<AddressInfo> {

@@ -28,6 +28,16 @@ export class PeerTokens {
     return `v1.${seconds}.${nonce}.${this.#mac(target, id, payload, seconds, nonce)}`
   }
 
+  /**
+   * Whether `token` may still verify: well formed, and made within the skew
+   * window. Known from the request line, before its payload is read; a
+   * token that fails here fails verify() too.
+   */
+  plausible (token: string, now = Date.now()): boolean {
+    const parsed = parseV1Token(token)
+    return parsed !== undefined && Math.abs(Math.floor(now / 1000) - parsed.seconds) <= this.#skewSeconds
+  }
+
   /** Whether `token` was made for this node (`self`), this ID and this payload, recently, and never seen before. */
   async verify (self: string, id: string, payload: Buffer, token: string, now = Date.now()): Promise<boolean> {
     const parsed = parseV1Token(token)

@@ -18,6 +18,9 @@ import type { Socket } from 'node:net'
  * unused. So a request reaches a hidden server at most once, and only while
  * its client waits. Version 1 delivered the head at once, with no GO; the
  * two never serve each other.
+ * LENGTH is at most MAX_PAYLOAD: what the asking node has beyond that (a
+ * head Node was configured to accept larger) follows its GO, as the rest of
+ * the client's bytes do. A larger LENGTH is refused before it is read.
  */
 export const PEER_VERSION = '2'
 export const PEER_PROTOCOL = `RENDEZVOUS-PEER/${PEER_VERSION}`
@@ -26,8 +29,16 @@ export const VERSION_HINT = ' (nodes of different versions do not forward to eac
 /** The asking node's commitment to a reserved connection. */
 export const GO_LINE = 'GO\r\n'
 export const MAX_LINE = 1024
-/** Node's own limit on a request head is 16 KiB; what followed it in the same read may add to that. */
-export const MAX_PAYLOAD = 1024 * 1024
+/**
+ * The most a request may carry before GO. A node sends the head it rebuilt
+ * and the bytes Node read with it. With Node's defaults the head is under
+ * 21 KiB (16 KiB of URL, names and values, plus ': ' and CRLF for each of
+ * at most 999 fields) and one read is at most 64 KiB; every byte past this
+ * limit goes after GO instead, so a node of this version never sends more,
+ * and older ones did not with Node's defaults. Each link waiting to
+ * authenticate may hold this much.
+ */
+export const MAX_PAYLOAD = 128 * 1024
 
 export interface PeerRequest { target: string, id: string, token: string, length: number }
 
@@ -39,9 +50,9 @@ export function parseRequestLine (line: string): PeerRequest | undefined {
   const parts = line.split(' ')
   if (parts.length !== 5 || parts[0] !== PEER_PROTOCOL) return undefined
   const [, target, id, token, lengthText] = parts as [string, string, string, string, string]
-  const length = Number(lengthText)
-  if (!/^\d{1,7}$/.test(lengthText) || length > MAX_PAYLOAD) return undefined
-  return { target, id, token, length }
+  // Over MAX_PAYLOAD is the reader's to refuse, with its own answer.
+  if (!/^\d{1,7}$/.test(lengthText)) return undefined
+  return { target, id, token, length: Number(lengthText) }
 }
 
 /**
@@ -81,11 +92,42 @@ export function looksLikeTls (buffered: Buffer): boolean {
  * Reads from `socket` until `complete` says how many bytes make a whole
  * frame, then pauses the socket and gives back whatever came after, so the
  * next reader (or the splice) sees every byte. Rejects on close, on timeout
- * and past `max` bytes.
+ * and past `max` bytes. For short frames (lines): `complete` sees all that
+ * came at each chunk, and copying that again is cheap only because `max` is small.
  */
-export function readFrame (socket: Socket, complete: (buffered: Buffer) => number | undefined, timeoutMs: number, max = MAX_LINE + MAX_PAYLOAD): Promise<Buffer> {
+export function readFrame (socket: Socket, complete: (buffered: Buffer) => number | undefined, timeoutMs: number, max = MAX_LINE): Promise<Buffer> {
+  let buffered: Buffer = Buffer.alloc(0)
+  return readUntil(socket, timeoutMs, chunk => {
+    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
+    const end = complete(buffered)
+    if (end !== undefined) return end
+    if (buffered.length > max) throw new Error('peer frame too large')
+    return undefined
+  }, () => buffered)
+}
+
+/**
+ * Reads exactly `length` bytes (a payload whose length a line declared),
+ * then pauses the socket and gives back whatever came after. The chunks
+ * are kept as they came and joined once, at the end.
+ */
+export function readBytes (socket: Socket, length: number, timeoutMs: number): Promise<Buffer> {
+  if (length === 0) return Promise.resolve(Buffer.alloc(0))
+  const chunks: Buffer[] = []
+  let total = 0
+  return readUntil(socket, timeoutMs, chunk => {
+    chunks.push(chunk)
+    total += chunk.length
+    return total >= length ? length : undefined
+  }, () => chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total))
+}
+
+/**
+ * The reading both frames share: `step` takes each chunk and says where the
+ * frame ends, once it does; `all` gives what came so far, in one buffer.
+ */
+function readUntil (socket: Socket, timeoutMs: number, step: (chunk: Buffer) => number | undefined, all: () => Buffer): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    let buffered: Buffer = Buffer.alloc(0)
     let done = false
     let late: NodeJS.Immediate | undefined
     const finish = (err: Error | undefined, end = 0): void => {
@@ -98,14 +140,17 @@ export function readFrame (socket: Socket, complete: (buffered: Buffer) => numbe
       socket.removeListener('end', onClose)
       socket.pause()
       if (err !== undefined) return reject(err)
+      const buffered = all()
       if (end < buffered.length) socket.unshift(buffered.subarray(end))
       resolve(buffered.subarray(0, end))
     }
     const onData = (chunk: Buffer): void => {
-      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk])
-      const end = complete(buffered)
-      if (end !== undefined) finish(undefined, end)
-      else if (buffered.length > max) finish(new Error('peer frame too large'))
+      try {
+        const end = step(chunk)
+        if (end !== undefined) finish(undefined, end)
+      } catch (err) {
+        finish(err as Error)
+      }
     }
     const onClose = (): void => finish(new Error('peer link closed'))
     // A process that was stopped (SIGSTOP, swapping) runs its due timers before it reads what arrived meanwhile:
