@@ -11,15 +11,11 @@ import { LogLines } from './log-lines'
 import { makeCa, makeNodeCert } from './peer-certs'
 import { CLUSTER_SECRET, startNode, type TestNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
+import { counter } from './peer-dial'
 
 // The limits on peer links still to authenticate (docs/cluster.md, The peer link).
 
 const skip = redisMissing() ?? false
-
-function counter (text: string, name: string, outcome: string): number {
-  const m = new RegExp(`^${name}\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)
-  return m === null ? 0 : Number(m[1])
-}
 
 const handovers = async (node: TestNode, outcome: string): Promise<number> =>
   counter(await node.app.rendezvous.metrics!.metrics(), 'rendezvous_cluster_handovers_total', outcome)

@@ -1,27 +1,15 @@
-import { connect, type Socket } from 'node:net'
 import t from 'tap'
 import { until } from '../helpers/until'
-import { statusOf, WireClient } from '../helpers/wire'
+import { statusOf, type WireClient } from '../helpers/wire'
 import { tlsCert, tlsKey } from '../helpers/tls'
 import { PeerTokens } from '../../lib/cluster/peer-token'
 import { GO_LINE, requestLine } from '../../lib/cluster/peer-wire'
 import { LogLines } from './log-lines'
 import { CLUSTER_SECRET, startNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
+import { counter, dialPeer } from './peer-dial'
 
 const skip = redisMissing() ?? false
-
-function counter (text: string, name: string, outcome: string): number {
-  const m = new RegExp(`^${name}\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)
-  return m === null ? 0 : Number(m[1])
-}
-
-async function dialPeer (address: string): Promise<WireClient> {
-  const [host, port] = address.split(':')
-  const socket: Socket = connect(Number(port), host)
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
-  return new WireClient(socket)
-}
 
 t.test('TLS on one side of the peer link only: every failure counted, one warning a minute on each side, with a hint', { skip }, async t => {
   const redis = await startRedis(t)

@@ -1,4 +1,3 @@
-import { connect, type Socket } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -7,27 +6,15 @@ import { PeerTokens } from '../../lib/cluster/peer-token'
 import { GO_LINE, MAX_PAYLOAD, readBytes, requestLine } from '../../lib/cluster/peer-wire'
 import { socketPairs } from '../helpers/socket-pair'
 import { until } from '../helpers/until'
-import { openWire, statusOf, WireClient } from '../helpers/wire'
+import { openWire, statusOf } from '../helpers/wire'
 import { LogLines } from './log-lines'
 import { CLUSTER_SECRET, startNode, type TestNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
+import { counter, dialPeer } from './peer-dial'
 
 // What the peer listener reads from a link before it knows the link is a node's (docs/cluster.md, The peer link).
 
 const skip = redisMissing() ?? false
-
-function counter (text: string, name: string, outcome: string): number {
-  const m = new RegExp(`^${name}\\{outcome="${outcome}"\\} (\\d+)$`, 'm').exec(text)
-  return m === null ? 0 : Number(m[1])
-}
-
-async function dialPeer (address: string): Promise<WireClient> {
-  const [host, port] = address.split(':')
-  const socket: Socket = connect(Number(port), host)
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject))
-  socket.setNoDelay(true)
-  return new WireClient(socket)
-}
 
 t.test('readBytes takes exactly the declared bytes from small writes and gives back what follows', async t => {
   const [pair] = await socketPairs(t, 1)
