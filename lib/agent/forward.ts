@@ -41,6 +41,8 @@ const SHUTTING_DOWN = answer(503, 'The hidden server is shutting down.\n')
 
 // How a closing agent cuts each relay it still has (cutRelay).
 const cutters = new WeakMap<net.Socket, () => void>()
+// A 503 written at the cut is read within moments by a relay that works: the close does not wait LINGER_MS for it.
+const CUT_LINGER_MS = 1000
 
 /**
  * Cuts a relay at the end of a closing agent's grace. One whose local
@@ -49,8 +51,9 @@ const cutters = new WeakMap<net.Socket, () => void>()
  */
 export function cutRelay (remote: net.Socket): void {
   const cut = cutters.get(remote)
-  if (cut === undefined) remote.destroy()
-  else cut()
+  if (cut !== undefined) cut()
+  // Answered already (502, 503, 504): its linger ends it, and cutting it now could lose that answer.
+  else if (!remote.writableEnded) remote.destroy()
 }
 
 /**
@@ -107,7 +110,7 @@ export function forwardToLocal (
   }
 
   // Nothing was relayed yet, so the mobile client can still get a real answer.
-  function answerInstead (status: 502 | 503 | 504): void {
+  function answerInstead (status: 502 | 503 | 504, lingerMs = LINGER_MS): void {
     clearTimeout(timer)
     cutters.delete(remote)
     if (!connected && !remote.destroyed) {
@@ -117,13 +120,13 @@ export function forwardToLocal (
       remote.resume()
       remote.end(status === 502 ? BAD_GATEWAY : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
       // Half-open (see above), it would wait for the relay's FIN as long as that takes.
-      setTimeout(() => remote.destroy(), LINGER_MS).unref()
+      setTimeout(() => remote.destroy(), lingerMs).unref()
     }
     local.destroy()
   }
   cutters.set(remote, () => {
     if (connected) remote.destroy()
-    else answerInstead(503)
+    else answerInstead(503, CUT_LINGER_MS)
   })
 
   local.on('error', (err) => { if (outcome.error === undefined) giveUp(err, 502) })

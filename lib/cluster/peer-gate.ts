@@ -4,6 +4,8 @@ import { normaliseAddress } from '../relay/auth-throttle'
 /** Links that have not authenticated yet, in all and from one address: each may hold a request (MAX_PAYLOAD) meanwhile. */
 export const MAX_UNAUTHENTICATED = 64
 export const MAX_UNAUTHENTICATED_PER_ADDRESS = 8
+/** How long an address whose link authenticated stays exempt from the per-address limit. */
+export const TRUSTED_FOR_MS = 10 * 60_000
 
 /** Why a link was refused at accept: too many links from its address, or in all, still to authenticate. */
 export type GateRefusal = { address: string, limit: 'address' | 'total' }
@@ -13,7 +15,9 @@ export type GateRefusal = { address: string, limit: 'address' | 'total' }
  * accept (before any TLS handshake) until their token is verified or they
  * close, and refuses new ones past the limits. A node sends one link per
  * forwarded request and authenticates it within moments; only links that
- * never do (anyone who reaches the port) pile up here.
+ * never do (anyone who reaches the port) pile up here. An address that has
+ * sent a link that authenticated is another node: a burst of its forwards
+ * is not held to the per-address limit (the total still applies).
  */
 export class PeerGate {
   readonly #max: number
@@ -21,6 +25,8 @@ export class PeerGate {
   readonly #perAddress = new Map<string, number>()
   // By connection (addresses and ports): a TLS link is another socket object than the TCP one admitted.
   readonly #waiting = new Map<string, () => void>()
+  // Addresses whose links authenticated, until when: other nodes, oldest first.
+  readonly #trusted = new Map<string, number>()
   #total = 0
 
   constructor (max = MAX_UNAUTHENTICATED, maxPerAddress = MAX_UNAUTHENTICATED_PER_ADDRESS) {
@@ -32,7 +38,7 @@ export class PeerGate {
   admit (raw: Socket): GateRefusal | undefined {
     const address = normaliseAddress(raw.remoteAddress) ?? 'unknown'
     const fromAddress = this.#perAddress.get(address) ?? 0
-    if (fromAddress >= this.#maxPerAddress) return { address, limit: 'address' }
+    if (fromAddress >= this.#maxPerAddress && !this.#isTrusted(address)) return { address, limit: 'address' }
     if (this.#total >= this.#max) return { address, limit: 'total' }
     this.#perAddress.set(address, fromAddress + 1)
     this.#total++
@@ -54,7 +60,21 @@ export class PeerGate {
 
   /** The link's token was verified: it no longer counts. Read its key before it may have closed. */
   authenticated (key: string): void {
-    this.#waiting.get(key)?.()
+    const release = this.#waiting.get(key)
+    if (release === undefined) return
+    release()
+    const address = normaliseAddress(key.slice(0, key.indexOf(' '))) ?? 'unknown'
+    this.#trusted.delete(address)
+    this.#trusted.set(address, Date.now() + TRUSTED_FOR_MS)
+  }
+
+  #isTrusted (address: string): boolean {
+    const now = Date.now()
+    for (const [old, until] of this.#trusted) {
+      if (until > now) break
+      this.#trusted.delete(old)
+    }
+    return this.#trusted.has(address)
   }
 
   /** Links waiting to authenticate, in all. */

@@ -51,6 +51,11 @@ export class MemoryThrottleStore implements ThrottleStore {
     return this.#hits.size
   }
 
+  /** Keys with a cool-off, ended or not, for tests. */
+  get blocked (): number {
+    return this.#blocks.size
+  }
+
   async hit (key: string, windowMs: number): Promise<number> {
     if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError('windowMs must be a non-negative number')
     const now = this.#now()

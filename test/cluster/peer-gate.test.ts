@@ -2,7 +2,7 @@ import { connect, type Socket } from 'node:net'
 import { connect as tlsConnect, type ConnectionOptions } from 'node:tls'
 import t from 'tap'
 import type { PeerTlsOptions } from '../../lib/cluster/options'
-import { MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS } from '../../lib/cluster/peer-gate'
+import { connectionKey, MAX_UNAUTHENTICATED, MAX_UNAUTHENTICATED_PER_ADDRESS, PeerGate } from '../../lib/cluster/peer-gate'
 import { PeerTokens } from '../../lib/cluster/peer-token'
 import { GO_LINE, requestLine } from '../../lib/cluster/peer-wire'
 import { until } from '../helpers/until'
@@ -51,8 +51,9 @@ t.test('links that have not authenticated are limited per address and in all, at
   }
 
   // A link that authenticated and was handed a connection no longer counts, however long its exchange lasts.
+  // (From an address of its own: one whose link authenticated is another node's, which bursts may come from.)
   const hidden = await holder.park(id, secret)
-  const spliced = await dial(address)
+  const spliced = await dial(address, '127.0.0.60')
   ask(spliced)
   await spliced.untilText('\r\n')
   spliced.write(GO_LINE)
@@ -109,7 +110,9 @@ t.test('over TLS: counted from the TCP accept, refused before any handshake, rel
   const member: ConnectionOptions = { host, port: Number(port), ...pair, ca: ca.cert, servername: 'peers.rendezvous.test' }
 
   const hidden = await holder.park(id, secret)
-  const socket = tlsConnect(member)
+  // tls.connect passes net's options on, though its typings leave localAddress out.
+  const fromItsOwnAddress = { ...member, localAddress: '127.0.0.60' }
+  const socket = tlsConnect(fromItsOwnAddress)
   await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject))
   const spliced = new WireClient(socket)
   const payload = Buffer.from('GET /tls HTTP/1.1\r\nHost: h\r\n\r\n')
@@ -130,4 +133,21 @@ t.test('over TLS: counted from the TCP accept, refused before any handshake, rel
   for (const link of silent) link.destroy()
   spliced.destroy()
   hidden.destroy()
+})
+
+t.test('an address whose link authenticated is another node: its bursts are held to the total only', async t => {
+  const gate = new PeerGate(64, 8)
+  let port = 40000
+  const fake = (address: string): Socket => ({ remoteAddress: address, remotePort: port++, localAddress: '127.0.0.1', localPort: 9000, once: () => {} }) as unknown as Socket
+  const first = fake('10.0.0.2')
+  t.equal(gate.admit(first), undefined)
+  for (let i = 1; i < 8; i++) t.equal(gate.admit(fake('10.0.0.2')), undefined)
+  t.same(gate.admit(fake('10.0.0.2')), { address: '10.0.0.2', limit: 'address' }, 'a 9th link waiting from one address is refused')
+  gate.authenticated(connectionKey(first))
+  for (let i = 0; i < 20; i++) t.equal(gate.admit(fake('10.0.0.2')), undefined, `a node's burst: link ${i + 9}`)
+  t.same(gate.admit(fake('10.0.0.3')), undefined, 'other addresses have their own 8')
+  t.equal(gate.waiting, 8 - 1 + 20 + 1)
+  const room = 64 - gate.waiting
+  for (let i = 0; i < room; i++) t.equal(gate.admit(fake(`10.0.1.${i}`)), undefined)
+  t.same(gate.admit(fake('10.0.0.2')), { address: '10.0.0.2', limit: 'total' }, 'the total still applies')
 })
