@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -39,9 +40,11 @@ t.test('the 404 of an unknown ID logs like the other mobile-side refusals', asyn
   const unknown = lines.find(l => l.msg === 'rendezvous request refused' && l.outcome === 'unknown_id')
   const waited = lines.find(l => l.msg === 'rendezvous request refused' && l.outcome === 'no_hidden_server')
   t.ok(unknown !== undefined && waited !== undefined, 'both refusals are logged')
-  const shape = (l: Line | undefined): Record<string, unknown> => ({ plugin: l?.plugin, reqId: /^[0-9a-f]{16}$/.test(String(l?.reqId)), keys: Object.keys(l ?? {}).sort() })
-  t.same(shape(unknown), shape(waited), 'the same fields: plugin, a hex reqId, side, address, method, url, id, outcome, status')
-  t.equal(unknown?.id, 'nobody', 'the 404 names the ID it did not know')
+  // A name that is no ID is logged only as its hash: it may be an app's own credential.
+  const shape = (l: Line | undefined): Record<string, unknown> => ({ plugin: l?.plugin, reqId: /^[0-9a-f]{16}$/.test(String(l?.reqId)), keys: Object.keys(l ?? {}).map(k => k === 'idHash' ? 'id' : k).sort() })
+  t.same(shape(unknown), shape(waited), 'the same fields: plugin, a hex reqId, side, address, method, url, id (idHash for the unknown one), outcome, status')
+  t.equal(unknown?.idHash, createHash('sha256').update('nobody').digest('hex').slice(0, 12), 'the 404 names the ID it did not know by its hash')
+  t.notOk(raw.includes('nobody'), 'and never as it came')
   t.equal(unknown?.plugin, 'rendezvous')
   t.ok(lines.some(l => l.msg === 'incoming request' && l.reqId === unknown?.reqId), 'and Fastify\'s own lines for that request carry the same reqId')
 })
