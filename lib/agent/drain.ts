@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import { cutRelay } from './forward'
+import { untilOrAfter } from './grace'
 
 /** Waits for `sockets` to close, at most `graceMs` (undefined: as long as they last), then cuts what is left. */
 export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: number | undefined, cut: (socket: net.Socket) => void = s => s.destroy()): Promise<void> {
@@ -8,8 +9,7 @@ export async function drainSockets (sockets: ReadonlySet<net.Socket>, graceMs: n
     if (s.destroyed) resolve()
     else s.once('close', () => resolve())
   }))
-  const grace = graceMs === undefined ? [] : [new Promise<void>((resolve) => setTimeout(resolve, graceMs).unref())]
-  await Promise.race([Promise.all(all), ...grace])
+  await untilOrAfter(done => { Promise.all(all).then(done, done) }, graceMs)
   for (const s of sockets) cut(s)
   await Promise.all(all)
 }

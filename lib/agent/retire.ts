@@ -1,5 +1,6 @@
 import type net from 'node:net'
 import { RETIREMENT } from '../http/retirement'
+import { untilOrAfter } from './grace'
 import { watchParked } from './parked-watch'
 
 /** How long a retired connection waits for the rendezvous to close it, before it is cut. */
@@ -40,12 +41,7 @@ export class Retirements {
   /** Waits until each one is closed or taken, at most `graceMs` (undefined: RETIRE_GRACE_MS each), then cuts the rest. */
   async settle (graceMs: number | undefined): Promise<void> {
     if (this.#cuts.size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        this.#allSettled = resolve
-        if (graceMs !== undefined) timer = setTimeout(resolve, graceMs).unref()
-      })
-      clearTimeout(timer)
+      await untilOrAfter(done => { this.#allSettled = done }, graceMs)
       this.#allSettled = undefined
     }
     this.cutAll()

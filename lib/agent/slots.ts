@@ -1,4 +1,5 @@
 import type net from 'node:net'
+import { untilOrAfter } from './grace'
 
 /** One connection of the pool: its CONNECT in flight, then parked. */
 export interface Slot {
@@ -39,12 +40,7 @@ export class Slots extends Set<Slot> {
   /** Waits until the pool is empty (each CONNECT in flight answered), at most `graceMs` (undefined: their own timeout), then discards the rest. */
   async emptied (graceMs: number | undefined): Promise<void> {
     if (this.size > 0) {
-      let timer: NodeJS.Timeout | undefined
-      await new Promise<void>((resolve) => {
-        this.#emptied = resolve
-        if (graceMs !== undefined) timer = setTimeout(resolve, graceMs).unref()
-      })
-      clearTimeout(timer)
+      await untilOrAfter(done => { this.#emptied = done }, graceMs)
       this.#emptied = undefined
     }
     this.discardAll()
