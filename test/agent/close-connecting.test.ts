@@ -1,12 +1,9 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { RendezvousAgent } from '../../lib/agent/agent'
-import { buildProblem, runCli, startCli } from '../helpers/cli'
+import { buildProblem, servePlainWithId } from '../helpers/cli'
 import { until } from '../helpers/until'
 import { openWire, statusOf, type WireClient } from '../helpers/wire'
 
@@ -23,11 +20,7 @@ if (problem !== undefined) {
   t.fail(problem)
 } else {
   t.test('closing while CONNECTs are in flight loses no request already handed to them', async t => {
-    const dir = mkdtempSync(join(tmpdir(), 'rendezvous-close-connecting-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const added = JSON.parse((await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'hub-cc', '--json'])).stdout)
-    const serve = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', dir, '--log-level', 'warn', '--wait-timeout', '1'])
-    const [, port] = await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+    const { secret, port, serve } = await servePlainWithId(t, 'hub-cc', ['--log-level', 'warn', '--wait-timeout', '1'])
     const local = http.createServer((req, res) => { res.end(`ok ${req.url ?? ''}`) })
     local.listen(0, '127.0.0.1')
     await once(local, 'listening')
@@ -38,12 +31,12 @@ if (problem !== undefined) {
     for (let round = 0; round < 8; round++) {
       const clients: WireClient[] = []
       for (let i = 0; i < 4; i++) {
-        const wire = await openWire(Number(port), false)
+        const wire = await openWire(port, false)
         wire.write(`GET /r${round}-${i} HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from('hub-cc:x').toString('base64')}\r\nConnection: close\r\n\r\n`)
         clients.push(wire)
       }
       await until(async () => /rendezvous_waiting_clients 4\b/.test(await metrics()), 3000, '4 clients waiting')
-      const agent = new RendezvousAgent({ url: `http://127.0.0.1:${port}`, id: 'hub-cc', secret: added.secret, to: `http://127.0.0.1:${(local.address() as AddressInfo).port}`, pool: 4 })
+      const agent = new RendezvousAgent({ url: `http://127.0.0.1:${port}`, id: 'hub-cc', secret, to: `http://127.0.0.1:${(local.address() as AddressInfo).port}`, pool: 4 })
       agent.once('taken', () => { agent.close().catch(() => {}) })
       agent.start().catch(() => {})
       for (const [i, wire] of clients.entries()) {

@@ -1,13 +1,10 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RendezvousAgent } from '../../lib/agent/agent'
-import { buildProblem, runCli, startCli } from '../helpers/cli'
+import { buildProblem, servePlainWithId } from '../helpers/cli'
 import { openWire, statusOf } from '../helpers/wire'
 
 /*
@@ -24,11 +21,7 @@ if (problem !== undefined) {
   t.fail(problem)
 } else {
   t.test('closing an agent never takes a request with it', async t => {
-    const dir = mkdtempSync(join(tmpdir(), 'rendezvous-close-race-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const added = JSON.parse((await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'hub-close', '--json'])).stdout)
-    const serve = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', dir, '--log-level', 'warn', '--wait-timeout', '0.2'])
-    const [, port] = await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+    const { secret, port, serve } = await servePlainWithId(t, 'hub-close', ['--log-level', 'warn', '--wait-timeout', '0.2'])
 
     const local = http.createServer((req, res) => { res.end(`ok ${req.url ?? ''}`) })
     local.listen(0, '127.0.0.1')
@@ -39,9 +32,9 @@ if (problem !== undefined) {
     const lost: string[] = []
     const outcomes = new Map<string, number>()
     for (let i = 0; i < 45; i++) {
-      const agent = new RendezvousAgent({ url: `http://127.0.0.1:${port}`, id: 'hub-close', secret: added.secret, to, pool: 1 })
+      const agent = new RendezvousAgent({ url: `http://127.0.0.1:${port}`, id: 'hub-close', secret, to, pool: 1 })
       await agent.start()
-      const wire = await openWire(Number(port), false)
+      const wire = await openWire(port, false)
       wire.write(`GET /r${i} HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from('hub-close:x').toString('base64')}\r\nConnection: close\r\n\r\n`)
       // Spread the moments of closing over the request's trip through the relay.
       if (i % 3 === 1) await new Promise(resolve => setImmediate(resolve))

@@ -1,12 +1,9 @@
 import t from 'tap'
 import { once } from 'node:events'
-import { mkdtempSync, rmSync } from 'node:fs'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { RendezvousAgent } from '../../lib/agent/agent'
-import { buildProblem, runCli, startCli } from '../helpers/cli'
+import { buildProblem, servePlainWithId } from '../helpers/cli'
 import { openWire, statusOf } from '../helpers/wire'
 
 /*
@@ -21,11 +18,7 @@ if (problem !== undefined) {
   t.fail(problem)
 } else {
   t.test('a connection let go for its age never takes a request with it', async t => {
-    const dir = mkdtempSync(join(tmpdir(), 'rendezvous-max-age-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const added = JSON.parse((await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'hub-age', '--json'])).stdout)
-    const serve = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', dir, '--log-level', 'warn'])
-    const [, port] = await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+    const { secret, port, serve } = await servePlainWithId(t, 'hub-age', ['--log-level', 'warn'])
 
     const local = http.createServer((req, res) => { res.end(`ok ${req.url ?? ''}`) })
     local.listen(0, '127.0.0.1')
@@ -34,7 +27,7 @@ if (problem !== undefined) {
     const agent = new RendezvousAgent({
       url: `http://127.0.0.1:${port}`,
       id: 'hub-age',
-      secret: added.secret,
+      secret,
       to: `http://127.0.0.1:${(local.address() as AddressInfo).port}`,
       pool: 2,
       maxAge: 60
@@ -46,7 +39,7 @@ if (problem !== undefined) {
     let answered = 0
     let interim = 0
     for (let i = 0; i < 100; i++) {
-      const wire = await openWire(Number(port), false)
+      const wire = await openWire(port, false)
       const request = `GET /r${i} HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from('hub-age:x').toString('base64')}\r\nConnection: close\r\n\r\n`
       await new Promise<void>(resolve => agent.once('replaced', () => { wire.write(request); resolve() }))
       await wire.untilClosed(10_000)

@@ -1,9 +1,6 @@
 import t from 'tap'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import { createV1Token } from '../../lib/tokens/v1'
-import { buildProblem, runCli, startCli } from '../helpers/cli'
+import { buildProblem, servePlainWithId } from '../helpers/cli'
 import { openWire, statusOf } from '../helpers/wire'
 
 // A relay with no certificate files to reload (--no-tls) once died of SIGHUP, Node's default,
@@ -13,22 +10,18 @@ if (problem !== undefined) {
   t.fail(problem)
 } else {
   t.test('serve --no-tls outlives SIGHUP, with its parked and spliced connections', async t => {
-    const dir = mkdtempSync(join(tmpdir(), 'rendezvous-hangup-'))
-    t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-    const added = JSON.parse((await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', 'hub-hup', '--json'])).stdout)
-    const serve = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', dir])
-    const [, port] = await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+    const { secret, port, serve } = await servePlainWithId(t, 'hub-hup')
 
     const park = async (): Promise<Awaited<ReturnType<typeof openWire>>> => {
-      const hidden = await openWire(Number(port), false)
-      hidden.write(`CONNECT uuid:hub-hup?response=${createV1Token('hub-hup', added.secret)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+      const hidden = await openWire(port, false)
+      hidden.write(`CONNECT uuid:hub-hup?response=${createV1Token('hub-hup', secret)} HTTP/1.1\r\nHost: h\r\n\r\n`)
       await hidden.untilText('HTTP/1.1 200 OK\r\n\r\n')
       hidden.drain()
       return hidden
     }
     const spliced = await park()
     const parked = await park()
-    const client = await openWire(Number(port), false)
+    const client = await openWire(port, false)
     client.write('GET /one HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-hup"\r\n\r\n')
     await spliced.untilText('\r\n\r\n')
 
@@ -42,7 +35,7 @@ if (problem !== undefined) {
     spliced.write('HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\none')
     await client.untilText('one')
     t.equal(statusOf(client.text), 200, 'the spliced pair goes on relaying')
-    const next = await openWire(Number(port), false)
+    const next = await openWire(port, false)
     next.write('GET /two HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-hup"\r\n\r\n')
     await parked.untilText('GET /two HTTP/1.1\r\n')
     parked.write('HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n')

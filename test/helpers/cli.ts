@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process'
-import { existsSync, readdirSync, statSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 
 /*
@@ -236,4 +237,18 @@ export async function runCli (t: Teardown, args: string[], opts: CliOptions = {}
 
 export function describeExit (exit: Exit): string {
   return exit.signal === null ? `code ${exit.code}` : `signal ${exit.signal}`
+}
+
+/**
+ * `rendezvous serve --no-tls` on a port of its own, over a fresh data dir
+ * holding one ID (removed at teardown): the ID's secret, the port and the
+ * process. `args` go to serve after the defaults.
+ */
+export async function servePlainWithId (t: Teardown, id: string, args: string[] = []): Promise<{ secret: string, port: number, serve: CliProcess }> {
+  const dir = mkdtempSync(join(tmpdir(), 'rendezvous-serve-'))
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
+  const added = JSON.parse((await runCli(t, ['ids', 'add', '--data-dir', dir, '--id', id, '--json'])).stdout) as { secret: string }
+  const serve = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', dir, ...args])
+  const [, port] = await serve.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+  return { secret: added.secret, port: Number(port), serve }
 }
