@@ -26,7 +26,7 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
 // 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
 const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
 // Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
-const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxSpliced', 'maxWaitBuffer',
+const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
   'authFailures.perPair', 'authFailures.perAddress', 'unknownIdFailures.perAddress'])
 
 function positiveInteger (name: string, value: unknown, fallback: number): number {
@@ -37,8 +37,18 @@ function positiveInteger (name: string, value: unknown, fallback: number): numbe
   return value
 }
 
+// Prefix lengths: an IPv6 subnet of 0 bits would put every IPv6 client under one budget.
+const PREFIX_LENGTHS = new Set<string>(['ipv6Subnet'])
+
+function prefixLength (name: string, value: unknown, fallback: number): number {
+  const resolved = positiveInteger(name, value, fallback)
+  if (resolved > 128) throw new RendezvousOptionError(`${name} must be a prefix length from 1 to 128, got ${String(resolved)}`)
+  return resolved
+}
+
 export function limit (name: string, value: unknown, fallback: number): number {
   if (POSITIVE_INTEGERS.has(name)) return positiveInteger(name, value, fallback)
+  if (PREFIX_LENGTHS.has(name)) return prefixLength(name, value, fallback)
   const resolved = nonNegative(name, value, fallback)
   if (COUNTS.has(name) && !Number.isInteger(resolved)) {
     throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)

@@ -76,6 +76,20 @@ export interface RendezvousOptions {
   splice?: SplicePath
   /** Open connections from one client address (clients, idle connections, handshakes, CONNECTs not yet accepted); beyond it new ones are closed at once. A hidden server's connection leaves the count once parked. 0 for no cap. Default 256. */
   maxConnectionsPerAddress?: number
+  /**
+   * Open connections in all that are not a hidden server's parked or spliced
+   * ones (the set `maxConnectionsPerAddress` counts, whatever the address);
+   * beyond it new ones are closed at once. It counts the app's own
+   * connections too, so it is off by default here; `serve` sets 20000. 0 for no cap. Default 0.
+   */
+  maxConnections?: number
+  /**
+   * How much of an IPv6 client's address its per-address limits count by
+   * (maxConnectionsPerAddress, authFailures, unknownIdFailures): one host
+   * holds a whole /64 and can send from any address in it. 128 counts each
+   * address apart. Default 64.
+   */
+  ipv6Subnet?: number
   /** Spliced pairs open at once; beyond it mobile clients get 503. 0 for no cap. Default 10000. */
   maxSpliced?: number
   /** Time a new TLS connection gets to finish its handshake, in ms (Node's own default is 120000). Default 10000. */
@@ -131,6 +145,8 @@ export interface ResolvedOptions {
   lingerTimeout: number
   splice: SplicePath
   maxConnectionsPerAddress: number
+  maxConnections: number
+  ipv6Subnet: number
   maxSpliced: number
   handshakeTimeout: number
   maxWaitBuffer: number
@@ -161,6 +177,8 @@ const NUMBERS = {
   spliceIdleTimeout: 0,
   lingerTimeout: DEFAULT_LINGER_MS,
   maxConnectionsPerAddress: 256,
+  maxConnections: 0,
+  ipv6Subnet: 64,
   maxSpliced: 10_000,
   handshakeTimeout: 10_000,
   maxWaitBuffer: 65_536,

@@ -6,7 +6,8 @@ import type { ClusterNode } from './cluster/cluster'
 import type { ResolvedOptions } from './options'
 import { AuthThrottle } from './relay/auth-throttle'
 import { unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
-import { capConnectionsPerAddress } from './relay/connection-cap'
+import { addressKeyer, type AddressKey } from './relay/address-group'
+import { capConnections, type CapRefusal } from './relay/connection-cap'
 import { installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { logLimiter } from './relay/log-limit'
 import { createHiddenSide } from './relay/hidden-side'
@@ -54,8 +55,9 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   const splices = new Set<SplicedPair>()
   let closing = false
   const isClosing = (): boolean => closing
-  const hidden = hiddenSide(server, o, parts, lot, isClosing)
-  const probes = unknownIdThrottle(o, state)
+  const keyOf = addressKeyer(o.ipv6Subnet)
+  const hidden = hiddenSide(server, o, parts, { lot, keyOf, isClosing })
+  const probes = unknownIdThrottle(o, state, keyOf)
   const remote = await cluster?.start({ lot, splices, spliceIdleTimeout: o.spliceIdleTimeout, lingerTimeout: o.lingerTimeout, splice: o.splice, relayMetrics: metrics, isClosing, metrics: parts.promRegistry })
   const mobile = createMobileSide({
     registry: state.registry,
@@ -107,29 +109,36 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
 }
 
 /**
- * Counts every connection the per-address cap closes, and names the address
- * in a line at most once a minute: a flood past the cap repeats it thousands
- * of times a second.
+ * Counts every connection a cap closes, and writes a line at most once a
+ * minute per address (or IPv6 subnet) for the per-address cap, and once a
+ * minute in all for the total: a flood past a cap repeats it thousands of
+ * times a second.
  */
-function capRefusalLog (metrics: RendezvousMetrics, log: FastifyBaseLogger, max: number): (address: string) => void {
+function capRefusalLog (metrics: RendezvousMetrics, log: FastifyBaseLogger, o: ResolvedOptions): (refusal: CapRefusal) => void {
   const logNow = logLimiter(60_000)
-  return address => {
-    metrics.connectionRefused('per_address_cap')
-    const level = logNow(address) ? 'info' : 'debug'
-    log[level]({ address, outcome: 'per_address_cap', max }, 'connection closed at accept: this address holds the most connections allowed (maxConnectionsPerAddress); repeats within a minute are debug lines')
+  return ({ reason, address, key }) => {
+    metrics.connectionRefused(reason)
+    const subnet = key === address ? {} : { subnet: key }
+    if (reason === 'per_address_cap') {
+      const level = logNow(key) ? 'info' : 'debug'
+      log[level]({ address, ...subnet, outcome: reason, max: o.maxConnectionsPerAddress }, 'connection closed at accept: this address holds the most connections allowed (maxConnectionsPerAddress); repeats within a minute are debug lines')
+    } else {
+      const level = logNow(reason) ? 'info' : 'debug'
+      log[level]({ address, outcome: reason, max: o.maxConnections }, 'connection closed at accept: the server holds the most connections allowed (maxConnections); repeats within a minute are debug lines')
+    }
   }
 }
 
-function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, lot: ParkingLot, isClosing: () => boolean) {
+function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, { lot, keyOf, isClosing }: { lot: ParkingLot, keyOf: AddressKey, isClosing: () => boolean }) {
   const { state, metrics, log } = parts
   // CONNECTs between accept and their answer, so that a shutdown can answer them and close.
   const handshakes = new Map<Socket, () => void>()
-  const cap = o.maxConnectionsPerAddress > 0
-    ? capConnectionsPerAddress(server, o.maxConnectionsPerAddress, capRefusalLog(metrics, log, o.maxConnectionsPerAddress))
+  const cap = o.maxConnectionsPerAddress > 0 || o.maxConnections > 0
+    ? capConnections(server, { perAddress: o.maxConnectionsPerAddress, total: o.maxConnections }, keyOf, capRefusalLog(metrics, log, o))
     : undefined
   const onConnect = createHiddenSide({
     verify: state.verify,
-    throttle: new AuthThrottle(state.throttleStore, o.authFailures),
+    throttle: new AuthThrottle(state.throttleStore, o.authFailures, 'authfail', keyOf),
     lot,
     metrics,
     log,
@@ -165,9 +174,9 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
 }
 
 // Counts requests naming unknown IDs per address, so that scanning for IDs from the mobile side is cooled off too.
-function unknownIdThrottle (o: ResolvedOptions, state: RelayState): AuthThrottle | undefined {
+function unknownIdThrottle (o: ResolvedOptions, state: RelayState, keyOf: AddressKey): AuthThrottle | undefined {
   const { perAddress, window, coolOff } = o.unknownIdFailures
-  return perAddress > 0 ? new AuthThrottle(state.throttleStore, { perPair: 0, perAddress, window, coolOff }, 'unknownid') : undefined
+  return perAddress > 0 ? new AuthThrottle(state.throttleStore, { perPair: 0, perAddress, window, coolOff }, 'unknownid', keyOf) : undefined
 }
 
 async function endSplices (splices: Set<SplicedPair>, grace: number): Promise<void> {

@@ -134,3 +134,13 @@ t.test('a count that must be at least 1 says so, whatever the wrong value', asyn
     t.equal(resolveOptions({ [name]: 1 })[name], 1)
   }
 })
+
+t.test('ipv6Subnet is a prefix length from 1 to 128; maxConnections a whole count, 0 for no cap', async (t) => {
+  for (const [value, message] of [[0, 'must be a positive integer, got 0'], [129, 'must be a prefix length from 1 to 128, got 129'], [48.5, 'must be a positive integer, got 48.5'], ['64', 'must be a positive integer, got the string "64"']] as const) {
+    t.throws(() => resolveOptions({ ipv6Subnet: value as number }), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: `Invalid rendezvous option: ipv6Subnet ${message}` }, `ipv6Subnet ${String(value)}`)
+  }
+  t.same([resolveOptions({}).ipv6Subnet, resolveOptions({ ipv6Subnet: 128 }).ipv6Subnet, resolveOptions({ ipv6Subnet: 1 }).ipv6Subnet], [64, 128, 1])
+  t.throws(() => resolveOptions({ maxConnections: 2.5 }), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: 'Invalid rendezvous option: maxConnections must be a whole number, got 2.5' })
+  t.throws(() => resolveOptions({ maxConnections: -1 }), { code: 'FST_RENDEZVOUS_BAD_OPTION' })
+  t.same([resolveOptions({}).maxConnections, resolveOptions({ maxConnections: 5 }).maxConnections], [0, 5], 'off in the plugin unless given')
+})

@@ -1,5 +1,5 @@
 import { resolveOptions } from '../options'
-import { LOG_LEVELS } from '../server/serve-options'
+import { LOG_LEVELS, SERVE_MAX_CONNECTIONS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
 import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
@@ -53,6 +53,8 @@ export const SERVE_TABLE = [
   option({ key: 'splice', value: 'auto|native|js', default: 'auto', help: 'data path of relayed pairs: auto (native splice(2) for plain TCP where built), native (fail if not built) or js', parse: oneOf(['auto', 'native', 'js']), to: 'splice' }),
   option({ key: 'closeGracePeriod', value: 'SECONDS', default: '5', help: 'on shutdown, how long spliced pairs get to finish', parse: seconds({ zero: true, max: 3600 }), to: 'closeGracePeriod' }),
   option({ key: 'maxConnectionsPerAddress', value: 'N', default: String(PLUGIN.maxConnectionsPerAddress), help: 'open connections per client address; 0 for no cap', parse: count(), to: 'maxConnectionsPerAddress' }),
+  option({ key: 'maxConnections', value: 'N', default: String(SERVE_MAX_CONNECTIONS), help: 'open connections in all, other than hidden servers\' accepted ones; 0 for no cap', parse: count(), to: 'maxConnections' }),
+  option({ key: 'ipv6Subnet', value: 'BITS', default: String(PLUGIN.ipv6Subnet), help: 'IPv6 clients count against per-address limits by this prefix; 128 for each address apart', parse: integer(1, 128), to: 'ipv6Subnet' }),
   option({ key: 'maxSpliced', value: 'N', default: String(PLUGIN.maxSpliced), help: 'relayed connection pairs at once; 0 for no cap', parse: count(), to: 'maxSpliced' }),
   option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 for none', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
   option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 answers (a 429 carries what is left of its cool-off)', parse: integer(0, 86_400), to: 'retryAfter' }),

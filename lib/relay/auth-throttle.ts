@@ -45,12 +45,18 @@ export class AuthThrottle {
   readonly #store: ThrottleStore
   readonly #limits: ResolvedAuthFailureLimits
   readonly #prefix: string
+  readonly #keyOf: (address: string) => string
 
-  /** `prefix` keeps separate budgets apart in one store (CONNECT failures, unknown-ID probes). */
-  constructor (store: ThrottleStore, limits: ResolvedAuthFailureLimits, prefix = 'authfail') {
+  /**
+   * `prefix` keeps separate budgets apart in one store (CONNECT failures,
+   * unknown-ID probes); `keyOf` is what an address counts under (its IPv6
+   * subnet, see address-group.ts).
+   */
+  constructor (store: ThrottleStore, limits: ResolvedAuthFailureLimits, prefix = 'authfail', keyOf: (address: string) => string = normaliseAddress) {
     this.#store = store
     this.#limits = { ...limits }
     this.#prefix = prefix
+    this.#keyOf = keyOf
   }
 
   /** 0 when allowed, else seconds to put in Retry-After (>=1). */
@@ -76,7 +82,7 @@ export class AuthThrottle {
   // IDs are matched case-insensitively everywhere, so they are counted so too:
   // changing the case of an ID must not buy fresh guesses.
   #counters (address: string, id: string): Array<{ key: string, limit: number }> {
-    const addr = normaliseAddress(address)
+    const addr = this.#keyOf(address)
     const counters: Array<{ key: string, limit: number }> = []
     if (this.#limits.perPair > 0) counters.push({ key: `${this.#prefix}:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
     if (this.#limits.perAddress > 0) counters.push({ key: `${this.#prefix}:addr:${addr}`, limit: this.#limits.perAddress })

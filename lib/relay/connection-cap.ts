@@ -1,9 +1,10 @@
 import type { Server } from 'node:net'
 import type { Socket } from 'node:net'
+import type { AddressKey } from './address-group'
 import { normaliseAddress } from './auth-throttle'
 import { acceptedSocket } from './socket-fd'
 
-// The address a socket was counted under, so that its close uncounts exactly that one.
+// The key a socket was counted under, so that its close uncounts exactly that one.
 const kCountedAs = Symbol('rendezvous.countedAs')
 type CountedSocket = Socket & { [kCountedAs]?: string }
 
@@ -13,14 +14,28 @@ export interface ConnectionCap {
   exempt: (socket: Socket) => void
 }
 
+/** 0 for no cap. */
+export interface ConnectionLimits {
+  perAddress: number
+  total: number
+}
+
+export interface CapRefusal {
+  reason: 'per_address_cap' | 'total_cap'
+  address: string
+  /** What the address is counted under: itself, or its IPv6 subnet. */
+  key: string
+}
+
 /**
- * Caps the connections one client address holds open at once, counted from
- * the TCP accept to the close, whatever they turn into (a client's splice,
- * an idle connection, or a TLS handshake that never starts). Each costs a
- * file descriptor and buffers, and Node only closes a silent one after its
- * request timeout, so without a cap one address could take every descriptor
- * and lock out everyone else. A connection past the cap is closed at once,
- * before TLS or HTTP could give it a status line to answer with.
+ * Caps the connections held open at once, per client address and in all,
+ * counted from the TCP accept to the close, whatever they turn into (a
+ * client's splice, an idle connection, or a TLS handshake that never
+ * starts). Each costs a file descriptor and buffers, and Node only closes a
+ * silent one after its request timeout, so without caps one address, or
+ * many, could take every descriptor and lock out everyone else. A connection
+ * past a cap is closed at once, before TLS or HTTP could give it a status
+ * line to answer with.
  *
  * `exempt` is for a hidden server's connection once its CONNECT is accepted:
  * from then on the per-ID and total parking limits and maxSpliced bound it,
@@ -28,25 +43,33 @@ export interface ConnectionCap {
  * spliced connections lock out its replacements, and every client behind
  * the same address.
  */
-export function capConnectionsPerAddress (server: Server, max: number, onRefused: (address: string) => void): ConnectionCap {
+export function capConnections (server: Server, limits: ConnectionLimits, keyOf: AddressKey, onRefused: (refusal: CapRefusal) => void): ConnectionCap {
   const open = new Map<string, number>()
+  let total = 0
   // One listener for every socket rather than a closure each, which parked connections would carry for hours.
   function release (this: CountedSocket): void {
-    const address = this[kCountedAs] ?? 'unknown'
-    const left = (open.get(address) ?? 1) - 1
-    if (left > 0) open.set(address, left)
-    else open.delete(address)
+    total--
+    if (limits.perAddress <= 0) return
+    const key = this[kCountedAs] ?? 'unknown'
+    const left = (open.get(key) ?? 1) - 1
+    if (left > 0) open.set(key, left)
+    else open.delete(key)
   }
   const onConnection = (socket: Socket): void => {
     const address = normaliseAddress(socket.remoteAddress ?? 'unknown')
-    const count = open.get(address) ?? 0
-    if (count >= max) {
-      onRefused(address)
+    const key = keyOf(address)
+    const count = open.get(key) ?? 0
+    const reason = limits.perAddress > 0 && count >= limits.perAddress
+      ? 'per_address_cap'
+      : limits.total > 0 && total >= limits.total ? 'total_cap' : undefined
+    if (reason !== undefined) {
+      onRefused({ reason, address, key })
       socket.destroy()
       return
     }
-    open.set(address, count + 1)
-    ;(socket as CountedSocket)[kCountedAs] = address
+    total++
+    if (limits.perAddress > 0) open.set(key, count + 1)
+    ;(socket as CountedSocket)[kCountedAs] = key
     socket.on('close', release)
   }
   // First, so that a refused connection never reaches TLS or the HTTP parser.

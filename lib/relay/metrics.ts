@@ -33,7 +33,7 @@ export interface RendezvousMetrics {
   /** Head received from the mobile client to its first byte written to the hidden side. */
   handoff (seconds: number): void
   /** A connection closed at accept, before any request (the per-address cap). */
-  connectionRefused (reason: 'per_address_cap'): void
+  connectionRefused (reason: 'per_address_cap' | 'total_cap'): void
   /** A head Node's HTTP parser refused, answered before the relay saw it. */
   parserRefused (side: 'hidden' | 'mobile' | 'unknown', reason: ParserRefusal): void
 }

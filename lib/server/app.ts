@@ -8,7 +8,7 @@ import { clientErrorHandler } from '../http/client-error'
 import { frameworkErrors } from '../relay/framework-errors'
 import { logId } from '../relay/log-ids'
 import { FileRegistry } from '../registry/file-registry'
-import type { PeerTlsMaterial, ServeOptions } from './serve-options'
+import { SERVE_MAX_CONNECTIONS, type PeerTlsMaterial, type ServeOptions } from './serve-options'
 import type { PeerTlsOptions } from '../cluster/options'
 import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
 
@@ -43,6 +43,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   await app.register(rendezvous, {
     healthPath: '/healthz',
     readyPath: '/readyz',
+    maxConnections: SERVE_MAX_CONNECTIONS,
     ...opts.plugin,
     registry,
     // The registry is built above; the plugin keeps its replay journal in the same dir.

@@ -1,5 +1,13 @@
 import type { RendezvousOptions } from '../options'
 
+/**
+ * serve caps its connections in all (the plugin's maxConnections, off there
+ * because an app's own connections count too): the counted ones are bounded
+ * one by one (maxSpliced, maxWaiters, maxPendingConnects, the timeouts), but
+ * idle connections and handshakes from many addresses are not.
+ */
+export const SERVE_MAX_CONNECTIONS = 20_000
+
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
 export type LogLevel = typeof LOG_LEVELS[number]
 

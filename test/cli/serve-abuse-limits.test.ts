@@ -4,6 +4,14 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
 import { openWire, statusOf, type WireClient } from '../helpers/wire'
+import { connect, type Socket } from 'node:net'
+
+async function tcpFrom (port: number, localAddress: string): Promise<Socket> {
+  return await new Promise((resolve, reject) => {
+    const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
+    s.once('error', reject)
+  })
+}
 
 // The limits against ID enumeration and a waiting client's body are serve
 // flags and config keys like every other limit, and a connection the
@@ -58,6 +66,39 @@ if (problem !== undefined) {
     const lines = proc.stdout().split('\n').filter(l => l.includes('"outcome":"per_address_cap"'))
     t.equal(lines.length, 1, 'one line at info for three refusals')
     t.match(JSON.parse(lines[0]!), { level: 30, address: '127.0.0.1', max: 2 })
+  })
+
+  t.test('maxConnections from the config file caps connections in all, whatever their address, and names the cap in the log', async t => {
+    const dir = tempDir(t)
+    const config = join(dir, 'serve.json')
+    writeFileSync(config, JSON.stringify({ maxConnections: 2 }))
+    const proc = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config])
+    const [, port] = await proc.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
+    const held: Socket[] = []
+    t.teardown(() => { for (const s of held) s.destroy() })
+    for (const from of ['127.0.0.2', '127.0.0.3']) held.push(await tcpFrom(Number(port), from))
+    const refused = await tcpFrom(Number(port), '127.0.0.4')
+    const bytes = await new Promise<number>(resolve => {
+      let n = 0
+      refused.on('data', chunk => { n += chunk.length })
+      refused.on('error', () => {})
+      refused.once('close', () => resolve(n))
+    })
+    t.equal(bytes, 0, 'closed at accept, without an answer')
+    const [line] = await proc.waitFor(/.*"outcome":"total_cap".*/)
+    t.match(JSON.parse(line!), { level: 30, address: '127.0.0.4', max: 2 })
+  })
+
+  t.test('--help shows serve\'s own total cap and the IPv6 subnet; a subnet of 0 or past 128 is refused by name', async t => {
+    const help = await runCli(t, ['serve', '--help'])
+    t.match(help.stdout, /--max-connections N\s+open connections in all[^\n]*\(default 20000;/)
+    t.match(help.stdout, /--ipv6-subnet BITS\s+[^\n]*\(default 64;/)
+    for (const bits of ['0', '129']) {
+      const refused = await runCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', join(tempDir(t), 'data'), '--ipv6-subnet', bits])
+      t.equal(refused.code, 2)
+      t.match(refused.stderr, /--ipv6-subnet/)
+      t.equal(refused.stderr.trim().split('\n').length, 1, 'one line')
+    }
   })
 
   t.test('--max-wait-buffer takes a positive number of bytes', async t => {
