@@ -27,7 +27,7 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
 const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
 // Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
 const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
-  'authFailures.perPair', 'authFailures.perAddress', 'unknownIdFailures.perAddress'])
+  'authFailures.perPair', 'authFailures.perAddress', 'authFailures.perIdTotp', 'unknownIdFailures.perAddress'])
 
 function positiveInteger (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
@@ -89,6 +89,10 @@ export function throttleLimits<T extends { window: number }> (name: string, give
 function windowFor (name: string, window: number, counters: Record<string, number>): void {
   const on = Object.entries(counters).filter(([, n]) => n > 0).map(([counter]) => counter)
   if (window === 0 && on.length > 0) {
-    throw new RendezvousOptionError(`${name}.window must be more than 0 ms while ${on.map(c => `${name}.${c}`).join(' or ')} counts; to turn the throttle off, set ${Object.keys(counters).map(c => `${name}.${c}`).join(' and ')} to 0`)
+    throw new RendezvousOptionError(`${name}.window must be more than 0 ms while ${listed(on.map(c => `${name}.${c}`), 'or')} counts; to turn the throttle off, set ${listed(Object.keys(counters).map(c => `${name}.${c}`), 'and')} to 0`)
   }
+}
+
+function listed (names: string[], last: 'and' | 'or'): string {
+  return names.length < 2 ? names.join('') : `${names.slice(0, -1).join(', ')} ${last} ${names[names.length - 1]!}`
 }

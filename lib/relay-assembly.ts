@@ -176,7 +176,7 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
 // Counts requests naming unknown IDs per address, so that scanning for IDs from the mobile side is cooled off too.
 function unknownIdThrottle (o: ResolvedOptions, state: RelayState, keyOf: AddressKey): AuthThrottle | undefined {
   const { perAddress, window, coolOff } = o.unknownIdFailures
-  return perAddress > 0 ? new AuthThrottle(state.throttleStore, { perPair: 0, perAddress, window, coolOff }, 'unknownid', keyOf) : undefined
+  return perAddress > 0 ? new AuthThrottle(state.throttleStore, { perPair: 0, perAddress, perIdTotp: 0, window, coolOff }, 'unknownid', keyOf) : undefined
 }
 
 async function endSplices (splices: Set<SplicedPair>, grace: number): Promise<void> {

@@ -10,10 +10,10 @@ t.test('durations are in ms under names without a unit; the old authFailures nam
   process.on('warning', onWarning)
   t.teardown(() => { process.off('warning', onWarning) })
 
-  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, window: 60_000, coolOff: 60_000 })
-  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, window: 5_000, coolOff: 7_000 })
+  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 60_000, coolOff: 60_000 })
+  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 5_000, coolOff: 7_000 })
   const old = resolveOptions({ authFailures: { windowMs: 1_000, coolOffMs: 2_000 } }).authFailures
-  t.same(old, { perPair: 10, perAddress: 100, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
+  t.same(old, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
   t.equal(resolveOptions({ authFailures: { window: 3, windowMs: 4 } }).authFailures.window, 3, 'the new name wins')
   t.throws(() => resolveOptions({ authFailures: { windowMs: -1 } }), { code: 'FST_RENDEZVOUS_BAD_OPTION' })
 
@@ -72,21 +72,21 @@ const ADMIN = { port: 0, token: 'x'.repeat(16) }
 
 // Each of these was once taken silently: the defaults used, false read, or cluster mode dropped.
 const WRONG_TYPES: Array<[string, unknown, string]> = [
-  ['authFailures a string', { authFailures: 'x' }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got the string "x"'],
-  ['authFailures a number', { authFailures: 5 }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got 5'],
-  ['authFailures an array', { authFailures: [] }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got an array'],
-  ['authFailures null', { authFailures: null }, 'authFailures must be an object with any of perPair, perAddress, window, coolOff, got null'],
+  ['authFailures a string', { authFailures: 'x' }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got the string "x"'],
+  ['authFailures a number', { authFailures: 5 }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got 5'],
+  ['authFailures an array', { authFailures: [] }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got an array'],
+  ['authFailures null', { authFailures: null }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got null'],
   ['unknownIdFailures a string', { unknownIdFailures: 'x' }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got the string "x"'],
   ['unknownIdFailures an array', { unknownIdFailures: [1] }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got an array'],
-  ['a misspelt authFailures key', { authFailures: { perpair: 3 } }, "authFailures has no 'perpair'; it takes perPair, perAddress, window, coolOff"],
-  ['two unknown authFailures keys', { authFailures: { perPair: 3, windowMS: 1, cooloff: 2 } }, "authFailures has no 'windowMS', 'cooloff'; it takes perPair, perAddress, window, coolOff"],
+  ['a misspelt authFailures key', { authFailures: { perpair: 3 } }, "authFailures has no 'perpair'; it takes perPair, perAddress, perIdTotp, window, coolOff"],
+  ['two unknown authFailures keys', { authFailures: { perPair: 3, windowMS: 1, cooloff: 2 } }, "authFailures has no 'windowMS', 'cooloff'; it takes perPair, perAddress, perIdTotp, window, coolOff"],
   ['a misspelt unknownIdFailures key', { unknownIdFailures: { perAdress: 5 } }, "unknownIdFailures has no 'perAdress'; it takes perAddress, window, coolOff"],
   ['a fractional count', { maxWaiters: 2.5 }, 'maxWaiters must be a whole number, got 2.5'],
   ['a fractional failure count', { authFailures: { perPair: 0.5 } }, 'authFailures.perPair must be a whole number, got 0.5'],
   ['a fractional unknown-ID count', { unknownIdFailures: { perAddress: 1.5 } }, 'unknownIdFailures.perAddress must be a whole number, got 1.5'],
   ['a fractional wait buffer', { maxWaitBuffer: 1024.5 }, 'maxWaitBuffer must be a whole number, got 1024.5'],
-  ['an auth-failure window of 0', { authFailures: { window: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perPair or authFailures.perAddress counts; to turn the throttle off, set authFailures.perPair and authFailures.perAddress to 0'],
-  ['an auth-failure window of 0 with one counter on', { authFailures: { window: 0, perPair: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perAddress counts; to turn the throttle off, set authFailures.perPair and authFailures.perAddress to 0'],
+  ['an auth-failure window of 0', { authFailures: { window: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perPair, authFailures.perAddress or authFailures.perIdTotp counts; to turn the throttle off, set authFailures.perPair, authFailures.perAddress and authFailures.perIdTotp to 0'],
+  ['an auth-failure window of 0 with one counter on', { authFailures: { window: 0, perPair: 0 } }, 'authFailures.window must be more than 0 ms while authFailures.perAddress or authFailures.perIdTotp counts; to turn the throttle off, set authFailures.perPair, authFailures.perAddress and authFailures.perIdTotp to 0'],
   ['an unknown-ID window of 0', { unknownIdFailures: { window: 0 } }, 'unknownIdFailures.window must be more than 0 ms while unknownIdFailures.perAddress counts; to turn the throttle off, set unknownIdFailures.perAddress to 0'],
   ['metricsPerId a string', { metricsPerId: 'yes' }, 'metricsPerId must be true or false, got the string "yes"'],
   ['metricsPerId 1', { metricsPerId: 1 }, 'metricsPerId must be true or false, got 1'],
@@ -109,10 +109,10 @@ t.test('an option of the wrong type is refused by name, with what it must be', a
   const o = resolveOptions({ authFailures: {}, unknownIdFailures: {}, metricsPerId: true, healthPath: '/healthz', readyPath: '/readyz' })
   t.same([o.authFailures.perPair, o.unknownIdFailures.perAddress, o.metricsPerId], [10, 100, true], 'empty limits objects and a boolean are fine')
   t.equal(resolveOptions({ metricsPerId: false }).metricsPerId, false)
-  const off = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, coolOff: 0, windowMs: 500 }, unknownIdFailures: { perAddress: 0 }, maxWaiters: 0, waitTimeout: 2.5 })
+  const off = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, perIdTotp: 0, coolOff: 0, windowMs: 500 }, unknownIdFailures: { perAddress: 0 }, maxWaiters: 0, waitTimeout: 2.5 })
   t.same([off.authFailures, off.unknownIdFailures.perAddress, off.maxWaiters, off.waitTimeout],
-    [{ perPair: 0, perAddress: 0, window: 500, coolOff: 0 }, 0, 0, 2.5], 'counts of 0, a cool-off of 0, the old window name and a fractional duration are fine')
-  const none = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, window: 0 }, unknownIdFailures: { perAddress: 0, window: 0 } })
+    [{ perPair: 0, perAddress: 0, perIdTotp: 0, window: 500, coolOff: 0 }, 0, 0, 2.5], 'counts of 0, a cool-off of 0, the old window name and a fractional duration are fine')
+  const none = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, perIdTotp: 0, window: 0 }, unknownIdFailures: { perAddress: 0, window: 0 } })
   t.same([none.authFailures.window, none.unknownIdFailures.window], [0, 0], 'a window of 0 with its counters off is fine')
   t.equal(resolveOptions({ admin: { ...ADMIN, publicUrl: () => 'https://relay.example', caFile: '/etc/ca.pem' } })?.admin?.caFile, '/etc/ca.pem')
 })

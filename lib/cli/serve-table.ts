@@ -63,6 +63,7 @@ export const SERVE_TABLE = [
   option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(), to: 'replayCacheSize' }),
   option({ key: 'authFailuresPerPair', value: 'N', default: String(PLUGIN.authFailures.perPair), help: 'failed CONNECTs per (address, ID) before a cool-off', parse: count(), to: 'authFailures.perPair' }),
   option({ key: 'authFailuresPerAddress', value: 'N', default: String(PLUGIN.authFailures.perAddress), help: 'failed CONNECTs per address, all IDs, before a cool-off', parse: count(), to: 'authFailures.perAddress' }),
+  option({ key: 'authFailuresPerIdTotp', value: 'N', default: String(PLUGIN.authFailures.perIdTotp), help: 'failed TOTP codes per ID, all addresses, before TOTP is cooled off for that ID (v1 tokens are not)', parse: count(), to: 'authFailures.perIdTotp' }),
   option({ key: 'authFailuresWindow', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.window), help: 'how long a failed CONNECT counts', parse: seconds(), to: 'authFailures.window' }),
   option({ key: 'authFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.coolOff), help: 'how long a tripped counter refuses', parse: seconds(), to: 'authFailures.coolOff' }),
   option({ key: 'unknownIdFailures', value: 'N', default: String(PLUGIN.unknownIdFailures.perAddress), help: 'answers for unknown IDs per address before a cool-off (429, for known IDs too); 0 for no limit', parse: count(), to: 'unknownIdFailures.perAddress' }),

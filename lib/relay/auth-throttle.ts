@@ -5,6 +5,12 @@ export interface AuthFailureLimits {
   perPair?: number
   /** Failures per client address, across all IDs, within `window` before the address is cooled off. */
   perAddress?: number
+  /**
+   * Failed TOTP codes per ID, from every address, within `window` before
+   * TOTP codes for that ID are cooled off (v1 tokens are not). A 6-digit
+   * code can be guessed from enough addresses; this bounds the guesses.
+   */
+  perIdTotp?: number
   /** How long a failure counts, in ms. */
   window?: number
   /** How long a tripped counter refuses, in ms. */
@@ -59,18 +65,18 @@ export class AuthThrottle {
     this.#keyOf = keyOf
   }
 
-  /** 0 when allowed, else seconds to put in Retry-After (>=1). */
-  async check (address: string, id: string): Promise<number> {
-    const waits = await Promise.all(this.#counters(address, id).map(({ key }) => this.#store.blockedFor(key)))
+  /** 0 when allowed, else seconds to put in Retry-After (>=1). `guessable`: the token is a TOTP code. */
+  async check (address: string, id: string, guessable = false): Promise<number> {
+    const waits = await Promise.all(this.#counters(address, id, guessable).map(({ key }) => this.#store.blockedFor(key)))
     return seconds(Math.max(0, ...waits))
   }
 
   /** Records a failed authentication; returns seconds of cool-off if this failure tripped a limit, else 0. */
-  async fail (address: string, id: string): Promise<number> {
+  async fail (address: string, id: string, guessable = false): Promise<number> {
     const { window: windowMs, coolOff: coolOffMs } = this.#limits
     // A zero window holds no failures, so nothing could ever trip.
     if (windowMs <= 0) return 0
-    const tripped = await Promise.all(this.#counters(address, id).map(async ({ key, limit }) => {
+    const tripped = await Promise.all(this.#counters(address, id, guessable).map(async ({ key, limit }) => {
       const count = await this.#store.hit(key, windowMs)
       if (count < limit || coolOffMs <= 0) return false
       await this.#store.block(key, coolOffMs)
@@ -81,11 +87,14 @@ export class AuthThrottle {
 
   // IDs are matched case-insensitively everywhere, so they are counted so too:
   // changing the case of an ID must not buy fresh guesses.
-  #counters (address: string, id: string): Array<{ key: string, limit: number }> {
+  // The per-ID counter is for guessable tokens only: counting v1 failures per ID would let anyone who
+  // knows an ID lock its agent out, for no gain, since a v1 token cannot be guessed.
+  #counters (address: string, id: string, guessable: boolean): Array<{ key: string, limit: number }> {
     const addr = this.#keyOf(address)
     const counters: Array<{ key: string, limit: number }> = []
     if (this.#limits.perPair > 0) counters.push({ key: `${this.#prefix}:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
     if (this.#limits.perAddress > 0) counters.push({ key: `${this.#prefix}:addr:${addr}`, limit: this.#limits.perAddress })
+    if (guessable && this.#limits.perIdTotp > 0) counters.push({ key: `${this.#prefix}:totp:${id.toLowerCase()}`, limit: this.#limits.perIdTotp })
     return counters
   }
 }

@@ -6,6 +6,7 @@ import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { Verifier } from '../tokens/verifier'
+import { isTotpCode } from '../tokens/totp'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
 import { shedConnectState } from './handoff'
@@ -81,22 +82,23 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       return { outcome: 'missing_token', refusal: { status: 407, message: 'missing response token', headers: { 'Proxy-Authenticate': 'rendezvous' } } }
     }
     const address = socket.remoteAddress ?? 'unknown'
-    const coolOff = await deps.throttle.check(address, target.id)
+    const guessable = isTotpCode(target.token)
+    const coolOff = await deps.throttle.check(address, target.id, guessable)
     if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
     // The relay must not guess whose bytes these were meant to be once a client is spliced in.
     if (rest.length > 0) return { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
     let held: Step | undefined
     const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
     if (held !== undefined) return held
-    return verdict.ok ? { id: target.id } : await refusalFor(verdict, address, target.id, at)
+    return verdict.ok ? { id: target.id } : await refusalFor(verdict, { address, id: target.id, guessable }, at)
   }
 
-  async function refusalFor (verdict: TokenVerdict & { ok: false }, address: string, id: string, at: LineFields): Promise<Refused> {
+  async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: { address: string, id: string, guessable: boolean }, at: LineFields): Promise<Refused> {
     if (verdict.status === 503) {
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
       return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
-    const tripped = await deps.throttle.fail(address, id)
+    const tripped = await deps.throttle.fail(address, id, guessable)
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
     // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
     if (tripped > 0) deps.log.warn({ ...at, id, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
