@@ -196,7 +196,7 @@ export interface UnknownIdLimits {
   coolOff?: number
 }
 
-const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 10, window: 60_000, coolOff: 60_000 }
+const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 }
 
 // Old names that still work; each one warns once per process.
 const DEPRECATED_AUTH_FAILURES = { windowMs: 'window', coolOffMs: 'coolOff' } as const

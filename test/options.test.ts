@@ -10,10 +10,10 @@ t.test('durations are in ms under names without a unit; the old authFailures nam
   process.on('warning', onWarning)
   t.teardown(() => { process.off('warning', onWarning) })
 
-  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 60_000, coolOff: 60_000 })
-  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 5_000, coolOff: 7_000 })
+  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 })
+  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 5_000, coolOff: 7_000 })
   const old = resolveOptions({ authFailures: { windowMs: 1_000, coolOffMs: 2_000 } }).authFailures
-  t.same(old, { perPair: 10, perAddress: 100, perIdTotp: 10, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
+  t.same(old, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
   t.equal(resolveOptions({ authFailures: { window: 3, windowMs: 4 } }).authFailures.window, 3, 'the new name wins')
   t.throws(() => resolveOptions({ authFailures: { windowMs: -1 } }), { code: 'FST_RENDEZVOUS_BAD_OPTION' })
 

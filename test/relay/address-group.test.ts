@@ -56,7 +56,7 @@ function flipBit (address: string, bit: number): string {
 }
 
 t.test('failed CONNECTs from addresses of one /64 share their counters; another /64 has its own', async t => {
-  const throttle = new AuthThrottle(new MemoryThrottleStore(), { perPair: 10, perAddress: 100, perIdTotp: 10, window: 60_000, coolOff: 60_000 }, 'authfail', key64)
+  const throttle = new AuthThrottle(new MemoryThrottleStore(), { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 }, 'authfail', key64)
   for (let i = 1; i <= 9; i++) t.equal(await throttle.fail(`2001:db8:1:2::${i.toString(16)}`, 'victim'), 0)
   t.equal(await throttle.fail('2001:db8:1:2:ffff::1', 'victim'), 60, 'the 10th guess trips, from yet another address of the /64')
   t.equal(await throttle.check('2001:db8:1:2::beef', 'victim'), 60, 'a fresh address of the /64 is cooled off too')

@@ -3,7 +3,7 @@ import { AuthThrottle, normaliseAddress } from '../../lib/relay/auth-throttle'
 import { MemoryThrottleStore } from '../../lib/stores/memory-throttle-store'
 import type { ResolvedAuthFailureLimits } from '../../lib/relay/auth-throttle'
 
-const DEFAULTS: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 10, window: 60_000, coolOff: 60_000 }
+const DEFAULTS: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 }
 
 function setup (limits: Partial<ResolvedAuthFailureLimits> = {}): { throttle: AuthThrottle, store: MemoryThrottleStore, advance: (ms: number) => void } {
   let time = 1_700_000_000_000
@@ -236,8 +236,8 @@ t.test('MemoryThrottleStore', async (t) => {
 
 t.test('failed TOTP codes for one ID from many addresses trip that ID for TOTP codes only', async (t) => {
   const { throttle } = setup()
-  for (let i = 1; i <= 9; i++) t.equal(await throttle.fail(`10.0.1.${i}`, 'victim', true), 0, `guess ${i}: one per address, no pair or address trips`)
-  t.equal(await throttle.fail('10.0.1.10', 'Victim', true), 60, 'the 10th guess trips the ID, whatever the case of the ID')
+  for (let i = 1; i <= 29; i++) t.equal(await throttle.fail(`10.0.1.${i}`, 'victim', true), 0, `guess ${i}: one per address, no pair or address trips`)
+  t.equal(await throttle.fail('10.0.1.30', 'Victim', true), 60, 'the 30th guess trips the ID, whatever the case of the ID')
   t.equal(await throttle.check('10.9.9.9', 'victim', true), 60, 'a TOTP code for that ID from a fresh address is cooled off')
   t.equal(await throttle.check('10.9.9.9', 'victim', false), 0, 'a v1 token for that ID is not')
   t.equal(await throttle.check('10.9.9.9', 'other', true), 0, 'nor a TOTP code for another ID')
@@ -245,6 +245,6 @@ t.test('failed TOTP codes for one ID from many addresses trip that ID for TOTP c
 
 t.test('failed v1 tokens never count against the ID', async (t) => {
   const { throttle } = setup()
-  for (let i = 1; i <= 20; i++) t.equal(await throttle.fail(`10.0.2.${i}`, 'victim', false), 0)
+  for (let i = 1; i <= 40; i++) t.equal(await throttle.fail(`10.0.2.${i}`, 'victim', false), 0)
   t.equal(await throttle.check('10.9.9.9', 'victim', true), 0)
 })

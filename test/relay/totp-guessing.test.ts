@@ -38,20 +38,30 @@ function wrongCode (): string {
   return String(code).padStart(6, '0')
 }
 
-t.test('ten wrong TOTP codes from ten addresses cool off TOTP for the ID; a v1 token still parks', async t => {
+t.test('thirty wrong TOTP codes from thirty addresses cool off TOTP for the ID; a v1 token still parks', async t => {
   const relay = await startRendezvous({ ids: [ID] })
   t.teardown(relay.close)
-  for (let i = 2; i <= 11; i++) {
+  for (let i = 2; i <= 31; i++) {
     const { head } = await connectFrom(relay.port, `127.0.0.${i}`, wrongCode())
     t.match(head, /^HTTP\/1\.1 401 /, `guess from 127.0.0.${i}: 401`)
   }
-  const good = await connectFrom(relay.port, '127.0.0.12', createTotp(SECRET))
+  const good = await connectFrom(relay.port, '127.0.0.32', createTotp(SECRET))
   t.match(good.head, /^HTTP\/1\.1 429 /, 'a good TOTP code from a fresh address: 429')
   const retryAfter = Number(/\r\nRetry-After: (\d+)\r\n/i.exec(good.head)?.[1])
   t.ok(retryAfter > 50 && retryAfter <= 60, `Retry-After is the cool-off (${retryAfter})`)
-  const v1 = await connectFrom(relay.port, '127.0.0.12', createV1Token(ID, SECRET))
+  const v1 = await connectFrom(relay.port, '127.0.0.32', createV1Token(ID, SECRET))
   t.match(v1.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/, 'a v1 token from the same address parks')
   v1.socket.destroy()
+})
+
+t.test('ten wrong codes from one address trip only that pair: the same ID still parks a good TOTP code from elsewhere', async t => {
+  const relay = await startRendezvous({ ids: [ID] })
+  t.teardown(relay.close)
+  for (let i = 0; i < 10; i++) t.match((await connectFrom(relay.port, '127.0.0.2', wrongCode())).head, /^HTTP\/1\.1 401 /)
+  t.match((await connectFrom(relay.port, '127.0.0.2', createTotp(SECRET))).head, /^HTTP\/1\.1 429 /, 'the pair is cooled off')
+  const good = await connectFrom(relay.port, '127.0.0.3', createTotp(SECRET))
+  t.match(good.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/, 'another address is not')
+  good.socket.destroy()
 })
 
 t.test('with perIdTotp at 0, only the per-pair and per-address counters stand', async t => {
