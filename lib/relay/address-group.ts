@@ -16,7 +16,7 @@ export function addressKeyer (ipv6Subnet: number): AddressKey {
   return address => {
     const normal = normaliseAddress(address)
     const groups = ipv6Groups(normal)
-    return groups === undefined ? normal : `${masked(groups, ipv6Subnet).map(g => g.toString(16)).join(':')}/${ipv6Subnet}`
+    return groups === undefined ? normal : `${compressed(masked(groups, ipv6Subnet))}/${ipv6Subnet}`
   }
 }
 
@@ -43,6 +43,20 @@ function dottedTail (address: string): string {
 
 function groupsOf (text: string): number[] {
   return text === '' ? [] : text.split(':').map(group => Number.parseInt(group, 16))
+}
+
+// RFC 5952's form, as Node writes addresses: the longest run of two or more zero groups (the first of equals) as ::.
+function compressed (groups: number[]): string {
+  let best = { at: -1, length: 1 }
+  for (let at = 0; at < groups.length;) {
+    let end = at
+    while (end < groups.length && groups[end] === 0) end++
+    if (end - at > best.length) best = { at, length: end - at }
+    at = end === at ? at + 1 : end
+  }
+  const hex = groups.map(group => group.toString(16))
+  if (best.at === -1) return hex.join(':')
+  return `${hex.slice(0, best.at).join(':')}::${hex.slice(best.at + best.length).join(':')}`
 }
 
 function masked (groups: number[], bits: number): number[] {

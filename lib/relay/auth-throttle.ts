@@ -23,6 +23,9 @@ export interface AuthFailureLimits {
 
 export type ResolvedAuthFailureLimits = Required<Omit<AuthFailureLimits, 'windowMs' | 'coolOffMs'>>
 
+/** Which limit a failure reached: the address and ID, the address, or the ID's TOTP codes from everywhere. */
+export type TrippedCounter = 'pair' | 'address' | 'id_totp'
+
 const MAPPED_IPV4 = /^::ffff:(\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3})$/i
 
 /**
@@ -73,28 +76,34 @@ export class AuthThrottle {
 
   /** Records a failed authentication; returns seconds of cool-off if this failure tripped a limit, else 0. */
   async fail (address: string, id: string, guessable = false): Promise<number> {
+    return (await this.failAndTell(address, id, guessable)).coolOff
+  }
+
+  /** fail(), also naming the counters this failure tripped: each cools off a different set of attempts. */
+  async failAndTell (address: string, id: string, guessable = false): Promise<{ coolOff: number, tripped: TrippedCounter[] }> {
     const { window: windowMs, coolOff: coolOffMs } = this.#limits
     // A zero window holds no failures, so nothing could ever trip.
-    if (windowMs <= 0) return 0
-    const tripped = await Promise.all(this.#counters(address, id, guessable).map(async ({ key, limit }) => {
+    if (windowMs <= 0) return { coolOff: 0, tripped: [] }
+    const tripped = await Promise.all(this.#counters(address, id, guessable).map(async ({ key, limit, counter }) => {
       const count = await this.#store.hit(key, windowMs)
-      if (count < limit || coolOffMs <= 0) return false
+      if (count < limit || coolOffMs <= 0) return undefined
       await this.#store.block(key, coolOffMs)
-      return true
+      return counter
     }))
-    return tripped.includes(true) ? seconds(coolOffMs) : 0
+    const named = tripped.filter(counter => counter !== undefined)
+    return { coolOff: named.length > 0 ? seconds(coolOffMs) : 0, tripped: named }
   }
 
   // IDs are matched case-insensitively everywhere, so they are counted so too:
   // changing the case of an ID must not buy fresh guesses.
   // The per-ID counter is for guessable tokens only: counting v1 failures per ID would let anyone who
   // knows an ID lock its agent out, for no gain, since a v1 token cannot be guessed.
-  #counters (address: string, id: string, guessable: boolean): Array<{ key: string, limit: number }> {
+  #counters (address: string, id: string, guessable: boolean): Array<{ key: string, limit: number, counter: TrippedCounter }> {
     const addr = this.#keyOf(address)
-    const counters: Array<{ key: string, limit: number }> = []
-    if (this.#limits.perPair > 0) counters.push({ key: `${this.#prefix}:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair })
-    if (this.#limits.perAddress > 0) counters.push({ key: `${this.#prefix}:addr:${addr}`, limit: this.#limits.perAddress })
-    if (guessable && this.#limits.perIdTotp > 0) counters.push({ key: `${this.#prefix}:totp:${id.toLowerCase()}`, limit: this.#limits.perIdTotp })
+    const counters: Array<{ key: string, limit: number, counter: TrippedCounter }> = []
+    if (this.#limits.perPair > 0) counters.push({ key: `${this.#prefix}:pair:${addr}|${id.toLowerCase()}`, limit: this.#limits.perPair, counter: 'pair' })
+    if (this.#limits.perAddress > 0) counters.push({ key: `${this.#prefix}:addr:${addr}`, limit: this.#limits.perAddress, counter: 'address' })
+    if (guessable && this.#limits.perIdTotp > 0) counters.push({ key: `${this.#prefix}:totp:${id.toLowerCase()}`, limit: this.#limits.perIdTotp, counter: 'id_totp' })
     return counters
   }
 }

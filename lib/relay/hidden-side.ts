@@ -98,10 +98,13 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
       return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
-    const tripped = await deps.throttle.fail(address, id, guessable)
+    const { coolOff, tripped } = await deps.throttle.failAndTell(address, id, guessable)
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
     // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
-    if (tripped > 0) deps.log.warn({ ...at, id, coolOff: tripped }, 'too many failed CONNECTs; cooling off')
+    const fromHere = tripped.filter(counter => counter !== 'id_totp')
+    if (fromHere.length > 0) deps.log.warn({ ...at, id, coolOff, limits: fromHere }, 'too many failed CONNECTs; cooling off')
+    // Not the address's doing alone: every address's TOTP codes for this ID are held back, v1 tokens are not.
+    if (tripped.includes('id_totp')) deps.log.warn({ ...at, id, coolOff }, 'too many wrong TOTP codes for this ID from all addresses; its TOTP codes are cooled off')
     // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
     return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
   }

@@ -1,5 +1,6 @@
 import t from 'tap'
 import { connect, type Socket } from 'node:net'
+import { Writable } from 'node:stream'
 import { createTotp } from '../../lib/tokens/totp'
 import { createV1Token } from '../../lib/tokens/v1'
 import { SECRET } from '../helpers/fixtures'
@@ -39,7 +40,9 @@ function wrongCode (): string {
 }
 
 t.test('thirty wrong TOTP codes from thirty addresses cool off TOTP for the ID; a v1 token still parks', async t => {
-  const relay = await startRendezvous({ ids: [ID] })
+  const lines: Array<{ level: number, msg: string, address?: string, limits?: string[], coolOff?: number }> = []
+  const stream = new Writable({ write (chunk, _e, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); cb() } })
+  const relay = await startRendezvous({ ids: [ID], fastify: { logger: { level: 'info', stream } } })
   t.teardown(relay.close)
   for (let i = 2; i <= 31; i++) {
     const { head } = await connectFrom(relay.port, `127.0.0.${i}`, wrongCode())
@@ -52,6 +55,9 @@ t.test('thirty wrong TOTP codes from thirty addresses cool off TOTP for the ID; 
   const v1 = await connectFrom(relay.port, '127.0.0.32', createV1Token(ID, SECRET))
   t.match(v1.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/, 'a v1 token from the same address parks')
   v1.socket.destroy()
+  const warned = lines.filter(l => l.level === 40)
+  t.same(warned.map(l => [l.msg, l.address, l.coolOff]), [['too many wrong TOTP codes for this ID from all addresses; its TOTP codes are cooled off', '127.0.0.31', 60]],
+    'one warning, which says the ID is cooled off, not the address that sent the 30th code')
 })
 
 t.test('ten wrong codes from one address trip only that pair: the same ID still parks a good TOTP code from elsewhere', async t => {
