@@ -2,13 +2,17 @@ import { resolveOptions } from '../options'
 import { LOG_LEVELS, SERVE_MAX_CONNECTIONS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
-import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
+import { redactUrl } from './redact-url'
+import { flag, hostPort, integer, oneOf, realm, redisUrl, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them. splice is
 // named, so that RENDEZVOUS_SPLICE is read (and checked) with serve's other variables.
 const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
 const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(min, max)
+/** --redis, which `ids` reads too. A password in the URL is masked where a message shows it. */
+export const REDIS_OPTION = option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: redisUrl, show: redactUrl })
+
 /**
  * Every option of `rendezvous serve`, one entry each: its flag is the
  * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
@@ -71,7 +75,7 @@ export const SERVE_TABLE = [
   option({ key: 'unknownIdFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.unknownIdFailures.coolOff), help: 'how long a tripped address gets 429', parse: seconds(), to: 'unknownIdFailures.coolOff' }),
   option({ key: 'realm', value: 'REALM', default: PLUGIN.realm, help: 'the Digest realm of the challenge', parse: realm, to: 'realm' }),
 
-  option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: text }),
+  REDIS_OPTION,
   option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates links between nodes, the same on every node, 16 characters or more', parse: text, secret: true }),
   option({ key: 'peerHost', value: 'HOST', shownDefault: '127.0.0.1', help: 'cluster mode: where the listener for other nodes binds', parse: text }),
   option({ key: 'peerPort', value: 'PORT', shownDefault: '0', help: 'cluster mode: its port; 0 picks a free one', parse: integer(0, 65535) }),
