@@ -55,6 +55,7 @@ declare namespace rendezvous {
   export type ClusterOptions = cluster.ClusterOptions
   export type PeerTlsOptions = cluster.PeerTlsOptions
   export type RedisSource = redis.RedisSource
+  export type RedisClientLike = redis.RedisClientLike
   export type FileRegistry = InstanceType<typeof FileRegistry>
   export type MemoryRegistry = InstanceType<typeof MemoryRegistry>
   export type MemoryReplayCache = InstanceType<typeof MemoryReplayCache>

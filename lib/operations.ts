@@ -20,6 +20,8 @@ export interface OperationsDeps {
   underPressure: () => boolean
   /** False while cluster mode cannot reach Redis. */
   reachable: () => boolean
+  /** False while the replay journal cannot be written. */
+  journalWritable: () => boolean
 }
 
 export interface Operations {
@@ -61,7 +63,8 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
       if (!deps.reachable()) throw new Error('the cluster cannot reach Redis')
       await deps.registry.check?.()
     },
-    registryTimeout: 2_000
+    registryTimeout: 2_000,
+    journalWritable: deps.journalWritable
   }, totals)
   const disconnect = (id: string): { parked: number, spliced: number } => {
     const parked = lot.evict(id)

@@ -23,6 +23,8 @@ export interface RelayState {
   replayCache: ReplayCache
   throttleStore: ThrottleStore
   verify: Verifier
+  /** False while this process's replay journal cannot be written (always true without one). */
+  journalWritable: () => boolean
   /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
   close: () => Promise<void>
 }
@@ -37,6 +39,7 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
     replayCache,
     throttleStore,
     verify: makeVerifier(o, registry, replayCache),
+    journalWritable: replayCache instanceof FileReplayCache ? () => replayCache.writable() : () => true,
     close: async () => {
       if (o.registry === undefined) await registry.close()
       if (o.replayCache === undefined) await replayCache.close?.()

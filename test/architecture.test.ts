@@ -1,4 +1,5 @@
 import { readdirSync, readFileSync } from 'node:fs'
+import { builtinModules } from 'node:module'
 import { dirname, join, relative, resolve } from 'node:path'
 import t from 'tap'
 
@@ -124,4 +125,28 @@ t.test('only relay/handoff.ts and relay/socket-fd.ts touch Node internals', asyn
   const touching = sources(LIB).map(f => relative(LIB, f)).filter(f => INTERNALS.test(readFileSync(join(LIB, f), 'utf8')))
   t.same(touching.filter(f => !ALLOWED_INTERNALS.has(f)), [])
   t.same(touching.sort(), [...ALLOWED_INTERNALS].sort(), 'the check finds both')
+})
+
+// A default import of a Node module is kept in the emitted .d.ts, where a consumer compiling
+// without esModuleInterop or allowSyntheticDefaultImports gets TS1192: node:net has no default export.
+const DEFAULT_IMPORT = /(?:^|\n)\s*import\s+(?:type\s+)?([A-Za-z_$][\w$]*)\s*(?:,[^'"]*)?from\s*['"]([^'"]+)['"]/g
+const isNodeModule = (specifier: string): boolean => specifier.startsWith('node:') || builtinModules.includes(specifier)
+
+/** Each default import of a Node module under `root`, as `file: import name from 'module'`. */
+export function nodeDefaultImports (root: string): string[] {
+  return sources(root).flatMap(file => [...readFileSync(file, 'utf8').matchAll(DEFAULT_IMPORT)]
+    .filter(m => isNodeModule(m[2]))
+    .map(m => `${relative(root, file)}: import ${m[1]} from '${m[2]}'`))
+}
+
+t.test('no file of lib/ default-imports a Node module, so its types need no esModuleInterop', async t => {
+  t.same(nodeDefaultImports(LIB), [])
+})
+
+t.test('the check finds every form of a default import of a Node module, and nothing else', async t => {
+  const root = t.testdir({
+    'a.ts': "import net from 'node:net'\nimport type tls from 'node:tls'\nimport fs, { readFileSync } from 'fs'\n",
+    'b.ts': "import * as net from 'node:net'\nimport type * as tls from 'node:tls'\nimport type { Socket } from 'node:net'\nimport { connect } from 'node:tls'\nimport fp from 'fastify-plugin'\nimport x from './x'\n"
+  })
+  t.same(nodeDefaultImports(root), ["a.ts: import net from 'node:net'", "a.ts: import tls from 'node:tls'", "a.ts: import fs from 'fs'"])
 })

@@ -4,6 +4,8 @@ import { join } from 'node:path'
 import ts from 'typescript'
 import Fastify from 'fastify'
 import rendezvous, { MemoryRegistry } from '../lib/index'
+import * as errors from '../lib/errors'
+import * as agent from '../lib/entry/agent'
 
 /*
  * What the operator's page says against what the code can do: every value a
@@ -121,4 +123,42 @@ t.test('plugin.md: the prefix of an encapsulating plugin moves healthPath and re
   t.equal((await app.inject('/child/readyz')).statusCode, 503)
   t.equal((await app.inject('/healthz')).statusCode, 404)
   t.equal((await app.inject('/readyz')).statusCode, 404)
+})
+
+/** The rows of the first table after `heading`. */
+function errorRows (doc: string, heading: string): string[] {
+  const at = doc.indexOf(heading)
+  if (at < 0) throw new Error(`no section ${heading}`)
+  const rows: string[] = []
+  let inTable = false
+  for (const line of doc.slice(at).split('\n')) {
+    if (line.startsWith('|')) inTable = true
+    else if (inTable) break
+    if (inTable) rows.push(line)
+  }
+  return rows
+}
+
+t.test('plugin.md: the code of each error the plugin exports is in its table of errors', async t => {
+  const rows = errorRows(pluginDoc, '## Errors')
+  for (const [name, make] of Object.entries(errors)) {
+    const { code } = new (make as new (...args: string[]) => { code: string })('a', 'b', 'c')
+    t.ok(rows.some(row => row.split(' | ')[0].includes(`\`${code}\``)), `${name}: ${code}`)
+  }
+})
+
+t.test('agent.md: each error class of fastify-rendezvous/agent is in its table of errors, with its code', async t => {
+  const rows = errorRows(readFileSync(join(ROOT, 'docs', 'agent.md'), 'utf8'), '### Its errors')
+  // One of each; a class exported without an entry here fails the first assertion.
+  const made: Record<string, () => Error & { code: string }> = {
+    AgentOptionError: () => new agent.AgentOptionError('pool', 'must be an integer from 1 to 1024'),
+    RendezvousAuthError: () => new agent.RendezvousAuthError('refused', 401),
+    RendezvousCertificateError: () => new agent.RendezvousCertificateError('rejected', { problem: 'expired', reason: 'CERT_HAS_EXPIRED', presented: '', expected: [] })
+  }
+  const exported = Object.entries(agent).filter(([, value]) => typeof value === 'function' && value.prototype instanceof Error).map(([name]) => name)
+  t.same(exported.sort(), Object.keys(made).sort(), 'the error classes the entry exports')
+  for (const [name, make] of Object.entries(made)) {
+    const { code } = make()
+    t.ok(rows.some(row => row.startsWith(`| \`${name}\` | \`${code}\` |`)), `${name}: ${code}`)
+  }
 })

@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type net from 'node:net'
+import type * as net from 'node:net'
 import { createV1Token } from '../tokens/v1'
 import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'

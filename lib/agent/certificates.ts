@@ -1,5 +1,5 @@
 import { X509Certificate } from 'node:crypto'
-import type tls from 'node:tls'
+import type * as tls from 'node:tls'
 
 /** What was wrong with the rendezvous certificate, in the words an operator acts on. */
 export type CertificateProblem = 'unknown_issuer' | 'name_mismatch' | 'expired' | 'not_yet_valid' | 'other'

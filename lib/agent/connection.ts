@@ -1,5 +1,5 @@
-import net from 'node:net'
-import tls from 'node:tls'
+import * as net from 'node:net'
+import * as tls from 'node:tls'
 import { parseRetryAfter } from './backoff'
 import { rejection, trustOptions } from './certificates'
 import type { TlsReuse } from './tls-reuse'

@@ -1,4 +1,4 @@
-import type net from 'node:net'
+import type * as net from 'node:net'
 import { cutRelay } from './forward'
 import { untilOrAfter } from './grace'
 

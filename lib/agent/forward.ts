@@ -1,5 +1,5 @@
-import net from 'node:net'
-import tls from 'node:tls'
+import * as net from 'node:net'
+import * as tls from 'node:tls'
 import { trustOptions } from './certificates'
 import { defaultSplicePath, splicerFor, type NativeSplicer } from '../relay/native-addon'
 import { nativeSplice } from '../relay/native-splice'

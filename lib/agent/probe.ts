@@ -1,4 +1,4 @@
-import net from 'node:net'
+import * as net from 'node:net'
 
 // The failures a bare TCP connect can tell the end of: nobody listened, or the way there was missing.
 const UNREACHABLE = new Set(['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN'])

@@ -1,4 +1,4 @@
-import type net from 'node:net'
+import type * as net from 'node:net'
 import { RETIREMENT } from '../http/retirement'
 import { untilOrAfter } from './grace'
 import { watchParked } from './parked-watch'

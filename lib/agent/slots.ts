@@ -1,4 +1,4 @@
-import type net from 'node:net'
+import type * as net from 'node:net'
 import { untilOrAfter } from './grace'
 
 /** One connection of the pool: its CONNECT in flight, then parked. */

@@ -1,4 +1,4 @@
-import tls from 'node:tls'
+import * as tls from 'node:tls'
 import { trustOptions } from './certificates'
 
 /** How long resumed sessions may go on from one full handshake, in ms, before the certificate is checked afresh. */

@@ -6,12 +6,12 @@ import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
 import { splice, untilOver, type Splice } from '../relay/splice'
 import type { SplicePath } from '../relay/native-addon'
-import { remoteAddressUnder } from '../relay/handoff'
 import { kConnId } from '../relay/symbols'
 import { DEFAULT_LINGER_MS, lingerClose } from '../http/linger'
 import { logLimiter, SECRET_HINT, WARN_EVERY_MS } from './log-limit'
 import type { ClusterMetrics } from './metrics'
 import { connectionKey, gateConnections, PeerGate, type GateRefusal } from './peer-gate'
+import { abandoned, onPeerTlsError, type Warn } from './peer-tls-refusal'
 import type { PeerTokens } from './peer-token'
 import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_PAYLOAD, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readBytes, readFrame, VERSION_HINT, type PeerRequest } from './peer-wire'
 
@@ -35,8 +35,6 @@ export interface PeerServerDeps {
   tls?: TlsOptions
 }
 
-const CERT_HINT = ' (does --peer-ca sign every node\'s --peer-tls-cert?)'
-const HANDSHAKE_HINT = ' (does the dialling node speak TLS on the peer link, and does its --peer-ca sign this node\'s certificate?)'
 const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
 const CLOCK_HINT = ' (a malformed token, or one made more than 30 s from this node\'s clock: are the nodes\' clocks set?)'
 const FLOOD_HINT = ' (another node sends one link per forwarded request and authenticates it at once: is something else reaching the peer port?)'
@@ -73,21 +71,7 @@ export function createPeerServer (deps: PeerServerDeps): Server {
   const server = deps.tls === undefined
     ? createTcpServer(onLink)
     // A dialler gives up after the same time (forwardTimeout), rather than Node's 120 s.
-    : createTlsServer({ handshakeTimeout: deps.requestTimeout, ...deps.tls }, onLink).on('tlsClientError', (err: NodeJS.ErrnoException, socket) => {
-      // No handshake, or no certificate the listener trusts: the request never reaches check().
-      // Node's tls.Server leaves a socket whose handshake timed out open: closing it is ours to do.
-      // The handle may be closed by now; the raw socket under it kept the address read at accept (below).
-      const from = remoteAddressUnder(socket) ?? 'unknown'
-      socket.destroy()
-      deps.metrics.handover('tls_refused')
-      // Node closes a link whose certificate fails verification with a bare 'socket hang up'; the cause is in authorizationError.
-      const cause: unknown = socket.authorizationError
-      const refusedCert = cause instanceof Error ? cause.message : typeof cause === 'string' ? cause : undefined
-      const error = refusedCert === undefined ? err.message : `the dialling node's certificate: ${refusedCert}`
-      // A node whose certificate this CA did not sign retries several times a second: one warning a minute per address and cause.
-      const level = warnNow(`${from} tls ${error}`) ? 'warn' : 'debug'
-      deps.log[level]({ from, outcome: 'tls_refused', error }, `refused a peer link: TLS handshake failed${refusedCert === undefined ? HANDSHAKE_HINT : CERT_HINT}`)
-    })
+    : createTlsServer({ handshakeTimeout: deps.requestTimeout, ...deps.tls }, onLink).on('tlsClientError', onPeerTlsError(deps, warnNow))
   // Reading the address at accept keeps it on the raw socket, for a handshake that fails after the handle is gone.
   if (deps.tls !== undefined) server.on('connection', (raw: Socket) => { raw.remoteAddress?.toString() })
   // One line a minute in all: a flood comes from many addresses, and the counter has every refusal.
@@ -128,8 +112,6 @@ export async function closePeerServer (server: Server): Promise<void> {
   for (const link of linksOf.get(server) ?? []) link.destroy()
   await closed
 }
-
-type Warn = (key: string) => boolean
 
 async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn, authenticated: () => void): Promise<void> {
   const from = link.remoteAddress ?? 'unknown'
@@ -265,10 +247,7 @@ function refuseUnread (link: Socket, read: Extract<Read, { failed: string }>, fr
     link.end(answerLine(505, `this node speaks ${PEER_PROTOCOL}`, theirs))
     return
   }
-  deps.metrics.handover('incomplete')
-  // A shutdown ends the links it finds mid-request: nothing to warn about.
-  const level = !deps.isClosing() && warnNow(`${from} ${read.error ?? ''}`) ? 'warn' : 'debug'
-  deps.log[level]({ from, outcome: 'incomplete', error: read.error }, 'refused a peer link: no whole request')
+  abandoned(from, read.error, deps, warnNow)
   link.destroy()
 }
 

@@ -1,6 +1,5 @@
-import { Cluster } from 'ioredis'
 import { Keys } from './keys'
-import { timed, type RedisClient, type RedisConnection } from './redis-connection'
+import { scanTargets, timed, type RedisConnection } from './redis-connection'
 
 export interface PresenceOptions {
   nodeId: string
@@ -147,7 +146,7 @@ export class Presence {
     const prefix = this.#keys.parked('')
     const match = `${prefix.replace(/[*?[\]\\]/g, '\\$&')}*`
     // Redis Cluster: each master holds its own share of the keys.
-    const nodes: RedisClient[] = client instanceof Cluster ? client.nodes('master') : [client]
+    const nodes = scanTargets(client)
     for (const node of nodes) {
       let cursor = '0'
       do {

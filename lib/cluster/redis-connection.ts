@@ -3,8 +3,35 @@ import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 /** A client of either kind ioredis offers; Sentinel is a Redis client with sentinel options. */
 export type RedisClient = Redis | Cluster
 
+// The commands the cluster sends through a client, or through its duplicate (the subscriber);
+// one it starts to send belongs here too, so that a given client is checked for it.
+const COMMANDS = ['get', 'set', 'del', 'hget', 'hset', 'hdel', 'hgetall', 'eval', 'pttl', 'ping', 'scan', 'subscribe'] as const
+type Command = (...args: never[]) => Promise<unknown>
+// EventEmitter's own listener type: one taking never[] would not accept it.
+type Listener = (...args: any[]) => void
+
+/**
+ * What the cluster needs of a client the application gives: its state, a
+ * second connection of the same kind for pub/sub, events, and the commands
+ * it sends. Written out rather than ioredis' class types, whose private
+ * members accept only instances of the very copy of ioredis this package
+ * has: a client of another major, such as the ioredis 6 that @fastify/redis 9
+ * brings, has the same members and works alike. Redis, Cluster and Sentinel
+ * clients of ioredis 5 and 6 all fit.
+ */
+export interface RedisClientLike extends Record<typeof COMMANDS[number], Command> {
+  /** ioredis' connection state: 'wait' until connect(), 'ready' once commands can run. */
+  readonly status: string
+  duplicate: () => RedisClientLike
+  connect: () => Promise<unknown>
+  disconnect: () => void
+  on: (event: string, listener: Listener) => unknown
+  once: (event: string, listener: Listener) => unknown
+  removeListener: (event: string, listener: Listener) => unknown
+}
+
 /** What the `redis` plugin option accepts: a URL, or a client the application already has. */
-export type RedisSource = string | RedisClient
+export type RedisSource = string | RedisClientLike
 
 // Our own clients fail a command at once while disconnected rather than queue
 // it: a CONNECT waiting on a queued command would hang instead of getting 503.
@@ -43,17 +70,42 @@ export interface RedisConnection {
   close: () => Promise<void>
 }
 
-export function isRedisClient (value: unknown): value is RedisClient {
-  return typeof value === 'object' && value !== null &&
-    typeof (value as { duplicate?: unknown }).duplicate === 'function' &&
-    typeof (value as { status?: unknown }).status === 'string'
+// Typed so that a member added to RedisClientLike must be added here too: isRedisClient() checks what the type promises.
+const LIFECYCLE: Record<Exclude<keyof RedisClientLike, 'status' | typeof COMMANDS[number]>, true> = {
+  duplicate: true, connect: true, disconnect: true, on: true, once: true, removeListener: true
+}
+const METHODS = [...Object.keys(LIFECYCLE), ...COMMANDS]
+
+/** Whether `value` has every member RedisClientLike names. */
+export function isRedisClient (value: unknown): value is RedisClientLike {
+  if (typeof value !== 'object' || value === null) return false
+  const client = value as Record<string, unknown>
+  return typeof client.status === 'string' && METHODS.every(name => typeof client[name] === 'function')
+}
+
+/**
+ * The client as this package's own ioredis types see it. A client of another
+ * ioredis major has other class types but the same commands, and the
+ * cluster's code is written against ioredis 5's.
+ */
+function asOwn (client: RedisClientLike): RedisClient {
+  return client as unknown as RedisClient
+}
+
+/**
+ * The servers a SCAN must walk: each master of a Redis Cluster, which holds
+ * its share of the keys, or the one server. A Cluster is told by its nodes(),
+ * not by its class: one of another ioredis copy is no instance of ours.
+ */
+export function scanTargets (client: RedisClient): RedisClient[] {
+  return 'nodes' in client && typeof client.nodes === 'function' ? client.nodes('master') : [client]
 }
 
 export function openRedis (source: RedisSource): RedisConnection {
   const owned = typeof source === 'string'
-  const client: RedisClient = owned ? new Redis(source, OWN_CLIENT) : source
+  const client: RedisClient = owned ? new Redis(source, OWN_CLIENT) : asOwn(source)
   // The subscriber is always ours, even for a given client: subscribing would take that client away from its owner.
-  const subscriber: RedisClient = owned ? new Redis(source, OWN_CLIENT) : source.duplicate()
+  const subscriber: RedisClient = owned ? new Redis(source, OWN_CLIENT) : client.duplicate()
   // Without a listener ioredis prints every reconnection failure; the state is reported through reachable().
   const quiet = (): void => {}
   client.on('error', quiet)

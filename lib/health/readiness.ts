@@ -1,5 +1,5 @@
 /** Why a node should not take new traffic now. */
-export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'under_pressure' | 'lot_full' | 'shutting_down'
+export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'under_pressure' | 'lot_full' | 'shutting_down'
 
 export interface ReadinessProbe {
   listening: () => boolean
@@ -10,6 +10,8 @@ export interface ReadinessProbe {
   checkRegistry?: () => Promise<void>
   /** How long the registry check may take before it counts as unreachable, in ms. */
   registryTimeout: number
+  /** False while the replay journal cannot be written, so that every token is refused with 503. */
+  journalWritable?: () => boolean
 }
 
 export interface Readiness { ready: boolean, reasons: NotReadyReason[] }
@@ -20,6 +22,7 @@ export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
   if (probe.closing()) reasons.push('shutting_down')
   if (!probe.listening()) reasons.push('not_listening')
   if (!await registryReachable(probe)) reasons.push('registry_unreachable')
+  if (probe.journalWritable?.() === false) reasons.push('replay_journal_failing')
   if (probe.underPressure()) reasons.push('under_pressure')
   if (probe.lotFull()) reasons.push('lot_full')
   return { ready: reasons.length === 0, reasons }

@@ -44,7 +44,10 @@ export class FileRegistry implements Registry {
   readonly #lockTimeoutMs: number
   readonly #listeners = new RemoveListeners()
   #view: Records = new Map()
-  /** Identity of the file content behind #view, to skip re-reading an unchanged file. */
+  /**
+   * Identity of the file content behind #view, and of the directory's mode
+   * and owner it was judged with, to skip re-reading an unchanged file.
+   */
   #key: string | undefined
   /** Whether the last read failed: until one succeeds, every poll reads again. */
   #failing = false
@@ -180,7 +183,7 @@ export class FileRegistry implements Registry {
   }
 
   async #reload (): Promise<void> {
-    const key = await statKey(this.file)
+    const key = await this.#statKey()
     // A failure is not tied to the file's key: the fix may be the directory's
     // mode, or its owner, which leave the file untouched.
     if (key === this.#key && !this.#failing) return
@@ -211,7 +214,19 @@ export class FileRegistry implements Registry {
     })
   }
 
+  /**
+   * What a poll compares with #key. The directory's part: a chmod of the
+   * data dir alone leaves ids.json as it was, yet a dir others can write
+   * lets them replace the file, and must be noticed as the file's mode is.
+   */
+  async #statKey (): Promise<string> {
+    const dir = await dirKey(this.#dataDir)
+    return `${dir}|${await fileKey(this.file)}`
+  }
+
   async #read (): Promise<Snapshot> {
+    // Taken before the checks: a directory changed after them is judged again at the next poll.
+    const dir = await dirKey(this.#dataDir)
     let handle
     try {
       handle = await open(this.file, 'r')
@@ -220,7 +235,7 @@ export class FileRegistry implements Registry {
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
       // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
       await assertPrivateIfPresent(this.#dataDir, 'directory')
-      return { key: MISSING, records: new Map() }
+      return { key: `${dir}|${MISSING}`, records: new Map() }
     }
     try {
       // fstat and read through one handle: writers replace the file by rename
@@ -228,7 +243,7 @@ export class FileRegistry implements Registry {
       const st = await handle.stat({ bigint: true })
       assertPrivate(this.file, { mode: Number(st.mode), uid: Number(st.uid) }, 'file')
       await assertPrivateDir(this.#dataDir)
-      const key = keyOf(st)
+      const key = `${dir}|${keyOf(st)}`
       return { key, records: parseRegistry(await handle.readFile('utf8'), this.file) }
     } finally {
       await handle.close()
@@ -252,7 +267,7 @@ export class FileRegistry implements Registry {
     }
     await syncDir(this.#dataDir)
     // Taken after the rename, which changes ctime; we still hold the lock, so the file is ours.
-    return statKey(this.file)
+    return await this.#statKey()
   }
 
   #apply (snapshot: Snapshot): void {
@@ -275,9 +290,20 @@ function keyOf (st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
 }
 
-async function statKey (file: string): Promise<string> {
+async function fileKey (file: string): Promise<string> {
   try {
     return keyOf(await stat(file, { bigint: true }))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING
+    throw err
+  }
+}
+
+// Only what assertPrivateDir judges: the dir's ctime also moves with every file made in it (locks, journals).
+async function dirKey (dir: string): Promise<string> {
+  try {
+    const st = await stat(dir)
+    return `${st.mode}:${st.uid}`
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING
     throw err

@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
+import { loggedUrl } from '../http/request-summary'
 import type { RendezvousMetrics } from './metrics'
 import { kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
@@ -49,7 +50,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
  * to Fastify's own lines; serve makes it of the same form as the others.
  */
 function lineFields (request: FastifyRequest): { side: 'mobile', reqId: string, address: string | undefined, method: string, url: string } {
-  return { side: 'mobile', reqId: request.id, address: normaliseAddress(request.socket.remoteAddress), method: request.method, url: request.url }
+  return { side: 'mobile', reqId: request.id, address: normaliseAddress(request.socket.remoteAddress), method: request.method, url: loggedUrl(request.url) }
 }
 
 /** The app's own routes answer as usual; only requests no route matches get `answer`. */

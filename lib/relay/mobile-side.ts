@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from '../http/refusals'
 import { DEFAULT_LINGER_MS } from '../http/linger'
+import { loggedUrl } from '../http/request-summary'
 import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
 import { normaliseAddress } from './auth-throttle'
 import { watchClient, type ClientWatch } from './client-watch'
@@ -253,7 +254,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     // reqId ties this request's lines together, and 'relay closed' names the parked connection's connId.
     // Fields rather than a child logger: a child per request cost more than the one line most requests log.
-    const at: LineFields = { side: 'mobile', reqId: logId(), address: normaliseAddress(socket.remoteAddress), method: req.method, url: req.url, id: ticket.kind === 'relay' ? ticket.id : undefined }
+    const at: LineFields = { side: 'mobile', reqId: logId(), address: normaliseAddress(socket.remoteAddress), method: req.method, url: loggedUrl(req.url), id: ticket.kind === 'relay' ? ticket.id : undefined }
     socket.on('error', err => deps.log.debug({ ...at, err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)

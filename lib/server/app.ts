@@ -5,6 +5,7 @@ import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { QuietRequestLog } from './request-log'
 import { clientErrorHandler } from '../http/client-error'
+import { requestSummary } from '../http/request-summary'
 import { frameworkErrors } from '../relay/framework-errors'
 import { logId } from '../relay/log-ids'
 import { FileRegistry } from '../registry/file-registry'
@@ -106,7 +107,8 @@ function loggerOptions (opts: ServeOptions): FastifyServerOptions['logger'] {
   const stream = opts.prettyLogs === true
     ? pretty({ destination, colorize: true, translateTime: 'SYS:HH:MM:ss.l', ignore: 'pid,hostname' })
     : destination
-  return { level: opts.logLevel, stream }
+  // Fastify's request lines (at debug) with the URL's path only, as the plugin's own lines have it.
+  return { level: opts.logLevel, stream, serializers: { req: requestSummary } }
 }
 
 function createMetricsRegistry (): PromRegistry {

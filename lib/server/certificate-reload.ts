@@ -1,7 +1,7 @@
 import type { Server as TlsServer } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
 import { loadCertificate, type Certificate, type CertificateRequest } from './certificate'
-import { KeyMismatchError } from './errors'
+import { CertificateDatesError, KeyMismatchError } from './errors'
 import { watchFiles, type WatchOptions } from './file-watch'
 import type { ReloadResult } from './tls-metrics'
 
@@ -62,10 +62,11 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
 /**
  * Logs a reload that left the current pair in service. A key that is not the
  * certificate's is what a renewal looks like while one of its files is
- * written and the other not yet, which the next change or SIGHUP clears: a
- * warning. Anything else is an error.
+ * written and the other not yet, which the next change or SIGHUP clears; a
+ * certificate out of its dates leaves the current, still good, one serving:
+ * both are warnings. Anything else is an error.
  */
 export function logRefusal (log: FastifyBaseLogger, msg: string, why: string, err: unknown): void {
-  const mismatch = err instanceof KeyMismatchError || (err as Error).cause instanceof KeyMismatchError
-  log[mismatch ? 'warn' : 'error']({ why, error: (err as Error).message }, msg)
+  const warning = [err, (err as Error).cause].some(e => e instanceof KeyMismatchError || e instanceof CertificateDatesError)
+  log[warning ? 'warn' : 'error']({ why, error: (err as Error).message }, msg)
 }

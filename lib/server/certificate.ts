@@ -6,7 +6,7 @@ import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { makeDir } from '../make-dir'
 import { assertPrivateIfPresent } from '../registry/permissions'
-import { CertificateError, KeyMismatchError, TlsFileError } from './errors'
+import { CertificateDatesError, CertificateError, KeyMismatchError, TlsFileError } from './errors'
 
 export interface Certificate {
   cert: Buffer
@@ -45,6 +45,8 @@ export interface CertificateRequest {
 }
 
 const VALID_DAYS = 5 * 365
+// How far a certificate's notBefore may lie ahead of this host's clock: an issuer's clock a little ahead of ours.
+const CLOCK_SKEW_MS = 5 * 60_000
 const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
 
 /** The certificate `serve` uses: the operator's pair, or the data dir's self-signed one, made on first start. */
@@ -53,7 +55,9 @@ export async function loadCertificate (req: CertificateRequest): Promise<Certifi
     const labels = { certLabel: req.certLabel ?? req.certFile, keyLabel: req.keyLabel ?? req.keyFile }
     const cert = await readPem(req.certFile, labels.certLabel)
     const key = await readPem(req.keyFile, labels.keyLabel)
-    return describe(cert, key, req.certFile, labels, req.host, false)
+    const given = describe(cert, key, req.certFile, labels, req.host, false)
+    assertInDates(parseCertificate(cert, labels.certLabel), labels.certLabel)
+    return given
   }
   return selfSigned(req.dataDir, req.host, wantedNames(req.host, req.names ?? []))
 }
@@ -244,6 +248,24 @@ function parsePrivateKey (key: Buffer, label: string): KeyObject {
 
 function namesHost (x509: X509Certificate, host: string): boolean {
   return host === '' || WILDCARDS.has(host) || certificateNames(x509, host)
+}
+
+/**
+ * Throws a one-line CertificateDatesError for a certificate that clients
+ * would refuse by its dates: expired, or valid only from a time more than
+ * CLOCK_SKEW_MS ahead. Serving it would look healthy to probes while every
+ * client that checks dates, the agent among them, fails its handshake.
+ */
+export function assertInDates (x509: X509Certificate, label: string, now = Date.now()): void {
+  const from = Date.parse(x509.validFrom)
+  const to = Date.parse(x509.validTo)
+  const dates = `valid from ${isoTime(from)} to ${isoTime(to)}, and this host's clock says ${isoTime(now)}`
+  if (to < now) throw new CertificateDatesError(`${label} has expired: ${dates}`)
+  if (from > now + CLOCK_SKEW_MS) throw new CertificateDatesError(`${label} is not valid yet: ${dates}; check the clocks, or wait`)
+}
+
+function isoTime (ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
 }
 
 /** Whether the certificate carries `host`: a DNS name, or an IP address, which only an IP entry matches. */

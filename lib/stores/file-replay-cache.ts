@@ -146,13 +146,35 @@ export class FileReplayCache implements ReplayCache {
       throw new ReplayJournalError(this.file, `cannot be written: ${(err as Error).message}`)
     }
     this.#torn = false
-    if (this.#failing) {
-      this.#failing = false
-      this.#log?.info({ file: this.file }, 'the replay journal can be written again; tokens are accepted again')
-    }
+    this.#recovered()
     this.#pending?.push(line)
     const due = ++this.#lines > 2 * this.#memory.size + COMPACT_SLACK && this.#lines >= this.#retryCompactAt
     if (due && this.#pending === undefined) this.#compact()
+  }
+
+  /**
+   * False while the last write to the journal failed, when every token is
+   * refused (readiness says replay_journal_failing). Then it tries a write of
+   * its own, an empty line that also ends whatever the failed write left: a
+   * node that readiness takes out of rotation gets no more CONNECTs, whose
+   * writes would otherwise be the only ones to find the disk repaired.
+   */
+  writable (): boolean {
+    if (!this.#failing || this.#closed) return !this.#failing
+    try {
+      this.#writeAll(this.#fd, '\n')
+    } catch {
+      return false
+    }
+    this.#torn = false
+    this.#recovered()
+    return true
+  }
+
+  #recovered (): void {
+    if (!this.#failing) return
+    this.#failing = false
+    this.#log?.info({ file: this.file }, 'the replay journal can be written again; tokens are accepted again')
   }
 
   #failed (err: Error): void {

@@ -2,6 +2,7 @@ import t, { type Test } from 'tap'
 import { until } from '../helpers/until'
 import { statusOf } from '../helpers/wire'
 import { LogLines, type LogLine } from './log-lines'
+import { counter, dialPeer } from './peer-dial'
 import { CLUSTER_SECRET, rendezvousRequest, startNode, type TestNode } from './nodes'
 import { makeCa, makeNodeCert, type TestCa } from './peer-certs'
 import { redisMissing, startRedis } from './redis-server'
@@ -69,4 +70,24 @@ t.test('a refused TLS handshake on the peer link is a warning once a minute on b
   onePerCause(t, distrustfulSaw)
   t.match(distrustfulSaw[0], { level: 40, peer: 'a', error: /^the TLS handshake failed: / }, 'its own verification of a failed in the handshake')
   hidden.destroy()
+})
+
+t.test('a bare TCP connection to the mutual-TLS peer listener, closed without a byte, is incomplete, not a TLS refusal', { skip }, async t => {
+  const ca = await makeCa('cluster peer CA')
+  const redis = await startRedis(t)
+  const log = new LogLines()
+  const a = await startNode('a', redis.url, { cluster: { secret: CLUSTER_SECRET, peerTls: await peerTls(ca, ca, 'node a') } }, log)
+  t.teardown(async () => { await a.close() })
+  // What a TCP health check or a port scan does, three times.
+  for (let i = 0; i < 3; i++) {
+    const probe = await dialPeer(a.app.rendezvous.cluster!.peerAddress!)
+    probe.socket.end()
+    await probe.untilClosed()
+  }
+  const metrics = async (): Promise<string> => await a.app.rendezvous.metrics!.metrics()
+  await until(async () => counter(await metrics(), 'rendezvous_cluster_handovers_total', 'incomplete') === 3, 3000, 'three incomplete links')
+  t.equal(counter(await metrics(), 'rendezvous_cluster_handovers_total', 'tls_refused'), 0, 'no TLS refusal counted')
+  t.same(log.find('refused a peer link: TLS handshake failed'), [], 'no line blames the certificates')
+  const lines = log.find('refused a peer link: no whole request')
+  t.same(lines.map(l => [l.level, l.outcome]), [[40, 'incomplete'], [20, 'incomplete'], [20, 'incomplete']], 'one warning, then debug lines')
 })
