@@ -23,10 +23,11 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   return value
 }
 
-// 0 would refuse every token or every CONNECT: no cap here means none is wanted, which these must never be.
-const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId'])
+// 0 would refuse every token or every CONNECT while /readyz still says ready: no cap here means none is wanted,
+// which these must never be.
+const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId', 'maxPendingConnects'])
 // Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
-const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxPendingConnects', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
+const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
   'authFailures.perPair', 'authFailures.perAddress', 'authFailures.perIdTotp', 'unknownIdFailures.perAddress'])
 
 function positiveInteger (name: string, value: unknown, fallback: number): number {

@@ -46,11 +46,11 @@ export interface RendezvousOptions {
   maxParkedPerId?: number
   /** Parked connections in all. Default 10000. */
   maxParked?: number
-  /** Mobile clients waiting per ID. Default 256. */
+  /** Mobile clients waiting per ID; 0: none waits, a client that finds nothing parked gets 503 at once. Default 256. */
   maxWaitersPerId?: number
-  /** Mobile clients waiting in all. Default 10000. */
+  /** Mobile clients waiting in all; 0: none waits, a client that finds nothing parked gets 503 at once. Default 10000. */
   maxWaiters?: number
-  /** CONNECTs being authenticated at once. Default 1000. */
+  /** CONNECTs being authenticated at once: a positive integer. Default 1000. */
   maxPendingConnects?: number
   /** Time a CONNECT may take to authenticate, in ms. Default 10000. */
   connectTimeout?: number

@@ -19,20 +19,6 @@ export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
   }
 }
 
-/** A URL as a log line may show it: a password in its userinfo becomes `***`. */
-export function redactUrl (value: string | URL): string {
-  let url: URL
-  try {
-    url = new URL(String(value))
-  } catch {
-    return String(value)
-  }
-  // Anything else is shown as the user typed it.
-  if (url.password === '') return String(value)
-  url.password = '***'
-  return String(value).endsWith('/') ? url.href : url.href.replace(/\/$/, '')
-}
-
 /**
  * What an operator reads: at info one line per relayed connection, every
  * failure and close with its reason; at debug each park, take and release.

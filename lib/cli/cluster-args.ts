@@ -11,15 +11,9 @@ type ClusterValues = Partial<Record<'redis' | typeof CLUSTER_FLAGS[number], stri
 const str = (value: string | boolean | undefined): string | undefined => typeof value === 'string' ? value : undefined
 
 /**
- * Checks a Redis URL from `source`; the value is quoted only for a flag, as
- * one read from the environment or a file may carry a password.
+ * `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise] [--peer-tls-cert --peer-tls-key --peer-ca [--peer-tls-name]]`
+ * (docs/cluster.md). The URL itself was checked with serve's other options, where its source is known.
  */
-export function redisUrl (url: string, source: string, quote = true): string {
-  if (!/^rediss?:\/\//.test(url)) throw new CliError(`${source} must be a redis:// or rediss:// URL${quote ? `, got ${JSON.stringify(url)}` : ''}`)
-  return url
-}
-
-/** `serve --redis URL --cluster-secret SECRET [--peer-host] [--peer-port] [--advertise] [--peer-tls-cert --peer-tls-key --peer-ca [--peer-tls-name]]` (docs/cluster.md). */
 export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv, sourceOf: (flag: string) => string | undefined = () => undefined): ServeCluster | undefined {
   const redis = nonEmpty(str(values.redis), '--redis')
   if (redis === undefined) {
@@ -28,7 +22,6 @@ export function clusterArgs (values: ClusterValues, env: NodeJS.ProcessEnv, sour
     if (stray !== undefined) throw new CliError(`${sourceOf(stray) ?? `--${stray}`} needs --redis URL (cluster mode)`)
     return undefined
   }
-  redisUrl(redis, '--redis')
   const secret = nonEmpty(str(values['cluster-secret']), '--cluster-secret') ?? env.RENDEZVOUS_CLUSTER_SECRET
   if (secret === undefined || secret.length < 16) {
     throw new CliError('cluster mode needs --cluster-secret SECRET or RENDEZVOUS_CLUSTER_SECRET, 16 characters or more, the same on every node')

@@ -1,5 +1,6 @@
-import { readFileSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, readFileSync, type Stats } from 'node:fs'
 import { parseArgs } from 'node:util'
+import { looseness } from '../registry/permissions'
 import { argsError } from './arg-errors'
 import { CliError } from './cli-error'
 
@@ -29,6 +30,8 @@ export interface OptionSpec<K extends string, T> {
   multiple?: boolean
   /** Never echo the value in error messages. */
   secret?: boolean
+  /** How error messages echo the value, when not as it is (a URL with its password masked). */
+  show?: (raw: string) => string
   /** Only a flag: no variable, no file key (e.g. --help, --config). */
   flagOnly?: boolean
   short?: string
@@ -63,11 +66,23 @@ export const envOf = (key: string): string => `RENDEZVOUS_${key.replace(/[A-Z]/g
 const TRUE = new Set(['true', '1', 'yes', 'on'])
 const FALSE = new Set(['false', '0', 'no', 'off'])
 
-export function resolveConfig<Table extends readonly AnyOption[]> (command: string, table: Table, sources: ConfigSources): ConfigOf<Table> & { explicit: Set<string>, sources: Map<string, string> } {
+/**
+ * What resolveConfig adds to the options: which were given, from where, and
+ * the warnings the config file earned. A type, not an interface, so that the
+ * result still passes as a Record of its keys.
+ */
+export type Resolved = {
+  explicit: Set<string>
+  sources: Map<string, string>
+  /** One line each, for the command to print as `rendezvous: warning: ...`. */
+  warnings: string[]
+}
+
+export function resolveConfig<Table extends readonly AnyOption[]> (command: string, table: Table, sources: ConfigSources): ConfigOf<Table> & Resolved {
   const flags = readFlags(command, table, sources.args)
   const fileKey = sources.fileKey ?? 'config'
   const fileName = (flags.get(fileKey)?.[0]) ?? sources.env[envOf(fileKey)]
-  const file = fileName === undefined || fileName === '' ? new Map<string, unknown>() : readConfigFile(fileName, table)
+  const { values: file, warning } = fileName === undefined || fileName === '' ? { values: new Map<string, unknown>() } : readConfigFile(fileName, table)
   const out: Record<string, unknown> = {}
   const explicit = new Set<string>()
   // Where each given value came from (a flag, a variable, the file), for messages that must name it.
@@ -83,10 +98,10 @@ export function resolveConfig<Table extends readonly AnyOption[]> (command: stri
       out[spec.key] = spec.multiple === true ? [] : undefined
       continue
     }
-    const parsed = given.values.map(value => check(spec, value, given.from))
+    const parsed = given.values.map(value => checkValue(spec, value, given.from))
     out[spec.key] = spec.multiple === true ? parsed : parsed[parsed.length - 1]
   }
-  return Object.assign(out as ConfigOf<Table>, { explicit, sources: from })
+  return Object.assign(out as ConfigOf<Table>, { explicit, sources: from, warnings: warning === undefined ? [] : [warning] })
 }
 
 interface Raw { values: string[], from: string }
@@ -105,12 +120,13 @@ function rawValue (spec: AnyOption, flags: Map<string, string[]>, env: NodeJS.Pr
   return { values: fileValues(spec, file.get(spec.key), from), from }
 }
 
-function check (spec: AnyOption, value: string, from: string): unknown {
+/** `value` of `spec` parsed, or a one-line CliError naming `from` (a flag, a variable, a key of the file) and what is allowed. */
+export function checkValue (spec: AnyOption, value: string, from: string): unknown {
   try {
     return spec.parse(value)
   } catch (err) {
     if (!(err instanceof NotAllowed)) throw err
-    const got = spec.secret === true ? '' : `, got ${JSON.stringify(value)}`
+    const got = spec.secret === true ? '' : `, got ${JSON.stringify(spec.show?.(value) ?? value)}`
     throw new CliError(`${from} must be ${err.message}${got}`)
   }
 }
@@ -128,7 +144,9 @@ function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
     if (typeof v === 'string') return spec.value === undefined ? boolText(spec, v, from) : v
     if (typeof v === 'number' && spec.value !== undefined) return String(v)
     if (typeof v === 'boolean' && spec.value === undefined) return String(v)
-    throw new CliError(`${from} must be ${spec.value === undefined ? 'true or false' : `a ${typeof v === 'object' ? 'single value' : 'string or number'}`}, got ${spec.secret === true ? 'a value' : JSON.stringify(v)}`)
+    // A value of the wrong type is echoed only where a right one would be: a secret or a masked one, not at all.
+    const got = spec.secret === true || spec.show !== undefined ? 'a value' : JSON.stringify(v)
+    throw new CliError(`${from} must be ${spec.value === undefined ? 'true or false' : `a ${typeof v === 'object' ? 'single value' : 'string or number'}`}, got ${got}`)
   }
   if (spec.multiple === true) return (Array.isArray(value) ? value : [value]).map(one)
   return [one(value)]
@@ -156,34 +174,59 @@ function readFlags (command: string, table: readonly AnyOption[], args: string[]
   return out
 }
 
-/** A JSON object of option keys (camelCase, or the flag names) and values. */
-function readConfigFile (file: string, table: readonly AnyOption[]): Map<string, unknown> {
-  let text: string
+const CANNOT_READ: Record<string, string> = { ENOENT: 'no such file', EACCES: 'permission denied', EISDIR: 'is a directory' }
+
+/**
+ * A JSON object of option keys (camelCase, or the flag names) and values.
+ * The file can set where IDs live, the admin token file, the address and
+ * TLS, so it is judged as ids.json and the admin token file are: refused
+ * when other users can write it, and, when it holds a secret (the cluster
+ * secret), worth a warning when they can read it.
+ */
+function readConfigFile (file: string, table: readonly AnyOption[]): { values: Map<string, unknown>, warning?: string } {
+  const fail: (what: string) => never = what => { throw new CliError(`--config ${file}: ${what}`) }
+  let text = ''
+  let st: Stats
   try {
-    text = readFileSync(file, 'utf8')
+    // Judged and read through one descriptor, so that the file judged is the file read.
+    const fd = openSync(file, 'r')
+    try {
+      st = fstatSync(fd)
+      text = readFileSync(fd, 'utf8')
+    } finally {
+      closeSync(fd)
+    }
   } catch (err) {
-    throw new CliError(`--config ${file}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : (err as Error).message.split('\n')[0]}`)
+    const code = (err as NodeJS.ErrnoException).code ?? ''
+    fail(CANNOT_READ[code] ?? (err as Error).message.split('\n')[0])
   }
   let data: unknown
+  let syntax: Error | undefined
   try {
     data = JSON.parse(text)
   } catch (err) {
-    throw new CliError(`--config ${file}: not valid JSON (${(err as Error).message.split('\n')[0]})`)
+    syntax = err as Error
   }
-  if (typeof data !== 'object' || data === null || Array.isArray(data)) throw new CliError(`--config ${file}: must hold a JSON object of options`)
+  const secrets = table.filter(spec => spec.secret === true).flatMap(spec => [spec.key, flagOf(spec.key)])
+  const held = typeof data === 'object' && data !== null ? secrets.find(key => Object.hasOwn(data as object, key)) : undefined
+  // A file that holds no secret may be read by anyone, as most of /etc is: only its write bits matter then.
+  const judged = looseness(st, 'file', held === undefined ? 'allow' : 'warn')
+  if (judged.refuse !== undefined) fail(judged.refuse)
+  if (syntax !== undefined) fail(`not valid JSON (${syntax.message.split('\n')[0]})`)
+  if (typeof data !== 'object' || data === null || Array.isArray(data)) fail('must hold a JSON object of options')
   const known = new Map<string, string>()
   for (const spec of table) {
     if (spec.flagOnly === true || spec.key === 'config') continue
     known.set(spec.key, spec.key)
     known.set(flagOf(spec.key), spec.key)
   }
-  const out = new Map<string, unknown>()
+  const values = new Map<string, unknown>()
   for (const [name, value] of Object.entries(data)) {
     const key = known.get(name)
-    if (key === undefined) throw new CliError(`--config ${file}: unknown option ${JSON.stringify(name)}`)
-    out.set(key, value)
+    if (key === undefined) fail(`unknown option ${JSON.stringify(name)}`)
+    values.set(key, value)
   }
-  return out
+  return judged.warn === undefined || held === undefined ? { values } : { values, warning: `--config ${file} holds ${held}, but ${judged.warn}` }
 }
 
 /** The options part of --help: every option with its placeholder, help, default and variable. */

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
+import { reportReadableFiles } from '../registry/permissions'
 import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
@@ -12,9 +13,8 @@ import { CliError, type CliIo } from './cli-error'
 import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { report } from './report'
-import { redisUrl } from './cluster-args'
-import { resolveConfig } from './config'
-import { SERVE_TABLE } from './serve-table'
+import { checkValue, resolveConfig } from './config'
+import { REDIS_OPTION, SERVE_TABLE } from './serve-table'
 
 const USAGE = [
   'usage: rendezvous ids add    [--data-dir DIR | --redis URL | --config FILE] [--id ID] [--secret BASE32] [--json]',
@@ -41,10 +41,14 @@ const REMOVE = COMMON
 
 /** `rendezvous ids ...`: `args` is the argv after `ids`. Resolves to the exit code. */
 export async function runIds (args: string[], io: CliIo): Promise<number> {
+  // As serve tells it: one line, which --no-warnings does not silence.
+  const stopWarning = reportReadableFiles(message => { io.stderr.write(`rendezvous: warning: ${message}\n`) })
   try {
     return await dispatch(args, io)
   } catch (err) {
     return report(err, io)
+  } finally {
+    stopWarning()
   }
 }
 
@@ -68,7 +72,7 @@ async function add (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, ADD, 'add')
   if (values.help === true) return usage(io)
   noPositionals('add', positionals)
-  const store = storeOf(values, io.env)
+  const store = storeOf(values, io)
 
   const record = await withRegistry(store, (registry) => registry.add({
     id: values.id,
@@ -99,7 +103,7 @@ async function list (args: string[], io: CliIo): Promise<number> {
   const { values, positionals } = parse(args, LIST, 'list')
   if (values.help === true) return usage(io)
   noPositionals('list', positionals)
-  const store = storeOf(values, io.env)
+  const store = storeOf(values, io)
   const showSecret = values['show-secret'] === true
 
   const records = await withRegistry(existing(store), (registry) => registry.list())
@@ -133,7 +137,7 @@ async function remove (args: string[], io: CliIo): Promise<number> {
   const id = positionals[0]
   // A usage error (exit 2) before the data dir is looked at, as for ids add --id: no such ID could ever exist.
   if (canonicalId(id) === undefined) throw new InvalidIdError(JSON.stringify(id.slice(0, 140)))
-  const store = storeOf(values, io.env)
+  const store = storeOf(values, io)
 
   const removed = await withRegistry(existing(store), (registry) => registry.remove(id))
   if (!removed) throw new CliError(`no such ID: ${id}`, 1)
@@ -153,14 +157,14 @@ function parse<T extends Options> (args: string[], options: T, command: string) 
 
 type Store = { dataDir: string } | { redis: string }
 
-function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | boolean, config?: string | boolean }, env: NodeJS.ProcessEnv): Store {
+function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | boolean, config?: string | boolean }, io: CliIo): Store {
   const redis = values.redis
   if (typeof redis === 'string') {
     if (values['data-dir'] !== undefined) throw new CliError('--redis and --data-dir cannot be combined: the IDs live in one place')
-    return { redis: redisUrl(redis, '--redis') }
+    return { redis: checkValue(REDIS_OPTION, redis, '--redis') as string }
   }
   if (values['data-dir'] !== undefined) return { dataDir: dataDirOf(values) }
-  return serveStore(typeof values.config === 'string' ? values.config : undefined, env)
+  return serveStore(typeof values.config === 'string' ? values.config : undefined, io)
 }
 
 /**
@@ -169,9 +173,11 @@ function storeOf (values: { 'data-dir'?: string | boolean, redis?: string | bool
  * RENDEZVOUS_CONFIG) that serve reads, so that an `ids add` beside a systemd
  * unit reaches the server's registry, not a .rendezvous of its own.
  */
-function serveStore (config: string | undefined, env: NodeJS.ProcessEnv): Store {
-  const serve = resolveConfig('serve', SERVE_TABLE, { args: config === undefined ? [] : ['--config', config], env })
-  if (serve.redis !== undefined) return { redis: redisUrl(serve.redis, 'RENDEZVOUS_REDIS (or redis in the config file)', false) }
+function serveStore (config: string | undefined, io: CliIo): Store {
+  const serve = resolveConfig('serve', SERVE_TABLE, { args: config === undefined ? [] : ['--config', config], env: io.env })
+  for (const warning of serve.warnings) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  // Checked as serve checks it, the message naming the variable or the file it came from.
+  if (serve.redis !== undefined) return { redis: serve.redis }
   return { dataDir: resolve(serve.dataDir) }
 }
 

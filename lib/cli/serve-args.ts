@@ -22,6 +22,8 @@ export type ServeArgs = Omit<ServeConfig, 'help' | 'metricsPath' | 'noTls'> & {
   admin?: HostPort & { token: string, rotateOverlap: number, tokenWarning?: string }
   /** Cluster mode (docs/cluster.md), when --redis is given. */
   cluster?: ServeCluster
+  /** What the config file earned (readable by others while it holds a secret), printed at start. */
+  warnings: string[]
 }
 
 const LIMITS = ['spliceIdleTimeout', 'handshakeTimeout', 'maxConnectionsPerAddress', 'maxSpliced'] as const

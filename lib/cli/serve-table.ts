@@ -2,13 +2,17 @@ import { resolveOptions } from '../options'
 import { LOG_LEVELS, SERVE_MAX_CONNECTIONS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
-import { flag, hostPort, integer, oneOf, realm, seconds, text, tlsName, urlPath } from './values'
+import { redactUrl } from './redact-url'
+import { flag, hostPort, integer, oneOf, realm, redisUrl, seconds, text, tlsName, urlPath } from './values'
 
 // The plugin's own defaults, so that the command line cannot drift from them. splice is
 // named, so that RENDEZVOUS_SPLICE is read (and checked) with serve's other variables.
 const PLUGIN = resolveOptions({ splice: 'auto' })
 const inSeconds = (ms: number): string => String(ms / 1000)
 const count = (max = 10_000_000, min = 0): (raw: string) => number => integer(min, max)
+/** --redis, which `ids` reads too. A password in the URL is masked where a message shows it. */
+export const REDIS_OPTION = option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: redisUrl, show: redactUrl })
+
 /**
  * Every option of `rendezvous serve`, one entry each: its flag is the
  * kebab-case of `key`, its variable RENDEZVOUS_ + SNAKE_CASE, its config
@@ -42,10 +46,10 @@ export const SERVE_TABLE = [
 
   option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(10_000_000, 1), to: 'maxParkedPerId' }),
   option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
-  option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID', parse: count(), to: 'maxWaitersPerId' }),
-  option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all', parse: count(), to: 'maxWaiters' }),
+  option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID; 0: none waits, a client finding nothing parked gets 503 at once', parse: count(), to: 'maxWaitersPerId' }),
+  option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all; 0: none waits, a client finding nothing parked gets 503 at once', parse: count(), to: 'maxWaiters' }),
   option({ key: 'maxWaitBuffer', value: 'BYTES', default: String(PLUGIN.maxWaitBuffer), help: 'bytes read from a waiting mobile client (its body) before reading pauses', parse: count(1 << 30, 1), to: 'maxWaitBuffer' }),
-  option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(), to: 'maxPendingConnects' }),
+  option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(10_000_000, 1), to: 'maxPendingConnects' }),
   option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),
   option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true }), to: 'keepAliveInitialDelay' }),
   option({ key: 'spliceIdleTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.spliceIdleTimeout), help: 'close relayed connections idle this long; 0 never does', parse: seconds({ zero: true }), to: 'spliceIdleTimeout' }),
@@ -56,14 +60,14 @@ export const SERVE_TABLE = [
   option({ key: 'maxConnections', value: 'N', default: String(SERVE_MAX_CONNECTIONS), help: 'open connections in all, other than hidden servers\' accepted ones; 0 for no cap', parse: count(), to: 'maxConnections' }),
   option({ key: 'ipv6Subnet', value: 'BITS', default: String(PLUGIN.ipv6Subnet), help: 'IPv6 clients count against per-address limits by this prefix; 128 for each address apart', parse: integer(1, 128), to: 'ipv6Subnet' }),
   option({ key: 'maxSpliced', value: 'N', default: String(PLUGIN.maxSpliced), help: 'relayed connection pairs at once; 0 for no cap', parse: count(), to: 'maxSpliced' }),
-  option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 for none', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
+  option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 keeps Node\'s own (120)', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
   option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 answers (a 429 carries what is left of its cool-off)', parse: integer(0, 86_400), to: 'retryAfter' }),
   option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, 86_400), to: 'tokenSkew' }),
   option({ key: 'totp', value: 'MODE', default: PLUGIN.totp, help: 'TOTP tokens: strict (each code once), reuse (as the original) or off', parse: oneOf(['strict', 'reuse', 'off']), to: 'totp' }),
-  option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(), to: 'replayCacheSize' }),
-  option({ key: 'authFailuresPerPair', value: 'N', default: String(PLUGIN.authFailures.perPair), help: 'failed CONNECTs per (address, ID) before a cool-off', parse: count(), to: 'authFailures.perPair' }),
-  option({ key: 'authFailuresPerAddress', value: 'N', default: String(PLUGIN.authFailures.perAddress), help: 'failed CONNECTs per address, all IDs, before a cool-off', parse: count(), to: 'authFailures.perAddress' }),
-  option({ key: 'authFailuresPerIdTotp', value: 'N', default: String(PLUGIN.authFailures.perIdTotp), help: 'failed TOTP codes per ID, all addresses, before TOTP is cooled off for that ID (v1 tokens are not)', parse: count(), to: 'authFailures.perIdTotp' }),
+  option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(10_000_000, 1), to: 'replayCacheSize' }),
+  option({ key: 'authFailuresPerPair', value: 'N', default: String(PLUGIN.authFailures.perPair), help: 'failed CONNECTs per (address, ID) before a cool-off; 0 counts none', parse: count(), to: 'authFailures.perPair' }),
+  option({ key: 'authFailuresPerAddress', value: 'N', default: String(PLUGIN.authFailures.perAddress), help: 'failed CONNECTs per address, all IDs, before a cool-off; 0 counts none', parse: count(), to: 'authFailures.perAddress' }),
+  option({ key: 'authFailuresPerIdTotp', value: 'N', default: String(PLUGIN.authFailures.perIdTotp), help: 'failed TOTP codes per ID, all addresses, before TOTP is cooled off for that ID (v1 tokens are not); 0 counts none', parse: count(), to: 'authFailures.perIdTotp' }),
   option({ key: 'authFailuresWindow', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.window), help: 'how long a failed CONNECT counts', parse: seconds(), to: 'authFailures.window' }),
   option({ key: 'authFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.authFailures.coolOff), help: 'how long a tripped counter refuses', parse: seconds(), to: 'authFailures.coolOff' }),
   option({ key: 'unknownIdFailures', value: 'N', default: String(PLUGIN.unknownIdFailures.perAddress), help: 'answers for unknown IDs per address before a cool-off (429, for known IDs too); 0 for no limit', parse: count(), to: 'unknownIdFailures.perAddress' }),
@@ -71,7 +75,7 @@ export const SERVE_TABLE = [
   option({ key: 'unknownIdFailuresCoolOff', value: 'SECONDS', default: inSeconds(PLUGIN.unknownIdFailures.coolOff), help: 'how long a tripped address gets 429', parse: seconds(), to: 'unknownIdFailures.coolOff' }),
   option({ key: 'realm', value: 'REALM', default: PLUGIN.realm, help: 'the Digest realm of the challenge', parse: realm, to: 'realm' }),
 
-  option({ key: 'redis', value: 'URL', help: 'cluster mode: keep IDs, replay cache and failed-auth counters in Redis (redis:// or rediss://)', parse: text }),
+  REDIS_OPTION,
   option({ key: 'clusterSecret', value: 'SECRET', help: 'cluster mode: authenticates links between nodes, the same on every node, 16 characters or more', parse: text, secret: true }),
   option({ key: 'peerHost', value: 'HOST', shownDefault: '127.0.0.1', help: 'cluster mode: where the listener for other nodes binds', parse: text }),
   option({ key: 'peerPort', value: 'PORT', shownDefault: '0', help: 'cluster mode: its port; 0 picks a free one', parse: integer(0, 65535) }),

@@ -13,8 +13,10 @@ import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { dialledHost } from './cluster-args'
 import { reloadPeerTls } from './peer-tls-reload'
+import { reportReadableFiles } from '../registry/permissions'
 import { reloadableAdminToken, type AdminTokenReload } from './admin-token'
 import { ignoreOutputErrors } from './quiet-output'
+import { redactUrl } from './redact-url'
 import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals, type Signals } from './signals'
@@ -33,16 +35,24 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   // SIGXFSZ in every environment (it does not under tap), so serve does.
   const xfsz = 'SIGXFSZ' in constants.signals
   if (xfsz) process.on('SIGXFSZ', ignoreSignal)
+  // An ids.json (or journal) other users can read is told as the other start-up warnings are; once serve listens, it is logged.
+  const stopWarning = reportReadableFiles(message => { warn(io, message) })
   try {
     return await serveUntilSignal(parsed, io)
   } finally {
+    stopWarning()
     if (xfsz) process.removeListener('SIGXFSZ', ignoreSignal)
   }
 }
 
 function ignoreSignal (): void {}
 
+function warn (io: CliIo, warning: string): void {
+  io.stderr.write(`rendezvous: warning: ${warning}\n`)
+}
+
 async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> {
+  for (const warning of parsed.warnings) warn(io, warning)
   const request: CertificateRequest = {
     dataDir: parsed.dataDir,
     host: parsed.host,
@@ -55,7 +65,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
   const certificate = parsed.noTls ? undefined : await loadCertificate(request)
   const tokenWarning = parsed.admin?.tokenWarning
   const warnings = [...certificate?.warnings ?? [], ...tokenWarning === undefined ? [] : [tokenWarning]]
-  for (const warning of warnings) io.stderr.write(`rendezvous: warning: ${warning}\n`)
+  for (const warning of warnings) warn(io, warning)
   const adminToken = parsed.admin === undefined ? undefined : reloadableAdminToken(parsed.adminTokenFile!, parsed.admin.token)
   // The admin page's agent command needs the bound port, known once the app listens.
   const bound: { app?: FastifyInstance } = {}
@@ -85,6 +95,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
   const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : { request, certificate }, adminToken?.reload)
+  const stopLogging = reportReadableFiles(message => { app.log.warn(message) })
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first
@@ -92,6 +103,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
     const outcome = await closeServer(app, closeDeadline(options), signals.second)
     return outcome === 'forced' ? 1 : 0
   } finally {
+    stopLogging()
     stopReloading()
     signals.stop()
   }
@@ -201,9 +213,4 @@ function reachableHost (host: string): string {
   if (host === '0.0.0.0') return '127.0.0.1'
   if (host === '::' || host === '0:0:0:0:0:0:0:0') return '::1'
   return host
-}
-
-// A password in the Redis URL must not end up in a terminal's scrollback.
-function redactUrl (url: string): string {
-  return url.replace(/^(rediss?:\/\/[^:@/]*):[^@/]*@/, '$1:***@')
 }

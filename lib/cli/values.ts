@@ -65,3 +65,24 @@ export const tlsName = (name: string): string => {
   if (isIP(name) === 0 && (name.length > 253 || !dns.test(name))) throw new NotAllowed('a DNS name or an IP address')
   return name.replace(/\.$/, '').toLowerCase()
 }
+
+const REDIS_URL = 'a redis:// or rediss:// URL that parses (a port up to 65535, an IPv6 address in brackets, special characters of the password %-encoded)'
+
+/**
+ * A Redis URL as ioredis reads it: with WHATWG's URL parser, then its user
+ * and password %-decoded. One that fails either (a port past 65535, a stray
+ * bracket, a lone %) would otherwise fail only when serve connects, as an
+ * unexpected "Invalid URL" or "URI malformed".
+ */
+export const redisUrl = (raw: string): string => {
+  if (!/^rediss?:\/\//.test(raw)) throw new NotAllowed('a redis:// or rediss:// URL')
+  if (!URL.canParse(raw)) throw new NotAllowed(REDIS_URL)
+  const { username, password } = new URL(raw)
+  try {
+    decodeURIComponent(username)
+    decodeURIComponent(password)
+  } catch {
+    throw new NotAllowed(REDIS_URL)
+  }
+  return raw
+}

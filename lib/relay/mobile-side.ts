@@ -218,7 +218,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
       if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, at)
-      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: 'too many clients waiting for this ID' }, at)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: found.full === 'all' ? 'too many clients waiting in all' : 'too many clients waiting for this ID' }, at)
       else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, at)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, at)
       return

@@ -32,7 +32,8 @@ interface Waiter {
   resolve: (socket: Socket | undefined) => void
 }
 
-export type WaitOutcome = { socket: Socket } | { full: true }
+/** `full`: which limit refused the wait, maxWaiters ('all') or maxWaitersPerId ('id'). */
+export type WaitOutcome = { socket: Socket } | { full: 'all' | 'id' }
 
 /**
  * Parked hidden-server sockets and the mobile clients waiting for them,
@@ -147,9 +148,8 @@ export class ParkingLot {
     const now = this.take(id)
     if (now !== undefined) return { socket: now }
     const queue = this.#waiters.get(id)
-    if (this.#waitingCount >= this.#limits.maxWaiters || (queue?.size ?? 0) >= this.#limits.maxWaitersPerId) {
-      return { full: true }
-    }
+    if (this.#waitingCount >= this.#limits.maxWaiters) return { full: 'all' }
+    if ((queue?.size ?? 0) >= this.#limits.maxWaitersPerId) return { full: 'id' }
     if (timeoutMs <= 0) return undefined
     const socket = await new Promise<Socket | undefined>(resolve => {
       const set = queue ?? new Set<Waiter>()

@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import t from 'tap'
-import { ParkingLot, type LotLimits, type ParkedExit } from '../../lib/relay/parking-lot'
+import { ParkingLot, type LotLimits, type ParkedExit, type WaitOutcome } from '../../lib/relay/parking-lot'
 import { socketPair, socketPairs } from '../helpers/socket-pair'
 import { until } from '../helpers/until'
 
@@ -25,7 +25,7 @@ function lotWith (limits: Partial<LotLimits> = {}): Watched {
   return { lot, exits, changes }
 }
 
-function socketOf (outcome: { socket: Socket } | { full: true } | undefined): Socket | undefined {
+function socketOf (outcome: WaitOutcome | undefined): Socket | undefined {
   return outcome !== undefined && 'socket' in outcome ? outcome.socket : undefined
 }
 
@@ -92,9 +92,9 @@ t.test('waiters: served first in, first out, capped per ID and in all', async t 
   const [s1, s2] = await socketPairs(t, 2, CLOSING)
   const first = lot.wait('a', 5000)
   const second = lot.wait('a', 5000)
-  t.same(await lot.wait('a', 5000), { full: true }, 'the third for a is refused at once')
+  t.same(await lot.wait('a', 5000), { full: 'id' }, 'the third for a is refused at once, by the per-ID limit')
   const other = lot.wait('b', 5000)
-  t.same(await lot.wait('c', 5000), { full: true }, 'the lot holds three waiters in all')
+  t.same(await lot.wait('c', 5000), { full: 'all' }, 'the lot holds three waiters in all')
   t.same(lot.size, { parked: 0, waiting: 3 })
   lot.park('a', s1.near)
   lot.park('a', s2.near)
