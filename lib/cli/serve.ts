@@ -7,6 +7,7 @@ import { loadCertificate, type Certificate, type CertificateRequest } from '../s
 import { reloadCertificate, type CertificateReloader, type ReloadOptions } from '../server/certificate-reload'
 import { tlsMetrics, type TlsListener } from '../server/tls-metrics'
 import type { ServeOptions } from '../server/serve-options'
+import { maxConnectionsWarning, openFileLimit } from '../server/open-files'
 import type { RendezvousOptions } from '../options'
 import type { CliIo } from './cli-error'
 import { shellQuote } from '../shell-quote'
@@ -53,6 +54,9 @@ function warn (io: CliIo, warning: string): void {
 
 async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> {
   for (const warning of parsed.warnings) warn(io, warning)
+  const given = parsed.plugin.maxConnections
+  const descriptors = given === undefined ? undefined : maxConnectionsWarning(given, openFileLimit())
+  if (descriptors !== undefined) warn(io, descriptors)
   const request: CertificateRequest = {
     dataDir: parsed.dataDir,
     host: parsed.host,

@@ -9,7 +9,8 @@ import { requestSummary } from '../http/request-summary'
 import { frameworkErrors } from '../relay/framework-errors'
 import { logId } from '../relay/log-ids'
 import { FileRegistry } from '../registry/file-registry'
-import { SERVE_MAX_CONNECTIONS, type PeerTlsMaterial, type ServeOptions } from './serve-options'
+import type { PeerTlsMaterial, ServeOptions } from './serve-options'
+import { openFileLimit, serveMaxConnections } from './open-files'
 import type { PeerTlsOptions } from '../cluster/options'
 import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
 
@@ -44,7 +45,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
   await app.register(rendezvous, {
     healthPath: '/healthz',
     readyPath: '/readyz',
-    maxConnections: SERVE_MAX_CONNECTIONS,
+    maxConnections: serveMaxConnections(openFileLimit()),
     ...opts.plugin,
     registry,
     // The registry is built above; the plugin keeps its replay journal in the same dir.

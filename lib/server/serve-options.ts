@@ -4,7 +4,8 @@ import type { RendezvousOptions } from '../options'
  * serve caps its connections in all (the plugin's maxConnections, off there
  * because an app's own connections count too): the counted ones are bounded
  * one by one (maxSpliced, maxWaiters, maxPendingConnects, the timeouts), but
- * idle connections and handshakes from many addresses are not.
+ * idle connections and handshakes from many addresses are not. Lower where
+ * the open-file limit is (open-files.ts).
  */
 export const SERVE_MAX_CONNECTIONS = 20_000
 

@@ -1,0 +1,34 @@
+import { readFileSync } from 'node:fs'
+import { SERVE_MAX_CONNECTIONS } from './serve-options'
+
+/**
+ * The process's limit of open files (RLIMIT_NOFILE), where Linux tells it;
+ * Node raises the soft limit to the hard one at start, so this is the one in
+ * force. Undefined where it cannot be read, or is unlimited.
+ */
+export function openFileLimit (read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
+  try {
+    const found = /^Max open files\s+(\d+)\s/m.exec(read())
+    return found === null ? undefined : Number(found[1])
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * serve's total cap when none is given: 20000, or half the open-file limit
+ * where that is lower. Running out of descriptors is silent (libuv accepts
+ * and closes what it cannot keep, and any file the server opens fails), while
+ * the cap refuses in the open: counted, logged, and with room left for
+ * hidden servers' connections, which it does not count.
+ */
+export function serveMaxConnections (limit: number | undefined): number {
+  return limit === undefined ? SERVE_MAX_CONNECTIONS : Math.max(1, Math.min(SERVE_MAX_CONNECTIONS, Math.floor(limit / 2)))
+}
+
+/** A warning when a given cap cannot trip before descriptors run out, else undefined. */
+export function maxConnectionsWarning (given: number, limit: number | undefined): string | undefined {
+  if (limit === undefined || (given > 0 && given < limit)) return undefined
+  const cap = given === 0 ? 'no --max-connections cap (0)' : `--max-connections ${given}`
+  return `${cap} with an open-file limit of ${limit}: descriptors would run out first, and new connections be dropped without a log line; lower it, or raise the limit (LimitNOFILE=, ulimit -n)`
+}
