@@ -16,7 +16,8 @@ export function addressKeyer (ipv6Subnet: number): AddressKey {
   return address => {
     const normal = normaliseAddress(address)
     const groups = ipv6Groups(normal)
-    return groups === undefined ? normal : `${compressed(masked(groups, ipv6Subnet))}/${ipv6Subnet}`
+    if (groups === undefined) return normal
+    return translatedIpv4(groups) ?? `${compressed(masked(groups, ipv6Subnet))}/${ipv6Subnet}`
   }
 }
 
@@ -30,6 +31,14 @@ function ipv6Groups (address: string): number[] | undefined {
   if (tail === undefined) return left
   const right = groupsOf(tail)
   return [...left, ...new Array<number>(8 - left.length - right.length).fill(0), ...right]
+}
+
+// NAT64's well-known prefix (64:ff9b::/96) carries an IPv4 client in its last 32 bits: behind a
+// translator every IPv4 client would otherwise share the translator's /64, and one budget.
+function translatedIpv4 (groups: number[]): string | undefined {
+  if (groups[0] !== 0x64 || groups[1] !== 0xff9b || groups.slice(2, 6).some(group => group !== 0)) return undefined
+  const [high = 0, low = 0] = groups.slice(6)
+  return [high >> 8, high & 0xff, low >> 8, low & 0xff].join('.')
 }
 
 // ::a.b.c.d and its kin write the last 32 bits as IPv4.

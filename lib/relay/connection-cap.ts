@@ -47,10 +47,14 @@ export function capConnections (server: Server, limits: ConnectionLimits, keyOf:
   const open = new Map<string, number>()
   let total = 0
   // One listener for every socket rather than a closure each, which parked connections would carry for hours.
+  // At most once per socket, whichever of its close and its exemption comes first.
   function release (this: CountedSocket): void {
+    const key = this[kCountedAs]
+    if (key === undefined) return
+    this[kCountedAs] = undefined
+    this.removeListener('close', release)
     total--
     if (limits.perAddress <= 0) return
-    const key = this[kCountedAs] ?? 'unknown'
     const left = (open.get(key) ?? 1) - 1
     if (left > 0) open.set(key, left)
     else open.delete(key)
@@ -76,12 +80,6 @@ export function capConnections (server: Server, limits: ConnectionLimits, keyOf:
   server.prependListener('connection', onConnection)
   return {
     remove: () => { server.removeListener('connection', onConnection) },
-    exempt: socket => {
-      const counted = acceptedSocket(socket) as CountedSocket
-      if (counted[kCountedAs] === undefined) return
-      counted.removeListener('close', release)
-      release.call(counted)
-      counted[kCountedAs] = undefined
-    }
+    exempt: socket => { release.call(acceptedSocket(socket) as CountedSocket) }
   }
 }

@@ -84,8 +84,9 @@ if (problem !== undefined) {
     const dataDir = tempDir(t)
     const { id, secret } = await addId(t, dataDir)
     const first = await serve(t, dataDir, ['--token-skew', '1'])
-    // A second old: the narrow window's entry (the skew, 1 s, and a 5 s margin) ends 6 s after the token's time.
-    const madeAt = Date.now() - 1_000
+    // Half a second old, so that its whole second is at most 1 s from the server's wherever the second boundaries fall.
+    // The narrow window's entry (the skew, 1 s, and a 5 s margin) ends 6 s after the token's time.
+    const madeAt = Date.now() - 500
     const v1 = createV1Token(id, secret, { now: madeAt })
     t.equal((await park(first.port, id, v1)).status, 200, 'accepted under --token-skew 1')
     t.same(await first.proc.stop('SIGTERM'), { code: 0, signal: null })

@@ -30,7 +30,10 @@ t.test('IPv6 addresses of one /64 share a key, and others do not', async t => {
   t.equal(key64('fe80::1%eth0'), key64('fe80::2%lo'), 'a zone does not make a new budget')
   t.equal(key64('::1'), '::/64')
   t.not(key64('2001:db8:1:2::1'), key64('2001:db8:1:3::1'))
-  t.equal(key64('64:ff9b::192.0.2.1'), '64:ff9b::/64', 'an IPv4 tail is read as the last 32 bits')
+  t.equal(key64('64:ff9b::192.0.2.1'), '192.0.2.1', 'a NAT64 address counts as the IPv4 client it carries')
+  t.equal(key64('64:ff9b::c000:202'), '192.0.2.2')
+  t.equal(key64('64:ff9b:1::c000:202'), '64:ff9b:1::/64', 'not the well-known prefix: an IPv6 address like any other')
+  t.equal(key64('2001:db8::192.0.2.1'), '2001:db8::/64', 'an IPv4 tail is read as the last 32 bits')
   t.equal(addressKeyer(128)('2001:db8::1'), '2001:db8::1/128')
   t.equal(addressKeyer(128)('2001:0:0:1:0:0:0:1'), '2001:0:0:1::1/128', 'the longest run of zeros is the one shortened')
   t.equal(addressKeyer(128)('2001:db8:0:1:1:1:1:1'), '2001:db8:0:1:1:1:1:1/128', 'a single zero group stays')
@@ -101,4 +104,25 @@ t.test('the per-address cap counts an IPv6 client by its subnet', async t => {
   const after = fakeSocket('2001:db8::4')
   server.emit('connection', after)
   t.notOk(after.destroyed, 'a close gives the /64 its place back')
+})
+
+t.test('a socket is uncounted once, whether exempted after its close or closed after its exemption', async t => {
+  const server = new Server()
+  const cap = capConnections(server, { perAddress: 0, total: 2 }, key64, () => {})
+  const connect = (address: string): Socket => {
+    const socket = fakeSocket(address)
+    server.emit('connection', socket)
+    return socket
+  }
+  const closed = connect('10.0.0.1')
+  closed.destroy()
+  await new Promise(resolve => setImmediate(resolve))
+  cap.exempt(closed)
+  const parked = connect('10.0.0.2')
+  cap.exempt(parked)
+  parked.destroy()
+  await new Promise(resolve => setImmediate(resolve))
+  const open = [connect('10.0.0.3'), connect('10.0.0.4')]
+  t.same(open.map(s => s.destroyed), [false, false], 'two open under a total of 2')
+  t.ok(connect('10.0.0.5').destroyed, 'a third is refused: no socket was uncounted twice')
 })
