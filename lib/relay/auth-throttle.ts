@@ -23,6 +23,9 @@ export interface AuthFailureLimits {
 
 export type ResolvedAuthFailureLimits = Required<Omit<AuthFailureLimits, 'windowMs' | 'coolOffMs'>>
 
+/** How long an address that had a TOTP code accepted for an ID is exempt from that ID's per-ID TOTP counter. */
+export const KNOWN_SENDER_MS = 24 * 3600_000
+
 /** Which limit a failure reached: the address and ID, the address, or the ID's TOTP codes from everywhere. */
 export type TrippedCounter = 'pair' | 'address' | 'id_totp'
 
@@ -70,8 +73,28 @@ export class AuthThrottle {
 
   /** 0 when allowed, else seconds to put in Retry-After (>=1). `guessable`: the token is a TOTP code. */
   async check (address: string, id: string, guessable = false): Promise<number> {
-    const waits = await Promise.all(this.#counters(address, id, guessable).map(({ key }) => this.#store.blockedFor(key)))
+    let counters = this.#counters(address, id, guessable)
+    if (counters.some(({ counter }) => counter === 'id_totp') && await this.#store.blockedFor(this.#knownKey(address, id)) > 0) {
+      counters = counters.filter(({ counter }) => counter !== 'id_totp')
+    }
+    const waits = await Promise.all(counters.map(({ key }) => this.#store.blockedFor(key)))
     return seconds(Math.max(0, ...waits))
+  }
+
+  /**
+   * Records a TOTP code accepted for `id` from this address (or IPv6
+   * subnet): for KNOWN_SENDER_MS its TOTP codes for the ID are not held back
+   * by the per-ID counter. Without it, anyone who knows an ID could keep
+   * its hidden server out with a few wrong codes from a few addresses; a
+   * hidden server that parked before keeps parking, and a guesser, who has
+   * never had a code accepted, is still held back.
+   */
+  async accepted (address: string, id: string): Promise<void> {
+    if (this.#limits.perIdTotp > 0) await this.#store.block(this.#knownKey(address, id), KNOWN_SENDER_MS)
+  }
+
+  #knownKey (address: string, id: string): string {
+    return `${this.#prefix}:totpok:${this.#keyOf(address)}|${id.toLowerCase()}`
   }
 
   /** Records a failed authentication; returns seconds of cool-off if this failure tripped a limit, else 0. */

@@ -90,7 +90,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     let held: Step | undefined
     const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
     if (held !== undefined) return held
-    return verdict.ok ? { id: target.id } : await refusalFor(verdict, { address, id: target.id, guessable }, at)
+    if (!verdict.ok) return await refusalFor(verdict, { address, id: target.id, guessable }, at)
+    // Best effort: a store that fails here costs only the exemption, not the CONNECT it accepted.
+    if (guessable) await deps.throttle.accepted(address, target.id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
+    return { id: target.id }
   }
 
   async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: { address: string, id: string, guessable: boolean }, at: LineFields): Promise<Refused> {

@@ -248,3 +248,18 @@ t.test('failed v1 tokens never count against the ID', async (t) => {
   for (let i = 1; i <= 40; i++) t.equal(await throttle.fail(`10.0.2.${i}`, 'victim', false), 0)
   t.equal(await throttle.check('10.9.9.9', 'victim', true), 0)
 })
+
+t.test('an address that had a TOTP code accepted for an ID is exempt from its per-ID counter for a day, not from its own counters', async (t) => {
+  const { throttle, advance } = setup()
+  await throttle.accepted('10.0.3.1', 'victim')
+  for (let i = 1; i <= 30; i++) await throttle.fail(`10.0.4.${i}`, 'victim', true)
+  t.equal(await throttle.check('10.9.9.9', 'victim', true), 60, 'a fresh address is cooled off')
+  t.equal(await throttle.check('10.0.3.1', 'Victim', true), 0, 'the known one is not')
+  for (let i = 0; i < 10; i++) await throttle.fail('10.0.3.1', 'victim', true)
+  t.equal(await throttle.check('10.0.3.1', 'victim', true), 60, 'its own pair counter still holds')
+  advance(60_000)
+  for (let i = 1; i <= 30; i++) await throttle.fail(`10.0.5.${i}`, 'victim', true)
+  advance(24 * 3600_000 - 60_000)
+  for (let i = 1; i <= 30; i++) await throttle.fail(`10.0.6.${i}`, 'victim', true)
+  t.equal(await throttle.check('10.0.3.1', 'victim', true), 60, 'a day later it is a sender like any other')
+})

@@ -78,3 +78,16 @@ t.test('with perIdTotp at 0, only the per-pair and per-address counters stand', 
   t.match(good.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/)
   good.socket.destroy()
 })
+
+t.test('while the ID is cooled off, an address that had a TOTP code accepted for it still parks; a fresh one does not', async t => {
+  const relay = await startRendezvous({ ids: [ID] })
+  t.teardown(relay.close)
+  const first = await connectFrom(relay.port, '127.0.0.40', createTotp(SECRET, Date.now(), 6))
+  t.match(first.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/, 'the hidden server parks before the guessing')
+  first.socket.destroy()
+  for (let i = 2; i <= 31; i++) t.match((await connectFrom(relay.port, `127.0.0.${i}`, wrongCode())).head, /^HTTP\/1\.1 401 /)
+  t.match((await connectFrom(relay.port, '127.0.0.41', createTotp(SECRET, Date.now(), 7))).head, /^HTTP\/1\.1 429 /, 'a good code from an address never accepted: 429')
+  const again = await connectFrom(relay.port, '127.0.0.40', createTotp(SECRET, Date.now(), 8))
+  t.match(again.head, /^HTTP\/1\.1 200 OK\r\n\r\n$/, 'the known hidden server parks again')
+  again.socket.destroy()
+})
