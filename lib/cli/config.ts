@@ -181,8 +181,19 @@ const CANNOT_READ: Record<string, string> = { ENOENT: 'no such file', EACCES: 'p
  * The file can set where IDs live, the admin token file, the address and
  * TLS, so it is judged as ids.json and the admin token file are: refused
  * when other users can write it, and, when it holds a secret (the cluster
- * secret), worth a warning when they can read it.
+ * secret, a Redis URL's password), worth a warning when they can read it.
  */
+// What secret the file holds under this option, if any: a secret option, or a value its display masks (a Redis URL's password).
+function secretHeld (spec: AnyOption, data: Record<string, unknown>): string | undefined {
+  for (const key of [spec.key, flagOf(spec.key)]) {
+    if (!Object.hasOwn(data, key)) continue
+    const value = data[key]
+    if (spec.secret === true) return key
+    if (spec.show !== undefined && typeof value === 'string' && spec.show(value) !== value) return `a password in ${key}`
+  }
+  return undefined
+}
+
 function readConfigFile (file: string, table: readonly AnyOption[]): { values: Map<string, unknown>, warning?: string } {
   const fail: (what: string) => never = what => { throw new CliError(`--config ${file}: ${what}`) }
   let text = ''
@@ -207,8 +218,7 @@ function readConfigFile (file: string, table: readonly AnyOption[]): { values: M
   } catch (err) {
     syntax = err as Error
   }
-  const secrets = table.filter(spec => spec.secret === true).flatMap(spec => [spec.key, flagOf(spec.key)])
-  const held = typeof data === 'object' && data !== null ? secrets.find(key => Object.hasOwn(data as object, key)) : undefined
+  const held = typeof data === 'object' && data !== null ? table.map(spec => secretHeld(spec, data as Record<string, unknown>)).find(found => found !== undefined) : undefined
   // A file that holds no secret may be read by anyone, as most of /etc is: only its write bits matter then.
   const judged = looseness(st, 'file', held === undefined ? 'allow' : 'warn')
   if (judged.refuse !== undefined) fail(judged.refuse)

@@ -1,6 +1,6 @@
 /**
- * A URL as a message or a log line may show it: a password in its userinfo
- * becomes `***`. Where the parser finds no userinfo although there may be
+ * A URL as a message or a log line may show it: a password in its userinfo,
+ * or in a `password` query parameter, becomes `***`. Where the parser finds no userinfo although there may be
  * one (the URL does not parse, or a mistyped `redis:/` put it in the path),
  * everything from its first `:` to the last `@` is masked: more than the
  * password rather than less.
@@ -8,8 +8,11 @@
 export function redactUrl (value: string | URL): string {
   const text = String(value)
   const url = URL.canParse(text) ? new URL(text) : undefined
-  if (url !== undefined && url.password !== '') {
-    url.password = '***'
+  // ioredis also reads a password from the query (?password=).
+  const inQuery = url !== undefined && url.searchParams.has('password')
+  if (url !== undefined && (url.password !== '' || inQuery)) {
+    if (url.password !== '') url.password = '***'
+    if (inQuery) url.searchParams.set('password', '***')
     return text.endsWith('/') ? url.href : url.href.replace(/\/$/, '')
   }
   const at = text.lastIndexOf('@')

@@ -75,7 +75,8 @@ const REDIS_URL = 'a redis:// or rediss:// URL that parses (a port up to 65535, 
  * unexpected "Invalid URL" or "URI malformed".
  */
 export const redisUrl = (raw: string): string => {
-  if (!/^rediss?:\/\//.test(raw)) throw new NotAllowed('a redis:// or rediss:// URL')
+  // ioredis takes the scheme in any case, as URLs may write it.
+  if (!/^rediss?:\/\//i.test(raw)) throw new NotAllowed('a redis:// or rediss:// URL')
   if (!URL.canParse(raw)) throw new NotAllowed(REDIS_URL)
   const { username, password } = new URL(raw)
   try {

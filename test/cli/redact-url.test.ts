@@ -15,7 +15,10 @@ t.test('redactUrl masks the password of a URL, whether or not it parses', async 
     ['redis://127.0.0.1:6379', 'redis://127.0.0.1:6379'],
     ['redis://user@127.0.0.1:6379', 'redis://user@127.0.0.1:6379'],
     ['http://127.0.0.1:3000/a@b', 'http://127.0.0.1:3000/a@b'],
-    ['localhost:6379', 'localhost:6379']
+    ['localhost:6379', 'localhost:6379'],
+    // ioredis reads a password from the query too.
+    ['redis://127.0.0.1:6379/0?password=pw', 'redis://127.0.0.1:6379/0?password=***'],
+    ['rediss://u:pw@h/2?password=pw&db=1', 'rediss://u:***@h/2?password=***&db=1']
   ]
   for (const [url, shown] of masked) t.equal(redactUrl(url), shown, url)
 })
