@@ -19,8 +19,10 @@ export function openFileLimit (read: () => string = () => readFileSync('/proc/se
  * serve's total cap when none is given: 20000, or half the open-file limit
  * where that is lower. Running out of descriptors is silent (libuv accepts
  * and closes what it cannot keep, and any file the server opens fails), while
- * the cap refuses in the open: counted, logged, and with room left for
- * hidden servers' connections, which it does not count.
+ * the cap refuses in the open: counted and logged. The other half is for
+ * what the cap does not count, hidden servers' parked and spliced
+ * connections (maxParked, maxSpliced) and files; those limits are the
+ * operator's to fit in it.
  */
 export function serveMaxConnections (limit: number | undefined): number {
   return limit === undefined ? SERVE_MAX_CONNECTIONS : Math.max(1, Math.min(SERVE_MAX_CONNECTIONS, Math.floor(limit / 2)))
