@@ -3,15 +3,8 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { buildProblem, runCli, startCli } from '../helpers/cli'
-import { openWire, statusOf, type WireClient } from '../helpers/wire'
-import { connect, type Socket } from 'node:net'
-
-async function tcpFrom (port: number, localAddress: string): Promise<Socket> {
-  return await new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
-    s.once('error', reject)
-  })
-}
+import { basicExchange, bytesUntilClose, openWire, statusOf, tcpFrom, type WireClient } from '../helpers/wire'
+import type { Socket } from 'node:net'
 
 // The limits against ID enumeration and a waiting client's body are serve
 // flags and config keys like every other limit, and a connection the
@@ -21,13 +14,6 @@ function tempDir (t: { teardown: (fn: () => void) => void }): string {
   const dir = mkdtempSync(join(tmpdir(), 'rendezvous-abuse-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   return dir
-}
-
-async function unknownId (port: number, name: string): Promise<string> {
-  const wire = await openWire(port, false)
-  wire.write(`GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from(`${name}:x`).toString('base64')}\r\n\r\n`)
-  await wire.untilClosed()
-  return wire.text
 }
 
 const problem = buildProblem(t)
@@ -40,9 +26,9 @@ if (problem !== undefined) {
     writeFileSync(config, JSON.stringify({ unknownIdFailuresCoolOff: 30, maxWaitBuffer: 1024 }))
     const proc = startCli(t, ['serve', '--no-tls', '--port', '0', '--data-dir', join(dir, 'data'), '--config', config, '--unknown-id-failures', '2'])
     const [, port] = await proc.waitFor(/listening on http:\/\/127\.0\.0\.1:(\d+)\//)
-    t.equal(statusOf(await unknownId(Number(port), 'nobody-1')), 404)
-    t.equal(statusOf(await unknownId(Number(port), 'nobody-2')), 404)
-    const cooled = await unknownId(Number(port), 'nobody-3')
+    t.equal(statusOf(await basicExchange(Number(port), 'nobody-1')), 404)
+    t.equal(statusOf(await basicExchange(Number(port), 'nobody-2')), 404)
+    const cooled = await basicExchange(Number(port), 'nobody-3')
     t.equal(statusOf(cooled), 429, 'the third unknown ID from one address: the cool-off')
     const retryAfter = Number(/\r\nRetry-After: (\d+)\r\n/.exec(cooled)?.[1])
     t.ok(retryAfter > 20 && retryAfter <= 30, `Retry-After from the file's 30 s cool-off, not the default 60 (${retryAfter})`)
@@ -78,13 +64,7 @@ if (problem !== undefined) {
     t.teardown(() => { for (const s of held) s.destroy() })
     for (const from of ['127.0.0.2', '127.0.0.3']) held.push(await tcpFrom(Number(port), from))
     const refused = await tcpFrom(Number(port), '127.0.0.4')
-    const bytes = await new Promise<number>(resolve => {
-      let n = 0
-      refused.on('data', chunk => { n += chunk.length })
-      refused.on('error', () => {})
-      refused.once('close', () => resolve(n))
-    })
-    t.equal(bytes, 0, 'closed at accept, without an answer')
+    t.equal(await bytesUntilClose(refused), 0, 'closed at accept, without an answer')
     const [line] = await proc.waitFor(/.*"outcome":"total_cap".*/)
     t.match(JSON.parse(line!), { level: 30, address: '127.0.0.4', max: 2 })
   })

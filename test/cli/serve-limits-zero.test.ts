@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { buildProblem, runCli, servePlainWithId, type CliResult } from '../helpers/cli'
-import { openWire } from '../helpers/wire'
+import { basicExchange } from '../helpers/wire'
 
 /*
  * What 0 does to serve's limits. --replay-cache-size 0 and
@@ -18,13 +18,6 @@ function refused (t: Test, res: CliResult, source: string, flag: string): void {
   t.equal(res.code, 2, `${source}: exit 2 (${res.signal ?? ''} ${res.stderr})`)
   t.equal(res.stderr, `rendezvous: ${source} must be an integer from 1 to 10000000, got "0"\n`, `${flag}: one line naming ${source}`)
   t.notMatch(res.stdout, /listening on/, 'never listened')
-}
-
-async function waitedFor (port: number, id: string): Promise<string> {
-  const wire = await openWire(port, false)
-  wire.write(`GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from(`${id}:x`).toString('base64')}\r\n\r\n`)
-  await wire.untilClosed()
-  return wire.text
 }
 
 const problem = buildProblem(t)
@@ -48,7 +41,7 @@ if (problem !== undefined) {
     t.test(`${flag} 0: no client waits, and the 503 names that limit`, async t => {
       const { port } = await servePlainWithId(t, 'hub-1', [flag, '0', '--wait-timeout', '30', '--retry-after', '7'])
       const started = Date.now()
-      const answer = await waitedFor(port, 'hub-1')
+      const answer = await basicExchange(port, 'hub-1')
       t.equal(answer, `HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${message.length + 1}\r\nConnection: close\r\nRetry-After: 7\r\n\r\n${message}\n`)
       t.ok(Date.now() - started < 10_000, 'answered at once, not after the 30 s wait')
     })

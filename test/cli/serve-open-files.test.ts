@@ -1,11 +1,12 @@
 import t from 'tap'
 import { execFileSync } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { maxConnectionsWarning, openFileLimit, serveMaxConnections } from '../../lib/server/open-files'
 import { buildProblem, CLI_MAIN, runCli, spawnProc } from '../helpers/cli'
+import { bytesUntilClose, tcpFrom } from '../helpers/wire'
 
 /*
  * Descriptors that run out are dropped in silence (libuv accepts and closes
@@ -31,13 +32,6 @@ t.test('the open-file limit is read from /proc/self/limits, and the default cap 
   t.equal(maxConnectionsWarning(0, undefined), undefined, 'nothing is said where the limit is unknown')
 })
 
-async function tcpFrom (port: number, localAddress: string): Promise<Socket> {
-  return await new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
-    s.once('error', reject)
-  })
-}
-
 const problem = buildProblem(t)
 const prlimit = (() => { try { execFileSync('prlimit', ['--version'], { stdio: 'ignore' }); return undefined } catch { return 'prlimit is not installed' } })()
 if (problem !== undefined) {
@@ -52,13 +46,7 @@ if (problem !== undefined) {
     t.teardown(() => { for (const s of held) s.destroy() })
     for (let i = 0; i < 40; i++) held.push(await tcpFrom(Number(port), `127.0.1.${i + 2}`))
     const refused = await tcpFrom(Number(port), '127.0.2.2')
-    const bytes = await new Promise<number>(resolve => {
-      let n = 0
-      refused.on('data', chunk => { n += chunk.length })
-      refused.on('error', () => {})
-      refused.once('close', () => resolve(n))
-    })
-    t.equal(bytes, 0, 'the 41st connection is closed at accept')
+    t.equal(await bytesUntilClose(refused), 0, 'the 41st connection is closed at accept')
     const [line] = await serve.waitFor(/.*"outcome":"total_cap".*/)
     t.match(JSON.parse(line!), { level: 30, address: '127.0.2.2', max: 40 })
   })

@@ -114,3 +114,29 @@ export async function relayOnce (client: WireClient, hidden: WireClient, request
   hidden.socket.end()
   client.socket.end()
 }
+
+/** A plain TCP connection to 127.0.0.1:`port` from `localAddress` (127.0.0.2 and up: one client address each); resolves once connected. */
+export async function tcpFrom (port: number, localAddress: string): Promise<Socket> {
+  return await new Promise((resolve, reject) => {
+    const s = netConnect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
+    s.once('error', reject)
+  })
+}
+
+/** Resolves, once the peer has closed `socket`, with the number of bytes it sent before. */
+export async function bytesUntilClose (socket: Socket): Promise<number> {
+  return await new Promise(resolve => {
+    let n = 0
+    socket.on('data', (chunk: Buffer) => { n += chunk.length })
+    socket.on('error', () => {})
+    socket.once('close', () => resolve(n))
+  })
+}
+
+/** One request naming `user` in a Basic credential, on a connection of its own; resolves with all that came back before the close. */
+export async function basicExchange (port: number, user: string): Promise<string> {
+  const wire = await openWire(port, false)
+  wire.write(`GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from(`${user}:x`).toString('base64')}\r\n\r\n`)
+  await wire.untilClosed()
+  return wire.text
+}

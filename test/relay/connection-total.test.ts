@@ -1,8 +1,8 @@
 import t from 'tap'
-import { connect, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { Writable } from 'node:stream'
 import { startRendezvous, untilParked, type TestRendezvous } from '../helpers/rendezvous'
-import { statusOf, type WireClient } from '../helpers/wire'
+import { statusOf, tcpFrom, type WireClient } from '../helpers/wire'
 
 /*
  * maxConnections caps the connections held in all, whatever their address:
@@ -19,14 +19,6 @@ async function relayWithLines (t: { teardown: (fn: () => Promise<void>) => void 
   const relay = await startRendezvous({ tls, fastify: { logger: { level: 'debug', stream } }, plugin: { maxConnections: 3 } })
   t.teardown(relay.close)
   return { relay, lines }
-}
-
-/** A plain TCP connection from `localAddress`; resolves once connected. */
-async function tcpFrom (port: number, localAddress: string): Promise<Socket> {
-  return await new Promise((resolve, reject) => {
-    const s = connect({ port, host: '127.0.0.1', localAddress }, () => resolve(s))
-    s.once('error', reject)
-  })
 }
 
 /** Resolves once the relay has closed `s`; rejects if it is still open after `ms`. */
