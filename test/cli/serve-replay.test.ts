@@ -5,7 +5,7 @@ import t from 'tap'
 import { createTotp } from '../../lib/tokens/totp'
 import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, CLI_MAIN, runCli, spawnProc, startCli, type Proc } from '../helpers/cli'
-import { openWire, statusOf } from '../helpers/wire'
+import { connectOnce } from '../helpers/wire'
 
 // A token is single-use across restarts of serve too, graceful or not: the
 // replay cache keeps a journal in the data dir (docs/security.md).
@@ -35,17 +35,7 @@ async function serve (t: Test, dataDir: string, more: string[] = []): Promise<{ 
   return { proc, port: Number(port) }
 }
 
-/** The status line's code of the answer to one CONNECT; the socket is closed after it. */
-async function park (port: number, id: string, token: string): Promise<{ status: number, text: string }> {
-  const hidden = await openWire(port, false)
-  try {
-    hidden.write(`CONNECT uuid:${id}?response=${token} HTTP/1.1\r\nHost: h\r\n\r\n`)
-    await hidden.until(c => c.text.includes('\r\n\r\n'), 15_000, 'an answer')
-    return { status: statusOf(hidden.text) ?? 0, text: hidden.text }
-  } finally {
-    hidden.destroy()
-  }
-}
+const park = connectOnce
 
 const problem = buildProblem(t)
 if (problem !== undefined) {

@@ -140,3 +140,15 @@ export async function basicExchange (port: number, user: string): Promise<string
   await wire.untilClosed()
   return wire.text
 }
+
+/** The answer to one CONNECT for `id` with `token` over plain TCP; the socket is closed after it. */
+export async function connectOnce (port: number, id: string, token: string): Promise<{ status: number, text: string }> {
+  const hidden = await openWire(port, false)
+  try {
+    hidden.write(`CONNECT uuid:${id}?response=${token} HTTP/1.1\r\nHost: h\r\n\r\n`)
+    await hidden.until(c => c.text.includes('\r\n\r\n'), 15_000, 'an answer')
+    return { status: statusOf(hidden.text) ?? 0, text: hidden.text }
+  } finally {
+    hidden.destroy()
+  }
+}

@@ -9,7 +9,7 @@ import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, CLI_MAIN, runCli, spawnProc } from '../helpers/cli'
 import { SECRET } from '../helpers/fixtures'
 import { startRendezvous as startRelay } from '../helpers/rendezvous'
-import { openWire, statusOf } from '../helpers/wire'
+import { connectOnce } from '../helpers/wire'
 
 // While the replay journal cannot be written every CONNECT with a token gets
 // 503; /readyz says so (replay_journal_failing), and stops saying so once a
@@ -28,17 +28,7 @@ async function readyz (port: number): Promise<{ status: number, body: unknown }>
   return { status: res.status, body: await res.json() }
 }
 
-/** The answer to one CONNECT; the socket is closed after it. */
-async function park (port: number, id: string, token: string): Promise<{ status: number, text: string }> {
-  const hidden = await openWire(port, false)
-  try {
-    hidden.write(`CONNECT uuid:${id}?response=${token} HTTP/1.1\r\nHost: h\r\n\r\n`)
-    await hidden.until(c => c.text.includes('\r\n\r\n'), 15_000, 'an answer')
-    return { status: statusOf(hidden.text) ?? 0, text: hidden.text }
-  } finally {
-    hidden.destroy()
-  }
-}
+const park = connectOnce
 
 const FAILING = { status: 503, body: { status: 'not ready', reasons: ['replay_journal_failing'] } }
 
