@@ -4,7 +4,7 @@ import { addAdminApi, type AdminTarget } from './api'
 import type { AdminCount } from './metrics'
 import { bearerCheck, bearerGuard } from './auth'
 import { hostGuard, isLoopbackAddress } from './host-check'
-import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, dotIdsUnescaped, emptyJsonIsNoBody, noBodyIsEmpty } from './validation'
+import { AJV_OPTIONS, MAX_PARAM_LENGTH, adminErrors, badPath, dotIdsUnescaped, emptyIsNoBody, noBodyIsEmpty } from './validation'
 import { PAGE_HTML, PAGE_SCRIPT } from './page'
 import { SECURITY_HEADERS, adminClientErrors, answerConnect } from './raw-answers'
 import { refuse } from './refusal'
@@ -58,8 +58,7 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
   app.addHook('onRequest', host)
   app.addHook('onRequest', bearerGuard(check, PAGE_ROUTES))
   // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
-  app.removeContentTypeParser('text/plain')
-  emptyJsonIsNoBody(app)
+  emptyIsNoBody(app)
   app.setErrorHandler(adminErrors)
   app.setNotFoundHandler(async (_request, reply) => await refuse(reply, 404, 'no such route'))
   app.addHook('preValidation', noBodyIsEmpty)

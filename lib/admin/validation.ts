@@ -1,10 +1,13 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest, onRequestHookHandler, preValidationHookHandler } from 'fastify'
+import { errorCodes as fastifyErrors } from 'fastify'
 import { ID_PATTERN } from '../registry/ids'
 import { InvalidIdError } from '../errors'
 import type { AdminCount } from './metrics'
 import { errorWord, refuse } from './refusal'
 import { SECURITY_HEADERS } from './raw-answers'
+
+const { FST_ERR_CTP_INVALID_MEDIA_TYPE } = fastifyErrors
 
 // What the admin routes accept, checked by Fastify before any handler runs,
 // and the 400s that tell the caller which field is wrong.
@@ -53,17 +56,22 @@ export function validationMessage (err: FastifyError, request: FastifyRequest): 
 }
 
 /**
- * The admin listener's JSON parser: Fastify's own, except that an empty body
- * is no body, whatever its Content-Type says. Clients that always send
- * `Content-Type: application/json` also send it on a DELETE or disconnect,
- * which take no body; Fastify refuses those with 400.
+ * The admin listener's body parsers: Fastify's JSON one, except that an
+ * empty body is no body, whatever its Content-Type says. Clients that always
+ * send a Content-Type (`application/json`, or curl's form type for `-d ''`)
+ * also send it on a DELETE or disconnect, which take no body; Fastify refuses
+ * those with 400 or 415. A body that is there and is not JSON stays a 415.
  */
-export function emptyJsonIsNoBody (app: FastifyInstance): void {
+export function emptyIsNoBody (app: FastifyInstance): void {
   const parse = app.getDefaultJsonParser('error', 'error')
-  app.removeContentTypeParser('application/json')
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
     if (body.length === 0) done(null, undefined)
     else parse(request, body as string, done)
+  })
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (request, body, done) => {
+    if (body.length === 0) done(null, undefined)
+    else done(new FST_ERR_CTP_INVALID_MEDIA_TYPE(request.headers['content-type']))
   })
 }
 

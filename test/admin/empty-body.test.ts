@@ -43,6 +43,6 @@ t.test('an empty body with Content-Type: application/json is no body, on every r
     t.equal(refused.status, 400, JSON.stringify(body))
     t.equal(refused.body.error, 'bad_request')
   }
-  t.equal((await json(call('DELETE', '/api/ids/hub-1', '', 'text/plain'))).status, 415, 'another content type is still refused, even empty')
+  t.equal((await json(call('DELETE', '/api/ids/hub-1', 'x', 'text/plain'))).status, 415, 'another content type is still refused when there is a body')
   t.equal((await json(call('POST', '/api/ids/hub-1/rotate', '{"__proto__":{"x":1}}'))).status, 400, 'Fastify\'s guard against prototype poisoning still holds')
 })
