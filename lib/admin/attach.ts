@@ -27,5 +27,6 @@ export function attachAdmin (app: FastifyInstance, opts: ResolvedAdminOptions, t
 function agentCommand (opts: ResolvedAdminOptions, id: string, secret: string): string {
   const url = typeof opts.publicUrl === 'function' ? opts.publicUrl() : opts.publicUrl ?? 'https://HOST:8443/'
   const ca = opts.caFile === undefined ? '' : ` --ca ${shellQuote(opts.caFile)}`
-  return `rendezvous agent --server ${shellQuote(url)} --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
+  // --id=VALUE: node's parseArgs takes `--id -x1` for two flags, and refuses it.
+  return `${opts.cli} agent --server ${shellQuote(url)} --id=${shellQuote(id)} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }

@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import { AdminTokenError, RendezvousOptionError } from '../errors'
 import { shown } from '../option-value'
 
@@ -16,8 +17,10 @@ export interface AdminOptions {
   rotateOverlap?: number
   /** The relay's public URL, for the `rendezvous agent` command the page shows. */
   publicUrl?: string | (() => string)
-  /** A CA file the agent command should pass with --ca (a self-signed certificate). */
+  /** A CA file the agent command should pass with --ca (a self-signed certificate); a relative path is taken from the working directory now. */
   caFile?: string
+  /** How the agent command runs the CLI. Default `rendezvous`; serve gives the command that started it. */
+  cli?: string
 }
 
 export type ResolvedAdminOptions = Required<Omit<AdminOptions, 'caFile' | 'publicUrl'>> & Pick<AdminOptions, 'caFile' | 'publicUrl'>
@@ -47,7 +50,7 @@ export function resolveAdminOptions (admin: AdminOptions | false | undefined): R
   if (admin === undefined || admin === false) return undefined
   const bad = (what: string, value: unknown): never => { throw new RendezvousOptionError(`${what}, got ${shown(value)}`) }
   if (typeof admin !== 'object' || admin === null || Array.isArray(admin)) bad('admin must be an object with port and token, or false', admin)
-  const { host = '127.0.0.1', port, token, rotateOverlap = 600_000, publicUrl, caFile } = admin
+  const { host = '127.0.0.1', port, token, rotateOverlap = 600_000, publicUrl, caFile, cli = 'rendezvous' } = admin
   if (typeof host !== 'string' || host === '') bad('admin.host must be a non-empty string', host)
   if (!Number.isInteger(port) || port < 0 || port > 65535) bad('admin.port must be an integer from 0 to 65535', port)
   // The token itself stays out of the messages: it may be a real one, mistyped.
@@ -59,7 +62,9 @@ export function resolveAdminOptions (admin: AdminOptions | false | undefined): R
   if (typeof rotateOverlap !== 'number' || !Number.isFinite(rotateOverlap) || rotateOverlap < 0) bad('admin.rotateOverlap must be a non-negative number', rotateOverlap)
   if (publicUrl !== undefined && typeof publicUrl !== 'string' && typeof publicUrl !== 'function') bad('admin.publicUrl must be a URL string or a function that returns one', publicUrl)
   if (caFile !== undefined && (typeof caFile !== 'string' || caFile === '')) bad('admin.caFile must be a non-empty string, the path of a CA file', caFile)
-  return { host, port, token: typeof token === 'string' ? token.trim() : token, rotateOverlap, publicUrl, caFile }
+  if (typeof cli !== 'string' || cli.trim() === '') bad('admin.cli must be a non-empty string, how to run the rendezvous CLI', cli)
+  // The agent command is pasted in another directory, or on another machine: a relative path would name another file there.
+  return { host, port, token: typeof token === 'string' ? token.trim() : token, rotateOverlap, publicUrl, caFile: caFile === undefined ? undefined : resolve(caFile), cli }
 }
 
 function tokenProblemAtStart (token: string | (() => string)): string | undefined {

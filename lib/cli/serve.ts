@@ -1,3 +1,4 @@
+import { resolve } from 'node:path'
 import type { AddressInfo } from 'node:net'
 import { constants } from 'node:os'
 import type { Server } from 'node:tls'
@@ -164,7 +165,8 @@ function adminOptions (parsed: ServeArgs, token: (() => string) | undefined, url
   if (parsed.admin === undefined || token === undefined) return undefined
   const ca = certificate?.selfSigned === true ? certificate.certPath : undefined
   const { tokenWarning: _warned, ...admin } = parsed.admin
-  return { ...admin, token, publicUrl: url, caFile: ca }
+  // The agent command as the banner's, with an absolute script path: it is pasted in another directory.
+  return { ...admin, token, publicUrl: url, caFile: ca === undefined ? undefined : resolve(ca), cli: selfCommand(process.argv[1], process.cwd(), true) }
 }
 
 function publicUrl (parsed: ServeArgs, app: FastifyInstance | undefined, certificate: Certificate | undefined): string {

@@ -37,7 +37,7 @@ t.test('list, add, disconnect and remove', async t => {
   t.equal(added.body.id, 'hub-2')
   t.match(added.body.secret, /^[A-Z2-7]{32,}$/)
   t.match(added.body.otpauth, /^otpauth:\/\/totp\//)
-  t.equal(added.body.agentCommand, `rendezvous agent --server https://relay.example:8443/ --id hub-2 --secret ${added.body.secret as string} --to http://127.0.0.1:PORT`)
+  t.equal(added.body.agentCommand, `rendezvous agent --server https://relay.example:8443/ --id=hub-2 --secret ${added.body.secret as string} --to http://127.0.0.1:PORT`)
   t.equal((await api(relay, 'POST', '/api/ids', { id: 'hub-2' })).status, 409, 'taken')
   t.equal((await api(relay, 'POST', '/api/ids', { id: 'bad id!' })).status, 400)
 

@@ -64,7 +64,7 @@ if (problem !== undefined) {
     t.equal((await api(admin, 'GET', '/api/ids', undefined, 'wrong-token-wrong-token')).status, 401)
     const added = await api(admin, 'POST', '/api/ids', { id: 'hub-ops' })
     t.equal(added.status, 201)
-    t.match(added.body.agentCommand, `--server http://127.0.0.1:${port}/ --id hub-ops`)
+    t.match(added.body.agentCommand, `--server http://127.0.0.1:${port}/ --id=hub-ops`)
     const unknown = await openWire(Number(port), false)
     unknown.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="nobody-here"\r\n\r\n')
     await unknown.untilClosed()
