@@ -66,16 +66,9 @@ async function api (method, path, body) {
     body: body === undefined ? undefined : JSON.stringify(body)
   })
   const data = await res.json().catch(() => ({}))
-  if (res.status === 401) throw new Error('unauthorized: check the admin token')
+  if (res.status === 401) throw Object.assign(new Error('unauthorized: check the admin token'), { unauthorized: true })
   if (!res.ok) throw new Error(data.message || ('HTTP ' + res.status))
   return data
-}
-
-function cell (row, text, numeric) {
-  const td = row.insertCell()
-  td.textContent = String(text)
-  if (numeric) td.className = 'n'
-  return td
 }
 
 function button (td, label, action) {
@@ -86,23 +79,36 @@ function button (td, label, action) {
   td.append(b, ' ')
 }
 
+// One row per ID, kept from one refresh to the next and changed cell by cell:
+// a row rebuilt every second loses the click under way on its buttons, and the text selected in it.
+const rows = new Map()
+
+function newRow (id) {
+  const row = document.createElement('tr')
+  row.dataset.id = id
+  for (const numeric of [false, false, true, true, true, false]) row.insertCell().className = numeric ? 'n' : ''
+  const td = row.insertCell()
+  button(td, 'Rotate', () => act('rotated', 'POST', id, '/rotate'))
+  button(td, 'Disconnect', () => act('disconnected', 'POST', id, '/disconnect'))
+  button(td, 'Remove', () => { if (confirm('Remove ' + id + '?')) act('removed', 'DELETE', id, '') })
+  rows.set(id, row)
+  return row
+}
+
 function render (ids) {
   const body = $('ids').tBodies[0]
-  body.replaceChildren()
+  const shown = new Set()
+  let next = body.firstElementChild
   for (const r of ids) {
-    const row = body.insertRow()
-    row.dataset.id = r.id
-    cell(row, r.id)
-    cell(row, r.createdAt)
-    cell(row, r.parked, true)
-    cell(row, r.waiting, true)
-    cell(row, r.spliced, true)
-    cell(row, (r.previousSecretsUntil || []).join(', '))
-    const td = row.insertCell()
-    button(td, 'Rotate', () => act('rotated', 'POST', r.id, '/rotate'))
-    button(td, 'Disconnect', () => act('disconnected', 'POST', r.id, '/disconnect'))
-    button(td, 'Remove', () => { if (confirm('Remove ' + r.id + '?')) act('removed', 'DELETE', r.id, '') })
+    shown.add(r.id)
+    const row = rows.get(r.id) || newRow(r.id)
+    const texts = [r.id, r.createdAt, r.parked, r.waiting, r.spliced, (r.previousSecretsUntil || []).join(', ')]
+    texts.forEach((text, i) => { if (row.cells[i].textContent !== String(text)) row.cells[i].textContent = String(text) })
+    // A row already in its place is left where it is; only a new one (or one out of order) is inserted.
+    if (row === next) next = row.nextElementSibling
+    else body.insertBefore(row, next)
   }
+  for (const [id, row] of rows) if (!shown.has(id)) { row.remove(); rows.delete(id) }
 }
 
 function show (title, data) {
@@ -128,16 +134,21 @@ async function act (what, method, id, suffix) {
 
 async function refresh () {
   clearTimeout(timer)
+  let again = true
   try {
     const data = await api('GET', '/api/ids')
     render(data.ids)
     if (refreshFailed) say('')
-    timer = setTimeout(refresh, 1000)
   } catch (err) {
-    render([])
+    // The last table stays: emptied, it would read as "no IDs". A wrong token is not asked again
+    // every second (each is a refused request, which alerts) until a token is entered.
     say(err.message, true)
     refreshFailed = true
+    again = !err.unauthorized
   }
+  // After a failure too, so that the page recovers by itself; an action's refresh and the timer's may overlap, one timer stays.
+  clearTimeout(timer)
+  if (again) timer = setTimeout(refresh, 1000)
 }
 
 $('login').addEventListener('submit', (e) => {
@@ -145,6 +156,8 @@ $('login').addEventListener('submit', (e) => {
   token = $('token').value.trim()
   sessionStorage.setItem('rendezvous-admin-token', token)
   say('')
+  // Another token may see other IDs, or none.
+  render([])
   refresh()
 })
 

@@ -64,7 +64,7 @@ t.test('Chromium rotates, disconnects and removes the IDs . and .. from the page
   await page.click('tr[data-id="."] button:text("Rotate")')
   await page.waitForFunction("document.querySelector('#status').textContent === '. rotated'")
   t.not(relay.registry.get('.')?.secret, before, '. has a new secret')
-  t.match(await page.textContent('#command'), / --id \. --secret /)
+  t.match(await page.textContent('#command'), / --id=\. --secret /)
 
   const parked = await relay.park('..')
   await untilParked(relay, 1)

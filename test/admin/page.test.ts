@@ -79,7 +79,7 @@ if (!existsSync(CHROMIUM)) {
     await page.waitForSelector('#result:not([hidden])')
     const command = await page.textContent('#command') ?? ''
     const secret = /--secret ([A-Z2-7]+) /.exec(command)?.[1] ?? ''
-    t.equal(command, `rendezvous agent --server https://relay.example:8443/ --id web-1 --secret ${secret} --to http://127.0.0.1:PORT`)
+    t.equal(command, `rendezvous agent --server https://relay.example:8443/ --id=web-1 --secret ${secret} --to http://127.0.0.1:PORT`)
     t.equal(relay.registry.get('web-1')?.secret, secret, 'the command carries the registered secret')
     await cellIs(page, 'web-1', 2, '0')
     await page.click('#copy')
@@ -116,7 +116,7 @@ if (!existsSync(CHROMIUM)) {
     await cellIs(page, 'web-1', 2, '1')
     await page.click('tr[data-id="web-1"] button:text("Rotate")')
     // The command shows web-2's since it was added: wait for web-1's new one, not for any other.
-    await page.waitForFunction(`(text => text.includes(' --id web-1 ') && text !== ${JSON.stringify(command)})(document.querySelector('#command').textContent)`)
+    await page.waitForFunction(`(text => text.includes(' --id=web-1 ') && text !== ${JSON.stringify(command)})(document.querySelector('#command').textContent)`)
     const rotated = /--secret ([A-Z2-7]+) /.exec(await page.textContent('#command') ?? '')?.[1]
     t.equal(relay.registry.get('web-1')?.secret, rotated)
     await page.waitForFunction(`/^\\d{4}-/.test(${cellText('web-1', 5)})`)
