@@ -22,5 +22,7 @@ export const ListenerError = createError('FST_RENDEZVOUS_LISTENER', 'The %s list
 /** `splice: 'native'` was asked for and the addon cannot be used: why. */
 export const NativeSpliceUnavailableError = createError('FST_RENDEZVOUS_NATIVE_UNAVAILABLE', "splice: 'native' was asked for, but the native data path cannot be used: %s", 500)
 export const RedisUnreachableError = createError('FST_RENDEZVOUS_REDIS_UNREACHABLE', 'Cannot reach Redis: %s', 503)
+/** A change sent to Redis that was not answered in time: Redis may still apply it. */
+export const RedisOutcomeUnknownError = createError('FST_RENDEZVOUS_REDIS_OUTCOME_UNKNOWN', 'Redis did not answer in time; the change may still be applied: list the IDs to see', 503)
 /** The replay journal in the data dir cannot be read or written: the file and why. Tokens are refused meanwhile. */
 export const ReplayJournalError = createError('FST_RENDEZVOUS_REPLAY_JOURNAL', 'The replay journal %s: %s', 503)

@@ -6,7 +6,7 @@ import { RedisUnreachableError, RendezvousOptionError } from '../errors'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RemoteSource } from '../relay/remote-source'
 import type { RendezvousMetrics } from '../relay/metrics'
-import type { Splice } from '../relay/splice'
+import type { SplicedPair } from '../relay/mobile-side'
 import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
 import { createClusterMetrics, type ClusterMetrics } from './metrics'
@@ -22,7 +22,7 @@ import { RedisThrottleStore } from './redis-throttle-store'
 /** What the relay lends the cluster once its parking lot exists. */
 export interface ClusterAttachment {
   lot: ParkingLot
-  splices: Set<Splice>
+  splices: Set<SplicedPair>
   spliceIdleTimeout: number
   lingerTimeout?: number
   /** The plugin's `splice` option: the data path of pairs handed over to another node. */

@@ -4,7 +4,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import { canonicalId } from '../registry/ids'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
-import { splice, untilOver, type Splice } from '../relay/splice'
+import { splice, untilOver } from '../relay/splice'
+import type { SplicedPair } from '../relay/mobile-side'
 import type { SplicePath } from '../relay/native-addon'
 import { kConnId } from '../relay/symbols'
 import { DEFAULT_LINGER_MS, lingerClose } from '../http/linger'
@@ -21,8 +22,8 @@ export interface PeerServerDeps {
   lot: ParkingLot
   metrics: ClusterMetrics
   log: FastifyBaseLogger
-  /** Spliced pairs, so close() can reach them. */
-  splices: Set<Splice>
+  /** Spliced pairs, so close() can reach them, and the admin API can count and cut an ID's. */
+  splices: Set<SplicedPair>
   spliceIdleTimeout: number
   /** The plugin's `lingerTimeout`: the link gets a lingering close when the hidden server fails. */
   lingerTimeout?: number
@@ -154,7 +155,8 @@ async function serve (link: Socket, deps: PeerServerDeps, warnNow: Warn, authent
   }
   deps.metrics.handover('handed_over')
   deps.log.info({ id, connId }, 'handed a parked connection to another node')
-  const pair = splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout })
+  // Tagged with its ID as the relay's own pairs are: the admin API of this node, which holds the hidden side, counts and cuts it.
+  const pair: SplicedPair = Object.assign(splice(link, hidden, { idleTimeout: deps.spliceIdleTimeout, first: [payload], path: deps.splice, lingerTimeout: deps.lingerTimeout }), { id })
   deps.relayMetrics.spliceOpened(pair)
   deps.splices.add(pair)
   const result = await untilOver(deps.splices, pair, link)

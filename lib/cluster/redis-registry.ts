@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { IdExistsError, RegistryConflictError } from '../errors'
+import { IdExistsError, RedisOutcomeUnknownError, RedisUnreachableError, RegistryConflictError } from '../errors'
 import { createRecord, identityEnded, lookupKey, RemoveListeners, rotateRecord, sortRecords } from '../registry/records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from '../registry/registry'
 import { EPOCH_FIELD, Keys, VERSION_FIELD } from './keys'
@@ -26,6 +26,34 @@ export interface RedisRegistryOptions {
    * leaves the mirror stale, and the catch-up is tried again.
    */
   onCatchUp?: () => Promise<void>
+}
+
+// ioredis refuses at once, with this message, a command it cannot send (our clients have no offline queue): Redis never saw it.
+const NOT_SENT = "Stream isn't writeable"
+
+/** Where a command failed: a read, a read before a change (the change was never sent), or the change itself. */
+type Stage = 'read' | 'before change' | 'change'
+
+/**
+ * A failed command as an operator can act on it, without ioredis' words: a
+ * change that was sent and not answered may still be applied when Redis
+ * resumes, so only one never sent says that nothing changed. Redis' own
+ * error replies pass unchanged.
+ */
+function redisFailure (err: unknown, stage: Stage): unknown {
+  if (!(err instanceof Error) || err.name === 'ReplyError') return err
+  const notSent = err.message.includes(NOT_SENT)
+  if (stage === 'change' && !notSent) return new RedisOutcomeUnknownError()
+  const why = notSent ? 'the connection is down' : err.message.startsWith('Redis did not answer') ? 'Redis did not answer in time' : 'the connection was lost'
+  return new RedisUnreachableError(stage === 'read' ? why : `${why}; nothing changed`)
+}
+
+async function classified<T> (work: Promise<T>, stage: Stage): Promise<T> {
+  try {
+    return await work
+  } catch (err) {
+    throw redisFailure(err, stage)
+  }
 }
 
 interface Snapshot { epoch?: string, version: number, records: Map<string, IdentityRecord> }
@@ -110,7 +138,7 @@ export class RedisRegistry implements Registry {
   }
 
   async list (): Promise<IdentityRecord[]> {
-    return sortRecords((await this.#read()).records.values())
+    return sortRecords((await classified(this.#read(), 'read')).records.values())
   }
 
   async add (input?: AddIdentity): Promise<IdentityRecord> {
@@ -135,7 +163,7 @@ export class RedisRegistry implements Registry {
     // The script writes only over the JSON read here; when another writer got
     // in between, read again and compute the rotation anew.
     for (let attempt = 0; attempt < this.#rotateAttempts; attempt++) {
-      const stored = await timed(this.#conn.client.hget(this.#keys.ids, key), this.#timeout)
+      const stored = await classified(timed(this.#conn.client.hget(this.#keys.ids, key), this.#timeout), 'before change')
       const old = stored === null ? undefined : parseRecord(key, stored)
       if (stored === null || old === undefined) return undefined
       const record = rotateRecord(old, input)
@@ -163,8 +191,10 @@ export class RedisRegistry implements Registry {
   }
 
   async #eval (script: string, id: string, ...json: string[]): Promise<number> {
+    // A client that is not ready would queue it (one given with an offline queue) or refuse it: either way it is not sent.
+    if (this.#conn.client.status !== 'ready') throw new RedisUnreachableError('the connection is down; nothing changed')
     const epoch = randomBytes(8).toString('hex')
-    return Number(await timed(this.#conn.client.eval(script, 1, this.#keys.ids, this.#keys.idsChannel, id, epoch, ...json), this.#timeout))
+    return Number(await classified(timed(this.#conn.client.eval(script, 1, this.#keys.ids, this.#keys.idsChannel, id, epoch, ...json), this.#timeout), 'change'))
   }
 
   // Our own write, in the mirror before its pub/sub message comes back,
