@@ -187,7 +187,7 @@ function agentHint (store: Store, id: string, secret: string): string {
   const cert = 'dataDir' in store ? join(store.dataDir, 'tls', 'cert.pem') : undefined
   const near = cert === undefined ? '' : relative(process.cwd(), cert)
   const ca = cert !== undefined && existsSync(cert) ? ` --ca ${shellQuote(near.startsWith('..') ? cert : near)}` : ''
-  return `${selfCommand()} agent --server https://HOST:8443 --id ${id} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
+  return `${selfCommand()} agent --server https://HOST:8443 --id=${shellQuote(id)} --secret ${secret} --to http://127.0.0.1:PORT${ca}`
 }
 
 function dataDirOf (values: { 'data-dir'?: string | boolean }): string {

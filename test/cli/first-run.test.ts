@@ -61,7 +61,7 @@ t.test('the commands serve and ids add print work as printed, in a clone', async
 
   // ids add's own hint: only HOST is left to the operator.
   const hint = added.stdout.split('\n').map((l) => l.trim()).find((l) => / agent --server /.test(l)) ?? ''
-  t.match(hint, new RegExp(`^node dist/cli/main\\.js agent --server https://HOST:8443 --id ${id} --secret ${secret} --to http://127\\.0\\.0\\.1:PORT --ca \\S+cert\\.pem$`))
+  t.match(hint, new RegExp(`^node dist/cli/main\\.js agent --server https://HOST:8443 --id=${id} --secret ${secret} --to http://127\\.0\\.0\\.1:PORT --ca \\S+cert\\.pem$`))
   await agentWorks(t, fill(hint.replace('HOST:8443', `127.0.0.1:${port}`)), Number(port), ca, myCurl)
   t.same(await serve.stop('SIGTERM'), { code: 0, signal: null })
 })

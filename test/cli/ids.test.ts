@@ -106,7 +106,7 @@ t.test('add without --json prints a readable block with the agent command line',
   t.match(run.stdout, /ID:\s+box\n/)
   t.match(run.stdout, new RegExp(`Secret:\\s+${SECRET}\\n`))
   t.match(run.stdout, new RegExp(`otpauth://totp/[^\\s]*secret=${SECRET}`))
-  t.ok(run.stdout.includes(` agent --server https://HOST:8443 --id box --secret ${SECRET} --to http://127.0.0.1:PORT`))
+  t.ok(run.stdout.includes(` agent --server https://HOST:8443 --id=box --secret ${SECRET} --to http://127.0.0.1:PORT`))
   t.match(run.stdout, /not shown again/)
 })
 
@@ -294,4 +294,12 @@ t.test('add under /proc, where nothing can be created, fails at once with one li
   const run = await ids('add', '--data-dir', '/proc/rendezvous-cannot-exist/x')
   assertOneLineError(t, run, 1, /ENOENT|no such file/)
   t.ok(Date.now() - started < 5000, 'quickly')
+})
+
+t.test('the agent command ids add prints pastes into a shell, whatever the ID', async (t) => {
+  for (const [id, written] of [['-x1', '--id=-x1'], ['~root', "--id='~root'"]]) {
+    const run = await ids('add', '--data-dir', t.testdir(), `--id=${id!}`, '--secret', SECRET)
+    t.equal(run.code, 0, run.stderr)
+    t.ok(run.stdout.includes(` agent --server https://HOST:8443 ${written!} --secret ${SECRET} `), `${id!}: written ${written!}, so that a leading - is a value and the shell expands nothing`)
+  }
 })
