@@ -60,14 +60,15 @@ export function capConnections (server: Server, limits: ConnectionLimits, keyOf:
     else open.delete(key)
   }
   const onConnection = (socket: Socket): void => {
-    const address = normaliseAddress(socket.remoteAddress ?? 'unknown')
-    const key = keyOf(address)
+    // The keyer normalises the address itself; the refusal, rare, names it normalised too.
+    const raw = socket.remoteAddress ?? 'unknown'
+    const key = keyOf(raw)
     const count = open.get(key) ?? 0
     const reason = limits.perAddress > 0 && count >= limits.perAddress
       ? 'per_address_cap'
       : limits.total > 0 && total >= limits.total ? 'total_cap' : undefined
     if (reason !== undefined) {
-      onRefused({ reason, address, key })
+      onRefused({ reason, address: normaliseAddress(raw), key })
       socket.destroy()
       return
     }
