@@ -68,6 +68,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     limits: o,
     refusing: () => closing ? 'shutting_down' : parts.underPressure() ? 'under_pressure' : undefined,
     coolingOff: async address => probes === undefined ? 0 : await probes.check(address, ''),
+    sourceOf: keyOf,
     splices
   })
   const hook = (target: HttpServer): () => void => {

@@ -71,6 +71,11 @@ export class AuthThrottle {
     this.#keyOf = keyOf
   }
 
+  /** What `address` counts under here: itself, or its IPv6 subnet. */
+  sourceOf (address: string): string {
+    return this.#keyOf(address)
+  }
+
   /** 0 when allowed, else seconds to put in Retry-After (>=1). `guessable`: the token is a TOTP code. */
   async check (address: string, id: string, guessable = false): Promise<number> {
     let counters = this.#counters(address, id, guessable)

@@ -17,7 +17,7 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * no route handles are challenged, or told that the ID they named is unknown.
  */
 export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, limits: { closing: () => boolean, retryAfter: number, lingerTimeout: number }, log: FastifyBaseLogger): AnswerUnrouted {
-  const level = refusalLevel()
+  const level = refusalLevel(probes === undefined ? undefined : address => probes.sourceOf(address))
   return function answerUnrouted (request, reply) {
     // Every answer here may end the connection (a refusal always does; a challenge to an HTTP/1.0 client or to
     // `Connection: close`), possibly while the client is still sending the body of the request it answers.

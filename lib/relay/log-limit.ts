@@ -29,9 +29,11 @@ export type RefusalLevel = (outcome: string, address: string | undefined) => 'in
  * The level of a refusal's line. A throttled address is refused for the
  * whole of its cool-off, as fast as it asks; its first refusal in each
  * minute is an info line and the rest are debug lines (the metrics count
- * every one). Other refusals are always info lines.
+ * every one). Other refusals are always info lines. `keyOf` is what the
+ * throttle counts an address under: one IPv6 host that moves through its
+ * /64 is one throttled source, and would otherwise get a line per address.
  */
-export function refusalLevel (intervalMs = 60_000): RefusalLevel {
+export function refusalLevel (keyOf: (address: string) => string = address => address, intervalMs = 60_000): RefusalLevel {
   const logNow = logLimiter(intervalMs)
-  return (outcome, address) => outcome !== 'throttled' || logNow(address ?? 'unknown') ? 'info' : 'debug'
+  return (outcome, address) => outcome !== 'throttled' || logNow(address === undefined ? 'unknown' : keyOf(address)) ? 'info' : 'debug'
 }

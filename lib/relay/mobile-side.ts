@@ -40,6 +40,8 @@ export interface MobileSideDeps {
   refusing: () => RequestOutcome | undefined
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
   coolingOff: (address: string) => Promise<number>
+  /** What coolingOff counts an address under (itself, or its IPv6 subnet). */
+  sourceOf?: (address: string) => string
   /** Spliced pairs, so close() can reach them. */
   splices: Set<SplicedPair>
 }
@@ -107,7 +109,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 
-  const level = refusalLevel()
+  const level = refusalLevel(deps.sourceOf)
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')

@@ -2,6 +2,10 @@ import t from 'tap'
 import { createHash } from 'node:crypto'
 import { Writable } from 'node:stream'
 import { createV1Token } from '../../lib/tokens/v1'
+import { addressKeyer } from '../../lib/relay/address-group'
+import { AuthThrottle } from '../../lib/relay/auth-throttle'
+import { refusalLevel } from '../../lib/relay/log-limit'
+import { MemoryThrottleStore } from '../../lib/stores/memory-throttle-store'
 import { startRendezvous, type TestRendezvous } from '../helpers/rendezvous'
 import { statusOf } from '../helpers/wire'
 
@@ -82,4 +86,16 @@ t.test('a user name that is no ID is never written to the log as it came, only a
     ['unknown_id', undefined, createHash('sha256').update(key.toLowerCase()).digest('hex').slice(0, 12)],
     ['unknown_id', undefined, createHash('sha256').update('bob@example.com').digest('hex').slice(0, 12)]
   ])
+})
+
+t.test('the once-a-minute line is kept per throttled source: one IPv6 host moving through its /64 gets one info line', async t => {
+  const keyOf = addressKeyer(64)
+  const level = refusalLevel(keyOf)
+  t.same(['2001:db8:1:2::10', '2001:db8:1:2::11', '2001:db8:1:2:ffff::1'].map(a => level('throttled', a)), ['info', 'debug', 'debug'])
+  t.equal(level('throttled', '2001:db8:1:3::10'), 'info', 'another /64 is another source')
+  t.equal(level('throttled', '192.0.2.1'), 'info')
+  t.equal(level('throttled', '::ffff:192.0.2.1'), 'debug', 'an IPv4 client written as IPv6 by a dual-stack listener is the same client')
+  t.equal(level('rejected', '2001:db8:1:2::12'), 'info', 'only throttled refusals are held back')
+  const throttle = new AuthThrottle(new MemoryThrottleStore(), { perPair: 1, perAddress: 1, perIdTotp: 0, window: 60_000, coolOff: 60_000 }, 'authfail', keyOf)
+  t.equal(throttle.sourceOf('2001:db8:1:2::10'), throttle.sourceOf('2001:db8:1:2::99'), 'the relay keys its lines as its throttle counts')
 })
