@@ -59,7 +59,7 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
   app.addHook('onRequest', bearerGuard(check, PAGE_ROUTES))
   // The API speaks JSON only: a text/plain body gets 415 rather than a string the routes would have to refuse.
   emptyIsNoBody(app)
-  app.setErrorHandler(adminErrors)
+  app.setErrorHandler(adminErrors())
   app.setNotFoundHandler(async (_request, reply) => await refuse(reply, 404, 'no such route'))
   app.addHook('preValidation', noBodyIsEmpty)
   // Counted as the answer goes out rather than once it has gone: a client that reads the metrics next sees it counted.

@@ -6,6 +6,7 @@ import { InvalidIdError } from '../errors'
 import type { AdminCount } from './metrics'
 import { errorWord, refuse } from './refusal'
 import { SECURITY_HEADERS } from './raw-answers'
+import { logLimiter } from '../relay/log-limit'
 
 const { FST_ERR_CTP_INVALID_MEDIA_TYPE } = fastifyErrors
 
@@ -101,16 +102,27 @@ export const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) =
 /**
  * The admin listener's error handler: every error in the API's own format
  * (refusal.ts). A client's mistake (schema, body parser, a taken ID) is one
- * line at info; a server error is logged at error with its stack.
+ * line at info; a failure of ours (500) is logged at error with its stack.
+ * A store that cannot answer (503: Redis away, the registry's lock) is no
+ * bug of ours, and the admin page asks every second: one warn line a minute
+ * per cause, the rest at debug, no stack.
  */
-export function adminErrors (err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (err.validation !== undefined) return refuse(reply, 400, validationMessage(err, request))
-  if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 415, 'send a JSON body, with Content-Type: application/json')
-  // The registry's FastifyErrors and Fastify's own carry their status; anything else is a failure of ours.
-  const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
-  if (status < 500) return refuse(reply, status, err.message)
-  reply.log.error({ err }, 'admin request failed')
-  return reply.code(status).send({ error: errorWord(status), message: err.message })
+export function adminErrors (): (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => FastifyReply {
+  const warnNow = logLimiter(60_000)
+  return (err, request, reply) => {
+    if (err.validation !== undefined) return refuse(reply, 400, validationMessage(err, request))
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 415, 'send a JSON body, with Content-Type: application/json')
+    // The registry's FastifyErrors and Fastify's own carry their status; anything else is a failure of ours.
+    const status = typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 600 ? err.statusCode : 500
+    if (status < 500) return refuse(reply, status, err.message)
+    const error = errorWord(status)
+    if (status === 503) {
+      reply.log[warnNow(err.code ?? err.message) ? 'warn' : 'debug']({ status, error, code: err.code, message: err.message }, 'admin request failed: the store cannot answer; repeats within a minute are debug lines')
+    } else {
+      reply.log.error({ err }, 'admin request failed')
+    }
+    return reply.code(status).send({ error, message: err.message })
+  }
 }
 
 /**

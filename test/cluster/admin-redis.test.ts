@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Writable } from 'node:stream'
 import { until } from '../helpers/until'
 import { rendezvousRequest, startNode, type TestNode } from './nodes'
 import { redisMissing, startRedis } from './redis-server'
@@ -49,7 +50,9 @@ t.test('Redis hung: 503 unavailable, and a change sent but unanswered says it ma
 
 t.test('Redis down: 503 unavailable, nothing changed, and no ioredis words', { skip }, async t => {
   const redis = await startRedis(t)
-  const a = await startNode('a', redis.url, { admin: ADMIN })
+  const lines: Array<{ level: number, msg: string, err?: unknown, stack?: unknown }> = []
+  const stream = new Writable({ write (chunk, _enc, cb) { for (const l of String(chunk).split('\n')) if (l !== '') lines.push(JSON.parse(l)); cb() } })
+  const a = await startNode('a', redis.url, { admin: ADMIN }, stream)
   t.teardown(async () => { await a.close() })
   t.equal((await api(a, 'POST', '/api/ids', { id: 'kept-1' })).status, 201)
 
@@ -62,6 +65,10 @@ t.test('Redis down: 503 unavailable, nothing changed, and no ioredis words', { s
     const answer = await api(a, method, path, body)
     t.same([answer.status, answer.body], [503, nothing], `${method} ${path}`)
   }
+  // The admin page asks every second: a Redis outage is one warn line a minute, not an error with a stack per request.
+  const failed = lines.filter(l => l.msg.startsWith('admin request failed'))
+  t.same(failed.map(l => l.level), [40, 20, 20, 20], 'one warn line, then debug lines')
+  t.notOk(failed.some(l => l.err !== undefined || l.stack !== undefined), 'no stack: a store away is not a bug of ours')
 
   await redis.start()
   await until(async () => (await api(a, 'GET', '/api/ids')).status === 200, 10_000, 'the list again')
