@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join, relative, resolve } from 'node:path'
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { FileRegistry } from '../registry/file-registry'
-import { reportReadableFiles } from '../registry/permissions'
+import { reportRegistryWarnings } from '../registry/warnings'
 import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
@@ -42,7 +42,7 @@ const REMOVE = COMMON
 /** `rendezvous ids ...`: `args` is the argv after `ids`. Resolves to the exit code. */
 export async function runIds (args: string[], io: CliIo): Promise<number> {
   // As serve tells it: one line, which --no-warnings does not silence.
-  const stopWarning = reportReadableFiles(message => { io.stderr.write(`rendezvous: warning: ${message}\n`) })
+  const stopWarning = reportRegistryWarnings(message => { io.stderr.write(`rendezvous: warning: ${message}\n`) })
   try {
     return await dispatch(args, io)
   } catch (err) {

@@ -15,7 +15,7 @@ import { shellQuote } from '../shell-quote'
 import { selfCommand } from './invocation'
 import { dialledHost } from './cluster-args'
 import { reloadPeerTls } from './peer-tls-reload'
-import { reportReadableFiles } from '../registry/permissions'
+import { reportRegistryWarnings } from '../registry/warnings'
 import { reloadableAdminToken, type AdminTokenReload } from './admin-token'
 import { ignoreOutputErrors } from './quiet-output'
 import { redactUrl } from './redact-url'
@@ -37,8 +37,9 @@ async function serve (parsed: ServeArgs, io: CliIo): Promise<number> {
   // SIGXFSZ in every environment (it does not under tap), so serve does.
   const xfsz = 'SIGXFSZ' in constants.signals
   if (xfsz) process.on('SIGXFSZ', ignoreSignal)
-  // An ids.json (or journal) other users can read is told as the other start-up warnings are; once serve listens, it is logged.
-  const stopWarning = reportReadableFiles(message => { warn(io, message) })
+  // Registry warnings (an ids.json or journal others can read, a secret other tools refuse) are told as the other
+  // start-up warnings are; once serve listens, they are logged.
+  const stopWarning = reportRegistryWarnings(message => { warn(io, message) })
   try {
     return await serveUntilSignal(parsed, io)
   } finally {
@@ -100,7 +101,7 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
   // Only now: until the server listens there is nothing to close gracefully, and a stuck start must stay killable.
   const signals = watchSignals()
   const stopReloading = watchReloads(app, parsed, signals, certificate === undefined ? undefined : { request, certificate }, adminToken?.reload)
-  const stopLogging = reportReadableFiles(message => { app.log.warn(message) })
+  const stopLogging = reportRegistryWarnings(message => { app.log.warn(message) })
   try {
     io.stdout.write(banner(parsed, boundPort(app), certificate, app.rendezvous.cluster) + listeners(app, parsed))
     const signal = await signals.first

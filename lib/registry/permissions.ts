@@ -1,6 +1,7 @@
 import type { Stats } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import { RegistryInsecureError } from '../errors'
+import { registryWarning } from './warnings'
 
 type Owned = Pick<Stats, 'mode' | 'uid'>
 
@@ -30,30 +31,13 @@ export function looseness (st: Owned, kind: 'file' | 'directory', readable: Read
 
 const warned = new Set<string>()
 
-export type ReadableWarning = (message: string) => void
-
-// An application that embeds the plugin hears of it as a process warning, as of any other.
-const processWarning: ReadableWarning = message => { process.emitWarning(message, { code: 'RENDEZVOUS_REGISTRY_READABLE' }) }
-let onReadable = processWarning
-
-/**
- * Sends the warnings about files other users can read to `to` instead, until
- * the returned function puts back where they went before: the CLI prints
- * them as its own lines, which --no-warnings does not silence.
- */
-export function reportReadableFiles (to: ReadableWarning): () => void {
-  const before = onReadable
-  onReadable = to
-  return () => { onReadable = before }
-}
-
 /** Throws RegistryInsecureError when `st` (of `path`) is too open; warns (once per path) when it is readable by others. */
 export function assertPrivate (path: string, st: Owned, kind: 'file' | 'directory'): void {
   const { refuse, warn } = looseness(st, kind)
   if (refuse !== undefined) throw new RegistryInsecureError(path, refuse)
   if (warn !== undefined && !warned.has(path)) {
     warned.add(path)
-    onReadable(`${path}: ${warn}`)
+    registryWarning(`${path}: ${warn}`, 'RENDEZVOUS_REGISTRY_READABLE')
   }
 }
 

@@ -2,6 +2,7 @@ import { RegistryCorruptError } from '../errors'
 import { canonicalId, isValidSecret, secretProblem } from './ids'
 import { storedFields, storedPrevious } from './records'
 import type { IdentityRecord } from './registry'
+import { registryWarning } from './warnings'
 
 // The on-disk format of ids.json, version 1, apart from how the file is read,
 // written and locked.
@@ -53,7 +54,7 @@ function warnOddSecret (file: string, id: string, secret: string): void {
   const problem = secretProblem(secret)
   if (problem === undefined || warned.has(`${file}\0${id}`)) return
   warned.add(`${file}\0${id}`)
-  process.emitWarning(`${file}: the secret of ID ${id} is kept, but ${problem}; rotate it`, { code: 'RENDEZVOUS_REGISTRY_ODD_SECRET' })
+  registryWarning(`${file}: the secret of ID ${id} is kept, but ${problem}; rotate it`, 'RENDEZVOUS_REGISTRY_ODD_SECRET')
 }
 
 function isPlainObject (value: unknown): value is Record<string, unknown> {
