@@ -2,7 +2,7 @@ import type { X509Certificate } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import { isIP } from 'node:net'
 import { parseCaBundle } from '../agent/certificates'
-import { certificateNames, checkPair } from '../server/certificate'
+import { assertInDates, certificateNames, checkPair } from '../server/certificate'
 import type { PeerTlsMaterial } from '../server/serve-options'
 import { CliError } from './cli-error'
 import { NotAllowed } from './config'
@@ -43,6 +43,12 @@ export function peerTlsArgs (v: PeerTlsValues, verifyHost: string): PeerTlsMater
     checkPair(cert, key, { certLabel, keyLabel })
   } catch (err) {
     // The cause tells a reload that the renewal is half-written (logRefusal).
+    throw Object.assign(new CliError((err as Error).message), { cause: err })
+  }
+  try {
+    // The other nodes check dates as any TLS client does: every link would fail its handshake while this node looked healthy.
+    assertInDates(chain[0], certLabel)
+  } catch (err) {
     throw Object.assign(new CliError((err as Error).message), { cause: err })
   }
   if (!signedBy(chain, authorities)) throw new CliError(`${certLabel} is not signed by ${caLabel}: the other nodes would refuse it`)

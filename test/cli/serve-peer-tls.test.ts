@@ -21,6 +21,9 @@ t.test('peer TLS flags', async t => {
   // An RSA pair: OpenSSL loads its key with an EC certificate (and the other way round) without a word.
   const rsaCa = await makeCa('an RSA CA', 'rsa')
   const rsa = await writePeerFiles(dir, 'rsa', await makeNodeCert(rsaCa, 'node r', undefined, true, 1, 'rsa'), rsaCa)
+  // Signed by the right CA, for the right names, outside its dates: the other nodes would refuse it as surely.
+  const expired = await writePeerFiles(dir, 'expired', await makeNodeCert(ca, 'node e', undefined, true, 2, 'ec', new Date(Date.now() - 3 * 86_400_000)), ca)
+  const early = await writePeerFiles(dir, 'early', await makeNodeCert(ca, 'node f', undefined, true, 2, 'ec', new Date(Date.now() + 86_400_000)), ca)
   const garbage = join(dir, 'garbage.pem')
   await writeFile(garbage, 'not a PEM file\n')
   const keyText = readFileSync(good.key, 'utf8')
@@ -59,6 +62,8 @@ t.test('peer TLS flags', async t => {
     ['the key of another certificate', [...CLUSTER, ...tls({ key: foreign.key })], /^--peer-tls-key \S+foreign-key\.pem is not the key of --peer-tls-cert \S+good-cert\.pem$/],
     ['an RSA key with an EC certificate', [...CLUSTER, ...tls({ key: rsa.key })], /^--peer-tls-key \S+rsa-key\.pem is not the key of --peer-tls-cert \S+good-cert\.pem$/],
     ['an EC key with an RSA certificate', [...CLUSTER, ...tls({ cert: rsa.cert })], /^--peer-tls-key \S+good-key\.pem is not the key of --peer-tls-cert \S+rsa-cert\.pem$/],
+    ['an expired certificate', [...CLUSTER, ...tls(expired)], /^--peer-tls-cert \S+expired-cert\.pem has expired: valid from \S+ to \S+, and this host's clock says \S+$/],
+    ['a certificate not valid yet', [...CLUSTER, ...tls(early)], /^--peer-tls-cert \S+early-cert\.pem is not valid yet: valid from \S+ to \S+, and this host's clock says \S+; check the clocks, or wait$/],
     ['a certificate the CA did not sign', [...CLUSTER, ...tls({ ca: foreign.ca })], /^--peer-tls-cert \S+ is not signed by --peer-ca \S+foreign-ca\.pem: the other nodes would refuse it$/],
     ['a certificate without the advertised host', [...CLUSTER, '--advertise', 'node1.example:9443', ...tls({})], /does not name node1\.example, the host other nodes dial \(--advertise\)/],
     ['a certificate without --peer-tls-name', [...CLUSTER, ...tls({}), '--peer-tls-name', 'other.example'], /does not name other\.example \(--peer-tls-name\)$/],
@@ -72,10 +77,10 @@ t.test('peer TLS flags', async t => {
   }
 
   t.test('the built CLI: one line on stderr, exit 2, no stack trace, no key material', { skip: buildProblem(t) ?? false }, async t => {
-    for (const flags of [tls({ cert: good.key }), tls({ key: foreign.key }), tls({ key: rsa.key }), tls({ cert: rsa.cert })]) {
+    for (const flags of [tls({ cert: good.key }), tls({ key: foreign.key }), tls({ key: rsa.key }), tls({ cert: rsa.cert }), tls(expired)]) {
       const run = await runCli(t, ['serve', '--no-tls', '--port', '0', ...CLUSTER, ...flags])
       t.equal(run.code, 2)
-      t.match(run.stderr, /^rendezvous: --peer-tls-\S+ \S+ is not /)
+      t.match(run.stderr, /^rendezvous: --peer-tls-\S+ \S+ (is not |has expired)/)
       t.equal(run.stderr.split('\n').length, 2, 'one line')
       t.notOk(run.stderr.includes(keyText.split('\n')[1]) || /BEGIN|\n\s+at /.test(run.stderr), run.stderr)
       t.equal(run.stdout, '')

@@ -8,8 +8,7 @@ export interface PeerFiles { cert: string, key: string, ca: string }
 
 type Options = Parameters<typeof generate>[1]
 
-const base = (days = 1, keyType: 'ec' | 'rsa' = 'ec'): Options => {
-  const notBeforeDate = new Date(Date.now() - 60_000)
+const base = (days = 1, keyType: 'ec' | 'rsa' = 'ec', notBeforeDate = new Date(Date.now() - 60_000)): Options => {
   const key = keyType === 'ec' ? { keyType, curve: 'P-256' } : { keyType, keySize: 2048 }
   return { ...key, algorithm: 'sha256', notBeforeDate, notAfterDate: new Date(notBeforeDate.getTime() + days * 86_400_000) } as Options
 }
@@ -26,10 +25,10 @@ export async function makeCa (name: string, keyType: 'ec' | 'rsa' = 'ec'): Promi
   return { cert: pems.cert, key: pems.private }
 }
 
-/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1; valid for `days`; an EC key unless `keyType` says RSA. */
-export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true, days = 1, keyType: 'ec' | 'rsa' = 'ec'): Promise<{ cert: string, key: string }> {
+/** A node certificate for both ends of the link (serverAuth and clientAuth), naming `dns` and, unless `ip` is false, 127.0.0.1; valid for `days` from `from` (a minute ago); an EC key unless `keyType` says RSA. */
+export async function makeNodeCert (ca: TestCa, name: string, dns = 'peers.rendezvous.test', ip = true, days = 1, keyType: 'ec' | 'rsa' = 'ec', from?: Date): Promise<{ cert: string, key: string }> {
   const pems = await generate([{ name: 'commonName', value: name }], {
-    ...base(days, keyType),
+    ...base(days, keyType, from),
     ca,
     extensions: [
       { name: 'basicConstraints', cA: false },
