@@ -46,6 +46,17 @@ const TRY_LATER = new Map<string, ConnectOutcome>([
 interface LineFields { side: 'hidden', connId: string, address: string | undefined }
 
 /** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
+const EARLY_DATA: Refused = { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
+
+/**
+ * Bytes the hidden server sent after its head while its token was checked:
+ * Node goes on reading the socket into its buffer meanwhile. A waiting client
+ * would be spliced to them at once, an answer written before its request.
+ */
+function sentMore (socket: Socket): Refused | undefined {
+  return socket.readableLength > 0 ? EARLY_DATA : undefined
+}
+
 export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, socket: Socket, rest: Buffer) => void {
   const { lot, metrics, limits } = deps
   let pending = 0
@@ -86,7 +97,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     const coolOff = await deps.throttle.check(address, target.id, guessable)
     if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
     // The relay must not guess whose bytes these were meant to be once a client is spliced in.
-    if (rest.length > 0) return { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
+    if (rest.length > 0) return EARLY_DATA
     let held: Step | undefined
     const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
     if (held !== undefined) return held
@@ -159,7 +170,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       // Asked again, synchronously with the park: the lot may have filled
       // while the token was being spent. Such a token is spent and refused
       // with 503, but the lot never holds more than its limits.
-      const refused = parkRefusal(step.id)
+      const refused = sentMore(socket) ?? parkRefusal(step.id)
       if (refused !== undefined) refuseWith(socket, refused, at)
       else park(socket, step.id, connId, at)
     }, err => {
