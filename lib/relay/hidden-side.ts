@@ -5,7 +5,7 @@ import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
 import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
-import type { Verifier } from '../tokens/verifier'
+import type { Recheck, Verifier } from '../tokens/verifier'
 import { isTotpCode } from '../tokens/totp'
 import type { ParkingLot } from './parking-lot'
 import { parseConnectTarget } from '../http/connect-target'
@@ -32,8 +32,14 @@ export interface HiddenSideDeps {
 /** `reason` is the verifier's, for a verifier that could not decide now. */
 interface Refused { refusal: Refusal, outcome: ConnectOutcome, reason?: string }
 
+/** Who failed an authentication, for the failure counters and the line about it. */
+interface Attempt { address: string, id: string, guessable: boolean }
+
+/** A CONNECT whose token was accepted: `recheck` says, as it is parked, whether that still holds. */
+interface Accepted { id: string, recheck: Recheck | undefined, attempt: Attempt }
+
 /** Refused; accepted for an ID; or nothing left to answer (answered meanwhile, or the peer left). */
-type Step = Refused | { id: string } | { gone: true }
+type Step = Refused | Accepted | { gone: true }
 
 // The reasons of the default verifier's 503s; any other is a custom verifier's (or its service's) own.
 const TRY_LATER = new Map<string, ConnectOutcome>([
@@ -101,13 +107,14 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     let held: Step | undefined
     const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
     if (held !== undefined) return held
-    if (!verdict.ok) return await refusalFor(verdict, { address, id: target.id, guessable }, at)
+    const attempt = { address, id: target.id, guessable }
+    if (!verdict.ok) return await refusalFor(verdict, attempt, at)
     // Best effort: a store that fails here costs only the exemption, not the CONNECT it accepted.
     if (guessable) await deps.throttle.accepted(address, target.id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
-    return { id: target.id }
+    return { id: target.id, recheck: verdict.recheck, attempt }
   }
 
-  async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: { address: string, id: string, guessable: boolean }, at: LineFields): Promise<Refused> {
+  async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: Attempt, at: LineFields): Promise<Refused> {
     if (verdict.status === 503) {
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
       return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
@@ -164,19 +171,36 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       refuseWith(socket, { outcome: 'timeout', refusal: { status: 408, message: 'authentication took too long' } }, at)
     }, limits.connectTimeout)
     const unparkable = (id: string): Step | undefined => answered || socket.destroyed ? { gone: true } : parkRefusal(id)
+    const stillOpen = (): boolean => !answered && !socket.destroyed
+    const failed = (err: unknown): void => {
+      deps.log.error({ ...at, err }, 'CONNECT failed')
+      refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
+    }
     authenticate(req, socket, rest, at, unparkable).then(step => {
-      if ('gone' in step || answered || socket.destroyed) return
+      if ('gone' in step || !stillOpen()) return
       if ('refusal' in step) return refuseWith(socket, step, at)
-      // Asked again, synchronously with the park: the lot may have filled
-      // while the token was being spent. Such a token is spent and refused
-      // with 503, but the lot never holds more than its limits.
+      // Synchronously with the park, or an eviction could fall between: the
+      // ID removed or the secret revoked while the token was being spent
+      // gets the answer a CONNECT sent after that change gets.
+      let revoked
+      try {
+        revoked = step.recheck?.()
+      } catch (err) {
+        // A registry whose get() throws: left to reject, it would be an unhandled rejection.
+        return failed(err)
+      }
+      if (revoked !== undefined) {
+        return refusalFor({ ok: false, reason: revoked }, step.attempt, at).then(refused => {
+          if (stillOpen()) refuseWith(socket, refused, at)
+        }, failed)
+      }
+      // Asked again too: the lot may have filled while the token was being
+      // spent. Such a token is spent and refused with 503, but the lot never
+      // holds more than its limits.
       const refused = sentMore(socket) ?? parkRefusal(step.id)
       if (refused !== undefined) refuseWith(socket, refused, at)
       else park(socket, step.id, connId, at)
-    }, err => {
-      deps.log.error({ ...at, err }, 'CONNECT failed')
-      refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
-    }).finally(() => {
+    }, failed).finally(() => {
       clearTimeout(timer)
       pending--
       untrack()
