@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
-import { normaliseAddress, type AuthThrottle } from './auth-throttle'
+import { normaliseAddress, type Admission, type AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { Verifier } from '../tokens/verifier'
@@ -42,6 +42,9 @@ const TRY_LATER = new Map<string, ConnectOutcome>([
   ['replay_cache_full', 'replay_cache_full']
 ])
 
+/** A CONNECT's token, for whom and from where; `guessable`: a TOTP code. */
+interface Attempt { address: string, id: string, token: string, guessable: boolean }
+
 /** What every line about one CONNECT carries. */
 interface LineFields { side: 'hidden', connId: string, address: string | undefined }
 
@@ -71,9 +74,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   /**
    * `unparkable` is asked by the verifier once the token is proved good and
    * before it is spent: a CONNECT that would not be parked leaves its token
-   * good for the retry its 503 asks for.
+   * good for the retry its 503 asks for. `gone`: answered meanwhile, or the
+   * peer left.
    */
-  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields, unparkable: (id: string) => Step | undefined): Promise<Step> {
+  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields, unparkable: (id: string) => Step | undefined, gone: () => boolean): Promise<Step> {
     if (req.httpVersionMajor !== 1) return { outcome: 'malformed_target', refusal: { status: 400, message: 'malformed request' } }
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
@@ -81,27 +85,38 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     if (target.kind === 'missing_token') {
       return { outcome: 'missing_token', refusal: { status: 407, message: 'missing response token', headers: { 'Proxy-Authenticate': 'rendezvous' } } }
     }
-    const address = socket.remoteAddress ?? 'unknown'
-    const guessable = isTotpCode(target.token)
-    const coolOff = await deps.throttle.check(address, target.id, guessable)
-    if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
+    const attempt = { address: socket.remoteAddress ?? 'unknown', id: target.id, token: target.token, guessable: isTotpCode(target.token) }
+    // Counted before the token is judged, so that CONNECTs sent at once cannot all be judged before any failure is counted.
+    const entry = await deps.throttle.admit(attempt.address, attempt.id, attempt.guessable, gone)
+    if ('gone' in entry) return entry
+    if ('coolOff' in entry) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: entry.coolOff } }
+    try {
+      return await judge(attempt, rest, entry.admission, at, unparkable)
+    } finally {
+      // A good token, or one not judged: no longer counted. After a failure this does nothing.
+      await entry.admission.release().catch((err: unknown) => { deps.log.debug({ err }, 'could not take back a counted CONNECT') })
+    }
+  }
+
+  async function judge (attempt: Attempt, rest: Buffer, admission: Admission, at: LineFields, unparkable: (id: string) => Step | undefined): Promise<Step> {
+    const { address, id, token, guessable } = attempt
     // The relay must not guess whose bytes these were meant to be once a client is spliced in.
     if (rest.length > 0) return { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
     let held: Step | undefined
-    const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
+    const verdict = await deps.verify(id, token, { hasRoom: () => (held = unparkable(id)) === undefined })
     if (held !== undefined) return held
-    if (!verdict.ok) return await refusalFor(verdict, { address, id: target.id, guessable }, at)
+    if (!verdict.ok) return await refusalFor(verdict, attempt, admission, at)
     // Best effort: a store that fails here costs only the exemption, not the CONNECT it accepted.
-    if (guessable) await deps.throttle.accepted(address, target.id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
-    return { id: target.id }
+    if (guessable) await deps.throttle.accepted(address, id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
+    return { id }
   }
 
-  async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: { address: string, id: string, guessable: boolean }, at: LineFields): Promise<Refused> {
+  async function refusalFor (verdict: TokenVerdict & { ok: false }, { id }: Attempt, admission: Admission, at: LineFields): Promise<Refused> {
     if (verdict.status === 503) {
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
       return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
-    const { coolOff, tripped } = await deps.throttle.failAndTell(address, id, guessable)
+    const { coolOff, tripped } = await admission.failed()
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
     // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
     const fromHere = tripped.filter(counter => counter !== 'id_totp')
@@ -152,8 +167,9 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       answered = true
       refuseWith(socket, { outcome: 'timeout', refusal: { status: 408, message: 'authentication took too long' } }, at)
     }, limits.connectTimeout)
-    const unparkable = (id: string): Step | undefined => answered || socket.destroyed ? { gone: true } : parkRefusal(id)
-    authenticate(req, socket, rest, at, unparkable).then(step => {
+    const gone = (): boolean => answered || socket.destroyed
+    const unparkable = (id: string): Step | undefined => gone() ? { gone: true } : parkRefusal(id)
+    authenticate(req, socket, rest, at, unparkable, gone).then(step => {
       if ('gone' in step || answered || socket.destroyed) return
       if ('refusal' in step) return refuseWith(socket, step, at)
       // Asked again, synchronously with the park: the lot may have filled
