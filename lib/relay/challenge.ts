@@ -84,9 +84,9 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  */
 async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level, lingerTimeout }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel, lingerTimeout: number }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
-  const coolOff = probes === undefined ? 0 : await probes.check(address, '')
+  // Counted before it is answered, so that probes sent at once cannot all be answered 404 before any is counted.
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
-  if (coolOff === 0) await probes?.fail(address, '')
+  const coolOff = probes === undefined ? 0 : await probes.failFirst(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
     log[level('throttled', address)]({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
