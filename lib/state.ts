@@ -71,7 +71,11 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
   }
   // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.
   // It is not asked whether there is room: it judges first, and a full lot refuses after (docs/protocol.md).
-  return async (id: string, token: string) => syncGet(registry, id) === undefined
-    ? { ok: false as const, reason: 'unknown_id', status: 401 as const }
-    : normaliseVerdict(await custom(id, token))
+  // The ID may be removed while it judges: the relay asks again as it parks.
+  const recheck = (id: string) => (): 'unknown_id' | undefined => syncGet(registry, id) === undefined ? 'unknown_id' : undefined
+  return async (id: string, token: string) => {
+    if (syncGet(registry, id) === undefined) return { ok: false as const, reason: 'unknown_id', status: 401 as const }
+    const verdict = normaliseVerdict(await custom(id, token))
+    return verdict.ok ? { ...verdict, recheck: recheck(id) } : verdict
+  }
 }

@@ -3,6 +3,7 @@ import { parseArgs } from 'node:util'
 import { looseness } from '../registry/permissions'
 import { argsError } from './arg-errors'
 import { CliError } from './cli-error'
+import { jsonFaultAt } from './json-problem'
 
 /**
  * Table-driven configuration of a command: each option is one entry, and is
@@ -222,7 +223,8 @@ function readConfigFile (file: string, table: readonly AnyOption[]): { values: M
   // A file that holds no secret may be read by anyone, as most of /etc is: only its write bits matter then.
   const judged = looseness(st, 'file', held === undefined ? 'allow' : 'warn')
   if (judged.refuse !== undefined) fail(judged.refuse)
-  if (syntax !== undefined) fail(`not valid JSON (${syntax.message.split('\n')[0]})`)
+  // V8's message quotes the text around the fault, which may be a secret: only the place is told.
+  if (syntax !== undefined) fail(`not valid JSON at ${jsonFaultAt(text) ?? 'its start'}`)
   if (typeof data !== 'object' || data === null || Array.isArray(data)) fail('must hold a JSON object of options')
   const known = new Map<string, string>()
   for (const spec of table) {

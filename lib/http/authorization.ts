@@ -1,4 +1,5 @@
 import { TextDecoder } from 'node:util'
+import { trimOws, trimOwsEnd } from './ows'
 
 export type Credential =
   | { kind: 'none' }
@@ -115,7 +116,7 @@ function digestUser (text: string): Outcome {
 }
 
 function basicUser (text: string): Outcome {
-  const b64 = text.replace(/[ \t]+$/, '')
+  const b64 = trimOwsEnd(text)
   if (b64 === '' || !BASE64.test(b64)) return { reason: 'malformed Basic credentials' }
   const buf = Buffer.from(b64, 'base64')
   // Rejects encodings with stray trailing bits, which Node would silently accept.
@@ -139,7 +140,7 @@ function fromAuthorization (rawHeaders: string[]): Outcome {
   }
   let outcome: Outcome
   for (const raw of values) {
-    const m = SCHEME.exec(raw.replace(/^[ \t]+|[ \t]+$/g, ''))
+    const m = SCHEME.exec(trimOws(raw))
     if (m === null) continue
     const scheme = m[1].toLowerCase()
     if (scheme !== 'digest' && scheme !== 'basic') continue

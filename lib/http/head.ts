@@ -1,4 +1,5 @@
-const EDGE_WS = /^[ \t]+|[ \t]+$/g
+import { trimOws } from './ows'
+
 // Node's parser never lets these through; if a caller built a head by hand
 // they would let one request smuggle another to the hidden server.
 const BREAK = /[\r\n\0]/
@@ -28,9 +29,7 @@ export function serializeHead (req: { method: string, url: string, httpVersion: 
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]
     if (drop && name.toLowerCase() === 'authorization') continue
-    // Only SP and HTAB are HTTP whitespace; String#trim would also eat a
-    // latin1 0xA0, which is a legitimate byte of a field value.
-    const value = rawHeaders[i + 1].replace(EDGE_WS, '')
+    const value = trimOws(rawHeaders[i + 1])
     if (BREAK.test(name) || BREAK.test(value)) throw new TypeError(`header ${JSON.stringify(name)} contains a line break`)
     head += `${name}: ${value}\r\n`
   }

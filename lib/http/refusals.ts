@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { STATUS_CODES, type ServerResponse } from 'node:http'
+import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
 import { DEFAULT_LINGER_MS, lingerClose } from './linger'
 
@@ -23,7 +23,7 @@ const BAD_VALUE = /[\r\n\0]/
 // turn a refusal into something the peer waits on.
 const RESERVED = new Set(['content-length', 'connection', 'transfer-encoding'])
 
-/** A refusal's parts: what refusalBytes writes on a raw socket and sendRefusal through Node's response. */
+/** A refusal's parts, as refusalBytes writes them. */
 interface RefusalParts {
   status: number
   phrase: string
@@ -62,20 +62,6 @@ export function refusalBytes (r: Refusal): Buffer {
   for (const [name, value] of fields) head += `${name}: ${value}\r\n`
   head += '\r\n'
   return r.headOnly === true ? Buffer.from(head, 'latin1') : Buffer.concat([Buffer.from(head, 'latin1'), body])
-}
-
-/**
- * Sends a refusal through Node's response object, for a request that
- * reached Fastify, byte for byte as refusalBytes writes it on a raw socket
- * (no Date, the same names, case and order), so that a refusal cannot tell
- * which path it took. Node drops the body for a HEAD request and closes
- * the connection after it (Connection: close).
- */
-export function sendRefusal (res: ServerResponse, r: Omit<Refusal, 'headOnly'>): void {
-  const { status, phrase, fields, body } = refusalParts(r)
-  res.sendDate = false
-  res.writeHead(status, phrase, fields.flat())
-  res.end(body)
 }
 
 /**

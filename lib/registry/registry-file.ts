@@ -10,7 +10,8 @@ import { registryWarning } from './warnings'
 export type Records = Map<string, IdentityRecord>
 
 export function serializeRegistry (records: Iterable<[string, IdentityRecord]>): string {
-  const ids: Record<string, Omit<IdentityRecord, 'id'>> = {}
+  // No prototype: `__proto__` is a valid ID, and on a plain object its entry would set the prototype and never be written.
+  const ids: Record<string, Omit<IdentityRecord, 'id'>> = Object.create(null)
   for (const [id, record] of records) ids[id] = storedFields(record)
   return JSON.stringify({ version: 1, ids }, null, 2) + '\n'
 }

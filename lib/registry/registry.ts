@@ -60,7 +60,10 @@ export interface Registry {
   /**
    * Calls back whenever an ID leaves the view, whoever removed it, and when
    * its old secrets are cut off (a rotation without overlap, or the ID
-   * removed and added again). Returns an unsubscribe function.
+   * removed and added again). Returns an unsubscribe function. Called once
+   * `get` shows the change: a CONNECT whose token was being checked then
+   * is parked only if `get` still accepts its secret, and the listeners
+   * close the ones parked before.
    */
   onRemove (listener: (id: string) => void): () => void
   /**

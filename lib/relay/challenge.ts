@@ -1,9 +1,10 @@
+import type { Socket } from 'node:net'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, onRequestHookHandler } from 'fastify'
 import { answeredBeforeBody } from '../http/client-error'
-import { challengeHeader, sendRefusal, type Refusal } from '../http/refusals'
+import { challengeHeader, refuse, type Refusal } from '../http/refusals'
 import { loggedUrl } from '../http/request-summary'
 import type { RendezvousMetrics } from './metrics'
-import { kUnknownId } from './symbols'
+import { kTruncated, kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
 import { refusalLevel, type RefusalLevel } from './log-limit'
 import { normaliseAddress, type AuthThrottle } from './auth-throttle'
@@ -27,16 +28,27 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     if (limits.closing()) {
       metrics.request('shutting_down')
       log.info({ ...lineFields(request), outcome: 'shutting_down', status: 503 }, 'rendezvous request refused')
-      refuseReply(reply, { status: 503, message: 'shutting down', retryAfter: limits.retryAfter })
+      refuseOnSocket(request, reply, { status: 503, message: 'shutting down', retryAfter: limits.retryAfter }, limits.lingerTimeout)
       return
     }
     const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]
     if (unknown !== undefined) {
-      answerUnknownId(request, reply, unknown, { metrics, probes, log, level }).catch(err => { reply.send(err) })
+      answerUnknownId(request, reply, unknown, { metrics, probes, log, level, lingerTimeout: limits.lingerTimeout }).catch(err => { reply.send(err) })
+      return
+    }
+    // Node keeps only so many fields: the credential may have been among those it dropped, and a challenge would send
+    // the client round again with the same head. A relayed head that long gets this answer too (mobile-decide.ts).
+    if ((request.raw as { [kTruncated]?: true })[kTruncated] === true) {
+      metrics.request('bad_head')
+      log.info({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
+      refuseOnSocket(request, reply, { status: 431, message: 'too many header fields' }, limits.lingerTimeout)
       return
     }
     metrics.request('challenged')
     log.debug(lineFields(request), 'challenged')
+    // Node drops what a client pipelined behind an Upgrade request that nobody took: closing says so, where
+    // keeping the connection would leave those requests unanswered.
+    if (request.headers.upgrade !== undefined) reply.header('Connection', 'close')
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
@@ -70,29 +82,40 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel }): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level, lingerTimeout }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel, lingerTimeout: number }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
-  const coolOff = probes === undefined ? 0 : await probes.check(address, '')
+  // Counted before it is answered, so that probes sent at once cannot all be answered 404 before any is counted.
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
-  if (coolOff === 0) await probes?.fail(address, '')
+  const coolOff = probes === undefined ? 0 : await probes.failFirst(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
     log[level('throttled', address)]({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttled', status: 429 }, 'rendezvous request refused')
-    refuseReply(reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff })
+    refuseOnSocket(request, reply, { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff }, lingerTimeout)
     return
   }
   metrics.request('unknown_id')
   log.info({ ...lineFields(request), idHash: nameHash(id), outcome: 'unknown_id', status: 404 }, 'rendezvous request refused')
-  refuseReply(reply, { status: 404, message: 'no hidden server has this ID' })
+  refuseOnSocket(request, reply, { status: 404, message: 'no hidden server has this ID' }, lingerTimeout)
 }
 
 /**
- * The same bytes as the refusals the relay writes on sockets it took
- * (mobile-side.ts): during a cool-off a known ID's 429 comes from there and
- * an unknown one's from here, and any difference (a Date, the case or order
- * of a field) would tell the IDs apart.
+ * Writes a refusal on the connection itself, as the relay writes those of
+ * the sockets it took (mobile-side.ts): the same bytes, the same lingering
+ * close. During a cool-off a known ID's 429 comes from there and an unknown
+ * one's from here, so any difference would tell the IDs apart. Node's
+ * response is left unused: the app's hooks that ran before this one
+ * (helmet's, say) set their headers on it, or wrapped its methods.
  */
-function refuseReply (reply: FastifyReply, refusal: Refusal): void {
+function refuseOnSocket (request: FastifyRequest, reply: FastifyReply, refusal: Refusal, lingerMs: number): void {
   reply.hijack()
-  sendRefusal(reply.raw, refusal)
+  // Node never finishes this response, so it would not drop the body for us; unread, it would stall the connection.
+  request.raw.resume()
+  const answer = (socket: Socket): void => {
+    refuse(socket, request.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, lingerMs)
+    answeredBeforeBody(request.raw)
+  }
+  // Behind a pipelined request still being answered, Node hands this response the socket once that answer is out.
+  const socket = reply.raw.socket
+  if (socket !== null) answer(socket)
+  else reply.raw.once('socket', answer)
 }

@@ -133,6 +133,8 @@ export class ParkingLot {
     // authenticated with; the lot cannot tell which ID it was, so any eviction closes it (its server parks anew).
     if (evictionsAtTake !== this.#evictions) return false
     if (socket.destroyed || !socket.writable || !this.hasRoom(id)) return false
+    // Bytes it sent while it was out of the lot, read but never relayed: handed on, they would reach the next client.
+    if (socket.readableLength > 0) return false
     this.park(id, socket)
     // take() paused it: parked, it must be read again, or the lot would not hear it close or send early.
     if ((socket as ParkedSocket)[kParked] !== undefined) socket.resume()

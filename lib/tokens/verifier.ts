@@ -20,7 +20,19 @@ export interface DefaultVerifierOptions {
 
 export type RejectReason =
   | 'unknown_id' | 'malformed' | 'bad_mac' | 'stale' | 'replayed' | 'wrong_code' | 'totp_off'
-  | 'replay_cache_full' | 'replay_cache_error' | 'no_room'
+  | 'replay_cache_full' | 'replay_cache_error' | 'no_room' | 'revoked'
+
+/**
+ * Asked synchronously as an accepted CONNECT is parked: why the ID or the
+ * secret its token was checked against is no longer accepted, if it is not.
+ * Spending a token awaits the replay cache (Redis, a journal, the app's own
+ * store), and meanwhile the ID may be removed or the secret revoked; the
+ * registry's eviction only closes what is already parked.
+ */
+export type Recheck = () => 'unknown_id' | 'revoked' | undefined
+
+/** A verdict as the relay uses it: an acceptance may carry its recheck. */
+export type Verdict = Exclude<TokenVerdict, { ok: true }> | { ok: true, kind?: string, recheck?: Recheck }
 
 /** What the caller of one verification knows that the verifier does not. */
 export interface VerifyContext {
@@ -33,7 +45,7 @@ export interface VerifyContext {
   hasRoom?: () => boolean
 }
 
-export type Verifier = (id: string, token: string, context?: VerifyContext) => Promise<TokenVerdict>
+export type Verifier = (id: string, token: string, context?: VerifyContext) => Promise<Verdict>
 
 // Replay entries outlive the acceptance window by this much, because in
 // cluster mode the node that checks a replay may run a little behind the one
@@ -44,7 +56,10 @@ const CLOCK_MARGIN_MS = 5_000
 // at least. A registry that hands out such a secret gets "unknown_id".
 const MIN_SECRET_BYTES = 16
 
-function refuse (reason: RejectReason, status: 401 | 503 = 401): TokenVerdict {
+/** A key and the base32 it was decoded from. */
+interface Secret { key: Buffer, base32: string }
+
+function refuse (reason: RejectReason, status: 401 | 503 = 401): Verdict {
   return { ok: false, reason, status }
 }
 
@@ -58,7 +73,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
   const dummySecret = generateSecret()
   const dummyKey = decodeSecret(dummySecret)
 
-  function keyFor (id: string): { key: Buffer, known: boolean } {
+  function keyFor (id: string): Secret & { known: boolean } {
     const base32 = lookupSecret(id)
     let key: Buffer | undefined
     try {
@@ -66,13 +81,22 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     } catch {
       // A secret the registry cannot decode must not become an empty key.
     }
-    if (base32 !== undefined && key !== undefined && key.length >= MIN_SECRET_BYTES) return { key, known: true }
-    return { key: dummyKey, known: false }
+    if (base32 !== undefined && key !== undefined && key.length >= MIN_SECRET_BYTES) return { key, base32, known: true }
+    return { key: dummyKey, base32: dummySecret, known: false }
+  }
+
+  // Secrets are compared in their base32 form: the registry hands out each one in a single canonical spelling.
+  function recheckFor (id: string, used: string): Recheck {
+    return () => {
+      const current = lookupSecret(id)
+      if (current === undefined) return 'unknown_id'
+      return current === used || (opts.lookupPreviousSecrets?.(id) ?? []).includes(used) ? undefined : 'revoked'
+    }
   }
 
   // Spends a good token: the replay cache, not hasRoom, decides between two
   // CONNECTs that carry the same token at once, so exactly one is accepted.
-  async function spend (key: string, ttlMs: number, kind: 'v1' | 'totp', context: VerifyContext): Promise<TokenVerdict> {
+  async function spend (key: string, ttlMs: number, accepted: Verdict & { ok: true }, context: VerifyContext): Promise<Verdict> {
     // A token answered "try later" was never accepted, so it must stay good for the retry.
     if (context.hasRoom?.() === false) return refuse('no_room', 503)
     let answer
@@ -83,18 +107,18 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
       // token, so we fail closed exactly as when the cache is full.
       return refuse('replay_cache_error', 503)
     }
-    if (answer === 'fresh') return { ok: true, kind }
+    if (answer === 'fresh') return accepted
     if (answer === 'replayed') return refuse('replayed')
     return refuse('replay_cache_full', 503)
   }
 
   // A rotated ID's old secrets, while their overlaps last; never a dummy, so unknown IDs cost the same.
-  function previousKeysFor (id: string): Buffer[] {
-    const keys: Buffer[] = []
+  function previousKeysFor (id: string): Secret[] {
+    const keys: Secret[] = []
     for (const base32 of opts.lookupPreviousSecrets?.(id) ?? []) {
       try {
         const key = decodeSecret(base32)
-        if (key.length >= MIN_SECRET_BYTES) keys.push(key)
+        if (key.length >= MIN_SECRET_BYTES) keys.push({ key, base32 })
       } catch {
         // A secret the registry cannot decode is no key at all.
       }
@@ -102,48 +126,54 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     return keys
   }
 
-  async function verifyV1 (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
+  async function verifyV1 (id: string, token: string, { key, base32, known }: Secret & { known: boolean }, context: VerifyContext): Promise<Verdict> {
     const parsed = parseV1Token(token)
     if (parsed === undefined) return refuse('malformed')
     // Comparing the base64url text also refuses non-canonical encodings of
     // the same MAC, so one token has exactly one spelling.
     const macMatches = (k: Buffer): boolean =>
       timingSafeEqual(Buffer.from(v1Mac(id, k, parsed.secondsText, parsed.nonce).toString('base64url')), Buffer.from(parsed.mac))
-    const macOk = macMatches(key) || (known && previousKeysFor(id).some(macMatches))
+    const used = macMatches(key) ? base32 : known ? previousKeysFor(id).find(p => macMatches(p.key))?.base32 : undefined
     if (!known) return refuse('unknown_id')
-    if (!macOk) return refuse('bad_mac')
+    if (used === undefined) return refuse('bad_mac')
     const nowMs = now()
     // Whole seconds on both sides: the sender floors its clock too.
     if (Math.abs(Math.floor(nowMs / 1000) - parsed.seconds) > skewSeconds) return refuse('stale')
     // The token stays acceptable until the server clock's second passes
     // seconds + skew; the entry must live at least that long.
     const ttlMs = (parsed.seconds + skewSeconds + 1) * 1000 - nowMs + CLOCK_MARGIN_MS
-    return await spend(`v1:${id}:${parsed.nonce}`, ttlMs, 'v1', context)
+    return await spend(`v1:${id}:${parsed.nonce}`, ttlMs, { ok: true, kind: 'v1', recheck: recheckFor(id, used) }, context)
   }
 
-  async function verifyTotp (id: string, token: string, key: Buffer, known: boolean, context: VerifyContext): Promise<TokenVerdict> {
+  async function verifyTotp (id: string, token: string, { key, base32, known }: Secret & { known: boolean }, context: VerifyContext): Promise<Verdict> {
     if (totp === 'off') return refuse('totp_off')
     const nowMs = now()
     let match = matchTotp(key, token, nowMs)
-    for (const previous of known ? previousKeysFor(id) : []) match ??= matchTotp(previous, token, nowMs)
+    let used = base32
+    for (const previous of known ? previousKeysFor(id) : []) {
+      if (match !== undefined) break
+      match = matchTotp(previous.key, token, nowMs)
+      used = previous.base32
+    }
     if (!known) return refuse('unknown_id')
     if (match === undefined) return refuse('wrong_code')
-    if (totp === 'reuse') return { ok: true, kind: 'totp' }
+    const accepted = { ok: true as const, kind: 'totp', recheck: recheckFor(id, used) }
+    if (totp === 'reuse') return accepted
     // Each (ID, step, code) once, as the protocol says: a step's 6, 7 and
     // 8-digit codes are three codes. The shorter ones are the last digits of
     // the 8-digit one, so a seen 8-digit code can be replayed shortened
     // within its window (docs/security.md).
     // Step s is accepted until the current step reaches s + 2.
     const ttlMs = (match.step + 2) * TOTP_STEP_MS - nowMs + CLOCK_MARGIN_MS
-    return await spend(`totp:${id}:${match.step}:${token}`, ttlMs, 'totp', context)
+    return await spend(`totp:${id}:${match.step}:${token}`, ttlMs, accepted, context)
   }
 
-  return async function verifyToken (id: string, token: string, context: VerifyContext = {}): Promise<TokenVerdict> {
+  return async function verifyToken (id: string, token: string, context: VerifyContext = {}): Promise<Verdict> {
     const canonical = id.toLowerCase()
     if (typeof token !== 'string') return refuse('malformed')
-    const { key, known } = keyFor(canonical)
-    if (token.startsWith('v1.')) return await verifyV1(canonical, token, key, known, context)
-    if (isTotpCode(token)) return await verifyTotp(canonical, token, key, known, context)
+    const secret = keyFor(canonical)
+    if (token.startsWith('v1.')) return await verifyV1(canonical, token, secret, context)
+    if (isTotpCode(token)) return await verifyTotp(canonical, token, secret, context)
     return refuse('malformed')
   }
 }

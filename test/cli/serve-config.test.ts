@@ -86,12 +86,28 @@ t.test('each bad value is refused in one line naming the option, its source, the
 t.test('the config file itself is checked', async t => {
   const dir = t.testdir({ 'bad.json': '{ nope', 'list.json': '[1]', 'unknown.json': '{"colour":"red"}', 'typed.json': '{"port":[1]}', 'nested.json': '{"config":"x"}' })
   t.match(refusal(() => resolve(['--config', join(dir, 'none.json')])), /none\.json: no such file/)
-  t.match(refusal(() => resolve(['--config', join(dir, 'bad.json')])), /bad\.json: not valid JSON/)
+  t.match(refusal(() => resolve(['--config', join(dir, 'bad.json')])), /bad\.json: not valid JSON at line 1, column 3$/)
   t.match(refusal(() => resolve(['--config', join(dir, 'list.json')])), /must hold a JSON object/)
   t.match(refusal(() => resolve(['--config', join(dir, 'unknown.json')])), /unknown option "colour"/)
   t.match(refusal(() => resolve(['--config', join(dir, 'typed.json')])), /port in .* must be a single value, got \[1\]/)
   t.match(refusal(() => resolve(['--config', join(dir, 'nested.json')])), /unknown option "config"/)
   t.match(refusal(() => resolve(['--bogus'])), /bogus/)
+})
+
+t.test('a config file that is not JSON is told where, never with its text, which may be a secret', async t => {
+  const secret = 'S3cr3t-Cluster-Key-0123456789'
+  const texts: Array<[string, string]> = [
+    [`{"clusterSecret": ${secret}}`, 'line 1, column 19'],
+    [`{\n  "redis": "redis://:${secret}@10.0.0.1:6379",\n  "port": 8443,\n}`, 'line 4, column 1'],
+    [`{\n  "clusterSecret": "${secret}`, 'line 2, column 50'],
+    [`{"clusterSecret": "${secret}"} ${secret}`, 'line 1, column 52']
+  ]
+  for (const [text, where] of texts) {
+    const file = join(t.testdir({ 'c.json': text }), 'c.json')
+    const message = refusal(() => resolve(['--config', file]))
+    t.equal(message, `--config ${file}: not valid JSON at ${where}`)
+    t.notMatch(message, /S3cr3t/, 'no part of the secret')
+  }
 })
 
 t.test('--help text lists every option with its default and variable', async t => {

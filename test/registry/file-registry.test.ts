@@ -253,6 +253,20 @@ t.test('a stored secret of an impossible base32 length, from an earlier version,
   t.notMatch(ours[0]?.message, SECRET.slice(0, 8), 'the secret is not quoted')
 })
 
+t.test('IDs that name Object.prototype\'s own keys are stored and read back like any other', async (t) => {
+  const dataDir = t.testdir()
+  const writer = open(t, { dataDir })
+  await writer.ready()
+  const ids = ['__proto__', 'constructor', 'valueof', 'tostring']
+  for (const id of ids) await writer.add({ id })
+  const stored = JSON.parse(await readFile(join(dataDir, 'ids.json'), 'utf8'))
+  t.same(Object.keys(stored.ids).sort(), [...ids].sort(), 'every one written to ids.json')
+  const reader = open(t, { dataDir })
+  await reader.ready()
+  t.same((await reader.list()).map(r => r.id).sort(), [...ids].sort(), 'and read back after a restart')
+  t.equal(reader.get('__proto__')?.secret, writer.get('__proto__')?.secret)
+})
+
 t.test('close() stops polling', async (t) => {
   const dataDir = t.testdir()
   const writer = open(t, { dataDir })

@@ -3,8 +3,9 @@ import { clientErrorHandler } from '../../lib/http/client-error'
 import { startRendezvous, untilParked, type TestRendezvous } from '../helpers/rendezvous'
 import { statusOf, type WireClient } from '../helpers/wire'
 
-// The answers that go out through Node's response rather than on a socket the
-// relay took (the challenge, 404 and 429 for unknown IDs) end the connection
+// The answers to requests that reach Fastify (the challenge, given through
+// Fastify's reply, and the 404 and 429 for unknown IDs, written on the socket
+// as the relay's own refusals are) end the connection
 // while the client may still be uploading the body they refuse. Closed at
 // once, the client's unread bytes make the kernel reset the connection, and a
 // client still sending loses the answer with it: they must close as the
@@ -38,7 +39,7 @@ async function answerAfterUpload (t: Test, relay: TestRendezvous, head: string, 
 }
 
 for (const tls of [false, true]) {
-  t.test(`${tls ? 'https' : 'http'}: answers given through Node's response`, async t => {
+  t.test(`${tls ? 'https' : 'http'}: answers to requests that reached Fastify`, async t => {
     const relay = await startRendezvous({ tls, plugin: { unknownIdFailures: { perAddress: 2 } } })
     t.teardown(relay.close)
 

@@ -236,3 +236,19 @@ t.test('parked sockets share the lot\'s listeners: nothing per socket is kept al
   await until(() => exits.length === 2, 5000, 'the peer-closed exit')
   t.same(exits[1], ['a', 'peer_closed'])
 })
+
+t.test('a socket taken and not used is not put back once its hidden server sent bytes meanwhile', async t => {
+  const { lot } = lotWith()
+  const [quiet, noisy] = await socketPairs(t, 2, CLOSING)
+  lot.park('a', quiet.near)
+  lot.park('a', noisy.near)
+  const first = lot.take('a')!
+  const second = lot.take('a')!
+  const evictions = lot.evictions
+  noisy.far.write('HTTP/1.1 200 OK\r\n\r\nnot asked for')
+  // Read into the stream's buffer while taken, as Node reads a paused socket until its high-water mark.
+  await until(() => second.readableLength > 0, 5000, 'the bytes read')
+  t.notOk(lot.putBack('a', second, evictions), 'bytes nobody asked for: left to the caller to close')
+  t.ok(lot.putBack('a', first, evictions), 'a quiet one goes back')
+  t.equal(lot.parkedFor('a'), 1)
+})

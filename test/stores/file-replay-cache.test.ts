@@ -266,8 +266,8 @@ t.test('a restart with a wider token window keeps a used token refused for the w
   const before = createDefaultVerifier({ lookupSecret, replayCache: narrow, totp: 'strict', skewSeconds: 5, now: c.now })
   const token = createV1Token('hub-1', secret, { now: c.now() })
   const code = createTotp(secret, c.now())
-  t.same(await before('hub-1', token), { ok: true, kind: 'v1' })
-  t.same(await before('hub-1', code), { ok: true, kind: 'totp' })
+  t.match(await before('hub-1', token), { ok: true, kind: 'v1' })
+  t.match(await before('hub-1', code), { ok: true, kind: 'totp' })
   t.match(readFileSync(narrow.file, 'utf8'), /^#window 5000\n/, 'the journal records the window its expiries were computed with')
   await narrow.close()
   // Past the narrow window's entry (5 s + 1 s + the 5 s margin), well inside the wide one.
@@ -276,7 +276,7 @@ t.test('a restart with a wider token window keeps a used token refused for the w
   const after = createDefaultVerifier({ lookupSecret, replayCache: wide, totp: 'strict', skewSeconds: 120, now: c.now })
   t.same(await after('hub-1', token), { ok: false, reason: 'replayed', status: 401 }, 'the v1 token is a replay')
   t.same(await after('hub-1', code), { ok: false, reason: 'replayed', status: 401 }, 'so is the TOTP code, whose window the skew does not change')
-  t.same(await after('hub-1', createV1Token('hub-1', secret, { now: c.now() })), { ok: true, kind: 'v1' }, 'a new token is accepted')
+  t.match(await after('hub-1', createV1Token('hub-1', secret, { now: c.now() })), { ok: true, kind: 'v1' }, 'a new token is accepted')
   t.match(readFileSync(wide.file, 'utf8'), /^#window 120000\n/)
   // Until the wide window is over for it: 120 s + 1 s + the margin after the token's own time.
   c.advance(111_000 - 1)

@@ -1,6 +1,6 @@
 import t from 'tap'
 import { createHmac, randomBytes } from 'node:crypto'
-import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions, type Verifier } from '../../lib/tokens/verifier'
+import { createDefaultVerifier, normaliseVerdict, type DefaultVerifierOptions, type Recheck, type Verdict, type Verifier } from '../../lib/tokens/verifier'
 import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
 import { RFC_KEY as SECRET } from '../helpers/fixtures'
@@ -40,7 +40,7 @@ function setup (opts: Partial<DefaultVerifierOptions> = {}): { verify: Verifier,
   let time = START
   const now = (): number => time
   const cache = new RecordingCache(opts.replayCache ?? new MemoryReplayCache({ now }))
-  const verify = createDefaultVerifier({
+  const verifier = createDefaultVerifier({
     lookupSecret: (id) => (id === ID ? SECRET_B32 : undefined),
     totp: 'strict',
     skewSeconds: 120,
@@ -48,6 +48,12 @@ function setup (opts: Partial<DefaultVerifierOptions> = {}): { verify: Verifier,
     ...opts,
     replayCache: cache
   })
+  // Verdicts compared whole, without the recheck an acceptance carries (tested on its own below).
+  const verify: Verifier = async (...args) => {
+    const { recheck, ...verdict } = await verifier(...args) as Verdict & { recheck?: Recheck }
+    if ((typeof recheck === 'function') !== verdict.ok) throw new Error(`a recheck on acceptances only: ${JSON.stringify(verdict)}`)
+    return verdict as Verdict
+  }
   return { verify, cache, now, advance: (ms) => { time += ms } }
 }
 
@@ -248,4 +254,41 @@ t.test('hasRoom: asked once a token is proved good, before it is spent; no room 
   t.notOk([-30_000, 0, 30_000].some(d => totp(START + d) === '000000'), 'a code of no step in the window')
   t.same(await verify(ID, '000000', noRoom), { ok: false, reason: 'wrong_code', status: 401 })
   t.equal(asked, 0, 'a bad token is refused as such, whatever the room')
+})
+
+t.test('recheck: whether the ID and the very secret a token was checked against are still accepted', async (t) => {
+  const old = 'KRUGS4ZANFZSAYJAORSXG5BAONSWG4TF'
+  const record: { secret?: string, previous: string[] } = { secret: SECRET_B32, previous: [old] }
+  const verify = createDefaultVerifier({
+    lookupSecret: id => id === ID ? record.secret : undefined,
+    lookupPreviousSecrets: id => id === ID ? record.previous : [],
+    replayCache: new MemoryReplayCache({ now: () => START }),
+    totp: 'reuse',
+    skewSeconds: 120,
+    now: () => START
+  })
+  const oldKey = Buffer.from('This is a test secre') // `old`, base32-decoded
+  const recheckOf = async (token: string): Promise<Recheck> => {
+    const verdict = await verify(ID, token)
+    if (!verdict.ok || verdict.recheck === undefined) throw new Error(`not accepted with a recheck: ${JSON.stringify(verdict)}`)
+    return verdict.recheck
+  }
+  const current = [await recheckOf(v1(S)), await recheckOf(totp(START))]
+  const previous = [await recheckOf(v1(S, { key: oldKey })), await recheckOf(totp(START, 6, oldKey))]
+  const all = [...current, ...previous]
+  t.same(all.map(r => r()), [undefined, undefined, undefined, undefined], 'all hold as long as nothing changed')
+
+  record.previous = []
+  t.same(current.map(r => r()), [undefined, undefined], 'the current secret holds when an old one goes')
+  t.same(previous.map(r => r()), ['revoked', 'revoked'], 'tokens of the old one do not')
+
+  record.previous = [SECRET_B32]
+  record.secret = old
+  t.same(all.map(r => r()), [undefined, undefined, undefined, undefined], 'a rotation back to the old secret, keeping the current one for an overlap')
+
+  record.previous = []
+  t.same(current.map(r => r()), ['revoked', 'revoked'], 'the secret replaced without overlap is revoked')
+
+  record.secret = undefined
+  t.same(all.map(r => r()), ['unknown_id', 'unknown_id', 'unknown_id', 'unknown_id'], 'the ID removed')
 })

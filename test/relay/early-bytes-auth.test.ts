@@ -1,0 +1,71 @@
+import t from 'tap'
+import { startRendezvous } from '../helpers/rendezvous'
+import { statusOf } from '../helpers/wire'
+import { createV1Token } from '../../lib/tokens/v1'
+import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
+import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
+import { SECRET } from '../helpers/fixtures'
+
+/*
+ * A hidden server sends one CONNECT head and nothing more until a request
+ * reaches it. Bytes it sent after its head, while the relay was still
+ * checking its token, used to be spliced to a client already waiting for
+ * the ID: that client got an "answer" written before its request existed.
+ * They are refused as bytes in the same packet as the head are: 409, and
+ * the waiting client is not given that connection.
+ */
+
+/** A replay cache that answers only when the test says so: the token check is in progress until then. */
+class HeldCache implements ReplayCache {
+  readonly inner = new MemoryReplayCache()
+  readonly held: Array<() => void> = []
+  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
+    await new Promise<void>(resolve => this.held.push(resolve))
+    return await this.inner.remember(key, ttlMs)
+  }
+}
+
+const EVIL = 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL'
+
+for (const tls of [false, true]) {
+  t.test(`${tls ? 'TLS' : 'plain'}: bytes sent while the CONNECT is being checked get 409, and never reach a waiting client`, async t => {
+    const cache = new HeldCache()
+    const relay = await startRendezvous({ tls, plugin: { replayCache: cache, waitTimeout: 1500 } })
+    t.teardown(relay.close)
+    const client = await relay.open()
+    client.write('GET /c HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1", realm="r", nonce="n", uri="/c", response="r"\r\n\r\n')
+    await new Promise(resolve => setTimeout(resolve, 100))
+    const hidden = await relay.open()
+    hidden.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+    while (cache.held.length < 1) await new Promise(resolve => setTimeout(resolve, 5))
+    hidden.write(EVIL)
+    // Long enough for the relay to have read them; the check is still held.
+    await new Promise(resolve => setTimeout(resolve, 100))
+    cache.held[0]!()
+    await hidden.untilClosed()
+    t.equal(statusOf(hidden.text), 409, hidden.text)
+    t.notOk(hidden.text.includes('GET /c'), 'the client\'s request did not go down it')
+    await client.untilClosed()
+    t.equal(statusOf(client.text), 503, 'the client waited its time out, and got the relay\'s answer, not the early bytes')
+    t.notOk(client.text.includes('EVIL'))
+  })
+}
+
+t.test('a CONNECT that sends nothing more is still handed to the waiting client', async t => {
+  const cache = new HeldCache()
+  const relay = await startRendezvous({ plugin: { replayCache: cache } })
+  t.teardown(relay.close)
+  const client = await relay.open()
+  client.write('GET /c HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1", realm="r", nonce="n", uri="/c", response="r"\r\n\r\n')
+  await new Promise(resolve => setTimeout(resolve, 100))
+  const hidden = await relay.open()
+  hidden.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+  while (cache.held.length < 1) await new Promise(resolve => setTimeout(resolve, 5))
+  cache.held[0]!()
+  await hidden.untilText('GET /c')
+  t.equal(hidden.text, 'HTTP/1.1 200 OK\r\n\r\nGET /c HTTP/1.1\r\nHost: h\r\n\r\n')
+  hidden.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+  await client.untilText('ok')
+  t.equal(client.text, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+  hidden.destroy()
+})
