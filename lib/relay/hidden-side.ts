@@ -13,6 +13,7 @@ import { shedConnectState } from './handoff'
 import { kConnId } from './symbols'
 import { logId } from './log-ids'
 import { refusalLevel } from './log-limit'
+import { stopWatching, watchWhileChecked } from './connect-watch'
 
 export interface HiddenSideDeps {
   /** Asks its context's hasRoom before it spends a one-time token; a custom verifier is not asked. */
@@ -56,15 +57,6 @@ interface LineFields { side: 'hidden', connId: string, address: string | undefin
 
 /** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
 const EARLY_DATA: Refused = { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
-
-/**
- * Bytes the hidden server sent after its head while its token was checked:
- * Node goes on reading the socket into its buffer meanwhile. A waiting client
- * would be spliced to them at once, an answer written before its request.
- */
-function sentMore (socket: Socket): Refused | undefined {
-  return socket.readableLength > 0 ? EARLY_DATA : undefined
-}
 
 export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, socket: Socket, rest: Buffer) => void {
   const { lot, metrics, limits } = deps
@@ -172,6 +164,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     // Fields rather than a child logger: most CONNECTs log one line, and a child per CONNECT cost more than that line.
     const at: LineFields = { side: 'hidden', connId, address: normaliseAddress(socket.remoteAddress) }
     socket.on('error', onSocketError)
+    watchWhileChecked(socket)
     if (deps.isClosing()) {
       refuseWith(socket, shuttingDown, at)
       return
@@ -222,9 +215,16 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       // Asked again too: the lot may have filled while the token was being
       // spent. Such a token is spent and refused with 503, but the lot never
       // holds more than its limits.
-      const refused = sentMore(socket) ?? parkRefusal(step.id)
-      if (refused !== undefined) refuseWith(socket, refused, at)
-      else park(socket, step.id, connId, at)
+      const seen = stopWatching(socket)
+      if (seen.ended) {
+        // It left while its token was checked (a crashing agent): handed to a waiting client, it would answer nothing.
+        deps.log.debug({ ...at, id: step.id }, 'CONNECT ended before its answer')
+        socket.destroy()
+      } else {
+        const refused = seen.sentMore ? EARLY_DATA : parkRefusal(step.id)
+        if (refused !== undefined) refuseWith(socket, refused, at)
+        else park(socket, step.id, connId, at)
+      }
       letGo(step.admission)
     }
     authenticate(req, socket, rest, at, unparkable, () => !stillOpen()).then(step => {

@@ -98,6 +98,8 @@ export class ParkingLot {
     socket.on('data', this.#onEarlyData)
     socket.on('end', this.#onPeerClosed)
     socket.on('close', this.#onPeerClosed)
+    // Read while parked, whoever paused it before: the lot must hear it close or send early.
+    socket.resume()
     let set = this.#parked.get(id)
     if (set === undefined) {
       set = new Set()

@@ -51,6 +51,37 @@ for (const tls of [false, true]) {
   })
 }
 
+for (const tls of [false, true]) {
+  for (const how of ['half-closes', 'closes'] as const) {
+    t.test(`${tls ? 'TLS' : 'plain'}: a CONNECT that ${how} while it is checked is not handed to the waiting client, which the next one serves`, async t => {
+      const cache = new HeldCache()
+      const relay = await startRendezvous({ tls, plugin: { replayCache: cache, waitTimeout: 3000 } })
+      t.teardown(relay.close)
+      const client = await relay.open()
+      client.write('GET /c HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1", realm="r", nonce="n", uri="/c", response="r"\r\n\r\n')
+      await new Promise(resolve => setTimeout(resolve, 100))
+      const crashing = await relay.open(true)
+      crashing.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+      while (cache.held.length < 1) await new Promise(resolve => setTimeout(resolve, 5))
+      if (how === 'half-closes') crashing.socket.end()
+      else crashing.destroy()
+      await new Promise(resolve => setTimeout(resolve, 100))
+      cache.held[0]!()
+      await new Promise(resolve => setTimeout(resolve, 100))
+      t.notOk(crashing.text.includes('GET /c'), 'the request did not go down the dead connection')
+      const healthy = await relay.open()
+      healthy.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+      while (cache.held.length < 2) await new Promise(resolve => setTimeout(resolve, 5))
+      cache.held[1]!()
+      await healthy.untilText('GET /c')
+      healthy.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
+      await client.untilText('ok')
+      t.equal(client.text, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok', 'served by the next hidden server')
+      healthy.destroy()
+    })
+  }
+}
+
 t.test('a CONNECT that sends nothing more is still handed to the waiting client', async t => {
   const cache = new HeldCache()
   const relay = await startRendezvous({ plugin: { replayCache: cache } })
