@@ -72,7 +72,7 @@ t.test('concurrent wrong CONNECTs for one ID from one address: at most the limit
   const { secret: totpSecret } = await a.app.rendezvous.registry.add({ id: 'totp-hub' })
   const { secret: v1Secret } = await a.app.rendezvous.registry.add({ id: 'v1-hub' })
   const { secret: poolSecret } = await a.app.rendezvous.registry.add({ id: 'pool-hub' })
-  await until(() => b.app.rendezvous.registry.get('pool-hub') !== undefined, 2000, 'the IDs on b')
+  await until(() => b.app.rendezvous.registry.get('pool-hub') !== undefined, 10_000, 'the IDs on b')
 
   const guesses = await allAtOnce(redis, [a], wrongCodes(totpSecret, 250).map(code => connectHead('totp-hub', code)))
   t.same(tally(guesses.statuses), { 401: 10, 429: 240 }, '250 wrong TOTP codes at one node: 10 judged (the per-pair limit), 240 cooled off')
