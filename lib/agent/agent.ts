@@ -5,6 +5,7 @@ import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
 import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
+import { honouredRetryAfter } from './backoff'
 import { isUnreachable } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
 import { LotCap } from './lot-cap'
@@ -173,14 +174,15 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
     this.#retry.unreachable = isUnreachable(err)
+    const retryAfter = err instanceof HandshakeError ? honouredRetryAfter(err.retryAfter, this.#opts.backoffMax) : undefined
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
       const { parked } = this.stats
-      const wait = this.#lot.full(parked, err.retryAfter)
+      const wait = this.#lot.full(parked, retryAfter)
       if (wait !== undefined) this.#report(lotFullError(err, parked, this.#opts.pool, wait), 'connect')
       return
     }
     this.#report(err, 'connect')
-    this.#retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
+    this.#retryLater(err.message, retryAfter)
   }
 
   #onParked (slot: Slot, { socket, rest }: Parked): void {

@@ -28,7 +28,8 @@ Options:
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
   --max-age SECONDS        replace connections parked this long (default 300; 0: never)
-  --backoff-max SECONDS    longest wait between retries (default 30)
+  --backoff-max SECONDS    longest wait between retries (default 30); a server's
+                           Retry-After is honoured up to the larger of this and 60 s
   --log-level LEVEL        error, warn, info or debug (default info)
 
 Exits 0 after SIGTERM, SIGINT or SIGHUP (a second one cuts open relays at once),
