@@ -35,6 +35,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
   #everParked = false
+  // The http:// URLs that parked: plain is right for them, whatever a failure looks like later.
+  readonly #plainParked = new Set<string>()
   /** Closing without a grace for relayed connections: after a fatal refusal. */
   #waitingForRelays = false
   // While the rendezvous says its lot is full, the pool is not topped up beyond what it holds.
@@ -160,7 +162,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#counts.attempts++
     const { id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
     openParked({
-      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret), reuse: this.#tls
+      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret), reuse: this.#tls, parkedBefore: this.#plainParked.has(url.href)
     }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 
@@ -200,6 +202,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.parkedAt = Date.now()
     this.#degraded = false
     this.#everParked = true
+    if (slot.url.protocol === 'http:') this.#plainParked.add(slot.url.href)
     this.#retry.parked()
     this.#lot.parked(this.stats.parked, this.#opts.pool)
     this.#retireOne()
