@@ -155,7 +155,8 @@ async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
       fatal = true
-      report(new CliError(err.message, err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused), io)
+      // The agent ran: its last word is a log line like the others, timestamped (a bad command line, before that, is not).
+      log('error', err.message)
       const { active } = agent.stats
       if (active > 0) log('info', `${active} relayed ${active === 1 ? 'connection is' : 'connections are'} still open: the agent exits when ${active === 1 ? 'it ends' : 'they end'} (a signal cuts them)`)
       agent.once('close', () => resolve(err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused))
