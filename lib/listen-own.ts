@@ -9,6 +9,21 @@ const WHY: Record<string, string> = {
   EAI_AGAIN: 'the name does not resolve'
 }
 
+/** The most connections an admin or metrics listener holds at once; past it Node closes new ones at accept. */
+export const OWN_LISTENER_MAX_CONNECTIONS = 256
+
+/**
+ * The bounds of a listener of our own (admin, metrics): it serves short
+ * requests to a few clients, and nothing on it may be held open by a client
+ * that trickles its head or body. Fastify's default request timeout is none.
+ */
+export const OWN_LISTENER_TIMEOUTS = { requestTimeout: 30_000, keepAliveTimeout: 72_000 } as const
+
+/** Caps a listener of our own: a flood of connections to it must not take the descriptors the relay needs. */
+export function capOwnListener (own: FastifyInstance): void {
+  own.server.maxConnections = OWN_LISTENER_MAX_CONNECTIONS
+}
+
 /**
  * Starts a second listener (admin, metrics) when `app` is ready and closes it
  * with `app`. A failure names that listener, so it is not taken for the public port's.

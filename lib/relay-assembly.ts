@@ -8,14 +8,14 @@ import { AuthThrottle } from './relay/auth-throttle'
 import { unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
 import { addressKeyer, type AddressKey } from './relay/address-group'
 import { capConnections, type CapRefusal } from './relay/connection-cap'
-import { installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { closeFailedHandshakes, installHandoff, setHandshakeTimeout } from './relay/handoff'
 import { logLimiter } from './relay/log-limit'
 import { createHiddenSide } from './relay/hidden-side'
 import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair } from './relay/mobile-side'
 import type { Ticket } from './relay/mobile-decide'
 import { ParkingLot } from './relay/parking-lot'
-import { watchParserRefusals } from './relay/parser-refusals'
+import { answerAsMain, watchParserRefusals } from './relay/parser-refusals'
 import { answerPlainHttpOnTls } from './relay/plain-on-tls'
 import type { RelayState } from './state'
 
@@ -40,8 +40,8 @@ export interface Relay {
   /**
    * Hooks another server of the same app into the relay (Fastify's second
    * binding of `localhost`): its CONNECTs park in the same lot, its clients
-   * are matched against it. Without a per-address cap: such a server listens
-   * on a loopback address.
+   * are matched against it, its connections count against the same caps,
+   * and its refusals get the answers of the app's main server.
    */
   attach: (server: HttpServer) => void
   /** Takes back what was installed on the server and the registry. */
@@ -76,10 +76,16 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     const unwatch = watchParserRefusals(target, metrics, log)
     const unanswer = answerPlainHttpOnTls(target, metrics, log)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
+    const unclose = closeFailedHandshakes(target)
+    // Fastify gives the app's clientErrorHandler to its main server only.
+    const unshare = target === server ? undefined : answerAsMain(target, server, log)
+    hidden.cap?.add(target)
     return () => {
       unhook()
       unwatch()
       unanswer()
+      unclose()
+      unshare?.()
     }
   }
   const unhooks = [hook(server)]

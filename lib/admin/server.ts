@@ -9,6 +9,7 @@ import { PAGE_HTML, PAGE_SCRIPT } from './page'
 import { SECURITY_HEADERS, adminClientErrors, answerConnect } from './raw-answers'
 import { refuse } from './refusal'
 import { adminLogger } from './request-log'
+import { capOwnListener, OWN_LISTENER_TIMEOUTS } from '../listen-own'
 
 export type { AdminTarget } from './api'
 
@@ -39,6 +40,7 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
     loggerInstance: log,
     bodyLimit: 16 * 1024,
     forceCloseConnections: true,
+    ...OWN_LISTENER_TIMEOUTS,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     rewriteUrl: dotIdsUnescaped,
     ajv: { customOptions: AJV_OPTIONS },
@@ -54,6 +56,7 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
     loopback ??= isLoopbackAddress(bound)
     return loopback
   }
+  capOwnListener(app)
   app.server.on('connect', answerConnect(log, opts.count))
   app.addHook('onRequest', host)
   app.addHook('onRequest', bearerGuard(check, PAGE_ROUTES))

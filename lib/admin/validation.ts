@@ -110,6 +110,13 @@ export const noBodyIsEmpty: preValidationHookHandler = (request, _reply, done) =
 export function adminErrors (): (err: FastifyError, request: FastifyRequest, reply: FastifyReply) => FastifyReply {
   const warnNow = logLimiter(60_000)
   return (err, request, reply) => {
+    // The client left in the middle of its body: no answer can reach it, and the parser's clientError has
+    // answered and counted what could be (raw-answers.ts); a second answer would be counted twice.
+    const socket = request.raw.socket
+    if (socket.destroyed || socket.writableEnded) {
+      reply.log.debug({ error: err.message }, 'admin request abandoned by its client')
+      return reply.hijack()
+    }
     if (err.validation !== undefined) return refuse(reply, 400, validationMessage(err, request))
     if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return refuse(reply, 415, 'send a JSON body, with Content-Type: application/json')
     // The registry's FastifyErrors and Fastify's own carry their status; anything else is a failure of ours.

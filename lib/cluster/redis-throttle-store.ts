@@ -9,6 +9,14 @@ local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 return n
 `
+// DECR keeps the key's expiry, so the window of the hits that stay runs on; a key is never
+// created or taken below zero, and one taken back to zero goes, as it would have expired.
+const REFUND = `
+local n = tonumber(redis.call('GET', KEYS[1]))
+if n == nil then return 0 end
+if n <= 1 then redis.call('DEL', KEYS[1]) return 0 end
+return redis.call('DECR', KEYS[1])
+`
 // A shorter cool-off never cuts a longer one short.
 const BLOCK = `
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[1]) then redis.call('SET', KEYS[1], '1', 'PX', ARGV[1]) end
@@ -42,6 +50,16 @@ export class RedisThrottleStore implements ThrottleStore {
     }
   }
 
+  async refund (key: string): Promise<void> {
+    try {
+      await this.#eval(REFUND, `count:${key}`)
+    } catch {
+      // Redis away now was most likely away at the hit too, which was then counted here. If not, this finds
+      // nothing to take back, and the shared count holds one attempt too many until its window ends.
+      await this.#local.refund(key)
+    }
+  }
+
   async block (key: string, ms: number): Promise<void> {
     if (!Number.isFinite(ms) || ms <= 0) return
     await this.#local.block(key, ms)
@@ -72,8 +90,8 @@ export class RedisThrottleStore implements ThrottleStore {
     if (!this.#conn.reachable()) throw new Error('Redis is unreachable')
   }
 
-  async #eval (script: string, key: string, ms: number): Promise<unknown> {
+  async #eval (script: string, key: string, ...args: number[]): Promise<unknown> {
     this.#failFast()
-    return await timed(this.#conn.client.eval(script, 1, this.#keys.throttle(key), String(ms)), this.#timeout)
+    return await timed(this.#conn.client.eval(script, 1, this.#keys.throttle(key), ...args.map(String)), this.#timeout)
   }
 }

@@ -4,7 +4,7 @@ import { answeredBeforeBody } from '../http/client-error'
 import { challengeHeader, refuse, type Refusal } from '../http/refusals'
 import { loggedUrl } from '../http/request-summary'
 import type { RendezvousMetrics } from './metrics'
-import { kUnknownId } from './symbols'
+import { kTruncated, kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
 import { refusalLevel, type RefusalLevel } from './log-limit'
 import { normaliseAddress, type AuthThrottle } from './auth-throttle'
@@ -36,8 +36,19 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
       answerUnknownId(request, reply, unknown, { metrics, probes, log, level, lingerTimeout: limits.lingerTimeout }).catch(err => { reply.send(err) })
       return
     }
+    // Node keeps only so many fields: the credential may have been among those it dropped, and a challenge would send
+    // the client round again with the same head. A relayed head that long gets this answer too (mobile-decide.ts).
+    if ((request.raw as { [kTruncated]?: true })[kTruncated] === true) {
+      metrics.request('bad_head')
+      log.info({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
+      refuseOnSocket(request, reply, { status: 431, message: 'too many header fields' }, limits.lingerTimeout)
+      return
+    }
     metrics.request('challenged')
     log.debug(lineFields(request), 'challenged')
+    // Node drops what a client pipelined behind an Upgrade request that nobody took: closing says so, where
+    // keeping the connection would leave those requests unanswered.
+    if (request.headers.upgrade !== undefined) reply.header('Connection', 'close')
     // Set on the raw response so the field name goes out in the spec's case; some field clients match it literally.
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
@@ -73,9 +84,9 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  */
 async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level, lingerTimeout }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel, lingerTimeout: number }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
-  const coolOff = probes === undefined ? 0 : await probes.check(address, '')
+  // Counted before it is answered, so that probes sent at once cannot all be answered 404 before any is counted.
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
-  if (coolOff === 0) await probes?.fail(address, '')
+  const coolOff = probes === undefined ? 0 : await probes.failFirst(address, '')
   if (coolOff > 0) {
     metrics.request('throttled')
     log[level('throttled', address)]({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttled', status: 429 }, 'rendezvous request refused')

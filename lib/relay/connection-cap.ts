@@ -8,8 +8,13 @@ import { acceptedSocket } from './socket-fd'
 const kCountedAs = Symbol('rendezvous.countedAs')
 type CountedSocket = Socket & { [kCountedAs]?: string }
 
-/** The cap of one server: `remove` takes it off; `exempt` stops counting one socket. */
+/**
+ * The cap of one relay: `add` counts another server's connections with the
+ * first's; `remove` takes it off every server; `exempt` stops counting one
+ * socket.
+ */
 export interface ConnectionCap {
+  add: (server: Server) => void
   remove: () => void
   exempt: (socket: Socket) => void
 }
@@ -42,6 +47,10 @@ export interface CapRefusal {
  * and counting it here too would let a busy hidden server's own parked and
  * spliced connections lock out its replacements, and every client behind
  * the same address.
+ *
+ * The servers `add` joins share the counts: Fastify's second server for
+ * `localhost` is the same relay on another address, and a client that can
+ * reach both may not hold twice the cap by using both.
  */
 export function capConnections (server: Server, limits: ConnectionLimits, keyOf: AddressKey, onRefused: (refusal: CapRefusal) => void): ConnectionCap {
   const open = new Map<string, number>()
@@ -77,10 +86,20 @@ export function capConnections (server: Server, limits: ConnectionLimits, keyOf:
     ;(socket as CountedSocket)[kCountedAs] = key
     socket.on('close', release)
   }
-  // First, so that a refused connection never reaches TLS or the HTTP parser.
-  server.prependListener('connection', onConnection)
+  const servers = new Set<Server>()
+  const add = (target: Server): void => {
+    if (servers.has(target)) return
+    servers.add(target)
+    // First, so that a refused connection never reaches TLS or the HTTP parser.
+    target.prependListener('connection', onConnection)
+  }
+  add(server)
   return {
-    remove: () => { server.removeListener('connection', onConnection) },
+    add,
+    remove: () => {
+      for (const target of servers) target.removeListener('connection', onConnection)
+      servers.clear()
+    },
     exempt: socket => { release.call(acceptedSocket(socket) as CountedSocket) }
   }
 }

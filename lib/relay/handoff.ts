@@ -199,6 +199,26 @@ export function setHandshakeTimeout (server: HttpServer, ms: number): boolean {
   return true
 }
 
+/**
+ * Closes a TLS connection whose handshake failed once the server's other
+ * listeners have seen it. Node reports a handshake that ran out of time
+ * (handshakeTimeout) as a 'tlsClientError' and leaves the connection open:
+ * an HTTPS server hands the error on as a 'clientError' and closes the
+ * connection only when no listener takes that, so whether it closes depends
+ * on the app's clientErrorHandler. A connection that never completed its
+ * handshake can carry nothing. Node already closed those that failed for any
+ * other reason.
+ */
+export function closeFailedHandshakes (server: HttpServer): () => void {
+  if (!(server instanceof TlsServer)) return () => {}
+  // Added after the HTTPS server's own listener, which runs the app's handler.
+  const onTlsClientError = (_err: Error, socket: TLSSocket): void => {
+    if (!socket.destroyed) socket.destroy()
+  }
+  server.on('tlsClientError', onTlsClientError)
+  return () => { server.removeListener('tlsClientError', onTlsClientError) }
+}
+
 type EventsHolder = Socket & { _events?: Record<string | symbol, unknown> }
 
 /**

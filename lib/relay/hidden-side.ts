@@ -2,7 +2,7 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { CONNECT_OK, refuse, type Refusal } from '../http/refusals'
-import { normaliseAddress, type AuthThrottle } from './auth-throttle'
+import { normaliseAddress, type Admission, type AuthThrottle } from './auth-throttle'
 import type { ConnectOutcome, RendezvousMetrics } from './metrics'
 import type { TokenVerdict } from '../tokens/verdict'
 import type { Recheck, Verifier } from '../tokens/verifier'
@@ -35,8 +35,11 @@ interface Refused { refusal: Refusal, outcome: ConnectOutcome, reason?: string }
 /** Who failed an authentication, for the failure counters and the line about it. */
 interface Attempt { address: string, id: string, guessable: boolean }
 
-/** A CONNECT whose token was accepted: `recheck` says, as it is parked, whether that still holds. */
-interface Accepted { id: string, recheck: Recheck | undefined, attempt: Attempt }
+/**
+ * A CONNECT whose token was accepted: `recheck` says, as it is parked, whether
+ * that still holds; `admission` is let go once that is known.
+ */
+interface Accepted { id: string, recheck: Recheck | undefined, attempt: Attempt, admission: Admission }
 
 /** Refused; accepted for an ID; or nothing left to answer (answered meanwhile, or the peer left). */
 type Step = Refused | Accepted | { gone: true }
@@ -88,9 +91,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   /**
    * `unparkable` is asked by the verifier once the token is proved good and
    * before it is spent: a CONNECT that would not be parked leaves its token
-   * good for the retry its 503 asks for.
+   * good for the retry its 503 asks for. `gone`: answered meanwhile, or the
+   * peer left.
    */
-  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields, unparkable: (id: string) => Step | undefined): Promise<Step> {
+  async function authenticate (req: IncomingMessage, socket: Socket, rest: Buffer, at: LineFields, unparkable: (id: string) => Step | undefined, gone: () => boolean): Promise<Step> {
     if (req.httpVersionMajor !== 1) return { outcome: 'malformed_target', refusal: { status: 400, message: 'malformed request' } }
     const target = parseConnectTarget(req.url ?? '')
     if (target.kind === 'malformed') return { outcome: 'malformed_target', refusal: { status: 400, message: target.reason } }
@@ -98,28 +102,45 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     if (target.kind === 'missing_token') {
       return { outcome: 'missing_token', refusal: { status: 407, message: 'missing response token', headers: { 'Proxy-Authenticate': 'rendezvous' } } }
     }
-    const address = socket.remoteAddress ?? 'unknown'
-    const guessable = isTotpCode(target.token)
-    const coolOff = await deps.throttle.check(address, target.id, guessable)
-    if (coolOff > 0) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: coolOff } }
+    const attempt: Attempt = { address: socket.remoteAddress ?? 'unknown', id: target.id, guessable: isTotpCode(target.token) }
+    // Counted before the token is judged, so that CONNECTs sent at once cannot all be judged before any failure is counted.
+    const entry = await deps.throttle.admit(attempt.address, attempt.id, attempt.guessable, gone)
+    if ('gone' in entry) return entry
+    if ('coolOff' in entry) return { outcome: 'throttled', refusal: { status: 429, message: 'too many failed attempts', retryAfter: entry.coolOff } }
+    let step: Step | undefined
+    try {
+      step = await judge(target.token, attempt, rest, entry.admission, at, unparkable)
+      return step
+    } finally {
+      // A token not judged after all, or one that failed (then this does nothing); an accepted one is let go as it is parked.
+      if (step === undefined || !('admission' in step)) letGo(entry.admission)
+    }
+  }
+
+  async function judge (token: string, attempt: Attempt, rest: Buffer, admission: Admission, at: LineFields, unparkable: (id: string) => Step | undefined): Promise<Step> {
+    const { address, id, guessable } = attempt
     // The relay must not guess whose bytes these were meant to be once a client is spliced in.
     if (rest.length > 0) return EARLY_DATA
     let held: Step | undefined
-    const verdict = await deps.verify(target.id, target.token, { hasRoom: () => (held = unparkable(target.id)) === undefined })
+    const verdict = await deps.verify(id, token, { hasRoom: () => (held = unparkable(id)) === undefined })
     if (held !== undefined) return held
-    const attempt = { address, id: target.id, guessable }
-    if (!verdict.ok) return await refusalFor(verdict, attempt, at)
+    if (!verdict.ok) return await refusalFor(verdict, attempt, admission, at)
     // Best effort: a store that fails here costs only the exemption, not the CONNECT it accepted.
-    if (guessable) await deps.throttle.accepted(address, target.id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
-    return { id: target.id, recheck: verdict.recheck, attempt }
+    if (guessable) await deps.throttle.accepted(address, id).catch((err: unknown) => { deps.log.debug({ err }, 'could not record an accepted TOTP code') })
+    return { id, recheck: verdict.recheck, attempt, admission }
   }
 
-  async function refusalFor (verdict: TokenVerdict & { ok: false }, { address, id, guessable }: Attempt, at: LineFields): Promise<Refused> {
+  /** The attempt no longer counts: its token was good, or not judged. Not awaited: waiting CONNECTs are woken once it is done. */
+  function letGo (admission: Admission): void {
+    admission.release().catch((err: unknown) => { deps.log.debug({ err }, 'could not take back a counted CONNECT') })
+  }
+
+  async function refusalFor (verdict: TokenVerdict & { ok: false }, { id }: Attempt, admission: Admission, at: LineFields): Promise<Refused> {
     if (verdict.status === 503) {
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
       return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
-    const { coolOff, tripped } = await deps.throttle.failAndTell(address, id, guessable)
+    const { coolOff, tripped } = await admission.failed()
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
     // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
     const fromHere = tripped.filter(counter => counter !== 'id_totp')
@@ -170,15 +191,17 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       answered = true
       refuseWith(socket, { outcome: 'timeout', refusal: { status: 408, message: 'authentication took too long' } }, at)
     }, limits.connectTimeout)
-    const unparkable = (id: string): Step | undefined => answered || socket.destroyed ? { gone: true } : parkRefusal(id)
     const stillOpen = (): boolean => !answered && !socket.destroyed
+    const unparkable = (id: string): Step | undefined => stillOpen() ? parkRefusal(id) : { gone: true }
     const failed = (err: unknown): void => {
       deps.log.error({ ...at, err }, 'CONNECT failed')
       refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
     }
-    authenticate(req, socket, rest, at, unparkable).then(step => {
-      if ('gone' in step || !stillOpen()) return
-      if ('refusal' in step) return refuseWith(socket, step, at)
+    const settle = (step: Accepted): Promise<void> | undefined => {
+      if (!stillOpen()) {
+        letGo(step.admission)
+        return
+      }
       // Synchronously with the park, or an eviction could fall between: the
       // ID removed or the secret revoked while the token was being spent
       // gets the answer a CONNECT sent after that change gets.
@@ -186,11 +209,13 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       try {
         revoked = step.recheck?.()
       } catch (err) {
+        letGo(step.admission)
         // A registry whose get() throws: left to reject, it would be an unhandled rejection.
-        return failed(err)
+        failed(err)
+        return
       }
       if (revoked !== undefined) {
-        return refusalFor({ ok: false, reason: revoked }, step.attempt, at).then(refused => {
+        return refusalFor({ ok: false, reason: revoked }, step.attempt, step.admission, at).then(refused => {
           if (stillOpen()) refuseWith(socket, refused, at)
         }, failed)
       }
@@ -200,6 +225,12 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       const refused = sentMore(socket) ?? parkRefusal(step.id)
       if (refused !== undefined) refuseWith(socket, refused, at)
       else park(socket, step.id, connId, at)
+      letGo(step.admission)
+    }
+    authenticate(req, socket, rest, at, unparkable, () => !stillOpen()).then(step => {
+      if ('admission' in step) return settle(step)
+      if ('gone' in step || !stillOpen()) return
+      refuseWith(socket, step, at)
     }, failed).finally(() => {
       clearTimeout(timer)
       pending--

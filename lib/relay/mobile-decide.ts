@@ -7,7 +7,7 @@ import { canonicalId } from '../registry/ids'
 import type { Registry } from '../registry/registry'
 import type { HeadFacts, HeadersOnlyRequest } from './handoff'
 import type { RequestOutcome } from './metrics'
-import { kUnknownId } from './symbols'
+import { kTruncated, kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
 import { logLimiter } from './log-limit'
 import { syncGet } from '../registry/sync-get'
@@ -78,7 +78,11 @@ export function createDecide (deps: DecideDeps): (req: HeadersOnlyRequest, facts
     // Node's parser lets `HTTP/2.0` through (for the h2 preface) and refuses every other version that is not 1.x.
     if (req.httpVersionMajor !== 1) return refusal('bad_head', 400, 'malformed request')
     const credential = readCredential({ rawHeaders: req.rawHeaders, url: req.url ?? '/', upgrade: req.upgrade })
-    if (credential.kind === 'none') return undefined
+    if (credential.kind === 'none') {
+      // Left to the app, which may take such a head; unrouted, it gets the 431 a relayed one would (challenge.ts).
+      if (facts.headersTruncated) (req as IncomingMessage & { [kTruncated]?: true })[kTruncated] = true
+      return undefined
+    }
     if (credential.kind === 'invalid') return refusal('bad_credential', 400, credential.reason)
     const id = canonicalId(credential.username)
     const known = id === undefined ? false : isKnown(id)

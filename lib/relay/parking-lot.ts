@@ -116,7 +116,9 @@ export class ParkingLot {
       this.#unpark(id, entry)
       this.#release(entry)
       if (!entry.socket.destroyed && entry.socket.writable) return entry.socket
+      // It died in this turn of the event loop, before its close reached the lot: counted as that close would have been.
       entry.socket.destroy()
+      this.#events.onParkedExit?.(id, 'peer_closed')
     }
     return undefined
   }

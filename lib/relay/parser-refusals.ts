@@ -1,10 +1,13 @@
 import type { Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
-import { isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
+import { clientErrorHandler, isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
 import type { ParserRefusal, RendezvousMetrics } from './metrics'
 import { normaliseAddress } from './auth-throttle'
 import { kClientErrorListener } from './symbols'
+
+type ClientErrorListener = (err: NodeJS.ErrnoException, socket: Duplex) => void
+type Watched = HttpServer & { [kClientErrorListener]?: ClientErrorListener }
 
 const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head_too_large' }
 
@@ -28,10 +31,10 @@ function sideOf (packet: Buffer | undefined): 'hidden' | 'mobile' | 'unknown' {
  * method, the first bytes of what was refused (sideOf); nothing else of them.
  */
 export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger): () => void {
-  const target = server as HttpServer & { [kClientErrorListener]?: unknown }
+  const target = server as Watched
   // Node reports an error again for each chunk that arrives after the first.
   const seen = new WeakSet<Duplex>()
-  const onClientError = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
+  const count = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
     if (!isParserError(err.code) || isAfterLastAnswer(err.code, socket) || seen.has(socket)) return
     seen.add(socket)
     // A client that closed in the middle of its request gave up (a phone that lost its network, most often): no
@@ -46,6 +49,11 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
     metrics.parserRefused(side, outcome)
     log.info({ side, address: normaliseAddress((socket as { remoteAddress?: string }).remoteAddress), outcome, status, code: err.code }, 'request refused by the HTTP parser')
   }
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    count(err, socket)
+    // With any listener Node neither answers nor closes; alone, this one must do both, or the peer would hang.
+    if (server.listenerCount('clientError') === 1) clientErrorHandler.call({ log }, err, socket)
+  }
   // First: the app's handler (Fastify's default among them) may destroy the socket, and its address with it.
   server.prependListener('clientError', onClientError)
   target[kClientErrorListener] = onClientError
@@ -53,4 +61,29 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
     server.removeListener('clientError', onClientError)
     delete target[kClientErrorListener]
   }
+}
+
+/**
+ * Gives a server that Fastify made for a second address of `localhost` the
+ * answers of its main server, where Fastify puts the app's
+ * clientErrorHandler, and on that one only. The watcher above is a
+ * 'clientError' listener, and with any listener Node neither answers a
+ * refused head nor closes the connection, nor one whose TLS handshake failed
+ * or timed out: without this, such a peer would hang on the second address.
+ * The main server's listeners are read at each error, so that one the app
+ * adds later answers on both; with none, the package's handler answers, as
+ * it does there.
+ */
+export function answerAsMain (extra: HttpServer, main: HttpServer, log: FastifyBaseLogger): () => void {
+  const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
+    const watcher = (main as Watched)[kClientErrorListener]
+    const handlers = main.listeners('clientError').filter(listener => listener !== watcher) as ClientErrorListener[]
+    if (handlers.length === 0) {
+      clientErrorHandler.call({ log }, err, socket)
+      return
+    }
+    for (const handler of handlers) Reflect.apply(handler, main, [err, socket])
+  }
+  extra.on('clientError', onClientError)
+  return () => { extra.removeListener('clientError', onClientError) }
 }

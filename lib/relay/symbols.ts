@@ -7,5 +7,7 @@ export const kClientErrorListener = Symbol('fastify-rendezvous.clientErrorListen
 export const kTicket = Symbol('fastify-rendezvous.ticket')
 /** Marks a request that named an unknown ID and was left to the app's routes: its value is the name, for the log. */
 export const kUnknownId = Symbol('fastify-rendezvous.unknownId')
+/** Marks a request whose head Node cut at its header count: a credential may have been among the fields it dropped. */
+export const kTruncated = Symbol('fastify-rendezvous.truncated')
 /** The id a parked hidden-side connection carries in log lines, so the mobile side can name it. */
 export const kConnId = Symbol('fastify-rendezvous.connId')

@@ -1,4 +1,5 @@
 import type { AddressInfo, Socket } from 'node:net'
+import type { Server as HttpServer } from 'node:http'
 import fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import pretty from 'pino-pretty'
 import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
@@ -13,6 +14,7 @@ import type { PeerTlsMaterial, ServeOptions } from './serve-options'
 import { openFileLimit, serveMaxConnections } from './open-files'
 import type { PeerTlsOptions } from '../cluster/options'
 import { addMetricsRoute, attachMetricsListener } from './metrics-listener'
+import { extraServers } from '../relay/server-bindings'
 
 export type { ServeOptions } from './serve-options'
 
@@ -33,11 +35,13 @@ const DEFAULT_CLOSE_GRACE = 5_000
 export async function buildServer (opts: ServeOptions): Promise<FastifyInstance> {
   const metrics = opts.metricsPath === false ? undefined : createMetricsRegistry()
   const app = fastify(serverOptions(opts)) as unknown as FastifyInstance
-  trackSockets(app)
-  // Node answers `Expect: 100-continue` with a 100 before any route runs, so a client without a credential, or with
-  // an unknown ID, would send its whole body to be dropped after the 100. serve's own routes take no bodies: they
-  // answer at once. A relayed request never gets here: the hidden server answers its Expect itself.
-  app.server.on('checkContinue', (req, res) => app.server.emit('request', req, res))
+  const sockets = trackSockets(app)
+  serveOn(app.server, sockets)
+  // `--host localhost` binds a second server once the app listens (127.0.0.1 and ::1): it gets the same handling.
+  app.addHook('onListen', function (done) {
+    for (const extra of extraServers(app)) serveOn(extra, sockets)
+    done()
+  })
 
   const registry = opts.cluster === undefined ? new FileRegistry({ dataDir: opts.dataDir }) : undefined
   // Added before the plugin so that it runs after the plugin's own onClose: avvio closes in reverse order.
@@ -120,15 +124,28 @@ function createMetricsRegistry (): PromRegistry {
 }
 
 // Sockets the plugin took over are invisible to Fastify's connection handling; this keeps a last-resort handle on them.
-function trackSockets (app: FastifyInstance): void {
+function trackSockets (app: FastifyInstance): Set<Socket> {
   const sockets = new Set<Socket>()
   ;(app as unknown as Tracked)[kSockets] = sockets
+  return sockets
+}
+
+const served = new WeakSet<object>()
+
+/** What serve adds to each of its HTTP servers, once. */
+function serveOn (server: HttpServer, sockets: Set<Socket>): void {
+  if (served.has(server)) return
+  served.add(server)
   // One listener for every socket: a `once` closure per socket cost about 200 B of heap for each parked connection.
   function forget (this: Socket): void { sockets.delete(this) }
-  app.server.on('connection', (socket: Socket) => {
+  server.on('connection', (socket: Socket) => {
     sockets.add(socket)
     socket.on('close', forget)
   })
+  // Node answers `Expect: 100-continue` with a 100 before any route runs, so a client without a credential, or with
+  // an unknown ID, would send its whole body to be dropped after the 100. serve's own routes take no bodies: they
+  // answer at once. A relayed request never gets here: the hidden server answers its Expect itself.
+  server.on('checkContinue', (req, res) => server.emit('request', req, res))
 }
 
 /**

@@ -1,7 +1,7 @@
 import fastify, { type FastifyInstance } from 'fastify'
 import { QuietRequestLog } from './request-log'
 import type { Registry as PromRegistry } from 'prom-client'
-import { listenWith } from '../listen-own'
+import { capOwnListener, listenWith, OWN_LISTENER_TIMEOUTS } from '../listen-own'
 import { clientErrorHandler } from '../http/client-error'
 
 /** Serves GET `path` with the registry's Prometheus text. */
@@ -18,7 +18,8 @@ export function addMetricsRoute (app: FastifyInstance, path: string, registry: P
  * metrics: it starts when the app is ready and closes with it.
  */
 export function attachMetricsListener (app: FastifyInstance, at: { host: string, port: number }, path: string, registry: PromRegistry): FastifyInstance {
-  const scrape = fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), logController: new QuietRequestLog(), forceCloseConnections: true, clientErrorHandler }) as unknown as FastifyInstance
+  const scrape = fastify({ loggerInstance: app.log.child({ listener: 'metrics' }), logController: new QuietRequestLog(), forceCloseConnections: true, clientErrorHandler, ...OWN_LISTENER_TIMEOUTS }) as unknown as FastifyInstance
+  capOwnListener(scrape)
   addMetricsRoute(scrape, path, registry)
   listenWith(app, scrape, 'metrics', at)
   return scrape

@@ -80,6 +80,16 @@ export class MemoryThrottleStore implements ThrottleStore {
     return log.times.length - log.head
   }
 
+  async refund (key: string): Promise<void> {
+    const log = this.#hits.get(key)
+    if (log === undefined || log.times.length === log.head) return
+    // An attempt is taken back moments after it was counted, so the latest hit is its own or one as recent;
+    // the others keep their times, and leave the window when they would have.
+    log.times.pop()
+    this.#totalHits--
+    if (log.times.length === log.head) this.#hits.delete(key)
+  }
+
   async block (key: string, ms: number): Promise<void> {
     if (!Number.isFinite(ms) || ms <= 0) return
     const now = this.#now()

@@ -185,8 +185,8 @@ t.test('the retirement answer split by a layer in between is still a retirement;
   t.same(exits, [['a', 'retired'], ['a', 'early_data']])
 })
 
-t.test('a dead socket is skipped by take', async t => {
-  const { lot } = lotWith()
+t.test('a dead socket is skipped by take, and counted as a parked connection that left', async t => {
+  const { lot, exits } = lotWith()
   const [dead, live] = await socketPairs(t, 2, CLOSING)
   lot.park('a', dead.near)
   lot.park('a', live.near)
@@ -194,6 +194,8 @@ t.test('a dead socket is skipped by take', async t => {
   dead.near.end()
   t.equal(lot.take('a'), live.near)
   t.ok(dead.near.destroyed)
+  await new Promise(resolve => setTimeout(resolve, 20))
+  t.same(exits, [['a', 'peer_closed']], 'once: its close, after take() released it, is not counted again')
 })
 
 t.test('evict closes what is parked for one ID and releases its waiters; closeAll empties the lot', async t => {
