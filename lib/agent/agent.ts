@@ -5,6 +5,7 @@ import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
 import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
+import { honouredRetryAfter } from './backoff'
 import { isUnreachable } from './probe'
 import { forwardToServer, forwardToLocal } from './forward'
 import { LotCap } from './lot-cap'
@@ -34,6 +35,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   #degraded = false
   // Whether anything ever parked: a certificate refused before that is a setup mistake, not a passing fault.
   #everParked = false
+  // The http:// URLs that parked: plain is right for them, whatever a failure looks like later.
+  readonly #plainParked = new Set<string>()
   /** Closing without a grace for relayed connections: after a fatal refusal. */
   #waitingForRelays = false
   // While the rendezvous says its lot is full, the pool is not topped up beyond what it holds.
@@ -159,7 +162,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#counts.attempts++
     const { id, secret, ca, insecure, connectTimeout, keepAlive, caFingerprints } = this.#opts
     openParked({
-      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret), reuse: this.#tls
+      url, id, ca, insecure, keepAlive, expected: caFingerprints, timeout: connectTimeout, signal: slot.abort.signal, token: createV1Token(id, secret), reuse: this.#tls, parkedBefore: this.#plainParked.has(url.href)
     }).then((parked) => this.#onParked(slot, parked), (err: Error) => this.#onFailed(slot, err))
   }
 
@@ -173,14 +176,15 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     }
     if (err instanceof RendezvousCertificateError && !this.#everParked) return this.#fatal(err)
     this.#retry.unreachable = isUnreachable(err)
+    const retryAfter = err instanceof HandshakeError ? honouredRetryAfter(err.retryAfter, this.#opts.backoffMax) : undefined
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
       const { parked } = this.stats
-      const wait = this.#lot.full(parked, err.retryAfter)
+      const wait = this.#lot.full(parked, retryAfter)
       if (wait !== undefined) this.#report(lotFullError(err, parked, this.#opts.pool, wait), 'connect')
       return
     }
     this.#report(err, 'connect')
-    this.#retryLater(err.message, err instanceof HandshakeError ? err.retryAfter : undefined)
+    this.#retryLater(err.message, retryAfter)
   }
 
   #onParked (slot: Slot, { socket, rest }: Parked): void {
@@ -198,6 +202,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     slot.parkedAt = Date.now()
     this.#degraded = false
     this.#everParked = true
+    if (slot.url.protocol === 'http:') this.#plainParked.add(slot.url.href)
     this.#retry.parked()
     this.#lot.parked(this.stats.parked, this.#opts.pool)
     this.#retireOne()

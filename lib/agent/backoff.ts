@@ -43,6 +43,23 @@ export class Backoff {
 // A hostile or confused server must not park the agent for days.
 const MAX_RETRY_AFTER_MS = 60 * 60 * 1000
 
+/*
+ * What a Retry-After the agent honours may reach, whatever backoffMax is: a
+ * minute covers what the relay itself asks, 5 s for a 503 and, by default,
+ * 60 s of cool-off for a 429.
+ */
+const RETRY_AFTER_FLOOR_MS = 60 * 1000
+
+/**
+ * How long the agent waits for a server's Retry-After: all of it, up to the
+ * larger of backoffMax and a minute. No probe ends such a wait, so a relay
+ * that restarts meanwhile (and so forgets why it asked) would otherwise be
+ * missed for as long as any box at its address once asked, up to an hour.
+ */
+export function honouredRetryAfter (retryAfter: number | undefined, backoffMax: number): number | undefined {
+  return retryAfter === undefined ? undefined : Math.min(retryAfter, Math.max(backoffMax, RETRY_AFTER_FLOOR_MS))
+}
+
 /** Retry-After (delta-seconds or an HTTP-date) in ms, or undefined when absent or unreadable. */
 export function parseRetryAfter (value: string | undefined, now = Date.now()): number | undefined {
   if (value === undefined) return undefined

@@ -23,6 +23,8 @@ export interface ParkOptions {
   signal?: AbortSignal
   /** The agent's shared secure context and session tickets; without it, each connection builds its own and resumes nothing. */
   reuse?: TlsReuse
+  /** A plain CONNECT to this URL parked before: it does not serve TLS, so a close without a byte is not that mistake. */
+  parkedBefore?: boolean
 }
 
 export interface Parked {
@@ -117,7 +119,8 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
 
     function onClose (): void {
       // A TLS server closes on a plain CONNECT without a byte: the usual cause is an http:// URL for a relay that serves TLS.
-      const hint = !(socket instanceof tls.TLSSocket) && head.length === 0 ? `; if it serves TLS (serve without --no-tls), use https://${opts.url.host}` : ''
+      // Not once the same URL parked: then it is an outage, such as a layer-4 proxy whose relay is down.
+      const hint = !(socket instanceof tls.TLSSocket) && head.length === 0 && opts.parkedBefore !== true ? `; if it serves TLS (serve without --no-tls), use https://${opts.url.host}` : ''
       fail(new HandshakeError(`the rendezvous closed the connection before answering${hint}`, 'RENDEZVOUS_CLOSED_EARLY'))
     }
 

@@ -26,7 +26,10 @@ export type ErrorPhase = 'connect' | 'relay'
 export interface RelayedInfo {
   /** `METHOD /path` of its first request (no query, no headers), when readable. */
   request?: string
-  /** 502 or 504 when the agent answered itself because the local service could not be reached; 503 when it closed before it was reached. */
+  /**
+   * 502 or 504 when the agent answered itself because the local service could not be reached, or closed or reset
+   * the connection before it sent a byte (502, `error` FST_RENDEZVOUS_AGENT_LOCAL_CLOSED); 503 when the agent closed before it was reached.
+   */
   answered?: number
   error?: Error
   durationMs: number

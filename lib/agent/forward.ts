@@ -1,3 +1,4 @@
+import createError from '@fastify/error'
 import * as net from 'node:net'
 import * as tls from 'node:tls'
 import { trustOptions } from './certificates'
@@ -17,7 +18,7 @@ export interface LocalTarget {
 export interface RelayOutcome {
   /** The request line as the mobile client sent it, when it was readable. */
   request?: string
-  /** The answer the agent wrote itself when the backend could not be reached. */
+  /** The answer the agent wrote itself when the backend could not be reached, or dropped the connection before a byte. */
   answered?: 502 | 503 | 504
   error?: Error
   /** The data path the bytes took: the native splice (both connections plain TCP, the addon loaded) or Node streams. */
@@ -34,6 +35,12 @@ function answer (status: 502 | 503 | 504, body: string): string {
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
     'Connection: close\r\n\r\n' + body
 }
+
+/**
+ * The local service accepted the connection, then closed (`closed`: a FIN) or
+ * reset it (`reset`) before it sent a byte back: the mobile client got 502.
+ */
+export const LocalClosedError = createError('FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'the local service %s %s the connection before it answered', 502)
 
 const BAD_GATEWAY = answer(502, 'The hidden server\'s local service cannot be reached.\n')
 const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not accept the connection in time.\n')
@@ -60,14 +67,19 @@ export function cutRelay (remote: net.Socket): void {
  * Splices a taken rendezvous connection to a local service: `head` (the
  * bytes already read from the rendezvous) goes first, then both directions
  * flow through pipe(), which gives backpressure both ways. Until the backend
- * is reached, its failure is answered to the mobile client with 502, or 504
- * when it did not answer within the target's connect timeout.
+ * has sent a byte back, its failure is answered to the mobile client: 502
+ * when it refuses the connection, or accepts it and then closes or resets it
+ * without a byte; 504 when it did not accept within the target's connect
+ * timeout.
  *
  * When both connections are plain TCP and the relay's native data path is
  * loaded, the bytes go through it instead, as the relay's own pairs do
- * (docs/performance.md): the mobile client's bytes wait in the paused
- * rendezvous connection until the backend is reached, then the head and
- * everything after it are handed over in order.
+ * (docs/performance.md), from the backend's first byte on: the addon passes
+ * a backend's FIN on the moment it reads it, after which no 502 can be
+ * written, so until then the request (and any body) goes through
+ * JavaScript. That costs the first chunk of each answer one read and one
+ * write in Node; the rest of the connection, every later exchange on a
+ * keep-alive one included, takes the native path.
  */
 export function forwardToLocal (
   remote: net.Socket,
@@ -82,26 +94,63 @@ export function forwardToLocal (
   remote.allowHalfOpen = true
   const local = dialLocal(target)
   const outcome: RelayOutcome = { request: requestLine(head) }
+  const where = `${target.host}:${target.port}`
   let connected = false
+  let stopClosing = (): void => {}
+  // Whether the backend sent a byte, and so the mobile client may have received one: from then on, no answer of the agent's own.
+  let replied = false
   const timer = setTimeout(() => {
-    const err = Object.assign(new Error(`the local service ${target.host}:${target.port} did not accept within ${target.connectTimeout} ms`), { code: 'ETIMEDOUT' })
+    const err = Object.assign(new Error(`the local service ${where} did not accept within ${target.connectTimeout} ms`), { code: 'ETIMEDOUT' })
     giveUp(err, 504)
   }, target.connectTimeout)
   const native = target.tls === undefined ? nativeFor(remote) : undefined
   local.once(target.tls === undefined ? 'connect' : 'secureConnect', () => {
     connected = true
     clearTimeout(timer)
-    if (native === undefined) return
     if (remote.destroyed) {
       local.destroy()
       return
     }
+    local.write(head)
+    remote.pipe(local)
+    stopClosing = closeTogether(remote, local)
+    local.once('data', onFirstBytes)
+    local.once('end', onEmptyEnd)
+  })
+
+  function onFirstBytes (chunk: Buffer): void {
+    replied = true
+    local.off('end', onEmptyEnd)
+    // The mobile side is gone (closeTogether is ending this one): nowhere to relay to.
+    if (remote.destroyed) return
+    // Back in front, for whichever path relays it: both read the socket's buffer first.
+    local.pause()
+    local.unshift(chunk)
+    if (native !== undefined && goNative(native)) return
+    outcome.path = 'js'
+    local.pipe(remote)
+    closeTogether(local, remote)
+  }
+
+  // The pair's ends are the native splice's from here. A FIN Node read with the first chunk is no loss: recv() reports it again to the addon.
+  function goNative (splicer: NativeSplicer): boolean {
+    remote.unpipe(local)
     // A backend that resets after its answer: the relay gets the answer and a FIN, as closeTogether gives it on the JavaScript path.
-    const pair = nativeSplice(remote, local, { idleTimeout: 0, first: [head], lingerTimeout: LINGER_MS }, native)
-    if (pair === undefined) return pipeBoth()
+    const pair = nativeSplice(remote, local, { idleTimeout: 0, lingerTimeout: LINGER_MS }, splicer)
+    if (pair === undefined) {
+      remote.pipe(local)
+      return false
+    }
+    stopClosing()
     outcome.path = 'native'
     pair.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
-  })
+    return true
+  }
+
+  // A FIN before any byte: the backend took the request and will never answer it.
+  function onEmptyEnd (): void {
+    if (!replied) giveUp(new LocalClosedError(where, 'closed'), 502)
+  }
 
   function giveUp (err: Error, status: 502 | 504): void {
     outcome.error = err
@@ -109,14 +158,14 @@ export function forwardToLocal (
     answerInstead(status)
   }
 
-  // Nothing was relayed yet, so the mobile client can still get a real answer.
+  // Nothing was relayed back yet, so the mobile client can still get a real answer.
   function answerInstead (status: 502 | 503 | 504, lingerMs = LINGER_MS): void {
     clearTimeout(timer)
     cutters.delete(remote)
-    if (!connected && !remote.destroyed) {
+    if (!replied && !remote.destroyed) {
       outcome.answered = status
       remote.unpipe(local)
-      // Paused while it waited for the native path; its FIN must still be read for it to close.
+      // Paused while the backend was dialled; its FIN must still be read for it to close.
       remote.resume()
       remote.end(status === 502 ? BAD_GATEWAY : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
       // Half-open (see above), it would wait for the relay's FIN as long as that takes.
@@ -129,20 +178,17 @@ export function forwardToLocal (
     else answerInstead(503, CUT_LINGER_MS)
   })
 
-  local.on('error', (err) => { if (outcome.error === undefined) giveUp(err, 502) })
+  local.on('error', (err) => {
+    if (outcome.error !== undefined) return
+    // A reset once connected, before any byte back, is the backend dropping the request: named as such, with Node's error as the cause.
+    giveUp(connected && !replied ? new LocalClosedError(where, 'reset', { cause: err }) : err, 502)
+  })
   remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })
-  remote.once('close', () => { clearTimeout(timer); onDone(outcome) })
-
-  function pipeBoth (): void {
-    outcome.path = 'js'
-    local.write(head)
-    remote.pipe(local)
-    local.pipe(remote)
-    closeTogether(remote, local)
-    closeTogether(local, remote)
-  }
-  if (native === undefined) pipeBoth()
-  else remote.once('close', () => { if (!connected) local.destroy() })
+  remote.once('close', () => {
+    clearTimeout(timer)
+    if (!connected) local.destroy()
+    onDone(outcome)
+  })
   return local
 }
 
@@ -191,8 +237,9 @@ export function forwardToServer (remote: net.Socket, head: Buffer, server: net.S
   remote.resume()
 }
 
-function closeTogether (a: net.Socket, b: net.Socket): void {
-  a.once('close', () => {
+/** Returns the function that stops it, for a pair the native path takes over. */
+function closeTogether (a: net.Socket, b: net.Socket): () => void {
+  const onClose = (): void => {
     if (b.destroyed) return
     // Anything b still receives has nowhere to go; read it so b sees the peer's FIN.
     b.unpipe(a)
@@ -202,5 +249,7 @@ function closeTogether (a: net.Socket, b: net.Socket): void {
     const timer = setTimeout(() => b.destroy(), LINGER_MS)
     timer.unref()
     b.once('close', () => clearTimeout(timer))
-  })
+  }
+  a.once('close', onClose)
+  return () => a.off('close', onClose)
 }

@@ -11,12 +11,16 @@ export type Log = (level: AgentLogLevel, line: string) => void
 /** Timestamped lines, those below `level` dropped: info and debug on stdout, warnings and errors on stderr (docs/agent.md). */
 export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
   return (at, line) => {
-    if (RANK[at] > RANK[level]) return
-    const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
-    // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks.
-    const text = line.replace(/\s*[\r\n]+\s*/g, ' ').trim()
-    out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${text}\n`)
+    if (RANK[at] <= RANK[level]) writeLine(io, at, line)
   }
+}
+
+/** One line as every line of the agent's looks, whatever the level asked for: `ISO-TIME [LEVEL ]message`. */
+export function writeLine (io: CliIo, at: AgentLogLevel, line: string): void {
+  const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
+  // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks.
+  const text = line.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+  out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${text}\n`)
 }
 
 /**
@@ -24,7 +28,8 @@ export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
  * failure and close with its reason; at debug each park, take and release.
  */
 export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
-  agent.on('warning', (message) => io.stderr.write(`rendezvous: WARNING: ${message}\n`))
+  // Said on every start, as loud as it is meant to be: whatever --log-level asks for.
+  agent.on('warning', (message) => writeLine(io, 'warn', message))
   // At info, the moments an operator looks for: the first park, and the first after failures (the last line would say it is still retrying).
   let parkedOnce = false
   let failing: { since: number, attempts: number } | undefined
@@ -41,6 +46,8 @@ export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   agent.on('relayed', ({ request, answered, error, durationMs }) => {
     const what = request ?? 'a request'
     if (answered === 503) log('warn', `${what}: answered 503, the agent closed before the local service was reached`)
+    // Accepted and then dropped: its message says so; anything else never reached the service.
+    else if (answered !== undefined && (error as { code?: string } | undefined)?.code === 'FST_RENDEZVOUS_AGENT_LOCAL_CLOSED') log('warn', `${what}: answered ${answered}, ${error!.message}`)
     else if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)
     else log('info', `${what} relayed in ${durationMs} ms${error === undefined ? '' : ` (ended by ${error.message})`}`)
   })

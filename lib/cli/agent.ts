@@ -28,7 +28,8 @@ Options:
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
   --max-age SECONDS        replace connections parked this long (default 300; 0: never)
-  --backoff-max SECONDS    longest wait between retries (default 30)
+  --backoff-max SECONDS    longest wait between retries (default 30); a server's
+                           Retry-After is honoured up to the larger of this and 60 s
   --log-level LEVEL        error, warn, info or debug (default info)
 
 Exits 0 after SIGTERM, SIGINT or SIGHUP (a second one cuts open relays at once),
@@ -154,7 +155,8 @@ async function run (agent: RendezvousAgent, { options, logLevel }: AgentArgs, io
   const finished = new Promise<number>((resolve) => {
     agent.once('fatal', (err) => {
       fatal = true
-      report(new CliError(err.message, err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused), io)
+      // The agent ran: its last word is a log line like the others, timestamped (a bad command line, before that, is not).
+      log('error', err.message)
       const { active } = agent.stats
       if (active > 0) log('info', `${active} relayed ${active === 1 ? 'connection is' : 'connections are'} still open: the agent exits when ${active === 1 ? 'it ends' : 'they end'} (a signal cuts them)`)
       agent.once('close', () => resolve(err instanceof RendezvousCertificateError ? EXIT.certificate : EXIT.refused))

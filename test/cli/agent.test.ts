@@ -71,7 +71,7 @@ t.test('refused credentials: exit 1 with a clear message, the secret never print
   const c = io({ RENDEZVOUS_SECRET: wrong })
   const code = await runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--ca', tlsCertPath], c.io)
   t.equal(code, 1)
-  t.match(c.err(), /refused the credentials for ID .* \(401\)/)
+  t.match(c.err(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z ERROR the rendezvous refused the credentials for ID .* \(401\): check the ID and the secret/m)
   t.equal(fake.connects.length, 1)
   t.notMatch(c.out() + c.err(), wrong)
 })
@@ -81,7 +81,7 @@ t.test('--insecure warns on stderr', async (t) => {
   t.teardown(() => fake.close())
   const c = io({ RENDEZVOUS_SECRET: TEST_SECRET })
   t.equal(await runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2', '--insecure'], c.io), 1)
-  t.match(c.err(), /WARNING: TLS certificate verification is OFF/)
+  t.match(c.err(), /^\d{4}-\d\d-\d\dT[\d:.]+Z WARN TLS certificate verification is OFF/m)
 })
 
 t.test('a certificate rejected on the first attempt: one line with the kind and both fingerprints, exit 3', async (t) => {
@@ -91,7 +91,7 @@ t.test('a certificate rejected on the first attempt: one line with the kind and 
   t.equal(await runAgent(['--server', fake.url, '--id', TEST_ID, '--to', 'http://127.0.0.1:2'], c.io), 3)
   const lines = c.err().trim().split('\n')
   t.equal(lines.length, 1, c.err())
-  t.match(lines[0], /^rendezvous: the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE \(the library's ca option\); it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
+  t.match(lines[0], /^\d{4}-\d\d-\d\dT[\d:.]+Z ERROR the rendezvous certificate is rejected: unknown issuer \(DEPTH_ZERO_SELF_SIGNED_CERT\): give the rendezvous certificate or its CA with --ca FILE \(the library's ca option\); it presented SHA-256 ([0-9A-F]{2}:){31}[0-9A-F]{2}, expected a CA this system trusts$/)
   t.equal(fake.connects.length, 0)
 })
 
@@ -285,7 +285,7 @@ t.test('refused after it worked (the ID removed): exit 1 once relayed connection
   await until(() => c.out().includes('ready for mobile clients'), 15000, 'the first park')
   fake.take('GET /kept HTTP/1.1\r\nHost: x\r\n\r\n').resume().on('error', () => {})
   await until(() => c.err().includes('now refuses the credentials'), 15000, 'the refusal')
-  t.match(c.err(), /rendezvous: the rendezvous now refuses the credentials for ID \S+ \(401\), which it accepted before: the ID was removed there, or its secret changed/)
+  t.match(c.err(), /Z ERROR the rendezvous now refuses the credentials for ID \S+ \(401\), which it accepted before: the ID was removed there, or its secret changed/)
   t.match(c.out(), /Z 1 relayed connection is still open: the agent exits when it ends \(a signal cuts them\)\n/)
   // Past the 2 s a signal's close would give the relayed connection.
   await new Promise((resolve) => setTimeout(resolve, 2500))
