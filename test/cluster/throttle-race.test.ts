@@ -88,14 +88,14 @@ t.test('concurrent wrong CONNECTs for one ID from one address: at most the limit
   // so 64 CONNECTs at once are six times its limit in flight.
   const pool = await allAtOnce(redis, [a, b], Array.from({ length: 64 }, () => connectHead('pool-hub', createV1Token('pool-hub', poolSecret))))
   t.same(tally(pool.statuses), { 200: 64 }, 'an agent pool of 64 with good tokens, at once, over two nodes: all parked')
-  await until(() => a.app.rendezvous.stats().parked + b.app.rendezvous.stats().parked === 64, 2000, '64 parked')
+  await until(() => a.app.rendezvous.stats().parked + b.app.rendezvous.stats().parked === 64, 10_000, '64 parked')
   await closeAll(pool.wires)
-  await until(() => a.app.rendezvous.stats().parked + b.app.rendezvous.stats().parked === 0, 2000, 'none parked')
+  await until(() => a.app.rendezvous.stats().parked + b.app.rendezvous.stats().parked === 0, 10_000, 'none parked')
 
   // Agents behind one NAT address: three pools at once, more than the address counter (100) has room for.
   const ids = ['nat-1', 'nat-2', 'nat-3']
   const secrets = await Promise.all(ids.map(async id => (await a.app.rendezvous.registry.add({ id })).secret))
-  await until(() => b.app.rendezvous.registry.get('nat-3') !== undefined, 2000, 'the NAT IDs on b')
+  await until(() => b.app.rendezvous.registry.get('nat-3') !== undefined, 10_000, 'the NAT IDs on b')
   const started = Date.now()
   const nat = await allAtOnce(redis, [a, b], Array.from({ length: 192 }, (_, i) => connectHead(ids[i % 3]!, createV1Token(ids[i % 3]!, secrets[i % 3]!))))
   t.same(tally(nat.statuses), { 200: 192 }, 'three pools of 64 at once from one address: all parked')
