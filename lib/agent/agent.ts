@@ -12,7 +12,7 @@ import { LotCap } from './lot-cap'
 import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
 import { Retirements } from './retire'
-import { Slots, type Slot } from './slots'
+import { MAX_CONNECTING, Slots, type Slot } from './slots'
 import { Relays } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
@@ -20,9 +20,7 @@ import { TlsReuse } from './tls-reuse'
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
 export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
-
-// CONNECTs in flight at once while the pool fills: a large pool ramps up instead of dialling all at once.
-export const MAX_CONNECTING = 8
+export { MAX_CONNECTING } from './slots'
 
 export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #opts: ResolvedAgentOptions

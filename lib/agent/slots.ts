@@ -1,6 +1,9 @@
 import type * as net from 'node:net'
 import { untilOrAfter } from './grace'
 
+// CONNECTs in flight at once while the pool fills: a large pool ramps up instead of dialling all at once.
+export const MAX_CONNECTING = 8
+
 /** One connection of the pool: its CONNECT in flight, then parked. */
 export interface Slot {
   abort: AbortController

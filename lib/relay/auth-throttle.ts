@@ -33,7 +33,7 @@ export type TrippedCounter = 'pair' | 'address' | 'id_totp'
 
 /** An attempt let through to have its token judged (see AuthThrottle.admit). */
 export interface Admission {
-  /** The token was wrong: counted as failAndTell counts it; the attempt stays held for its window. */
+  /** The token was wrong: counted as failAndTell counts it; the attempt stays held for its window (at most a cool-off). */
   failed: () => Promise<{ coolOff: number, tripped: TrippedCounter[] }>
   /** The token was good, or not judged after all (a 503, a client gone): the attempt is no longer held. */
   release: () => Promise<void>
@@ -188,7 +188,10 @@ export class AuthThrottle {
   /** Counts the attempt on each counter; true when each had room for it, else it is taken back from all. */
   async #hold (counters: Counter[]): Promise<boolean> {
     if (!this.#holding() || counters.length === 0) return true
-    const counts = await Promise.allSettled(counters.map(async ({ held }) => await this.#holds.hit(held, this.#limits.window)))
+    // Held no longer than a cool-off lasts: once a tripped counter's cool-off ends, attempts may be judged again
+    // (a failure trips it anew), even where failures from earlier in a longer window are still counted.
+    const heldFor = Math.min(this.#limits.window, this.#limits.coolOff)
+    const counts = await Promise.allSettled(counters.map(async ({ held }) => await this.#holds.hit(held, heldFor)))
     if (counts.every((count, i) => count.status === 'fulfilled' && count.value <= counters[i]!.limit)) return true
     await this.#release(counters.filter((_, i) => counts[i]!.status === 'fulfilled'))
     const failed = counts.find(count => count.status === 'rejected')

@@ -13,10 +13,15 @@ const END = 2
 
 type Watched = Socket & { [kSeen]?: number }
 
-function onData (this: Watched): void { this[kSeen] = (this[kSeen] ?? 0) | DATA }
+// One byte decides the answer (409): the rest is left unread, so a peer that floods is held back by TCP, not read at line rate.
+function onData (this: Watched): void {
+  this[kSeen] = (this[kSeen] ?? 0) | DATA
+  this.removeListener('data', onData)
+  this.pause()
+}
 function onEnd (this: Watched): void { this[kSeen] = (this[kSeen] ?? 0) | END }
 
-/** Reads the socket from now on, noting bytes and an end; what it reads is never relayed (such a CONNECT is refused). */
+/** Reads the socket from now on, noting bytes (then it stops reading) and an end; what it reads is never relayed. */
 export function watchWhileChecked (socket: Socket): void {
   socket.on('data', onData)
   socket.on('end', onEnd)

@@ -190,9 +190,12 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       deps.log.error({ ...at, err }, 'CONNECT failed')
       refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
     }
+    // Every CONNECT is counted once: one that left during its check (not answered by a timeout or a shutdown) too.
+    const leftUnanswered = (): void => { if (!answered) metrics.connect('peer_left') }
     const settle = (step: Accepted): Promise<void> | undefined => {
       if (!stillOpen()) {
         letGo(step.admission)
+        leftUnanswered()
         return
       }
       // Synchronously with the park, or an eviction could fall between: the
@@ -218,6 +221,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       const seen = stopWatching(socket)
       if (seen.ended) {
         // It left while its token was checked (a crashing agent): handed to a waiting client, it would answer nothing.
+        metrics.connect('peer_left')
         deps.log.debug({ ...at, id: step.id }, 'CONNECT ended before its answer')
         socket.destroy()
       } else {
@@ -229,7 +233,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     }
     authenticate(req, socket, rest, at, unparkable, () => !stillOpen()).then(step => {
       if ('admission' in step) return settle(step)
-      if ('gone' in step || !stillOpen()) return
+      if ('gone' in step || !stillOpen()) return leftUnanswered()
       refuseWith(socket, step, at)
     }, failed).finally(() => {
       clearTimeout(timer)

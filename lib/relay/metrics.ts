@@ -4,7 +4,7 @@ import type { RelayedBytes } from './splice'
 
 export type ConnectOutcome =
   | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
-  | 'throttled' | 'lot_full' | 'replay_cache_full' | 'store_unavailable' | 'verifier_unavailable' | 'busy' | 'timeout' | 'shutting_down' | 'error'
+  | 'throttled' | 'lot_full' | 'replay_cache_full' | 'store_unavailable' | 'verifier_unavailable' | 'busy' | 'timeout' | 'shutting_down' | 'error' | 'peer_left'
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'

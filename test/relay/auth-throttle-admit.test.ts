@@ -105,16 +105,11 @@ t.test('without refund in the store, attempts are held in the node\'s memory', a
   t.equal(judged(good), 64, 'and good tokens pass')
 })
 
-t.test('a counter full with no cool-off running: the attempt waits, then gets 429; a client gone ends the wait', async t => {
-  let time = 1_700_000_000_000
-  const store = new MemoryThrottleStore({ now: () => time })
-  const throttle = new AuthThrottle(store, { ...DEFAULTS, perPair: 2, coolOff: 1000 })
-  for (let i = 0; i < 2; i++) {
-    const result = await throttle.admit('10.0.0.1', 'victim')
-    if ('admission' in result) await result.admission.failed()
-  }
-  time += 1000
-  t.equal(await throttle.check('10.0.0.1', 'victim'), 0, 'the cool-off has ended, the window has not')
+t.test('a counter full of attempts being judged: the attempt waits, then gets 429; a client gone ends the wait', async t => {
+  const throttle = new AuthThrottle(new MemoryThrottleStore(), { ...DEFAULTS, perPair: 2, coolOff: 10_000 })
+  // Two in flight, never ended: as if their tokens were still being judged.
+  for (let i = 0; i < 2; i++) t.ok(admitted(await throttle.admit('10.0.0.1', 'victim')))
+  t.equal(await throttle.check('10.0.0.1', 'victim'), 0, 'no cool-off is running')
   const started = Date.now()
   t.same(await throttle.admit('10.0.0.1', 'victim'), { coolOff: 1 }, 'no room: 429, come back in a second')
   t.ok(Date.now() - started >= 1900, 'after waiting for room for 2 s')
@@ -157,4 +152,21 @@ t.test('unknown-ID probes at once, through a store with I/O: the limit get a fai
   t.equal(await probes.check('10.0.0.1', ''), 60)
   const none = new AuthThrottle(slowStore(), { perPair: 0, perAddress: 1, perIdTotp: 0, window: 60_000, coolOff: 0 }, 'unknownid')
   t.same(await Promise.all([1, 2, 3].map(async () => await none.failFirst('10.0.0.1', ''))), [0, 0, 0], 'without a cool-off, never refused')
+})
+
+t.test('a cool-off shorter than the window: once it ends, attempts are judged again, and a failure trips it anew', async t => {
+  const throttle = new AuthThrottle(new MemoryThrottleStore(), { perPair: 3, perAddress: 0, perIdTotp: 0, window: 10_000, coolOff: 300 })
+  for (let i = 0; i < 3; i++) {
+    const r = await throttle.admit('192.0.2.7', 'hub-1')
+    if (!('admission' in r)) throw new Error('refused before the limit')
+    await r.admission.failed()
+  }
+  t.same(await throttle.admit('192.0.2.7', 'hub-1'), { coolOff: 1 }, 'in the cool-off')
+  await new Promise(resolve => setTimeout(resolve, 400))
+  const started = Date.now()
+  const after = await throttle.admit('192.0.2.7', 'hub-1')
+  t.ok('admission' in after, 'let through once the cool-off ended, though the window still counts three failures')
+  t.ok(Date.now() - started < 500, 'at once, not after the wait for room')
+  if ('admission' in after) t.same((await after.admission.failed()).tripped, ['pair'], 'one more failure trips it again')
+  t.same(await throttle.admit('192.0.2.7', 'hub-1'), { coolOff: 1 })
 })

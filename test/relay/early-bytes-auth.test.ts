@@ -69,6 +69,7 @@ for (const tls of [false, true]) {
       cache.held[0]!()
       await new Promise(resolve => setTimeout(resolve, 100))
       t.notOk(crashing.text.includes('GET /c'), 'the request did not go down the dead connection')
+      t.match(await relay.app.rendezvous.metrics!.metrics(), /^rendezvous_connect_total\{outcome="peer_left"\} 1$/m, 'counted')
       const healthy = await relay.open()
       healthy.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
       while (cache.held.length < 2) await new Promise(resolve => setTimeout(resolve, 5))
