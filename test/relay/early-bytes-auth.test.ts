@@ -101,3 +101,25 @@ t.test('a CONNECT that sends nothing more is still handed to the waiting client'
   t.equal(client.text, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok')
   hidden.destroy()
 })
+
+t.test('a CONNECT that floods while it is checked is not read past its first bytes: TCP holds it back', async t => {
+  const cache = new HeldCache()
+  const relay = await startRendezvous({ plugin: { replayCache: cache } })
+  t.teardown(relay.close)
+  const flood = await relay.open()
+  flood.write(`CONNECT uuid:hub-1?response=${createV1Token('hub-1', SECRET)} HTTP/1.1\r\nHost: h\r\n\r\n`)
+  while (cache.held.length < 1) await new Promise(resolve => setTimeout(resolve, 5))
+  const chunk = Buffer.alloc(1 << 20, 0x61)
+  const until = Date.now() + 1000
+  // Write while the kernel takes it; a relay that reads at line rate takes gigabytes in a second.
+  while (Date.now() < until) {
+    if (flood.socket.writableLength < (8 << 20)) flood.socket.write(chunk)
+    await new Promise(resolve => setImmediate(resolve))
+  }
+  const taken = flood.socket.bytesWritten - flood.socket.writableLength
+  t.ok(taken < 64 << 20, `${(taken / (1 << 20)).toFixed(1)} MiB taken in a second`)
+  cache.held[0]!()
+  await flood.untilText('\r\n\r\n')
+  t.match(flood.text, /^HTTP\/1\.1 409 /)
+  flood.destroy()
+})
