@@ -2,9 +2,8 @@ import t from 'tap'
 import { startRendezvous } from '../helpers/rendezvous'
 import { statusOf } from '../helpers/wire'
 import { createV1Token } from '../../lib/tokens/v1'
-import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
-import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
 import { SECRET } from '../helpers/fixtures'
+import { HeldCache } from '../helpers/held-replay-cache'
 
 /*
  * A hidden server sends one CONNECT head and nothing more until a request
@@ -14,16 +13,6 @@ import { SECRET } from '../helpers/fixtures'
  * They are refused as bytes in the same packet as the head are: 409, and
  * the waiting client is not given that connection.
  */
-
-/** A replay cache that answers only when the test says so: the token check is in progress until then. */
-class HeldCache implements ReplayCache {
-  readonly inner = new MemoryReplayCache()
-  readonly held: Array<() => void> = []
-  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
-    await new Promise<void>(resolve => this.held.push(resolve))
-    return await this.inner.remember(key, ttlMs)
-  }
-}
 
 const EVIL = 'HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL'
 

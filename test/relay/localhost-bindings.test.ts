@@ -1,4 +1,3 @@
-import dns from 'node:dns'
 import type { AddressInfo } from 'node:net'
 import Fastify from 'fastify'
 import t from 'tap'
@@ -6,22 +5,14 @@ import rendezvous from '../../lib/index'
 import { MemoryRegistry } from '../../lib/registry/memory-registry'
 import { createV1Token } from '../../lib/tokens/v1'
 import { openWire, statusOf } from '../helpers/wire'
+import { dualStackLocalhost } from '../helpers/dual-localhost'
 
 // An app that listens on `localhost`, where that name is both 127.0.0.1 and
 // ::1: Fastify binds the second address with a server of its own, and the
 // relay must work there as on the first, across the two.
 
 t.test('listening on a dual-stack localhost, both addresses park and relay, each to the other', async t => {
-  // As /etc/hosts does on most machines (this one may name only 127.0.0.1).
-  const lookup = dns.lookup
-  const dual = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
-  ;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
-    const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
-    if (host !== 'localhost') return (lookup as (...args: unknown[]) => void)(host, options, callback)
-    const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true
-    process.nextTick(() => all ? cb(null, dual) : cb(null, dual[0].address, dual[0].family))
-  }
-  t.teardown(() => { dns.lookup = lookup })
+  dualStackLocalhost(fn => { t.teardown(fn) })
   const registry = new MemoryRegistry()
   const { id, secret } = await registry.add({ id: 'hub-dual' })
   const app = Fastify()

@@ -1,10 +1,10 @@
-import dns from 'node:dns'
 import { connect as netConnect, type AddressInfo, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import t from 'tap'
 import rendezvous, { clientErrorHandler, MemoryRegistry, type RendezvousOptions } from '../../lib/index'
 import { tlsCert, tlsKey } from '../helpers/tls'
+import { dualStackLocalhost } from '../helpers/dual-localhost'
 
 // An app that listens on `localhost`, where that name is both 127.0.0.1 and
 // ::1, gets a second server from Fastify for ::1. The relay is hooked into it
@@ -13,16 +13,7 @@ import { tlsCert, tlsKey } from '../helpers/tls'
 
 const ADDRESSES = ['127.0.0.1', '::1'] as const
 
-// As /etc/hosts does on most machines (this one may name only 127.0.0.1).
-const lookup = dns.lookup
-const dual = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
-;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
-  const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
-  if (host !== 'localhost') return (lookup as (...args: unknown[]) => void)(host, options, callback)
-  const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true
-  process.nextTick(() => all ? cb(null, dual) : cb(null, dual[0].address, dual[0].family))
-}
-t.teardown(() => { dns.lookup = lookup })
+dualStackLocalhost(fn => { t.teardown(fn) })
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 

@@ -7,9 +7,8 @@ import { sample } from '../helpers/prometheus'
 import { LogLines } from '../cluster/log-lines'
 import { createV1Token } from '../../lib/tokens/v1'
 import { createTotp } from '../../lib/tokens/totp'
-import { MemoryReplayCache } from '../../lib/stores/memory-replay-cache'
-import type { ReplayCache, ReplayVerdict } from '../../lib/stores/replay-cache'
 import { SECRET } from '../helpers/fixtures'
+import { HeldCache } from '../helpers/held-replay-cache'
 
 /* A token answered 503 because the lot is full was never accepted: the same token must be good once there is room. */
 
@@ -73,16 +72,6 @@ t.test('the same token twice at once, with room for both: one 200 and one 401', 
     await untilParked(relay, 0)
   }
 })
-
-/** A replay cache that answers only when let go, so that two CONNECTs are between their check and their park at once. */
-class HeldCache implements ReplayCache {
-  readonly inner = new MemoryReplayCache()
-  readonly held: Array<() => void> = []
-  async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
-    await new Promise<void>(resolve => this.held.push(resolve))
-    return await this.inner.remember(key, ttlMs)
-  }
-}
 
 t.test('a lot that fills while tokens are being spent parks no more than its limit', async t => {
   const cache = new HeldCache()

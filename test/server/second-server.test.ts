@@ -1,4 +1,3 @@
-import dns from 'node:dns'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -6,6 +5,7 @@ import t from 'tap'
 import { FileRegistry } from '../../lib/registry/file-registry'
 import { buildServer, closeServer } from '../../lib/server/app'
 import { openWire, statusOf } from '../helpers/wire'
+import { dualStackLocalhost } from '../helpers/dual-localhost'
 
 /*
  * `serve --host localhost` binds 127.0.0.1 and ::1 where localhost names
@@ -15,15 +15,7 @@ import { openWire, statusOf } from '../helpers/wire'
  * The 100 shows it.
  */
 
-const lookup = dns.lookup
-const dual = [{ address: '127.0.0.1', family: 4 }, { address: '::1', family: 6 }]
-;(dns as { lookup: unknown }).lookup = (host: string, options: unknown, callback?: unknown): void => {
-  const cb = (typeof options === 'function' ? options : callback) as (...args: unknown[]) => void
-  if (host !== 'localhost') return (lookup as (...args: unknown[]) => void)(host, options, callback)
-  const all = typeof options === 'object' && options !== null && (options as { all?: boolean }).all === true
-  process.nextTick(() => all ? cb(null, dual) : cb(null, dual[0].address, dual[0].family))
-}
-t.teardown(() => { dns.lookup = lookup })
+dualStackLocalhost(fn => { t.teardown(fn) })
 
 t.test('serve on localhost: both addresses answer Expect with the final answer, no 100 first', async t => {
   const dataDir = await mkdtemp(join(tmpdir(), 'rv-second-'))
