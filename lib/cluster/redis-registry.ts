@@ -103,6 +103,7 @@ export class RedisRegistry implements Registry {
   }
 
   #ready: Promise<void> | undefined
+  #syncAgain: Promise<void> | undefined
 
   /** Subscribes and reads the IDs once; later calls share the first. */
   async ready (): Promise<void> {
@@ -219,10 +220,19 @@ export class RedisRegistry implements Registry {
     return { epoch: hash[EPOCH_FIELD], version: Number(hash[VERSION_FIELD] ?? 0), records }
   }
 
-  // One re-read at a time; a caller arriving meanwhile shares it.
+  // One re-read at a time. A caller arriving meanwhile may have heard of a
+  // change that the read on its way was sent before: one more read follows
+  // that one, shared by every caller arriving before it starts.
   #sync (): Promise<void> {
-    this.#syncing ??= this.#readAndApply().finally(() => { this.#syncing = undefined })
-    return this.#syncing
+    if (this.#syncing === undefined) {
+      this.#syncing = this.#readAndApply().finally(() => { this.#syncing = undefined })
+      return this.#syncing
+    }
+    this.#syncAgain ??= this.#syncing.catch(() => {}).then(() => {
+      this.#syncAgain = undefined
+      return this.#sync()
+    })
+    return this.#syncAgain
   }
 
   async #readAndApply (): Promise<void> {
