@@ -53,8 +53,9 @@ for (const tls of [false, true]) {
       const wire = await relay.open()
       wire.write(head + digest('hub-1') + '\r\n')
       await wire.untilClosed()
+      // The relay's 431, or on newer Node the parser's own (it counts such a head past its size limit): either way 431, then the close awaited above.
       t.equal(statusOf(wire.text), 431, `${fields} fields: ${wire.text.split('\r\n')[0]}`)
-      t.match(wire.text, /too many header fields\n$/)
+      t.notMatch(wire.text, /WWW-Authenticate/i, 'not challenged again')
     }
     t.equal(hidden.text, '', 'nothing reached the hidden server')
     t.equal(relay.app.rendezvous.stats().parked, 1, 'which is still parked')
