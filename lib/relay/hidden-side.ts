@@ -55,9 +55,9 @@ const TRY_LATER = new Map<string, ConnectOutcome>([
 /** What every line about one CONNECT carries. */
 interface LineFields { side: 'hidden', connId: string, address: string | undefined }
 
-/** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
 const EARLY_DATA: Refused = { outcome: 'early_data', refusal: { status: 409, message: 'no bytes may follow the CONNECT head' } }
 
+/** Answers hidden servers' `CONNECT uuid:ID?response=TKN`: parse, authenticate, park. */
 export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, socket: Socket, rest: Buffer) => void {
   const { lot, metrics, limits } = deps
   let pending = 0
@@ -215,16 +215,16 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
           if (stillOpen()) refuseWith(socket, refused, at)
         }, failed)
       }
-      // Asked again too: the lot may have filled while the token was being
-      // spent. Such a token is spent and refused with 503, but the lot never
-      // holds more than its limits.
       const seen = stopWatching(socket)
       if (seen.ended) {
         // It left while its token was checked (a crashing agent): handed to a waiting client, it would answer nothing.
-        metrics.connect('peer_left')
+        leftUnanswered()
         deps.log.debug({ ...at, id: step.id }, 'CONNECT ended before its answer')
         socket.destroy()
       } else {
+        // The lot is asked again too: it may have filled while the token was
+        // being spent. Such a token is spent and refused with 503, but the
+        // lot never holds more than its limits.
         const refused = seen.sentMore ? EARLY_DATA : parkRefusal(step.id)
         if (refused !== undefined) refuseWith(socket, refused, at)
         else park(socket, step.id, connId, at)

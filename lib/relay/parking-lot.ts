@@ -139,9 +139,8 @@ export class ParkingLot {
     if (socket.destroyed || !socket.writable || !this.hasRoom(id)) return false
     // Bytes it sent while it was out of the lot, read but never relayed: handed on, they would reach the next client.
     if (socket.readableLength > 0) return false
+    // take() paused it; park() reads it again if it stays parked.
     this.park(id, socket)
-    // take() paused it: parked, it must be read again, or the lot would not hear it close or send early.
-    if ((socket as ParkedSocket)[kParked] !== undefined) socket.resume()
     return true
   }
 
