@@ -73,8 +73,8 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
   })
   const hook = (target: HttpServer): () => void => {
     const unhook = installHandoff<Ticket>(target, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
-    const unwatch = watchParserRefusals(target, metrics, log)
-    const unanswer = answerPlainHttpOnTls(target, metrics, log)
+    const unwatch = watchParserRefusals(target, metrics, log, keyOf)
+    const unanswer = answerPlainHttpOnTls(target, metrics, log, keyOf)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
     const unclose = closeFailedHandshakes(target)
     // Fastify gives the app's clientErrorHandler to its main server only.

@@ -109,7 +109,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 
-  const level = refusalLevel(deps.sourceOf)
+  const level = refusalLevel(deps.sourceOf, { log: deps.log, side: 'mobile' })
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
