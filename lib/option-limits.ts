@@ -10,7 +10,7 @@ import { MAX_TIMER_MS } from './timer-limit'
 
 // The options that become timers, in ms.
 const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
-  'authFailures.window', 'authFailures.coolOff', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
+  'authFailures.window', 'authFailures.coolOff', 'authFailures.roomWait', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
 
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback

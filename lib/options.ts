@@ -9,7 +9,7 @@ import { limit, limitsObject, share, throttleLimits } from './option-limits'
 import { boolean, clusterOption, objectWith, routePaths } from './option-checks'
 import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
-import type { AuthFailureLimits, ResolvedAuthFailureLimits } from './relay/auth-throttle'
+import { ROOM_WAIT_MS, type AuthFailureLimits, type ResolvedAuthFailureLimits } from './relay/auth-throttle'
 import type { TokenVerdict, TotpMode, VerifyToken } from './tokens/verdict'
 import type { ClusterOptions } from './cluster/options'
 import { isRedisClient, type RedisSource } from './cluster/redis-connection'
@@ -212,7 +212,7 @@ export interface UnknownIdLimits {
   coolOff?: number
 }
 
-const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 }
+const AUTH_FAILURES: ResolvedAuthFailureLimits = { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000, roomWait: ROOM_WAIT_MS }
 
 // Old names that still work; each one warns once per process.
 const DEPRECATED_AUTH_FAILURES = { windowMs: 'window', coolOffMs: 'coolOff' } as const

@@ -10,10 +10,10 @@ t.test('durations are in ms under names without a unit; the old authFailures nam
   process.on('warning', onWarning)
   t.teardown(() => { process.off('warning', onWarning) })
 
-  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 })
-  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 5_000, coolOff: 7_000 })
+  t.same(resolveOptions().authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000, roomWait: 2000 })
+  t.same(resolveOptions({ authFailures: { window: 5_000, coolOff: 7_000 } }).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 5_000, coolOff: 7_000, roomWait: 2000 })
   const old = resolveOptions({ authFailures: { windowMs: 1_000, coolOffMs: 2_000 } }).authFailures
-  t.same(old, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 1_000, coolOff: 2_000 }, 'windowMs and coolOffMs are read')
+  t.same(old, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 1_000, coolOff: 2_000, roomWait: 2000 }, 'windowMs and coolOffMs are read')
   t.equal(resolveOptions({ authFailures: { window: 3, windowMs: 4 } }).authFailures.window, 3, 'the new name wins')
   t.throws(() => resolveOptions({ authFailures: { windowMs: -1 } }), { code: 'FST_RENDEZVOUS_BAD_OPTION' })
 
@@ -34,7 +34,7 @@ t.test('the default replay cache holds every token a busy relay accepts within t
 t.test('a duration past the longest timer Node keeps is refused, not turned into 1 ms', async (t) => {
   const limit = 2 ** 31 - 1
   t.equal(resolveOptions({ waitTimeout: limit }).waitTimeout, limit, 'the longest timer is fine')
-  for (const options of [{ waitTimeout: 3e9 }, { connectTimeout: 5e12 }, { closeGracePeriod: limit + 1 }, { authFailures: { coolOff: 1e10 } }, { unknownIdFailures: { window: 1e10 } }]) {
+  for (const options of [{ waitTimeout: 3e9 }, { connectTimeout: 5e12 }, { closeGracePeriod: limit + 1 }, { authFailures: { coolOff: 1e10 } }, { authFailures: { roomWait: 1e10 } }, { unknownIdFailures: { window: 1e10 } }]) {
     t.throws(() => resolveOptions(options), { code: 'FST_RENDEZVOUS_BAD_OPTION', message: /must be at most 2147483647 ms/ }, JSON.stringify(options))
   }
   t.equal(resolveOptions({ maxParked: 3e9 }).maxParked, 3e9, 'counts are not timers')
@@ -72,10 +72,10 @@ const ADMIN = { port: 0, token: 'x'.repeat(16) }
 
 // Each of these was once taken silently: the defaults used, false read, or cluster mode dropped.
 const WRONG_TYPES: Array<[string, unknown, string]> = [
-  ['authFailures a string', { authFailures: 'x' }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got the string "x"'],
-  ['authFailures a number', { authFailures: 5 }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got 5'],
-  ['authFailures an array', { authFailures: [] }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got an array'],
-  ['authFailures null', { authFailures: null }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, got null'],
+  ['authFailures a string', { authFailures: 'x' }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, roomWait, got the string "x"'],
+  ['authFailures a number', { authFailures: 5 }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, roomWait, got 5'],
+  ['authFailures an array', { authFailures: [] }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, roomWait, got an array'],
+  ['authFailures null', { authFailures: null }, 'authFailures must be an object with any of perPair, perAddress, perIdTotp, window, coolOff, roomWait, got null'],
   ['unknownIdFailures a string', { unknownIdFailures: 'x' }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got the string "x"'],
   ['unknownIdFailures an array', { unknownIdFailures: [1] }, 'unknownIdFailures must be an object with any of perAddress, window, coolOff, got an array'],
   ['a misspelt authFailures key', { authFailures: { perpair: 3 } }, "authFailures has no 'perpair'; it takes perPair, perAddress, perIdTotp, window, coolOff"],
@@ -109,9 +109,9 @@ t.test('an option of the wrong type is refused by name, with what it must be', a
   const o = resolveOptions({ authFailures: {}, unknownIdFailures: {}, metricsPerId: true, healthPath: '/healthz', readyPath: '/readyz' })
   t.same([o.authFailures.perPair, o.unknownIdFailures.perAddress, o.metricsPerId], [10, 100, true], 'empty limits objects and a boolean are fine')
   t.equal(resolveOptions({ metricsPerId: false }).metricsPerId, false)
-  const off = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, perIdTotp: 0, coolOff: 0, windowMs: 500 }, unknownIdFailures: { perAddress: 0 }, maxWaiters: 0, waitTimeout: 2.5 })
+  const off = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, perIdTotp: 0, coolOff: 0, windowMs: 500, roomWait: 0 }, unknownIdFailures: { perAddress: 0 }, maxWaiters: 0, waitTimeout: 2.5 })
   t.same([off.authFailures, off.unknownIdFailures.perAddress, off.maxWaiters, off.waitTimeout],
-    [{ perPair: 0, perAddress: 0, perIdTotp: 0, window: 500, coolOff: 0 }, 0, 0, 2.5], 'counts of 0, a cool-off of 0, the old window name and a fractional duration are fine')
+    [{ perPair: 0, perAddress: 0, perIdTotp: 0, window: 500, coolOff: 0, roomWait: 0 }, 0, 0, 2.5], 'counts of 0, a cool-off and a room wait of 0, the old window name and a fractional duration are fine')
   const none = resolveOptions({ authFailures: { perPair: 0, perAddress: 0, perIdTotp: 0, window: 0 }, unknownIdFailures: { perAddress: 0, window: 0 } })
   t.same([none.authFailures.window, none.unknownIdFailures.window], [0, 0], 'a window of 0 with its counters off is fine')
   t.equal(resolveOptions({ admin: { ...ADMIN, publicUrl: () => 'https://relay.example', caFile: '/etc/ca.pem' } })?.admin?.caFile, '/etc/ca.pem')

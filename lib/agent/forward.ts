@@ -53,8 +53,9 @@ const CUT_LINGER_MS = 1000
 
 /**
  * Cuts a relay at the end of a closing agent's grace. One whose local
- * service was not reached yet has sent nothing, so its client still gets a
- * real answer, 503; any other is destroyed.
+ * service has not answered yet (not reached, or still working on the
+ * request) has sent nothing, so its client still gets a real answer, 503;
+ * any other is destroyed.
  */
 export function cutRelay (remote: net.Socket): void {
   const cut = cutters.get(remote)
@@ -173,8 +174,9 @@ export function forwardToLocal (
     }
     local.destroy()
   }
+  // Until the local service sends its first byte, the client has had nothing: a 503 still tells it the truth.
   cutters.set(remote, () => {
-    if (connected) remote.destroy()
+    if (replied) remote.destroy()
     else answerInstead(503, CUT_LINGER_MS)
   })
 

@@ -45,7 +45,7 @@ export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   agent.on('released', ({ active }) => log('debug', `relay finished (${active} active)`))
   agent.on('relayed', ({ request, answered, error, durationMs }) => {
     const what = request ?? 'a request'
-    if (answered === 503) log('warn', `${what}: answered 503, the agent closed before the local service was reached`)
+    if (answered === 503) log('warn', `${what}: answered 503, the agent closed before the local service answered`)
     // Accepted and then dropped: its message says so; anything else never reached the service.
     else if (answered !== undefined && (error as { code?: string } | undefined)?.code === 'FST_RENDEZVOUS_AGENT_LOCAL_CLOSED') log('warn', `${what}: answered ${answered}, ${error!.message}`)
     else if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)

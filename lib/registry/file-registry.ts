@@ -1,10 +1,10 @@
 import { randomBytes } from 'node:crypto'
-import type { BigIntStats } from 'node:fs'
-import { open, rename, stat, unlink } from 'node:fs/promises'
+import { open, rename, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
 import { acquireLock } from './file-lock'
+import { dirKey, fileKey, keyOf, MISSING, syncDir } from './file-keys'
 import { HealthListeners } from './health-listeners'
 import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
 import { createRecord, identityEnded, lookupKey, pruneExpired, RemoveListeners, rotateRecord, sortRecords } from './records'
@@ -29,7 +29,6 @@ export interface FileRegistryOptions {
 interface Snapshot { key: string, records: Records }
 
 export const REGISTRY_FILE = 'ids.json'
-const MISSING = 'missing'
 
 /**
  * IDs in `<dataDir>/ids.json`, shared by every process that points at the
@@ -282,44 +281,6 @@ export class FileRegistry implements Registry {
     this.#health.report(undefined)
     this.#listeners.fire(gone)
   }
-}
-
-function keyOf (st: BigIntStats): string {
-  // The inode changes with every rename; size and nanosecond times catch the
-  // rare reuse of an inode number and hand edits made in place.
-  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`
-}
-
-async function fileKey (file: string): Promise<string> {
-  try {
-    return keyOf(await stat(file, { bigint: true }))
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING
-    throw err
-  }
-}
-
-// Only what assertPrivateDir judges: the dir's ctime also moves with every file made in it (locks, journals).
-async function dirKey (dir: string): Promise<string> {
-  try {
-    const st = await stat(dir)
-    return `${st.mode}:${st.uid}`
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return MISSING
-    throw err
-  }
-}
-
-async function syncDir (dir: string): Promise<void> {
-  // Makes the rename itself durable. Some platforms cannot open a directory: best effort.
-  try {
-    const handle = await open(dir, 'r')
-    try {
-      await handle.sync()
-    } finally {
-      await handle.close()
-    }
-  } catch {}
 }
 
 function positive (value: number | undefined, fallback: number, name: string): number {

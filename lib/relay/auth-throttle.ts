@@ -17,13 +17,19 @@ export interface AuthFailureLimits {
   window?: number
   /** How long a tripped counter refuses, in ms. */
   coolOff?: number
+  /**
+   * How long a CONNECT that finds no room on its counters (attempts of the
+   * same address or ID being judged right now) waits for room before it
+   * gets 429, in ms. 0 answers 429 at once. Default 2000.
+   */
+  roomWait?: number
   /** @deprecated Use `window`: every duration option is in ms. */
   windowMs?: number
   /** @deprecated Use `coolOff`: every duration option is in ms. */
   coolOffMs?: number
 }
 
-export type ResolvedAuthFailureLimits = Required<Omit<AuthFailureLimits, 'windowMs' | 'coolOffMs'>>
+export type ResolvedAuthFailureLimits = Required<Omit<AuthFailureLimits, 'windowMs' | 'coolOffMs' | 'roomWait'>> & Pick<AuthFailureLimits, 'roomWait'>
 
 /** How long an address that had a TOTP code accepted for an ID is exempt from that ID's per-ID TOTP counter. */
 export const KNOWN_SENDER_MS = 24 * 3600_000
@@ -43,12 +49,13 @@ export interface Admission {
 export type AdmitResult = { admission: Admission } | { coolOff: number } | { gone: true }
 
 /**
- * How long an attempt waits at most for room on its counters, then the
- * pauses between its looks when no attempt ending on this node wakes it.
- * Room is made within a token's judging (a Redis round trip or two); an
- * attempt still without room after this is answered 429.
+ * How long an attempt waits at most for room on its counters (unless
+ * `roomWait` says otherwise), then the pauses between its looks when no
+ * attempt ending on this node wakes it. Room is made within a token's
+ * judging (a Redis round trip or two); an attempt still without room after
+ * this is answered 429.
  */
-const ROOM_WAIT_MS = 2000
+export const ROOM_WAIT_MS = 2000
 const FIRST_PAUSE_MS = 10
 const LONGEST_PAUSE_MS = 250
 
@@ -132,13 +139,13 @@ export class AuthThrottle {
   /**
    * Lets an attempt through to have its token judged once its counters have
    * room, counting it first; the caller then says how it ended. Without room,
-   * it waits for attempts being judged to end (up to ROOM_WAIT_MS), so that an
+   * it waits for attempts being judged to end (up to `roomWait`), so that an
    * agent pool opening more connections at once than a limit has room for
    * is let through a few at a time, not refused. `gone` ends the wait early.
    */
   async admit (address: string, id: string, guessable = false, gone: () => boolean = () => false): Promise<AdmitResult> {
     const counters = await this.#gating(address, id, guessable)
-    const deadline = Date.now() + ROOM_WAIT_MS
+    const deadline = Date.now() + (this.#limits.roomWait ?? ROOM_WAIT_MS)
     for (let pause = FIRST_PAUSE_MS; ; pause = Math.min(2 * pause, LONGEST_PAUSE_MS)) {
       if (gone()) return { gone: true }
       const coolOff = await this.#blockedFor(counters)

@@ -1,12 +1,12 @@
-import { X509Certificate, createPrivateKey, randomBytes, type KeyObject } from 'node:crypto'
+import { X509Certificate, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { SocketAddress, isIP } from 'node:net'
 import { join } from 'node:path'
-import { createSecureContext } from 'node:tls'
 import { generate } from 'selfsigned'
 import { makeDir } from '../make-dir'
 import { assertPrivateIfPresent } from '../registry/permissions'
-import { CertificateDatesError, CertificateError, KeyMismatchError, TlsFileError } from './errors'
+import { assertInDates, certificateNames, checkPair, parseCertificate, reason, type Labels } from './certificate-checks'
+import { CertificateError, TlsFileError } from './errors'
 
 export interface Certificate {
   cert: Buffer
@@ -45,8 +45,6 @@ export interface CertificateRequest {
 }
 
 const VALID_DAYS = 5 * 365
-// How far a certificate's notBefore may lie ahead of this host's clock: an issuer's clock a little ahead of ours.
-const CLOCK_SKEW_MS = 5 * 60_000
 const WILDCARDS = new Set(['0.0.0.0', '::', '0:0:0:0:0:0:0:0'])
 
 /** The certificate `serve` uses: the operator's pair, or the data dir's self-signed one, made on first start. */
@@ -188,8 +186,6 @@ function endLine (pem: string): string {
   return pem.endsWith('\n') ? pem : pem + '\n'
 }
 
-export interface Labels { certLabel: string, keyLabel: string }
-
 function describe (cert: Buffer, key: Buffer, certPath: string, labels: Labels, host: string, generated: boolean): Certificate {
   const x509 = parseCertificate(cert, labels.certLabel)
   checkPair(cert, key, labels)
@@ -208,69 +204,8 @@ function shownName (entry: string): string {
   return entry.startsWith('IP Address:') && isIP(name) === 6 ? new SocketAddress({ address: name, family: 'ipv6' }).address : name
 }
 
-function parseCertificate (pem: Buffer, label: string): X509Certificate {
-  try {
-    return new X509Certificate(pem)
-  } catch {
-    throw new CertificateError(`${label} is not a PEM certificate`)
-  }
-}
-
-/**
- * Throws a one-line CertificateError when `key` is not a usable key for
- * `cert` (its first certificate, the one TLS presents); a KeyMismatchError,
- * one of them, when it is a key but not that certificate's. Also checks the
- * cluster's peer certificates.
- */
-export function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
-  const privateKey = parsePrivateKey(key, labels.keyLabel)
-  // Not left to createSecureContext: OpenSSL lets a key of another type (EC for RSA) through, and every handshake then fails.
-  if (!parseCertificate(cert, labels.certLabel).checkPrivateKey(privateKey)) {
-    throw new KeyMismatchError(`${labels.keyLabel} is not the key of ${labels.certLabel}`)
-  }
-  // What the HTTPS server will do; running it now turns its other refusals (a key too weak) into a one-line error.
-  try {
-    createSecureContext({ cert, key })
-  } catch (err) {
-    throw new CertificateError(`${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
-  }
-}
-
-function parsePrivateKey (key: Buffer, label: string): KeyObject {
-  try {
-    return createPrivateKey(key)
-  } catch (err) {
-    // OpenSSL's error says so in some versions only (Node 20's: "interrupted or cancelled"); the PEM always does.
-    const encrypted = /passphrase/i.test((err as Error).message) || /-----BEGIN ENCRYPTED PRIVATE KEY-----|\nProc-Type: 4,ENCRYPTED/.test(key.toString('latin1'))
-    throw new CertificateError(`${label} is ${encrypted ? 'encrypted; give an unencrypted key' : 'not a PEM private key'}`)
-  }
-}
-
 function namesHost (x509: X509Certificate, host: string): boolean {
   return host === '' || WILDCARDS.has(host) || certificateNames(x509, host)
-}
-
-/**
- * Throws a one-line CertificateDatesError for a certificate that clients
- * would refuse by its dates: expired, or valid only from a time more than
- * CLOCK_SKEW_MS ahead. Serving it would look healthy to probes while every
- * client that checks dates, the agent among them, fails its handshake.
- */
-export function assertInDates (x509: X509Certificate, label: string, now = Date.now()): void {
-  const from = Date.parse(x509.validFrom)
-  const to = Date.parse(x509.validTo)
-  const dates = `valid from ${isoTime(from)} to ${isoTime(to)}, and this host's clock says ${isoTime(now)}`
-  if (to < now) throw new CertificateDatesError(`${label} has expired: ${dates}`)
-  if (from > now + CLOCK_SKEW_MS) throw new CertificateDatesError(`${label} is not valid yet: ${dates}; check the clocks, or wait`)
-}
-
-function isoTime (ms: number): string {
-  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z')
-}
-
-/** Whether the certificate carries `host`: a DNS name, or an IP address, which only an IP entry matches. */
-export function certificateNames (x509: X509Certificate, host: string): boolean {
-  return isIP(host) === 0 ? x509.checkHost(host) !== undefined : x509.checkIP(host) !== undefined
 }
 
 async function readPem (file: string, label: string): Promise<Buffer> {
@@ -296,14 +231,4 @@ async function makeDirectory (dir: string): Promise<void> {
   } catch (err) {
     throw new TlsFileError(`cannot create ${dir}: ${reason(err)}`)
   }
-}
-
-function reason (err: unknown): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code === 'ENOENT') return 'no such file or directory'
-  if (code === 'ENOTDIR') return 'a part of the path is not a directory'
-  if (code === 'EACCES' || code === 'EPERM') return 'permission denied'
-  if (code === 'EISDIR') return 'it is a directory'
-  // OpenSSL's messages run to several lines; the first says what is wrong.
-  return String((err as Error)?.message ?? err).split('\n', 1)[0]
 }

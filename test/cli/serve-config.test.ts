@@ -27,7 +27,8 @@ t.test('defaults come from the table, durations in ms', async t => {
   t.equal(c.readyPath, '/readyz')
   t.equal(c.noTls, undefined)
   t.equal(c.adminListen, undefined)
-  t.same(pluginOptionsOf(SERVE_TABLE, c).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000 })
+  t.same(pluginOptionsOf(SERVE_TABLE, c).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000, roomWait: 2000 })
+  t.same((pluginOptionsOf(SERVE_TABLE, resolve(['--auth-failures-room-wait', '0.5'])).authFailures as { roomWait: number }).roomWait, 500, 'the room wait, in seconds on the command line')
 })
 
 t.test('precedence: flag > env > file > default', async t => {

@@ -120,6 +120,17 @@ t.test('a counter full of attempts being judged: the attempt waits, then gets 42
   t.ok(Date.now() - before < 1000, 'the wait ends soon after the client is gone')
 })
 
+t.test('roomWait bounds the wait for room: 0 answers 429 at once, a short one waits that long', async t => {
+  for (const [roomWait, least, most] of [[0, 0, 150], [400, 380, 1500]] as const) {
+    const throttle = new AuthThrottle(new MemoryThrottleStore(), { ...DEFAULTS, perPair: 1, coolOff: 10_000, roomWait })
+    t.ok(admitted(await throttle.admit('10.0.0.1', 'victim')), 'one in flight')
+    const started = Date.now()
+    t.same(await throttle.admit('10.0.0.1', 'victim'), { coolOff: 1 }, `roomWait ${roomWait}: 429`)
+    const waited = Date.now() - started
+    t.ok(waited >= least && waited < most, `roomWait ${roomWait}: answered after ${waited} ms`)
+  }
+})
+
 t.test('without a cool-off nothing is held or refused', async t => {
   const store = slowStore()
   const throttle = new AuthThrottle(store, { ...DEFAULTS, perPair: 1, coolOff: 0 })
