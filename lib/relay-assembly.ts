@@ -15,6 +15,7 @@ import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair } from './relay/mobile-side'
 import { requireHost, type Ticket } from './relay/mobile-decide'
 import { ParkingLot } from './relay/parking-lot'
+import { SpliceSet } from './relay/splice-set'
 import { answerAsMain, watchParserRefusals } from './relay/parser-refusals'
 import { answerPlainHttpOnTls } from './relay/plain-on-tls'
 import type { RelayState } from './state'
@@ -52,7 +53,7 @@ export interface Relay {
 export async function assembleRelay (server: HttpServer, o: ResolvedOptions, parts: RelayParts): Promise<Relay> {
   const { state, cluster, metrics, log } = parts
   const lot = createLot(o, parts)
-  const splices = new Set<SplicedPair>()
+  const splices = new SpliceSet()
   let closing = false
   const isClosing = (): boolean => closing
   const keyOf = addressKeyer(o.ipv6Subnet)

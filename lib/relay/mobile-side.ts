@@ -12,7 +12,8 @@ import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
-import { splice, untilOver, type Splice } from './splice'
+import { splice, untilOver } from './splice'
+import type { SpliceSet, SplicedPair } from './splice-set'
 import type { SplicePath } from './native-addon'
 import { kConnId } from './symbols'
 import { logId } from './log-ids'
@@ -22,8 +23,7 @@ import { refusalLevel } from './log-limit'
 /** What every line about one mobile request carries. */
 interface LineFields { side: 'mobile', reqId: string, address: string | undefined, method: string | undefined, url: string | undefined, id: string | undefined }
 
-/** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
-export type SplicedPair = Splice & { id: string }
+export type { SplicedPair }
 
 /** What another node gave: a link to a hidden server there (the head already delivered), or word that the cluster cannot be asked. */
 type Remote = { link: Socket } | { unavailable: true }
@@ -35,15 +35,16 @@ export interface MobileSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number, splice?: SplicePath, lingerTimeout?: number }
+  /** `maxSplicedPerId`: one ID's share of maxSpliced; 0 or absent for none. */
+  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxSplicedPerId?: number, maxWaitBuffer: number, splice?: SplicePath, lingerTimeout?: number }
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
   coolingOff: (address: string) => Promise<number>
   /** What coolingOff counts an address under (itself, or its IPv6 subnet). */
   sourceOf?: (address: string) => string
-  /** Spliced pairs, so close() can reach them. */
-  splices: Set<SplicedPair>
+  /** Spliced pairs, so close() can reach them, counted per ID for maxSplicedPerId. */
+  splices: SpliceSet
 }
 
 export interface MobileSide {
@@ -116,12 +117,23 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, limits.lingerTimeout)
   }
 
+  /**
+   * Whether `id` must wait for the others: it holds its share of maxSpliced,
+   * and one more pair would leave less than a share of room (an idle pair
+   * holds its place for as long as spliceIdleTimeout lets it, forever by default).
+   */
+  function overShare (id: string): boolean {
+    const share = limits.maxSplicedPerId ?? 0
+    return share > 0 && deps.splices.of(id) >= share && limits.maxSpliced - deps.splices.size <= share
+  }
+
   /** Why this request cannot be relayed now, before it waits for anything. */
-  async function admission (client: Socket): Promise<[RequestOutcome, Refusal] | undefined> {
+  async function admission (client: Socket, id: string): Promise<[RequestOutcome, Refusal] | undefined> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
     if (refusing !== undefined) return [refusing, { ...busy, message: refusing === 'shutting_down' ? 'shutting down' : 'server under pressure' }]
     if (limits.maxSpliced > 0 && deps.splices.size >= limits.maxSpliced) return ['splices_full', { ...busy, message: 'too many relayed connections' }]
+    if (overShare(id)) return ['splices_share_full', { ...busy, message: 'too many relayed connections for this ID' }]
     // An address that probed unknown IDs gets the same answer for known ones, or the answer would tell them apart.
     const coolOff = await deps.coolingOff(client.remoteAddress ?? 'unknown')
     if (coolOff > 0) return ['throttled', { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff }]
@@ -184,7 +196,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     let halfClosedEarly = false
     let closedByAnswer = false
     try {
-      const refused = await admission(client)
+      const refused = await admission(client, ticket.id)
       if (refused !== undefined) {
         watch.stop()
         refuseWith(client, refused[0], refused[1], at)
