@@ -27,7 +27,7 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
 // which these must never be.
 const POSITIVE_INTEGERS = new Set<string>(['replayCacheSize', 'maxParked', 'maxParkedPerId', 'maxPendingConnects'])
 // Things counted one by one: 2.5 connections would be taken as 3 by some comparisons and as 2 by others.
-const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
+const COUNTS = new Set<string>(['maxWaitersPerId', 'maxWaiters', 'maxWaitersPerAddress', 'maxConnectionsPerAddress', 'maxConnections', 'maxSpliced', 'maxWaitBuffer',
   'authFailures.perPair', 'authFailures.perAddress', 'authFailures.perIdTotp', 'unknownIdFailures.perAddress'])
 
 function positiveInteger (name: string, value: unknown, fallback: number): number {

@@ -50,6 +50,14 @@ export interface RendezvousOptions {
   maxWaitersPerId?: number
   /** Mobile clients waiting in all; 0: none waits, a client that finds nothing parked gets 503 at once. Default 10000. */
   maxWaiters?: number
+  /**
+   * One client address's share (an IPv6 client's subnet, see ipv6Subnet)
+   * of an ID's waiting places: an address that has this many clients
+   * waiting for an ID gets 503 while no more than this many of the ID's
+   * places are left, so that one address cannot take them all. 0: no share.
+   * Default: a quarter of maxWaitersPerId.
+   */
+  maxWaitersPerAddress?: number
   /** CONNECTs being authenticated at once: a positive integer. Default 1000. */
   maxPendingConnects?: number
   /** Time a CONNECT may take to authenticate, in ms. Default 10000. */
@@ -138,6 +146,7 @@ export interface ResolvedOptions {
   maxParked: number
   maxWaitersPerId: number
   maxWaiters: number
+  maxWaitersPerAddress: number
   maxPendingConnects: number
   connectTimeout: number
   keepAliveInitialDelay: number
@@ -265,6 +274,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
     numbers[name] = limit(name, opts[name], fallback)
   }
+  const maxWaitersPerAddress = limit('maxWaitersPerAddress', opts.maxWaitersPerAddress, quarterOf(numbers.maxWaitersPerId))
   const authFailures = authFailureLimits(opts.authFailures)
   const unknownIdFailures = throttleLimits('unknownIdFailures', limitsObject('unknownIdFailures', opts.unknownIdFailures, UNKNOWN_ID_FAILURES), UNKNOWN_ID_FAILURES, ['perAddress'])
   objectWith('registry', opts.registry, ['ready', 'get', 'list', 'add', 'remove', 'onRemove'])
@@ -291,6 +301,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   }
   return {
     ...numbers,
+    maxWaitersPerAddress,
     registry: opts.registry,
     dataDir: opts.dataDir,
     verifyToken: opts.verifyToken,
@@ -308,6 +319,11 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     redis: opts.redis,
     cluster: clusterOption(opts)
   }
+}
+
+/** The default share of a pool: a quarter of it, at least one place while the pool has any. */
+function quarterOf (pool: number): number {
+  return pool > 0 ? Math.max(1, Math.floor(pool / 4)) : 0
 }
 
 function envSplicePath (): SplicePath {
