@@ -59,7 +59,8 @@ export function limit (name: string, value: unknown, fallback: number): number {
 
 /**
  * One ID's share of a pool (replayCachePerId of replayCacheSize,
- * maxSplicedPerId of maxSpliced): a whole number, 0 for none. By default a
+ * maxSplicedPerId of maxSpliced), or one address's of an ID's waiting places
+ * (maxWaitersPerAddress of maxWaitersPerId): a whole number, 0 for none. By default a
  * quarter of the pool, at least 1 while the pool is capped. A share larger
  * than the pool, or of a pool with no cap, could never bind: refused, as it
  * would otherwise be taken for a protection that is not there.

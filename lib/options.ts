@@ -58,6 +58,14 @@ export interface RendezvousOptions {
   maxWaitersPerId?: number
   /** Mobile clients waiting in all; 0: none waits, a client that finds nothing parked gets 503 at once. Default 10000. */
   maxWaiters?: number
+  /**
+   * One client address's share (an IPv6 client's subnet, see ipv6Subnet)
+   * of an ID's waiting places: an address that has this many clients
+   * waiting for an ID gets 503 while no more than this many of the ID's
+   * places are left, so that one address cannot take them all. 0: no share.
+   * Default: a quarter of maxWaitersPerId.
+   */
+  maxWaitersPerAddress?: number
   /** CONNECTs being authenticated at once: a positive integer. Default 1000. */
   maxPendingConnects?: number
   /** Time a CONNECT may take to authenticate, in ms. Default 10000. */
@@ -153,6 +161,7 @@ export interface ResolvedOptions {
   maxParked: number
   maxWaitersPerId: number
   maxWaiters: number
+  maxWaitersPerAddress: number
   maxPendingConnects: number
   connectTimeout: number
   keepAliveInitialDelay: number
@@ -264,6 +273,7 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
     ...numbers,
     replayCachePerId: share('replayCachePerId', opts.replayCachePerId, numbers.replayCacheSize, 'replayCacheSize'),
     maxSplicedPerId: share('maxSplicedPerId', opts.maxSplicedPerId, numbers.maxSpliced, 'maxSpliced'),
+    maxWaitersPerAddress: share('maxWaitersPerAddress', opts.maxWaitersPerAddress, numbers.maxWaitersPerId, 'maxWaitersPerId'),
     registry: opts.registry,
     dataDir: opts.dataDir,
     verifyToken: opts.verifyToken,

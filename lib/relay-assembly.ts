@@ -186,6 +186,7 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
     maxTotal: o.maxParked,
     maxWaitersPerId: o.maxWaitersPerId,
     maxWaiters: o.maxWaiters,
+    maxWaitersPerSource: o.maxWaitersPerAddress,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
     onChange: (_parked, _waiting, id) => {

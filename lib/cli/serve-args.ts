@@ -84,7 +84,8 @@ function distinctRoutes (c: ServeConfig): void {
 
 // The plugin refuses these too, but by their option names and once the command line is long past (exit 1).
 function sharesFit (c: ServeConfig): void {
-  const shares = [['--replay-cache-per-id', c.replayCachePerId, '--replay-cache-size', c.replayCacheSize], ['--max-spliced-per-id', c.maxSplicedPerId, '--max-spliced', c.maxSpliced]] as const
+  const shares = [['--replay-cache-per-id', c.replayCachePerId, '--replay-cache-size', c.replayCacheSize], ['--max-spliced-per-id', c.maxSplicedPerId, '--max-spliced', c.maxSpliced],
+    ['--max-waiters-per-address', c.maxWaitersPerAddress, '--max-waiters-per-id', c.maxWaitersPerId]] as const
   for (const [flag, share, poolFlag, pool] of shares) {
     if (share === undefined || share <= pool) continue
     throw new CliError(pool === 0 ? `${flag} must be 0 while ${poolFlag} is 0 (no cap, so no share of it)` : `${flag} must be at most ${poolFlag} (${pool}), got ${share}`)

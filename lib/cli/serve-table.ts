@@ -48,6 +48,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
   option({ key: 'maxWaitersPerId', value: 'N', default: String(PLUGIN.maxWaitersPerId), help: 'mobile clients waiting per ID; 0: none waits, a client finding nothing parked gets 503 at once', parse: count(), to: 'maxWaitersPerId' }),
   option({ key: 'maxWaiters', value: 'N', default: String(PLUGIN.maxWaiters), help: 'mobile clients waiting in all; 0: none waits, a client finding nothing parked gets 503 at once', parse: count(), to: 'maxWaiters' }),
+  option({ key: 'maxWaitersPerAddress', value: 'N', shownDefault: 'a quarter of --max-waiters-per-id', help: 'clients one address may have waiting for one ID while that ID\'s places run short; 0 for no share', parse: count(), to: 'maxWaitersPerAddress' }),
   option({ key: 'maxWaitBuffer', value: 'BYTES', default: String(PLUGIN.maxWaitBuffer), help: 'bytes read from a waiting mobile client (its body) before reading pauses', parse: count(1 << 30, 1), to: 'maxWaitBuffer' }),
   option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(10_000_000, 1), to: 'maxPendingConnects' }),
   option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),

@@ -101,6 +101,12 @@ function stillThere (client: Socket, watch: ClientWatch, finForgiven: boolean): 
   return finForgiven ? answerable(client) : usable(client, watch)
 }
 
+const WAITERS_FULL = {
+  all: 'too many clients waiting in all',
+  id: 'too many clients waiting for this ID',
+  source: 'too many clients from this address waiting for this ID'
+} as const
+
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
@@ -146,12 +152,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     // A connection parked here is taken before any wait is set up: the signal is only made for a client that has to wait.
     const evictionsAtTake = lot.evictions
     const here = lot.take(id)
+    const address = client.remoteAddress ?? 'unknown'
+    const source = deps.sourceOf?.(address) ?? address
     const found = here !== undefined
       ? { socket: here }
       : await untilAnyAborts([watch.signal, ending.signal], async signal => {
         // A lot's wait does not look at a signal aborted before it began.
         if (signal.aborted) return undefined
-        return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
+        return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal, source) : await waitAnywhere(deps.remote, id, head(), signal, source)
       })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !stillThere(client, watch, here !== undefined && halfClosed)) {
@@ -171,7 +179,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
    * delivered `head` to it. Other nodes are asked again every retryInterval,
    * as a hidden server may park anywhere.
    */
-  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal, source: string): Promise<WaitOutcome | Remote | undefined> {
     const deadline = Date.now() + limits.waitTimeout
     for (;;) {
       if (lot.parkedFor(id) === 0) {
@@ -184,7 +192,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Given up while other nodes were asked: a wait on a closed lot would only run out its time.
       if (signal.aborted) return undefined
       const left = deadline - Date.now()
-      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal, source)
       if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
     }
   }
@@ -232,7 +240,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
       if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, at)
-      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: found.full === 'all' ? 'too many clients waiting in all' : 'too many clients waiting for this ID' }, at)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: WAITERS_FULL[found.full] }, at)
       else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, at)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, at)
       return
