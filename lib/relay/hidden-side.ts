@@ -65,7 +65,7 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const shuttingDown: Refused = { outcome: 'shutting_down', refusal: { status: 503, message: 'shutting down', retryAfter: limits.retryAfter } }
   const lotFull: Refused = { outcome: 'lot_full', refusal: { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter } }
 
-  const level = refusalLevel(address => deps.throttle.sourceOf(address))
+  const level = refusalLevel(address => deps.throttle.sourceOf(address), { log: deps.log, side: 'hidden' })
   const refuseWith = (socket: Socket, { outcome, refusal, reason }: Refused, at: LineFields): void => {
     metrics.connect(outcome)
     deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }) }, 'CONNECT refused')

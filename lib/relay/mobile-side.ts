@@ -109,7 +109,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 
-  const level = refusalLevel(deps.sourceOf)
+  const level = refusalLevel(deps.sourceOf, { log: deps.log, side: 'mobile' })
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
@@ -253,6 +253,20 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden + delivered, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
+  /**
+   * Refuses once the answers to requests pipelined before this one are out,
+   * as Node would have queued it: written at once, it would overtake them.
+   * Behind an answer that closed the connection it is no request of its own.
+   */
+  async function refuseInTurn ({ outcome, refusal }: Extract<Ticket, { kind: 'refuse' }>, client: Socket, at: LineFields): Promise<void> {
+    await pendingResponse(client)
+    if (client.writableEnded) {
+      deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
+      return
+    }
+    refuseWith(client, outcome, refusal, at)
+  }
+
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     // reqId ties this request's lines together, and 'relay closed' names the parked connection's connId.
     // Fields rather than a child logger: a child per request cost more than the one line most requests log.
@@ -260,16 +274,17 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     socket.on('error', err => deps.log.debug({ ...at, err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
-    if (ticket.kind === 'refuse') {
-      refuseWith(socket, ticket.outcome, ticket.refusal, at)
-      return
-    }
-    deps.log.debug(at, 'waiting for a hidden server')
-    matchAndSplice(ticket, socket, rest, at).catch(err => {
+    const failed = (err: unknown): void => {
       deps.log.error({ ...at, err }, 'relay failed')
       metrics.request('error')
       socket.destroy()
-    })
+    }
+    if (ticket.kind === 'refuse') {
+      refuseInTurn(ticket, socket, at).catch(failed)
+      return
+    }
+    deps.log.debug(at, 'waiting for a hidden server')
+    matchAndSplice(ticket, socket, rest, at).catch(failed)
   }
 
   return { decide, onClaimed, endWaits: () => { ending.abort() } }
