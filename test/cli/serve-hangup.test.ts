@@ -19,8 +19,9 @@ if (problem !== undefined) {
       hidden.drain()
       return hidden
     }
-    const spliced = await park()
     const parked = await park()
+    // Handed out newest first: this one takes the first client.
+    const spliced = await park()
     const client = await openWire(port, false)
     client.write('GET /one HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-hup"\r\n\r\n')
     await spliced.untilText('\r\n\r\n')
