@@ -22,6 +22,8 @@ export interface OperationsDeps {
   reachable: () => boolean
   /** False while the replay journal cannot be written. */
   journalWritable: () => boolean
+  /** Tokens the replay cache can still take, when it can say. */
+  replayCacheRoom?: () => number
 }
 
 export interface Operations {
@@ -64,7 +66,8 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
       await deps.registry.check?.()
     },
     registryTimeout: 2_000,
-    journalWritable: deps.journalWritable
+    journalWritable: deps.journalWritable,
+    replayCacheRoom: deps.replayCacheRoom
   }, totals)
   const disconnect = (id: string): { parked: number, spliced: number } => {
     const parked = lot.evict(id)

@@ -57,6 +57,23 @@ export function limit (name: string, value: unknown, fallback: number): number {
   return resolved
 }
 
+/**
+ * One ID's share of a pool (replayCachePerId of replayCacheSize,
+ * maxSplicedPerId of maxSpliced), or one address's of an ID's waiting places
+ * (maxWaitersPerAddress of maxWaitersPerId): a whole number, 0 for none. By default a
+ * quarter of the pool, at least 1 while the pool is capped. A share larger
+ * than the pool, or of a pool with no cap, could never bind: refused, as it
+ * would otherwise be taken for a protection that is not there.
+ */
+export function share (name: string, value: unknown, pool: number, poolName: string): number {
+  if (value === undefined) return pool > 0 ? Math.max(1, Math.floor(pool / 4)) : 0
+  const resolved = nonNegative(name, value, 0)
+  if (!Number.isInteger(resolved)) throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)
+  if (resolved > 0 && pool === 0) throw new RendezvousOptionError(`${name} must be 0 while ${poolName} is 0 (no cap, so no share of it), got ${String(resolved)}`)
+  if (resolved > pool) throw new RendezvousOptionError(`${name} must be at most ${poolName} (${String(pool)}), got ${String(resolved)}`)
+  return resolved
+}
+
 // A string, a number or an array here would otherwise be read as "no limits given", and a misspelt key
 // as that limit not given: either way the defaults would be used unsaid.
 export function limitsObject<T extends object> (name: string, value: T | undefined, defaults: object, alsoKnown: string[] = []): Partial<T> {

@@ -5,7 +5,8 @@ import type { ThrottleStore } from './stores/throttle-store'
 import type { Registry as PromRegistry } from 'prom-client'
 import { RendezvousOptionError } from './errors'
 import { shown } from './option-value'
-import { limit, limitsObject, throttleLimits } from './option-limits'
+import { limit, limitsObject, share, throttleLimits } from './option-limits'
+import { boolean, clusterOption, objectWith, routePaths } from './option-checks'
 import { DEFAULT_LINGER_MS } from './http/linger'
 import { resolveAdminOptions, type AdminOptions, type ResolvedAdminOptions } from './admin/options'
 import { ROOM_WAIT_MS, type AuthFailureLimits, type ResolvedAuthFailureLimits } from './relay/auth-throttle'
@@ -36,6 +37,13 @@ export interface RendezvousOptions {
   replayCache?: ReplayCache
   /** Entries of the default in-memory replay cache. Default 500000: about 4,000 new parked connections a second at the default skew. */
   replayCacheSize?: number
+  /**
+   * Live tokens one ID may hold in the replay cache before its share binds:
+   * past it, that ID's new tokens get 503 while less than this much room
+   * would be left. 0 turns the share off. Default a quarter of
+   * replayCacheSize. Only for a cache with `room()` (the default ones).
+   */
+  replayCachePerId?: number
   throttleStore?: ThrottleStore
   authFailures?: AuthFailureLimits
   /** How long a mobile client waits for a parked connection, in ms. Default 10000. */
@@ -50,6 +58,14 @@ export interface RendezvousOptions {
   maxWaitersPerId?: number
   /** Mobile clients waiting in all; 0: none waits, a client that finds nothing parked gets 503 at once. Default 10000. */
   maxWaiters?: number
+  /**
+   * One client address's share (an IPv6 client's subnet, see ipv6Subnet)
+   * of an ID's waiting places: an address that has this many clients
+   * waiting for an ID gets 503 while no more than this many of the ID's
+   * places are left, so that one address cannot take them all. 0: no share.
+   * Default: a quarter of maxWaitersPerId.
+   */
+  maxWaitersPerAddress?: number
   /** CONNECTs being authenticated at once: a positive integer. Default 1000. */
   maxPendingConnects?: number
   /** Time a CONNECT may take to authenticate, in ms. Default 10000. */
@@ -92,6 +108,12 @@ export interface RendezvousOptions {
   ipv6Subnet?: number
   /** Spliced pairs open at once; beyond it mobile clients get 503. 0 for no cap. Default 10000. */
   maxSpliced?: number
+  /**
+   * Spliced pairs of one ID before its share binds: past it, that ID's
+   * clients get 503 while less than this much room would be left under
+   * maxSpliced. 0 turns the share off. Default a quarter of maxSpliced (0 when maxSpliced is 0).
+   */
+  maxSplicedPerId?: number
   /** Time a new TLS connection gets to finish its handshake, in ms (Node's own default is 120000). Default 10000. */
   handshakeTimeout?: number
   /** Bytes read from a waiting mobile client (its body) while it waits for a parked connection; past it reading pauses. Default 65536. */
@@ -130,6 +152,7 @@ export interface ResolvedOptions {
   tokenSkew: number
   replayCache?: ReplayCache
   replayCacheSize: number
+  replayCachePerId: number
   throttleStore?: ThrottleStore
   authFailures: ResolvedAuthFailureLimits
   waitTimeout: number
@@ -138,6 +161,7 @@ export interface ResolvedOptions {
   maxParked: number
   maxWaitersPerId: number
   maxWaiters: number
+  maxWaitersPerAddress: number
   maxPendingConnects: number
   connectTimeout: number
   keepAliveInitialDelay: number
@@ -148,6 +172,7 @@ export interface ResolvedOptions {
   maxConnections: number
   ipv6Subnet: number
   maxSpliced: number
+  maxSplicedPerId: number
   handshakeTimeout: number
   maxWaitBuffer: number
   unknownIdFailures: Required<UnknownIdLimits>
@@ -215,51 +240,6 @@ function authFailureLimits (given: AuthFailureLimits | undefined): ResolvedAuthF
   return throttleLimits('authFailures', limits, AUTH_FAILURES, ['perPair', 'perAddress', 'perIdTotp'])
 }
 
-function boolean (name: string, value: unknown): boolean {
-  if (value === undefined) return false
-  if (typeof value !== 'boolean') throw new RendezvousOptionError(`${name} must be true or false, got ${shown(value)}`)
-  return value
-}
-
-// An object the app passed in for one of ours: checked here, so that a wrong one is a named option error, not a TypeError later.
-function objectWith (name: string, value: unknown, methods: string[], what = `an object with ${methods.join(', ')}`): void {
-  if (value === undefined) return
-  const missing = methods.filter(m => typeof (value as Record<string, unknown> | null)?.[m] !== 'function')
-  if (typeof value !== 'object' || value === null || missing.length > 0) {
-    throw new RendezvousOptionError(`${name} must be ${what}${typeof value === 'object' && value !== null ? `; ${missing.join(', ')} missing` : ''}`)
-  }
-}
-
-function routePath (name: string, value: unknown): string | false {
-  if (value === undefined || value === false) return false
-  if (typeof value !== 'string' || !/^\/[A-Za-z0-9._~\-/]+$/.test(value)) {
-    throw new RendezvousOptionError(`${name} must be a path such as /${name.replace('Path', 'z')} (not /), or false, got ${typeof value === 'string' ? value : shown(value)}`)
-  }
-  return value
-}
-
-function routePaths (opts: RendezvousOptions): { healthPath: string | false, readyPath: string | false } {
-  const healthPath = routePath('healthPath', opts.healthPath)
-  const readyPath = routePath('readyPath', opts.readyPath)
-  if (healthPath !== false && healthPath === readyPath) {
-    throw new RendezvousOptionError(`readyPath must differ from healthPath, both are ${healthPath}`)
-  }
-  return { healthPath, readyPath }
-}
-
-// The cluster options themselves are read where the cluster opens; here only what would otherwise pass unsaid.
-function clusterOption (opts: RendezvousOptions): ClusterOptions | undefined {
-  const { cluster } = opts
-  if (cluster === undefined) return undefined
-  if (typeof cluster !== 'object' || cluster === null || Array.isArray(cluster)) {
-    throw new RendezvousOptionError(`cluster must be an object with secret and the other cluster options, got ${shown(cluster)}`)
-  }
-  if (opts.redis === undefined) {
-    throw new RendezvousOptionError('cluster needs the redis option too (a Redis URL or an ioredis client); without it this node would run alone')
-  }
-  return cluster
-}
-
 export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   const numbers = {} as Record<keyof typeof NUMBERS, number>
   for (const [name, fallback] of Object.entries(NUMBERS) as Array<[keyof typeof NUMBERS, number]>) {
@@ -291,6 +271,9 @@ export function resolveOptions (opts: RendezvousOptions = {}): ResolvedOptions {
   }
   return {
     ...numbers,
+    replayCachePerId: share('replayCachePerId', opts.replayCachePerId, numbers.replayCacheSize, 'replayCacheSize'),
+    maxSplicedPerId: share('maxSplicedPerId', opts.maxSplicedPerId, numbers.maxSpliced, 'maxSpliced'),
+    maxWaitersPerAddress: share('maxWaitersPerAddress', opts.maxWaitersPerAddress, numbers.maxWaitersPerId, 'maxWaitersPerId'),
     registry: opts.registry,
     dataDir: opts.dataDir,
     verifyToken: opts.verifyToken,

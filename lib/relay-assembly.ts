@@ -13,8 +13,9 @@ import { logLimiter } from './relay/log-limit'
 import { createHiddenSide } from './relay/hidden-side'
 import type { RendezvousMetrics } from './relay/metrics'
 import { createMobileSide, type SplicedPair } from './relay/mobile-side'
-import type { Ticket } from './relay/mobile-decide'
+import { requireHost, type Ticket } from './relay/mobile-decide'
 import { ParkingLot } from './relay/parking-lot'
+import { SpliceSet } from './relay/splice-set'
 import { answerAsMain, watchParserRefusals } from './relay/parser-refusals'
 import { answerPlainHttpOnTls } from './relay/plain-on-tls'
 import type { RelayState } from './state'
@@ -52,7 +53,7 @@ export interface Relay {
 export async function assembleRelay (server: HttpServer, o: ResolvedOptions, parts: RelayParts): Promise<Relay> {
   const { state, cluster, metrics, log } = parts
   const lot = createLot(o, parts)
-  const splices = new Set<SplicedPair>()
+  const splices = new SpliceSet()
   let closing = false
   const isClosing = (): boolean => closing
   const keyOf = addressKeyer(o.ipv6Subnet)
@@ -72,9 +73,11 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     splices
   })
   const hook = (target: HttpServer): () => void => {
-    const unhook = installHandoff<Ticket>(target, { decide: mobile.decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
-    const unwatch = watchParserRefusals(target, metrics, log)
-    const unanswer = answerPlainHttpOnTls(target, metrics, log)
+    const giveBackHostCheck = takeHostCheck(target)
+    const decide = giveBackHostCheck === undefined ? mobile.decide : requireHost(target, mobile.decide)
+    const unhook = installHandoff<Ticket>(target, { decide, onClaimed: mobile.onClaimed, onConnect: hidden.onConnect })
+    const unwatch = watchParserRefusals(target, metrics, log, keyOf)
+    const unanswer = answerPlainHttpOnTls(target, metrics, log, keyOf)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
     const unclose = closeFailedHandshakes(target)
     // Fastify gives the app's clientErrorHandler to its main server only.
@@ -82,6 +85,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     hidden.cap?.add(target)
     return () => {
       unhook()
+      giveBackHostCheck?.()
       unwatch()
       unanswer()
       unclose()
@@ -113,6 +117,21 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
       unsubscribe()
     }
   }
+}
+
+/**
+ * Turns off Node's check that an HTTP/1.1 request has a Host (its
+ * `requireHostHeader`), which answers in the server's own request callback,
+ * before the app or the relay sees the request: the relay's header callback
+ * makes it instead (mobile-decide.ts requireHost). Returns what gives it
+ * back, or undefined where the server does not make it (an app that turned
+ * it off, which takes such requests itself).
+ */
+function takeHostCheck (server: HttpServer): (() => void) | undefined {
+  const target = server as HttpServer & { requireHostHeader?: boolean }
+  if (target.requireHostHeader !== true) return undefined
+  target.requireHostHeader = false
+  return () => { target.requireHostHeader = true }
 }
 
 /**
@@ -167,6 +186,7 @@ function createLot (o: ResolvedOptions, { metrics, cluster, log }: RelayParts): 
     maxTotal: o.maxParked,
     maxWaitersPerId: o.maxWaitersPerId,
     maxWaiters: o.maxWaiters,
+    maxWaitersPerSource: o.maxWaitersPerAddress,
     keepAliveInitialDelay: o.keepAliveInitialDelay
   }, {
     onChange: (_parked, _waiting, id) => {

@@ -25,6 +25,8 @@ export interface RelayState {
   verify: Verifier
   /** False while this process's replay journal cannot be written (always true without one). */
   journalWritable: () => boolean
+  /** Tokens the replay cache can still take, when it can say (readiness reports 0). */
+  replayCacheRoom?: () => number
   /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
   close: () => Promise<void>
 }
@@ -40,6 +42,7 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
     throttleStore,
     verify: makeVerifier(o, registry, replayCache),
     journalWritable: replayCache instanceof FileReplayCache ? () => replayCache.writable() : () => true,
+    ...(replayCache.room === undefined ? {} : { replayCacheRoom: () => replayCache.room!() }),
     close: async () => {
       if (o.registry === undefined) await registry.close()
       if (o.replayCache === undefined) await replayCache.close?.()
@@ -66,7 +69,8 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
       lookupPreviousSecrets: id => previousSecrets(syncGet(registry, id)),
       replayCache,
       totp: o.totp,
-      skewSeconds: o.tokenSkew
+      skewSeconds: o.tokenSkew,
+      replayCachePerId: o.replayCachePerId
     })
   }
   // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.

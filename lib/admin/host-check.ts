@@ -1,5 +1,6 @@
 import { isIPv4, isIPv6 } from 'node:net'
 import type { onRequestHookHandler } from 'fastify'
+import { lacksHost, NEEDS_HOST } from '../http/refusals'
 import { refuse } from './refusal'
 
 const IPV4_LOOPBACK = /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/
@@ -41,12 +42,19 @@ export function isLoopbackHost (field: string): boolean {
  * sends `Host: attacker.example`. A listener bound to loopback only ever
  * has local clients, which name it localhost, 127.x.y.z or [::1] (with any
  * port: an SSH tunnel forwards from another one), so any other Host is
- * refused with 421, before the token is looked at. A request without Host
- * (HTTP/1.0) is let on: no browser sends one. `loopbackBind` is asked per
+ * refused with 421, before the token is looked at. An HTTP/1.1 request
+ * without Host gets 400, as RFC 9112 says; an HTTP/1.0 one is let on: no
+ * browser sends one. `loopbackBind` is asked per
  * request: the address is known once the listener is bound.
  */
 export function hostGuard (loopbackBind: () => boolean): onRequestHookHandler {
   return function adminHost (request, reply, done) {
+    // Node's own check of this (requireHostHeader) is off on the listener: its 400 was empty, and never counted.
+    if (lacksHost(request.raw)) {
+      reply.header('connection', 'close')
+      refuse(reply, 400, NEEDS_HOST)
+      return
+    }
     const host = request.headers.host
     if (host === undefined || !loopbackBind() || isLoopbackHost(host)) {
       done()

@@ -1,4 +1,5 @@
 import type { FastifyReply } from 'fastify'
+import { printable } from '../http/log-text'
 
 /**
  * The `error` of every answer of the admin API that is not a success, by
@@ -28,10 +29,11 @@ export function errorWord (status: number): string {
 /**
  * Answers a client's mistake (a 4xx) as `{"error","message"}`, and logs it as
  * one line at info: an operator's failed action is worth a line, its stack
- * trace is not. `why` goes in the log instead of the message when they differ.
+ * trace is not. `why` goes in the log instead of the message when they differ;
+ * it may quote what the client sent (its Host), so its control characters are escaped.
  */
 export function refuse (reply: FastifyReply, status: number, message: string, why = message): FastifyReply {
   const error = errorWord(status)
-  reply.log.info({ status, error, message: why }, 'admin request refused')
+  reply.log.info({ status, error, message: printable(why) }, 'admin request refused')
   return reply.code(status).send({ error, message })
 }

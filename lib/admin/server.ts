@@ -40,6 +40,8 @@ export function createAdminServer (opts: AdminListenerOptions): FastifyInstance 
     loggerInstance: log,
     bodyLimit: 16 * 1024,
     forceCloseConnections: true,
+    // Node's empty 400 to an HTTP/1.1 request without Host would be neither JSON nor counted: hostGuard answers it.
+    http: { requireHostHeader: false },
     ...OWN_LISTENER_TIMEOUTS,
     routerOptions: { maxParamLength: MAX_PARAM_LENGTH },
     rewriteUrl: dotIdsUnescaped,

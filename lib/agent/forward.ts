@@ -4,6 +4,7 @@ import * as tls from 'node:tls'
 import { trustOptions } from './certificates'
 import { defaultSplicePath, splicerFor, type NativeSplicer } from '../relay/native-addon'
 import { nativeSplice } from '../relay/native-splice'
+import { loggedPath } from '../http/log-text'
 
 export interface LocalTarget {
   host: string
@@ -219,12 +220,12 @@ function dialLocal (target: LocalTarget): net.Socket {
   return socket
 }
 
-// Logged, so only the method and the path: never a header, which may carry a credential.
+// Logged, so only the method and the path (loggedPath: no query, no userinfo): never a header, which may carry a credential.
 function requestLine (head: Buffer): string | undefined {
   const end = head.indexOf('\n')
   const line = head.subarray(0, end === -1 ? Math.min(head.length, 200) : Math.min(end, 200)).toString('latin1').trim()
   const m = /^([A-Z]+) (\S+) HTTP\/\d\.\d$/.exec(line)
-  return m === null ? undefined : `${m[1]} ${m[2]!.split('?')[0]}`
+  return m === null ? undefined : `${m[1]} ${loggedPath(m[2]!)}`
 }
 
 /**

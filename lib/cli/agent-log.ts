@@ -1,5 +1,6 @@
 import type { RendezvousAgent } from '../agent/agent'
 import type { CliIo } from './cli-error'
+import { printable } from '../http/log-text'
 
 export const AGENT_LOG_LEVELS = ['error', 'warn', 'info', 'debug'] as const
 export type AgentLogLevel = typeof AGENT_LOG_LEVELS[number]
@@ -18,8 +19,9 @@ export function agentLogger (io: CliIo, level: AgentLogLevel): Log {
 /** One line as every line of the agent's looks, whatever the level asked for: `ISO-TIME [LEVEL ]message`. */
 export function writeLine (io: CliIo, at: AgentLogLevel, line: string): void {
   const out = RANK[at] <= RANK.warn ? io.stderr : io.stdout
-  // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks.
-  const text = line.replace(/\s*[\r\n]+\s*/g, ' ').trim()
+  // One event, one line: messages from below (OpenSSL's, a peer's) may carry their own line breaks,
+  // and other control characters (a NEL, a terminal's CSI) are escaped.
+  const text = printable(line.replace(/\s*[\r\n]+\s*/g, ' ').trim())
   out.write(`${new Date().toISOString()} ${at === 'info' ? '' : at.toUpperCase() + ' '}${text}\n`)
 }
 

@@ -54,6 +54,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
     throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
   }
   distinctRoutes(c)
+  sharesFit(c)
   if (c.help !== true) distinctPorts(c, cluster)
   const plugin = pluginOptionsOf(SERVE_TABLE, c, c.explicit) as ServeArgs['plugin']
   const limits: ServeLimits = {}
@@ -78,6 +79,16 @@ function distinctRoutes (c: ServeConfig): void {
   for (const [i, [flag, path]] of routes.entries()) {
     const other = routes.slice(i + 1).find(([, p]) => p === path)
     if (other !== undefined) throw new CliError(`${flag} and ${other[0]} are both ${path}: each route needs a path of its own`)
+  }
+}
+
+// The plugin refuses these too, but by their option names and once the command line is long past (exit 1).
+function sharesFit (c: ServeConfig): void {
+  const shares = [['--replay-cache-per-id', c.replayCachePerId, '--replay-cache-size', c.replayCacheSize], ['--max-spliced-per-id', c.maxSplicedPerId, '--max-spliced', c.maxSpliced],
+    ['--max-waiters-per-address', c.maxWaitersPerAddress, '--max-waiters-per-id', c.maxWaitersPerId]] as const
+  for (const [flag, share, poolFlag, pool] of shares) {
+    if (share === undefined || share <= pool) continue
+    throw new CliError(pool === 0 ? `${flag} must be 0 while ${poolFlag} is 0 (no cap, so no share of it)` : `${flag} must be at most ${poolFlag} (${pool}), got ${share}`)
   }
 }
 

@@ -29,6 +29,12 @@ export class AcceptedTokens {
     return this.#until.size >= this.#max
   }
 
+  /** Live keys it can still take before it is full, once expired ones at the front are gone. */
+  room (now: number): number {
+    this.sweep(now, 1000)
+    return Math.max(0, this.#max - this.#until.size)
+  }
+
   add (key: string, until: number, now: number): void {
     this.#until.delete(key)
     this.#until.set(key, until)

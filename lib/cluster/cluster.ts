@@ -76,7 +76,7 @@ export async function openCluster (redis: RedisSource, options: ClusterOptions |
     conn.watchLiveness(o.heartbeat, o.commandTimeout, (up, why) => {
       if (up) redisLog.info('Redis is reachable again')
       else redisLog.warn({ reason: why }, 'lost Redis: what needs it is refused with 503 until it is back')
-    })
+    }, why => { redisLog.warn({ reason: why }, 'a connection to Redis failed; retrying') })
   } catch (err) {
     await replayCache.close()
     await registry.close()

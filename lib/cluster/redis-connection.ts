@@ -1,4 +1,5 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
+import { logLimiter, WARN_EVERY_MS } from './log-limit'
 
 /** A client of either kind ioredis offers; Sentinel is a Redis client with sentinel options. */
 export type RedisClient = Redis | Cluster
@@ -59,8 +60,10 @@ export interface RedisConnection {
    * (stopped, swapping) keeps its TCP connections open, and ioredis goes on
    * saying 'ready'; only an unanswered command shows it. `onChange` hears
    * each change of reachable() (with why, when it is lost), once per change.
+   * `onFailure` hears why a connection fails (refused, a wrong password:
+   * WRONGPASS, NOAUTH), each reason once a minute: ioredis retries quietly.
    */
-  watchLiveness: (intervalMs: number, timeoutMs: number, onChange?: (up: boolean, why: string) => void) => void
+  watchLiveness: (intervalMs: number, timeoutMs: number, onChange?: (up: boolean, why: string) => void, onFailure?: (why: string) => void) => void
   /**
    * Connects our own clients; a given client is left to its owner. Rejects
    * after `timeoutMs`: a Redis that accepts connections and never answers
@@ -126,6 +129,7 @@ export function openRedis (source: RedisSource): RedisConnection {
   let up = true
   let onChange: ((up: boolean, why: string) => void) | undefined
   let timeout = 0
+  let failed: ((err: Error) => void) | undefined
   // At each ping, and as soon as either connection closes or is ready again: an outage shorter than a ping period is told too.
   const check = (): void => {
     if (reachable() === up) return
@@ -137,12 +141,16 @@ export function openRedis (source: RedisSource): RedisConnection {
     subscriber,
     reachable,
     connected,
-    watchLiveness: (intervalMs, timeoutMs, listener) => {
+    watchLiveness: (intervalMs, timeoutMs, listener, onFailure) => {
       let inFlight = false
       up = reachable()
       onChange = listener
       timeout = timeoutMs
       for (const c of [client, subscriber]) c.on('close', check).on('ready', check)
+      if (onFailure !== undefined) {
+        failed = failureReport(onFailure)
+        for (const c of [client, subscriber]) c.on('error', failed)
+      }
       pinging = setInterval(() => {
         check()
         if (inFlight || client.status !== 'ready') return
@@ -160,11 +168,30 @@ export function openRedis (source: RedisSource): RedisConnection {
       clearInterval(pinging)
       onChange = undefined
       for (const c of [client, subscriber]) c.removeListener('close', check).removeListener('ready', check)
+      if (failed !== undefined) for (const c of [client, subscriber]) c.removeListener('error', failed)
       client.removeListener('error', quiet)
       subscriber.disconnect()
       if (owned) client.disconnect()
     }
   }
+}
+
+/**
+ * Hands each reason a connection to Redis failed to `report`, once per
+ * WARN_EVERY_MS: ioredis reconnects every 2 s at most, and a Redis that
+ * came back with another password refuses each attempt alike. Any URL in
+ * the message loses its password.
+ */
+function failureReport (report: (why: string) => void): (err: Error) => void {
+  const reportNow = logLimiter(WARN_EVERY_MS)
+  return err => {
+    const why = redactUrls(String(err?.message ?? err)).slice(0, 300)
+    if (reportNow(why)) report(why)
+  }
+}
+
+function redactUrls (text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1***@')
 }
 
 /** Rejects when a command takes longer than `ms` (its message ends with `hint`): a client with an offline queue would otherwise wait for Redis to return. */

@@ -38,6 +38,8 @@ export class RedisReplayCache implements ReplayCache {
   readonly #usable: () => boolean
   readonly #kept: AcceptedTokens
   readonly #sweep: NodeJS.Timeout
+  /** Tokens sent to Redis and not yet answered: room() leaves them out. */
+  #taking = 0
 
   constructor (conn: RedisConnection, opts: RedisReplayCacheOptions = {}) {
     this.#conn = conn
@@ -59,9 +61,19 @@ export class RedisReplayCache implements ReplayCache {
     if (this.#kept.has(key, now)) return 'replayed'
     // A token it could not write back after Redis lost it would be accepted again: refused instead, as a full cache does.
     if (this.#kept.full(now)) return 'full'
-    if (await this.#setNx(key, Math.ceil(ttlMs)) !== 'OK') return 'replayed'
+    this.#taking++
+    try {
+      if (await this.#setNx(key, Math.ceil(ttlMs)) !== 'OK') return 'replayed'
+    } finally {
+      this.#taking--
+    }
     this.#kept.add(key, now + ttlMs, now)
     return 'fresh'
+  }
+
+  /** Tokens this node can still keep before new ones get 'full', less those on their way to Redis. */
+  room (): number {
+    return Math.max(0, this.#kept.room(Date.now()) - this.#taking)
   }
 
   /** Gives the live tokens taken here back to Redis: one command each, a hundred at a time (Redis Cluster refuses a pipeline across slots). */

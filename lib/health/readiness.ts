@@ -1,5 +1,5 @@
 /** Why a node should not take new traffic now. */
-export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'under_pressure' | 'lot_full' | 'shutting_down'
+export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'replay_cache_full' | 'under_pressure' | 'lot_full' | 'shutting_down'
 
 export interface ReadinessProbe {
   listening: () => boolean
@@ -12,6 +12,8 @@ export interface ReadinessProbe {
   registryTimeout: number
   /** False while the replay journal cannot be written, so that every token is refused with 503. */
   journalWritable?: () => boolean
+  /** Tokens the replay cache can still take; at 0 every new one-time token is refused with 503. */
+  replayCacheRoom?: () => number
 }
 
 export interface Readiness { ready: boolean, reasons: NotReadyReason[] }
@@ -23,6 +25,7 @@ export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
   if (!probe.listening()) reasons.push('not_listening')
   if (!await registryReachable(probe)) reasons.push('registry_unreachable')
   if (probe.journalWritable?.() === false) reasons.push('replay_journal_failing')
+  if (probe.replayCacheRoom?.() === 0) reasons.push('replay_cache_full')
   if (probe.underPressure()) reasons.push('under_pressure')
   if (probe.lotFull()) reasons.push('lot_full')
   return { ready: reasons.length === 0, reasons }

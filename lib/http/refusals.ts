@@ -17,6 +17,26 @@ export interface Refusal {
   headOnly?: boolean
 }
 
+/** The body of every refusal of an HTTP/1.1 request without Host, on every listener. */
+export const NEEDS_HOST = 'an HTTP/1.1 request needs exactly one Host header'
+
+/** How many Host fields a head carries: Node keeps only the first in `headers`, so a second shows only here. */
+export function hostCount (rawHeaders: string[]): number {
+  let n = 0
+  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') n++
+  return n
+}
+
+/**
+ * Whether a request is one RFC 9112 §3.2 says to refuse for lacking Host:
+ * HTTP/1.1 without one (HTTP/1.0 needs none). Node makes this check itself
+ * (its `requireHostHeader`), answering an empty 400 that nothing counts or
+ * logs; our listeners turn it off and make it here.
+ */
+export function lacksHost (req: { httpVersionMajor: number, httpVersionMinor: number, rawHeaders: string[] }): boolean {
+  return req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && hostCount(req.rawHeaders) === 0
+}
+
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const BAD_VALUE = /[\r\n\0]/
 // These decide framing and the close; letting a caller override them would

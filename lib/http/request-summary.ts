@@ -1,25 +1,24 @@
 import type { FastifyRequest } from 'fastify'
+import { loggedPath, printable } from './log-text'
 
-/**
- * A request target as log lines show it: its path, without the query. A
- * query can carry what must not be logged: a token (`?access_token=`, as
- * some OAuth tools send it), or in `?rendezvous=` a name that is no ID but
- * an app's key typed into the wrong field.
- */
+/** loggedPath, for a target that may be missing. */
 export function loggedUrl (url: string): string
 export function loggedUrl (url: string | undefined): string | undefined
 export function loggedUrl (url: string | undefined): string | undefined {
-  if (url === undefined) return undefined
-  const query = url.indexOf('?')
-  return query === -1 ? url : url.slice(0, query)
+  return url === undefined ? undefined : loggedPath(url)
 }
 
-/** Fastify's own summary of a request in its `req` field, with the URL's path only (loggedUrl). */
+/**
+ * Fastify's own summary of a request in its `req` field, as the plugin's
+ * lines show a request: the URL's path only (loggedPath), and the Host as
+ * printable text, since Node lets any byte from 0x80 up through in a header.
+ */
 export function requestSummary (request: FastifyRequest): Record<string, unknown> {
+  const host = request.host as string | undefined
   return {
-    method: request.method,
-    url: loggedUrl(request.url ?? ''),
-    host: request.host,
+    method: printable(request.method),
+    url: loggedPath(request.url ?? ''),
+    host: host === undefined ? undefined : printable(host),
     remoteAddress: request.ip,
     remotePort: request.socket?.remotePort
   }

@@ -20,6 +20,13 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
 export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, limits: { closing: () => boolean, retryAfter: number, lingerTimeout: number }, log: FastifyBaseLogger): AnswerUnrouted {
   const level = refusalLevel(probes === undefined ? undefined : address => probes.sourceOf(address))
   return function answerUnrouted (request, reply) {
+    inTurn(request, reply, () => { answerNow(request, reply) }, why => {
+      reply.hijack()
+      log.debug(lineFields(request), `pipelined request dropped: ${why}`)
+    })
+  }
+
+  function answerNow (request: FastifyRequest, reply: FastifyReply): void {
     // Every answer here may end the connection (a refusal always does; a challenge to an HTTP/1.0 client or to
     // `Connection: close`), possibly while the client is still sending the body of the request it answers.
     lingerWhenClosed(request.raw.socket, limits.lingerTimeout)
@@ -53,6 +60,57 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     reply.raw.setHeader('WWW-Authenticate', challengeHeader(realm))
     reply.code(401).type('text/plain; charset=utf-8').send('authenticate with the hidden server\'s ID as the user name\n')
   }
+}
+
+/** Per connection, what drops each request queued behind its current answer (see inTurn). */
+const queued = new WeakMap<Socket, Set<(why: string) => void>>()
+
+/**
+ * Runs `answer` once this request's answer is the connection's next one:
+ * Node queues the answers of pipelined requests, and hands a response its
+ * socket when the one before it is out. A request queued behind an answer
+ * that closed the connection (a refusal, Connection: close) never gets its
+ * turn, and neither does one whose connection closes first: nobody answers
+ * it, so nothing may count, log or throttle it as if it had been. It gets
+ * `drop` instead, once it is known, as does one that arrives after such an
+ * answer was written.
+ */
+function inTurn (request: FastifyRequest, reply: FastifyReply, answer: () => void, drop: (why: string) => void): void {
+  if (reply.raw.socket !== null) {
+    answer()
+    return
+  }
+  const socket = request.raw.socket
+  if (socket.writableEnded || socket.destroyed) {
+    drop('an earlier answer closed the connection')
+    return
+  }
+  let waiting = queued.get(socket)
+  if (waiting === undefined) {
+    const set = new Set<(why: string) => void>()
+    queued.set(socket, set)
+    // One listener per connection, however many requests are queued on it.
+    socket.once('close', () => { dropQueued(socket, 'the connection closed before its turn') })
+    waiting = set
+  }
+  const dropThis = (why: string): void => {
+    reply.raw.removeListener('socket', onSocket)
+    drop(why)
+  }
+  const onSocket = (): void => {
+    waiting.delete(dropThis)
+    answer()
+  }
+  waiting.add(dropThis)
+  reply.raw.once('socket', onSocket)
+}
+
+/** Drops every request queued on the connection, which no answer will reach: one written on it closed it, or it closed. */
+function dropQueued (socket: Socket, why: string): void {
+  const waiting = queued.get(socket)
+  if (waiting === undefined) return
+  queued.delete(socket)
+  for (const drop of waiting) drop(why)
 }
 
 /**
@@ -113,9 +171,9 @@ function refuseOnSocket (request: FastifyRequest, reply: FastifyReply, refusal: 
   const answer = (socket: Socket): void => {
     refuse(socket, request.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, lingerMs)
     answeredBeforeBody(request.raw)
+    // This answer closes the connection: Node never hands those behind it their turn.
+    dropQueued(socket, 'an earlier answer closed the connection')
   }
-  // Behind a pipelined request still being answered, Node hands this response the socket once that answer is out.
-  const socket = reply.raw.socket
-  if (socket !== null) answer(socket)
-  else reply.raw.once('socket', answer)
+  // Answered in its turn (inTurn), the response holds the connection.
+  answer(reply.raw.socket ?? request.raw.socket)
 }

@@ -30,8 +30,8 @@ export interface HiddenSideDeps {
   onParked?: (socket: Socket) => void
 }
 
-/** `reason` is the verifier's, for a verifier that could not decide now. */
-interface Refused { refusal: Refusal, outcome: ConnectOutcome, reason?: string }
+/** `reason` is the verifier's, for a verifier that could not decide now, and `id` the ID its token was good for. */
+interface Refused { refusal: Refusal, outcome: ConnectOutcome, reason?: string, id?: string }
 
 /** Who failed an authentication, for the failure counters and the line about it. */
 interface Attempt { address: string, id: string, guessable: boolean }
@@ -49,7 +49,8 @@ type Step = Refused | Accepted | { gone: true }
 const TRY_LATER = new Map<string, ConnectOutcome>([
   // A replay cache that cannot answer (Redis down or hung) is not one that is full: another cause, another fix.
   ['replay_cache_error', 'store_unavailable'],
-  ['replay_cache_full', 'replay_cache_full']
+  ['replay_cache_full', 'replay_cache_full'],
+  ['replay_share_full', 'replay_share_full']
 ])
 
 /** What every line about one CONNECT carries. */
@@ -65,10 +66,10 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   const shuttingDown: Refused = { outcome: 'shutting_down', refusal: { status: 503, message: 'shutting down', retryAfter: limits.retryAfter } }
   const lotFull: Refused = { outcome: 'lot_full', refusal: { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter } }
 
-  const level = refusalLevel(address => deps.throttle.sourceOf(address))
-  const refuseWith = (socket: Socket, { outcome, refusal, reason }: Refused, at: LineFields): void => {
+  const level = refusalLevel(address => deps.throttle.sourceOf(address), { log: deps.log, side: 'hidden' })
+  const refuseWith = (socket: Socket, { outcome, refusal, reason, id }: Refused, at: LineFields): void => {
     metrics.connect(outcome)
-    deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }) }, 'CONNECT refused')
+    deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status, ...(reason === undefined ? {} : { reason }), ...(id === undefined ? {} : { id }) }, 'CONNECT refused')
     // Date lets a refused agent tell a wrong secret from a clock that is off (docs/agent.md).
     refuse(socket, { ...refusal, headers: { ...refusal.headers, Date: new Date().toUTCString() } }, limits.lingerTimeout)
   }
@@ -130,7 +131,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
   async function refusalFor (verdict: TokenVerdict & { ok: false }, { id }: Attempt, admission: Admission, at: LineFields): Promise<Refused> {
     if (verdict.status === 503) {
       const outcome = TRY_LATER.get(verdict.reason) ?? 'verifier_unavailable'
-      return { outcome, reason: verdict.reason, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
+      // Which ID's share is full, or whose verifier is away, is what the operator looks for next.
+      return { outcome, reason: verdict.reason, id, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
     const { coolOff, tripped } = await admission.failed()
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')

@@ -1,11 +1,11 @@
 import type { IncomingMessage } from 'node:http'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Refusal } from '../http/refusals'
+import { hostCount, lacksHost, NEEDS_HOST, type Refusal } from '../http/refusals'
 import { serializeHead } from '../http/head'
 import { readCredential } from '../http/authorization'
 import { canonicalId } from '../registry/ids'
 import type { Registry } from '../registry/registry'
-import type { HeadFacts, HeadersOnlyRequest } from './handoff'
+import type { Decide, HeadFacts, HeadersOnlyRequest } from './handoff'
 import type { RequestOutcome } from './metrics'
 import { kTruncated, kUnknownId } from './symbols'
 import { nameHash } from './log-ids'
@@ -25,12 +25,6 @@ export interface DecideDeps {
 
 const refusal = (outcome: RequestOutcome, status: number, message: string, retryAfter?: number): Ticket => ({ kind: 'refuse', outcome, refusal: { status, message, retryAfter } })
 
-function hostCount (rawHeaders: string[]): number {
-  let n = 0
-  for (let i = 0; i < rawHeaders.length; i += 2) if (rawHeaders[i].toLowerCase() === 'host') n++
-  return n
-}
-
 /**
  * Checks and serialises the head of a request for a known ID, before any
  * parked connection is taken: a head that cannot be forwarded exactly must
@@ -41,7 +35,7 @@ function relayTicket (req: HeadersOnlyRequest, facts: HeadFacts, id: string, sou
   if (facts.headersTruncated) return refusal('bad_head', 431, 'too many header fields')
   // RFC 9112 §3.2; Node checks this itself, but only for requests it keeps.
   if (req.httpVersionMajor === 1 && req.httpVersionMinor >= 1 && hostCount(req.rawHeaders) !== 1) {
-    return refusal('bad_head', 400, 'an HTTP/1.1 request needs exactly one Host header')
+    return refusal('bad_head', 400, NEEDS_HOST)
   }
   try {
     const head = serializeHead({ method: req.method ?? 'GET', url: req.url ?? '/', httpVersion: req.httpVersion, rawHeaders: req.rawHeaders },
@@ -95,4 +89,22 @@ export function createDecide (deps: DecideDeps): (req: HeadersOnlyRequest, facts
     return undefined
   }
   return decide
+}
+
+/**
+ * Node's own check that an HTTP/1.1 request has a Host, made in the header
+ * callback instead, on a server whose check the relay turned off: Node's
+ * answer is an empty chunked 400 that is neither counted nor logged, where
+ * this one is the relay's 400 (bad_head), as a known ID without Host gets.
+ * It covers every request Node would have refused, the app's routes
+ * included, and an unknown ID gets the same answer as a known one. Like
+ * Node, it lets an Upgrade through to the server's 'upgrade' listeners.
+ */
+export function requireHost (server: { listenerCount: (event: string) => number }, decide: Decide<Ticket>): Decide<Ticket> {
+  return function decideWithHost (req, facts) {
+    const ticket = decide(req, facts)
+    if (ticket !== undefined || !lacksHost(req)) return ticket
+    if (req.upgrade && server.listenerCount('upgrade') > 0) return undefined
+    return refusal('bad_head', 400, NEEDS_HOST)
+  }
 }

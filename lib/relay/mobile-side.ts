@@ -12,7 +12,8 @@ import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
 import type { Registry } from '../registry/registry'
 import type { RemoteSource } from './remote-source'
-import { splice, untilOver, type Splice } from './splice'
+import { splice, untilOver } from './splice'
+import type { SpliceSet, SplicedPair } from './splice-set'
 import type { SplicePath } from './native-addon'
 import { kConnId } from './symbols'
 import { logId } from './log-ids'
@@ -22,8 +23,7 @@ import { refusalLevel } from './log-limit'
 /** What every line about one mobile request carries. */
 interface LineFields { side: 'mobile', reqId: string, address: string | undefined, method: string | undefined, url: string | undefined, id: string | undefined }
 
-/** A spliced pair and the ID it serves, so that one ID's pairs can be counted and cut. */
-export type SplicedPair = Splice & { id: string }
+export type { SplicedPair }
 
 /** What another node gave: a link to a hidden server there (the head already delivered), or word that the cluster cannot be asked. */
 type Remote = { link: Socket } | { unavailable: true }
@@ -35,15 +35,16 @@ export interface MobileSideDeps {
   lot: ParkingLot
   metrics: RendezvousMetrics
   log: FastifyBaseLogger
-  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxWaitBuffer: number, splice?: SplicePath, lingerTimeout?: number }
+  /** `maxSplicedPerId`: one ID's share of maxSpliced; 0 or absent for none. */
+  limits: { waitTimeout: number, retryAfter: number, spliceIdleTimeout: number, maxSpliced: number, maxSplicedPerId?: number, maxWaitBuffer: number, splice?: SplicePath, lingerTimeout?: number }
   /** Why new relays are refused right now (shutting down, under pressure), if they are. */
   refusing: () => RequestOutcome | undefined
   /** Seconds an address must still wait after probing unknown IDs, 0 if it may go on. */
   coolingOff: (address: string) => Promise<number>
   /** What coolingOff counts an address under (itself, or its IPv6 subnet). */
   sourceOf?: (address: string) => string
-  /** Spliced pairs, so close() can reach them. */
-  splices: Set<SplicedPair>
+  /** Spliced pairs, so close() can reach them, counted per ID for maxSplicedPerId. */
+  splices: SpliceSet
 }
 
 export interface MobileSide {
@@ -100,6 +101,12 @@ function stillThere (client: Socket, watch: ClientWatch, finForgiven: boolean): 
   return finForgiven ? answerable(client) : usable(client, watch)
 }
 
+const WAITERS_FULL = {
+  all: 'too many clients waiting in all',
+  id: 'too many clients waiting for this ID',
+  source: 'too many clients from this address waiting for this ID'
+} as const
+
 export function createMobileSide (deps: MobileSideDeps): MobileSide {
   const { lot, metrics, limits } = deps
   // Aborted by endWaits(): every wait, local or on other nodes, listens to it besides its client's signal.
@@ -109,19 +116,30 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
 
   const decide = createDecide({ registry: deps.registry, log: deps.log, retryAfter: limits.retryAfter })
 
-  const level = refusalLevel(deps.sourceOf)
+  const level = refusalLevel(deps.sourceOf, { log: deps.log, side: 'mobile' })
   const refuseWith = (socket: Socket, outcome: RequestOutcome, refusal: Refusal, at: LineFields): void => {
     metrics.request(outcome)
     deps.log[level(outcome, at.address)]({ ...at, outcome, status: refusal.status }, 'rendezvous request refused')
     refuse(socket, at.method === 'HEAD' ? { ...refusal, headOnly: true } : refusal, limits.lingerTimeout)
   }
 
+  /**
+   * Whether `id` must wait for the others: it holds its share of maxSpliced,
+   * and one more pair would leave less than a share of room (an idle pair
+   * holds its place for as long as spliceIdleTimeout lets it, forever by default).
+   */
+  function overShare (id: string): boolean {
+    const share = limits.maxSplicedPerId ?? 0
+    return share > 0 && deps.splices.of(id) >= share && limits.maxSpliced - deps.splices.size <= share
+  }
+
   /** Why this request cannot be relayed now, before it waits for anything. */
-  async function admission (client: Socket): Promise<[RequestOutcome, Refusal] | undefined> {
+  async function admission (client: Socket, id: string): Promise<[RequestOutcome, Refusal] | undefined> {
     const busy = { status: 503, retryAfter: limits.retryAfter }
     const refusing = deps.refusing()
     if (refusing !== undefined) return [refusing, { ...busy, message: refusing === 'shutting_down' ? 'shutting down' : 'server under pressure' }]
     if (limits.maxSpliced > 0 && deps.splices.size >= limits.maxSpliced) return ['splices_full', { ...busy, message: 'too many relayed connections' }]
+    if (overShare(id)) return ['splices_share_full', { ...busy, message: 'too many relayed connections for this ID' }]
     // An address that probed unknown IDs gets the same answer for known ones, or the answer would tell them apart.
     const coolOff = await deps.coolingOff(client.remoteAddress ?? 'unknown')
     if (coolOff > 0) return ['throttled', { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff }]
@@ -134,12 +152,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     // A connection parked here is taken before any wait is set up: the signal is only made for a client that has to wait.
     const evictionsAtTake = lot.evictions
     const here = lot.take(id)
+    const address = client.remoteAddress ?? 'unknown'
+    const source = deps.sourceOf?.(address) ?? address
     const found = here !== undefined
       ? { socket: here }
       : await untilAnyAborts([watch.signal, ending.signal], async signal => {
         // A lot's wait does not look at a signal aborted before it began.
         if (signal.aborted) return undefined
-        return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal) : await waitAnywhere(deps.remote, id, head(), signal)
+        return deps.remote === undefined ? await lot.wait(id, limits.waitTimeout, signal, source) : await waitAnywhere(deps.remote, id, head(), signal, source)
       })
     metrics.waited(Number(process.hrtime.bigint() - started) / 1e9)
     if (found !== undefined && 'socket' in found && !stillThere(client, watch, here !== undefined && halfClosed)) {
@@ -159,7 +179,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
    * delivered `head` to it. Other nodes are asked again every retryInterval,
    * as a hidden server may park anywhere.
    */
-  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal): Promise<WaitOutcome | Remote | undefined> {
+  async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal, source: string): Promise<WaitOutcome | Remote | undefined> {
     const deadline = Date.now() + limits.waitTimeout
     for (;;) {
       if (lot.parkedFor(id) === 0) {
@@ -172,7 +192,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Given up while other nodes were asked: a wait on a closed lot would only run out its time.
       if (signal.aborted) return undefined
       const left = deadline - Date.now()
-      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal)
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal, source)
       if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
     }
   }
@@ -184,7 +204,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     let halfClosedEarly = false
     let closedByAnswer = false
     try {
-      const refused = await admission(client)
+      const refused = await admission(client, ticket.id)
       if (refused !== undefined) {
         watch.stop()
         refuseWith(client, refused[0], refused[1], at)
@@ -220,7 +240,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (found === undefined || 'full' in found || 'unavailable' in found) {
       const busy = { status: 503, retryAfter: limits.retryAfter }
       if (found !== undefined && 'unavailable' in found) refuseWith(client, 'cluster_unavailable', { ...busy, message: 'no hidden server is connected here, and the cluster cannot be reached' }, at)
-      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: found.full === 'all' ? 'too many clients waiting in all' : 'too many clients waiting for this ID' }, at)
+      else if (found !== undefined) refuseWith(client, 'waiters_full', { ...busy, message: WAITERS_FULL[found.full] }, at)
       else if (deps.refusing() === 'shutting_down') refuseWith(client, 'shutting_down', { ...busy, message: 'shutting down' }, at)
       else refuseWith(client, 'no_hidden_server', { ...busy, message: 'no hidden server is connected for this ID' }, at)
       return
@@ -253,6 +273,20 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     deps.log.info({ ...at, ...link, outcome, end: result.end, toHidden: result.toHidden + delivered, toClient: result.toClient, durationMs: result.durationMs }, 'relay closed')
   }
 
+  /**
+   * Refuses once the answers to requests pipelined before this one are out,
+   * as Node would have queued it: written at once, it would overtake them.
+   * Behind an answer that closed the connection it is no request of its own.
+   */
+  async function refuseInTurn ({ outcome, refusal }: Extract<Ticket, { kind: 'refuse' }>, client: Socket, at: LineFields): Promise<void> {
+    await pendingResponse(client)
+    if (client.writableEnded) {
+      deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
+      return
+    }
+    refuseWith(client, outcome, refusal, at)
+  }
+
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {
     // reqId ties this request's lines together, and 'relay closed' names the parked connection's connId.
     // Fields rather than a child logger: a child per request cost more than the one line most requests log.
@@ -260,16 +294,17 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     socket.on('error', err => deps.log.debug({ ...at, err }, 'mobile-side socket error'))
     // Node may have left a keep-alive timer armed from an earlier response on this connection.
     socket.setTimeout(0)
-    if (ticket.kind === 'refuse') {
-      refuseWith(socket, ticket.outcome, ticket.refusal, at)
-      return
-    }
-    deps.log.debug(at, 'waiting for a hidden server')
-    matchAndSplice(ticket, socket, rest, at).catch(err => {
+    const failed = (err: unknown): void => {
       deps.log.error({ ...at, err }, 'relay failed')
       metrics.request('error')
       socket.destroy()
-    })
+    }
+    if (ticket.kind === 'refuse') {
+      refuseInTurn(ticket, socket, at).catch(failed)
+      return
+    }
+    deps.log.debug(at, 'waiting for a hidden server')
+    matchAndSplice(ticket, socket, rest, at).catch(failed)
   }
 
   return { decide, onClaimed, endWaits: () => { ending.abort() } }

@@ -1,11 +1,18 @@
 import type { Socket } from 'node:net'
 import { isRetirement } from '../http/retirement'
+import { WaitingLine } from './waiting-line'
 
 export interface LotLimits {
   maxPerId: number
   maxTotal: number
   maxWaitersPerId: number
   maxWaiters: number
+  /**
+   * One source's share of an ID's waiting places (maxWaitersPerAddress): a
+   * source holding this many is refused while no more than this many places
+   * are left for the ID. 0 or absent: no share.
+   */
+  maxWaitersPerSource?: number
   keepAliveInitialDelay: number
 }
 
@@ -32,17 +39,18 @@ interface Waiter {
   resolve: (socket: Socket | undefined) => void
 }
 
-/** `full`: which limit refused the wait, maxWaiters ('all') or maxWaitersPerId ('id'). */
-export type WaitOutcome = { socket: Socket } | { full: 'all' | 'id' }
+/** `full`: which limit refused the wait, maxWaiters ('all'), maxWaitersPerId ('id') or the source's share of the latter ('source'). */
+export type WaitOutcome = { socket: Socket } | { full: 'all' | 'id' | 'source' }
 
 /**
  * Parked hidden-server sockets and the mobile clients waiting for them,
- * per ID, both first in, first out. A socket handed out has none of the
+ * per ID: sockets newest first (take), clients in turn by source
+ * (waiting-line.ts). A socket handed out has none of the
  * lot's listeners left on it and is paused, so no byte is lost in between.
  */
 export class ParkingLot {
   readonly #parked = new Map<string, Set<Parked>>()
-  readonly #waiters = new Map<string, Set<Waiter>>()
+  readonly #waiters = new Map<string, WaitingLine<Waiter>>()
   #evictions = 0
   #parkedCount = 0
   #waitingCount = 0
@@ -110,11 +118,16 @@ export class ParkingLot {
     this.#changed(id)
   }
 
-  /** The longest-parked live socket for `id`, taken out of the lot. */
+  /**
+   * The most recently parked live socket for `id`, taken out of the lot.
+   * Newest first: a hidden server that lost its network, or restarted,
+   * parks anew while its old connections may still look parked here until
+   * TCP keep-alive finds them dead; the newest is the likeliest to work.
+   */
   take (id: string): Socket | undefined {
     const set = this.#parked.get(id)
     if (set === undefined) return undefined
-    for (const entry of set) {
+    for (const entry of [...set].reverse()) {
       this.#unpark(id, entry)
       this.#release(entry)
       if (!entry.socket.destroyed && entry.socket.writable) return entry.socket
@@ -147,24 +160,25 @@ export class ParkingLot {
   /**
    * A socket for `id` now, or the first one parked within `timeoutMs`;
    * undefined on timeout or when the lot closes the wait. `signal` lets the
-   * caller give up (the client went away).
+   * caller give up (the client went away). `source` is who waits (a client
+   * address, or its subnet): sources are served in turn, and each is held
+   * to its share of the ID's places.
    */
-  async wait (id: string, timeoutMs: number, signal?: AbortSignal): Promise<WaitOutcome | undefined> {
+  async wait (id: string, timeoutMs: number, signal?: AbortSignal, source = ''): Promise<WaitOutcome | undefined> {
     const now = this.take(id)
     if (now !== undefined) return { socket: now }
-    const queue = this.#waiters.get(id)
-    if (this.#waitingCount >= this.#limits.maxWaiters) return { full: 'all' }
-    if ((queue?.size ?? 0) >= this.#limits.maxWaitersPerId) return { full: 'id' }
+    const full = this.#full(id, source)
+    if (full !== undefined) return { full }
     if (timeoutMs <= 0) return undefined
     const socket = await new Promise<Socket | undefined>(resolve => {
-      const set = queue ?? new Set<Waiter>()
-      this.#waiters.set(id, set)
+      const line = this.#waiters.get(id) ?? new WaitingLine<Waiter>()
+      this.#waiters.set(id, line)
       const waiter: Waiter = {
         resolve: (value) => {
           clearTimeout(timer)
           signal?.removeEventListener('abort', onAbort)
-          if (set.delete(waiter)) this.#waitingCount--
-          if (set.size === 0 && this.#waiters.get(id) === set) this.#waiters.delete(id)
+          if (line.delete(source, waiter)) this.#waitingCount--
+          if (line.size === 0 && this.#waiters.get(id) === line) this.#waiters.delete(id)
           this.#changed()
           resolve(value)
         }
@@ -172,11 +186,23 @@ export class ParkingLot {
       const onAbort = (): void => waiter.resolve(undefined)
       const timer = setTimeout(onAbort, timeoutMs)
       signal?.addEventListener('abort', onAbort, { once: true })
-      set.add(waiter)
+      line.add(source, waiter)
       this.#waitingCount++
       this.#changed()
     })
     return socket === undefined ? undefined : { socket }
+  }
+
+  // A source's share binds only while the ID's places run short: alone, a source may fill all but one share of them,
+  // and however many it holds, the last share stays for everyone else.
+  #full (id: string, source: string): 'all' | 'id' | 'source' | undefined {
+    const waiting = this.#waiters.get(id)
+    const forId = waiting?.size ?? 0
+    if (this.#waitingCount >= this.#limits.maxWaiters) return 'all'
+    if (forId >= this.#limits.maxWaitersPerId) return 'id'
+    const share = this.#limits.maxWaitersPerSource ?? 0
+    if (share > 0 && (waiting?.countOf(source) ?? 0) >= share && this.#limits.maxWaitersPerId - forId <= share) return 'source'
+    return undefined
   }
 
   /** How many evictions there have been: putBack() refuses a socket taken before the latest. */
@@ -196,7 +222,7 @@ export class ParkingLot {
       this.#events.onParkedExit?.(id, 'evicted')
       closed++
     }
-    for (const waiter of [...(this.#waiters.get(id) ?? [])]) waiter.resolve(undefined)
+    for (const waiter of this.#waiters.get(id)?.all() ?? []) waiter.resolve(undefined)
     return closed
   }
 
@@ -206,8 +232,7 @@ export class ParkingLot {
   }
 
   #firstWaiter (id: string): Waiter | undefined {
-    const set = this.#waiters.get(id)
-    return set === undefined ? undefined : set.values().next().value
+    return this.#waiters.get(id)?.next()
   }
 
   #leave (socket: Socket, why: ParkedExit): void {

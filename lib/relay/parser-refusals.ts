@@ -1,13 +1,16 @@
-import type { Server as HttpServer } from 'node:http'
+import { METHODS, type Server as HttpServer } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyBaseLogger } from 'fastify'
 import { clientErrorHandler, isAfterLastAnswer, isParserError, parserRefusal } from '../http/client-error'
 import type { ParserRefusal, RendezvousMetrics } from './metrics'
 import { normaliseAddress } from './auth-throttle'
 import { kClientErrorListener } from './symbols'
+import { refusalLevel, type RefusalLevel } from './log-limit'
 
 type ClientErrorListener = (err: NodeJS.ErrnoException, socket: Duplex) => void
 type Watched = HttpServer & { [kClientErrorListener]?: ClientErrorListener }
+
+const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS)
 
 const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head_too_large' }
 
@@ -15,12 +18,14 @@ const REASONS: Record<number, ParserRefusal> = { 408: 'head_timeout', 431: 'head
  * The side, when the refused bytes say it: Node hands over only the last
  * chunk it read, which begins with the request line only when the head
  * came in one read. A head split over reads (or TLS records), or one that
- * timed out, is `unknown`.
+ * timed out, is `unknown`, as is one that does not begin with a method Node knows.
  */
 function sideOf (packet: Buffer | undefined): 'hidden' | 'mobile' | 'unknown' {
-  const start = packet?.subarray(0, 16).toString('latin1') ?? ''
-  if (start.startsWith('CONNECT ')) return 'hidden'
-  return /^[A-Z]+ \S/.test(start) ? 'mobile' : 'unknown'
+  const start = packet?.subarray(0, 24).toString('latin1') ?? ''
+  const method = /^([A-Z-]+) \S/.exec(start)?.[1]
+  // Only a method Node knows begins a request line: a head split inside its method (`CONN`, then `ECT uuid:...`) is no request's start.
+  if (method === undefined || !KNOWN_METHODS.has(method)) return 'unknown'
+  return method === 'CONNECT' ? 'hidden' : 'mobile'
 }
 
 /**
@@ -30,8 +35,11 @@ function sideOf (packet: Buffer | undefined): 'hidden' | 'mobile' | 'unknown' {
  * default), it is a refusal of this server. The side is read off the
  * method, the first bytes of what was refused (sideOf); nothing else of them.
  */
-export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger): () => void {
+export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger, keyOf: (address: string) => string = normaliseAddress): () => void {
   const target = server as Watched
+  // A flood of bad heads from one source: its first lines per minute at info, for each side, the rest at debug.
+  const levels = new Map<string, RefusalLevel>()
+  const levelOf = (side: string): RefusalLevel => levels.get(side) ?? levels.set(side, refusalLevel(keyOf, { log, side })).get(side)!
   // Node reports an error again for each chunk that arrives after the first.
   const seen = new WeakSet<Duplex>()
   const count = (err: NodeJS.ErrnoException & { rawPacket?: Buffer }, socket: Duplex): void => {
@@ -47,7 +55,8 @@ export function watchParserRefusals (server: HttpServer, metrics: RendezvousMetr
     const outcome = REASONS[status] ?? 'malformed_head'
     const side = sideOf(err.rawPacket)
     metrics.parserRefused(side, outcome)
-    log.info({ side, address: normaliseAddress((socket as { remoteAddress?: string }).remoteAddress), outcome, status, code: err.code }, 'request refused by the HTTP parser')
+    const address = normaliseAddress((socket as { remoteAddress?: string }).remoteAddress)
+    log[levelOf(side)(outcome, address)]({ side, address, outcome, status, code: err.code }, 'request refused by the HTTP parser')
   }
   const onClientError = (err: NodeJS.ErrnoException, socket: Duplex): void => {
     count(err, socket)

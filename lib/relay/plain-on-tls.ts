@@ -5,6 +5,7 @@ import { refusalBytes } from '../http/refusals'
 import { plainSocketUnder } from './handoff'
 import { normaliseAddress } from './auth-throttle'
 import type { RendezvousMetrics } from './metrics'
+import { refusalLevel } from './log-limit'
 
 // OpenSSL names the two mistakes it can tell from any other bad handshake:
 // an HTTP request line (GET, POST, HEAD, PUT) and a CONNECT, the hidden
@@ -24,14 +25,16 @@ const ANSWER = refusalBytes({ status: 400, message: PLAIN_ON_TLS })
  * once this returns, so the answer gets no lingering close; it is small
  * enough to leave in one write.
  */
-export function answerPlainHttpOnTls (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger): () => void {
+export function answerPlainHttpOnTls (server: HttpServer, metrics: RendezvousMetrics, log: FastifyBaseLogger, keyOf: (address: string) => string = normaliseAddress): () => void {
   if (!(server instanceof TlsServer)) return () => {}
+  const level = refusalLevel(keyOf, { log })
   const onTlsClientError = (err: NodeJS.ErrnoException, socket: TLSSocket): void => {
     const side = SIDES[err.code ?? '']
     if (side === undefined) return
     const plain = plainSocketUnder(socket)
     metrics.parserRefused(side, 'plain_http')
-    log.info({ side, address: normaliseAddress(socket.remoteAddress), outcome: 'plain_http', status: 400, answered: plain !== undefined }, 'plain HTTP refused on the TLS port')
+    const address = normaliseAddress(socket.remoteAddress)
+    log[level('plain_http', address)]({ side, address, outcome: 'plain_http', status: 400, answered: plain !== undefined }, 'plain HTTP refused on the TLS port')
     plain?.end(ANSWER)
   }
   // Ahead of the HTTPS server's own listener, which hands the error to the

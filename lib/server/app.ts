@@ -6,6 +6,7 @@ import { Registry as PromRegistry, collectDefaultMetrics } from 'prom-client'
 import rendezvous, { type RendezvousOptions } from '../index'
 import { QuietRequestLog } from './request-log'
 import { clientErrorHandler } from '../http/client-error'
+import { lacksHost, NEEDS_HOST } from '../http/refusals'
 import { requestSummary } from '../http/request-summary'
 import { frameworkErrors } from '../relay/framework-errors'
 import { logId } from '../relay/log-ids'
@@ -63,9 +64,25 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
 
   if (metrics !== undefined && opts.metricsPath !== false) {
     if (opts.metricsListen === undefined) addMetricsRoute(app, opts.metricsPath, metrics)
-    else app.decorate(kMetricsListener, attachMetricsListener(app, opts.metricsListen, opts.metricsPath, metrics))
+    else app.decorate(kMetricsListener, refuseHostless(attachMetricsListener(app, opts.metricsListen, opts.metricsPath, metrics)))
   }
   return app
+}
+
+/**
+ * The metrics listener's answer to an HTTP/1.1 request without Host, in
+ * place of Node's own (its requireHostHeader), an empty 400 that nothing
+ * logged: a 400 in plain words that closes the connection, and a line.
+ */
+function refuseHostless (scrape: FastifyInstance): FastifyInstance {
+  ;(scrape.server as HttpServer & { requireHostHeader: boolean }).requireHostHeader = false
+  scrape.addHook('onRequest', async (request, reply) => {
+    if (!lacksHost(request.raw)) return
+    // The listener's log, not the request's: scrapes log at warn (addMetricsRoute), and this is no scrape.
+    scrape.log.info({ status: 400, method: request.method, reqId: request.id }, 'metrics request refused')
+    return await reply.code(400).header('connection', 'close').type('text/plain; charset=utf-8').send(`${NEEDS_HOST}\n`)
+  })
+  return scrape
 }
 
 function clusterOptions (opts: ServeOptions): Pick<RendezvousOptions, 'redis' | 'cluster'> {

@@ -39,7 +39,41 @@ export function checkPair (cert: Buffer, key: Buffer, labels: Labels): void {
   try {
     createSecureContext({ cert, key })
   } catch (err) {
-    throw new CertificateError(`${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
+    throw new CertificateError(securityLevelRefusal(err, cert, key, labels.certLabel) ??
+      `${labels.certLabel} and ${labels.keyLabel} cannot be used together: ${reason(err)}`)
+  }
+}
+
+/*
+ * OpenSSL's own words for these ("ca md too weak") read as a mismatch of the
+ * two files when it is the certificate alone that must be reissued, often one
+ * from a private CA of the SHA-1 years. A self-signed certificate's own
+ * signature is not checked, so these come from a CA's signature or a key.
+ */
+function securityLevelRefusal (err: unknown, cert: Buffer, key: Buffer, certLabel: string): string | undefined {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code === 'ERR_SSL_CA_MD_TOO_WEAK') {
+    const weak = 'with a digest OpenSSL refuses at its security level (SHA-1 or MD5)'
+    return leafRefused(cert, key, code)
+      ? `${certLabel} is signed ${weak}: reissue it signed with SHA-256`
+      : `${certLabel} holds an intermediate certificate signed ${weak}: have the chain reissued signed with SHA-256`
+  }
+  if (code === 'ERR_SSL_EE_KEY_TOO_SMALL') {
+    return `${certLabel} has a key too small for OpenSSL's security level: reissue it with an RSA key of 2048 bits or more, or an EC key`
+  }
+  if (code === 'ERR_SSL_CA_KEY_TOO_SMALL') {
+    return `${certLabel} holds an intermediate certificate whose key is too small for OpenSSL's security level: have the chain reissued with RSA keys of 2048 bits or more, or EC keys`
+  }
+  return undefined
+}
+
+// Whether the first certificate alone draws the same refusal: then it is the leaf to reissue, not a CA of the chain after it.
+function leafRefused (cert: Buffer, key: Buffer, code: string): boolean {
+  try {
+    createSecureContext({ cert: new X509Certificate(cert).toString(), key })
+    return false
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === code
   }
 }
 

@@ -119,6 +119,11 @@ export class FileReplayCache implements ReplayCache {
     return this.#memory.size
   }
 
+  /** Entries it can still take, as MemoryReplayCache. */
+  room (): number {
+    return this.#memory.room()
+  }
+
   async remember (key: string, ttlMs: number): Promise<ReplayVerdict> {
     const verdict = await this.#memory.remember(key, ttlMs)
     // A ttl of 0 is not kept in memory either: the token can no longer be accepted.

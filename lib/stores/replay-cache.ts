@@ -7,5 +7,13 @@ export type ReplayVerdict = 'fresh' | 'replayed' | 'full'
  */
 export interface ReplayCache {
   remember (key: string, ttlMs: number): Promise<ReplayVerdict>
+  /**
+   * Live entries it can still take before it answers 'full', less those it
+   * is taking now (a remember() not yet answered), so that tokens sent at
+   * once cannot all see the same room. Optional: the relay keeps each ID to
+   * its share of the cache (replayCachePerId) only when it can ask, and
+   * readiness reports a full cache by it.
+   */
+  room? (): number
   close? (): Promise<void>
 }

@@ -4,6 +4,7 @@ import type { TokenVerdict, TotpMode } from './verdict'
 import type { ReplayCache } from '../stores/replay-cache'
 import { isTotpCode, matchTotp, TOTP_STEP_MS } from './totp'
 import { parseV1Token, v1Mac } from './v1'
+import { ReplayShare } from './replay-share'
 
 export interface DefaultVerifierOptions {
   /** The base32 secret of a canonical ID, or undefined when the ID is unknown. */
@@ -14,13 +15,18 @@ export interface DefaultVerifierOptions {
   totp: TotpMode
   /** Largest accepted |server clock - token clock| for v1 tokens, in seconds. */
   skewSeconds: number
+  /**
+   * Live tokens one ID may hold in the replay cache before its share binds
+   * (replay-share.ts); 0 or absent: no share. Only for a cache with `room()`.
+   */
+  replayCachePerId?: number
   /** Clock in ms since the epoch. Default Date.now. */
   now?: () => number
 }
 
 export type RejectReason =
   | 'unknown_id' | 'malformed' | 'bad_mac' | 'stale' | 'replayed' | 'wrong_code' | 'totp_off'
-  | 'replay_cache_full' | 'replay_cache_error' | 'no_room' | 'revoked'
+  | 'replay_cache_full' | 'replay_share_full' | 'replay_cache_error' | 'no_room' | 'revoked'
 
 /**
  * Asked synchronously as an accepted CONNECT is parked: why the ID or the
@@ -72,6 +78,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
   // response times do not tell an attacker which IDs exist.
   const dummySecret = generateSecret()
   const dummyKey = decodeSecret(dummySecret)
+  const share = new ReplayShare({ share: opts.replayCachePerId ?? 0, room: opts.replayCache.room?.bind(opts.replayCache) })
 
   function keyFor (id: string): Secret & { known: boolean } {
     const base32 = lookupSecret(id)
@@ -96,17 +103,25 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
 
   // Spends a good token: the replay cache, not hasRoom, decides between two
   // CONNECTs that carry the same token at once, so exactly one is accepted.
-  async function spend (key: string, ttlMs: number, accepted: Verdict & { ok: true }, context: VerifyContext): Promise<Verdict> {
+  async function spend (id: string, key: string, ttlMs: number, accepted: Verdict & { ok: true }, context: VerifyContext): Promise<Verdict> {
     // A token answered "try later" was never accepted, so it must stay good for the retry.
     if (context.hasRoom?.() === false) return refuse('no_room', 503)
+    // Taken before the cache is asked, so that CONNECTs of one ID sent at once cannot all pass.
+    const askedAt = now()
+    const place = share.reserve(id, askedAt)
+    if (place === 'share') return refuse('replay_share_full', 503)
     let answer
     try {
       answer = await replayCache.remember(key, ttlMs)
     } catch {
+      place.release()
       // Without a working replay cache we cannot tell a replay from a fresh
       // token, so we fail closed exactly as when the cache is full.
       return refuse('replay_cache_error', 503)
     }
+    // A ttl of 0 is kept by no cache: nothing to count.
+    if (answer === 'fresh' && ttlMs > 0) place.keep(askedAt + ttlMs)
+    else place.release()
     if (answer === 'fresh') return accepted
     if (answer === 'replayed') return refuse('replayed')
     return refuse('replay_cache_full', 503)
@@ -142,7 +157,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     // The token stays acceptable until the server clock's second passes
     // seconds + skew; the entry must live at least that long.
     const ttlMs = (parsed.seconds + skewSeconds + 1) * 1000 - nowMs + CLOCK_MARGIN_MS
-    return await spend(`v1:${id}:${parsed.nonce}`, ttlMs, { ok: true, kind: 'v1', recheck: recheckFor(id, used) }, context)
+    return await spend(id, `v1:${id}:${parsed.nonce}`, ttlMs, { ok: true, kind: 'v1', recheck: recheckFor(id, used) }, context)
   }
 
   async function verifyTotp (id: string, token: string, { key, base32, known }: Secret & { known: boolean }, context: VerifyContext): Promise<Verdict> {
@@ -165,7 +180,7 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     // within its window (docs/security.md).
     // Step s is accepted until the current step reaches s + 2.
     const ttlMs = (match.step + 2) * TOTP_STEP_MS - nowMs + CLOCK_MARGIN_MS
-    return await spend(`totp:${id}:${match.step}:${token}`, ttlMs, accepted, context)
+    return await spend(id, `totp:${id}:${match.step}:${token}`, ttlMs, accepted, context)
   }
 
   return async function verifyToken (id: string, token: string, context: VerifyContext = {}): Promise<Verdict> {

@@ -165,9 +165,9 @@ for (const tls of [false, true]) {
       await untilSpliced(relay, 0)
     })
 
-    t.test('parked connections are used first in, first out', async t => {
-      const a = await relay.park('hub-1')
+    t.test('parked connections are used newest first', async t => {
       const b = await relay.park('hub-1')
+      const a = await relay.park('hub-1')
       await untilParked(relay, 2)
       const client = await relay.open()
       client.write('GET / HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')

@@ -66,9 +66,10 @@ for (const tls of [false, true]) {
     await untilParked(relay, 5)
     const c = await relay.open()
     c.write('GET /through HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
-    await parked[0]!.untilText('\r\n\r\n')
-    t.match(parked[0]!.text, /^GET \/through HTTP\/1\.1\r\n/, 'five parked and one spliced under a total of 3')
-    parked[0]!.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+    // Newest first.
+    await parked[4]!.untilText('\r\n\r\n')
+    t.match(parked[4]!.text, /^GET \/through HTTP\/1\.1\r\n/, 'five parked and one spliced under a total of 3')
+    parked[4]!.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
     await c.untilText('ok')
     t.equal(statusOf(c.text), 200)
     const idle = [await tcpFrom(relay.port, '127.0.0.2'), await tcpFrom(relay.port, '127.0.0.3')]

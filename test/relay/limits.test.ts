@@ -53,7 +53,8 @@ for (const tls of [false, true]) {
     t.teardown(relay.close)
     // Five parked from one address under a cap of 3: each is counted only until its CONNECT is accepted.
     const parked = []
-    for (let i = 0; i < 5; i++) parked.push(await relay.park('hub-1'))
+    // unshift: handed out newest first, so parked[0] and parked[1] take the two clients.
+    for (let i = 0; i < 5; i++) parked.unshift(await relay.park('hub-1'))
     await untilParked(relay, 5)
     // Two clients splice in; their hidden halves stay out of the count, the clients stay in it.
     const clients = []
@@ -87,8 +88,9 @@ for (const tls of [false, true]) {
   t.test(`${scheme}: past maxSpliced, clients get 503 and parked connections stay parked`, async t => {
     const relay = await startRelay({ tls, plugin: { maxSpliced: 1 } })
     t.teardown(relay.close)
-    const first = await relay.park('hub-1')
+    // Handed out newest first.
     const second = await relay.park('hub-1')
+    const first = await relay.park('hub-1')
     const a = await relay.open()
     a.write('GET /a HTTP/1.1\r\nHost: h\r\n' + AUTH + '\r\n')
     await first.untilText('\r\n\r\n')

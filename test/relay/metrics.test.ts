@@ -33,7 +33,9 @@ t.test('a scripted run of parks, rendezvous and refusals gives exact metric valu
   const registry = new PromRegistry()
   const relay = await startRelay({ ids: ['hub-1', 'hub-2', 'hub-3'], plugin: { metrics: registry, waitTimeout: 50 } })
   t.teardown(relay.close)
-  const hubs = [await relay.park('hub-1'), await relay.park('hub-1'), await relay.park('hub-2')]
+  // Parked in this order, so that hubs[0], the newest of hub-1's, is the one handed out.
+  const second = await relay.park('hub-1')
+  const hubs = [await relay.park('hub-1'), second, await relay.park('hub-2')]
   await untilParked(relay, 3)
   let m = await registry.getMetricsAsJSON()
   t.equal(value(m, 'rendezvous_parked_connections'), 3)

@@ -3,6 +3,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { createMetrics } from '../../lib/relay/metrics'
 import { createMobileSide } from '../../lib/relay/mobile-side'
 import { ParkingLot } from '../../lib/relay/parking-lot'
+import { SpliceSet } from '../../lib/relay/splice-set'
 import type { HeadersOnlyRequest } from '../../lib/relay/handoff'
 
 /*
@@ -19,7 +20,7 @@ const side = createMobileSide({
   limits: { waitTimeout: 0, retryAfter: 1, spliceIdleTimeout: 0, maxSpliced: 0, maxWaitBuffer: 0 },
   refusing: () => undefined,
   coolingOff: async () => 0,
-  splices: new Set()
+  splices: new SpliceSet()
 })
 
 function req (rawHeaders: string[], url = '/', httpVersion = '1.1'): HeadersOnlyRequest {

@@ -29,7 +29,7 @@ function socketOf (outcome: WaitOutcome | undefined): Socket | undefined {
   return outcome !== undefined && 'socket' in outcome ? outcome.socket : undefined
 }
 
-t.test('first in, first out per ID; IDs do not mix', async t => {
+t.test('newest first per ID; IDs do not mix', async t => {
   const { lot, changes } = lotWith()
   const [a1, a2, b1, a3] = await socketPairs(t, 4, CLOSING)
   lot.park('a', a1.near)
@@ -38,11 +38,11 @@ t.test('first in, first out per ID; IDs do not mix', async t => {
   lot.park('a', a3.near)
   t.same(lot.size, { parked: 4, waiting: 0 })
   t.equal(lot.parkedFor('a'), 3)
-  t.equal(lot.take('a'), a1.near, 'the longest-parked first')
+  t.equal(lot.take('a'), a3.near, 'the most recently parked first')
   t.equal(lot.take('a'), a2.near)
   t.equal(lot.take('b'), b1.near)
   t.equal(lot.take('b'), undefined, 'b is empty')
-  t.equal(lot.take('a'), a3.near)
+  t.equal(lot.take('a'), a1.near)
   t.equal(lot.take('nobody'), undefined)
   t.same(lot.size, { parked: 0, waiting: 0 })
   t.same(changes, [[1, 0], [2, 0], [3, 0], [4, 0], [3, 0], [2, 0], [1, 0], [0, 0]], 'every change reported')
@@ -103,6 +103,35 @@ t.test('waiters: served first in, first out, capped per ID and in all', async t 
   lot.evict('b')
   t.equal(await other, undefined)
   t.same(lot.size, { parked: 0, waiting: 0 })
+})
+
+t.test('waiters of one ID are served in turn by source, first in, first out within each', async t => {
+  const { lot } = lotWith()
+  const sockets = await socketPairs(t, 5, CLOSING)
+  const hog = [1, 2, 3].map(() => lot.wait('a', 5000, undefined, 'hog'))
+  const other = [1, 2].map(() => lot.wait('a', 5000, undefined, 'other'))
+  for (const { near } of sockets) lot.park('a', near)
+  const outcomes = await Promise.all([...hog, ...other])
+  const got = outcomes.map(outcome => sockets.findIndex(({ near }) => near === socketOf(outcome)))
+  t.same(got, [0, 2, 4, 1, 3], 'the hog, the other, the hog, the other, the hog: no source waits behind another\'s whole queue')
+})
+
+t.test('one source\'s share of an ID\'s places binds only while they run short', async t => {
+  const { lot } = lotWith({ maxWaitersPerId: 8, maxWaitersPerSource: 2 })
+  const hog = Array.from({ length: 6 }, () => lot.wait('a', 5000, undefined, 'hog'))
+  t.same(lot.size.waiting, 6, 'alone, a source fills all but one share of the places')
+  t.same(await lot.wait('a', 5000, undefined, 'hog'), { full: 'source' }, 'then it is refused')
+  const others = [lot.wait('a', 5000, undefined, 'x'), lot.wait('a', 5000, undefined, 'y')]
+  t.same(lot.size.waiting, 8, 'the last share went to others')
+  t.same(await lot.wait('a', 5000, undefined, 'z'), { full: 'id' }, 'and the ID is full')
+  lot.evict('a')
+  t.same(await Promise.all([...hog, ...others]), Array(8).fill(undefined))
+
+  const off = lotWith({ maxWaitersPerId: 4, maxWaitersPerSource: 0 }).lot
+  const all = Array.from({ length: 4 }, () => off.wait('a', 5000, undefined, 'hog'))
+  t.same(off.size.waiting, 4, 'a share of 0: one source may take every place')
+  off.evict('a')
+  await Promise.all(all)
 })
 
 t.test('a parked socket is taken at once, without waiting', async t => {
@@ -188,8 +217,8 @@ t.test('the retirement answer split by a layer in between is still a retirement;
 t.test('a dead socket is skipped by take, and counted as a parked connection that left', async t => {
   const { lot, exits } = lotWith()
   const [dead, live] = await socketPairs(t, 2, CLOSING)
-  lot.park('a', dead.near)
   lot.park('a', live.near)
+  lot.park('a', dead.near)
   // Ended for writing but not yet closed: the lot cannot have noticed.
   dead.near.end()
   t.equal(lot.take('a'), live.near)
@@ -242,8 +271,8 @@ t.test('parked sockets share the lot\'s listeners: nothing per socket is kept al
 t.test('a socket taken and not used is not put back once its hidden server sent bytes meanwhile', async t => {
   const { lot } = lotWith()
   const [quiet, noisy] = await socketPairs(t, 2, CLOSING)
-  lot.park('a', quiet.near)
   lot.park('a', noisy.near)
+  lot.park('a', quiet.near)
   const first = lot.take('a')!
   const second = lot.take('a')!
   const evictions = lot.evictions
