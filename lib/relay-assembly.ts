@@ -18,6 +18,7 @@ import { ParkingLot } from './relay/parking-lot'
 import { SpliceSet } from './relay/splice-set'
 import { answerAsMain, watchParserRefusals } from './relay/parser-refusals'
 import { answerPlainHttpOnTls } from './relay/plain-on-tls'
+import { countFailedHandshakes } from './relay/tls-failures'
 import type { RelayState } from './state'
 
 export interface RelayParts {
@@ -80,6 +81,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
     const unanswer = answerPlainHttpOnTls(target, metrics, log, keyOf)
     if (o.handshakeTimeout > 0) setHandshakeTimeout(target, o.handshakeTimeout)
     const unclose = closeFailedHandshakes(target)
+    const uncount = countFailedHandshakes(target, metrics, log)
     // Fastify gives the app's clientErrorHandler to its main server only.
     const unshare = target === server ? undefined : answerAsMain(target, server, log)
     hidden.cap?.add(target)
@@ -89,6 +91,7 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
       unwatch()
       unanswer()
       unclose()
+      uncount()
       unshare?.()
     }
   }

@@ -10,6 +10,9 @@ export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
   | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'splices_share_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
 
+/** Why a TLS listener refused a handshake (tls-failures.ts). */
+export type TlsRefusal = 'tls_version' | 'tls_cipher' | 'tls_timeout' | 'tls_failed'
+
 /** Why Node's HTTP parser refused a head, before the relay saw it. */
 export type ParserRefusal = 'malformed_head' | 'head_too_large' | 'head_timeout' | 'plain_http'
 
@@ -32,8 +35,8 @@ export interface RendezvousMetrics {
   waited (seconds: number): void
   /** Head received from the mobile client to its first byte written to the hidden side. */
   handoff (seconds: number): void
-  /** A connection closed at accept, before any request (the per-address cap). */
-  connectionRefused (reason: 'per_address_cap' | 'total_cap'): void
+  /** A connection closed before any request: at accept (the caps), or at its TLS handshake. */
+  connectionRefused (reason: 'per_address_cap' | 'total_cap' | TlsRefusal): void
   /** A head Node's HTTP parser refused, answered before the relay saw it. */
   parserRefused (side: 'hidden' | 'mobile' | 'unknown', reason: ParserRefusal): void
 }
@@ -87,7 +90,7 @@ export function createMetrics (registry: Registry | false | undefined): Rendezvo
     name: 'rendezvous_wait_seconds', help: 'Time mobile clients waited for a parked connection', buckets: [0, 0.005, 0.05, 0.5, 1, 2.5, 5, 10, 30], registers
   }))
   const refusedConnections = metric(registry, 'rendezvous_connections_refused_total', () => new Counter({
-    name: 'rendezvous_connections_refused_total', help: 'Connections closed at accept, before any request, by reason', labelNames: ['reason'], registers
+    name: 'rendezvous_connections_refused_total', help: 'Connections closed before any request, at accept (the caps) or at a refused TLS handshake, by reason', labelNames: ['reason'], registers
   }))
   const refusals = metric(registry, 'rendezvous_refusals_total', () => new Counter({
     name: 'rendezvous_refusals_total', help: 'Refusals answered to hidden servers (side="hidden") and mobile clients (side="mobile"), by reason; side="unknown" for a head the HTTP parser refused whose method it did not see', labelNames: ['side', 'reason'], registers
