@@ -45,7 +45,8 @@ t.test('list, add, disconnect and remove', async t => {
   await untilParked(relay, 3)
   const client = await relay.open()
   client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-2"\r\n\r\n')
-  await hidden[0].untilText('\r\n\r\n')
+  // Handed out newest first.
+  await hidden[1].untilText('\r\n\r\n')
   const list = await api(relay, 'GET', '/api/ids')
   t.equal(list.status, 200)
   t.same(list.body.ids.map((r: any) => [r.id, r.parked, r.waiting, r.spliced]), [['hub-1', 1, 0, 0], ['hub-2', 1, 0, 1]])
