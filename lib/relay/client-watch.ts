@@ -64,3 +64,18 @@ export function watchClient (socket: Socket, maxBuffer: number): ClientWatch {
     }
   }
 }
+
+/** Whether a claimed client can still take an answer: not closed, not ended by an earlier `Connection: close`. */
+export function answerable (client: Socket): boolean {
+  return !client.destroyed && client.writable && !client.writableEnded
+}
+
+/** Whether a claimed client may still wait for one: answerable, and no FIN or close seen (a client that left). */
+export function usable (client: Socket, watch: ClientWatch): boolean {
+  return !watch.gone && answerable(client)
+}
+
+/** Whether a claimed client is still one to serve: `usable`, or only answerable where its FIN is forgiven (matchAndSplice says when). */
+export function stillThere (client: Socket, watch: ClientWatch, finForgiven: boolean): boolean {
+  return finForgiven ? answerable(client) : usable(client, watch)
+}

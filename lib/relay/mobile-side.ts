@@ -7,7 +7,8 @@ import { DEFAULT_LINGER_MS } from '../http/linger'
 import { loggedUrl } from '../http/request-summary'
 import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
 import { normaliseAddress } from './auth-throttle'
-import { watchClient, type ClientWatch } from './client-watch'
+import { stillThere, usable, watchClient, type ClientWatch } from './client-watch'
+import { untilAnyAborts, untilDeadline } from './abort-race'
 import type { RendezvousMetrics, RequestOutcome } from './metrics'
 import type { ParkingLot, WaitOutcome } from './parking-lot'
 import type { Registry } from '../registry/registry'
@@ -57,48 +58,6 @@ export interface MobileSide {
    * timeout. For a shutdown, called once `refusing()` says so.
    */
   endWaits: () => void
-}
-
-/** Runs `work` with a signal that aborts as soon as one of `signals` does; it is already aborted if one is. */
-async function untilAnyAborts<T> (signals: AbortSignal[], work: (either: AbortSignal) => Promise<T>): Promise<T> {
-  const either = new AbortController()
-  const abort = (): void => either.abort()
-  // Listeners come off when the work ends: the shutdown signal outlives every request.
-  for (const signal of signals) {
-    if (signal.aborted) either.abort()
-    else signal.addEventListener('abort', abort, { once: true })
-  }
-  try {
-    return await work(either.signal)
-  } finally {
-    for (const signal of signals) signal.removeEventListener('abort', abort)
-  }
-}
-
-/** Runs `work` with a signal that aborts when `signal` does or at `deadline` (ms since the epoch), whichever is first. */
-async function untilDeadline<T> (signal: AbortSignal, deadline: number, work: (bounded: AbortSignal) => Promise<T>): Promise<T> {
-  const late = new AbortController()
-  const timer = setTimeout(() => late.abort(), Math.max(0, deadline - Date.now()))
-  try {
-    return await untilAnyAborts([signal, late.signal], work)
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-/** Whether a claimed client can still take an answer: not closed, not ended by an earlier `Connection: close`. */
-function answerable (client: Socket): boolean {
-  return !client.destroyed && client.writable && !client.writableEnded
-}
-
-/** Whether a claimed client may still wait for one: answerable, and no FIN or close seen (a client that left). */
-function usable (client: Socket, watch: ClientWatch): boolean {
-  return !watch.gone && answerable(client)
-}
-
-/** Whether a claimed client is still one to serve: `usable`, or only answerable where its FIN is forgiven (matchAndSplice says when). */
-function stillThere (client: Socket, watch: ClientWatch, finForgiven: boolean): boolean {
-  return finForgiven ? answerable(client) : usable(client, watch)
 }
 
 const WAITERS_FULL = {
@@ -207,7 +166,8 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       const refused = await admission(client, ticket.id)
       if (refused !== undefined) {
         watch.stop()
-        refuseWith(client, refused[0], refused[1], at)
+        // After the answers to requests pipelined before it, as every refusal; none if one of them closed the connection.
+        await refuseInTurn({ kind: 'refuse', outcome: refused[0], refusal: refused[1] }, client, at)
         return
       }
       // A FIN alone, seen while the checks above awaited (a Redis round trip in cluster mode), is a client that
