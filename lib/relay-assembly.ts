@@ -8,7 +8,7 @@ import { AuthThrottle } from './relay/auth-throttle'
 import { unroutedAnswer, type AnswerUnrouted } from './relay/challenge'
 import { addressKeyer, type AddressKey } from './relay/address-group'
 import { capConnections, type CapRefusal } from './relay/connection-cap'
-import { closeFailedHandshakes, installHandoff, setHandshakeTimeout } from './relay/handoff'
+import { closeFailedHandshakes, installHandoff, setHandshakeTimeout, takeHostCheck } from './relay/handoff'
 import { logLimiter } from './relay/log-limit'
 import { createHiddenSide } from './relay/hidden-side'
 import type { RendezvousMetrics } from './relay/metrics'
@@ -120,21 +120,6 @@ export async function assembleRelay (server: HttpServer, o: ResolvedOptions, par
       unsubscribe()
     }
   }
-}
-
-/**
- * Turns off Node's check that an HTTP/1.1 request has a Host (its
- * `requireHostHeader`), which answers in the server's own request callback,
- * before the app or the relay sees the request: the relay's header callback
- * makes it instead (mobile-decide.ts requireHost). Returns what gives it
- * back, or undefined where the server does not make it (an app that turned
- * it off, which takes such requests itself).
- */
-function takeHostCheck (server: HttpServer): (() => void) | undefined {
-  const target = server as HttpServer & { requireHostHeader?: boolean }
-  if (target.requireHostHeader !== true) return undefined
-  target.requireHostHeader = false
-  return () => { target.requireHostHeader = true }
 }
 
 /**

@@ -25,9 +25,11 @@ export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
   const reasons: NotReadyReason[] = []
   if (probe.closing()) reasons.push('shutting_down')
   if (!probe.listening()) reasons.push('not_listening')
-  if (!await registryReachable(probe)) reasons.push('registry_unreachable')
+  // At once: a hung Redis would otherwise make one probe wait out both timeouts.
+  const [registryUp, storeUp] = await Promise.all([registryReachable(probe), passes(probe.checkReplayCache, probe.registryTimeout)])
+  if (!registryUp) reasons.push('registry_unreachable')
   if (probe.journalWritable?.() === false) reasons.push('replay_journal_failing')
-  if (!await passes(probe.checkReplayCache, probe.registryTimeout)) reasons.push('replay_store_failing')
+  if (!storeUp) reasons.push('replay_store_failing')
   if (probe.replayCacheRoom?.() === 0) reasons.push('replay_cache_full')
   if (probe.underPressure()) reasons.push('under_pressure')
   if (probe.lotFull()) reasons.push('lot_full')

@@ -47,7 +47,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     // the client round again with the same head. A relayed head that long gets this answer too (mobile-decide.ts).
     if ((request.raw as { [kTruncated]?: true })[kTruncated] === true) {
       metrics.request('bad_head')
-      log[level('bad_head', request.socket.remoteAddress)]({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
+      log[level('bad_head', normaliseAddress(request.socket.remoteAddress))]({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
       refuseOnSocket(request, reply, { status: 431, message: 'too many header fields' }, limits.lingerTimeout)
       return
     }

@@ -266,3 +266,18 @@ function parentOf (socket: TLSSocket): Socket | undefined {
   const parent = (socket as unknown as { _parent?: unknown })._parent
   return parent instanceof Socket ? parent : undefined
 }
+
+/**
+ * Turns off Node's check that an HTTP/1.1 request has a Host (its
+ * `requireHostHeader`), which answers in the server's own request callback,
+ * before the app or the relay sees the request: the relay's header callback
+ * makes it instead (mobile-decide.ts requireHost). Returns what gives it
+ * back, or undefined where the server does not make it (an app that turned
+ * it off, which takes such requests itself).
+ */
+export function takeHostCheck (server: HttpServer): (() => void) | undefined {
+  const target = server as HttpServer & { requireHostHeader?: boolean }
+  if (target.requireHostHeader !== true) return undefined
+  target.requireHostHeader = false
+  return () => { target.requireHostHeader = true }
+}

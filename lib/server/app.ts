@@ -10,6 +10,7 @@ import { lacksHost, NEEDS_HOST } from '../http/refusals'
 import { requestSummary } from '../http/request-summary'
 import { frameworkErrors } from '../relay/framework-errors'
 import { logId } from '../relay/log-ids'
+import { takeHostCheck } from '../relay/handoff'
 import { FileRegistry } from '../registry/file-registry'
 import type { PeerTlsMaterial, ServeOptions } from './serve-options'
 import { openFileLimit, serveMaxConnections } from './open-files'
@@ -75,7 +76,7 @@ export async function buildServer (opts: ServeOptions): Promise<FastifyInstance>
  * logged: a 400 in plain words that closes the connection, and a line.
  */
 function refuseHostless (scrape: FastifyInstance): FastifyInstance {
-  ;(scrape.server as HttpServer & { requireHostHeader: boolean }).requireHostHeader = false
+  takeHostCheck(scrape.server)
   scrape.addHook('onRequest', async (request, reply) => {
     if (!lacksHost(request.raw)) return
     // The listener's log, not the request's: scrapes log at warn (addMetricsRoute), and this is no scrape.

@@ -29,6 +29,7 @@ t.test('defaults come from the table, durations in ms', async t => {
   t.equal(c.adminListen, undefined)
   t.same(pluginOptionsOf(SERVE_TABLE, c).authFailures, { perPair: 10, perAddress: 100, perIdTotp: 30, window: 60_000, coolOff: 60_000, roomWait: 2000 })
   t.same((pluginOptionsOf(SERVE_TABLE, resolve(['--auth-failures-room-wait', '0.5'])).authFailures as { roomWait: number }).roomWait, 500, 'the room wait, in seconds on the command line')
+  t.same((pluginOptionsOf(SERVE_TABLE, resolve(['--auth-failures-room-wait', '0'])).authFailures as { roomWait: number }).roomWait, 0, '0: 429 at once')
 })
 
 t.test('precedence: flag > env > file > default', async t => {
