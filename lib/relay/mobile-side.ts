@@ -136,11 +136,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
    * Cluster mode: whichever comes first within the wait timeout, a socket
    * parked here, or a link to another node that took one of its own and
    * delivered `head` to it. Other nodes are asked again every retryInterval,
-   * as a hidden server may park anywhere.
+   * as a hidden server may park anywhere. Between two asks the client waits
+   * here; the waiting limits are applied at its first wait only, so that a
+   * client let in is not refused later in its wait. Its turn among
+   * addresses is taken again at each wait, so it is kept only roughly.
    */
   async function waitAnywhere (remote: RemoteSource, id: string, head: Buffer, signal: AbortSignal, source: string): Promise<WaitOutcome | Remote | undefined> {
     const deadline = Date.now() + limits.waitTimeout
-    for (;;) {
+    for (let admitted = false; ; admitted = true) {
       if (lot.parkedFor(id) === 0) {
         // Another node that accepts and never answers must not hold the client past its wait timeout.
         const link = await untilDeadline(signal, deadline, async bounded => await remote.open(id, head, bounded))
@@ -151,7 +154,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Given up while other nodes were asked: a wait on a closed lot would only run out its time.
       if (signal.aborted) return undefined
       const left = deadline - Date.now()
-      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal, source)
+      const found = await lot.wait(id, Math.min(left, remote.retryInterval), signal, source, admitted)
       if (found !== undefined || signal.aborted || left <= remote.retryInterval) return found
     }
   }

@@ -162,12 +162,13 @@ export class ParkingLot {
    * undefined on timeout or when the lot closes the wait. `signal` lets the
    * caller give up (the client went away). `source` is who waits (a client
    * address, or its subnet): sources are served in turn, and each is held
-   * to its share of the ID's places.
+   * to its share of the ID's places. `admitted`: a client let in before,
+   * waiting again, which the limits do not refuse.
    */
-  async wait (id: string, timeoutMs: number, signal?: AbortSignal, source = ''): Promise<WaitOutcome | undefined> {
+  async wait (id: string, timeoutMs: number, signal?: AbortSignal, source = '', admitted = false): Promise<WaitOutcome | undefined> {
     const now = this.take(id)
     if (now !== undefined) return { socket: now }
-    const full = this.#full(id, source)
+    const full = admitted ? undefined : this.#full(id, source)
     if (full !== undefined) return { full }
     if (timeoutMs <= 0) return undefined
     const socket = await new Promise<Socket | undefined>(resolve => {
