@@ -69,7 +69,7 @@ export function share (name: string, value: unknown, pool: number, poolName: str
   if (value === undefined) return pool > 0 ? Math.max(1, Math.floor(pool / 4)) : 0
   const resolved = nonNegative(name, value, 0)
   if (!Number.isInteger(resolved)) throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)
-  if (resolved > 0 && pool === 0) throw new RendezvousOptionError(`${name} must be 0 while ${poolName} is 0 (no cap, so no share of it), got ${String(resolved)}`)
+  if (resolved > 0 && pool === 0) throw new RendezvousOptionError(`${name} must be 0 while ${poolName} is 0 (nothing to share), got ${String(resolved)}`)
   if (resolved > pool) throw new RendezvousOptionError(`${name} must be at most ${poolName} (${String(pool)}), got ${String(resolved)}`)
   return resolved
 }

@@ -39,14 +39,15 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
   await registry.ready()
   const replayCache = o.replayCache ?? cluster?.replayCache ?? await defaultReplayCache(o, log)
   const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
+  const cacheHealth = cacheHealthLog(replayCache, log)
   return {
     registry,
     replayCache,
     throttleStore,
-    verify: makeVerifier(o, registry, replayCache, cacheErrorReporter(replayCache, log)),
+    verify: makeVerifier(o, registry, replayCache, cacheHealth?.failed),
     journalWritable: replayCache instanceof FileReplayCache ? () => replayCache.writable() : () => true,
     ...(replayCache.room === undefined ? {} : { replayCacheRoom: () => replayCache.room!() }),
-    ...(replayCache.check === undefined ? {} : { checkReplayCache: async () => { await replayCache.check!() } }),
+    ...(replayCache.check === undefined ? {} : { checkReplayCache: checkedBy(replayCache.check.bind(replayCache), cacheHealth) }),
     close: async () => {
       if (o.registry === undefined) await registry.close()
       if (o.replayCache === undefined) await replayCache.close?.()
@@ -65,18 +66,43 @@ async function defaultReplayCache (o: ResolvedOptions, log: FastifyBaseLogger | 
   return cache
 }
 
+interface CacheHealth { failed: (err: unknown) => void, ok: () => void }
+
 /**
- * A warn line, once a minute per cause, when the replay cache fails tokens:
+ * A warn line, once a minute per cause, when the replay cache fails tokens
+ * or the readiness probe's write, and an info line once it takes them again:
  * each refusal is an info line that says only `replay_cache_error`, and a
  * Redis that refuses writes (out of memory) stays up, so nothing else says
  * why. A journal says so itself (`the replay journal cannot be written`).
  */
-function cacheErrorReporter (replayCache: ReplayCache, log: FastifyBaseLogger | undefined): ((err: unknown) => void) | undefined {
+function cacheHealthLog (replayCache: ReplayCache, log: FastifyBaseLogger | undefined): CacheHealth | undefined {
   if (log === undefined || replayCache instanceof FileReplayCache) return undefined
   const warnNow = logLimiter(60_000)
-  return err => {
-    const reason = String((err as Error)?.message ?? err).slice(0, 300)
-    if (warnNow(reason)) log.warn({ reason }, 'the replay cache cannot take tokens: CONNECTs with one-time tokens get 503 (store_unavailable) until it can')
+  let failing = false
+  return {
+    failed: err => {
+      failing = true
+      const reason = String((err as Error)?.message ?? err).slice(0, 300)
+      if (warnNow(reason)) log.warn({ reason }, 'the replay cache cannot take tokens: CONNECTs with one-time tokens get 503 (store_unavailable) until it can')
+    },
+    ok: () => {
+      if (!failing) return
+      failing = false
+      log.info('the replay cache takes tokens again')
+    }
+  }
+}
+
+/** The cache's own check, for readiness, told to `health` either way. */
+function checkedBy (check: () => Promise<void>, health: CacheHealth | undefined): () => Promise<void> {
+  return async () => {
+    try {
+      await check()
+    } catch (err) {
+      health?.failed(err)
+      throw err
+    }
+    health?.ok()
   }
 }
 

@@ -27,7 +27,7 @@ t.test('a share that is no whole number, or could never bind, is refused by name
     [{ maxSplicedPerId: '3' }, 'maxSplicedPerId must be a non-negative number, got the string "3"'],
     [{ replayCacheSize: 10, replayCachePerId: 11 }, 'replayCachePerId must be at most replayCacheSize (10), got 11'],
     [{ maxSpliced: 4, maxSplicedPerId: 5 }, 'maxSplicedPerId must be at most maxSpliced (4), got 5'],
-    [{ maxSpliced: 0, maxSplicedPerId: 5 }, 'maxSplicedPerId must be 0 while maxSpliced is 0 (no cap, so no share of it), got 5']
+    [{ maxSpliced: 0, maxSplicedPerId: 5 }, 'maxSplicedPerId must be 0 while maxSpliced is 0 (nothing to share), got 5']
   ] as const) {
     t.throws(() => resolveOptions(options as RendezvousOptions), { ...BAD, message: `Invalid rendezvous option: ${message}` }, message)
   }
@@ -38,7 +38,7 @@ t.test('serve: --replay-cache-per-id and --max-spliced-per-id, from flags and va
   t.same(plugin(parseServeArgs([], { RENDEZVOUS_REPLAY_CACHE_PER_ID: '3', RENDEZVOUS_MAX_SPLICED_PER_ID: '4' })), { replayCachePerId: 3, maxSplicedPerId: 4 })
   t.same(plugin(parseServeArgs([])), {}, 'unset, the plugin derives them from the pools')
   t.throws(() => parseServeArgs(['--replay-cache-size', '10'], { RENDEZVOUS_REPLAY_CACHE_PER_ID: '20' }), { message: '--replay-cache-per-id must be at most --replay-cache-size (10), got 20' })
-  t.throws(() => parseServeArgs(['--max-spliced', '0', '--max-spliced-per-id', '2']), { message: '--max-spliced-per-id must be 0 while --max-spliced is 0 (no cap, so no share of it)' })
+  t.throws(() => parseServeArgs(['--max-spliced', '0', '--max-spliced-per-id', '2']), { message: '--max-spliced-per-id must be 0 while --max-spliced is 0 (nothing to share)' })
   t.same(plugin(parseServeArgs(['--max-spliced', '0', '--max-spliced-per-id', '0'])), { maxSplicedPerId: 0 })
   for (const flag of ['--replay-cache-per-id', '--max-spliced-per-id']) {
     t.throws(() => parseServeArgs([flag, '-1']), { message: new RegExp(`^${flag}`) }, `${flag} -1`)

@@ -88,7 +88,7 @@ function sharesFit (c: ServeConfig): void {
     ['--max-waiters-per-address', c.maxWaitersPerAddress, '--max-waiters-per-id', c.maxWaitersPerId]] as const
   for (const [flag, share, poolFlag, pool] of shares) {
     if (share === undefined || share <= pool) continue
-    throw new CliError(pool === 0 ? `${flag} must be 0 while ${poolFlag} is 0 (no cap, so no share of it)` : `${flag} must be at most ${poolFlag} (${pool}), got ${share}`)
+    throw new CliError(pool === 0 ? `${flag} must be 0 while ${poolFlag} is 0 (nothing to share)` : `${flag} must be at most ${poolFlag} (${pool}), got ${share}`)
   }
 }
 
