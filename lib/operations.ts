@@ -24,6 +24,7 @@ export interface OperationsDeps {
   journalWritable: () => boolean
   /** Tokens the replay cache can still take, when it can say. */
   replayCacheRoom?: () => number
+  checkReplayCache?: () => Promise<void>
 }
 
 export interface Operations {
@@ -67,7 +68,8 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     },
     registryTimeout: 2_000,
     journalWritable: deps.journalWritable,
-    replayCacheRoom: deps.replayCacheRoom
+    replayCacheRoom: deps.replayCacheRoom,
+    checkReplayCache: deps.checkReplayCache
   }, totals)
   const disconnect = (id: string): { parked: number, spliced: number } => {
     const parked = lot.evict(id)

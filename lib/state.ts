@@ -11,6 +11,7 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import type { ThrottleStore } from './stores/throttle-store'
+import { logLimiter } from './relay/log-limit'
 import { createDefaultVerifier, normaliseVerdict, type Verifier } from './tokens/verifier'
 
 /**
@@ -27,6 +28,8 @@ export interface RelayState {
   journalWritable: () => boolean
   /** Tokens the replay cache can still take, when it can say (readiness reports 0). */
   replayCacheRoom?: () => number
+  /** The replay cache's check, when it has one (readiness reports its rejection). */
+  checkReplayCache?: () => Promise<void>
   /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
   close: () => Promise<void>
 }
@@ -40,9 +43,10 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
     registry,
     replayCache,
     throttleStore,
-    verify: makeVerifier(o, registry, replayCache),
+    verify: makeVerifier(o, registry, replayCache, cacheErrorReporter(replayCache, log)),
     journalWritable: replayCache instanceof FileReplayCache ? () => replayCache.writable() : () => true,
     ...(replayCache.room === undefined ? {} : { replayCacheRoom: () => replayCache.room!() }),
+    ...(replayCache.check === undefined ? {} : { checkReplayCache: async () => { await replayCache.check!() } }),
     close: async () => {
       if (o.registry === undefined) await registry.close()
       if (o.replayCache === undefined) await replayCache.close?.()
@@ -61,7 +65,22 @@ async function defaultReplayCache (o: ResolvedOptions, log: FastifyBaseLogger | 
   return cache
 }
 
-function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache): RelayState['verify'] {
+/**
+ * A warn line, once a minute per cause, when the replay cache fails tokens:
+ * each refusal is an info line that says only `replay_cache_error`, and a
+ * Redis that refuses writes (out of memory) stays up, so nothing else says
+ * why. A journal says so itself (`the replay journal cannot be written`).
+ */
+function cacheErrorReporter (replayCache: ReplayCache, log: FastifyBaseLogger | undefined): ((err: unknown) => void) | undefined {
+  if (log === undefined || replayCache instanceof FileReplayCache) return undefined
+  const warnNow = logLimiter(60_000)
+  return err => {
+    const reason = String((err as Error)?.message ?? err).slice(0, 300)
+    if (warnNow(reason)) log.warn({ reason }, 'the replay cache cannot take tokens: CONNECTs with one-time tokens get 503 (store_unavailable) until it can')
+  }
+}
+
+function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: ReplayCache, onCacheError?: (err: unknown) => void): RelayState['verify'] {
   const custom = o.verifyToken
   if (custom === undefined) {
     return createDefaultVerifier({
@@ -70,7 +89,8 @@ function makeVerifier (o: ResolvedOptions, registry: Registry, replayCache: Repl
       replayCache,
       totp: o.totp,
       skewSeconds: o.tokenSkew,
-      replayCachePerId: o.replayCachePerId
+      replayCachePerId: o.replayCachePerId,
+      onCacheError
     })
   }
   // Unknown IDs are refused here, so a custom verifier only ever judges tokens of IDs the registry knows.

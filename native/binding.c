@@ -15,7 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-static const char *const END_NAMES[] = { "none", "closed", "error", "idle", "aborted" };
+static const char *const END_NAMES[] = { "none", "closed", "error", "idle", "aborted", "unanswered" };
 
 /* ---------- the JS side ---------- */
 
@@ -168,17 +168,32 @@ static napi_value js_start (napi_env env, napi_callback_info info) {
 
 static struct pair *pair_at (napi_env env, napi_value v);
 
-/* go(slot): the I/O thread takes the pair over; call it once, after JavaScript flushed what it owed either side. */
+/*
+ * go(slot, answersUnanswered): the I/O thread takes the pair over; call it
+ * once, after JavaScript flushed what it owed either side. With
+ * answersUnanswered true, a hidden side that ends or fails before its first
+ * byte to the client ends the pair as 'unanswered' (see struct pair).
+ */
 static napi_value js_go (napi_env env, napi_callback_info info) {
   struct addon *a = addon_of(env);
-  napi_value argv[1];
-  if (get_args(env, info, 1, argv) == NULL) return NULL;
+  napi_value argv[2];
+  size_t argc = 2;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 1) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "missing arguments");
+    return NULL;
+  }
+  bool answers = false;
+  /* Absent or not a boolean: false, the behaviour of a caller that knows nothing of it. */
+  if (argc >= 2 && napi_get_value_bool(env, argv[1], &answers) != napi_ok) answers = false;
   struct pair *p = pair_at(env, argv[0]);
   if (p == NULL || p->queued) {
     napi_throw_error(env, "ERR_RENDEZVOUS_NATIVE", "no such pair waiting to go");
     return NULL;
   }
   p->queued = 1;
+  /* Before the pair is queued: the mutex below publishes it to the thread with the rest. */
+  p->answers_unanswered = answers;
   pthread_mutex_lock(&a->lock);
   p->next_new = a->incoming;
   a->incoming = p;

@@ -140,8 +140,18 @@ static int copy_once (struct pair *p, int i, int64_t now) {
 }
 
 /*
- * Moves what it can from sides[i] to sides[1 - i]. Returns 0, or -1 on an
- * error that ends the pair. Backpressure: it reads in only while the pipe
+ * Whether the hidden side (direction 1 reads it) ended or failed before it
+ * sent the client anything, on a pair whose client is to be answered for
+ * it: its FIN is then not passed on, and the pair ends as unanswered.
+ */
+static int unanswered (struct pair *p, int i) {
+  return i == 1 && p->answers_unanswered && atomic_load_explicit(&p->moved[1], memory_order_relaxed) == 0;
+}
+
+/*
+ * Moves what it can from sides[i] to sides[1 - i]. Returns 0, 1 when the
+ * hidden side ended unanswered (see unanswered()), or -1 on an error that
+ * ends the pair. Backpressure: it reads in only while the pipe
  * is empty or the last read did not block, and stops when the writer
  * blocks, so a slow reader holds at most one pipe of bytes here.
  */
@@ -174,6 +184,7 @@ static int pump_direction (struct addon *a, struct pair *p, int i, int64_t now) 
     if (d->in_pipe == 0) give_pipe(a, d);
     if (d->eof) {
       if (d->in_pipe == 0 && !d->shut) {
+        if (unanswered(p, i)) return 1;
         /* Everything before the FIN is out: pass the FIN on, and only the FIN. */
         if (shutdown(out->fd, SHUT_WR) != 0 && errno != ENOTCONN) return -1;
         d->shut = 1;
@@ -245,8 +256,9 @@ void pump (struct addon *a, struct pair *p, int64_t now, struct pair **ended) {
   }
   if (p->stalled) { p->stalled = 0; a->nstalled--; }
   for (int i = 0; i < 2; i++) {
-    if (pump_direction(a, p, i, now) != 0) {
-      end_pair(a, p, atomic_load(&p->abort_requested) ? END_ABORTED : END_ERROR, ended);
+    int r = pump_direction(a, p, i, now);
+    if (r != 0) {
+      end_pair(a, p, atomic_load(&p->abort_requested) ? END_ABORTED : r > 0 ? END_UNANSWERED : END_ERROR, ended);
       return;
     }
   }

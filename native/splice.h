@@ -22,7 +22,9 @@
  * Semantics follow lib/relay/splice.ts: a FIN only half-closes (the other
  * side gets shutdown(SHUT_WR) once everything before the FIN went out); an
  * error on either side ends the pair; the idle timer ends it after idle ms
- * without a byte either way.
+ * without a byte either way. Where go() asked for it, a hidden side that
+ * ends or fails before it sent the client a byte ends the pair with the
+ * client's side left as it was, for JavaScript to answer it 502.
  *
  * Node-API only (version 8), so one build works on every Node major >= 20;
  * its symbols resolve against the node binary when the addon is loaded.
@@ -46,7 +48,7 @@
 /* Pipes kept for reuse when no transfer holds them: a pipe is needed only while bytes are in flight. */
 #define POOL_MAX 16
 
-enum end_reason { END_NONE = 0, END_CLOSED, END_ERROR, END_IDLE, END_ABORTED };
+enum end_reason { END_NONE = 0, END_CLOSED, END_ERROR, END_IDLE, END_ABORTED, END_UNANSWERED };
 
 struct pair;
 
@@ -77,6 +79,13 @@ struct pair {
   int idle_ms; /* 0: no idle timer */
   int64_t last_active_ms;
   int queued; /* go() was called: JS thread only */
+  /*
+   * Set by go() before the thread sees the pair: a hidden side that ends or
+   * fails before its first byte to the client ends the pair as
+   * END_UNANSWERED, its FIN not passed on, so that JavaScript can still
+   * answer the client on the same connection.
+   */
+  int answers_unanswered;
   int registered; /* in the epoll set and in the thread's list */
   int stalled; /* waiting for a pipe */
   enum end_reason end;

@@ -1,8 +1,11 @@
+import { randomUUID } from 'node:crypto'
 import type { ReplayCache, ReplayVerdict } from '../stores/replay-cache'
 import { DEFAULT_MAX_ENTRIES } from '../stores/memory-replay-cache'
 import { Keys } from './keys'
 import { timed, type RedisConnection } from './redis-connection'
 import { AcceptedTokens } from './accepted-tokens'
+
+const PROBE_TTL_MS = 5000
 
 export interface RedisReplayCacheOptions {
   keyPrefix?: string
@@ -38,6 +41,8 @@ export class RedisReplayCache implements ReplayCache {
   readonly #usable: () => boolean
   readonly #kept: AcceptedTokens
   readonly #sweep: NodeJS.Timeout
+  // Its own, so that nodes probing at once do not contend; short-lived, so that a node gone leaves nothing.
+  readonly #probeKey = `probe:${randomUUID()}`
   /** Tokens sent to Redis and not yet answered: room() leaves them out. */
   #taking = 0
 
@@ -86,6 +91,12 @@ export class RedisReplayCache implements ReplayCache {
   // The connection belongs to the cluster node, which closes it.
   async close (): Promise<void> {
     clearInterval(this.#sweep)
+  }
+
+  /** A write of this node's own probe key, as a token's would be: Redis refusing writes (out of memory) fails it. */
+  async check (): Promise<void> {
+    if (!this.#usable()) throw new Error('Redis is unreachable, or not yet caught up since it came back')
+    await timed(this.#conn.client.set(this.#keys.replay(this.#probeKey), '1', 'PX', PROBE_TTL_MS), this.#timeout)
   }
 
   async #setNx (key: string, ttlMs: number): Promise<string | null> {

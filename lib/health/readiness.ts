@@ -1,5 +1,5 @@
 /** Why a node should not take new traffic now. */
-export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'replay_cache_full' | 'under_pressure' | 'lot_full' | 'shutting_down'
+export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'replay_store_failing' | 'replay_cache_full' | 'under_pressure' | 'lot_full' | 'shutting_down'
 
 export interface ReadinessProbe {
   listening: () => boolean
@@ -14,6 +14,8 @@ export interface ReadinessProbe {
   journalWritable?: () => boolean
   /** Tokens the replay cache can still take; at 0 every new one-time token is refused with 503. */
   replayCacheRoom?: () => number
+  /** The replay cache's own check (ReplayCache.check), if it has one: rejects while it cannot store a token. Bounded by registryTimeout too. */
+  checkReplayCache?: () => Promise<void>
 }
 
 export interface Readiness { ready: boolean, reasons: NotReadyReason[] }
@@ -25,6 +27,7 @@ export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
   if (!probe.listening()) reasons.push('not_listening')
   if (!await registryReachable(probe)) reasons.push('registry_unreachable')
   if (probe.journalWritable?.() === false) reasons.push('replay_journal_failing')
+  if (!await passes(probe.checkReplayCache, probe.registryTimeout)) reasons.push('replay_store_failing')
   if (probe.replayCacheRoom?.() === 0) reasons.push('replay_cache_full')
   if (probe.underPressure()) reasons.push('under_pressure')
   if (probe.lotFull()) reasons.push('lot_full')
@@ -32,11 +35,15 @@ export async function readiness (probe: ReadinessProbe): Promise<Readiness> {
 }
 
 async function registryReachable (probe: ReadinessProbe): Promise<boolean> {
-  if (probe.checkRegistry === undefined) return true
+  return await passes(probe.checkRegistry, probe.registryTimeout)
+}
+
+async function passes (check: (() => Promise<void>) | undefined, timeoutMs: number): Promise<boolean> {
+  if (check === undefined) return true
   let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(resolve, probe.registryTimeout, false) })
+  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(resolve, timeoutMs, false) })
   try {
-    return await Promise.race([probe.checkRegistry().then(() => true, () => false), timeout])
+    return await Promise.race([check().then(() => true, () => false), timeout])
   } finally {
     clearTimeout(timer)
   }

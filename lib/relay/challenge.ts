@@ -18,7 +18,7 @@ export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => v
  * no route handles are challenged, or told that the ID they named is unknown.
  */
 export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probes: AuthThrottle | undefined, limits: { closing: () => boolean, retryAfter: number, lingerTimeout: number }, log: FastifyBaseLogger): AnswerUnrouted {
-  const level = refusalLevel(probes === undefined ? undefined : address => probes.sourceOf(address))
+  const level = refusalLevel(probes === undefined ? undefined : address => probes.sourceOf(address), { log, side: 'mobile' })
   return function answerUnrouted (request, reply) {
     inTurn(request, reply, () => { answerNow(request, reply) }, why => {
       reply.hijack()
@@ -47,7 +47,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     // the client round again with the same head. A relayed head that long gets this answer too (mobile-decide.ts).
     if ((request.raw as { [kTruncated]?: true })[kTruncated] === true) {
       metrics.request('bad_head')
-      log.info({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
+      log[level('bad_head', request.socket.remoteAddress)]({ ...lineFields(request), outcome: 'bad_head', status: 431 }, 'rendezvous request refused')
       refuseOnSocket(request, reply, { status: 431, message: 'too many header fields' }, limits.lingerTimeout)
       return
     }

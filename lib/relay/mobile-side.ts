@@ -254,7 +254,7 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     try {
       // Node may have re-armed its keep-alive timer when an earlier response finished; the splice keeps its own.
       client.setTimeout(0)
-      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest], path: limits.splice, lingerTimeout: limits.lingerTimeout ?? DEFAULT_LINGER_MS }), { id })
+      pair = Object.assign(splice(client, hidden, { idleTimeout: limits.spliceIdleTimeout, first: [head, rest], path: limits.splice, lingerTimeout: limits.lingerTimeout ?? DEFAULT_LINGER_MS, unanswered: { headOnly: at.method === 'HEAD' } }), { id })
       metrics.handoff(Number(process.hrtime.bigint() - receivedAt) / 1e9)
     } catch (err) {
       // Neither parked nor spliced: nobody else would ever close it.

@@ -13,13 +13,17 @@ export function triesNative (path: SplicePath): boolean {
   return path === 'native' || (path === 'auto' && AUTO_NATIVE)
 }
 
-/** How a native pair ended, as the addon reports it. */
-export type NativeEnd = 'closed' | 'error' | 'idle' | 'aborted'
+/**
+ * How a native pair ended, as the addon reports it: `unanswered` only where
+ * go() asked for it, when the hidden side ended or failed before its first
+ * byte to the client, whose socket the addon then left as it was.
+ */
+export type NativeEnd = 'closed' | 'error' | 'idle' | 'aborted' | 'unanswered'
 
 interface Binding {
   init: (onEnd: (slot: number, end: NativeEnd, toHidden: number, toClient: number) => void) => void
   start: (clientFd: number, hiddenFd: number, idleMs: number) => number
-  go: (slot: number) => void
+  go: (slot: number, answersUnanswered: boolean) => void
   bytes: (slot: number, out: number[]) => boolean
   abort: (slot: number) => void
   stats: () => { pairs: number, thread: boolean }
@@ -33,8 +37,13 @@ export interface NativeSplicer {
    * `onEnd` is called once, after go(), when the pair has ended.
    */
   start: (clientFd: number, hiddenFd: number, idleMs: number, onEnd: (end: NativeEnd, toHidden: number, toClient: number) => void) => number
-  /** The I/O thread takes over: call it once, after everything JavaScript owed either side was flushed. */
-  go: (slot: number) => void
+  /**
+   * The I/O thread takes over: call it once, after everything JavaScript
+   * owed either side was flushed. `answersUnanswered`: a hidden side that
+   * ends or fails before its first byte to the client ends the pair as
+   * `unanswered`, with the client's socket untouched, for the caller to answer.
+   */
+  go: (slot: number, answersUnanswered?: boolean) => void
   /** Bytes moved so far each way, into `out`; false once the pair ended. */
   bytes: (slot: number, out: number[]) => boolean
   abort: (slot: number) => void
@@ -69,7 +78,7 @@ function load (): { splicer: NativeSplicer } | { reason: string } {
         ends.set(slot, onEnd)
         return slot
       },
-      go: slot => binding.go(slot),
+      go: (slot, answersUnanswered) => binding.go(slot, answersUnanswered === true),
       bytes: (slot, out) => binding.bytes(slot, out),
       abort: slot => binding.abort(slot),
       stats: () => binding.stats()

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
 import { lingerClose } from '../http/linger'
-import { lingers, watchPair } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
 import { giveBackReading, takeOverReading, tcpFd } from './socket-fd'
 
 /**
@@ -46,7 +46,7 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   }
   const started = Date.now()
   const fromHidden = hidden.bytesWritten
-  const fromClient = client.bytesWritten
+  let fromClient = client.bytesWritten
   const moved = [0, 0]
   let running = true
   let end: SpliceResult['end'] | undefined
@@ -67,15 +67,33 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     moved[0] = toHidden
     moved[1] = toClient
     end ??= why
-    // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
-    lingering = end === 'error' && lingers(client, opts.lingerTimeout)
-    if (lingering) {
-      // The addon has let go of the socket: Node may read it again.
-      giveBackReading(client)
-      lingerClose(client, opts.lingerTimeout as number)
-    } else client.destroy()
     hidden.destroy()
+    closeClient()
     finish()
+  }
+  const closeClient = (): void => {
+    if (end === 'unanswered' && !canAnswerUnanswered(client, bytes().toClient, opts)) end = 'error'
+    // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
+    lingering = end === 'unanswered' || (end === 'error' && lingers(client, opts.lingerTimeout))
+    if (!lingering) {
+      client.destroy()
+      return
+    }
+    // The addon has let go of the socket: Node may read it again.
+    giveBackReading(client)
+    // Left as it was by the addon (no FIN passed on): the client can still be told its hidden server never answered.
+    if (end === 'unanswered') fromClient += answerUnanswered(client, opts)
+    else lingerClose(client, opts.lingerTimeout as number)
+  }
+  // Before the addon took over, a hidden side that failed is seen here: the addon is only told to stop, and the client answered at its end.
+  const onError = (failed: Socket): void => {
+    if (failed === hidden && end === undefined && canAnswerUnanswered(client, bytes().toClient, opts)) {
+      end = 'unanswered'
+      if (running) splicer.abort(slot)
+      hidden.destroy()
+      return
+    }
+    fail('error')()
   }
   const fail = (why: SpliceResult['end']) => (): void => {
     end ??= why
@@ -85,11 +103,10 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     client.destroy()
     hidden.destroy()
   }
-  const onError = fail('error')
   const onIdle = fail('idle')
   const onClose = (): void => {
-    // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice.
-    if (running) fail('closed')()
+    // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice. Not the hidden side onError let go of.
+    if (running && !(end === 'unanswered' && !client.destroyed)) fail('closed')()
     finish()
   }
 
@@ -99,12 +116,13 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   const toHidden = [...(opts.first ?? []), owed[0] ?? Buffer.alloc(0)]
   const toClient = [owed[1] ?? Buffer.alloc(0)]
   // go() comes whatever happens: after a failure the thread only sees the abort, and reports the end that settles `done`.
-  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(onError).finally(() => {
+  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(fail('error')).finally(() => {
     for (const s of [client, hidden]) {
       s.setTimeout(0)
       s.removeListener('timeout', onIdle)
     }
-    splicer.go(slot)
+    // Only when nothing of the hidden side's went out from here: past the first byte the pipe stays byte-exact.
+    splicer.go(slot, canAnswerUnanswered(client, bytes().toClient, opts))
   })
   if (client.destroyed || hidden.destroyed) fail('error')()
   return { done, abort: fail('aborted'), bytes, path: 'native' }

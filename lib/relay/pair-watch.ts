@@ -1,4 +1,7 @@
 import type { Socket } from 'node:net'
+import { lingerClose } from '../http/linger'
+import { refusalBytes } from '../http/refusals'
+import type { SpliceOptions } from './splice'
 
 export interface PairWatchers {
   /** `socket` is the one that failed. */
@@ -31,4 +34,31 @@ export function watchPair (sockets: readonly Socket[], idleTimeout: number, on: 
 /** Whether a client whose hidden server failed gets a lingering close rather than a reset. */
 export function lingers (client: Socket, lingerTimeout: number | undefined): boolean {
   return (lingerTimeout ?? 0) > 0 && !client.destroyed
+}
+
+/** The body of the 502 a client gets when its hidden server closed or failed before answering (docs/protocol.md). */
+export const UNANSWERED_MESSAGE = 'the hidden server closed the connection before it answered'
+
+/**
+ * Whether the client can still be told, in place of an answer, that its
+ * hidden server closed or failed before answering: its caller asked for it,
+ * not a byte of the hidden server's reached the client on this pair
+ * (`toClient`), and the client can still take bytes. Past the first byte
+ * the pipe stays byte-exact, and a client that left gets nothing.
+ */
+export function canAnswerUnanswered (client: Socket, toClient: number, opts: SpliceOptions): boolean {
+  return opts.unanswered !== undefined && toClient === 0 && !client.destroyed && client.writable
+}
+
+/**
+ * Answers the client `502 Bad Gateway` in the relay's refusal form, then
+ * closes it lingering, as any refusal: what it still sends is read and
+ * dropped. Returns what that added to the client's bytesWritten: the
+ * relay's own bytes, which the pair must not count as relayed.
+ */
+export function answerUnanswered (client: Socket, opts: SpliceOptions): number {
+  const answer = refusalBytes({ status: 502, message: UNANSWERED_MESSAGE, headOnly: opts.unanswered?.headOnly === true })
+  const before = client.bytesWritten
+  lingerClose(client, opts.lingerTimeout ?? 0, answer)
+  return client.bytesWritten - before
 }

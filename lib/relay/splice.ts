@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import { defaultSplicePath, splicerFor, type SplicePath } from './native-addon'
 import { nativeSplice } from './native-splice'
-import { lingers, watchPair } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
 import { lingerClose } from '../http/linger'
 
 export interface SpliceOptions {
@@ -18,6 +18,14 @@ export interface SpliceOptions {
    * absent destroys it at once.
    */
   lingerTimeout?: number
+  /**
+   * When the hidden side ends (a FIN) or fails (a reset, an error) before
+   * it has sent the client a byte, the client is answered `502 Bad Gateway`
+   * rather than closed with nothing, then closed lingering; `headOnly` for
+   * a HEAD request. Absent: the client gets the end as it is, as a node
+   * relaying for another does, whose own splice answers its client.
+   */
+  unanswered?: { headOnly?: boolean }
 }
 
 export interface RelayedBytes {
@@ -28,8 +36,12 @@ export interface RelayedBytes {
 }
 
 export interface SpliceResult extends RelayedBytes {
-  /** What ended it: both sides closed in turn, an error, or the idle timer. */
-  end: 'closed' | 'error' | 'idle' | 'aborted'
+  /**
+   * What ended it: both sides closed in turn, an error, the idle timer, the
+   * relay's abort, or a hidden side that closed or failed before answering,
+   * its client answered 502 (`unanswered`).
+   */
+  end: 'closed' | 'error' | 'idle' | 'aborted' | 'unanswered'
   durationMs: number
   /** The client was left to a lingering close, after the hidden side failed. */
   lingering?: boolean
@@ -51,7 +63,8 @@ export interface Splice {
  * half-closed HTTP exchanges working; a reset, an error or a full close on
  * either side destroys both, except that a client whose hidden server
  * failed, or a side still flushing what came before its FIN, gets a
- * lingering close (`lingerTimeout`). `done` settles when the
+ * lingering close (`lingerTimeout`), and one whose hidden server ended or
+ * failed before its first byte a 502 first (`unanswered`). `done` settles when the
  * pair is over: both sockets destroyed, or the hidden one destroyed and the
  * client lingering. pipe() gives backpressure and carries a FIN
  * across as end(). Bytes are counted from the sockets' bytesWritten, which
@@ -82,7 +95,7 @@ export async function untilOver<T extends Splice> (open: Set<T>, pair: T, client
 function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const started = Date.now()
   const fromHidden = hidden.bytesWritten
-  const fromClient = client.bytesWritten
+  let fromClient = client.bytesWritten
   const bytes = (): RelayedBytes => ({ toHidden: hidden.bytesWritten - fromHidden, toClient: client.bytesWritten - fromClient })
   let end: SpliceResult['end'] = 'closed'
   let settle!: (r: SpliceResult) => void
@@ -91,7 +104,24 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
   let lingering = false
   const finish = (): void => settle({ ...bytes(), end, durationMs: Date.now() - started, ...(lingering ? { lingering } : {}) })
 
+  // In place of an answer the hidden server never began: the client is told so, then closed as a refusal is.
+  const answeredInstead = (): boolean => {
+    if (end !== 'closed' || !canAnswerUnanswered(client, bytes().toClient + hidden.readableLength, opts)) return false
+    end = 'unanswered'
+    lingering = true
+    hidden.unpipe(client)
+    client.unpipe(hidden)
+    hidden.destroy()
+    fromClient += answerUnanswered(client, opts)
+    return true
+  }
+  // pipe() would pass the FIN on as it is; before the first byte it is an answer never given.
+  const onHiddenEnd = (): void => {
+    if (!answeredInstead()) client.end()
+  }
+
   const fail = (why: SpliceResult['end']) => (failed?: Socket): void => {
+    if (why === 'error' && failed === hidden && answeredInstead()) return
     if (end === 'closed') end = why
     if (why === 'error' && failed === hidden && lingers(client, opts.lingerTimeout)) {
       // What the hidden server sent before it failed is in the client's queue: flushed, then a FIN.
@@ -135,7 +165,10 @@ function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice 
   watchPair([client, hidden], opts.idleTimeout, { onError, onClose, onIdle })
   // pipe() measured faster than a hand-written pump of one 'data' listener per direction, by 3x with TLS (docs/performance.md).
   client.pipe(hidden)
-  hidden.pipe(client)
-  if (client.destroyed || hidden.destroyed) fail('error')()
+  hidden.pipe(client, { end: false })
+  hidden.once('end', onHiddenEnd)
+  // A hidden side already gone (a parked connection that died in the same tick) has not answered either.
+  const answered = hidden.destroyed && answeredInstead()
+  if (!answered && (client.destroyed || hidden.destroyed)) fail('error')()
   return { done, abort: fail('aborted'), bytes, path: 'js' }
 }

@@ -15,5 +15,11 @@ export interface ReplayCache {
    * readiness reports a full cache by it.
    */
   room? (): number
+  /**
+   * Rejects while the cache cannot store a token now: a Redis that is up
+   * but refuses writes (maxmemory with noeviction) answers its pings, and
+   * only a write tells. Optional; readiness asks it at every probe.
+   */
+  check? (): Promise<void>
   close? (): Promise<void>
 }

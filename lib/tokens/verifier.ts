@@ -22,6 +22,8 @@ export interface DefaultVerifierOptions {
   replayCachePerId?: number
   /** Clock in ms since the epoch. Default Date.now. */
   now?: () => number
+  /** Hears why the replay cache failed a token (which is then refused with 503): the refusal alone says only that it did. */
+  onCacheError?: (err: unknown) => void
 }
 
 export type RejectReason =
@@ -113,8 +115,9 @@ export function createDefaultVerifier (opts: DefaultVerifierOptions): Verifier {
     let answer
     try {
       answer = await replayCache.remember(key, ttlMs)
-    } catch {
+    } catch (err) {
       place.release()
+      opts.onCacheError?.(err)
       // Without a working replay cache we cannot tell a replay from a fresh
       // token, so we fail closed exactly as when the cache is full.
       return refuse('replay_cache_error', 503)

@@ -98,3 +98,14 @@ t.test('the budget is per source (an IPv6 host by its subnet) and per minute, an
   t.equal(level('bad_head', '2001:db8::8'), 'info', 'a new minute, a new budget')
   t.equal(notices.length, 1)
 })
+
+t.test('heads past the fields Node keeps, without a route: at most 20 info lines a minute per source, whoever refuses them', async t => {
+  const { relay, lines } = await relayWithLines(t)
+  let head = 'GET / HTTP/1.1\r\nHost: x\r\n'
+  for (let i = 0; i < 1100; i++) head += `X${i}: ${i}\r\n`
+  head += 'Authorization: Digest username="hub-1"\r\n\r\n'
+  const statuses = await refusedTimes(relay.open, head, REFUSAL_LINES_PER_MINUTE + 5)
+  t.same(new Set(statuses), new Set([431]))
+  const info = lines.filter(l => l.level === 30 && l.address === '127.0.0.1' && (l.outcome === 'bad_head' || l.outcome === 'head_too_large' || l.msg === NOTICE))
+  t.equal(info.length, REFUSAL_LINES_PER_MINUTE + 1, '20 refusals and the notice at info; the rest at debug')
+})
