@@ -13,6 +13,7 @@ import { NodePicker } from './node-picker'
 import { watchParked } from './parked-watch'
 import { Retirements } from './retire'
 import { MAX_CONNECTING, Slots, type Slot } from './slots'
+import { outOfDescriptors, poolThatFits, poolWarning } from './descriptors'
 import { Relays } from './drain'
 import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
@@ -45,11 +46,17 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #nodes: NodePicker
   // One secure context and the servers' session tickets, shared by every CONNECT over TLS.
   readonly #tls?: TlsReuse
+  // What the open-file limit holds: parked connections and those taken, each of which holds two (descriptors.ts).
+  readonly #fits: number
+  /** The pool kept: `pool`, or less where the open-file limit holds fewer. */
+  readonly #pool: number
 
   constructor (options: RendezvousAgentOptions) {
     super()
     this.#opts = resolveAgentOptions(options)
     this.#nodes = new NodePicker(this.#opts.urls)
+    this.#fits = poolThatFits(this.#opts.openFileLimit) ?? Infinity
+    this.#pool = Math.min(this.#opts.pool, this.#fits)
     const { backoffBase, backoffMax, probeInterval, connectTimeout } = this.#opts
     this.#retry = new RetrySchedule({
       backoffBase,
@@ -80,8 +87,10 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     // One probe first: wrong credentials then cost the server a single failed attempt, not a pool's worth.
     this.#degraded = true
     if (this.#opts.insecure) {
-      this.#warn('TLS certificate verification is OFF: anyone on the path can impersonate the rendezvous server and receive this service\'s traffic')
+      this.#warn('TLS certificate verification is OFF: anyone on the path can impersonate the rendezvous server and receive this service\'s traffic', 'RENDEZVOUS_INSECURE_TLS')
     }
+    const tooLarge = poolWarning(this.#opts.pool, this.#opts.openFileLimit)
+    if (tooLarge !== undefined) this.#warn(tooLarge, 'RENDEZVOUS_POOL_OVER_FILE_LIMIT')
     const first = new Promise<void>((resolve, reject) => {
       const settle = (): void => { this.off('parked', done); this.off('close', done); this.off('fatal', failed) }
       const done = (): void => { settle(); resolve() }
@@ -136,7 +145,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.emit('close')
   }
 
-  // Tops the pool up. While the rendezvous is failing, one probe at a time is enough.
+  // Tops the pool up. While the rendezvous is failing, one probe at a time is enough. Each connection being
+  // relayed holds two descriptors, so under a tight open-file limit it takes one parked connection's place.
   #fill (): void {
     if (this.#state !== 'running' || this.#retry.pending) return
     let live = 0
@@ -146,7 +156,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       if (slot.socket === undefined) connecting++
     }
     const inFlight = this.#degraded ? 1 : MAX_CONNECTING
-    while (live < Math.min(this.#opts.pool, this.#lot.value) && connecting < inFlight) {
+    const target = Math.min(this.#pool, this.#lot.value, this.#fits - this.#active)
+    while (live < target && connecting < inFlight) {
       this.#open()
       live++
       connecting++
@@ -169,6 +180,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#nodes.failed(slot.url)
     if (this.#state !== 'running') return
     this.#counts.failures++
+    err = outOfDescriptors(err, this.#opts.openFileLimit) ?? err
     if (err instanceof HandshakeError && (err.status === 401 || err.status === 403)) {
       return this.#fatal(new RendezvousAuthError(authMessage(this.#opts.id, err.status, err.headers.date, this.#everParked), err.status))
     }
@@ -178,7 +190,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (err instanceof HandshakeError && isLotFull(err) && this.stats.parked > 0) {
       const { parked } = this.stats
       const wait = this.#lot.full(parked, retryAfter)
-      if (wait !== undefined) this.#report(lotFullError(err, parked, this.#opts.pool, wait), 'connect')
+      if (wait !== undefined) this.#report(lotFullError(err, parked, this.#pool, wait), 'connect')
       return
     }
     this.#report(err, 'connect')
@@ -202,9 +214,9 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     this.#everParked = true
     if (slot.url.protocol === 'http:') this.#plainParked.add(slot.url.href)
     this.#retry.parked()
-    this.#lot.parked(this.stats.parked, this.#opts.pool)
+    this.#lot.parked(this.stats.parked, this.#pool)
     this.#retireOne()
-    this.emit('parked', { parked: this.stats.parked, pool: this.#opts.pool })
+    this.emit('parked', { parked: this.stats.parked, pool: this.#pool })
     // The 200 and the client's first bytes can share a packet: then it is taken already.
     if (rest.length > 0) return this.#onTaken(slot, rest)
     this.#watch(slot, socket)
@@ -229,6 +241,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     socket.once('close', () => {
       this.#active--
       this.emit('released', { active: this.#active })
+      // Its descriptors are back: the place it took in the pool (#fill) is free again.
+      if (this.#fits !== Infinity) this.#fill()
     })
     if (this.#opts.server !== undefined) {
       forwardToServer(socket, head, this.#opts.server)
@@ -294,8 +308,8 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', err, phase)
   }
 
-  #warn (message: string): void {
+  #warn (message: string, code: string): void {
     if (this.listenerCount('warning') > 0) this.emit('warning', message)
-    else process.emitWarning(message, { code: 'RENDEZVOUS_INSECURE_TLS' })
+    else process.emitWarning(message, { code })
   }
 }

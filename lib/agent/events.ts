@@ -60,16 +60,33 @@ export class RendezvousAuthError extends Error {
   }
 }
 
-/** `accepted`: the same credentials parked before, so the likely cause changed at the rendezvous. */
+// Beyond this, the server's Date (whole seconds, sent a moment before it is read) and this clock truly differ.
+const CLOCK_NOTED_S = 5
+
+// What the agent can say of token lifetimes: the server's --token-skew is its operator's, not known here.
+const SKEW = 'the server refuses tokens older or newer than its token skew (120 s unless its operator changed --token-skew)'
+
+/**
+ * `accepted`: the same credentials parked before, so the likely cause changed
+ * at the rendezvous. `date`, the refusal's Date header, tells a clock off by
+ * more than a few seconds: the message then names the offset, and the clock
+ * as a possible cause beside the credentials however small the offset is,
+ * as the agent cannot know how much the server tolerates.
+ */
 export function authMessage (id: string, status: number, date: string | undefined, accepted = false): string {
-  let message = accepted
-    ? `the rendezvous now refuses the credentials for ID ${id} (${status}), which it accepted before: the ID was removed there, or its secret changed`
-    : `the rendezvous refused the credentials for ID ${id} (${status}): check the ID and the secret`
+  const refused = accepted
+    ? `the rendezvous now refuses the credentials for ID ${id} (${status}), which it accepted before`
+    : `the rendezvous refused the credentials for ID ${id} (${status})`
+  const credentials = accepted ? 'the ID was removed there, or its secret changed' : 'check the ID and the secret'
   const serverTime = date === undefined ? NaN : Date.parse(date)
-  const skew = Math.round((Date.now() - serverTime) / 1000)
-  if (Math.abs(skew) > 60) message += `; this clock is ${Math.abs(skew)} s ${skew > 0 ? 'ahead of' : 'behind'} the server's, and tokens only live 120 s`
-  else if (Number.isNaN(skew)) message += ', and that this machine\'s clock is right (tokens only live 120 s)'
-  return message
+  // No Date to compare with (a proxy in front may drop it): the clock is named as a possible cause, without a number.
+  if (Number.isNaN(serverTime)) return `${refused}: ${credentials}, ${accepted ? 'or this machine\'s clock is off' : 'and this machine\'s clock'} (${SKEW})`
+  const offset = Math.round((Date.now() - serverTime) / 1000)
+  if (Math.abs(offset) <= CLOCK_NOTED_S) return `${refused}: ${credentials}`
+  const clock = `this clock is ${Math.abs(offset)} s ${offset > 0 ? 'ahead of' : 'behind'} the server's, and ${SKEW}, so the clock may be the cause`
+  return accepted
+    ? `${refused}: ${clock}; check both clocks (NTP), and whether ${credentials}`
+    : `${refused}: ${clock}; check both clocks (NTP), and the ID and the secret`
 }
 
 /** Why a parked connection closed before anyone took it, as a log line can say it. */

@@ -5,6 +5,7 @@ import { trustOptions } from './certificates'
 import { defaultSplicePath, splicerFor, type NativeSplicer } from '../relay/native-addon'
 import { nativeSplice } from '../relay/native-splice'
 import { loggedPath } from '../http/log-text'
+import { isOutOfDescriptors, outOfDescriptors } from './descriptors'
 
 export interface LocalTarget {
   host: string
@@ -13,6 +14,8 @@ export interface LocalTarget {
   tls?: { ca?: tls.SecureContextOptions['ca'], insecure: boolean }
   /** Time allowed to reach the backend (TCP, and TLS for https), in ms. */
   connectTimeout: number
+  /** The process's open-file limit, named when a dial fails for want of a descriptor. */
+  openFileLimit?: number
 }
 
 /** How a relayed connection ended, for the agent's one log line per request. */
@@ -46,6 +49,8 @@ export const LocalClosedError = createError('FST_RENDEZVOUS_AGENT_LOCAL_CLOSED',
 const BAD_GATEWAY = answer(502, 'The hidden server\'s local service cannot be reached.\n')
 const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not accept the connection in time.\n')
 const SHUTTING_DOWN = answer(503, 'The hidden server is shutting down.\n')
+// Not the local service's fault: the agent could not open the connection to it.
+const OUT_OF_RESOURCES = answer(502, 'The hidden server is out of resources.\n')
 
 // How a closing agent cuts each relay it still has (cutRelay).
 const cutters = new WeakMap<net.Socket, () => void>()
@@ -72,7 +77,8 @@ export function cutRelay (remote: net.Socket): void {
  * has sent a byte back, its failure is answered to the mobile client: 502
  * when it refuses the connection, or accepts it and then closes or resets it
  * without a byte; 504 when it did not accept within the target's connect
- * timeout.
+ * timeout. A dial that fails for want of a file descriptor is the agent's
+ * own failure, not the backend's: still 502, with a body that says so.
  *
  * When both connections are plain TCP and the relay's native data path is
  * loaded, the bytes go through it instead, as the relay's own pairs do
@@ -169,7 +175,7 @@ export function forwardToLocal (
       remote.unpipe(local)
       // Paused while the backend was dialled; its FIN must still be read for it to close.
       remote.resume()
-      remote.end(status === 502 ? BAD_GATEWAY : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
+      remote.end(status === 502 ? (isOutOfDescriptors(outcome.error) ? OUT_OF_RESOURCES : BAD_GATEWAY) : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
       // Half-open (see above), it would wait for the relay's FIN as long as that takes.
       setTimeout(() => remote.destroy(), lingerMs).unref()
     }
@@ -184,7 +190,8 @@ export function forwardToLocal (
   local.on('error', (err) => {
     if (outcome.error !== undefined) return
     // A reset once connected, before any byte back, is the backend dropping the request: named as such, with Node's error as the cause.
-    giveUp(connected && !replied ? new LocalClosedError(where, 'reset', { cause: err }) : err, 502)
+    // A dial that found no descriptor left is named too: the local service was never tried.
+    giveUp(connected && !replied ? new LocalClosedError(where, 'reset', { cause: err }) : outOfDescriptors(err, target.openFileLimit) ?? err, 502)
   })
   remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })
   remote.once('close', () => {

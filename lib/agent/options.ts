@@ -5,6 +5,7 @@ import type * as tls from 'node:tls'
 import { canonicalId, isValidSecret } from '../registry/ids'
 import { caCertificates } from './certificates'
 import { defaultSplicePath } from '../relay/native-addon'
+import { openFileLimit } from '../open-file-limit'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -68,6 +69,8 @@ export interface ResolvedAgentOptions {
   keepAlive: number
   probeInterval: number
   closeGrace: number
+  /** The process's open-file limit, read at start (undefined where unknown or unlimited): the pool is sized by it (descriptors.ts). */
+  openFileLimit?: number
 }
 
 /**
@@ -89,6 +92,8 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   const id = canonicalId(String(opts.id ?? ''))
   if (id === undefined) bad('id', 'must be 1 to 128 characters of [A-Za-z0-9._~-]')
   const secret = normaliseSecret(String(opts.secret ?? ''))
+  // Read now: once descriptors have run out, /proc/self/limits cannot be opened to say what the limit was.
+  const limit = openFileLimit()
   if (!isValidSecret(secret)) bad('secret', 'must be base32 (RFC 4648) of 20 bytes or more')
   if ((opts.to === undefined) === (opts.server === undefined)) bad('to', 'or server must be given, not both', 'give exactly one of to and server')
   if (opts.insecure === true && opts.ca !== undefined) bad('insecure', 'contradicts ca', 'ca and insecure contradict each other')
@@ -104,7 +109,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     urls,
     id,
     secret,
-    target: opts.to === undefined ? undefined : localTarget(opts.to, opts),
+    target: opts.to === undefined ? undefined : localTarget(opts.to, opts, limit),
     server: opts.server,
     pool: count(opts.pool, 'pool', 4, 1, MAX_POOL),
     ...trusted(opts.ca),
@@ -115,7 +120,8 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     connectTimeout: count(opts.connectTimeout, 'connectTimeout', 15_000, 1),
     keepAlive: count(opts.keepAlive, 'keepAlive', 30_000, 1000),
     probeInterval: count(opts.probeInterval, 'probeInterval', 1000, 0),
-    closeGrace: count(opts.closeGrace, 'closeGrace', 2000, 0)
+    closeGrace: count(opts.closeGrace, 'closeGrace', 2000, 0),
+    openFileLimit: limit
   }
 }
 
@@ -124,7 +130,7 @@ function normaliseSecret (value: string): string {
   return value.replace(/[\s=]/g, '').toUpperCase()
 }
 
-function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalTarget {
+function localTarget (value: string | URL, opts: RendezvousAgentOptions, openFiles: number | undefined): LocalTarget {
   const url = parseUrl(value, 'to')
   const secure = url.protocol === 'https:'
   if (!secure && url.protocol !== 'http:') bad('to', `must be an http:// or https:// URL, not ${url.protocol}`)
@@ -135,7 +141,8 @@ function localTarget (value: string | URL, opts: RendezvousAgentOptions): LocalT
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
     tls: secure ? { ca: certificates(opts.toCa, 'toCa')?.map(String), insecure: opts.toInsecure === true } : undefined,
-    connectTimeout: count(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1)
+    connectTimeout: count(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1),
+    openFileLimit: openFiles
   }
 }
 

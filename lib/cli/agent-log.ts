@@ -7,6 +7,9 @@ export type AgentLogLevel = typeof AGENT_LOG_LEVELS[number]
 
 const RANK: Record<AgentLogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 
+// The agent's own errors for a relay it answered itself, whose messages name the cause.
+const NAMED_CAUSES = new Set(['FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'FST_RENDEZVOUS_AGENT_NO_DESCRIPTORS'])
+
 export type Log = (level: AgentLogLevel, line: string) => void
 
 /** Timestamped lines, those below `level` dropped: info and debug on stdout, warnings and errors on stderr (docs/agent.md). */
@@ -48,8 +51,8 @@ export function logAgent (agent: RendezvousAgent, io: CliIo, log: Log): void {
   agent.on('relayed', ({ request, answered, error, durationMs }) => {
     const what = request ?? 'a request'
     if (answered === 503) log('warn', `${what}: answered 503, the agent closed before the local service answered`)
-    // Accepted and then dropped: its message says so; anything else never reached the service.
-    else if (answered !== undefined && (error as { code?: string } | undefined)?.code === 'FST_RENDEZVOUS_AGENT_LOCAL_CLOSED') log('warn', `${what}: answered ${answered}, ${error!.message}`)
+    // Accepted and then dropped, or never dialled for want of a descriptor: its message says so; anything else never reached the service.
+    else if (answered !== undefined && NAMED_CAUSES.has((error as { code?: string } | undefined)?.code ?? '')) log('warn', `${what}: answered ${answered}, ${error!.message}`)
     else if (answered !== undefined) log('warn', `${what}: answered ${answered}, the local service cannot be reached: ${error?.message ?? ''}`)
     else log('info', `${what} relayed in ${durationMs} ms${error === undefined ? '' : ` (ended by ${error.message})`}`)
   })

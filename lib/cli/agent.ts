@@ -24,7 +24,8 @@ Options:
   --to-ca FILE             PEM certificate(s) to trust for an https:// --to
   --to-insecure            do not verify the certificate of an https:// --to
   --to-timeout SECONDS     time to reach --to before the client gets 504 (default 5)
-  --pool N                 connections kept waiting at the rendezvous (default 4, at most 1024)
+  --pool N                 connections kept waiting at the rendezvous (default 4, at most 1024,
+                           and at most (open-file limit - 32) / 2: see docs/agent.md)
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
   --max-age SECONDS        replace connections parked this long (default 300; 0: never)

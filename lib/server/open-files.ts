@@ -1,19 +1,6 @@
-import { readFileSync } from 'node:fs'
 import { SERVE_MAX_CONNECTIONS } from './serve-options'
 
-/**
- * The process's limit of open files (RLIMIT_NOFILE), where Linux tells it;
- * Node raises the soft limit to the hard one at start, so this is the one in
- * force. Undefined where it cannot be read, or is unlimited.
- */
-export function openFileLimit (read: () => string = () => readFileSync('/proc/self/limits', 'utf8')): number | undefined {
-  try {
-    const found = /^Max open files\s+(\d+)\s/m.exec(read())
-    return found === null ? undefined : Number(found[1])
-  } catch {
-    return undefined
-  }
-}
+export { openFileLimit } from '../open-file-limit'
 
 /**
  * serve's total cap when none is given: 20000, or half the open-file limit
