@@ -17,7 +17,7 @@ t.test('app.close() closes parked, waiting and spliced sockets, and leaves no li
   await untilParked(relay, 2)
   const client = await relay.open()
   client.write('GET / HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n')
-  await parked.untilText('\r\n\r\n')
+  await spliceHidden.untilText('\r\n\r\n')
   t.equal(relay.app.rendezvous.stats().spliced, 1)
   await relay.close()
   await Promise.all([parked.untilClosed(), spliceHidden.untilClosed(), client.untilClosed()])

@@ -44,6 +44,7 @@ t.test('after Redis restarts from an older snapshot, a node publishes its parked
   await until(async () => (await parkedOn('hub-gone')).a === undefined, 5000, 'a withdraws its stale count for hub-gone')
   t.equal(a.app.rendezvous.parkedFor('hub-new'), 2)
   await until(() => b.app.rendezvous.reachable(), 10_000, 'b ready again')
-  await exchange(t, b, fresh[0]!, 'hub-new')
-  fresh[1]!.destroy()
+  // Newest first.
+  await exchange(t, b, fresh[1]!, 'hub-new')
+  fresh[0]!.destroy()
 })
