@@ -3,6 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { generate } from 'selfsigned'
+import { createSecureContext } from 'node:tls'
 import t from 'tap'
 import { parseServeArgs } from '../../lib/cli/serve-args'
 import { checkPair } from '../../lib/server/certificate-checks'
@@ -52,22 +53,37 @@ function smallIntermediateChain (t: { teardown: (fn: () => void) => void }): Pem
 const labels = { certLabel: '--tls-cert cert.pem', keyLabel: '--tls-key key.pem' }
 const check = (cert: string, key: string): void => { checkPair(Buffer.from(cert), Buffer.from(key), labels) }
 
+/**
+ * Whether this Node's OpenSSL refuses a leaf a CA signed with SHA-1 at all:
+ * some builds (Node 22's) take one, and then there is nothing to name.
+ */
+async function weakDigestsRefused (root: Pem): Promise<string | false> {
+  const pair = await leaf({ ...EC, algorithm: 'sha1' }, root)
+  try {
+    createSecureContext({ cert: pair.cert, key: pair.key })
+    return `this Node's OpenSSL (${process.versions.openssl}) accepts a certificate signed with SHA-1`
+  } catch {
+    return false
+  }
+}
+
 const WEAK_DIGEST = /^--tls-cert cert\.pem is signed with a digest OpenSSL refuses at its security level \(SHA-1 or MD5\): reissue it signed with SHA-256$/
 
 t.test('checkPair names what OpenSSL refuses at its security level', async t => {
   const root = await ca('test root')
+  const skip = await weakDigestsRefused(root)
 
-  t.test('a leaf signed with SHA-1 by a CA: the certificate to reissue, not a mismatch', async t => {
+  t.test('a leaf signed with SHA-1 by a CA: the certificate to reissue, not a mismatch', { skip }, async t => {
     const pair = await leaf({ ...EC, algorithm: 'sha1' }, root)
     t.throws(() => check(pair.cert, pair.key), { code: 'FST_RENDEZVOUS_CERTIFICATE', message: WEAK_DIGEST })
   })
 
-  t.test('a leaf signed with MD5 by a CA', async t => {
+  t.test('a leaf signed with MD5 by a CA', { skip }, async t => {
     const pair = await leaf({ ...EC, algorithm: 'md5' }, root)
     t.throws(() => check(pair.cert, pair.key), { code: 'FST_RENDEZVOUS_CERTIFICATE', message: WEAK_DIGEST })
   })
 
-  t.test('a SHA-256 leaf after a SHA-1 intermediate in the same file: the intermediate', async t => {
+  t.test('a SHA-256 leaf after a SHA-1 intermediate in the same file: the intermediate', { skip }, async t => {
     const intermediate = await ca('test intermediate', { ...EC, algorithm: 'sha1' }, root)
     const pair = await leaf({ ...EC, algorithm: 'sha256' }, intermediate)
     t.throws(() => check(pair.cert + '\n' + intermediate.cert, pair.key), {
@@ -105,6 +121,7 @@ t.test('serve and its cluster flags say so in one line', async t => {
   const dir = mkdtempSync(join(tmpdir(), 'rendezvous-security-level-'))
   t.teardown(() => rmSync(dir, { recursive: true, force: true }))
   const root = await ca('test root')
+  const skip = await weakDigestsRefused(root)
   const pair = await leaf({ ...EC, algorithm: 'sha1' }, root)
   const certPath = join(dir, 'leaf-sha1.pem')
   const keyPath = join(dir, 'leaf.key')
@@ -113,12 +130,12 @@ t.test('serve and its cluster flags say so in one line', async t => {
   writeFileSync(keyPath, pair.key, { mode: 0o600 })
   writeFileSync(caPath, root.cert)
 
-  t.test('--peer-tls-cert, checked by the same function', async t => {
+  t.test('--peer-tls-cert, checked by the same function', { skip }, async t => {
     const flags = ['--redis', 'redis://127.0.0.1:1', '--cluster-secret', 'a cluster secret for the tests', '--peer-tls-cert', certPath, '--peer-tls-key', keyPath, '--peer-ca', caPath, '--peer-tls-name', 'localhost']
     t.throws(() => parseServeArgs(flags, {}), { message: /^--peer-tls-cert \S+leaf-sha1\.pem is signed with a digest OpenSSL refuses at its security level \(SHA-1 or MD5\): reissue it signed with SHA-256$/ })
   })
 
-  t.test('the built CLI: serve --tls-cert exits 1 with the reason on stderr', { skip: buildProblem(t) ?? false }, async t => {
+  t.test('the built CLI: serve --tls-cert exits 1 with the reason on stderr', { skip: skip !== false ? skip : buildProblem(t) ?? false }, async t => {
     const res = await runCli(t, ['serve', '--port', '0', '--data-dir', join(dir, 'data'), '--tls-cert', certPath, '--tls-key', keyPath])
     t.equal(res.code, 1)
     t.equal(res.stderr, `rendezvous: --tls-cert ${certPath} is signed with a digest OpenSSL refuses at its security level (SHA-1 or MD5): reissue it signed with SHA-256\n`)
