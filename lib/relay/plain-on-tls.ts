@@ -12,6 +12,11 @@ import { refusalLevel } from './log-limit'
 // side's, where a TLS record should have begun.
 const SIDES: Record<string, 'hidden' | 'mobile'> = { ERR_SSL_HTTPS_PROXY_REQUEST: 'hidden', ERR_SSL_HTTP_REQUEST: 'mobile' }
 
+/** Whether a TLS client error is plain HTTP where a handshake should be: answered and counted here, not as a failed handshake. */
+export function isPlainHttp (code: string | undefined): boolean {
+  return SIDES[code ?? ''] !== undefined
+}
+
 /** The body of the 400 a peer gets for plain HTTP on a TLS port; the agent recognises it. */
 export const PLAIN_ON_TLS = 'this port speaks TLS: use https://'
 

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import { normaliseAddress } from './auth-throttle'
 import { logLimiter } from './log-limit'
 import type { RendezvousMetrics, TlsRefusal } from './metrics'
+import { isPlainHttp } from './plain-on-tls'
 
 // What OpenSSL and Node say, by the reason counted. Plain HTTP on the TLS port is counted apart (plain-on-tls.ts).
 const REASONS: Record<string, TlsRefusal> = {
@@ -11,7 +12,6 @@ const REASONS: Record<string, TlsRefusal> = {
   ERR_SSL_NO_SHARED_CIPHER: 'tls_cipher',
   ERR_TLS_HANDSHAKE_TIMEOUT: 'tls_timeout'
 }
-const PLAIN_HTTP = new Set(['ERR_SSL_HTTP_REQUEST', 'ERR_SSL_HTTPS_PROXY_REQUEST'])
 // A peer that closed or reset before finishing its handshake (a port scan, a load balancer's TCP check) was refused nothing.
 const PEER_LEFT = new Set(['ECONNRESET', 'EPIPE'])
 
@@ -27,7 +27,7 @@ export function countFailedHandshakes (server: HttpServer, metrics: RendezvousMe
   const infoNow = logLimiter(60_000)
   const onTlsClientError = (err: NodeJS.ErrnoException, socket: TLSSocket): void => {
     const code = err.code ?? ''
-    if (PLAIN_HTTP.has(code) || PEER_LEFT.has(code)) return
+    if (isPlainHttp(code) || PEER_LEFT.has(code)) return
     const reason = REASONS[code] ?? 'tls_failed'
     metrics.connectionRefused(reason)
     const address = normaliseAddress(socket.remoteAddress)
