@@ -1,6 +1,6 @@
 import type { Socket } from 'node:net'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
-import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, lingers, watchPair, type AnsweredEnd } from './pair-watch'
 import { lingerClose } from '../http/linger'
 
 /** One pair on the JavaScript data path: what its steps below share. */
@@ -35,14 +35,18 @@ function unpipe (p: JsPair): void {
   p.client.unpipe(p.hidden)
 }
 
-/** In place of an answer the hidden server never began: the client is told so, then closed as a refusal is. */
-function answeredInstead (p: JsPair): boolean {
+/**
+ * In place of an answer the hidden server never began, because it ended
+ * or failed (`unanswered`) or stayed silent until the idle timeout
+ * (`idle`): the client is told so, then closed as a refusal is.
+ */
+function answeredInstead (p: JsPair, why: AnsweredEnd = 'unanswered'): boolean {
   if (p.end !== 'closed' || !canAnswerUnanswered(p.client, bytesOf(p).toClient + p.hidden.readableLength, p.opts)) return false
-  p.end = 'unanswered'
+  p.end = why
   p.lingering = true
   unpipe(p)
   p.hidden.destroy()
-  p.fromClient += answerUnanswered(p.client, p.opts)
+  p.fromClient += answerUnanswered(p.client, p.opts, why)
   return true
 }
 
@@ -108,7 +112,7 @@ export function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): 
   watchPair([client, hidden], opts.idleTimeout, {
     onError: failed => fail(p, 'error', failed),
     onClose: () => onClose(p),
-    onIdle: () => fail(p, 'idle')
+    onIdle: () => { if (!answeredInstead(p, 'idle')) fail(p, 'idle') }
   })
   // pipe() measured faster than a hand-written pump of one 'data' listener per direction, by 3x with TLS (docs/performance.md).
   client.pipe(hidden)

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
 import { lingerClose } from '../http/linger'
-import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, lingers, watchPair, type AnsweredEnd } from './pair-watch'
 import { giveBackReading, takeOverReading, tcpFd } from './socket-fd'
 
 /**
@@ -66,11 +66,18 @@ function onNativeEnd (p: NativePair, why: NativeEnd, toHidden: number, toClient:
   finish(p)
 }
 
+/** The end the relay answers the client for itself (a 502 or a 504), if the client can still take it. */
+function answeredEnd (p: NativePair): AnsweredEnd | undefined {
+  if (p.end !== 'unanswered' && p.end !== 'idle') return undefined
+  return canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts) ? p.end : undefined
+}
+
 function closeClient (p: NativePair): void {
   const { client, opts } = p
-  if (p.end === 'unanswered' && !canAnswerUnanswered(client, bytesOf(p).toClient, opts)) p.end = 'error'
+  const answered = answeredEnd(p)
+  if (p.end === 'unanswered' && answered === undefined) p.end = 'error'
   // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
-  p.lingering = p.end === 'unanswered' || (p.end === 'error' && lingers(client, opts.lingerTimeout))
+  p.lingering = answered !== undefined || (p.end === 'error' && lingers(client, opts.lingerTimeout))
   if (!p.lingering) {
     client.destroy()
     return
@@ -78,18 +85,32 @@ function closeClient (p: NativePair): void {
   // The addon has let go of the socket: Node may read it again.
   giveBackReading(client)
   // Left as it was by the addon (no FIN passed on): the client can still be told its hidden server never answered.
-  if (p.end === 'unanswered') p.fromClient += answerUnanswered(client, opts)
+  if (answered !== undefined) p.fromClient += answerUnanswered(client, opts, answered)
   else lingerClose(client, opts.lingerTimeout as number)
 }
 
-/** Before the addon took over, a hidden side that failed is seen here: the addon is only told to stop, and the client answered at its end. */
+/**
+ * Before the addon took over, a hidden side that failed, or an idle timer,
+ * is seen here: the addon is only told to stop, and the client, kept as it
+ * is, answered at the pair's end.
+ */
+function answerAtEnd (p: NativePair, why: AnsweredEnd): boolean {
+  if (p.end !== undefined || !canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts)) return false
+  p.end = why
+  // The client's own idle timer may be due in the same turn: it must not end what is kept for the answer.
+  p.client.setTimeout(0)
+  if (p.running) p.splicer.abort(p.slot)
+  p.hidden.destroy()
+  return true
+}
+
+/** Whether the client is kept for the relay's own answer at the pair's end. */
+function keepsClient (p: NativePair): boolean {
+  return (p.end === 'unanswered' || p.end === 'idle') && !p.client.destroyed
+}
+
 function onError (p: NativePair, failed: Socket): void {
-  if (failed === p.hidden && p.end === undefined && canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts)) {
-    p.end = 'unanswered'
-    if (p.running) p.splicer.abort(p.slot)
-    p.hidden.destroy()
-    return
-  }
+  if (failed === p.hidden && answerAtEnd(p, 'unanswered')) return
   fail(p, 'error')
 }
 
@@ -103,8 +124,8 @@ function fail (p: NativePair, why: SpliceResult['end']): void {
 }
 
 function onClose (p: NativePair): void {
-  // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice. Not the hidden side onError let go of.
-  if (p.running && !(p.end === 'unanswered' && !p.client.destroyed)) fail(p, 'closed')
+  // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice. Not the hidden side answerAtEnd let go of.
+  if (p.running && !keepsClient(p)) fail(p, 'closed')
   finish(p)
 }
 
@@ -117,7 +138,10 @@ function flushThenGo (p: NativePair, owed: Array<Buffer | undefined>, onIdle: ()
   const { client, hidden, opts } = p
   const toHidden = [...(opts.first ?? []), owed[0] ?? Buffer.alloc(0)]
   const toClient = [owed[1] ?? Buffer.alloc(0)]
-  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(() => fail(p, 'error')).finally(() => {
+  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(() => {
+    // A hidden side destroyed for an answer at the end fails its flush too: the client it was destroyed for stays.
+    if (!keepsClient(p)) fail(p, 'error')
+  }).finally(() => {
     for (const s of [client, hidden]) {
       s.setTimeout(0)
       s.removeListener('timeout', onIdle)
@@ -152,7 +176,7 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
     return undefined
   }
   const owed = [takeOverReading(client), takeOverReading(hidden)]
-  const onIdle = (): void => fail(p, 'idle')
+  const onIdle = (): void => { if (!answerAtEnd(p, 'idle')) fail(p, 'idle') }
   // The idle timer here runs only until the addon takes over, which is soon unless a side does not read what is owed to it.
   watchPair([client, hidden], opts.idleTimeout, { onError: failed => onError(p, failed), onClose: () => onClose(p), onIdle })
   flushThenGo(p, owed, onIdle)
