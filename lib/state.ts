@@ -11,7 +11,7 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import type { ThrottleStore } from './stores/throttle-store'
-import { logLimiter } from './relay/log-limit'
+import { failureReporter } from './relay/log-limit'
 import { createDefaultVerifier, normaliseVerdict, type Verifier } from './tokens/verifier'
 
 /**
@@ -77,13 +77,12 @@ interface CacheHealth { failed: (err: unknown) => void, ok: () => void }
  */
 function cacheHealthLog (replayCache: ReplayCache, log: FastifyBaseLogger | undefined): CacheHealth | undefined {
   if (log === undefined || replayCache instanceof FileReplayCache) return undefined
-  const warnNow = logLimiter(60_000)
+  const warn = failureReporter(60_000, reason => log.warn({ reason }, 'the replay cache cannot take tokens: CONNECTs with one-time tokens get 503 (store_unavailable) until it can'))
   let failing = false
   return {
     failed: err => {
       failing = true
-      const reason = String((err as Error)?.message ?? err).slice(0, 300)
-      if (warnNow(reason)) log.warn({ reason }, 'the replay cache cannot take tokens: CONNECTs with one-time tokens get 503 (store_unavailable) until it can')
+      warn(err)
     },
     ok: () => {
       if (!failing) return

@@ -5,4 +5,4 @@ export const WARN_EVERY_MS = 60_000
 export const SECRET_HINT = ' (is --cluster-secret the same on every node?)'
 
 // A misconfigured peer fails every ask while clients wait (four times a second per client).
-export { logLimiter } from '../relay/log-limit'
+export { failureReporter, logLimiter } from '../relay/log-limit'

@@ -1,5 +1,6 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
-import { logLimiter, WARN_EVERY_MS } from './log-limit'
+import { failureReporter, WARN_EVERY_MS } from './log-limit'
+import { within } from '../deadline'
 
 /** A client of either kind ioredis offers; Sentinel is a Redis client with sentinel options. */
 export type RedisClient = Redis | Cluster
@@ -148,7 +149,8 @@ export function openRedis (source: RedisSource): RedisConnection {
       timeout = timeoutMs
       for (const c of [client, subscriber]) c.on('close', check).on('ready', check)
       if (onFailure !== undefined) {
-        failed = failureReport(onFailure)
+        // ioredis reconnects every 2 s at most, and a Redis that came back with another password refuses each attempt alike.
+        failed = failureReporter(WARN_EVERY_MS, onFailure)
         for (const c of [client, subscriber]) c.on('error', failed)
       }
       pinging = setInterval(() => {
@@ -176,33 +178,7 @@ export function openRedis (source: RedisSource): RedisConnection {
   }
 }
 
-/**
- * Hands each reason a connection to Redis failed to `report`, once per
- * WARN_EVERY_MS: ioredis reconnects every 2 s at most, and a Redis that
- * came back with another password refuses each attempt alike. Any URL in
- * the message loses its password.
- */
-function failureReport (report: (why: string) => void): (err: Error) => void {
-  const reportNow = logLimiter(WARN_EVERY_MS)
-  return err => {
-    const why = redactUrls(String(err?.message ?? err)).slice(0, 300)
-    if (reportNow(why)) report(why)
-  }
-}
-
-function redactUrls (text: string): string {
-  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1***@')
-}
-
 /** Rejects when a command takes longer than `ms` (its message ends with `hint`): a client with an offline queue would otherwise wait for Redis to return. */
 export async function timed<T> (work: Promise<T>, ms: number, hint = ''): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const late = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer within ${ms} ms${hint}`)), ms)
-  })
-  try {
-    return await Promise.race([work, late])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await within(work, ms, () => { throw new Error(`Redis did not answer within ${ms} ms${hint}`) })
 }

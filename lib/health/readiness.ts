@@ -1,3 +1,5 @@
+import { within } from '../deadline'
+
 /** Why a node should not take new traffic now. */
 export type NotReadyReason = 'not_listening' | 'registry_unreachable' | 'replay_journal_failing' | 'replay_store_failing' | 'replay_cache_full' | 'under_pressure' | 'lot_full' | 'shutting_down'
 
@@ -42,11 +44,5 @@ async function registryReachable (probe: ReadinessProbe): Promise<boolean> {
 
 async function passes (check: (() => Promise<void>) | undefined, timeoutMs: number): Promise<boolean> {
   if (check === undefined) return true
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<boolean>(resolve => { timer = setTimeout(resolve, timeoutMs, false) })
-  try {
-    return await Promise.race([check().then(() => true, () => false), timeout])
-  } finally {
-    clearTimeout(timer)
-  }
+  return await within(check().then(() => true, () => false), timeoutMs, () => false)
 }

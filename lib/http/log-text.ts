@@ -38,3 +38,14 @@ function withoutUserinfo (path: string): string {
   const at = path.lastIndexOf('@', authorityEnd - 1)
   return at < start ? path : path.slice(0, start) + path.slice(at + 1)
 }
+
+/**
+ * An error message as a log line may carry it: any URL in it loses the
+ * password of its userinfo (`redis://:secret@host` gives `redis://***@host`)
+ * and of a `password` query parameter, which ioredis also reads.
+ */
+export function withoutUrlPasswords (text: string): string {
+  return text
+    .replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/@]*@/gi, '$1***@')
+    .replace(/([?&]password=)[^\s&#]*/gi, '$1***')
+}

@@ -60,6 +60,18 @@ type ListenerServer = HttpServer & {
  */
 const unfinished = new WeakMap<Socket, Set<ServerResponse>>()
 
+/**
+ * Connections on which Node wrote an answer that said `Connection: close`.
+ * Node ends the connection after most of them, but not after the answer
+ * that reaches the app's `maxRequestsPerSocket`: it keeps the connection
+ * and answers what follows with 503. Either way, the client was told that
+ * nothing after that answer is executed.
+ */
+const toldClose = new WeakSet<Socket>()
+
+// The head Node wrote, as the client read it: `Connection: close` may be the app's or Node's own.
+const CLOSE_IN_HEAD = /\r\nconnection:[^\r\n]*\bclose\b/i
+
 function trackResponse (req: IncomingMessage, res: ServerResponse): void {
   const socket = req.socket
   let set = unfinished.get(socket)
@@ -69,13 +81,25 @@ function trackResponse (req: IncomingMessage, res: ServerResponse): void {
   }
   const open = set
   open.add(res)
+  // Added after Node's own 'finish' listener, which ends the connection after an answer that closes it: by now it has.
   const done = (): void => {
     open.delete(res)
     res.removeListener('finish', done)
     res.removeListener('close', done)
+    const head = (res as ServerResponse & { _header?: unknown })._header
+    if (typeof head === 'string' && CLOSE_IN_HEAD.test(head)) toldClose.add(socket)
   }
   res.on('finish', done)
   res.on('close', done)
+}
+
+/**
+ * Whether an answer written before the claim closed the connection, or
+ * told the client it would (see toldClose): a request pipelined behind it
+ * must not be executed. Ask once pendingResponse() has resolved.
+ */
+export function closedByEarlierAnswer (socket: Socket): boolean {
+  return socket.writableEnded || toldClose.has(socket)
 }
 
 function parserOf (socket: Socket): ParserLike {
@@ -157,11 +181,9 @@ export function installHandoff<T> (server: HttpServer, handlers: HandoffHandlers
 export async function pendingResponse (socket: Socket): Promise<void> {
   const open = unfinished.get(socket)
   if (open === undefined || open.size === 0) return
+  // Not res.writableFinished: it turns true before 'finish' is emitted, and so before Node, at that
+  // event, ends a connection the answer closes. What is still in the set has yet to emit one of the two.
   await Promise.all([...open].map(async res => await new Promise<void>(resolve => {
-    if (res.writableFinished || res.destroyed) {
-      resolve()
-      return
-    }
     res.once('finish', () => resolve())
     res.once('close', () => resolve())
   })))

@@ -1,3 +1,5 @@
+import { withoutUrlPasswords } from '../http/log-text'
+
 const MAX_KEYS = 10_000
 
 /**
@@ -96,5 +98,22 @@ export function refusalLevel (keyOf: (address: string) => string = address => ad
         'too many refusals from this address: the rest of this minute\'s are logged at debug (the metrics count them all)')
     }
     return 'debug'
+  }
+}
+
+/** How much of a failure's message a warning quotes: enough to name the cause, not a dump. */
+const REASON_CHARS = 300
+
+/**
+ * Hands each distinct failure to `report` once per `intervalMs`, as its
+ * message cut to REASON_CHARS with the passwords of any URL in it taken out
+ * (withoutUrlPasswords): a store that fails does so on every command, and
+ * the same reason once a minute says as much.
+ */
+export function failureReporter (intervalMs: number, report: (why: string) => void): (err: unknown) => void {
+  const reportNow = logLimiter(intervalMs)
+  return err => {
+    const why = withoutUrlPasswords(String((err as Error | undefined)?.message ?? err)).slice(0, REASON_CHARS)
+    if (reportNow(why)) report(why)
   }
 }

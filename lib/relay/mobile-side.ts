@@ -3,9 +3,9 @@ import type { IncomingMessage } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyBaseLogger } from 'fastify'
 import { refuse, type Refusal } from '../http/refusals'
-import { DEFAULT_LINGER_MS } from '../http/linger'
+import { DEFAULT_LINGER_MS, lingerClose } from '../http/linger'
 import { loggedUrl } from '../http/request-summary'
-import { pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
+import { closedByEarlierAnswer, pendingResponse, type HeadFacts, type HeadersOnlyRequest } from './handoff'
 import { normaliseAddress } from './auth-throttle'
 import { stillThere, usable, watchClient, type ClientWatch } from './client-watch'
 import { untilAnyAborts, untilDeadline } from './abort-race'
@@ -180,18 +180,18 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
       // Earlier pipelined requests on this connection may still be answering; their bytes must go out first.
       await pendingResponse(client)
       // An earlier answer may have closed the connection (Connection: close): what follows it is never executed.
-      closedByAnswer = client.writableEnded
-      if (stillThere(client, watch, halfClosedEarly)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
+      closedByAnswer = closedByEarlierAnswer(client)
+      if (!closedByAnswer && stillThere(client, watch, halfClosedEarly)) found = await waitForHidden(ticket.id, () => Buffer.concat([ticket.head, sent]), client, watch, halfClosedEarly)
     } finally {
       rest = Buffer.concat([rest, watch.stop()])
     }
+    if (closedByAnswer) {
+      dropBehindClose(client, at)
+      return
+    }
     if (!stillThere(client, watch, found !== undefined && 'socket' in found && halfClosedEarly)) {
-      // Dropped behind an answer that closed the connection, it was never a request of its own (nor its client gone).
-      if (closedByAnswer) deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
-      else {
-        metrics.request('client_gone')
-        deps.log.info({ ...at, outcome: 'client_gone' }, 'client left before its request was relayed')
-      }
+      metrics.request('client_gone')
+      deps.log.info({ ...at, outcome: 'client_gone' }, 'client left before its request was relayed')
       client.destroy()
       return
     }
@@ -243,11 +243,23 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
    */
   async function refuseInTurn ({ outcome, refusal }: Extract<Ticket, { kind: 'refuse' }>, client: Socket, at: LineFields): Promise<void> {
     await pendingResponse(client)
-    if (client.writableEnded) {
-      deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
+    if (closedByEarlierAnswer(client)) {
+      dropBehindClose(client, at)
       return
     }
     refuseWith(client, outcome, refusal, at)
+  }
+
+  /**
+   * A request pipelined behind an answer that closed the connection, or said
+   * it would, was never a request of its own: neither executed, nor
+   * answered, nor counted. The connection closes as a refusal's does, what
+   * the client still sends read and dropped, whether or not Node closes it
+   * (it keeps one past the app's maxRequestsPerSocket).
+   */
+  function dropBehindClose (client: Socket, at: LineFields): void {
+    deps.log.debug(at, 'pipelined request dropped: an earlier answer closed the connection')
+    lingerClose(client, limits.lingerTimeout ?? DEFAULT_LINGER_MS)
   }
 
   function onClaimed (ticket: Ticket, req: IncomingMessage, socket: Socket, rest: Buffer): void {

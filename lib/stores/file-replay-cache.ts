@@ -137,6 +137,12 @@ export class FileReplayCache implements ReplayCache {
     this.#closed = true
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
+    // No key inside its window (a server that never listened, or whose tokens have all expired): the next
+    // start would only read the journal and remove it. room() drops the expired keys first.
+    this.#memory.room()
+    if (this.#memory.size === 0) {
+      try { unlinkSync(this.file) } catch {}
+    }
     releaseJournal(this.file)
     await this.#memory.close()
   }

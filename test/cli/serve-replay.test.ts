@@ -91,8 +91,10 @@ if (problem !== undefined) {
 
   t.test('a journal other users can write is refused as ids.json is', async t => {
     const dataDir = tempDir(t)
-    await addId(t, dataDir)
-    const { proc } = await serve(t, dataDir)
+    const { id, secret } = await addId(t, dataDir)
+    const { proc, port } = await serve(t, dataDir)
+    // A token accepted, so that the journal outlives the stop.
+    t.equal((await park(port, id, createV1Token(id, secret))).status, 200)
     t.same(await proc.stop(), { code: 0, signal: null })
     const journal = join(dataDir, readdirSync(dataDir).find(name => name.endsWith('.journal'))!)
     chmodSync(journal, 0o620)

@@ -1,5 +1,5 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { createServer, type AddressInfo, type Server } from 'node:net'
@@ -180,8 +180,10 @@ if (problem !== undefined) {
     await new Promise<void>(resolve => blocker.listen(0, '127.0.0.1', resolve))
     t.teardown(() => { blocker.close() })
     const { port } = blocker.address() as AddressInfo
-    const res = await runCli(t, ['serve', '--port', String(port), '--data-dir', tempDir(t), '--no-tls'])
+    const dataDir = tempDir(t)
+    const res = await runCli(t, ['serve', '--port', String(port), '--data-dir', dataDir, '--no-tls'])
     assertOneLineError(t, res, new RegExp(`127\\.0\\.0\\.1:${port}.*already in use`))
+    t.same(readdirSync(dataDir).filter(name => name.includes('journal')), [], 'it accepted no token: no replay journal left behind')
   })
 
   t.test('bad flags and bad files are one-line errors', async t => {

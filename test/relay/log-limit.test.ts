@@ -1,5 +1,5 @@
 import t from 'tap'
-import { logLimiter } from '../../lib/relay/log-limit'
+import { failureReporter, logLimiter } from '../../lib/relay/log-limit'
 
 t.test('one line per key and interval; expired keys leave, and the map is capped', async t => {
   let time = 0
@@ -17,4 +17,20 @@ t.test('one line per key and interval; expired keys leave, and the map is capped
   t.equal(logged, 10_000)
   time = 260_000
   t.equal(logNow('source-20000'), true, 'the expired ones leave, and new keys are logged again')
+})
+
+t.test('failureReporter: each distinct reason once per interval, cut short, with no URL password', async t => {
+  const reports: string[] = []
+  const report = failureReporter(60_000, why => reports.push(why))
+  report(new Error('WRONGPASS connecting to redis://app:hunter2@127.0.0.1:6379/0?password=hunter2&db=1'))
+  report(new Error('WRONGPASS connecting to redis://app:hunter2@127.0.0.1:6379/0?password=hunter2&db=1'))
+  report('OOM command not allowed when used memory > \'maxmemory\'.')
+  report(new Error('x'.repeat(1000)))
+  t.same(reports.slice(0, 2), [
+    'WRONGPASS connecting to redis://***@127.0.0.1:6379/0?password=***&db=1',
+    'OOM command not allowed when used memory > \'maxmemory\'.'
+  ], 'the same reason twice is one report; a string is its own message')
+  t.equal(reports.length, 3)
+  t.equal(reports[2], 'x'.repeat(300), 'at most 300 characters')
+  t.notOk(reports.join('\n').includes('hunter2'))
 })

@@ -1,10 +1,10 @@
 import t from 'tap'
-import { Writable } from 'node:stream'
 import { createV1Token } from '../../lib/tokens/v1'
 import { buildProblem, servePlainWithId } from '../helpers/cli'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
 import { openWire, relayOnce, statusOf } from '../helpers/wire'
 import { until } from '../helpers/until'
+import { capture } from '../admin/raw'
 
 /*
  * Log lines name a request by its path, never its query: a query can carry
@@ -23,9 +23,8 @@ async function exchange (open: () => Promise<Awaited<ReturnType<typeof openWire>
 }
 
 t.test('the plugin\'s own lines carry the path of a relayed, refused or challenged request, not its query', async t => {
-  let raw = ''
-  const stream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
-  const relay = await startRendezvous({ fastify: { logger: { level: 'trace', stream } } })
+  const log = capture()
+  const relay = await startRendezvous({ fastify: { logger: { level: 'trace', stream: log.stream } } })
   t.teardown(relay.close)
   const hidden = await relay.park('hub-1')
   await untilParked(relay, 1)
@@ -36,7 +35,7 @@ t.test('the plugin\'s own lines carry the path of a relayed, refused or challeng
   await until(() => relay.app.rendezvous.stats().spliced === 0)
   t.equal(await exchange(relay.open, `GET /chat?rendezvous=${UNKNOWN_NAME} HTTP/1.1\r\nHost: h\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n`), 404)
   t.equal(await exchange(relay.open, 'GET /x?access_token=LEAKQ2 HTTP/1.1\r\nHost: h\r\nAuthorization: Digest username="hub-1"\r\n\r\n'), 503, 'nothing parked: a refusal after the wait')
-  const mine = raw.trim().split('\n').map(l => JSON.parse(l) as { side?: string, url?: string, msg: string }).filter(l => l.side === 'mobile')
+  const mine = (log.lines() as Array<{ side?: string, url?: string, msg: string }>).filter(l => l.side === 'mobile')
   t.same([...new Set(mine.map(l => l.url))].sort(), ['/chat', '/page', '/x'], 'each request is named by its path')
   for (const leak of QUERY_TOKENS) t.notOk(mine.some(l => JSON.stringify(l).includes(leak)), `no ${leak} in the plugin's lines`)
 })

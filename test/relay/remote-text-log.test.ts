@@ -1,8 +1,8 @@
-import { Writable } from 'node:stream'
 import t from 'tap'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
 import { relayOnce, statusOf } from '../helpers/wire'
 import { until } from '../helpers/until'
+import { capture } from '../admin/raw'
 
 /*
  * An absolute-form target (`GET http://user:password@host/path`) is relayed
@@ -10,9 +10,8 @@ import { until } from '../helpers/until'
  * target without it, and without its query, as for any other target.
  */
 t.test('relay closed and the refusals name an absolute-form target without its userinfo or query', async t => {
-  let raw = ''
-  const stream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
-  const relay = await startRendezvous({ fastify: { logger: { level: 'trace', stream } } })
+  const log = capture()
+  const relay = await startRendezvous({ fastify: { logger: { level: 'trace', stream: log.stream } } })
   t.teardown(relay.close)
   const hidden = await relay.park('hub-1')
   await untilParked(relay, 1)
@@ -20,12 +19,12 @@ t.test('relay closed and the refusals name an absolute-form target without its u
   const target = 'http://alice:Hunter2Pass@example.com/x?access_token=QLEAK'
   await relayOnce(client, hidden, `GET ${target} HTTP/1.1\r\nHost: example.com\r\nAuthorization: Digest username="hub-1"\r\n\r\n`, 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok', 'ok')
   t.match(hidden.text, `GET ${target} HTTP/1.1\r\n`, 'the hidden server gets the target as it was sent')
-  await until(() => raw.includes('"relay closed"'), 3000, 'the relay closed line')
+  await until(() => log.text().includes('"relay closed"'), 3000, 'the relay closed line')
   const refused = await relay.open()
   refused.write('GET http://bob:Hunter3Pass@example.com/y?q=QLEAK2 HTTP/1.1\r\nHost: example.com\r\nAuthorization: Basic Ym9iOng=\r\n\r\n')
   await refused.untilClosed()
   t.equal(statusOf(refused.text), 404, 'an unknown ID')
-  const lines = raw.trim().split('\n').map(l => JSON.parse(l) as { msg: string, url?: string, side?: string })
+  const lines = log.lines() as Array<{ msg: string, url?: string, side?: string }>
   t.equal(lines.find(l => l.msg === 'relay closed')?.url, 'http://example.com/x')
   t.equal(lines.find(l => l.msg === 'rendezvous request refused')?.url, 'http://example.com/y')
   const own = lines.filter(l => l.side !== undefined)
@@ -40,9 +39,8 @@ t.test('relay closed and the refusals name an absolute-form target without its u
  * for a mobile request whose method is `ECT`.
  */
 t.test('a head split inside its method is of side unknown, not mobile', async t => {
-  let raw = ''
-  const stream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
-  const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream } } })
+  const log = capture()
+  const relay = await startRendezvous({ fastify: { logger: { level: 'info', stream: log.stream } } })
   t.teardown(relay.close)
   const cases: Array<[string, string, string]> = [
     ['unknown', 'CONN', 'ECT uuid:abc?response=1 HTTP/1.1\r\nHost: x\r\nbad line\r\n\r\n'],
@@ -61,11 +59,11 @@ t.test('a head split inside its method is of side unknown, not mobile', async t 
     t.equal(statusOf(wire.text), 400, side)
     wire.destroy()
   }
-  await until(() => raw.split('request refused by the HTTP parser').length === 5, 3000, 'four lines')
+  await until(() => log.text().split('request refused by the HTTP parser').length === 5, 3000, 'four lines')
   const text = await relay.app.rendezvous.metrics!.metrics()
   t.match(text, /rendezvous_refusals_total\{side="unknown",reason="malformed_head"\} 2\n/, 'both split heads are unknown')
   t.match(text, /rendezvous_refusals_total\{side="mobile",reason="malformed_head"\} 1\n/, 'M-SEARCH, a method Node knows, is mobile')
   t.match(text, /rendezvous_refusals_total\{side="hidden",reason="malformed_head"\} 1\n/)
-  const sides = raw.trim().split('\n').map(l => JSON.parse(l) as { msg: string, side?: string }).filter(l => l.msg === 'request refused by the HTTP parser').map(l => l.side)
+  const sides = (log.lines() as Array<{ msg: string, side?: string }>).filter(l => l.msg === 'request refused by the HTTP parser').map(l => l.side)
   t.same(sides, ['unknown', 'unknown', 'mobile', 'hidden'])
 })

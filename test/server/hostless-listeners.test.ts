@@ -1,11 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import t from 'tap'
-import { buildServer, metricsListenerAddress } from '../../lib/server/app'
-import { capture, parse, raw } from '../admin/raw'
+import { parse, raw } from '../admin/raw'
 import { sample } from '../helpers/prometheus'
 import { TOKEN } from '../admin/helpers'
+import { loggedServe } from '../helpers/logged-serve'
 
 /*
  * serve's listeners each answered an HTTP/1.1 request without Host with
@@ -18,24 +15,7 @@ import { TOKEN } from '../admin/helpers'
 const NEEDS_HOST = 'an HTTP/1.1 request needs exactly one Host header'
 
 t.test('every listener of serve answers an HTTP/1.1 request without Host itself', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rv-hostless-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const log = capture()
-  const app = await buildServer({
-    dataDir,
-    tls: false,
-    waitTimeout: 1000,
-    metricsPath: '/metrics',
-    metricsListen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'info',
-    logStream: log.stream,
-    plugin: { admin: { host: '127.0.0.1', port: 0, token: TOKEN } }
-  })
-  t.teardown(async () => { await app.close() })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
-  const admin = app.rendezvous.adminAddress()!.port
-  const metrics = metricsListenerAddress(app)!.port
+  const { app, port, admin, metrics, lines: logLines } = await loggedServe(t, 'info')
 
   for (const path of ['/', '/healthz', '/readyz']) {
     t.equal(await raw(port, `GET ${path} HTTP/1.1\r\n\r\n`),
@@ -61,7 +41,7 @@ t.test('every listener of serve answers an HTTP/1.1 request without Host itself'
   t.equal(sample(parse(scrape).body, 'rendezvous_admin_requests_total{action="list",status="400"}'), 1, 'the admin listener its one')
 
   await app.close()
-  const lines = log.lines()
+  const lines = logLines()
   t.equal(lines.filter(l => l.msg === 'rendezvous request refused' && l.outcome === 'bad_head' && l.status === 400).length, 3, 'public: a line each')
   t.equal(lines.filter(l => l.msg === 'admin request refused' && l.status === 400).length, 1, 'admin: a line')
   const scrapes = lines.filter(l => l.msg === 'metrics request refused')

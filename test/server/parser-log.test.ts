@@ -1,13 +1,9 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildServer, metricsListenerAddress } from '../../lib/server/app'
 import { createV1Token } from '../../lib/tokens/v1'
 import { SECRET } from '../helpers/fixtures'
 import { openWire } from '../helpers/wire'
 import { TOKEN } from '../admin/helpers'
+import { loggedServe } from '../helpers/logged-serve'
 
 // Node's HTTP parser hands its error the raw bytes it refused (err.rawPacket):
 // the whole head, Authorization header and CONNECT token included. Logged as
@@ -24,25 +20,7 @@ function texts (value: unknown): string[] {
 }
 
 t.test('what the HTTP parser refuses is logged without the bytes it refused, on every listener of serve', async t => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rv-parser-log-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  let raw = ''
-  const logStream = new Writable({ write (chunk, _e, cb) { raw += String(chunk); cb() } })
-  const app = await buildServer({
-    dataDir,
-    tls: false,
-    waitTimeout: 1000,
-    metricsPath: '/metrics',
-    metricsListen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'trace',
-    logStream,
-    plugin: { admin: { host: '127.0.0.1', port: 0, token: TOKEN } }
-  })
-  t.teardown(async () => { await app.close() })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const port = (app.server.address() as { port: number }).port
-  const admin = app.rendezvous.adminAddress()?.port ?? 0
-  const metrics = metricsListenerAddress(app)?.port ?? 0
+  const { app, port, admin, metrics, lines: logLines } = await loggedServe(t, 'trace')
 
   const token = createV1Token('hub-1', SECRET)
   const digest = 'digest-response-5ecre7'
@@ -61,7 +39,7 @@ t.test('what the HTTP parser refuses is logged without the bytes it refused, on 
   }
   await app.close()
 
-  const lines = raw.trim().split('\n').map(l => JSON.parse(l) as Record<string, unknown>)
+  const lines = logLines()
   const answered = lines.filter(l => l.msg === 'answered a head the HTTP parser refused')
   t.equal(answered.length, 3, 'each refusal is logged by the handler that answered it: the public port\'s two and the metrics listener\'s')
   t.ok(answered.every(l => typeof l.code === 'string' && l.status === 400), 'with the parser\'s code and the status')

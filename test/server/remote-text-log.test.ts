@@ -1,11 +1,7 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
-import { Writable } from 'node:stream'
 import t from 'tap'
-import { buildServer, metricsListenerAddress } from '../../lib/server/app'
 import { raw, parse } from '../admin/raw'
 import { TOKEN } from '../admin/helpers'
+import { loggedServe } from '../helpers/logged-serve'
 import { until } from '../helpers/until'
 
 /*
@@ -16,39 +12,10 @@ import { until } from '../helpers/until'
  * drives a terminal. On every listener of serve: public, admin, metrics.
  */
 
-interface Teardown { teardown: (fn: () => unknown) => void }
-
-async function serve (t: Teardown): Promise<{ bytes: () => Buffer, lines: () => Array<Record<string, any>>, port: number, admin: number, metrics: number }> {
-  const dataDir = mkdtempSync(join(tmpdir(), 'rv-remote-text-'))
-  t.teardown(() => rmSync(dataDir, { recursive: true, force: true }))
-  const chunks: Buffer[] = []
-  const logStream = new Writable({ write (chunk, _e, cb) { chunks.push(Buffer.from(chunk)); cb() } })
-  const app = await buildServer({
-    dataDir,
-    tls: false,
-    waitTimeout: 1000,
-    metricsPath: '/metrics',
-    metricsListen: { host: '127.0.0.1', port: 0 },
-    logLevel: 'debug',
-    logStream,
-    plugin: { admin: { host: '127.0.0.1', port: 0, token: TOKEN } }
-  })
-  t.teardown(async () => { await app.close() })
-  await app.listen({ port: 0, host: '127.0.0.1' })
-  const bytes = (): Buffer => Buffer.concat(chunks)
-  return {
-    bytes,
-    lines: () => bytes().toString('utf8').split('\n').filter(l => l !== '').map(l => JSON.parse(l)),
-    port: (app.server.address() as { port: number }).port,
-    admin: app.rendezvous.adminAddress()?.port ?? 0,
-    metrics: metricsListenerAddress(app)?.port ?? 0
-  }
-}
-
 const basic = (user: string): string => `Basic ${Buffer.from(`${user}:x`).toString('base64')}`
 
 t.test('userinfo in an absolute-form target is in no line, on the public port or the admin listener', async t => {
-  const s = await serve(t)
+  const s = await loggedServe(t, 'debug')
   const relay = await raw(s.port, `GET http://alice:Hunter2Pass@example.com/x?access_token=QLEAK HTTP/1.1\r\nHost: example.com\r\nAuthorization: ${basic('nope')}\r\n\r\n`)
   t.equal(parse(relay).status, 404, 'an unknown ID')
   const admin = await raw(s.admin, `GET http://alice:Hunter2Pass@127.0.0.1/api/ids HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer ${TOKEN}\r\nConnection: close\r\n\r\n`)
@@ -64,7 +31,7 @@ t.test('userinfo in an absolute-form target is in no line, on the public port or
 })
 
 t.test('C1 and C0 controls in a Host are escaped in every line that quotes it', async t => {
-  const s = await serve(t)
+  const s = await loggedServe(t, 'debug')
   const csi = Buffer.from('GET /api/ids HTTP/1.1\r\nHost: \x9b2J\x9bH\x9b31mFAKE\r\nConnection: close\r\n\r\n', 'latin1')
   t.equal(parse(await raw(s.admin, csi)).status, 421, 'the admin listener refuses a Host that is no loopback name')
   const nel = Buffer.from('GET /api/ids HTTP/1.1\r\nHost: evil\x85[08:00:00.000] ERROR:\tforged line\r\nConnection: close\r\n\r\n', 'latin1')
@@ -84,7 +51,7 @@ t.test('C1 and C0 controls in a Host are escaped in every line that quotes it', 
 })
 
 t.test('the metrics listener answers and logs a 404 with the path only, and refuses other methods with 405', async t => {
-  const s = await serve(t)
+  const s = await loggedServe(t, 'debug')
   const notFound = parse(await raw(s.metrics, 'GET /metricz?access_token=QLEAK9 HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n'))
   t.equal(notFound.status, 404)
   t.equal(notFound.headers['content-type'], 'text/plain; charset=utf-8', 'its own answer, not Fastify\'s JSON')

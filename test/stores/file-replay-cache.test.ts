@@ -141,7 +141,8 @@ t.test('a close stops a compaction and leaves the journal as it was', async t =>
 
 t.test('unreadable lines are skipped, the others loaded; a dead process\'s journal is merged and removed', async t => {
   const dir = dataDir(t)
-  await open(t, { dataDir: dir }).then(cache => cache.close())
+  // A journal of this process's, closed with a key in it: kept.
+  await open(t, { dataDir: dir }).then(async cache => { await cache.remember('earlier', 60_000); await cache.close() })
   const at = Date.now() + 60_000
   const orphan = join(dir, `replay.${DEAD_PID}.0badf00d.journal`)
   writeFileSync(orphan, [
@@ -155,7 +156,7 @@ t.test('unreadable lines are skipped, the others loaded; a dead process\'s journ
   const tempFile = join(dir, `.replay.${DEAD_PID}.0a1b2c.tmp`)
   writeFileSync(tempFile, 'half a rewrite', { mode: 0o600 })
   const cache = await open(t, { dataDir: dir })
-  t.same(cache.loaded, { entries: 2, badLines: 3, journals: 2 })
+  t.same(cache.loaded, { entries: 3, badLines: 3, journals: 2 })
   t.equal(await cache.remember('first', 1_000), 'replayed')
   t.equal(await cache.remember('second', 1_000), 'replayed')
   t.equal(await cache.remember('torn', 1_000), 'fresh', 'a line whose write never finished held no accepted key')
@@ -196,6 +197,7 @@ t.test('two caches of one process keep a journal each; a file with our pid that 
 t.test('a journal or data dir other users can write is refused', async t => {
   const dir = dataDir(t)
   const cache = await open(t, { dataDir: dir })
+  await cache.remember('kept', 60_000)
   await cache.close()
   chmodSync(cache.file, 0o620)
   await t.rejects(FileReplayCache.open({ dataDir: dir }), { code: 'FST_RENDEZVOUS_REGISTRY_INSECURE', message: /0620, writable by other users; run chmod 600/ })
@@ -289,13 +291,14 @@ t.test('a restart with a wider token window keeps a used token refused for the w
 t.test('a journal written before the window was recorded is read as window 0: its entries get the whole new window', async t => {
   const dir = dataDir(t)
   const c = clock()
+  // The data dir as a server that ran before leaves it: its journal closed empty, and removed.
   await open(t, { dataDir: dir, now: c.now }).then(cache => cache.close())
   const orphan = join(dir, `replay.${DEAD_PID}.0badf00d.journal`)
   // As the previous version wrote it: no header, expiries alone.
   writeFileSync(orphan, journalLine('v1:hub-1:old-nonce', c.now() + 1_000) + journalLine('v1:hub-1:gone', c.now() - 60_000), { mode: 0o600 })
   c.advance(60_000)
   const cache = await open(t, { dataDir: dir, now: c.now, windowMs: 120_000 })
-  t.same(cache.loaded, { entries: 1, badLines: 0, journals: 2 }, 'every line is read')
+  t.same(cache.loaded, { entries: 1, badLines: 0, journals: 1 }, 'every line is read')
   t.notOk(existsSync(orphan), 'merged into the new journal and removed')
   t.equal(await cache.remember('v1:hub-1:old-nonce', 1_000), 'replayed', 'kept for the new window past its old expiry')
   t.equal(readFileSync(cache.file, 'utf8').split('\n')[0], '#window 120000')
@@ -318,4 +321,24 @@ t.test('a compaction keeps the window line first', async t => {
   c.advance(10_000)
   const wider = await open(t, { dataDir: dir, now: c.now, windowMs: 120_000 })
   t.equal(await wider.remember('kept', 1_000), 'replayed', 'extended by the wider window after the compaction')
+})
+
+t.test('a close with no key inside its window removes the journal; one with a key keeps it', async t => {
+  const dir = dataDir(t)
+  const c = clock()
+  const unused = await open(t, { dataDir: dir, now: c.now })
+  t.ok(existsSync(unused.file))
+  await unused.close()
+  t.notOk(existsSync(unused.file), 'a server that accepted nothing (one that failed to listen) leaves no journal')
+  const expired = await open(t, { dataDir: dir, now: c.now })
+  await expired.remember('short', 1_000)
+  c.advance(1_000)
+  await expired.close()
+  t.notOk(existsSync(expired.file), 'nor does one whose tokens have all expired')
+  const used = await open(t, { dataDir: dir, now: c.now })
+  await used.remember('long', 60_000)
+  await used.close()
+  t.ok(existsSync(used.file), 'a key still inside its window is kept for the next start')
+  const next = await open(t, { dataDir: dir, now: c.now })
+  t.equal(await next.remember('long', 1_000), 'replayed')
 })
