@@ -70,6 +70,8 @@ export class FileReplayCache implements ReplayCache {
   #torn = false
   #failing = false
   #closed = false
+  /** Whether a key was ever appended: a journal that never held one is removed at close. */
+  #appended = false
   /** While a compaction runs: the lines appended since it took its snapshot. */
   #pending: string[] | undefined
 
@@ -137,10 +139,9 @@ export class FileReplayCache implements ReplayCache {
     this.#closed = true
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
-    // No key inside its window (a server that never listened, or whose tokens have all expired): the next
-    // start would only read the journal and remove it. room() drops the expired keys first.
-    this.#memory.room()
-    if (this.#memory.size === 0) {
+    // A journal that never held a key (a server that failed to listen): the next start would only read it and
+    // remove it. Not one whose keys merely expired: a start with a wider token window extends them again.
+    if (this.loaded.entries === 0 && !this.#appended) {
       try { unlinkSync(this.file) } catch {}
     }
     releaseJournal(this.file)
@@ -156,6 +157,7 @@ export class FileReplayCache implements ReplayCache {
       this.#failed(err as Error)
       throw new ReplayJournalError(this.file, `cannot be written: ${(err as Error).message}`)
     }
+    this.#appended = true
     this.#torn = false
     this.#recovered()
     this.#pending?.push(line)
