@@ -183,10 +183,20 @@ export async function pendingResponse (socket: Socket): Promise<void> {
   if (open === undefined || open.size === 0) return
   // Not res.writableFinished: it turns true before 'finish' is emitted, and so before Node, at that
   // event, ends a connection the answer closes. What is still in the set has yet to emit one of the two.
-  await Promise.all([...open].map(async res => await new Promise<void>(resolve => {
+  const answered = Promise.all([...open].map(async res => await new Promise<void>(resolve => {
     res.once('finish', () => resolve())
     res.once('close', () => resolve())
   })))
+  // A response queued behind one that closed the connection never gets the socket, and emits neither.
+  if (socket.destroyed) return
+  let onClose!: () => void
+  const closed = new Promise<void>(resolve => { onClose = resolve })
+  socket.once('close', onClose)
+  try {
+    await Promise.race([answered, closed])
+  } finally {
+    socket.removeListener('close', onClose)
+  }
 }
 
 /**

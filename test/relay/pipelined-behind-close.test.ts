@@ -1,6 +1,8 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
+import { capture } from '../admin/raw'
 import { startRendezvous, untilParked } from '../helpers/rendezvous'
+import { until } from '../helpers/until'
 
 /*
  * RFC 9112 §9.6: a server that answers `Connection: close` executes nothing
@@ -55,3 +57,30 @@ for (const tls of [false, true]) {
     })
   }
 }
+
+t.test('a rendezvous request behind an app answer queued behind one that closed the connection is dropped once the connection closes', async t => {
+  // Node never gives the middle answer a socket: it emits neither 'finish' nor 'close', and the relay waited on it for ever.
+  const log = capture()
+  const relay = await startRendezvous({
+    fastify: { logger: { level: 'debug', stream: log.stream } },
+    plugin: { lingerTimeout: 300 },
+    after: app => {
+      app.get('/app', async (_req, reply) => {
+        reply.header('connection', 'close')
+        return 'app\n'
+      })
+      app.get('/other', async () => 'other\n')
+    }
+  })
+  t.teardown(relay.close)
+  const hidden = await relay.park('hub-1')
+  await untilParked(relay, 1)
+  const client = await relay.open()
+  client.write(`GET /app HTTP/1.1\r\nHost: x\r\n\r\nGET /other HTTP/1.1\r\nHost: x\r\n\r\n${PIPELINED.slice(PIPELINED.indexOf('POST'))}`)
+  await client.untilClosed()
+  t.equal(client.text.match(/HTTP\/1\.1 /g)?.length, 1, 'one answer, the first')
+  await until(() => log.lines().some(l => l.msg === 'pipelined request dropped: an earlier answer closed the connection'), 3000, 'the rendezvous request let go')
+  t.equal(hidden.text, '', 'the hidden server got nothing')
+  t.equal(relay.app.rendezvous.stats().parked, 1)
+  hidden.destroy()
+})
