@@ -7,7 +7,7 @@ import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
 import { MemoryReplayCache } from './memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
-import { claimJournal, journalHeader, journalLine, journalName, readJournals, releaseJournal, removeAll, type JournalEntry } from './replay-journal'
+import { claimJournal, journalHeader, journalLine, journalName, readJournals, releaseJournal, removeAll, type FoundJournal } from './replay-journal'
 
 /** What the cache logs with; a Fastify (pino) logger is one. */
 export interface JournalLog {
@@ -103,12 +103,10 @@ export class FileReplayCache implements ReplayCache {
     const windowMs = windowOf(opts)
     const memory = new MemoryReplayCache({ maxEntries: opts.maxEntries, now })
     const { journals, orphanedTemps } = await readJournals(dir)
-    let badLines = 0
-    for (const journal of journals) {
-      badLines += journal.bad
-      // Never shortened: a TOTP code's entry does not depend on the window, and keeping an entry longer is safe.
-      const extendMs = Math.max(0, windowMs - journal.windowMs)
-      for (const entry of journal.entries) await load(memory, entry, extendMs, now(), journal.path)
+    const badLines = journals.reduce((sum, journal) => sum + journal.bad, 0)
+    for (const [key, at] of liveEntries(journals, windowMs, now(), memory.room())) {
+      // 'replayed': the same key in two journals, copied by a process that then died.
+      await memory.remember(key, at - now())
     }
     const cache = new FileReplayCache(dir, memory, opts, { entries: memory.size, badLines, journals: journals.length })
     // Claimed before it exists, so that a cache opening beside it in this process never takes it for a predecessor's.
@@ -343,12 +341,25 @@ function windowOf (opts: FileReplayCacheOptions): number {
   return windowMs
 }
 
-async function load (memory: MemoryReplayCache, entry: JournalEntry, extendMs: number, now: number, path: string): Promise<void> {
-  const key = entry.key
-  const at = entry.at + extendMs
-  if (at <= now) return
-  // 'replayed': the same key in two journals, copied by a process that then died.
-  if (await memory.remember(key, at - now) === 'full') {
-    throw new ReplayJournalError(path, `holds more live entries than the replay cache has room for (${memory.size}); raise replayCacheSize, or start again once they expire`)
+/**
+ * The latest expiry of each key still inside its window, from every journal.
+ * Gathered in a Map before the cache gets them: a journal with millions of
+ * lines (one damaged, or written beside a far larger replayCacheSize) holds
+ * mostly repeats and expired lines, and an await per line took seconds.
+ */
+function liveEntries (journals: FoundJournal[], windowMs: number, now: number, room: number): Map<string, number> {
+  const live = new Map<string, number>()
+  for (const journal of journals) {
+    // Never shortened: a TOTP code's entry does not depend on the window, and keeping an entry longer is safe.
+    const extendMs = Math.max(0, windowMs - journal.windowMs)
+    for (const { key, at } of journal.entries) {
+      const until = at + extendMs
+      if (until <= now || (live.get(key) ?? 0) >= until) continue
+      live.set(key, until)
+      if (live.size > room) {
+        throw new ReplayJournalError(journal.path, `holds more live entries than the replay cache has room for (${room}); raise replayCacheSize, or start again once they expire`)
+      }
+    }
   }
+  return live
 }
