@@ -61,6 +61,7 @@ if (problem !== undefined) {
     t.same(journals(dataDir), [journal], 'the journal is back under its name')
     const ready = await fetch(`http://127.0.0.1:${port}/readyz`)
     t.equal(ready.status, 200, 'and the server is ready')
+    await until(() => proc.stdout().includes(RECREATED), 3_000, 'the warning')
     const warned = proc.stdout().split('\n').filter(line => line.includes(RECREATED))
     t.equal(warned.length, 1, 'one warning')
     t.match(JSON.parse(warned[0] ?? '{}'), { level: 40, file: join(dataDir, journal!) }, 'at warn, naming the file')
@@ -78,7 +79,8 @@ if (problem !== undefined) {
     // With no CONNECT, the server's own look (once a second) makes the data dir and the journal again.
     await until(() => { try { return journals(dataDir).length === 1 } catch { return false } }, 3_000, 'the journal recreated')
     t.equal(statSync(dataDir).mode & 0o777, 0o700, 'the data dir made again is private')
-    t.match(proc.stdout(), RECREATED)
+    // The line reaches the pipe a moment after the file is in place.
+    await until(() => proc.stdout().includes(RECREATED), 3_000, 'the warning')
     t.same(await proc.stop('SIGKILL'), { code: null, signal: 'SIGKILL' })
     // The IDs went with the data dir: the same one is added again.
     const again = await runCli(t, ['ids', 'add', '--data-dir', dataDir, '--id', id, '--secret', secret])
