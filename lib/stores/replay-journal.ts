@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { open, readdir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
+import { ReplayJournalError } from '../errors'
 import { processGone } from '../registry/file-lock'
 import { assertPrivate } from '../registry/permissions'
 
@@ -48,27 +49,51 @@ export function journalHeader (windowMs: number): string {
 export function parseJournal (text: string): { entries: JournalEntry[], bad: number, windowMs: number } {
   const entries: JournalEntry[] = []
   let bad = 0
-  const lines = text.split('\n')
-  // The text after the last newline is a line whose write never finished.
-  if (lines.pop() !== '') bad++
-  const header = HEADER.exec(lines[0] ?? '')
-  if (header !== null) lines.shift()
-  for (const line of lines) {
-    if (line === '') continue
-    const entry = parseLine(line)
-    if (entry === undefined) bad++
-    else entries.push(entry)
+  let start = 0
+  let windowMs = 0
+  const first = text.indexOf('\n')
+  const header = first < 0 ? null : HEADER.exec(text.slice(0, first))
+  if (header !== null) {
+    windowMs = Number(header[1])
+    start = first + 1
   }
-  return { entries, bad, windowMs: header === null ? 0 : Number(header[1]) }
+  // Line by line with indexOf rather than split: a journal of millions of lines read at start, where
+  // split's array of strings doubled the time.
+  while (start < text.length) {
+    const end = text.indexOf('\n', start)
+    // The text after the last newline is a line whose write never finished.
+    if (end < 0) {
+      bad++
+      break
+    }
+    if (end > start) {
+      const entry = parseLine(text, start, end)
+      if (entry === undefined) bad++
+      else entries.push(entry)
+    }
+    start = end + 1
+  }
+  return { entries, bad, windowMs }
 }
 
-function parseLine (line: string): JournalEntry | undefined {
-  const space = line.indexOf(' ')
-  const atText = line.slice(0, space)
-  if (space < 1 || !/^[0-9]{1,16}$/.test(atText)) return undefined
+// A key as JSON.stringify writes most of them: nothing escaped, so the text between the quotes is the key.
+// JSON.parse refuses a raw control character, so this does too.
+// eslint-disable-next-line no-control-regex
+const PLAIN_KEY = /^"[^"\\\u0000-\u001f]*"$/
+
+function parseLine (text: string, start: number, end: number): JournalEntry | undefined {
+  const space = text.indexOf(' ', start)
+  if (space < 0 || space >= end || space === start || space - start > 16) return undefined
+  for (let i = start; i < space; i++) {
+    const c = text.charCodeAt(i)
+    if (c < 48 || c > 57) return undefined
+  }
+  const at = Number(text.slice(start, space))
+  const json = text.slice(space + 1, end)
+  if (PLAIN_KEY.test(json)) return { key: json.slice(1, -1), at }
   try {
-    const key: unknown = JSON.parse(line.slice(space + 1))
-    return typeof key === 'string' ? { key, at: Number(atText) } : undefined
+    const key: unknown = JSON.parse(json)
+    return typeof key === 'string' ? { key, at } : undefined
   } catch {
     return undefined
   }
@@ -112,11 +137,14 @@ async function readPrivate (path: string): Promise<string | undefined> {
   } catch (err) {
     // Removed by another process starting at the same time, which copied its entries first.
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined
-    throw err
+    throw new ReplayJournalError(path, `cannot be read: ${(err as Error).message}`)
   }
   try {
-    assertPrivate(path, await handle.stat(), 'file')
-    return await handle.readFile('utf8')
+    const st = await handle.stat()
+    // A directory opens for reading: only the read fails, with an error that names no file.
+    if (!st.isFile()) throw new ReplayJournalError(path, 'is not a regular file; move it out of the data dir')
+    assertPrivate(path, st, 'file')
+    return await handle.readFile('utf8').catch((err: Error) => { throw new ReplayJournalError(path, `cannot be read: ${err.message}`) })
   } finally {
     await handle.close()
   }
