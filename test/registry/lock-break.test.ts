@@ -12,7 +12,6 @@ import { acquireLock, type HeldLock } from '../../lib/registry/file-lock'
 // before it can be put back, writer D takes the free path. B and D must not
 // both go on to write.
 
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const fsp = require('node:fs/promises') as typeof import('node:fs/promises')
 
 function deadPid (): number {
