@@ -103,7 +103,10 @@ async function breakIfStale (path: string, staleMs: number): Promise<boolean> {
   try {
     handle = await open(path, 'r')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return true
+    // Another user's lock: its owner cannot be checked, so it is waited for, and the error says why.
+    if (code === 'EACCES' || code === 'EPERM') return false
     throw err
   }
   // Open until the break is over: the judged inode cannot be reused meanwhile.
@@ -168,8 +171,10 @@ async function lockedError (path: string, options: LockOptions): Promise<Error> 
   let content: string
   try {
     content = await readLock(path)
-  } catch {
-    return new RegistryLockedError(path, why)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EACCES' && code !== 'EPERM') return new RegistryLockedError(path, why)
+    return new RegistryLockedError(path, `after ${options.timeoutMs} ms, and it cannot be read (permission denied), so whether its owner still runs cannot be told: remove it if no rendezvous command is writing`)
   }
   if (parseOwner(content) !== undefined) return new RegistryLockedError(path, why)
   const what = content === '' ? 'it is empty' : 'it names no owner'

@@ -85,3 +85,10 @@ t.test('a writer that gives up on an empty lock says that no writer can own it, 
   t.match(err, { code: 'FST_RENDEZVOUS_REGISTRY_LOCKED', statusCode: 503 })
   t.equal(err?.message, `The registry lock ${lock} is still held after 300 ms, but it is empty: no writer can own it (one was stopped as it took the lock); it counts as abandoned 10 s after it was made, or remove it if no rendezvous command is writing`)
 })
+
+t.test('a lock this user cannot read is waited for, and the error says its owner cannot be checked', { skip: process.getuid?.() === 0 ? 'root reads any file' : process.platform === 'win32' ? 'no POSIX modes' : false }, async (t) => {
+  const { dataDir, registry } = await seeded(t)
+  const lock = join(dataDir, 'ids.json.lock')
+  await (await open(lock, 'w', 0o000)).close()
+  await t.rejects(registry.add({ id: 'two' }), { code: 'FST_RENDEZVOUS_REGISTRY_LOCKED', message: `The registry lock ${lock} is still held after 300 ms, and it cannot be read (permission denied), so whether its owner still runs cannot be told: remove it if no rendezvous command is writing` })
+})
