@@ -8,7 +8,10 @@ export const InvalidSecretError = createError('FST_RENDEZVOUS_INVALID_SECRET', '
 export const IdExistsError = createError('FST_RENDEZVOUS_ID_EXISTS', 'The ID %s is already provisioned', 409)
 export const RegistryNotSyncError = createError('FST_RENDEZVOUS_REGISTRY_NOT_SYNC', 'registry.get() returned a promise; it must answer synchronously from a local view', 500)
 export const RegistryCorruptError = createError('FST_RENDEZVOUS_REGISTRY_CORRUPT', 'The registry file %s cannot be read: %s', 500)
-export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held by another writer after %s ms', 503)
+/** The registry's lock was not free in time: the lock file, and by whom it is held after how long. */
+export const RegistryLockedError = createError('FST_RENDEZVOUS_REGISTRY_LOCKED', 'The registry lock %s is still held %s', 503)
+/** ids.json (or its lock) could not be written: the file and why, in plain words. Nothing was changed. */
+export const RegistryWriteError = createError('FST_RENDEZVOUS_REGISTRY_WRITE', 'Cannot write the registry file %s: %s', 503)
 export const RegistryInsecureError = createError('FST_RENDEZVOUS_REGISTRY_INSECURE', 'Refusing to use %s: %s', 500)
 export const RegistryConflictError = createError('FST_RENDEZVOUS_REGISTRY_CONFLICT', 'The ID %s kept changing while it was rotated (%s attempts); try again', 503)
 /** A rotation would keep more old secrets than a record holds: the ID, how many, and when the first of them expires. */

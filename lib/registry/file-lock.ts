@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { link, open, rename, stat, unlink } from 'node:fs/promises'
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RegistryLockedError } from '../errors'
@@ -12,23 +12,46 @@ export interface LockOptions {
 }
 
 export interface HeldLock {
+  /**
+   * Whether `path` is still this lock. Asked just before the holder's change
+   * takes effect: should a breaker have moved the lock away and failed to put
+   * it back (below), another writer may hold it now.
+   */
+  held (): Promise<boolean>
   release (): Promise<void>
 }
 
 interface LockOwner { pid?: unknown, host?: unknown }
 
 /**
- * A cross-process mutex: whoever creates `path` with O_EXCL holds it. Works on
- * any local file system, with no daemon and no native addon.
+ * A cross-process mutex on a local file system, with no daemon and no native
+ * addon. The protocol:
+ *
+ * - Take: create `path` with O_EXCL and write the owner into it (pid, host,
+ *   time and a random nonce, so that no two locks have the same content).
+ *   Should that write fail (a full disk), the file is removed before failing:
+ *   an empty lock would stop every writer until it went stale.
+ * - Release: unlink `path` if it is still the inode we created.
+ * - Break: a lock whose owner is dead on this host, or older than staleMs, is
+ *   abandoned. The breaker keeps the judged file open, so its inode number
+ *   cannot be given to a new lock, and renames `path` to a name of its own.
+ *   A rename moves whatever is at `path` then, which may already be the next
+ *   writer's lock (the judged one released since, or broken by another
+ *   breaker): only when what was moved is the judged file (same dev, inode and
+ *   content) is it deleted. Anything else goes back with link(), which never
+ *   overwrites, so no live lock is ever deleted.
+ * - Should a third writer have taken `path` in the instant it was free, the
+ *   put-back fails and two writers think they hold the lock: held() tells
+ *   the one whose lock was moved, before it writes, and it starts again.
  */
 export async function acquireLock (path: string, options: LockOptions): Promise<HeldLock> {
   const deadline = Date.now() + options.timeoutMs
-  const content = JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString() }) + '\n'
+  const content = JSON.stringify({ pid: process.pid, host: hostname(), at: new Date().toISOString(), nonce: randomBytes(9).toString('base64url') }) + '\n'
   for (let attempt = 0; ; attempt++) {
     const held = await tryCreate(path, content)
     if (held !== undefined) return held
     if (await breakIfStale(path, options.staleMs)) continue
-    if (Date.now() >= deadline) throw new RegistryLockedError(path, options.timeoutMs)
+    if (Date.now() >= deadline) throw await lockedError(path, options)
     // Jittered backoff so that writers that collided do not collide again in step.
     await sleep(Math.random() * Math.min(100, 5 * 2 ** attempt) + 2)
   }
@@ -46,22 +69,33 @@ async function tryCreate (path: string, content: string): Promise<HeldLock | und
   try {
     await handle.writeFile(content)
     ino = (await handle.stat()).ino
-  } finally {
-    await handle.close()
+  } catch (err) {
+    // Nobody else can have it: it was ours from the O_EXCL create on.
+    await handle.close().catch(() => {})
+    await unlink(path).catch(() => {})
+    throw err
+  }
+  await handle.close()
+  const isOurs = async (): Promise<boolean> => {
+    try {
+      return (await stat(path)).ino === ino
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+      throw err
+    }
   }
   return {
+    held: isOurs,
     async release () {
       // If another process judged our lock stale and took over, the file at
       // `path` is theirs now, and unlinking it would let a third writer in.
-      try {
-        if ((await stat(path)).ino !== ino) return
-        await unlink(path)
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      }
+      if (!(await isOurs())) return
+      await unlink(path).catch((err: NodeJS.ErrnoException) => { if (err.code !== 'ENOENT') throw err })
     }
   }
 }
+
+interface Judged { ino: number, dev: number, content: string, stale: boolean }
 
 /** Removes an abandoned lock. Resolves true when the caller should try to take the lock at once. */
 async function breakIfStale (path: string, staleMs: number): Promise<boolean> {
@@ -69,40 +103,91 @@ async function breakIfStale (path: string, staleMs: number): Promise<boolean> {
   try {
     handle = await open(path, 'r')
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'ENOENT') return true
+    // Another user's lock: its owner cannot be checked, so it is waited for, and the error says why.
+    if (code === 'EACCES' || code === 'EPERM') return false
     throw err
   }
-  let ino: number
-  let stale: boolean
+  // Open until the break is over: the judged inode cannot be reused meanwhile.
   try {
-    // Read through one handle, so that the owner and the age belong to the same file.
-    const st = await handle.stat()
-    ino = st.ino
-    stale = isOwnerDead(parseOwner(await handle.readFile('utf8'))) || Date.now() - st.mtimeMs > staleMs
+    const judged = await judge(handle, staleMs)
+    if (!judged.stale) return false
+    await removeIfSame(path, judged)
+    return true
   } finally {
     await handle.close()
   }
-  if (!stale) return false
+}
 
-  // Only one breaker can win the rename of a given file, so two breakers that
-  // saw the same stale lock cannot both go on to delete a fresh one.
+async function judge (handle: FileHandle, staleMs: number): Promise<Judged> {
+  // Read through one handle, so that the owner and the age belong to the same file.
+  const st = await handle.stat()
+  const content = await handle.readFile('utf8')
+  const stale = isOwnerDead(parseOwner(content)) || Date.now() - st.mtimeMs > staleMs
+  return { ino: st.ino, dev: st.dev, content, stale }
+}
+
+/** Deletes the lock at `path` if it is the `judged` one; puts back whatever else a rename moved. */
+async function removeIfSame (path: string, judged: Judged): Promise<void> {
+  // Mostly the judged lock was released as it was read: then nothing is moved at all.
+  if (!(await isAt(path, judged))) return
   const aside = `${path}.${process.pid}.${randomBytes(6).toString('hex')}.stale`
   try {
     await rename(path, aside)
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return true
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
     throw err
   }
+  let same = false
   try {
-    if ((await stat(aside)).ino !== ino) {
-      // The stale lock was replaced by a live one between our look and our
-      // rename: give it back. link() refuses to overwrite, unlike rename().
-      await link(aside, path).catch(() => {})
+    const moved = await open(aside, 'r')
+    try {
+      const st = await moved.stat()
+      same = st.ino === judged.ino && st.dev === judged.dev && (await moved.readFile('utf8')) === judged.content
+    } finally {
+      await moved.close()
     }
   } finally {
+    // link() refuses to overwrite, unlike rename(): a lock taken at `path` meanwhile stays.
+    if (!same) await link(aside, path).catch(() => {})
     await unlink(aside).catch(() => {})
   }
-  return true
+}
+
+async function isAt (path: string, judged: Judged): Promise<boolean> {
+  try {
+    const st = await stat(path)
+    return st.ino === judged.ino && st.dev === judged.dev
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
+    throw err
+  }
+}
+
+/** Why the lock could not be taken in time. An empty lock has no owner to wait for: that is said. */
+async function lockedError (path: string, options: LockOptions): Promise<Error> {
+  const why = `by another writer after ${options.timeoutMs} ms`
+  let content: string
+  try {
+    content = await readLock(path)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code !== 'EACCES' && code !== 'EPERM') return new RegistryLockedError(path, why)
+    return new RegistryLockedError(path, `after ${options.timeoutMs} ms, and it cannot be read (permission denied), so whether its owner still runs cannot be told: remove it if no rendezvous command is writing`)
+  }
+  if (parseOwner(content) !== undefined) return new RegistryLockedError(path, why)
+  const what = content === '' ? 'it is empty' : 'it names no owner'
+  return new RegistryLockedError(path, `after ${options.timeoutMs} ms, but ${what}: no writer can own it (one was stopped as it took the lock); it counts as abandoned ${options.staleMs / 1000} s after it was made, or remove it if no rendezvous command is writing`)
+}
+
+async function readLock (path: string): Promise<string> {
+  const handle = await open(path, 'r')
+  try {
+    return await handle.readFile('utf8')
+  } finally {
+    await handle.close()
+  }
 }
 
 function parseOwner (text: string): LockOwner | undefined {

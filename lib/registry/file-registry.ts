@@ -1,11 +1,13 @@
 import { randomBytes } from 'node:crypto'
 import { open, rename, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { IdExistsError, RegistryCorruptError, RendezvousOptionError } from '../errors'
+import { IdExistsError, RegistryCorruptError, RegistryLockedError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
-import { acquireLock } from './file-lock'
+import { acquireLock, type HeldLock } from './file-lock'
 import { dirKey, fileKey, keyOf, MISSING, syncDir } from './file-keys'
 import { HealthListeners } from './health-listeners'
+import { deadLeftovers, removeDeadLeftovers } from './leftovers'
+import { writeFailure } from './write-failure'
 import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
 import { createRecord, identityEnded, lookupKey, pruneExpired, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
@@ -26,9 +28,23 @@ export interface FileRegistryOptions {
   lockTimeoutMs?: number
 }
 
-interface Snapshot { key: string, records: Records }
+/** `present`: whether it was read from a file, rather than being the empty registry of a file not made yet. */
+interface Snapshot { key: string, records: Records, present: boolean }
 
 export const REGISTRY_FILE = 'ids.json'
+
+/**
+ * The largest ids.json read, in bytes. A record at its largest (a
+ * 128-character ID, a 64-byte secret and the most old secrets a record
+ * keeps, pretty-printed) is about 1.1 KB, so this holds some 60,000 of them,
+ * three times as many with generated secrets. Anything bigger is not a
+ * registry written by rendezvous, and reading it whole would cost seconds
+ * and gigabytes of memory (or fail: a string has a maximum length).
+ */
+export const MAX_REGISTRY_BYTES = 64 * 1024 * 1024
+
+/** How often a writer starts again when a breaker moved its lock away and another writer took it. */
+const LOCK_LOST_TRIES = 3
 
 /**
  * IDs in `<dataDir>/ids.json`, shared by every process that points at the
@@ -48,8 +64,15 @@ export class FileRegistry implements Registry {
    * and owner it was judged with, to skip re-reading an unchanged file.
    */
   #key: string | undefined
-  /** Whether the last read failed: until one succeeds, every poll reads again. */
+  /** Whether the last read failed: until one succeeds, every poll looks again. */
   #failing = false
+  /**
+   * The key of a file whose content was refused (too big, corrupt), and why:
+   * until its key changes, a poll answers that again rather than read it.
+   */
+  #refused: { key: string, error: Error } | undefined
+  /** Whether the view was read from a file: if that file goes, the view is kept and the loss reported. */
+  #present = false
   readonly #health = new HealthListeners()
   #ready: Promise<void> | undefined
   #timer: NodeJS.Timeout | undefined
@@ -72,6 +95,7 @@ export class FileRegistry implements Registry {
   ready (): Promise<void> {
     this.#ready ??= this.#serial(async () => {
       this.#apply(await this.#read())
+      await this.#sweepAtStart()
       if (!this.#closed) {
         this.#timer = setInterval(() => { this.#poll().catch(() => {}) }, this.#pollIntervalMs)
         this.#timer.unref()
@@ -184,8 +208,11 @@ export class FileRegistry implements Registry {
   async #reload (): Promise<void> {
     const key = await this.#statKey()
     // A failure is not tied to the file's key: the fix may be the directory's
-    // mode, or its owner, which leave the file untouched.
+    // mode, or its owner, which leave the file untouched. Those are judged
+    // before the content is read; a content refused stays refused until the
+    // file changes, so a huge or corrupt file is not read again at every poll.
     if (key === this.#key && !this.#failing) return
+    if (key === this.#refused?.key) throw this.#refused.error
     this.#apply(await this.#read())
   }
 
@@ -193,24 +220,56 @@ export class FileRegistry implements Registry {
     return this.#serial(async () => {
       await makeDir(this.#dataDir)
       await assertPrivateDir(this.#dataDir)
-      const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: this.#lockTimeoutMs })
+      for (let attempt = 1; attempt <= LOCK_LOST_TRIES; attempt++) {
+        if (await this.#mutateLocked(change)) return
+      }
+      throw new RegistryLockedError(this.file + '.lock', `by another writer: it was taken from this one ${LOCK_LOST_TRIES} times`)
+    })
+  }
+
+  /** One read-change-write under the lock. Resolves false when the lock was lost before the write: nothing was written. */
+  async #mutateLocked (change: (records: Records) => boolean): Promise<boolean> {
+    const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: this.#lockTimeoutMs })
+      .catch((err: unknown) => { throw writeFailure(err, this.file) })
+    try {
+      // Re-read under the lock: the view may be up to one poll old, and
+      // writing it back would undo another process's change. A corrupt file
+      // throws here, before anything could overwrite it; a missing one is
+      // written anew.
+      const current = await this.#read(true)
+      this.#apply(current)
+      const next = new Map(current.records)
+      if (!change(next)) return true
+      // A rotated-out secret leaves the file with the first write after its
+      // deadline: one replaced because it leaked should not stay on disk, nor
+      // in the temporary copy of a writer killed before its rename.
+      const nowMs = Date.now()
+      for (const [id, record] of next) next.set(id, pruneExpired(record, nowMs))
+      await removeDeadLeftovers(this.#dataDir)
+      const key = await this.#write(next, lock).catch((err: unknown) => { throw writeFailure(err, this.file) })
+      if (key === undefined) return false
+      this.#apply({ key, records: next, present: true })
+      return true
+    } finally {
+      await lock.release()
+    }
+  }
+
+  /**
+   * A writer killed mid-write leaves its temporary copy, every secret in it:
+   * removed at the start too, not only at the next write, which may be far
+   * off. Under the lock, if it is free now; else its holder removes them.
+   */
+  async #sweepAtStart (): Promise<void> {
+    if ((await deadLeftovers(this.#dataDir)).length === 0) return
+    try {
+      const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: 0 })
       try {
-        // Re-read under the lock: the view may be up to one poll old, and
-        // writing it back would undo another process's change. A corrupt file
-        // throws here, before anything could overwrite it.
-        const current = await this.#read()
-        this.#apply(current)
-        const next = new Map(current.records)
-        if (!change(next)) return
-        // A rotated-out secret leaves the file with the first write after its
-        // deadline: one replaced because it leaked should not stay on disk.
-        const nowMs = Date.now()
-        for (const [id, record] of next) next.set(id, pruneExpired(record, nowMs))
-        this.#apply({ key: await this.#write(next), records: next })
+        await removeDeadLeftovers(this.#dataDir)
       } finally {
         await lock.release()
       }
-    })
+    } catch {}
   }
 
   /**
@@ -223,7 +282,8 @@ export class FileRegistry implements Registry {
     return `${dir}|${await fileKey(this.file)}`
   }
 
-  async #read (): Promise<Snapshot> {
+  /** `writing`: a missing file is the empty registry, which the write makes, even when one was read before. */
+  async #read (writing = false): Promise<Snapshot> {
     // Taken before the checks: a directory changed after them is judged again at the next poll.
     const dir = await dirKey(this.#dataDir)
     let handle
@@ -232,9 +292,12 @@ export class FileRegistry implements Registry {
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new RegistryCorruptError(this.file, `${this.#dataDir} is a file, not a directory`)
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
+      // Deleted (or its whole data dir) while we serve: dropping every ID
+      // for it would be silent, and is no more wanted than for a corrupt file.
+      if (this.#present && !writing) throw new RegistryCorruptError(this.file, 'it is missing (it was there when last read); rendezvous ids add writes it anew')
       // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
       await assertPrivateIfPresent(this.#dataDir, 'directory')
-      return { key: `${dir}|${MISSING}`, records: new Map() }
+      return { key: `${dir}|${MISSING}`, records: new Map(), present: false }
     }
     try {
       // fstat and read through one handle: writers replace the file by rename
@@ -243,13 +306,20 @@ export class FileRegistry implements Registry {
       assertPrivate(this.file, { mode: Number(st.mode), uid: Number(st.uid) }, 'file')
       await assertPrivateDir(this.#dataDir)
       const key = `${dir}|${keyOf(st)}`
-      return { key, records: parseRegistry(await handle.readFile('utf8'), this.file) }
+      try {
+        if (st.size > MAX_REGISTRY_BYTES) throw new RegistryCorruptError(this.file, `it is ${st.size} bytes, more than the ${MAX_REGISTRY_BYTES / 1024 / 1024} MiB a registry can need`)
+        return { key, records: parseRegistry(await handle.readFile('utf8'), this.file), present: true }
+      } catch (err) {
+        if ((err as { code?: unknown }).code === 'FST_RENDEZVOUS_REGISTRY_CORRUPT') this.#refused = { key, error: err as Error }
+        throw err
+      }
     } finally {
       await handle.close()
     }
   }
 
-  async #write (records: Records): Promise<string> {
+  /** Resolves to the new file's key, or undefined when `lock` was lost first: then nothing was written. */
+  async #write (records: Records, lock: HeldLock): Promise<string | undefined> {
     const tmp = join(this.#dataDir, `.${REGISTRY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
     const handle = await open(tmp, 'wx', 0o600)
     try {
@@ -258,6 +328,11 @@ export class FileRegistry implements Registry {
         await handle.sync()
       } finally {
         await handle.close()
+      }
+      // As late as can be: a breaker may have moved the lock away (file-lock.ts).
+      if (!(await lock.held())) {
+        await unlink(tmp).catch(() => {})
+        return undefined
       }
       await rename(tmp, this.file)
     } catch (err) {
@@ -277,6 +352,8 @@ export class FileRegistry implements Registry {
     }
     this.#view = snapshot.records
     this.#key = snapshot.key
+    this.#present = snapshot.present
+    this.#refused = undefined
     this.#failing = false
     this.#health.report(undefined)
     this.#listeners.fire(gone)

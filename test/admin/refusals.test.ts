@@ -73,7 +73,7 @@ t.test('a server error is answered in the same shape and logged at error with it
       throw new Error('disk on fire')
     }
 
-    override async rotate (id: string): Promise<never> { throw new RegistryLockedError(id, '5000') }
+    override async rotate (id: string): Promise<never> { throw new RegistryLockedError(id, 'by another writer after 5000 ms') }
   }
   const registry = new Failing()
   await registry.add({ id: 'hub-1' })
