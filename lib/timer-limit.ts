@@ -4,3 +4,6 @@
  * is checked against it.
  */
 export const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** What an option past MAX_TIMER_MS must be, to finish "NAME must be ...": the plugin's and the agent's words alike. */
+export const WITHIN_TIMER_LIMIT = `at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps)`
