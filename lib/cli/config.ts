@@ -151,7 +151,7 @@ function boolText (spec: AnyOption, value: string, from: string): string {
 function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
   const one = (v: unknown): string => {
     if (typeof v === 'string') return spec.value === undefined ? boolText(spec, v, from) : v
-    if (typeof v === 'number' && spec.value !== undefined) return String(v)
+    if (typeof v === 'number' && spec.value !== undefined) return digits(v)
     if (typeof v === 'boolean' && spec.value === undefined) return String(v)
     // A value of the wrong type is echoed only where a right one would be: a secret or a masked one, not at all.
     const got = spec.secret === true || spec.show !== undefined ? 'a value' : JSON.stringify(v)
@@ -159,6 +159,17 @@ function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
   }
   if (spec.multiple === true) return (Array.isArray(value) ? value : [value]).map(one)
   return [one(value)]
+}
+
+/**
+ * A JSON number of the config file, in the plain decimal digits the parsers
+ * take: it is the number it is, however it was written (1e3, 1.50), while
+ * String() would give 1e-7 or 1e+21, which they refuse.
+ */
+function digits (n: number): string {
+  // Past 1e21, which no option's range reaches, as JavaScript writes it rather than in 22 digits or more.
+  if (Math.abs(n) >= 1e21) return String(n)
+  return (n === 0 ? 0 : n).toLocaleString('en-US', { useGrouping: false, maximumFractionDigits: 20 })
 }
 
 function readFlags (command: string, table: readonly AnyOption[], args: string[]): Map<string, string[]> {
