@@ -228,13 +228,18 @@ static napi_value js_bytes (napi_env env, napi_callback_info info) {
 /*
  * abort(slot): the thread ends the pair as 'aborted' on its next look at it.
  * shutdown(2) wakes it through the pair's own descriptors (still open: only
- * the JS thread closes them), so no command queue is needed.
+ * the JS thread closes them), so no command queue is needed. Before go()
+ * the thread has not seen the pair, and sees the flag when it takes it:
+ * nothing to wake, and the sockets are left as they are, so that
+ * JavaScript can still answer a client whose hidden side failed or stayed
+ * silent before the pair went native (a 502 or a 504 on the same
+ * connection, which a shutdown would have closed).
  */
 static napi_value js_abort (napi_env env, napi_callback_info info) {
   napi_value argv[1];
   if (get_args(env, info, 1, argv) == NULL) return NULL;
   struct pair *p = pair_at(env, argv[0]);
-  if (p != NULL && !atomic_exchange(&p->abort_requested, 1)) {
+  if (p != NULL && !atomic_exchange(&p->abort_requested, 1) && p->queued) {
     for (int i = 0; i < 2; i++) shutdown(p->sides[i].fd, SHUT_RDWR);
   }
   return NULL;

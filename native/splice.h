@@ -22,9 +22,10 @@
  * Semantics follow lib/relay/splice.ts: a FIN only half-closes (the other
  * side gets shutdown(SHUT_WR) once everything before the FIN went out); an
  * error on either side ends the pair; the idle timer ends it after idle ms
- * without a byte either way. Where go() asked for it, a hidden side that
- * ends or fails before it sent the client a byte ends the pair with the
- * client's side left as it was, for JavaScript to answer it 502.
+ * without a byte either way, touching neither socket. Where go() asked for
+ * it, a hidden side that ends or fails before it sent the client a byte
+ * ends the pair with the client's side left as it was, for JavaScript to
+ * answer it 502; an idle end before that byte leaves it so too, for a 504.
  *
  * Node-API only (version 8), so one build works on every Node major >= 20;
  * its symbols resolve against the node binary when the addon is loaded.

@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
 import { lingerClose } from '../http/linger'
-import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, lingers, watchPair, type AnsweredEnd } from './pair-watch'
 import { giveBackReading, takeOverReading, tcpFd } from './socket-fd'
 
 /**
@@ -22,6 +22,135 @@ function flush (socket: Socket, chunks: Buffer[]): Promise<void> {
   })
 }
 
+/** One pair on the native data path: what its steps below share. */
+interface NativePair {
+  readonly client: Socket
+  readonly hidden: Socket
+  readonly opts: SpliceOptions
+  readonly splicer: NativeSplicer
+  /** The addon's slot: free, and maybe another pair's, once `running` is false. */
+  slot: number
+  readonly started: number
+  readonly fromHidden: number
+  /** Moved on by the relay's own answer, which is not relayed. */
+  fromClient: number
+  /** What the addon moved each way, as it last said. */
+  readonly moved: number[]
+  /** The addon holds the pair: it has not reported its end yet. */
+  running: boolean
+  end: SpliceResult['end'] | undefined
+  /** The client was left to a lingering close. */
+  lingering: boolean
+  settle: (r: SpliceResult) => void
+}
+
+function bytesOf (p: NativePair): RelayedBytes {
+  if (p.running) p.splicer.bytes(p.slot, p.moved)
+  return { toHidden: p.hidden.bytesWritten - p.fromHidden + p.moved[0], toClient: p.client.bytesWritten - p.fromClient + p.moved[1] }
+}
+
+/** Settles as soon as the addon let go and both sockets are destroyed: the server stops counting a socket at destroy(), not at 'close', and callers check their own counts against it. */
+function finish (p: NativePair): void {
+  if (!p.running && (p.client.destroyed || p.lingering) && p.hidden.destroyed) {
+    p.settle({ ...bytesOf(p), end: p.end ?? 'closed', durationMs: Date.now() - p.started, ...(p.lingering ? { lingering: p.lingering } : {}) })
+  }
+}
+
+function onNativeEnd (p: NativePair, why: NativeEnd, toHidden: number, toClient: number): void {
+  p.running = false
+  p.moved[0] = toHidden
+  p.moved[1] = toClient
+  p.end ??= why
+  p.hidden.destroy()
+  closeClient(p)
+  finish(p)
+}
+
+/** The end the relay answers the client for itself (a 502 or a 504), if the client can still take it. */
+function answeredEnd (p: NativePair): AnsweredEnd | undefined {
+  if (p.end !== 'unanswered' && p.end !== 'idle') return undefined
+  return canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts) ? p.end : undefined
+}
+
+function closeClient (p: NativePair): void {
+  const { client, opts } = p
+  const answered = answeredEnd(p)
+  if (p.end === 'unanswered' && answered === undefined) p.end = 'error'
+  // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
+  p.lingering = answered !== undefined || (p.end === 'error' && lingers(client, opts.lingerTimeout))
+  if (!p.lingering) {
+    client.destroy()
+    return
+  }
+  // The addon has let go of the socket: Node may read it again.
+  giveBackReading(client)
+  // Left as it was by the addon (no FIN passed on): the client can still be told its hidden server never answered.
+  if (answered !== undefined) p.fromClient += answerUnanswered(client, opts, answered)
+  else lingerClose(client, opts.lingerTimeout as number)
+}
+
+/**
+ * Before the addon took over, a hidden side that failed, or an idle timer,
+ * is seen here: the addon is only told to stop, and the client, kept as it
+ * is, answered at the pair's end.
+ */
+function answerAtEnd (p: NativePair, why: AnsweredEnd): boolean {
+  if (p.end !== undefined || !canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts)) return false
+  p.end = why
+  // The client's own idle timer may be due in the same turn: it must not end what is kept for the answer.
+  p.client.setTimeout(0)
+  if (p.running) p.splicer.abort(p.slot)
+  p.hidden.destroy()
+  return true
+}
+
+/** Whether the client is kept for the relay's own answer at the pair's end. */
+function keepsClient (p: NativePair): boolean {
+  return (p.end === 'unanswered' || p.end === 'idle') && !p.client.destroyed
+}
+
+function onError (p: NativePair, failed: Socket): void {
+  if (failed === p.hidden && answerAtEnd(p, 'unanswered')) return
+  fail(p, 'error')
+}
+
+function fail (p: NativePair, why: SpliceResult['end']): void {
+  p.end ??= why
+  // The addon holds its own descriptors: they close when its thread has let go of them (onNativeEnd).
+  // Once it has, the slot is free and may already be another pair's: aborting it then would end that pair.
+  if (p.running) p.splicer.abort(p.slot)
+  p.client.destroy()
+  p.hidden.destroy()
+}
+
+function onClose (p: NativePair): void {
+  // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice. Not the hidden side answerAtEnd let go of.
+  if (p.running && !keepsClient(p)) fail(p, 'closed')
+  finish(p)
+}
+
+/**
+ * Writes what JavaScript owes each side, then lets the addon's thread
+ * begin. go() comes whatever happens: after a failure the thread only sees
+ * the abort, and reports the end that settles `done`.
+ */
+function flushThenGo (p: NativePair, owed: Array<Buffer | undefined>, onIdle: () => void): void {
+  const { client, hidden, opts } = p
+  const toHidden = [...(opts.first ?? []), owed[0] ?? Buffer.alloc(0)]
+  const toClient = [owed[1] ?? Buffer.alloc(0)]
+  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(() => {
+    // A hidden side destroyed for an answer at the end fails its flush too: the client it was destroyed for stays.
+    if (!keepsClient(p)) fail(p, 'error')
+  }).finally(() => {
+    for (const s of [client, hidden]) {
+      s.setTimeout(0)
+      s.removeListener('timeout', onIdle)
+    }
+    // Only when nothing of the hidden side's went out from here: past the first byte the pipe stays byte-exact.
+    p.splicer.go(p.slot, canAnswerUnanswered(client, bytesOf(p).toClient, opts))
+  })
+}
+
 /**
  * The splice of lib/relay/splice.ts, with the bytes moved by the native
  * addon (docs/performance.md). The same contract: `done` settles once both
@@ -38,92 +167,19 @@ export function nativeSplice (client: Socket, hidden: Socket, opts: SpliceOption
   const clientFd = tcpFd(client)
   const hiddenFd = tcpFd(hidden)
   if (clientFd === undefined || hiddenFd === undefined) return undefined
-  let slot: number
+  let settle!: (r: SpliceResult) => void
+  const done = new Promise<SpliceResult>(resolve => { settle = resolve })
+  const p: NativePair = { client, hidden, opts, splicer, slot: -1, started: Date.now(), fromHidden: hidden.bytesWritten, fromClient: client.bytesWritten, moved: [0, 0], running: true, end: undefined, lingering: false, settle }
   try {
-    slot = splicer.start(clientFd, hiddenFd, opts.idleTimeout, (why, toHidden, toClient) => onNativeEnd(why, toHidden, toClient))
+    p.slot = splicer.start(clientFd, hiddenFd, opts.idleTimeout, (why, toHidden, toClient) => onNativeEnd(p, why, toHidden, toClient))
   } catch {
     return undefined
   }
-  const started = Date.now()
-  const fromHidden = hidden.bytesWritten
-  let fromClient = client.bytesWritten
-  const moved = [0, 0]
-  let running = true
-  let end: SpliceResult['end'] | undefined
-  let settle!: (r: SpliceResult) => void
-  const done = new Promise<SpliceResult>(resolve => { settle = resolve })
-
-  const bytes = (): RelayedBytes => {
-    if (running) splicer.bytes(slot, moved)
-    return { toHidden: hidden.bytesWritten - fromHidden + moved[0], toClient: client.bytesWritten - fromClient + moved[1] }
-  }
-  // Settles as soon as the addon let go and both sockets are destroyed: the server stops counting a socket at destroy(), not at 'close', and callers check their own counts against it.
-  let lingering = false
-  const finish = (): void => {
-    if (!running && (client.destroyed || lingering) && hidden.destroyed) settle({ ...bytes(), end: end ?? 'closed', durationMs: Date.now() - started, ...(lingering ? { lingering } : {}) })
-  }
-  const onNativeEnd = (why: NativeEnd, toHidden: number, toClient: number): void => {
-    running = false
-    moved[0] = toHidden
-    moved[1] = toClient
-    end ??= why
-    hidden.destroy()
-    closeClient()
-    finish()
-  }
-  const closeClient = (): void => {
-    if (end === 'unanswered' && !canAnswerUnanswered(client, bytes().toClient, opts)) end = 'error'
-    // The addon cannot say which side failed. A client that did has nothing left to read: its lingering close ends at its first read.
-    lingering = end === 'unanswered' || (end === 'error' && lingers(client, opts.lingerTimeout))
-    if (!lingering) {
-      client.destroy()
-      return
-    }
-    // The addon has let go of the socket: Node may read it again.
-    giveBackReading(client)
-    // Left as it was by the addon (no FIN passed on): the client can still be told its hidden server never answered.
-    if (end === 'unanswered') fromClient += answerUnanswered(client, opts)
-    else lingerClose(client, opts.lingerTimeout as number)
-  }
-  // Before the addon took over, a hidden side that failed is seen here: the addon is only told to stop, and the client answered at its end.
-  const onError = (failed: Socket): void => {
-    if (failed === hidden && end === undefined && canAnswerUnanswered(client, bytes().toClient, opts)) {
-      end = 'unanswered'
-      if (running) splicer.abort(slot)
-      hidden.destroy()
-      return
-    }
-    fail('error')()
-  }
-  const fail = (why: SpliceResult['end']) => (): void => {
-    end ??= why
-    // The addon holds its own descriptors: they close when its thread has let go of them (onNativeEnd).
-    // Once it has, the slot is free and may already be another pair's: aborting it then would end that pair.
-    if (running) splicer.abort(slot)
-    client.destroy()
-    hidden.destroy()
-  }
-  const onIdle = fail('idle')
-  const onClose = (): void => {
-    // Closed from outside (or by fail): the pair cannot go on, as in the JavaScript splice. Not the hidden side onError let go of.
-    if (running && !(end === 'unanswered' && !client.destroyed)) fail('closed')()
-    finish()
-  }
-
   const owed = [takeOverReading(client), takeOverReading(hidden)]
+  const onIdle = (): void => { if (!answerAtEnd(p, 'idle')) fail(p, 'idle') }
   // The idle timer here runs only until the addon takes over, which is soon unless a side does not read what is owed to it.
-  watchPair([client, hidden], opts.idleTimeout, { onError, onClose, onIdle })
-  const toHidden = [...(opts.first ?? []), owed[0] ?? Buffer.alloc(0)]
-  const toClient = [owed[1] ?? Buffer.alloc(0)]
-  // go() comes whatever happens: after a failure the thread only sees the abort, and reports the end that settles `done`.
-  Promise.all([flush(hidden, toHidden), flush(client, toClient)]).catch(fail('error')).finally(() => {
-    for (const s of [client, hidden]) {
-      s.setTimeout(0)
-      s.removeListener('timeout', onIdle)
-    }
-    // Only when nothing of the hidden side's went out from here: past the first byte the pipe stays byte-exact.
-    splicer.go(slot, canAnswerUnanswered(client, bytes().toClient, opts))
-  })
-  if (client.destroyed || hidden.destroyed) fail('error')()
-  return { done, abort: fail('aborted'), bytes, path: 'native' }
+  watchPair([client, hidden], opts.idleTimeout, { onError: failed => onError(p, failed), onClose: () => onClose(p), onIdle })
+  flushThenGo(p, owed, onIdle)
+  if (client.destroyed || hidden.destroyed) fail(p, 'error')
+  return { done, abort: () => fail(p, 'aborted'), bytes: () => bytesOf(p), path: 'native' }
 }

@@ -39,26 +39,44 @@ export function lingers (client: Socket, lingerTimeout: number | undefined): boo
 /** The body of the 502 a client gets when its hidden server closed or failed before answering (docs/protocol.md). */
 export const UNANSWERED_MESSAGE = 'the hidden server closed the connection before it answered'
 
+/** The body of the 504 a client gets when the idle timeout ended its pair before its hidden server answered (docs/protocol.md). */
+export const IDLE_MESSAGE = 'the hidden server did not answer before the idle timeout'
+
+/**
+ * Why a client is answered by the relay in place of its hidden server, by
+ * the pair's end: the hidden side closed or failed (502), or the idle
+ * timeout ended the pair (504), before its first byte to the client.
+ */
+export type AnsweredEnd = 'unanswered' | 'idle'
+
+const ANSWERS: Record<AnsweredEnd, { status: number, message: string }> = {
+  unanswered: { status: 502, message: UNANSWERED_MESSAGE },
+  idle: { status: 504, message: IDLE_MESSAGE }
+}
+
 /**
  * Whether the client can still be told, in place of an answer, that its
- * hidden server closed or failed before answering: its caller asked for it,
- * not a byte of the hidden server's reached the client on this pair
- * (`toClient`), and the client can still take bytes. Past the first byte
- * the pipe stays byte-exact, and a client that left gets nothing.
+ * hidden server did not answer: its caller asked for it, not a byte of the
+ * hidden server's reached the client on this pair (`toClient`), and the
+ * client can still take bytes. Past the first byte the pipe stays
+ * byte-exact, and a client that left gets nothing.
  */
 export function canAnswerUnanswered (client: Socket, toClient: number, opts: SpliceOptions): boolean {
   return opts.unanswered !== undefined && toClient === 0 && !client.destroyed && client.writable
 }
 
 /**
- * Answers the client `502 Bad Gateway` in the relay's refusal form, then
- * closes it lingering, as any refusal: what it still sends is read and
- * dropped. Returns what that added to the client's bytesWritten: the
- * relay's own bytes, which the pair must not count as relayed.
+ * Answers the client `502 Bad Gateway`, or `504 Gateway Timeout` for an
+ * idle end, in the relay's refusal form, then closes it lingering, as any
+ * refusal: what it still sends is read and dropped. Returns what that
+ * added to the client's bytesWritten: the relay's own bytes, which the
+ * pair must not count as relayed.
  */
-export function answerUnanswered (client: Socket, opts: SpliceOptions): number {
-  const answer = refusalBytes({ status: 502, message: UNANSWERED_MESSAGE, headOnly: opts.unanswered?.headOnly === true })
+export function answerUnanswered (client: Socket, opts: SpliceOptions, end: AnsweredEnd = 'unanswered'): number {
+  const answer = refusalBytes({ ...ANSWERS[end], headOnly: opts.unanswered?.headOnly === true })
   const before = client.bytesWritten
+  // The pair's idle timer no longer applies: the linger bounds what is left of the client.
+  client.setTimeout(0)
   lingerClose(client, opts.lingerTimeout ?? 0, answer)
   return client.bytesWritten - before
 }

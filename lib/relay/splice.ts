@@ -1,8 +1,7 @@
 import type { Socket } from 'node:net'
 import { defaultSplicePath, splicerFor, type SplicePath } from './native-addon'
+import { jsSplice } from './js-splice'
 import { nativeSplice } from './native-splice'
-import { answerUnanswered, canAnswerUnanswered, lingers, watchPair } from './pair-watch'
-import { lingerClose } from '../http/linger'
 
 export interface SpliceOptions {
   /** Destroys the pair after this long without a byte either way, in ms. 0 never does. */
@@ -73,7 +72,7 @@ export interface Splice {
 export function splice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
   const native = splicerFor(opts.path ?? defaultSplicePath())
   if (native !== undefined) {
-    // TLS, or no descriptors left to duplicate: the JavaScript path below.
+    // TLS, or no descriptors left to duplicate: the JavaScript path.
     const spliced = nativeSplice(client, hidden, opts, native)
     if (spliced !== undefined) return spliced
   }
@@ -90,85 +89,4 @@ export async function untilOver<T extends Splice> (open: Set<T>, pair: T, client
   if (result.lingering === true && !client.destroyed) client.once('close', () => open.delete(pair))
   else open.delete(pair)
   return result
-}
-
-function jsSplice (client: Socket, hidden: Socket, opts: SpliceOptions): Splice {
-  const started = Date.now()
-  const fromHidden = hidden.bytesWritten
-  let fromClient = client.bytesWritten
-  const bytes = (): RelayedBytes => ({ toHidden: hidden.bytesWritten - fromHidden, toClient: client.bytesWritten - fromClient })
-  let end: SpliceResult['end'] = 'closed'
-  let settle!: (r: SpliceResult) => void
-  const done = new Promise<SpliceResult>(resolve => { settle = resolve })
-  let closed = 0
-  let lingering = false
-  const finish = (): void => settle({ ...bytes(), end, durationMs: Date.now() - started, ...(lingering ? { lingering } : {}) })
-
-  // In place of an answer the hidden server never began: the client is told so, then closed as a refusal is.
-  const answeredInstead = (): boolean => {
-    if (end !== 'closed' || !canAnswerUnanswered(client, bytes().toClient + hidden.readableLength, opts)) return false
-    end = 'unanswered'
-    lingering = true
-    hidden.unpipe(client)
-    client.unpipe(hidden)
-    hidden.destroy()
-    fromClient += answerUnanswered(client, opts)
-    return true
-  }
-  // pipe() would pass the FIN on as it is; before the first byte it is an answer never given.
-  const onHiddenEnd = (): void => {
-    if (!answeredInstead()) client.end()
-  }
-
-  const fail = (why: SpliceResult['end']) => (failed?: Socket): void => {
-    if (why === 'error' && failed === hidden && answeredInstead()) return
-    if (end === 'closed') end = why
-    if (why === 'error' && failed === hidden && lingers(client, opts.lingerTimeout)) {
-      // What the hidden server sent before it failed is in the client's queue: flushed, then a FIN.
-      lingering = true
-      hidden.unpipe(client)
-      client.unpipe(hidden)
-      // Read but held back while the client was slow: part of the answer too.
-      for (let chunk = hidden.read() as Buffer | null; chunk !== null; chunk = hidden.read() as Buffer | null) client.write(chunk)
-      hidden.destroy()
-      lingerClose(client, opts.lingerTimeout as number)
-      return
-    }
-    client.destroy()
-    hidden.destroy()
-  }
-  const onError = fail('error')
-  const onIdle = fail('idle')
-  const onClose = (): void => {
-    if (lingering) {
-      // The hidden side closed: the pair is over, and the lingering client closes on its own.
-      if (closed++ === 0) finish()
-      return
-    }
-    // A side that closed completely can neither send nor receive; keeping the other open would only leak it.
-    // But one whose FIN pipe() passed on may still queue the end of the answer (a half-closed exchange, where
-    // one close follows the other's FIN): destroying it would drop that, so it gets out first.
-    for (const s of [client, hidden]) {
-      if (s.writableEnded && !s.writableFinished && lingers(s, opts.lingerTimeout)) lingerClose(s, opts.lingerTimeout as number)
-      else s.destroy()
-    }
-    if (++closed !== 2) return
-    finish()
-  }
-
-  if (opts.first !== undefined && opts.first.length > 0) {
-    // One writev for the head and whatever came with it.
-    hidden.cork()
-    for (const chunk of opts.first) if (chunk.length > 0) hidden.write(chunk)
-    hidden.uncork()
-  }
-  watchPair([client, hidden], opts.idleTimeout, { onError, onClose, onIdle })
-  // pipe() measured faster than a hand-written pump of one 'data' listener per direction, by 3x with TLS (docs/performance.md).
-  client.pipe(hidden)
-  hidden.pipe(client, { end: false })
-  hidden.once('end', onHiddenEnd)
-  // A hidden side already gone (a parked connection that died in the same tick) has not answered either.
-  const answered = hidden.destroyed && answeredInstead()
-  if (!answered && (client.destroyed || hidden.destroyed)) fail('error')()
-  return { done, abort: fail('aborted'), bytes, path: 'js' }
 }
