@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util'
 import { AgentOptionError, RendezvousAgent, RendezvousCertificateError, type RendezvousAgentOptions } from '../agent/agent'
 import { parseCaBundle } from '../agent/certificates'
 import { MIN_MAX_AGE_MS } from '../agent/options'
-import { MAX_TIMER_MS } from '../timer-limit'
+import { MAX_TIMER_MS, MAX_TIMER_WHY } from '../timer-limit'
 import { AGENT_LOG_LEVELS, agentLogger, logAgent, type AgentLogLevel } from './agent-log'
 import { redactUrl } from './redact-url'
 import { argsError } from './arg-errors'
@@ -221,7 +221,7 @@ function integer (value: string | undefined, flag: string): number | undefined {
 }
 
 // Each becomes a timer: checked here in seconds, as typed, before the library would in ms.
-const TIMER = { max: Math.floor(MAX_TIMER_MS / 1000), maxWhy: 'about 24.8 days, the longest timer Node keeps' }
+const TIMER = { max: Math.floor(MAX_TIMER_MS / 1000), maxWhy: MAX_TIMER_WHY }
 const DURATIONS = {
   '--to-timeout': seconds(TIMER),
   '--backoff-max': seconds(TIMER),
