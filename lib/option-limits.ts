@@ -1,6 +1,6 @@
 import { RendezvousOptionError } from './errors'
 import { shown } from './option-value'
-import { MAX_TIMER_MS } from './timer-limit'
+import { MAX_TIMER_MS, WITHIN_TIMER_LIMIT } from './timer-limit'
 
 /*
  * The checks of the numeric options: durations, counts and the limits
@@ -18,7 +18,7 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
     throw new RendezvousOptionError(`${name} must be a non-negative number, got ${shown(value)}`)
   }
   if (TIMERS.has(name) && value > MAX_TIMER_MS) {
-    throw new RendezvousOptionError(`${name} must be at most ${MAX_TIMER_MS} ms (about 24.8 days, the longest timer Node keeps), got ${String(value)}`)
+    throw new RendezvousOptionError(`${name} must be ${WITHIN_TIMER_LIMIT}, got ${String(value)}`)
   }
   return value
 }

@@ -6,6 +6,7 @@ import { canonicalId, isValidSecret } from '../registry/ids'
 import { caCertificates } from './certificates'
 import { defaultSplicePath } from '../relay/native-addon'
 import { openFileLimit } from '../open-file-limit'
+import { MAX_TIMER_MS, WITHIN_TIMER_LIMIT } from '../timer-limit'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -33,7 +34,7 @@ export interface RendezvousAgentOptions {
   ca?: tls.SecureContextOptions['ca']
   /** Skips certificate verification. Anyone on the path can then impersonate the rendezvous. */
   insecure?: boolean
-  /** A parked connection is replaced after this long (jittered down by up to 20%), in ms. 0 never does. Default 300000. */
+  /** A parked connection is replaced after this long (jittered down by up to 20%), in ms: 0 (never), or MIN_MAX_AGE_MS or more. Default 300000. */
   maxAge?: number
   /** First backoff ceiling, in ms. Default 250. */
   backoffBase?: number
@@ -80,6 +81,16 @@ export interface ResolvedAgentOptions {
  */
 export const MAX_POOL = 1024
 
+/**
+ * The shortest maxAge other than 0, in ms. Each replacement is a CONNECT
+ * with a fresh token, which the relay keeps in its replay cache for about
+ * four minutes: an age of a few ms re-parked hundreds of times a second. At
+ * a second, a pool as large as the relay's default per-ID cap (64) holds
+ * some 17,000 entries, well within one ID's share (125,000) of the default
+ * cache. Also catches an age meant in seconds (maxAge: 300).
+ */
+export const MIN_MAX_AGE_MS = 1000
+
 export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgentOptions {
   const urls = (Array.isArray(opts.url) ? opts.url : [opts.url]).map(value => {
     const url = parseUrl(value, 'url')
@@ -114,13 +125,13 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     pool: count(opts.pool, 'pool', 4, 1, MAX_POOL),
     ...trusted(opts.ca),
     insecure: opts.insecure === true,
-    maxAge: count(opts.maxAge, 'maxAge', 300_000, 0),
-    backoffBase: count(opts.backoffBase, 'backoffBase', 250, 1),
-    backoffMax: count(opts.backoffMax, 'backoffMax', 30_000, 1),
-    connectTimeout: count(opts.connectTimeout, 'connectTimeout', 15_000, 1),
-    keepAlive: count(opts.keepAlive, 'keepAlive', 30_000, 1000),
-    probeInterval: count(opts.probeInterval, 'probeInterval', 1000, 0),
-    closeGrace: count(opts.closeGrace, 'closeGrace', 2000, 0),
+    maxAge: opts.maxAge === 0 ? 0 : duration(opts.maxAge, 'maxAge', 300_000, MIN_MAX_AGE_MS, `must be 0 (never) or an integer of at least ${MIN_MAX_AGE_MS}`),
+    backoffBase: duration(opts.backoffBase, 'backoffBase', 250, 1),
+    backoffMax: duration(opts.backoffMax, 'backoffMax', 30_000, 1),
+    connectTimeout: duration(opts.connectTimeout, 'connectTimeout', 15_000, 1),
+    keepAlive: duration(opts.keepAlive, 'keepAlive', 30_000, 1000),
+    probeInterval: duration(opts.probeInterval, 'probeInterval', 1000, 0),
+    closeGrace: duration(opts.closeGrace, 'closeGrace', 2000, 0),
     openFileLimit: limit
   }
 }
@@ -141,7 +152,7 @@ function localTarget (value: string | URL, opts: RendezvousAgentOptions, openFil
     host: url.hostname.replace(/^\[(.*)\]$/, '$1'),
     port: url.port === '' ? (secure ? 443 : 80) : Number(url.port),
     tls: secure ? { ca: certificates(opts.toCa, 'toCa')?.map(String), insecure: opts.toInsecure === true } : undefined,
-    connectTimeout: count(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1),
+    connectTimeout: duration(opts.toConnectTimeout, 'toConnectTimeout', 5000, 1),
     openFileLimit: openFiles
   }
 }
@@ -172,10 +183,16 @@ function parseUrl (value: string | URL, name: 'url' | 'to'): URL {
   return url
 }
 
-function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, max?: number): number {
+function count (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, max?: number, problem?: string): number {
   if (value === undefined) return fallback
   if (Number.isSafeInteger(value) && value >= min && value <= (max ?? Infinity)) return value
-  return bad(name, max === undefined ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`)
+  return bad(name, problem ?? (max === undefined ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`))
+}
+
+// In ms, and each becomes a timer (keepAlive the socket's): past Node's limit one fires after 1 ms, re-parking or answering 504 at once.
+function duration (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, problem?: string): number {
+  if (typeof value === 'number' && value > MAX_TIMER_MS) return bad(name, `must be ${WITHIN_TIMER_LIMIT}, got ${String(value)}`)
+  return count(value, name, fallback, min, undefined, problem)
 }
 
 const BadAgentOption = createError('FST_RENDEZVOUS_AGENT_BAD_OPTION', 'RendezvousAgent: %s', 500, TypeError)

@@ -2,13 +2,17 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { AgentOptionError, RendezvousAgent, RendezvousCertificateError, type RendezvousAgentOptions } from '../agent/agent'
 import { parseCaBundle } from '../agent/certificates'
+import { MIN_MAX_AGE_MS } from '../agent/options'
+import { MAX_TIMER_MS, MAX_TIMER_WHY } from '../timer-limit'
 import { AGENT_LOG_LEVELS, agentLogger, logAgent, type AgentLogLevel } from './agent-log'
 import { redactUrl } from './redact-url'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
+import { NotAllowed } from './config'
 import { ignoreOutputErrors } from './quiet-output'
 import { report } from './report'
 import { watchSignals } from './signals'
+import { seconds } from './values'
 
 export const AGENT_USAGE = `usage: rendezvous agent --server URL --id ID --secret BASE32 --to URL
                         [--pool N] [--ca FILE | --insecure]
@@ -28,7 +32,8 @@ Options:
                            and at most (open-file limit - 32) / 2: see docs/agent.md)
   --ca FILE                PEM certificate(s) to trust for the rendezvous (a private CA)
   --insecure               do not verify the rendezvous certificate (dangerous)
-  --max-age SECONDS        replace connections parked this long (default 300; 0: never)
+  --max-age SECONDS        replace connections parked this long (default 300, at least 1;
+                           0: never)
   --backoff-max SECONDS    longest wait between retries (default 30); a server's
                            Retry-After is honoured up to the larger of this and 60 s
   --log-level LEVEL        error, warn, info or debug (default info)
@@ -127,9 +132,9 @@ export function parseAgentArgs (args: string[], env: NodeJS.ProcessEnv): AgentAr
     insecure: values.insecure === true,
     toCa: values['to-ca'] === undefined ? undefined : readCa(values['to-ca'], '--to-ca'),
     toInsecure: values['to-insecure'] === true ? true : undefined,
-    toConnectTimeout: seconds(values['to-timeout'], '--to-timeout', false),
-    maxAge: seconds(values['max-age'], '--max-age', true),
-    backoffMax: seconds(values['backoff-max'], '--backoff-max', false)
+    toConnectTimeout: duration(values['to-timeout'], '--to-timeout'),
+    maxAge: duration(values['max-age'], '--max-age'),
+    backoffMax: duration(values['backoff-max'], '--backoff-max')
   }
   return { options, logLevel: logLevel as AgentLogLevel }
 }
@@ -215,9 +220,20 @@ function integer (value: string | undefined, flag: string): number | undefined {
   return Number(value)
 }
 
-function seconds (value: string | undefined, flag: string, zeroOk: boolean): number | undefined {
+// Each becomes a timer: checked here in seconds, as typed, before the library would in ms.
+const TIMER = { max: Math.floor(MAX_TIMER_MS / 1000), maxWhy: MAX_TIMER_WHY }
+const DURATIONS = {
+  '--to-timeout': seconds(TIMER),
+  '--backoff-max': seconds(TIMER),
+  '--max-age': seconds({ ...TIMER, zero: true, min: MIN_MAX_AGE_MS / 1000 })
+}
+
+function duration (value: string | undefined, flag: keyof typeof DURATIONS): number | undefined {
   if (value === undefined) return undefined
-  const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN
-  if (Number.isNaN(n) || (!zeroOk && n === 0)) throw new CliError(`agent: ${flag} must be a number of seconds${zeroOk ? '' : ' above 0'}`)
-  return Math.round(n * 1000)
+  try {
+    return DURATIONS[flag](value)
+  } catch (err) {
+    if (!(err instanceof NotAllowed)) throw err
+    throw new CliError(`agent: ${flag} must be ${err.message}, got ${JSON.stringify(value)}`)
+  }
 }

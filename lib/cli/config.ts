@@ -64,6 +64,10 @@ export interface ConfigSources {
 export const flagOf = (key: string): string => key.replace(/[A-Z]/g, c => `-${c.toLowerCase()}`)
 export const envOf = (key: string): string => `RENDEZVOUS_${key.replace(/[A-Z]/g, c => `_${c}`).toUpperCase()}`
 
+/** The kinds of source, highest precedence first. */
+export const ORIGINS = ['flag', 'env', 'file'] as const
+export type Origin = typeof ORIGINS[number]
+
 const TRUE = new Set(['true', '1', 'yes', 'on'])
 const FALSE = new Set(['false', '0', 'no', 'off'])
 
@@ -75,6 +79,8 @@ const FALSE = new Set(['false', '0', 'no', 'off'])
 export type Resolved = {
   explicit: Set<string>
   sources: Map<string, string>
+  /** Which kind of source gave each given value, for options that are one setting together (serve's TLS mode). */
+  origins: Map<string, Origin>
   /** One line each, for the command to print as `rendezvous: warning: ...`. */
   warnings: string[]
 }
@@ -88,11 +94,13 @@ export function resolveConfig<Table extends readonly AnyOption[]> (command: stri
   const explicit = new Set<string>()
   // Where each given value came from (a flag, a variable, the file), for messages that must name it.
   const from = new Map<string, string>()
+  const origins = new Map<string, Origin>()
   for (const spec of table) {
     const raw = rawValue(spec, flags, sources.env, file, fileName)
     if (raw !== undefined) {
       explicit.add(spec.key)
       from.set(spec.key, raw.from)
+      origins.set(spec.key, raw.origin)
     }
     const given = raw ?? (spec.default === undefined ? undefined : { values: [spec.default], from: `the default of --${flagOf(spec.key)}` })
     if (given === undefined) {
@@ -102,23 +110,23 @@ export function resolveConfig<Table extends readonly AnyOption[]> (command: stri
     const parsed = given.values.map(value => checkValue(spec, value, given.from))
     out[spec.key] = spec.multiple === true ? parsed : parsed[parsed.length - 1]
   }
-  return Object.assign(out as ConfigOf<Table>, { explicit, sources: from, warnings: warning === undefined ? [] : [warning] })
+  return Object.assign(out as ConfigOf<Table>, { explicit, sources: from, origins, warnings: warning === undefined ? [] : [warning] })
 }
 
-interface Raw { values: string[], from: string }
+interface Raw { values: string[], from: string, origin: Origin }
 
 function rawValue (spec: AnyOption, flags: Map<string, string[]>, env: NodeJS.ProcessEnv, file: Map<string, unknown>, fileName: string | undefined): Raw | undefined {
   const flag = flags.get(spec.key)
-  if (flag !== undefined) return { values: flag, from: `--${flagOf(spec.key)}` }
+  if (flag !== undefined) return { values: flag, from: `--${flagOf(spec.key)}`, origin: 'flag' }
   if (spec.flagOnly === true) return undefined
   const name = envOf(spec.key)
   const fromEnv = env[name]
   if (fromEnv !== undefined && fromEnv !== '') {
-    return { values: spec.multiple === true ? fromEnv.split(',').map(v => v.trim()) : [boolText(spec, fromEnv, name)], from: name }
+    return { values: spec.multiple === true ? fromEnv.split(',').map(v => v.trim()) : [boolText(spec, fromEnv, name)], from: name, origin: 'env' }
   }
   if (!file.has(spec.key)) return undefined
   const from = `${spec.key} in ${fileName as string}`
-  return { values: fileValues(spec, file.get(spec.key), from), from }
+  return { values: fileValues(spec, file.get(spec.key), from), from, origin: 'file' }
 }
 
 /** `value` of `spec` parsed, or a one-line CliError naming `from` (a flag, a variable, a key of the file) and what is allowed. */
@@ -143,7 +151,7 @@ function boolText (spec: AnyOption, value: string, from: string): string {
 function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
   const one = (v: unknown): string => {
     if (typeof v === 'string') return spec.value === undefined ? boolText(spec, v, from) : v
-    if (typeof v === 'number' && spec.value !== undefined) return String(v)
+    if (typeof v === 'number' && spec.value !== undefined) return digits(v)
     if (typeof v === 'boolean' && spec.value === undefined) return String(v)
     // A value of the wrong type is echoed only where a right one would be: a secret or a masked one, not at all.
     const got = spec.secret === true || spec.show !== undefined ? 'a value' : JSON.stringify(v)
@@ -151,6 +159,17 @@ function fileValues (spec: AnyOption, value: unknown, from: string): string[] {
   }
   if (spec.multiple === true) return (Array.isArray(value) ? value : [value]).map(one)
   return [one(value)]
+}
+
+/**
+ * A JSON number of the config file, in the plain decimal digits the parsers
+ * take: it is the number it is, however it was written (1e3, 1.50), while
+ * String() would give 1e-7 or 1e+21, which they refuse.
+ */
+function digits (n: number): string {
+  // Past 1e21, which no option's range reaches, as JavaScript writes it rather than in 22 digits or more.
+  if (Math.abs(n) >= 1e21) return String(n)
+  return (n === 0 ? 0 : n).toLocaleString('en-US', { useGrouping: false, maximumFractionDigits: 20 })
 }
 
 function readFlags (command: string, table: readonly AnyOption[], args: string[]): Map<string, string[]> {

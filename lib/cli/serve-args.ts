@@ -3,7 +3,7 @@ import type { ServeCluster, ServeLimits } from '../server/serve-options'
 import { clusterArgs } from './cluster-args'
 import { readAdminToken } from './admin-token'
 import { CliError } from './cli-error'
-import { pluginOptionsOf, resolveConfig } from './config'
+import { ORIGINS, pluginOptionsOf, resolveConfig, type Origin, type Resolved } from './config'
 import { SERVE_TABLE, type ServeConfig } from './serve-table'
 import type { HostPort } from './values'
 
@@ -45,11 +45,7 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
       'peer-ca': c.peerCa,
       'peer-tls-name': c.peerTlsName
     }, env, flag => c.sources.get(flag.replace(/-([a-z])/g, (_, ch: string) => ch.toUpperCase())))
-  if ((c.tlsCert === undefined) !== (c.tlsKey === undefined)) {
-    throw new CliError(c.tlsCert === undefined ? '--tls-key needs --tls-cert' : '--tls-cert needs --tls-key')
-  }
-  if (c.noTls === true && c.tlsCert !== undefined) throw new CliError('--no-tls cannot be combined with --tls-cert and --tls-key')
-  if (c.tlsName.length > 0 && (c.noTls === true || c.tlsCert !== undefined)) throw new CliError('--tls-name names the generated certificate; it cannot be combined with --tls-cert or --no-tls')
+  const tls = tlsMode(c)
   if (c.noMetrics === true && (given('metricsPath') || given('metricsListen'))) {
     throw new CliError(`--no-metrics cannot be combined with ${given('metricsPath') ? '--metrics-path' : '--metrics-listen'}`)
   }
@@ -61,14 +57,51 @@ export function parseServeArgs (args: string[], env: NodeJS.ProcessEnv = {}): Se
   for (const key of LIMITS) if (plugin[key] !== undefined) limits[key] = plugin[key]
   return {
     ...c,
-    tlsNames: c.tlsName,
+    ...tls,
     help: c.help === true,
-    noTls: c.noTls === true,
     metricsPath: c.noMetrics === true ? false : c.metricsPath,
     limits,
     plugin,
     admin: c.help === true ? undefined : admin(c),
     ...(cluster === undefined ? {} : { cluster })
+  }
+}
+
+type TlsMode = Pick<ServeArgs, 'noTls' | 'tlsCert' | 'tlsKey' | 'tlsNames'>
+type TlsChoice = 'noTls' | 'pair' | 'names'
+
+/**
+ * How serve does TLS is one setting, said in one of three ways: --no-tls,
+ * a --tls-cert/--tls-key pair, or names for the generated certificate
+ * (--tls-name). The highest source (flag, variable, file) that says one of
+ * them decides, as for any other option, and what lower sources say of TLS
+ * is dropped; two of them said in that one source contradict each other.
+ */
+function tlsMode (c: ServeConfig & Resolved): TlsMode {
+  const keys: Record<TlsChoice, string[]> = {
+    noTls: c.noTls === true ? ['noTls'] : [],
+    pair: ['tlsCert', 'tlsKey'].filter(key => c.explicit.has(key)),
+    names: c.tlsName.length > 0 ? ['tlsName'] : []
+  }
+  const rank = (key: string): number => ORIGINS.indexOf(c.origins.get(key) as Origin)
+  const said = (Object.keys(keys) as TlsChoice[]).filter(choice => keys[choice].length > 0)
+  const top = Math.min(...said.flatMap(choice => keys[choice].map(rank)))
+  // Only what the deciding source itself says: a half of the pair from a lower one contradicts nothing there.
+  const at = (choice: TlsChoice): string[] => keys[choice].filter(key => rank(key) === top).map(key => c.sources.get(key) as string)
+  const deciding = said.filter(choice => at(choice).length > 0)
+  if (deciding.includes('names') && deciding.length > 1) {
+    throw new CliError(`${at('names')[0]} names the generated certificate; it cannot be combined with ${[...at('noTls'), ...at('pair')].join(' and ')}`)
+  }
+  if (deciding.length > 1) throw new CliError(`${at('noTls')[0]} cannot be combined with ${at('pair').join(' and ')}`)
+  const none: TlsMode = { noTls: false, tlsCert: undefined, tlsKey: undefined, tlsNames: [] }
+  switch (deciding[0]) {
+    case 'noTls': return { ...none, noTls: true }
+    case 'names': return { ...none, tlsNames: c.tlsName }
+    case 'pair':
+      if (c.tlsKey === undefined) throw new CliError(`${c.sources.get('tlsCert') as string} needs --tls-key`)
+      if (c.tlsCert === undefined) throw new CliError(`${c.sources.get('tlsKey') as string} needs --tls-cert`)
+      return { ...none, tlsCert: c.tlsCert, tlsKey: c.tlsKey }
+    default: return none
   }
 }
 

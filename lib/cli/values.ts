@@ -10,23 +10,48 @@ export const text = (raw: string): string => {
 
 export const flag = (raw: string): boolean => raw === 'true'
 
+/*
+ * Numbers are written in plain decimal digits, a fraction allowed where
+ * seconds take one. Number() alone would also read 0x10, 1e3, Infinity, +5
+ * and " 5", which some flags took and others refused.
+ */
+const WHOLE = /^\d+$/
+const DECIMAL = /^\d+(\.\d+)?$/
+
 export function integer (min: number, max: number): (raw: string) => number {
   return raw => {
     const n = Number(raw)
-    if (!/^\d+$/.test(raw.trim()) || n < min || n > max) throw new NotAllowed(`an integer from ${min} to ${max}`)
+    if (!WHOLE.test(raw) || n < min || n > max) throw new NotAllowed(`an integer from ${min} to ${max}`)
     return n
   }
 }
 
+export interface SecondsRange {
+  /** 0 is allowed (and means what the option says: off, never, at once). */
+  zero?: boolean
+  /** The least other than 0. Default: anything above 0. */
+  min?: number
+  /** Default 86400. */
+  max?: number
+  /** Said after the maximum: why it is there. */
+  maxWhy?: string
+}
+
 /** Seconds on the command line, milliseconds inside. */
-export function seconds (opts: { zero?: boolean, max?: number } = {}): (raw: string) => number {
+export function seconds (opts: SecondsRange = {}): (raw: string) => number {
   const max = opts.max ?? 86_400
+  const min = opts.min ?? 0
+  const upTo = `${max}${opts.maxWhy === undefined ? '' : ` (${opts.maxWhy})`}`
+  const range = min > 0
+    ? `from ${min} to ${upTo}${opts.zero === true ? ' or 0' : ''}`
+    : `${opts.zero === true ? 'from 0 to' : 'above 0 and at most'} ${upTo}`
   return raw => {
-    const n = Number(raw)
-    if (raw.trim() === '' || !Number.isFinite(n) || n < 0 || (n === 0 && opts.zero !== true) || n > max) {
-      throw new NotAllowed(`a number of seconds ${opts.zero === true ? 'from 0' : 'above 0'} and at most ${max}`)
+    const n = DECIMAL.test(raw) ? Number(raw) : NaN
+    if (Number.isNaN(n) || n > max || (n === 0 ? opts.zero !== true : n < min)) {
+      throw new NotAllowed(`a number of seconds ${range}, in decimal digits such as 30 or 2.5`)
     }
-    return Math.round(n * 1000)
+    // A value above 0 is never 0 ms, which some options read as off or never.
+    return n === 0 ? 0 : Math.max(1, Math.round(n * 1000))
   }
 }
 

@@ -30,7 +30,7 @@ if (problem !== undefined) {
       secret,
       to: `http://127.0.0.1:${(local.address() as AddressInfo).port}`,
       pool: 2,
-      maxAge: 60
+      maxAge: 1000
     })
     t.teardown(() => agent.close())
     await agent.start()

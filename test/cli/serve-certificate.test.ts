@@ -182,7 +182,7 @@ t.test('--tls-name refuses what is no name, and what it cannot apply to', async 
   if (problem !== undefined) return t.fail(problem)
   for (const [args, pattern] of [
     [['--tls-name', 'not a name'], /--tls-name must be a DNS name or an IP address, got "not a name"/],
-    [['--tls-name', 'x.test', '--no-tls'], /cannot be combined with --tls-cert or --no-tls/]
+    [['--tls-name', 'x.test', '--no-tls'], /--tls-name names the generated certificate; it cannot be combined with --no-tls/]
   ] as Array<[string[], RegExp]>) {
     const serve = startCli(t, ['serve', '--port', '0', '--data-dir', tempDir(t), ...args])
     const exit = await serve.exited
