@@ -38,7 +38,8 @@ if (problem !== undefined) {
     const lost: string[] = []
     let answered = 0
     let interim = 0
-    for (let i = 0; i < 100; i++) {
+    // A replacement every half second or so (pool 2, maxAge 1 s): 40 of them, each met by a request at that moment.
+    for (let i = 0; i < 40; i++) {
       const wire = await openWire(port, false)
       const request = `GET /r${i} HTTP/1.1\r\nHost: h\r\nAuthorization: Basic ${Buffer.from('hub-age:x').toString('base64')}\r\nConnection: close\r\n\r\n`
       await new Promise<void>(resolve => agent.once('replaced', () => { wire.write(request); resolve() }))
