@@ -1,17 +1,16 @@
-import { randomBytes } from 'node:crypto'
-import { open, rename, unlink } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
-import { IdExistsError, RegistryCorruptError, RegistryLockedError, RendezvousOptionError } from '../errors'
+import { IdExistsError, RegistryLockedError, RendezvousOptionError } from '../errors'
 import { makeDir } from '../make-dir'
-import { acquireLock, type HeldLock } from './file-lock'
-import { dirKey, fileKey, keyOf, MISSING, syncDir } from './file-keys'
+import { acquireLock } from './file-lock'
 import { HealthListeners } from './health-listeners'
-import { deadLeftovers, removeDeadLeftovers } from './leftovers'
+import { removeDeadLeftovers, sweepLeftoversAtStart } from './leftovers'
 import { writeFailure } from './write-failure'
-import { assertPrivate, assertPrivateDir, assertPrivateIfPresent } from './permissions'
+import { assertPrivateDir } from './permissions'
 import { createRecord, identityEnded, lookupKey, pruneExpired, RemoveListeners, rotateRecord, sortRecords } from './records'
 import type { AddIdentity, IdentityRecord, Registry, RotateSecret } from './registry'
-import { parseRegistry, serializeRegistry, type Records } from './registry-file'
+import type { Records } from './registry-file'
+import { readRegistry, statKey, type Snapshot } from './registry-read'
+import { writeRegistry } from './registry-write'
 
 export interface FileRegistryOptions {
   /**
@@ -28,20 +27,8 @@ export interface FileRegistryOptions {
   lockTimeoutMs?: number
 }
 
-/** `present`: whether it was read from a file, rather than being the empty registry of a file not made yet. */
-interface Snapshot { key: string, records: Records, present: boolean }
-
 export const REGISTRY_FILE = 'ids.json'
-
-/**
- * The largest ids.json read, in bytes. A record at its largest (a
- * 128-character ID, a 64-byte secret and the most old secrets a record
- * keeps, pretty-printed) is about 1.1 KB, so this holds some 60,000 of them,
- * three times as many with generated secrets. Anything bigger is not a
- * registry written by rendezvous, and reading it whole would cost seconds
- * and gigabytes of memory (or fail: a string has a maximum length).
- */
-export const MAX_REGISTRY_BYTES = 64 * 1024 * 1024
+export { MAX_REGISTRY_BYTES } from './size-bound'
 
 /** How often a writer starts again when a breaker moved its lock away and another writer took it. */
 const LOCK_LOST_TRIES = 3
@@ -95,7 +82,7 @@ export class FileRegistry implements Registry {
   ready (): Promise<void> {
     this.#ready ??= this.#serial(async () => {
       this.#apply(await this.#read())
-      await this.#sweepAtStart()
+      await sweepLeftoversAtStart(this.#dataDir, this.file + '.lock', this.#lockStaleMs)
       if (!this.#closed) {
         this.#timer = setInterval(() => { this.#poll().catch(() => {}) }, this.#pollIntervalMs)
         this.#timer.unref()
@@ -206,7 +193,7 @@ export class FileRegistry implements Registry {
   }
 
   async #reload (): Promise<void> {
-    const key = await this.#statKey()
+    const key = await statKey(this.#dataDir, this.file)
     // A failure is not tied to the file's key: the fix may be the directory's
     // mode, or its owner, which leave the file untouched. Those are judged
     // before the content is read; a content refused stays refused until the
@@ -214,6 +201,14 @@ export class FileRegistry implements Registry {
     if (key === this.#key && !this.#failing) return
     if (key === this.#refused?.key) throw this.#refused.error
     this.#apply(await this.#read())
+  }
+
+  #read (writing = false): Promise<Snapshot> {
+    return readRegistry(this.#dataDir, this.file, {
+      present: this.#present,
+      writing,
+      refused: (key, error) => { this.#refused = { key, error } },
+    })
   }
 
   #mutate (change: (records: Records) => boolean): Promise<void> {
@@ -246,102 +241,13 @@ export class FileRegistry implements Registry {
       const nowMs = Date.now()
       for (const [id, record] of next) next.set(id, pruneExpired(record, nowMs))
       await removeDeadLeftovers(this.#dataDir)
-      const key = await this.#write(next, lock).catch((err: unknown) => { throw writeFailure(err, this.file) })
+      const key = await writeRegistry(this.#dataDir, this.file, next, lock).catch((err: unknown) => { throw writeFailure(err, this.file) })
       if (key === undefined) return false
       this.#apply({ key, records: next, present: true })
       return true
     } finally {
       await lock.release()
     }
-  }
-
-  /**
-   * A writer killed mid-write leaves its temporary copy, every secret in it:
-   * removed at the start too, not only at the next write, which may be far
-   * off. Under the lock, if it is free now; else its holder removes them.
-   */
-  async #sweepAtStart (): Promise<void> {
-    if ((await deadLeftovers(this.#dataDir)).length === 0) return
-    try {
-      const lock = await acquireLock(this.file + '.lock', { staleMs: this.#lockStaleMs, timeoutMs: 0 })
-      try {
-        await removeDeadLeftovers(this.#dataDir)
-      } finally {
-        await lock.release()
-      }
-    } catch {}
-  }
-
-  /**
-   * What a poll compares with #key. The directory's part: a chmod of the
-   * data dir alone leaves ids.json as it was, yet a dir others can write
-   * lets them replace the file, and must be noticed as the file's mode is.
-   */
-  async #statKey (): Promise<string> {
-    const dir = await dirKey(this.#dataDir)
-    return `${dir}|${await fileKey(this.file)}`
-  }
-
-  /** `writing`: a missing file is the empty registry, which the write makes, even when one was read before. */
-  async #read (writing = false): Promise<Snapshot> {
-    // Taken before the checks: a directory changed after them is judged again at the next poll.
-    const dir = await dirKey(this.#dataDir)
-    let handle
-    try {
-      handle = await open(this.file, 'r')
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOTDIR') throw new RegistryCorruptError(this.file, `${this.#dataDir} is a file, not a directory`)
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err
-      // Deleted (or its whole data dir) while we serve: dropping every ID
-      // for it would be silent, and is no more wanted than for a corrupt file.
-      if (this.#present && !writing) throw new RegistryCorruptError(this.file, 'it is missing (it was there when last read); rendezvous ids add writes it anew')
-      // No IDs yet, but a dir others can write is refused all the same: they could plant an ids.json in it.
-      await assertPrivateIfPresent(this.#dataDir, 'directory')
-      return { key: `${dir}|${MISSING}`, records: new Map(), present: false }
-    }
-    try {
-      // fstat and read through one handle: writers replace the file by rename
-      // and never write in place, so this key names exactly these bytes.
-      const st = await handle.stat({ bigint: true })
-      assertPrivate(this.file, { mode: Number(st.mode), uid: Number(st.uid) }, 'file')
-      await assertPrivateDir(this.#dataDir)
-      const key = `${dir}|${keyOf(st)}`
-      try {
-        if (st.size > MAX_REGISTRY_BYTES) throw new RegistryCorruptError(this.file, `it is ${st.size} bytes, more than the ${MAX_REGISTRY_BYTES / 1024 / 1024} MiB a registry can need`)
-        return { key, records: parseRegistry(await handle.readFile('utf8'), this.file), present: true }
-      } catch (err) {
-        if ((err as { code?: unknown }).code === 'FST_RENDEZVOUS_REGISTRY_CORRUPT') this.#refused = { key, error: err as Error }
-        throw err
-      }
-    } finally {
-      await handle.close()
-    }
-  }
-
-  /** Resolves to the new file's key, or undefined when `lock` was lost first: then nothing was written. */
-  async #write (records: Records, lock: HeldLock): Promise<string | undefined> {
-    const tmp = join(this.#dataDir, `.${REGISTRY_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
-    const handle = await open(tmp, 'wx', 0o600)
-    try {
-      try {
-        await handle.writeFile(serializeRegistry(records))
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      // As late as can be: a breaker may have moved the lock away (file-lock.ts).
-      if (!(await lock.held())) {
-        await unlink(tmp).catch(() => {})
-        return undefined
-      }
-      await rename(tmp, this.file)
-    } catch (err) {
-      await unlink(tmp).catch(() => {})
-      throw err
-    }
-    await syncDir(this.#dataDir)
-    // Taken after the rename, which changes ctime; we still hold the lock, so the file is ours.
-    return await this.#statKey()
   }
 
   #apply (snapshot: Snapshot): void {

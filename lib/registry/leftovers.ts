@@ -1,6 +1,6 @@
 import { readdir, unlink } from 'node:fs/promises'
 import { join } from 'node:path'
-import { processGone } from './file-lock'
+import { acquireLock, processGone } from './file-lock'
 
 /**
  * What a writer killed mid-write leaves in the data dir: its temporary copy
@@ -30,4 +30,21 @@ export async function deadLeftovers (dir: string): Promise<string[]> {
 /** Removes the leftovers of dead processes in `dir`; best effort, the next write tries again. */
 export async function removeDeadLeftovers (dir: string): Promise<void> {
   for (const path of await deadLeftovers(dir)) await unlink(path).catch(() => {})
+}
+
+/**
+ * A writer killed mid-write leaves its temporary copy, every secret in it:
+ * removed at the start too, not only at the next write, which may be far
+ * off. Under the lock, if it is free now; else its holder removes them.
+ */
+export async function sweepLeftoversAtStart (dir: string, lockFile: string, staleMs: number): Promise<void> {
+  if ((await deadLeftovers(dir)).length === 0) return
+  try {
+    const lock = await acquireLock(lockFile, { staleMs, timeoutMs: 0 })
+    try {
+      await removeDeadLeftovers(dir)
+    } finally {
+      await lock.release()
+    }
+  } catch {}
 }
