@@ -1,20 +1,17 @@
 import { randomBytes } from 'node:crypto'
-import { closeSync, fstatSync, openSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs'
+import { closeSync, fstatSync, openSync, renameSync, unlinkSync, writeSync } from 'node:fs'
 import { join, resolve } from 'node:path'
-import { setImmediate } from 'node:timers/promises'
 import { ReplayJournalError } from '../errors'
 import { makeDir } from '../make-dir'
 import { assertPrivateDir } from '../registry/permissions'
+import { writeAll, writeLiveEntries, type WriteSync } from './journal-rewrite'
+import { JournalWatch, type JournalLog } from './journal-watch'
+import { liveEntries, windowOf } from './live-entries'
 import { MemoryReplayCache } from './memory-replay-cache'
 import type { ReplayCache, ReplayVerdict } from './replay-cache'
-import { claimJournal, journalHeader, journalLine, journalName, readJournals, releaseJournal, removeAll, type FoundJournal } from './replay-journal'
+import { claimJournal, journalLine, journalName, readJournals, releaseJournal, removeAll } from './replay-journal'
 
-/** What the cache logs with; a Fastify (pino) logger is one. */
-export interface JournalLog {
-  error: (fields: object, msg: string) => void
-  warn: (fields: object, msg: string) => void
-  info: (fields: object, msg: string) => void
-}
+export type { JournalLog } from './journal-watch'
 
 export interface FileReplayCacheOptions {
   /** The data dir; the journal is `replay.<pid>.<random>.journal` in it. */
@@ -33,16 +30,12 @@ export interface FileReplayCacheOptions {
    */
   windowMs?: number
   /** The write call, for tests that need a disk that fails. Default fs.writeSync. */
-  writeSync?: (fd: number, buffer: Buffer, offset: number, length: number) => number
+  writeSync?: WriteSync
 }
 
 // The journal is rewritten once it holds this many lines more than twice the
 // live entries: the rewrite costs O(live), paid for by as many appends.
 const COMPACT_SLACK = 10_000
-// Entries written between two turns of the event loop while compacting: a few ms of work.
-const REWRITE_CHUNK = 4_096
-// How often an idle server looks whether its journal is still under its name.
-const WATCH_MS = 1_000
 
 /**
  * The replay cache of a single node with a data dir: MemoryReplayCache
@@ -64,7 +57,8 @@ export class FileReplayCache implements ReplayCache {
   readonly #now: () => number
   readonly #log: FileReplayCacheOptions['log']
   readonly #windowMs: number
-  readonly #write: NonNullable<FileReplayCacheOptions['writeSync']>
+  readonly #write: WriteSync
+  readonly #watch: JournalWatch
   #fd = -1
   #lines = 0
   #retryCompactAt = 0
@@ -78,11 +72,6 @@ export class FileReplayCache implements ReplayCache {
   #pending: string[] | undefined
   /** The rewrite in flight, a compaction's or a recreation's. */
   #rewriting: Promise<void> | undefined
-  #recreating: Promise<void> | undefined
-  /** The journal's inode: the file under the name must still be this one. */
-  #ino = -1
-  #dev = -1
-  #watch: NodeJS.Timeout | undefined
 
   /** Use FileReplayCache.open(): a cache built here has no journal yet, and refuses every token. */
   constructor (dir: string, memory: MemoryReplayCache, opts: FileReplayCacheOptions, loaded: FileReplayCache['loaded']) {
@@ -94,6 +83,16 @@ export class FileReplayCache implements ReplayCache {
     this.#windowMs = windowOf(opts)
     this.#write = opts.writeSync ?? writeSync
     this.loaded = loaded
+    this.#watch = new JournalWatch({
+      file: this.file,
+      dir,
+      log: opts.log,
+      closed: () => this.#closed,
+      rewriting: () => this.#rewriting,
+      rewrite: async () => await this.#startRewrite(),
+      failed: (err) => this.#failed(err),
+      recovered: () => this.#recovered(),
+    })
   }
 
   /** Reads every journal in the data dir, keeps the live entries, and starts this process's journal with them. */
@@ -120,7 +119,7 @@ export class FileReplayCache implements ReplayCache {
     })
     // Only now that their live entries are in our journal.
     await removeAll([...journals.filter(j => j.orphaned && j.path !== cache.file).map(j => j.path), ...orphanedTemps])
-    cache.#watch = setInterval(() => cache.#checkInPlace(), WATCH_MS).unref()
+    cache.#watch.start()
     return cache
   }
 
@@ -141,14 +140,14 @@ export class FileReplayCache implements ReplayCache {
     // The key stays in memory when this throws: the token is refused now, and a retry of it is a replay.
     this.#append(journalLine(key, this.#now() + ttlMs))
     // After the write, not before: the 200 goes out only once the file that holds the line is the one a restart reads.
-    if (!this.#inPlace()) await this.#recreate()
+    if (!this.#watch.inPlace()) await this.#watch.recreate()
     this.#recovered()
     return verdict
   }
 
   async close (): Promise<void> {
     this.#closed = true
-    clearInterval(this.#watch)
+    this.#watch.stop()
     if (this.#fd >= 0) closeSync(this.#fd)
     this.#fd = -1
     // A journal that never held a key (a server that failed to listen): the next start would only read it and
@@ -163,7 +162,7 @@ export class FileReplayCache implements ReplayCache {
   #append (line: string): void {
     try {
       if (this.#closed) throw new Error('closed')
-      this.#writeAll(this.#fd, this.#torn ? '\n' + line : line)
+      writeAll(this.#write, this.#fd, this.#torn ? '\n' + line : line)
     } catch (err) {
       this.#torn = true
       this.#failed(err as Error)
@@ -173,62 +172,7 @@ export class FileReplayCache implements ReplayCache {
     this.#torn = false
     this.#pending?.push(line)
     const due = ++this.#lines > 2 * this.#memory.size + COMPACT_SLACK && this.#lines >= this.#retryCompactAt
-    if (due && this.#rewriting === undefined && this.#recreating === undefined) this.#compact()
-  }
-
-  /**
-   * Whether the file under the journal's name is still the one we write to.
-   * A journal removed while the server runs (rm of the file, or of the whole
-   * data dir) takes every append without an error, into a file no restart
-   * will read. One stat of the path, after every append (so that no 200
-   * goes out for a line only the removed file holds), at each readiness probe
-   * and once a second: it measured about 2 µs, a remember() going from about
-   * 8 to 10 µs, against the hundreds of µs a CONNECT costs the relay. Any
-   * failure of the stat counts as not in place: the recreation says why.
-   */
-  #inPlace (): boolean {
-    try {
-      const st = statSync(this.file, { throwIfNoEntry: false })
-      return st !== undefined && st.ino === this.#ino && st.dev === this.#dev
-    } catch {
-      return false
-    }
-  }
-
-  // The timer's and the readiness probe's look, for a server that gets no CONNECT meanwhile.
-  #checkInPlace (): void {
-    if (this.#closed || this.#recreating !== undefined || this.#inPlace()) return
-    this.#recreate().catch(() => {})
-  }
-
-  /**
-   * Writes a new journal from memory, which holds every key accepted, those
-   * appended to the removed file included. Callers that find the journal gone
-   * meanwhile wait for the same one. Throws ReplayJournalError when it cannot:
-   * tokens are then refused as with a journal that cannot be written.
-   */
-  async #recreate (): Promise<void> {
-    this.#recreating ??= this.#recreateOnce().finally(() => { this.#recreating = undefined })
-    return await this.#recreating
-  }
-
-  async #recreateOnce (): Promise<void> {
-    // A compaction in flight renames a whole journal into place when the data dir is still there.
-    await this.#rewriting?.catch(() => {})
-    if (this.#inPlace()) return
-    try {
-      if (this.#closed) throw new Error('closed')
-      // As at start: the data dir private, its own directory made again if it is gone.
-      await makeDir(this.#dir)
-      await assertPrivateDir(this.#dir)
-      await this.#startRewrite()
-    } catch (err) {
-      // A close meanwhile stops the rewrite: nothing to report.
-      if (!this.#closed) this.#failed(err as Error)
-      throw new ReplayJournalError(this.file, `was removed and cannot be recreated: ${(err as Error).message}`)
-    }
-    this.#log?.warn({ file: this.file }, 'the replay journal was removed while the server ran; it was recreated from memory with every token still inside its window')
-    this.#recovered()
+    if (due && this.#rewriting === undefined && !this.#watch.recreating) this.#compact()
   }
 
   /**
@@ -240,13 +184,13 @@ export class FileReplayCache implements ReplayCache {
    */
   writable (): boolean {
     if (this.#closed) return !this.#failing
-    if (!this.#inPlace()) {
-      this.#checkInPlace()
+    if (!this.#watch.inPlace()) {
+      this.#watch.check()
       return !this.#failing
     }
     if (!this.#failing) return true
     try {
-      this.#writeAll(this.#fd, '\n')
+      writeAll(this.#write, this.#fd, '\n')
     } catch {
       return false
     }
@@ -274,7 +218,7 @@ export class FileReplayCache implements ReplayCache {
       // Appends still work, so nothing is refused; the journal only grows until a rewrite succeeds.
       this.#retryCompactAt = this.#lines + COMPACT_SLACK
       // A journal removed meanwhile (its data dir with the temporary file) is the recreation's to report.
-      if (!this.#closed && this.#inPlace()) this.#log?.warn({ err, file: this.file }, 'the replay journal cannot be compacted; it keeps growing until it can')
+      if (!this.#closed && this.#watch.inPlace()) this.#log?.warn({ err, file: this.file }, 'the replay journal cannot be compacted; it keeps growing until it can')
     })
   }
 
@@ -288,36 +232,19 @@ export class FileReplayCache implements ReplayCache {
   }
 
   // Writes the live entries to a new file and renames it over the journal, so
-  // that a crash at any point leaves one whole journal under the name. Yields
-  // between chunks: at 500,000 live entries a rewrite in one go would stall
-  // every connection for about half a second.
+  // that a crash at any point leaves one whole journal under the name.
   async #rewrite (): Promise<void> {
     const tmp = join(this.#dir, `.replay.${process.pid}.${randomBytes(6).toString('hex')}.tmp`)
     const fd = openSync(tmp, 'ax', 0o600)
     try {
-      const { keys, ats } = this.#memory.snapshot()
-      const now = this.#now()
-      let lines = 0
-      this.#writeAll(fd, journalHeader(this.#windowMs))
-      for (let i = 0; i < ats.length; i += REWRITE_CHUNK) {
-        let chunk = ''
-        for (let j = i; j < Math.min(i + REWRITE_CHUNK, ats.length); j++) {
-          if (ats[j]! <= now) continue
-          chunk += journalLine(keys[j]!, ats[j]!)
-          lines++
-        }
-        this.#writeAll(fd, chunk)
-        await setImmediate()
-        if (this.#closed) throw new Error('closed during the rewrite')
-      }
+      const lines = await writeLiveEntries(fd, this.#memory, this.#windowMs, this.#now, this.#write, () => this.#closed)
       const pending = this.#pending ?? []
-      this.#writeAll(fd, pending.join(''))
+      writeAll(this.#write, fd, pending.join(''))
       const st = fstatSync(fd)
       renameSync(tmp, this.file)
       if (this.#fd >= 0) closeSync(this.#fd)
       this.#fd = fd
-      this.#ino = st.ino
-      this.#dev = st.dev
+      this.#watch.track(st)
       this.#lines = lines + pending.length
       this.#torn = false
     } catch (err) {
@@ -326,42 +253,4 @@ export class FileReplayCache implements ReplayCache {
       throw err
     }
   }
-
-  #writeAll (fd: number, text: string): void {
-    const buffer = Buffer.from(text)
-    for (let done = 0; done < buffer.length;) {
-      const wrote = this.#write(fd, buffer, done, buffer.length - done)
-      if (!(wrote > 0)) throw new Error(`a write of ${buffer.length - done} bytes wrote ${wrote}`)
-      done += wrote
-    }
-  }
-}
-
-function windowOf (opts: FileReplayCacheOptions): number {
-  const windowMs = opts.windowMs ?? 0
-  if (!Number.isFinite(windowMs) || windowMs < 0) throw new RangeError('windowMs must be a non-negative number')
-  return windowMs
-}
-
-/**
- * The latest expiry of each key still inside its window, from every journal.
- * Gathered in a Map before the cache gets them: a journal with millions of
- * lines (one damaged, or written beside a far larger replayCacheSize) holds
- * mostly repeats and expired lines, and an await per line took seconds.
- */
-function liveEntries (journals: FoundJournal[], windowMs: number, now: number, room: number): Map<string, number> {
-  const live = new Map<string, number>()
-  for (const journal of journals) {
-    // Never shortened: a TOTP code's entry does not depend on the window, and keeping an entry longer is safe.
-    const extendMs = Math.max(0, windowMs - journal.windowMs)
-    for (const { key, at } of journal.entries) {
-      const until = at + extendMs
-      if (until <= now || (live.get(key) ?? 0) >= until) continue
-      live.set(key, until)
-      if (live.size > room) {
-        throw new ReplayJournalError(journal.path, `holds more live entries than the replay cache has room for (${room}); raise replayCacheSize, or start again once they expire`)
-      }
-    }
-  }
-  return live
 }
