@@ -1,31 +1,12 @@
 import { createPrivateKey } from 'node:crypto'
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { existsSync, readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { buildProblem, runCli, type CliResult } from '../helpers/cli'
+import { assertOneLineError, tempDir } from '../helpers/serve-cli'
+import { buildProblem, runCli } from '../helpers/cli'
 import { otherKeyPath, tlsCertPath, tlsKeyPath } from '../helpers/tls'
 
 // Apart from serve.test.ts: each case starts a process, and together they took most of tap's two minutes on a loaded machine.
-
-type Test = Parameters<Parameters<typeof t.test>[0]>[0]
-
-function tempDir (t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rendezvous-serve-flags-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-function assertOneLineError (t: Test, res: CliResult, pattern: RegExp): void {
-  t.not(res.code, 0, 'exits non-zero')
-  t.not(res.code, null, 'exits rather than being killed')
-  const lines = res.stderr.split('\n').filter(line => line !== '')
-  t.equal(lines.length, 1, `one line on stderr, got: ${res.stderr}`)
-  t.match(lines[0] ?? '', /^rendezvous: /)
-  t.match(lines[0] ?? '', pattern)
-  t.notMatch(res.stderr, /\n\s+at /, 'no stack trace')
-  t.notMatch(res.stdout, /listening on/, 'never listened')
-}
 
 const problem = buildProblem(t)
 if (problem !== undefined) {

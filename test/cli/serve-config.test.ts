@@ -1,22 +1,9 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CliError } from '../../lib/cli/cli-error'
-import { envOf, flagOf, optionsHelp, pluginOptionsOf, resolveConfig, type AnyOption } from '../../lib/cli/config'
+import { envOf, flagOf, optionsHelp, pluginOptionsOf, type AnyOption } from '../../lib/cli/config'
 import { SERVE_TABLE } from '../../lib/cli/serve-table'
-
-const resolve = (args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof resolveConfig<typeof SERVE_TABLE>> =>
-  resolveConfig('serve', SERVE_TABLE, { args, env })
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof CliError) return err.message
-    throw err
-  }
-  throw new Error('not refused')
-}
+import { refusal, resolveServe as resolve } from '../helpers/cli-refusal'
 
 t.test('defaults come from the table, durations in ms', async t => {
   const c = resolve([])

@@ -1,10 +1,10 @@
 import t from 'tap'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CliError } from '../../lib/cli/cli-error'
-import { envOf, flagOf, resolveConfig, type AnyOption } from '../../lib/cli/config'
+import { envOf, flagOf, type AnyOption } from '../../lib/cli/config'
 import { SERVE_TABLE } from '../../lib/cli/serve-table'
 import { buildProblem, runCli } from '../helpers/cli'
+import { refusal, resolveServe as resolve } from '../helpers/cli-refusal'
 
 /*
  * One number syntax for every option: decimal digits, with a fraction where
@@ -12,18 +12,6 @@ import { buildProblem, runCli } from '../helpers/cli'
  * hex, exponents, Infinity, a leading + and spaces, while the counts refused
  * them.
  */
-const resolve = (args: string[], env: NodeJS.ProcessEnv = {}): ReturnType<typeof resolveConfig<typeof SERVE_TABLE>> =>
-  resolveConfig('serve', SERVE_TABLE, { args, env })
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof CliError) return err.message
-    throw err
-  }
-  throw new Error('not refused')
-}
 
 const NUMERIC = (SERVE_TABLE as readonly AnyOption[]).filter(spec => ['SECONDS', 'N', 'BYTES', 'BITS', 'PORT'].includes(spec.value ?? ''))
 // Each is a number the option would take, written in some way other than decimal digits.

@@ -5,10 +5,10 @@ import http from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import tls from 'node:tls'
-import { CliError } from '../../lib/cli/cli-error'
 import { parseServeArgs } from '../../lib/cli/serve-args'
 import { buildProblem, startCli } from '../helpers/cli'
 import { otherCertPath, otherKeyPath, tlsCertPath, tlsKeyPath } from '../helpers/tls'
+import { refusal } from '../helpers/cli-refusal'
 
 /*
  * serve's TLS mode is one setting, said as --no-tls, as a --tls-cert and
@@ -25,16 +25,6 @@ function configFile (t: Test, options: object): string {
   const file = join(tempDir(t), `serve-${++files}.json`)
   writeFileSync(file, JSON.stringify(options))
   return file
-}
-
-function refusal (fn: () => unknown): string {
-  try {
-    fn()
-  } catch (err) {
-    if (err instanceof CliError) return err.message
-    throw err
-  }
-  throw new Error('not refused')
 }
 
 const tlsOf = (args: string[], env: NodeJS.ProcessEnv = {}): { noTls: boolean, tlsCert?: string, tlsKey?: string, tlsNames: string[] } => {

@@ -1,17 +1,14 @@
 import { X509Certificate } from 'node:crypto'
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs'
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs'
 import http from 'node:http'
 import https from 'node:https'
 import { createServer, type AddressInfo, type Server } from 'node:net'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TLSSocket } from 'node:tls'
 import t from 'tap'
-import { buildProblem, runCli, startCli, type CliResult } from '../helpers/cli'
+import { assertOneLineError, tempDir } from '../helpers/serve-cli'
+import { buildProblem, runCli, startCli } from '../helpers/cli'
 import { tlsCert, tlsCertPath, tlsKeyPath } from '../helpers/tls'
-
-// The subtest type, which tap 21 does not export under a short name.
-type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
 const LISTENING = /listening on (https?:\/\/127\.0\.0\.1:(\d+)\/)/
 const FINGERPRINT = /SHA-256 fingerprint\s+([0-9A-F]{2}(?::[0-9A-F]{2}){31})/
@@ -30,23 +27,6 @@ function get (url: string, opts: { ca?: Buffer, headers?: http.OutgoingHttpHeade
     })
     req.on('error', reject)
   })
-}
-
-function tempDir (t: Test): string {
-  const dir = mkdtempSync(join(tmpdir(), 'rendezvous-serve-'))
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-function assertOneLineError (t: Test, res: CliResult, pattern: RegExp): void {
-  t.not(res.code, 0, 'exits non-zero')
-  t.not(res.code, null, 'exits rather than being killed')
-  const lines = res.stderr.split('\n').filter(line => line !== '')
-  t.equal(lines.length, 1, `one line on stderr, got: ${res.stderr}`)
-  t.match(lines[0] ?? '', /^rendezvous: /)
-  t.match(lines[0] ?? '', pattern)
-  t.notMatch(res.stderr, /\n\s+at /, 'no stack trace')
-  t.notMatch(res.stdout, /listening on/, 'never listened')
 }
 
 const problem = buildProblem(t)
