@@ -1,43 +1,24 @@
-import { mkdtempSync, readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { readdirSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
 import { createV1Token } from '../../lib/tokens/v1'
-import { buildProblem, runCli, startCli, type Proc } from '../helpers/cli'
+import { buildProblem, runCli } from '../helpers/cli'
 import { until } from '../helpers/until'
 import { connectOnce } from '../helpers/wire'
+import { addId } from '../helpers/e2e'
+import { newDataDir, serveForReplay } from '../helpers/replay-serve'
 
 // A replay journal removed while serve runs (the file, or the whole data dir) is written again from memory:
 // a token accepted before or after the removal stays refused after a SIGKILL and a restart.
 
 type Test = Parameters<Parameters<typeof t.test>[0]>[0]
 
-const LISTENING = /listening on http:\/\/127\.0\.0\.1:(\d+)\//
 const RECREATED = 'the replay journal was removed while the server ran; it was recreated from memory with every token still inside its window'
-
-function tempDir (t: Test): string {
-  const root = mkdtempSync(join(tmpdir(), 'rv-serve-journal-removed-'))
-  t.teardown(() => rmSync(root, { recursive: true, force: true }))
-  return join(root, 'data')
-}
-
-async function addId (t: Test, dataDir: string): Promise<{ id: string, secret: string }> {
-  const added = await runCli(t, ['ids', 'add', '--data-dir', dataDir, '--json'])
-  t.equal(added.code, 0, added.stderr)
-  return JSON.parse(added.stdout) as { id: string, secret: string }
-}
-
-async function serve (t: Test, dataDir: string): Promise<{ proc: Proc, port: number }> {
-  // Replays are failed CONNECTs: without a higher limit, the tenth in a minute would be answered 429.
-  const proc = startCli(t, ['serve', '--port', '0', '--no-tls', '--data-dir', dataDir, '--auth-failures-per-pair', '100'])
-  const [, port] = await proc.waitFor(LISTENING, 30_000)
-  return { proc, port: Number(port) }
-}
 
 const journals = (dataDir: string): string[] => readdirSync(dataDir).filter(name => name.endsWith('.journal'))
 
 async function refusedAfterRestart (t: Test, dataDir: string, id: string, secret: string, tokens: string[]): Promise<void> {
-  const second = await serve(t, dataDir)
+  const second = await serveForReplay(t, dataDir)
   for (const [i, token] of tokens.entries()) t.equal((await connectOnce(second.port, id, token)).status, 401, `token ${i + 1} is still refused`)
   // The refusals are the journal's: the ID is known and a new token is accepted.
   t.equal((await connectOnce(second.port, id, createV1Token(id, secret))).status, 200, 'a new token is accepted')
@@ -49,9 +30,9 @@ if (problem !== undefined) {
   t.fail(problem)
 } else {
   t.test('tokens accepted before and after the journal is removed are refused after a SIGKILL and a restart', async t => {
-    const dataDir = tempDir(t)
+    const dataDir = newDataDir(t, 'rv-serve-journal-removed-')
     const { id, secret } = await addId(t, dataDir)
-    const { proc, port } = await serve(t, dataDir)
+    const { proc, port } = await serveForReplay(t, dataDir)
     const before = createV1Token(id, secret)
     t.equal((await connectOnce(port, id, before)).status, 200)
     const [journal] = journals(dataDir)
@@ -70,9 +51,9 @@ if (problem !== undefined) {
   })
 
   t.test('a token accepted before the data dir is removed is refused after a SIGKILL and a restart', async t => {
-    const dataDir = tempDir(t)
+    const dataDir = newDataDir(t, 'rv-serve-journal-removed-')
     const { id, secret } = await addId(t, dataDir)
-    const { proc, port } = await serve(t, dataDir)
+    const { proc, port } = await serveForReplay(t, dataDir)
     const before = createV1Token(id, secret)
     t.equal((await connectOnce(port, id, before)).status, 200)
     rmSync(dataDir, { recursive: true })
