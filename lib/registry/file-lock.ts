@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto'
-import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
+import { link, open, readFile, rename, stat, unlink, type FileHandle } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { RegistryLockedError } from '../errors'
@@ -65,10 +65,11 @@ async function tryCreate (path: string, content: string): Promise<HeldLock | und
     if ((err as NodeJS.ErrnoException).code === 'EEXIST') return undefined
     throw err
   }
-  let ino: number
+  let created: { ino: number, dev: number }
   try {
     await handle.writeFile(content)
-    ino = (await handle.stat()).ino
+    const st = await handle.stat()
+    created = { ino: st.ino, dev: st.dev }
   } catch (err) {
     // Nobody else can have it: it was ours from the O_EXCL create on.
     await handle.close().catch(() => {})
@@ -76,14 +77,7 @@ async function tryCreate (path: string, content: string): Promise<HeldLock | und
     throw err
   }
   await handle.close()
-  const isOurs = async (): Promise<boolean> => {
-    try {
-      return (await stat(path)).ino === ino
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
-      throw err
-    }
-  }
+  const isOurs = async (): Promise<boolean> => await isAt(path, created)
   return {
     held: isOurs,
     async release () {
@@ -155,10 +149,11 @@ async function removeIfSame (path: string, judged: Judged): Promise<void> {
   }
 }
 
-async function isAt (path: string, judged: Judged): Promise<boolean> {
+/** Whether the file at `path` is the one `file` was taken of (same dev and inode); false when there is none. */
+async function isAt (path: string, file: { ino: number, dev: number }): Promise<boolean> {
   try {
     const st = await stat(path)
-    return st.ino === judged.ino && st.dev === judged.dev
+    return st.ino === file.ino && st.dev === file.dev
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false
     throw err
@@ -170,7 +165,7 @@ async function lockedError (path: string, options: LockOptions): Promise<Error> 
   const why = `by another writer after ${options.timeoutMs} ms`
   let content: string
   try {
-    content = await readLock(path)
+    content = await readFile(path, 'utf8')
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
     if (code !== 'EACCES' && code !== 'EPERM') return new RegistryLockedError(path, why)
@@ -179,15 +174,6 @@ async function lockedError (path: string, options: LockOptions): Promise<Error> 
   if (parseOwner(content) !== undefined) return new RegistryLockedError(path, why)
   const what = content === '' ? 'it is empty' : 'it names no owner'
   return new RegistryLockedError(path, `after ${options.timeoutMs} ms, but ${what}: no writer can own it (one was stopped as it took the lock); it counts as abandoned ${options.staleMs / 1000} s after it was made, or remove it if no rendezvous command is writing`)
-}
-
-async function readLock (path: string): Promise<string> {
-  const handle = await open(path, 'r')
-  try {
-    return await handle.readFile('utf8')
-  } finally {
-    await handle.close()
-  }
 }
 
 function parseOwner (text: string): LockOwner | undefined {

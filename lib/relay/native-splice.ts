@@ -2,7 +2,7 @@ import type { Socket } from 'node:net'
 import type { NativeEnd, NativeSplicer } from './native-addon'
 import type { RelayedBytes, Splice, SpliceOptions, SpliceResult } from './splice'
 import { lingerClose } from '../http/linger'
-import { answerUnanswered, canAnswerUnanswered, lingers, watchPair, type AnsweredEnd } from './pair-watch'
+import { answerUnanswered, canAnswerUnanswered, isAnsweredEnd, lingers, watchPair, type AnsweredEnd } from './pair-watch'
 import { giveBackReading, takeOverReading, tcpFd } from './socket-fd'
 
 /**
@@ -68,7 +68,7 @@ function onNativeEnd (p: NativePair, why: NativeEnd, toHidden: number, toClient:
 
 /** The end the relay answers the client for itself (a 502 or a 504), if the client can still take it. */
 function answeredEnd (p: NativePair): AnsweredEnd | undefined {
-  if (p.end !== 'unanswered' && p.end !== 'idle') return undefined
+  if (!isAnsweredEnd(p.end)) return undefined
   return canAnswerUnanswered(p.client, bytesOf(p).toClient, p.opts) ? p.end : undefined
 }
 
@@ -106,7 +106,7 @@ function answerAtEnd (p: NativePair, why: AnsweredEnd): boolean {
 
 /** Whether the client is kept for the relay's own answer at the pair's end. */
 function keepsClient (p: NativePair): boolean {
-  return (p.end === 'unanswered' || p.end === 'idle') && !p.client.destroyed
+  return isAnsweredEnd(p.end) && !p.client.destroyed
 }
 
 function onError (p: NativePair, failed: Socket): void {

@@ -54,6 +54,11 @@ const ANSWERS: Record<AnsweredEnd, { status: number, message: string }> = {
   idle: { status: 504, message: IDLE_MESSAGE }
 }
 
+/** Whether a pair's end is one the relay answers for the hidden server (see AnsweredEnd). */
+export function isAnsweredEnd (end: string | undefined): end is AnsweredEnd {
+  return end === 'unanswered' || end === 'idle'
+}
+
 /**
  * Whether the client can still be told, in place of an answer, that its
  * hidden server did not answer: its caller asked for it, not a byte of the
