@@ -1,6 +1,7 @@
 import { RendezvousOptionError } from './errors'
 import { shown } from './option-value'
 import { MAX_TIMER_MS, WITHIN_TIMER_LIMIT } from './timer-limit'
+import { isKeepAliveDelay, WITHIN_KEEPALIVE_LIMIT } from './keepalive-limit'
 
 /*
  * The checks of the numeric options: durations, counts and the limits
@@ -8,8 +9,8 @@ import { MAX_TIMER_MS, WITHIN_TIMER_LIMIT } from './timer-limit'
  * never read as "use the default" or left to misbehave later.
  */
 
-// The options that become timers, in ms.
-const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'keepAliveInitialDelay', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
+// The options that become timers, in ms (keepAliveInitialDelay, the kernel's, has a range of its own).
+const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
   'authFailures.window', 'authFailures.coolOff', 'authFailures.roomWait', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
 
 function nonNegative (name: string, value: unknown, fallback: number): number {
@@ -19,6 +20,10 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   }
   if (TIMERS.has(name) && value > MAX_TIMER_MS) {
     throw new RendezvousOptionError(`${name} must be ${WITHIN_TIMER_LIMIT}, got ${String(value)}`)
+  }
+  // 0 asks for the system's delay on purpose.
+  if (name === 'keepAliveInitialDelay' && value !== 0 && !isKeepAliveDelay(value)) {
+    throw new RendezvousOptionError(`${name} must be 0 (the system's) or ${WITHIN_KEEPALIVE_LIMIT}, got ${String(value)}`)
   }
   return value
 }

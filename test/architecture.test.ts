@@ -95,6 +95,32 @@ t.test('lib/ imports run one way', async t => {
   t.same(violations(edges), [])
 })
 
+/** The picture in docs/architecture.md: each unit and what it imports, and the units that import nothing of lib/. */
+function documentedGraph (): { graph: Map<string, string[]>, leaves: string[] } {
+  const doc = readFileSync(resolve(LIB, '..', 'docs', 'architecture.md'), 'utf8')
+  const section = doc.split('## Which way imports run')[1] ?? ''
+  const block = section.split('```')[1] ?? ''
+  const graph = new Map(block.trim().split('\n').map(line => {
+    const [from, to] = line.split('->').map(part => part.trim())
+    return [from, to.split(',').map(unit => unit.trim())]
+  }))
+  const sentence = section.split('```')[2]?.match(/^\s*([^\n]+(?:\n[^\n]+)*?) import nothing else from `lib\/`/)?.[1] ?? ''
+  const leaves = [...sentence.matchAll(/`([^`]+)`/g)].map(m => m[1].replace(/\/$|\.ts$/g, ''))
+  return { graph, leaves }
+}
+
+t.test('docs/architecture.md draws the imports as they are', async t => {
+  const real = new Map<string, Set<string>>()
+  for (const { from, to } of importEdges(LIB)) real.set(from, (real.get(from) ?? new Set()).add(to))
+  const { graph, leaves } = documentedGraph()
+  t.ok(graph.size > 10 && leaves.length > 5, 'the picture is found')
+  t.same([...graph.keys()].sort(), [...real.keys()].sort(), 'a line for each unit that imports another, and for no other')
+  for (const [from, to] of graph) t.same([...to].sort(), [...(real.get(from) ?? [])].sort(), `${from} imports what its line says`)
+  const units = new Set(sources(LIB).map(f => unitOf(relative(LIB, f))))
+  t.same(leaves.sort(), [...units].filter(unit => !real.has(unit) && [...real.values()].some(to => to.has(unit))).sort(),
+    'the units that import nothing else are named')
+})
+
 t.test('the checker catches each kind of violation', async t => {
   const edge = (from: string, to: string): Edge => ({ from, to, file: `${from}/x.ts` })
   t.same(violations([edge('cli', 'server'), edge('server', 'relay'), edge('relay', 'http')]), [], 'a clean graph')

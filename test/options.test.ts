@@ -40,6 +40,19 @@ t.test('a duration past the longest timer Node keeps is refused, not turned into
   t.equal(resolveOptions({ maxParked: 3e9 }).maxParked, 3e9, 'counts are not timers')
 })
 
+t.test('a keep-alive delay the kernel would not take is refused, not replaced by the system\'s two hours', async (t) => {
+  // Node hands the kernel whole seconds, and Linux takes 1 to 32767 of them; 500 ms became 0 s and 40,000 s was refused by setsockopt, both unsaid.
+  for (const keepAliveInitialDelay of [0, 1000, 1500, 32_767_000]) {
+    t.equal(resolveOptions({ keepAliveInitialDelay }).keepAliveInitialDelay, keepAliveInitialDelay, `${keepAliveInitialDelay} is taken`)
+  }
+  for (const keepAliveInitialDelay of [1, 500, 999, 32_767_001, 40_000_000, 3e9]) {
+    t.throws(() => resolveOptions({ keepAliveInitialDelay }), {
+      code: 'FST_RENDEZVOUS_BAD_OPTION',
+      message: `keepAliveInitialDelay must be 0 (the system's) or from 1000 to 32767000 ms (1 s to 32767 s, what the kernel takes; outside it the system's own delay is used unsaid), got ${keepAliveInitialDelay}`
+    }, `${keepAliveInitialDelay} is refused`)
+  }
+})
+
 t.test('an object given for a registry, a store or metrics is checked by name, not left to fail later as a TypeError', async (t) => {
   const cases: Array<[string, Parameters<typeof resolveOptions>[0], RegExp]> = [
     ['registry', { registry: {} as never }, /registry must be an object with ready, get, list, add, remove, onRemove; ready, get, list, add, remove, onRemove missing/],

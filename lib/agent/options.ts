@@ -7,6 +7,7 @@ import { caCertificates } from './certificates'
 import { defaultSplicePath } from '../relay/native-addon'
 import { openFileLimit } from '../open-file-limit'
 import { MAX_TIMER_MS, WITHIN_TIMER_LIMIT } from '../timer-limit'
+import { isKeepAliveDelay, WITHIN_KEEPALIVE_LIMIT } from '../keepalive-limit'
 import type { LocalTarget } from './forward'
 
 export interface RendezvousAgentOptions {
@@ -129,7 +130,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     backoffBase: duration(opts.backoffBase, 'backoffBase', 250, 1),
     backoffMax: duration(opts.backoffMax, 'backoffMax', 30_000, 1),
     connectTimeout: duration(opts.connectTimeout, 'connectTimeout', 15_000, 1),
-    keepAlive: duration(opts.keepAlive, 'keepAlive', 30_000, 1000),
+    keepAlive: keepAliveDelay(opts.keepAlive),
     probeInterval: duration(opts.probeInterval, 'probeInterval', 1000, 0),
     closeGrace: duration(opts.closeGrace, 'closeGrace', 2000, 0),
     openFileLimit: limit
@@ -193,6 +194,12 @@ function count (value: number | undefined, name: keyof RendezvousAgentOptions, f
 function duration (value: number | undefined, name: keyof RendezvousAgentOptions, fallback: number, min: number, problem?: string): number {
   if (typeof value === 'number' && value > MAX_TIMER_MS) return bad(name, `must be ${WITHIN_TIMER_LIMIT}, got ${String(value)}`)
   return count(value, name, fallback, min, undefined, problem)
+}
+
+function keepAliveDelay (value: number | undefined): number {
+  if (value === undefined) return 30_000
+  if (Number.isSafeInteger(value) && isKeepAliveDelay(value)) return value
+  return bad('keepAlive', `must be an integer ${WITHIN_KEEPALIVE_LIMIT}, got ${String(value)}`)
 }
 
 const BadAgentOption = createError('FST_RENDEZVOUS_AGENT_BAD_OPTION', 'RendezvousAgent: %s', 500, TypeError)

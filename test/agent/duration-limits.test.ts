@@ -11,7 +11,7 @@ import { FakeRendezvous, TEST_ID, TEST_SECRET } from './fake-rendezvous'
  * times a second, a toConnectTimeout of 115 days answered 504 at once.
  */
 const base = { url: 'https://127.0.0.1:1', id: TEST_ID, secret: TEST_SECRET, to: 'http://127.0.0.1:2' }
-const DURATIONS = ['maxAge', 'toConnectTimeout', 'connectTimeout', 'backoffBase', 'backoffMax', 'keepAlive', 'probeInterval', 'closeGrace'] as const
+const DURATIONS = ['maxAge', 'toConnectTimeout', 'connectTimeout', 'backoffBase', 'backoffMax', 'probeInterval', 'closeGrace'] as const
 
 t.test('a duration past the longest timer Node keeps is refused by name, in the plugin\'s words', async t => {
   for (const option of DURATIONS) {
@@ -36,6 +36,17 @@ t.test('maxAge is 0 (never) or a second at least: a few ms re-parked hundreds of
     }, `maxAge ${maxAge}`)
   }
   for (const maxAge of [0, 1000, 300_000]) t.doesNotThrow(() => new RendezvousAgent({ ...base, maxAge }), `maxAge ${maxAge}`)
+})
+
+t.test('keepAlive is what the kernel takes, 1 s to 32767 s: outside it the system\'s two hours were used unsaid', async t => {
+  for (const keepAlive of [999, 0, 32_767_001, MAX_TIMER_MS, 1500.5]) {
+    t.throws(() => new RendezvousAgent({ ...base, keepAlive }), {
+      code: 'FST_RENDEZVOUS_AGENT_BAD_OPTION',
+      option: 'keepAlive',
+      message: `RendezvousAgent: keepAlive must be an integer from 1000 to 32767000 ms (1 s to 32767 s, what the kernel takes; outside it the system's own delay is used unsaid), got ${keepAlive}`
+    }, `keepAlive ${keepAlive}`)
+  }
+  for (const keepAlive of [1000, 30_000, 32_767_000]) t.doesNotThrow(() => new RendezvousAgent({ ...base, keepAlive }), `keepAlive ${keepAlive}`)
 })
 
 t.test('at the limit, a parked connection stays parked: the timer did not fire at once', async t => {

@@ -33,6 +33,9 @@ if (problem !== undefined) {
       ['port out of range', ['--port', '70000'], /--port must be/],
       ['port not a number', ['--port', 'http'], /--port must be/],
       ['wait timeout zero', ['--wait-timeout', '0'], /--wait-timeout must be/],
+      // The kernel takes 1 to 32767 s; outside that, Node quietly leaves the system's two hours.
+      ['keep-alive delay past the kernel\'s', ['--keep-alive-initial-delay', '40000'], /--keep-alive-initial-delay must be a number of seconds from 1 to 32767 \(the most the kernel takes\) or 0, in decimal digits/],
+      ['keep-alive delay under a second', ['--keep-alive-initial-delay', '0.5'], /--keep-alive-initial-delay must be a number of seconds from 1 to 32767/],
       ['tls and no-tls', ['--no-tls', '--tls-cert', tlsCertPath, '--tls-key', tlsKeyPath], /cannot be combined/],
       ['metrics path and no metrics', ['--no-metrics', '--metrics-path', '/m'], /cannot be combined/],
       ['metrics path on /', ['--metrics-path', '/'], /--metrics-path must be/],
