@@ -31,7 +31,13 @@ export interface RelayedInfo {
    * the connection before it sent a byte (502, `error` FST_RENDEZVOUS_AGENT_LOCAL_CLOSED); 503 when the agent closed before it was reached.
    */
   answered?: number
+  /** What ended or broke it, absent when it ended cleanly. */
   error?: Error
+  /**
+   * The data path the local service's bytes took: `native` (the relay's native data path, both connections plain
+   * TCP) or `js` (Node streams). Absent when no byte of the local service's was relayed.
+   */
+  path?: 'native' | 'js'
   durationMs: number
 }
 
