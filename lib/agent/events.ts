@@ -1,4 +1,5 @@
 // What the agent tells its user: events, counters and the errors it does not retry.
+import createError from '@fastify/error'
 import type { RendezvousCertificateError } from './certificates'
 
 export interface AgentStats {
@@ -65,6 +66,12 @@ export class RendezvousAuthError extends Error {
     this.status = status
   }
 }
+
+/**
+ * start() on an agent that closed, or is closing: after close(), destroy() or
+ * `fatal`, whether or not start() was called before. Nothing parks again.
+ */
+export const AgentClosedError = createError('FST_RENDEZVOUS_AGENT_CLOSED', 'RendezvousAgent: start() after the agent closed (close(), destroy() or fatal came first): make a new RendezvousAgent', 500)
 
 // Beyond this, the server's Date (whole seconds, sent a moment before it is read) and this clock truly differ.
 const CLOCK_NOTED_S = 5
