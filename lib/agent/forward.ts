@@ -93,7 +93,8 @@ export function forwardToLocal (
   remote: net.Socket,
   head: Buffer,
   target: LocalTarget,
-  onError: (err: Error, side: 'local' | 'remote') => void,
+  /** `either` when the native path failed: the addon cannot say which side did. */
+  onError: (err: Error, side: 'local' | 'remote' | 'either') => void,
   onDone: (outcome: RelayOutcome) => void = () => {}
 ): net.Socket {
   // Half-open from the moment it is taken, on both data paths: a mobile client may send its request and its
@@ -151,8 +152,16 @@ export function forwardToLocal (
     }
     stopClosing()
     outcome.path = 'native'
-    pair.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
+    pair.done.then(r => { if (r.end === 'error') failedNatively() })
     return true
+  }
+
+  // The addon saw a read or a write fail: reported as the JavaScript path reports a socket's 'error', which it does not emit here.
+  function failedNatively (): void {
+    if (outcome.error !== undefined) return
+    const err = Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' })
+    outcome.error = err
+    onError(err, 'either')
   }
 
   // A FIN before any byte: the backend took the request and will never answer it.
