@@ -19,7 +19,7 @@ import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
-export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+export { AgentClosedError, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
 export { MAX_CONNECTING } from './slots'
 
