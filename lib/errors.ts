@@ -31,3 +31,5 @@ export const RedisOutcomeUnknownError = createError('FST_RENDEZVOUS_REDIS_OUTCOM
 export const ReplayJournalError = createError('FST_RENDEZVOUS_REPLAY_JOURNAL', 'The replay journal %s: %s', 503)
 /** The data dir cannot be created or is not a directory, at start: the dir, and why in plain words. */
 export const DataDirError = createError('FST_RENDEZVOUS_DATA_DIR', 'The data dir %s cannot be used: %s', 500)
+/** An app's `throttleStore` call failed (its own message): the CONNECT or request that met it is answered 503. */
+export const ThrottleStoreError = createError('FST_RENDEZVOUS_THROTTLE_STORE', 'The throttle store failed: %s', 503)

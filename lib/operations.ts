@@ -25,6 +25,7 @@ export interface OperationsDeps {
   /** Tokens the replay cache can still take, when it can say. */
   replayCacheRoom?: () => number
   checkReplayCache?: () => Promise<void>
+  checkThrottleStore?: () => Promise<void>
 }
 
 export interface Operations {
@@ -69,7 +70,8 @@ export function attachOperations (fastify: FastifyInstance, o: ResolvedOptions, 
     registryTimeout: 2_000,
     journalWritable: deps.journalWritable,
     replayCacheRoom: deps.replayCacheRoom,
-    checkReplayCache: deps.checkReplayCache
+    checkReplayCache: deps.checkReplayCache,
+    checkThrottleStore: deps.checkThrottleStore
   }, totals)
   const disconnect = (id: string): { parked: number, spliced: number } => {
     const parked = lot.evict(id)

@@ -42,7 +42,7 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
   const relay = await assembleRelay(server, o, { state, cluster, metrics, promRegistry, log, underPressure })
   const { lot, splices } = relay
   const operations = attachOperations(fastify, o, {
-    registry: state.registry, lot, splices, log, promRegistry, closing: relay.closing, underPressure, reachable, journalWritable: state.journalWritable, replayCacheRoom: state.replayCacheRoom, checkReplayCache: state.checkReplayCache
+    registry: state.registry, lot, splices, log, promRegistry, closing: relay.closing, underPressure, reachable, journalWritable: state.journalWritable, replayCacheRoom: state.replayCacheRoom, checkReplayCache: state.checkReplayCache, checkThrottleStore: state.checkThrottleStore
   })
 
   fastify.addHook('onRequest', challengeHook(relay.answerUnrouted))

@@ -15,6 +15,7 @@ import { MemoryReplayCache } from './stores/memory-replay-cache'
 import type { ReplayCache } from './stores/replay-cache'
 import { MemoryThrottleStore } from './stores/memory-throttle-store'
 import type { ThrottleStore } from './stores/throttle-store'
+import { watchThrottleStore } from './relay/throttle-store-watch'
 import { failureReporter } from './relay/log-limit'
 import { createDefaultVerifier, normaliseVerdict, type Verifier } from './tokens/verifier'
 
@@ -34,6 +35,8 @@ export interface RelayState {
   replayCacheRoom?: () => number
   /** The replay cache's check, when it has one (readiness reports its rejection). */
   checkReplayCache?: () => Promise<void>
+  /** An app's throttle store's check (readiness reports its rejection); the relay's own stores do not fail. */
+  checkThrottleStore?: () => Promise<void>
   /** Closes what the plugin opened itself; what the app passed in is the app's to close. */
   close: () => Promise<void>
 }
@@ -45,7 +48,9 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
   const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
   const replayCache = o.replayCache ?? cluster?.replayCache ?? await defaultReplayCache(o, log)
-  const throttleStore = o.throttleStore ?? cluster?.throttleStore ?? new MemoryThrottleStore()
+  // The memory store cannot fail, and the cluster's counts in memory while Redis is away: only an app's store is watched.
+  const watched = o.throttleStore === undefined ? undefined : watchThrottleStore(o.throttleStore, log)
+  const throttleStore = watched?.store ?? cluster?.throttleStore ?? new MemoryThrottleStore()
   const cacheHealth = cacheHealthLog(replayCache, log)
   return {
     registry,
@@ -55,6 +60,7 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
     journalWritable: replayCache instanceof FileReplayCache ? () => replayCache.writable() : () => true,
     ...(replayCache.room === undefined ? {} : { replayCacheRoom: () => replayCache.room!() }),
     ...(replayCache.check === undefined ? {} : { checkReplayCache: checkedBy(replayCache.check.bind(replayCache), cacheHealth) }),
+    ...(watched === undefined ? {} : { checkThrottleStore: watched.check }),
     close: async () => {
       if (o.registry === undefined) await registry.close()
       if (o.replayCache === undefined) await replayCache.close?.()

@@ -151,6 +151,7 @@ t.test('agent.md: each error class of fastify-rendezvous/agent is in its table o
   const rows = errorRows(readFileSync(join(ROOT, 'docs', 'agent.md'), 'utf8'), '### Its errors')
   // One of each; a class exported without an entry here fails the first assertion.
   const made: Record<string, () => Error & { code: string }> = {
+    AgentClosedError: () => new agent.AgentClosedError(),
     AgentOptionError: () => new agent.AgentOptionError('pool', 'must be an integer from 1 to 1024'),
     RendezvousAuthError: () => new agent.RendezvousAuthError('refused', 401),
     RendezvousCertificateError: () => new agent.RendezvousCertificateError('rejected', { problem: 'expired', reason: 'CERT_HAS_EXPIRED', presented: '', expected: [] })

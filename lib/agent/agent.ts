@@ -3,7 +3,7 @@ import type * as net from 'node:net'
 import { createV1Token } from '../tokens/v1'
 import { RendezvousCertificateError } from './certificates'
 import { HandshakeError, isLotFull, lotFullError, openParked, type Parked } from './connection'
-import { authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+import { AgentClosedError, authMessage, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 import { resolveAgentOptions, type RendezvousAgentOptions, type ResolvedAgentOptions } from './options'
 import { honouredRetryAfter } from './backoff'
 import { isUnreachable } from './probe'
@@ -19,7 +19,7 @@ import { RetrySchedule } from './retry'
 import { TlsReuse } from './tls-reuse'
 
 export { AgentOptionError, type RendezvousAgentOptions } from './options'
-export { RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
+export { AgentClosedError, RendezvousAuthError, type AgentEvents, type AgentStats, type ErrorPhase } from './events'
 export { RendezvousCertificateError, type CertificateProblem } from './certificates'
 export { MAX_CONNECTING } from './slots'
 
@@ -42,6 +42,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   readonly #lot: LotCap
   #active = 0
   #closing?: Promise<void>
+  #started?: Promise<void>
   readonly #counts = { attempts: 0, taken: 0, failures: 0, dropped: 0, replaced: 0 }
   readonly #nodes: NodePicker
   // One secure context and the servers' session tickets, shared by every CONNECT over TLS.
@@ -80,9 +81,12 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
   /**
    * Starts parking connections. Resolves once the first one is parked, or
    * when close() comes first; rejects if the credentials are refused before.
+   * Called again while the agent runs, it returns the same promise.
    */
   start (): Promise<void> {
-    if (this.#state !== 'idle') return Promise.reject(new Error('RendezvousAgent: start() was already called'))
+    // As close() does: two parts of a program that each start the agent both wait for its first parked connection.
+    if (this.#state === 'running') return this.#started!
+    if (this.#state !== 'idle') return Promise.reject(new AgentClosedError())
     this.#state = 'running'
     // One probe first: wrong credentials then cost the server a single failed attempt, not a pool's worth.
     this.#degraded = true
@@ -99,6 +103,7 @@ export class RendezvousAgent extends EventEmitter<AgentEvents> {
       this.on('close', done)
       this.on('fatal', failed)
     })
+    this.#started = first
     this.#fill()
     return first
   }

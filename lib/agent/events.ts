@@ -1,4 +1,5 @@
 // What the agent tells its user: events, counters and the errors it does not retry.
+import createError from '@fastify/error'
 import type { RendezvousCertificateError } from './certificates'
 
 export interface AgentStats {
@@ -31,7 +32,13 @@ export interface RelayedInfo {
    * the connection before it sent a byte (502, `error` FST_RENDEZVOUS_AGENT_LOCAL_CLOSED); 503 when the agent closed before it was reached.
    */
   answered?: number
+  /** What ended or broke it, absent when it ended cleanly. */
   error?: Error
+  /**
+   * The data path the local service's bytes took: `native` (the relay's native data path, both connections plain
+   * TCP) or `js` (Node streams). Absent when no byte of the local service's was relayed.
+   */
+  path?: 'native' | 'js'
   durationMs: number
 }
 
@@ -59,6 +66,12 @@ export class RendezvousAuthError extends Error {
     this.status = status
   }
 }
+
+/**
+ * start() on an agent that closed, or is closing: after close(), destroy() or
+ * `fatal`, whether or not start() was called before. Nothing parks again.
+ */
+export const AgentClosedError = createError('FST_RENDEZVOUS_AGENT_CLOSED', 'RendezvousAgent: start() after the agent closed (close(), destroy() or fatal came first): make a new RendezvousAgent', 500)
 
 // Beyond this, the server's Date (whole seconds, sent a moment before it is read) and this clock truly differ.
 const CLOCK_NOTED_S = 5

@@ -32,12 +32,14 @@ export interface RelayOutcome {
 // After one side closed, the other gets this long to flush and say goodbye.
 const LINGER_MS = 5000
 
-function answer (status: 502 | 503 | 504, body: string): string {
+/** The agent's own answer; to a HEAD, the head alone (RFC 9110 §9.3.2), with the Content-Length the body would have had. */
+function answer (status: 502 | 503 | 504, body: string): { full: string, head: string } {
   const phrase = status === 502 ? 'Bad Gateway' : status === 503 ? 'Service Unavailable' : 'Gateway Timeout'
-  return `HTTP/1.1 ${status} ${phrase}\r\n` +
+  const head = `HTTP/1.1 ${status} ${phrase}\r\n` +
     'Content-Type: text/plain; charset=utf-8\r\n' +
     `Content-Length: ${Buffer.byteLength(body)}\r\n` +
-    'Connection: close\r\n\r\n' + body
+    'Connection: close\r\n\r\n'
+  return { full: head + body, head }
 }
 
 /**
@@ -93,7 +95,8 @@ export function forwardToLocal (
   remote: net.Socket,
   head: Buffer,
   target: LocalTarget,
-  onError: (err: Error, side: 'local' | 'remote') => void,
+  /** `either` when the native path failed: the addon cannot say which side did. */
+  onError: (err: Error, side: 'local' | 'remote' | 'either') => void,
   onDone: (outcome: RelayOutcome) => void = () => {}
 ): net.Socket {
   // Half-open from the moment it is taken, on both data paths: a mobile client may send its request and its
@@ -151,8 +154,16 @@ export function forwardToLocal (
     }
     stopClosing()
     outcome.path = 'native'
-    pair.done.then(r => { if (r.end === 'error') outcome.error ??= Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' }) })
+    pair.done.then(r => { if (r.end === 'error') failedNatively() })
     return true
+  }
+
+  // The addon saw a read or a write fail: reported as the JavaScript path reports a socket's 'error', which it does not emit here.
+  function failedNatively (): void {
+    if (outcome.error !== undefined) return
+    const err = Object.assign(new Error('a connection was reset while relayed'), { code: 'ECONNRESET' })
+    outcome.error = err
+    onError(err, 'either')
   }
 
   // A FIN before any byte: the backend took the request and will never answer it.
@@ -175,7 +186,8 @@ export function forwardToLocal (
       remote.unpipe(local)
       // Paused while the backend was dialled; its FIN must still be read for it to close.
       remote.resume()
-      remote.end(status === 502 ? (isOutOfDescriptors(outcome.error) ? OUT_OF_RESOURCES : BAD_GATEWAY) : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT)
+      const own = status === 502 ? (isOutOfDescriptors(outcome.error) ? OUT_OF_RESOURCES : BAD_GATEWAY) : status === 503 ? SHUTTING_DOWN : GATEWAY_TIMEOUT
+      remote.end(isHead(head) ? own.head : own.full)
       // Half-open (see above), it would wait for the relay's FIN as long as that takes.
       setTimeout(() => remote.destroy(), lingerMs).unref()
     }
@@ -225,6 +237,10 @@ function dialLocal (target: LocalTarget): net.Socket {
     })
   socket.setNoDelay(true)
   return socket
+}
+
+function isHead (head: Buffer): boolean {
+  return head.subarray(0, 5).toString('latin1') === 'HEAD '
 }
 
 // Logged, so only the method and the path (loggedPath: no query, no userinfo): never a header, which may carry a credential.

@@ -108,6 +108,9 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
   const limit = openFileLimit()
   if (!isValidSecret(secret)) bad('secret', 'must be base32 (RFC 4648) of 20 bytes or more')
   if ((opts.to === undefined) === (opts.server === undefined)) bad('to', 'or server must be given, not both', 'give exactly one of to and server')
+  // Not coerced: 'yes' or 1 would read as false, and verification stay on with no word of why.
+  const insecure = flag(opts.insecure, 'insecure')
+  flag(opts.toInsecure, 'toInsecure')
   if (opts.insecure === true && opts.ca !== undefined) bad('insecure', 'contradicts ca', 'ca and insecure contradict each other')
   if (opts.toInsecure === true && opts.toCa !== undefined) bad('toInsecure', 'contradicts toCa', 'toCa and toInsecure contradict each other')
   // Read when each pair is relayed: checked now, so that a bad value fails the start and not a relay.
@@ -125,7 +128,7 @@ export function resolveAgentOptions (opts: RendezvousAgentOptions): ResolvedAgen
     server: opts.server,
     pool: count(opts.pool, 'pool', 4, 1, MAX_POOL),
     ...trusted(opts.ca),
-    insecure: opts.insecure === true,
+    insecure,
     maxAge: opts.maxAge === 0 ? 0 : duration(opts.maxAge, 'maxAge', 300_000, MIN_MAX_AGE_MS, `must be 0 (never) or an integer of at least ${MIN_MAX_AGE_MS}`),
     backoffBase: duration(opts.backoffBase, 'backoffBase', 250, 1),
     backoffMax: duration(opts.backoffMax, 'backoffMax', 30_000, 1),
@@ -188,6 +191,11 @@ function count (value: number | undefined, name: keyof RendezvousAgentOptions, f
   if (value === undefined) return fallback
   if (Number.isSafeInteger(value) && value >= min && value <= (max ?? Infinity)) return value
   return bad(name, problem ?? (max === undefined ? `must be an integer of at least ${min}` : `must be an integer from ${min} to ${max}`))
+}
+
+function flag (value: boolean | undefined, name: keyof RendezvousAgentOptions): boolean {
+  if (value === undefined || typeof value === 'boolean') return value === true
+  return bad(name, `must be true or false, got ${typeof value === 'string' ? JSON.stringify(value) : String(value)}`)
 }
 
 // In ms, and each becomes a timer (keepAlive the socket's): past Node's limit one fires after 1 ms, re-parking or answering 504 at once.

@@ -9,6 +9,7 @@ import { nameHash } from './log-ids'
 import { refusalLevel, type RefusalLevel } from './log-limit'
 import { normaliseAddress, type AuthThrottle } from './auth-throttle'
 import { lingerWhenClosed } from './handoff'
+import { isThrottleStoreFailure } from './throttle-store-watch'
 
 /** Answers a request that no route handles; see challengeHook. */
 export type AnswerUnrouted = (request: FastifyRequest, reply: FastifyReply) => void
@@ -40,7 +41,7 @@ export function unroutedAnswer (realm: string, metrics: RendezvousMetrics, probe
     }
     const unknown = (request.raw as { [kUnknownId]?: string })[kUnknownId]
     if (unknown !== undefined) {
-      answerUnknownId(request, reply, unknown, { metrics, probes, log, level, lingerTimeout: limits.lingerTimeout }).catch(err => { reply.send(err) })
+      answerUnknownId(request, reply, unknown, { metrics, probes, log, level, lingerTimeout: limits.lingerTimeout, retryAfter: limits.retryAfter }).catch(err => { reply.send(err) })
       return
     }
     // Node keeps only so many fields: the credential may have been among those it dropped, and a challenge would send
@@ -140,11 +141,21 @@ export function challengeHook (answer: AnswerUnrouted): onRequestHookHandler {
  * address gets 429 for a cool-off, for known IDs too (see the mobile side),
  * so IDs cannot be enumerated at full speed.
  */
-async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level, lingerTimeout }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel, lingerTimeout: number }): Promise<void> {
+async function answerUnknownId (request: FastifyRequest, reply: FastifyReply, id: string, { metrics, probes, log, level, lingerTimeout, retryAfter }: { metrics: RendezvousMetrics, probes: AuthThrottle | undefined, log: FastifyBaseLogger, level: RefusalLevel, lingerTimeout: number, retryAfter: number }): Promise<void> {
   const address = request.socket.remoteAddress ?? 'unknown'
   // Counted before it is answered, so that probes sent at once cannot all be answered 404 before any is counted.
   // The probe that reaches the limit still gets its 404; the cool-off is for the ones after it.
-  const coolOff = probes === undefined ? 0 : await probes.failFirst(address, '')
+  let coolOff: number
+  try {
+    coolOff = probes === undefined ? 0 : await probes.failFirst(address, '')
+  } catch (err) {
+    if (!isThrottleStoreFailure(err)) throw err
+    // A probe that cannot be counted is not answered 404, and a known ID's request gets these same bytes (mobile-side.ts).
+    metrics.request('throttle_unavailable')
+    log.info({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttle_unavailable', status: 503 }, 'rendezvous request refused')
+    refuseOnSocket(request, reply, { status: 503, message: 'try again later', retryAfter }, lingerTimeout)
+    return
+  }
   if (coolOff > 0) {
     metrics.request('throttled')
     log[level('throttled', address)]({ ...lineFields(request), idHash: nameHash(id), outcome: 'throttled', status: 429 }, 'rendezvous request refused')

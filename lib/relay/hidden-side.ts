@@ -14,6 +14,7 @@ import { kConnId } from './symbols'
 import { logId } from './log-ids'
 import { refusalLevel } from './log-limit'
 import { stopWatching, watchWhileChecked } from './connect-watch'
+import { isThrottleStoreFailure } from './throttle-store-watch'
 
 export interface HiddenSideDeps {
   /** Asks its context's hasRoom before it spends a one-time token; a custom verifier is not asked. */
@@ -65,6 +66,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
 
   const shuttingDown: Refused = { outcome: 'shutting_down', refusal: { status: 503, message: 'shutting down', retryAfter: limits.retryAfter } }
   const lotFull: Refused = { outcome: 'lot_full', refusal: { status: 503, message: 'too many parked connections', retryAfter: limits.retryAfter } }
+  // Fails closed: a token judged where failures cannot be counted is a guess without a limit (docs/security.md).
+  const throttleDown: Refused = { outcome: 'throttle_unavailable', refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
 
   const level = refusalLevel(address => deps.throttle.sourceOf(address), { log: deps.log, side: 'hidden' })
   const refuseWith = (socket: Socket, { outcome, refusal, reason, id }: Refused, at: LineFields): void => {
@@ -189,6 +192,12 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     const stillOpen = (): boolean => !answered && !socket.destroyed
     const unparkable = (id: string): Step | undefined => stillOpen() ? parkRefusal(id) : { gone: true }
     const failed = (err: unknown): void => {
+      if (isThrottleStoreFailure(err)) {
+        // Its cause is warned about once a minute (throttle-store-watch.ts); a timeout may have answered meanwhile.
+        if (stillOpen()) refuseWith(socket, throttleDown, at)
+        else leftUnanswered()
+        return
+      }
       deps.log.error({ ...at, err }, 'CONNECT failed')
       refuseWith(socket, { outcome: 'error', refusal: { status: 500, message: 'internal error' } }, at)
     }

@@ -5,11 +5,11 @@ import { RendezvousOptionError } from '../errors'
 
 export type ConnectOutcome =
   | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
-  | 'throttled' | 'lot_full' | 'replay_cache_full' | 'replay_share_full' | 'store_unavailable' | 'verifier_unavailable' | 'busy' | 'timeout' | 'shutting_down' | 'error' | 'peer_left'
+  | 'throttled' | 'lot_full' | 'replay_cache_full' | 'replay_share_full' | 'store_unavailable' | 'throttle_unavailable' | 'verifier_unavailable' | 'busy' | 'timeout' | 'shutting_down' | 'error' | 'peer_left'
 
 export type RequestOutcome =
   | 'relayed' | 'challenged' | 'bad_credential' | 'unknown_id' | 'no_hidden_server' | 'waiters_full'
-  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'splices_share_full' | 'throttled' | 'forwarded' | 'cluster_unavailable'
+  | 'shutting_down' | 'under_pressure' | 'client_gone' | 'error' | 'bad_head' | 'splices_full' | 'splices_share_full' | 'throttled' | 'forwarded' | 'cluster_unavailable' | 'throttle_unavailable'
 
 /** Why a TLS listener refused a handshake (tls-failures.ts). */
 export type TlsRefusal = 'tls_version' | 'tls_cipher' | 'tls_timeout' | 'tls_failed'

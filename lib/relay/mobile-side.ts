@@ -20,6 +20,7 @@ import { kConnId } from './symbols'
 import { logId } from './log-ids'
 import { createDecide, type Ticket } from './mobile-decide'
 import { refusalLevel } from './log-limit'
+import { isThrottleStoreFailure } from './throttle-store-watch'
 
 /** What every line about one mobile request carries. */
 interface LineFields { side: 'mobile', reqId: string, address: string | undefined, method: string | undefined, url: string | undefined, id: string | undefined }
@@ -100,7 +101,14 @@ export function createMobileSide (deps: MobileSideDeps): MobileSide {
     if (limits.maxSpliced > 0 && deps.splices.size >= limits.maxSpliced) return ['splices_full', { ...busy, message: 'too many relayed connections' }]
     if (overShare(id)) return ['splices_share_full', { ...busy, message: 'too many relayed connections for this ID' }]
     // An address that probed unknown IDs gets the same answer for known ones, or the answer would tell them apart.
-    const coolOff = await deps.coolingOff(client.remoteAddress ?? 'unknown')
+    let coolOff: number
+    try {
+      coolOff = await deps.coolingOff(client.remoteAddress ?? 'unknown')
+    } catch (err) {
+      // As an unknown ID's request is answered then (challenge.ts), so that the answer tells no IDs apart.
+      if (isThrottleStoreFailure(err)) return ['throttle_unavailable', { ...busy, message: 'try again later' }]
+      throw err
+    }
     if (coolOff > 0) return ['throttled', { status: 429, message: 'too many requests for unknown IDs', retryAfter: coolOff }]
     return undefined
   }

@@ -8,7 +8,7 @@ import { buildProblem, ROOT } from '../helpers/cli'
 // same entry points are checked by the consumers in types/.
 
 const MAIN = ['FileRegistry', 'MemoryRegistry', 'MemoryReplayCache', 'MemoryThrottleStore', 'clientErrorHandler', 'createTotp', 'createV1Token', 'default', 'errors', 'fastifyRendezvous', 'frameworkErrors', 'rendezvous']
-const AGENT = ['AgentOptionError', 'RendezvousAgent', 'RendezvousAuthError', 'RendezvousCertificateError', 'createTotp', 'createV1Token']
+const AGENT = ['AgentClosedError', 'AgentOptionError', 'RendezvousAgent', 'RendezvousAuthError', 'RendezvousCertificateError', 'createTotp', 'createV1Token']
 const CLIENT = ['createRendezvousFetch', 'rendezvousFetch']
 
 function node (args: string[]): unknown {
