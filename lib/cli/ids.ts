@@ -7,6 +7,7 @@ import { withRedisRegistry } from './redis-ids'
 import { otpauthUri } from '../registry/otpauth-uri'
 import { canonicalId } from '../registry/ids'
 import { InvalidIdError } from '../errors'
+import { dataDirProblem } from '../data-dir'
 import type { Registry } from '../registry/registry'
 import { argsError } from './arg-errors'
 import { CliError, type CliIo } from './cli-error'
@@ -219,6 +220,8 @@ async function withRegistry<T> (store: Store, job: (registry: Registry) => Promi
   try {
     await registry.ready()
     return await job(registry)
+  } catch (err) {
+    throw await dataDirProblem(store.dataDir, err) ?? err
   } finally {
     await registry.close()
   }

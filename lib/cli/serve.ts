@@ -16,6 +16,7 @@ import { selfCommand } from './invocation'
 import { dialledHost } from './cluster-args'
 import { reloadPeerTls } from './peer-tls-reload'
 import { reportRegistryWarnings } from '../registry/warnings'
+import { openDataDir } from '../data-dir'
 import { reloadableAdminToken, type AdminTokenReload } from './admin-token'
 import { ignoreOutputErrors } from './quiet-output'
 import { redactUrl } from './redact-url'
@@ -68,6 +69,8 @@ async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> 
     keyLabel: `--tls-key ${parsed.tlsKey}`,
     names: parsed.tlsNames
   }
+  // The generated certificate is the first thing written there: a data dir that cannot be used is named as such, not by a bare ENOTDIR.
+  if (!parsed.noTls && parsed.tlsCert === undefined) await openDataDir(parsed.dataDir)
   const certificate = parsed.noTls ? undefined : await loadCertificate(request)
   const tokenWarning = parsed.admin?.tokenWarning
   const warnings = [...certificate?.warnings ?? [], ...tokenWarning === undefined ? [] : [tokenWarning]]

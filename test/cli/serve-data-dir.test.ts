@@ -1,10 +1,10 @@
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import t from 'tap'
-import { assertOneLineError, tempDir } from '../helpers/serve-cli'
+import { tempDir } from '../helpers/serve-cli'
 import { buildProblem, runCli } from '../helpers/cli'
 
-// Without TLS, serve meets the data dir first in the plugin: its error is serve's one line too, in the plugin's words.
+// serve meets the data dir first in the plugin (--no-tls) or in its certificate (TLS), ids add in its registry: one line, in the same words, each way.
 
 const problem = buildProblem(t)
 if (problem !== undefined) {
@@ -19,8 +19,12 @@ if (problem !== undefined) {
       ['/proc/rendezvous-nonexistent/x', /^rendezvous: The data dir \/proc\/rendezvous-nonexistent\/x cannot be used: cannot create \/proc\/rendezvous-nonexistent: no such file or directory$/]
     ]
     for (const [dataDir, pattern] of cases) {
-      const res = await runCli(t, ['serve', '--no-tls', '--port', '0', '--no-metrics', '--data-dir', dataDir])
-      assertOneLineError(t, res, pattern)
+      for (const args of [['serve', '--no-tls', '--port', '0', '--no-metrics'], ['serve', '--port', '0', '--no-metrics'], ['ids', 'add']]) {
+        const res = await runCli(t, [...args, '--data-dir', dataDir])
+        t.equal(res.code, 1, `${args.join(' ')}: exit 1`)
+        t.match(res.stderr.trim(), pattern, `${args.join(' ')}: ${res.stderr.trim()}`)
+        t.notMatch(res.stderr.trim(), /\n/, 'one line')
+      }
     }
   })
 }
