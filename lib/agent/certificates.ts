@@ -39,6 +39,11 @@ const PROBLEMS: Record<string, CertificateProblem> = {
   CERT_NOT_YET_VALID: 'not_yet_valid'
 }
 
+/** The problem a verification error code names (Node's or OpenSSL's, e.g. DEPTH_ZERO_SELF_SIGNED_CERT); undefined for any other code. */
+export function certificateProblem (code: string): CertificateProblem | undefined {
+  return Object.hasOwn(PROBLEMS, code) ? PROBLEMS[code] : undefined
+}
+
 /** The certificates of a PEM bundle; throws a one-line Error when it holds none (garbage, or a private key). */
 export function parseCaBundle (pem: string | Buffer, label = 'ca'): X509Certificate[] {
   const text = Buffer.isBuffer(pem) ? pem.toString('latin1') : pem

@@ -138,9 +138,12 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
       if (answer.status !== 200) {
         const body = head.subarray(end.after, end.after + 200).toString('utf8').trim()
         // A relay that serves TLS answers a plain CONNECT with this 400 (docs/protocol.md).
-        const hint = !(socket instanceof tls.TLSSocket) && answer.status === 400 && body === PLAIN_ON_TLS ? `: it serves TLS on this port; use https://${opts.url.host}` : ''
+        const plainOnTls = !(socket instanceof tls.TLSSocket) && answer.status === 400 && body === PLAIN_ON_TLS
+        // That body's words are the relay's version of the hint, which says what to do instead.
+        const hint = plainOnTls ? `: it serves TLS on this port; use https://${opts.url.host}` : notRelayHint(answer.status)
+        const why = plainOnTls ? '' : shortReason(head.subarray(end.after, end.after + MAX_REASON_BYTES), answer.reason, opts.token)
         return fail(new HandshakeError(
-          `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}${hint}`,
+          `the rendezvous answered ${answer.status}${answer.reason === '' ? '' : ' ' + answer.reason}${why}${hint}`,
           'RENDEZVOUS_REFUSED',
           {
             status: answer.status,
@@ -148,6 +151,17 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
             retryAfter: parseRetryAfter(answer.headers['retry-after']),
             body
           }
+        ))
+      }
+      // RFC 9110 §9.3.6 forbids both in a 2xx to CONNECT, and a relay's 200 carries neither: what follows is a
+      // body, not a mobile client's request, and each one forwarded would be followed by another CONNECT at once.
+      const framing = answer.headers['content-length'] !== undefined ? 'content-length' : answer.headers['transfer-encoding'] !== undefined ? 'transfer-encoding' : undefined
+      if (framing !== undefined) {
+        const named = framing === 'content-length' ? 'Content-Length' : 'Transfer-Encoding'
+        return fail(new HandshakeError(
+          `${opts.url.host} answered CONNECT with a body (200 with ${named}: ${answer.headers[framing]!.slice(0, 40)}): this is not a rendezvous (is --server the right address?)`,
+          'RENDEZVOUS_NOT_A_RENDEZVOUS',
+          { status: answer.status, headers: answer.headers }
         ))
       }
       settle()
@@ -168,6 +182,33 @@ export function openParked (opts: ParkOptions): Promise<Parked> {
     socket.on('error', (err) => fail(explained(err, opts.url)))
     socket.on('close', onClose)
   })
+}
+
+// A relay answers a CONNECT with 200 or a refusal of its own; these come from a web server, or from the relay's admin
+// or metrics port. Still retried: a relay being upgraded behind a proxy may answer oddly for a while.
+const NOT_RELAY_STATUSES = new Set([404, 405, 501])
+
+function notRelayHint (status: number): string {
+  if (status >= 200 && status < 300) return '; a rendezvous answers CONNECT with 200 only, so this may not be a rendezvous (is --server the right address?)'
+  return NOT_RELAY_STATUSES.has(status) ? '; this may not be a rendezvous (is --server the right address?)' : ''
+}
+
+// Enough of the body for the reason's first line; what follows it is not read.
+const MAX_REASON_BYTES = 1024
+const MAX_REASON_CHARS = 200
+// C0 and C1 controls, and the format characters that reorder text (bidi overrides): a peer must not shape the log line.
+const UNPRINTABLE = /[\p{Cc}\p{Cf}]/gu
+
+/**
+ * The refusal's own words, ` (too many failed attempts)`, from the first line
+ * of its body as far as it came with the head; empty when there are none or
+ * they only repeat the reason phrase. Whatever answered may echo the request
+ * line (a web server's 404 naming the target), so the token is cut out.
+ */
+function shortReason (body: Buffer, phrase: string, token: string): string {
+  const line = body.toString('utf8').trim().split(/\r?\n/, 1)[0]!
+  const text = line.split(token).join('***').replace(UNPRINTABLE, '').trim().slice(0, MAX_REASON_CHARS)
+  return text === '' || text.toLowerCase() === phrase.toLowerCase() ? '' : ` (${text})`
 }
 
 // OpenSSL's own text spans lines and names its source files; the usual cause is an https:// URL for a --no-tls relay.

@@ -6,6 +6,7 @@ import { defaultSplicePath, splicerFor, type NativeSplicer } from '../relay/nati
 import { nativeSplice } from '../relay/native-splice'
 import { loggedPath } from '../http/log-text'
 import { isOutOfDescriptors, outOfDescriptors } from './descriptors'
+import { localTlsError, speaksTls, tlsHint } from './local-tls'
 
 export interface LocalTarget {
   host: string
@@ -45,8 +46,12 @@ function answer (status: 502 | 503 | 504, body: string): { full: string, head: s
 /**
  * The local service accepted the connection, then closed (`closed`: a FIN) or
  * reset it (`reset`) before it sent a byte back: the mobile client got 502.
+ * The third argument is a hint, or empty.
  */
-export const LocalClosedError = createError('FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'the local service %s %s the connection before it answered', 502)
+export const LocalClosedError = createError<'FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 502, [where: string, how: string, hint: string, options?: { cause?: Error }]>('FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'the local service %s %s the connection before it answered%s', 502)
+
+// How long a plain local service that dropped a request gets to show it speaks TLS (local-tls.ts), at most.
+const TLS_PROBE_MS = 2000
 
 const BAD_GATEWAY = answer(502, 'The hidden server\'s local service cannot be reached.\n')
 const GATEWAY_TIMEOUT = answer(504, 'The hidden server\'s local service did not accept the connection in time.\n')
@@ -168,7 +173,19 @@ export function forwardToLocal (
 
   // A FIN before any byte: the backend took the request and will never answer it.
   function onEmptyEnd (): void {
-    if (!replied) giveUp(new LocalClosedError(where, 'closed'), 502)
+    if (!replied) dropped('closed')
+  }
+
+  // A TLS server closes or resets a plain request without a byte (it sends no alert to tell): asked before answering
+  // 502, so that an http:// --to for a TLS service says so. An ordinary crash costs one refused dial more.
+  function dropped (how: 'closed' | 'reset', cause?: Error): void {
+    const err = new LocalClosedError(where, how, '', { cause })
+    if (target.tls !== undefined) return giveUp(err, 502)
+    // Set now: the 'relayed' event of a client that leaves meanwhile still says why.
+    outcome.error = err
+    speaksTls(target, Math.min(target.connectTimeout, TLS_PROBE_MS)).then((yes) => {
+      giveUp(yes ? new LocalClosedError(where, how, tlsHint(target), { cause }) : err, 502)
+    }, () => giveUp(err, 502))
   }
 
   function giveUp (err: Error, status: 502 | 504): void {
@@ -181,7 +198,8 @@ export function forwardToLocal (
   function answerInstead (status: 502 | 503 | 504, lingerMs = LINGER_MS): void {
     clearTimeout(timer)
     cutters.delete(remote)
-    if (!replied && !remote.destroyed) {
+    // answered already: a cut while a probe (dropped) was out.
+    if (!replied && !remote.destroyed && outcome.answered === undefined) {
       outcome.answered = status
       remote.unpipe(local)
       // Paused while the backend was dialled; its FIN must still be read for it to close.
@@ -203,7 +221,8 @@ export function forwardToLocal (
     if (outcome.error !== undefined) return
     // A reset once connected, before any byte back, is the backend dropping the request: named as such, with Node's error as the cause.
     // A dial that found no descriptor left is named too: the local service was never tried.
-    giveUp(connected && !replied ? new LocalClosedError(where, 'reset', { cause: err }) : outOfDescriptors(err, target.openFileLimit) ?? err, 502)
+    if (connected && !replied) return dropped('reset', err)
+    giveUp(outOfDescriptors(err, target.openFileLimit) ?? localTlsError(err, target) ?? err, 502)
   })
   remote.on('error', (err) => { outcome.error ??= err; onError(err, 'remote') })
   remote.once('close', () => {

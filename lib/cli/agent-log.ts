@@ -8,7 +8,7 @@ export type AgentLogLevel = typeof AGENT_LOG_LEVELS[number]
 const RANK: Record<AgentLogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3 }
 
 // The agent's own errors for a relay it answered itself, whose messages name the cause.
-const NAMED_CAUSES = new Set(['FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'FST_RENDEZVOUS_AGENT_NO_DESCRIPTORS'])
+const NAMED_CAUSES = new Set(['FST_RENDEZVOUS_AGENT_LOCAL_CLOSED', 'FST_RENDEZVOUS_AGENT_NO_DESCRIPTORS', 'FST_RENDEZVOUS_AGENT_LOCAL_NOT_TLS', 'FST_RENDEZVOUS_AGENT_LOCAL_CERTIFICATE'])
 
 export type Log = (level: AgentLogLevel, line: string) => void
 

@@ -47,7 +47,7 @@ if (problem !== undefined) {
     })
     const agent = startCli(t, ['agent', '--server', `http://127.0.0.1:${port}`, '--id', ID, '--to', 'http://127.0.0.1:9', '--backoff-max', '2'], { env: { RENDEZVOUS_SECRET: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' } })
     await agent.waitFor(/retrying in/)
-    t.match(agent.stdout(), new RegExp(`^${ISO} retrying in 60\\.0 s \\(attempt 1\\): the rendezvous answered 503 Service Unavailable$`, 'm'))
+    t.match(agent.stdout(), new RegExp(`^${ISO} retrying in 60\\.0 s \\(attempt 1\\): the rendezvous answered 503 Service Unavailable \\(busy\\)$`, 'm'))
     const help = await runCli(t, ['agent', '--help'])
     t.match(help.stdout, /--backoff-max SECONDS +longest wait between retries \(default 30\); a server's\s+Retry-After is honoured up to the larger of this and 60 s/)
   })
