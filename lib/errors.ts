@@ -29,5 +29,7 @@ export const RedisUnreachableError = createError('FST_RENDEZVOUS_REDIS_UNREACHAB
 export const RedisOutcomeUnknownError = createError('FST_RENDEZVOUS_REDIS_OUTCOME_UNKNOWN', 'Redis did not answer in time; the change may still be applied: list the IDs to see', 503)
 /** The replay journal in the data dir cannot be read or written: the file and why. Tokens are refused meanwhile. */
 export const ReplayJournalError = createError('FST_RENDEZVOUS_REPLAY_JOURNAL', 'The replay journal %s: %s', 503)
+/** The data dir cannot be created or is not a directory, at start: the dir, and why in plain words. */
+export const DataDirError = createError('FST_RENDEZVOUS_DATA_DIR', 'The data dir %s cannot be used: %s', 500)
 /** An app's `throttleStore` call failed (its own message): the CONNECT or request that met it is answered 503. */
 export const ThrottleStoreError = createError('FST_RENDEZVOUS_THROTTLE_STORE', 'The throttle store failed: %s', 503)

@@ -13,6 +13,20 @@ import { isKeepAliveDelay, WITHIN_KEEPALIVE_LIMIT } from './keepalive-limit'
 const TIMERS = new Set(['waitTimeout', 'connectTimeout', 'spliceIdleTimeout', 'lingerTimeout', 'handshakeTimeout', 'closeGracePeriod',
   'authFailures.window', 'authFailures.coolOff', 'authFailures.roomWait', 'unknownIdFailures.window', 'unknownIdFailures.coolOff'])
 
+/**
+ * The widest token skew, in seconds, the plugin and `serve --token-skew`
+ * alike. A wider one is no clock difference but a second lifetime for
+ * tokens: one captured in transit would be good that long at any relay
+ * not sharing the replay cache, which must also keep each token that long.
+ */
+export const MAX_TOKEN_SKEW_S = 86_400
+
+// Durations for which 0 is no setting: a CONNECT given 0 ms to authenticate gets 408 whenever its token check
+// takes any time at all (an async verifyToken, a replay cache in Redis), while /readyz still says ready.
+const ABOVE_ZERO = new Map<string, string>([
+  ['connectTimeout', '0 answers 408 to every CONNECT whose token check takes any time, such as an async verifyToken or a replay cache in Redis']
+])
+
 function nonNegative (name: string, value: unknown, fallback: number): number {
   if (value === undefined) return fallback
   if (typeof value !== 'number' || !Number.isFinite(value) || value < 0) {
@@ -20,6 +34,9 @@ function nonNegative (name: string, value: unknown, fallback: number): number {
   }
   if (TIMERS.has(name) && value > MAX_TIMER_MS) {
     throw new RendezvousOptionError(`${name} must be ${WITHIN_TIMER_LIMIT}, got ${String(value)}`)
+  }
+  if (value === 0 && ABOVE_ZERO.has(name)) {
+    throw new RendezvousOptionError(`${name} must be more than 0 ms (${ABOVE_ZERO.get(name)!}), got 0`)
   }
   // 0 asks for the system's delay on purpose.
   if (name === 'keepAliveInitialDelay' && value !== 0 && !isKeepAliveDelay(value)) {
@@ -52,9 +69,19 @@ function prefixLength (name: string, value: unknown, fallback: number): number {
   return resolved
 }
 
+// v1 tokens carry whole unix seconds, and serve takes whole seconds up to MAX_TOKEN_SKEW_S.
+function tokenSkew (name: string, value: unknown, fallback: number): number {
+  if (value === undefined) return fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TOKEN_SKEW_S) {
+    throw new RendezvousOptionError(`${name} must be a whole number of seconds from 0 to ${MAX_TOKEN_SKEW_S} (a day: a wider skew is no clock difference but a second lifetime for every token), got ${shown(value)}`)
+  }
+  return value
+}
+
 export function limit (name: string, value: unknown, fallback: number): number {
   if (POSITIVE_INTEGERS.has(name)) return positiveInteger(name, value, fallback)
   if (PREFIX_LENGTHS.has(name)) return prefixLength(name, value, fallback)
+  if (name === 'tokenSkew') return tokenSkew(name, value, fallback)
   const resolved = nonNegative(name, value, fallback)
   if (COUNTS.has(name) && !Number.isInteger(resolved)) {
     throw new RendezvousOptionError(`${name} must be a whole number, got ${String(resolved)}`)
@@ -99,20 +126,25 @@ export function limitsObject<T extends object> (name: string, value: T | undefin
  * checked by name, the default where none is given, and the window checked
  * against the group's `counters`.
  */
-export function throttleLimits<T extends { window: number }> (name: string, given: Partial<Record<keyof T, unknown>>, defaults: T, counters: Array<keyof T & string>): T {
+export function throttleLimits<T extends { window: number, coolOff: number }> (name: string, given: Partial<Record<keyof T, unknown>>, defaults: T, counters: Array<keyof T & string>): T {
   const resolved = { ...defaults }
   for (const key of Object.keys(defaults) as Array<keyof T & string>) {
     resolved[key] = limit(`${name}.${key}`, given[key], defaults[key] as number) as T[keyof T & string]
   }
-  windowFor(name, resolved.window, Object.fromEntries(counters.map(counter => [counter, resolved[counter] as number])))
+  const counts = Object.fromEntries(counters.map(counter => [counter, resolved[counter] as number]))
+  for (const duration of ['window', 'coolOff'] as const) durationFor(name, duration, resolved[duration], counts)
   return resolved
 }
 
-/** A window of 0 counts nothing, so it would turn counters that are on off unsaid; a count of 0 is the way to say so. */
-function windowFor (name: string, window: number, counters: Record<string, number>): void {
+/**
+ * A window of 0 counts nothing, and a cool-off of 0 refuses nothing (serve
+ * refuses both): either would turn counters that are on off unsaid; a count
+ * of 0 is the way to say so.
+ */
+function durationFor (name: string, duration: 'window' | 'coolOff', ms: number, counters: Record<string, number>): void {
   const on = Object.entries(counters).filter(([, n]) => n > 0).map(([counter]) => counter)
-  if (window === 0 && on.length > 0) {
-    throw new RendezvousOptionError(`${name}.window must be more than 0 ms while ${listed(on.map(c => `${name}.${c}`), 'or')} counts; to turn the throttle off, set ${listed(Object.keys(counters).map(c => `${name}.${c}`), 'and')} to 0`)
+  if (ms === 0 && on.length > 0) {
+    throw new RendezvousOptionError(`${name}.${duration} must be more than 0 ms while ${listed(on.map(c => `${name}.${c}`), 'or')} counts; to turn the throttle off, set ${listed(Object.keys(counters).map(c => `${name}.${c}`), 'and')} to 0`)
   }
 }
 

@@ -9,7 +9,7 @@ import { appMetricsRegistry, attachOperations } from './operations'
 import { resolveOptions, type RendezvousOptions } from './options'
 import { assembleRelay } from './relay-assembly'
 import { challengeHook } from './relay/challenge'
-import { createMetrics } from './relay/metrics'
+import { checkMetricsRegistry, createMetrics } from './relay/metrics'
 import { announceSplicePath } from './relay/native-addon'
 import { extraServers } from './relay/server-bindings'
 import { openState } from './state'
@@ -27,10 +27,12 @@ export const plugin: FastifyPluginAsync<RendezvousOptions> = async (fastify, opt
   if (typeof (opts as { prefix?: unknown }).prefix === 'string') {
     log.warn('fastify-rendezvous ignores the prefix it was registered with: the relay answers for the whole server; move its routes with healthPath and readyPath')
   }
+  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
+  // Before anything is opened: a refusal here leaves nothing to close.
+  checkMetricsRegistry(promRegistry)
   announceSplicePath(o.splice, log)
   const cluster = o.redis === undefined ? undefined : await openCluster(o.redis, o.cluster, log, o.replayCacheSize)
   const state = await openState(o, cluster, log)
-  const promRegistry = o.metrics === false ? undefined : (o.metrics ?? appMetricsRegistry(fastify) ?? new PromRegistry())
   const metrics = createMetrics(promRegistry ?? false)
   const underPressure = (): boolean => {
     const check = (fastify as unknown as { isUnderPressure?: () => boolean }).isUnderPressure

@@ -152,6 +152,7 @@ function hiddenSide (server: HttpServer, o: ResolvedOptions, parts: RelayParts, 
     : undefined
   const onConnect = createHiddenSide({
     verify: state.verify,
+    registryStale: () => state.registry.stale?.() === true,
     throttle: new AuthThrottle(state.throttleStore, o.authFailures, 'authfail', keyOf),
     lot,
     metrics,

@@ -1,4 +1,8 @@
+import { stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
 import type { FastifyBaseLogger } from 'fastify'
+import { DataDirError } from './errors'
+import { makeDir } from './make-dir'
 import type { ClusterNode } from './cluster/cluster'
 import type { ResolvedOptions } from './options'
 import { FileRegistry } from './registry/file-registry'
@@ -38,6 +42,9 @@ export interface RelayState {
 }
 
 export async function openState (o: ResolvedOptions, cluster: ClusterNode | undefined, log?: FastifyBaseLogger): Promise<RelayState> {
+  const ownRegistry = o.registry === undefined && cluster?.registry === undefined
+  const ownReplayCache = o.replayCache === undefined && cluster?.replayCache === undefined
+  if (o.dataDir !== undefined && (ownRegistry || ownReplayCache)) await openDataDir(o.dataDir)
   const registry: Registry = o.registry ?? cluster?.registry ?? (o.dataDir !== undefined ? new FileRegistry({ dataDir: o.dataDir }) : new MemoryRegistry())
   await registry.ready()
   const replayCache = o.replayCache ?? cluster?.replayCache ?? await defaultReplayCache(o, log)
@@ -60,6 +67,39 @@ export async function openState (o: ResolvedOptions, cluster: ClusterNode | unde
       if (o.throttleStore === undefined) await throttleStore.close?.()
     }
   }
+}
+
+/**
+ * Creates the data dir if need be, so that one that cannot be used fails the
+ * start with its own error, not a bare ENOENT or ENOTDIR from wherever it is
+ * first touched.
+ */
+async function openDataDir (dataDir: string): Promise<void> {
+  try {
+    await makeDir(dataDir)
+    if ((await stat(dataDir)).isDirectory()) return
+  } catch (err) {
+    throw new DataDirError(dataDir, await whyNot(err as NodeJS.ErrnoException))
+  }
+  throw new DataDirError(dataDir, 'it is a file, not a directory')
+}
+
+async function whyNot (err: NodeJS.ErrnoException): Promise<string> {
+  const at = err.path === undefined ? '' : ` ${err.path}`
+  if (err.code === 'ENOTDIR') return `${await fileOnPath(err.path) ?? 'a part of its path'} is a file, not a directory`
+  if (err.code === 'ENOENT') return `cannot create${at}: no such file or directory`
+  if (err.code === 'EACCES' || err.code === 'EPERM') return `cannot create${at}: permission denied`
+  if (err.code === 'EROFS') return `cannot create${at}: read-only file system`
+  return err.message
+}
+
+/** The nearest part of `path` that exists and is not a directory: what an ENOTDIR is about. */
+async function fileOnPath (path: string | undefined): Promise<string | undefined> {
+  for (let at = path; at !== undefined && dirname(at) !== at; at = dirname(at)) {
+    const found = await stat(at).catch(() => undefined)
+    if (found !== undefined) return found.isDirectory() ? undefined : at
+  }
+  return undefined
 }
 
 // With a data dir the accepted tokens outlive a restart or a crash (docs/security.md); without one, the process.

@@ -8,6 +8,7 @@ import { syncGet } from '../registry/sync-get'
 import type { IdentityRecord } from '../registry/registry'
 import { ADD_BODY, EMPTY_BODY, ID_PARAMS, ROTATE_BODY } from './validation'
 import { refuse } from './refusal'
+import { MAX_ROTATE_OVERLAP_S } from './options'
 
 export interface AdminTarget {
   registry: Registry
@@ -21,7 +22,6 @@ export interface AdminTarget {
   rotateOverlap: number
 }
 
-const MAX_OVERLAP_SECONDS = 7 * 86_400
 const ZERO = { parked: 0, waiting: 0, spliced: 0 }
 
 interface IdParams { id: string }
@@ -76,8 +76,8 @@ export function addAdminApi (app: FastifyInstance, target: AdminTarget): void {
     if (registry.rotate === undefined) return await refuse(reply, 501, 'this registry cannot rotate secrets')
     const body = request.body
     const seconds = body.overlapSeconds ?? target.rotateOverlap / 1000
-    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_OVERLAP_SECONDS) {
-      return await refuse(reply, 400, `overlapSeconds must be a number from 0 to ${MAX_OVERLAP_SECONDS}`)
+    if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0 || seconds > MAX_ROTATE_OVERLAP_S) {
+      return await refuse(reply, 400, `overlapSeconds must be a number from 0 to ${MAX_ROTATE_OVERLAP_S}`)
     }
     const id = canonicalId(request.params.id)
     const overlapMs = Math.round(seconds * 1000)

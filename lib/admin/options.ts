@@ -27,6 +27,49 @@ export type ResolvedAdminOptions = Required<Omit<AdminOptions, 'caFile' | 'publi
 
 export const MIN_ADMIN_TOKEN = 16
 
+/** The longest overlap of a rotation, in seconds (a week): the API's overlapSeconds, --admin-rotate-overlap and admin.rotateOverlap alike. */
+export const MAX_ROTATE_OVERLAP_S = 7 * 86_400
+
+/** The agent command's --server when no public URL is known: for the user to fill in. */
+export const PLACEHOLDER_URL = 'https://HOST:8443/'
+
+const PUBLIC_URL = 'an http:// or https:// URL of the relay without a path or query, as rendezvous agent --server takes it'
+
+/** What is wrong with a public URL, if anything, by the agent's own rules for its --server: a reason to complete "it ...". */
+export function publicUrlProblem (value: unknown): string | undefined {
+  if (typeof value !== 'string') return `is not a string but ${shown(value)}`
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return `is not an absolute URL: ${JSON.stringify(value)}`
+  }
+  if (url.protocol !== 'https:' && url.protocol !== 'http:') return `is ${url.protocol}//, not https:// or http://: ${value}`
+  if (url.port === '0') return `has port 0, which no server listens on: ${value}`
+  if (url.pathname !== '/' || url.search !== '' || url.hash !== '') return `has a path or a query, which the agent refuses: ${value}`
+  return undefined
+}
+
+/**
+ * The relay's URL for the agent command now. A function is asked at each
+ * call; an answer the agent would refuse (or a throw) gives the placeholder
+ * instead, and `warn` is told why: the ID is added or rotated by then, and
+ * its new secret must still reach the user.
+ */
+export function currentPublicUrl (publicUrl: AdminOptions['publicUrl'], warn: (problem: string) => void): string {
+  if (typeof publicUrl !== 'function') return publicUrl ?? PLACEHOLDER_URL
+  let problem: string | undefined
+  try {
+    const value: unknown = publicUrl()
+    problem = publicUrlProblem(value)
+    if (problem === undefined) return value as string
+  } catch (err) {
+    problem = `threw ${(err as Error)?.message ?? String(err)}`
+  }
+  warn(`admin.publicUrl (a function) ${problem}; the agent command names ${PLACEHOLDER_URL} instead: the URL must be ${PUBLIC_URL}`)
+  return PLACEHOLDER_URL
+}
+
 // RFC 6750's b64token and what clients send: Node reads header bytes as latin-1,
 // so a space splits the token and a character beyond latin-1 (€) never matches.
 const VISIBLE_ASCII = /^[\x21-\x7e]+$/
@@ -59,8 +102,13 @@ export function resolveAdminOptions (admin: AdminOptions | false | undefined): R
   }
   const problem = tokenProblemAtStart(token)
   if (problem !== undefined) throw new RendezvousOptionError(`admin.token ${problem}`)
-  if (typeof rotateOverlap !== 'number' || !Number.isFinite(rotateOverlap) || rotateOverlap < 0) bad('admin.rotateOverlap must be a non-negative number', rotateOverlap)
+  // The API refuses a longer one, so every rotation that takes the default would get 400.
+  if (typeof rotateOverlap !== 'number' || !Number.isFinite(rotateOverlap) || rotateOverlap < 0 || rotateOverlap > MAX_ROTATE_OVERLAP_S * 1000) {
+    bad(`admin.rotateOverlap must be a number of ms from 0 to ${MAX_ROTATE_OVERLAP_S * 1000} (a week, the longest overlap a rotation takes)`, rotateOverlap)
+  }
   if (publicUrl !== undefined && typeof publicUrl !== 'string' && typeof publicUrl !== 'function') bad('admin.publicUrl must be a URL string or a function that returns one', publicUrl)
+  // A function may know the URL only once the app listens (serve's bound port): its answer is checked where it is used.
+  if (typeof publicUrl === 'string' && publicUrlProblem(publicUrl) !== undefined) bad(`admin.publicUrl must be ${PUBLIC_URL}`, publicUrl)
   if (caFile !== undefined && (typeof caFile !== 'string' || caFile === '')) bad('admin.caFile must be a non-empty string, the path of a CA file', caFile)
   if (typeof cli !== 'string' || cli.trim() === '') bad('admin.cli must be a non-empty string, how to run the rendezvous CLI', cli)
   // The agent command is pasted in another directory, or on another machine: a relative path would name another file there.

@@ -2,6 +2,7 @@ import { closeSync, fstatSync, openSync, readFileSync, type Stats } from 'node:f
 import { parseArgs } from 'node:util'
 import { looseness } from '../registry/permissions'
 import { argsError } from './arg-errors'
+import { repeatedKey } from './json-keys'
 import { CliError } from './cli-error'
 import { jsonFaultAt } from './json-problem'
 
@@ -251,10 +252,16 @@ function readConfigFile (file: string, table: readonly AnyOption[]): { values: M
     known.set(spec.key, spec.key)
     known.set(flagOf(spec.key), spec.key)
   }
+  // JSON.parse keeps the last of two equal keys unsaid; so would a key given both as waitTimeout and as wait-timeout.
+  const twice = repeatedKey(text)
+  if (twice !== undefined) fail(`sets ${JSON.stringify(twice)} twice; give each option once`)
   const values = new Map<string, unknown>()
+  const givenAs = new Map<string, string>()
   for (const [name, value] of Object.entries(data)) {
     const key = known.get(name)
     if (key === undefined) fail(`unknown option ${JSON.stringify(name)}`)
+    if (givenAs.has(key)) fail(`sets ${key} twice, as ${JSON.stringify(givenAs.get(key))} and ${JSON.stringify(name)}; give each option once`)
+    givenAs.set(key, name)
     values.set(key, value)
   }
   return judged.warn === undefined || held === undefined ? { values } : { values, warning: `--config ${file} holds ${held}, but ${judged.warn}` }

@@ -1,4 +1,6 @@
 import { resolveOptions } from '../options'
+import { MAX_TOKEN_SKEW_S } from '../option-limits'
+import { MAX_ROTATE_OVERLAP_S } from '../admin/options'
 import { LOG_LEVELS, SERVE_MAX_CONNECTIONS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
@@ -42,7 +44,7 @@ export const SERVE_TABLE = [
 
   option({ key: 'adminListen', value: 'HOST:PORT', help: 'serve the admin API and page on this address; needs --admin-token-file', parse: hostPort }),
   option({ key: 'adminTokenFile', value: 'FILE', help: 'file whose first line is the admin bearer token (16 characters or more)', parse: text }),
-  option({ key: 'adminRotateOverlap', value: 'SECONDS', default: '600', help: 'how long a rotated-out secret stays accepted', parse: seconds({ zero: true, max: 7 * 86_400 }) }),
+  option({ key: 'adminRotateOverlap', value: 'SECONDS', default: '600', help: 'how long a rotated-out secret stays accepted', parse: seconds({ zero: true, max: MAX_ROTATE_OVERLAP_S }) }),
 
   option({ key: 'maxParkedPerId', value: 'N', default: String(PLUGIN.maxParkedPerId), help: 'parked connections per ID', parse: count(10_000_000, 1), to: 'maxParkedPerId' }),
   option({ key: 'maxParked', value: 'N', default: String(PLUGIN.maxParked), help: 'parked connections in all', parse: count(10_000_000, 1), to: 'maxParked' }),
@@ -64,7 +66,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxSplicedPerId', value: 'N', shownDefault: 'a quarter of --max-spliced', help: 'one ID\'s share of --max-spliced: past it, its clients get 503 while fewer than N pairs would be left; 0 for no share', parse: count(), to: 'maxSplicedPerId' }),
   option({ key: 'handshakeTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.handshakeTimeout), help: 'time a new connection gets for its TLS handshake; 0 keeps Node\'s own (120)', parse: seconds({ zero: true }), to: 'handshakeTimeout' }),
   option({ key: 'retryAfter', value: 'SECONDS', default: String(PLUGIN.retryAfter), help: 'Retry-After on 503 answers (a 429 carries what is left of its cool-off)', parse: integer(0, 86_400), to: 'retryAfter' }),
-  option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, 86_400), to: 'tokenSkew' }),
+  option({ key: 'tokenSkew', value: 'SECONDS', default: String(PLUGIN.tokenSkew), help: 'allowed clock difference of v1 tokens', parse: integer(0, MAX_TOKEN_SKEW_S), to: 'tokenSkew' }),
   option({ key: 'totp', value: 'MODE', default: PLUGIN.totp, help: 'TOTP tokens: strict (each code once), reuse (as the original) or off', parse: oneOf(['strict', 'reuse', 'off']), to: 'totp' }),
   option({ key: 'replayCacheSize', value: 'N', default: String(PLUGIN.replayCacheSize), help: 'entries of the replay cache', parse: count(10_000_000, 1), to: 'replayCacheSize' }),
   option({ key: 'replayCachePerId', value: 'N', shownDefault: 'a quarter of --replay-cache-size', help: 'one ID\'s share of the replay cache: past it, its CONNECTs get 503 while fewer than N entries would be left; 0 for no share', parse: count(), to: 'replayCachePerId' }),

@@ -1,4 +1,5 @@
 import { Counter, Gauge, type Registry } from 'prom-client'
+import { metric } from '../relay/metrics'
 
 export type ForwardOutcome = 'forwarded' | 'none_parked' | 'unavailable' | 'peer_failed'
 export type HandoverOutcome = 'handed_over' | 'declined' | 'none_parked' | 'unauthorized' | 'malformed' | 'incomplete' | 'version_mismatch' | 'closing' | 'tls_refused' | 'misdirected' | 'too_large' | 'links_full'
@@ -14,10 +15,6 @@ export interface ClusterMetrics {
 }
 
 const noop = (): void => {}
-
-function metric<T> (registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make()
-}
 
 // Nodes in one process that share a registry each add whether they reach Redis: the gauge is 1 only while every
 // open one does, so that one node's outage is not hidden by another's, nor a closed node's state kept.

@@ -19,6 +19,8 @@ import { isThrottleStoreFailure } from './throttle-store-watch'
 export interface HiddenSideDeps {
   /** Asks its context's hasRoom before it spends a one-time token; a custom verifier is not asked. */
   verify: Verifier
+  /** Whether the registry is cut off from its source (a cluster node without Redis), so that its copy may lack an ID or secret added meanwhile. */
+  registryStale?: () => boolean
   throttle: AuthThrottle
   lot: ParkingLot
   metrics: RendezvousMetrics
@@ -138,6 +140,8 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
       return { outcome, reason: verdict.reason, id, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
     }
     const { coolOff, tripped } = await admission.failed()
+    // Counted all the same: a copy on its way back may still accept an old secret, and guesses must not go free meanwhile.
+    if (deps.registryStale?.() === true) return staleRefusal(id)
     deps.log.info({ ...at, id, reason: verdict.reason }, 'CONNECT authentication failed')
     // The failure that reaches the limit is still answered as a failure: the cool-off is for the attempts after it.
     const fromHere = tripped.filter(counter => counter !== 'id_totp')
@@ -146,6 +150,11 @@ export function createHiddenSide (deps: HiddenSideDeps): (req: IncomingMessage, 
     if (tripped.includes('id_totp')) deps.log.warn({ ...at, id, coolOff }, 'too many wrong TOTP codes for this ID from all addresses; its TOTP codes are cooled off')
     // Unknown IDs and bad tokens get the same answer, so IDs cannot be probed.
     return { outcome: 'unauthorized', refusal: { status: 401, message: 'authentication failed' } }
+  }
+
+  // A copy cut off from its source cannot tell a wrong secret from one added or rotated meanwhile, and a 401 stops an agent for good.
+  function staleRefusal (id: string): Refused {
+    return { outcome: 'store_unavailable', reason: 'registry_stale', id, refusal: { status: 503, message: 'try again later', retryAfter: limits.retryAfter } }
   }
 
   // One function for every socket: a closure per socket would keep this CONNECT's logger and timer alive for as long as it stays parked.

@@ -1,4 +1,5 @@
 import { Gauge, type Registry } from 'prom-client'
+import { metric } from './metrics'
 
 export interface IdCounts { parked: number, waiting: number, spliced: number }
 
@@ -14,10 +15,9 @@ export interface LiveSource {
 // global one) adds its source; the gauges sum the live ones at scrape time, and a closed instance's share leaves.
 const sources = new WeakMap<Registry, Set<LiveSource>>()
 
+// One gauge per registry: a second instance's reads the same sources, so the first one made serves both.
 function gauge (registry: Registry, name: string, help: string, labelNames: string[], collect: (g: Gauge) => void): void {
-  if (registry.getSingleMetric(name) !== undefined) return
-  // eslint-disable-next-line no-new
-  new Gauge({ name, help, labelNames, registers: [registry], collect () { collect(this) } })
+  metric(registry, name, () => new Gauge({ name, help, labelNames, registers: [registry], collect () { collect(this) } }))
 }
 
 function live (registry: Registry): Set<LiveSource> {

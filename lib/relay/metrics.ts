@@ -1,6 +1,7 @@
 import { Counter, Histogram, type Registry } from 'prom-client'
 import type { ParkedExit } from './parking-lot'
 import type { RelayedBytes } from './splice'
+import { RendezvousOptionError } from '../errors'
 
 export type ConnectOutcome =
   | 'parked' | 'malformed_target' | 'not_uuid' | 'missing_token' | 'early_data' | 'unauthorized'
@@ -52,9 +53,96 @@ const NONE: RendezvousMetrics = {
 // Outcomes that are not refusals: everything else either side answers is one, counted by reason.
 const NOT_REFUSED = new Set<string>(['parked', 'relayed', 'forwarded', 'challenged', 'client_gone'])
 
-// prom-client refuses a second metric of one name on a registry, so a second plugin instance reuses the first's.
+type MetricType = 'counter' | 'gauge' | 'histogram'
+
+/**
+ * Every metric the plugin (and serve) may register, with its type and
+ * labels: what a metric of that name already on the registry must be to
+ * be taken as one of ours.
+ */
+export const PLUGIN_METRICS: Readonly<Record<string, { type: MetricType, labelNames: readonly string[] }>> = {
+  rendezvous_connect_total: { type: 'counter', labelNames: ['outcome'] },
+  rendezvous_requests_total: { type: 'counter', labelNames: ['outcome'] },
+  rendezvous_parked_exits_total: { type: 'counter', labelNames: ['reason'] },
+  rendezvous_splices_total: { type: 'counter', labelNames: ['end'] },
+  rendezvous_relayed_bytes_total: { type: 'counter', labelNames: ['direction'] },
+  rendezvous_splice_paths_total: { type: 'counter', labelNames: ['path'] },
+  rendezvous_splice_duration_seconds: { type: 'histogram', labelNames: [] },
+  rendezvous_wait_seconds: { type: 'histogram', labelNames: [] },
+  rendezvous_connections_refused_total: { type: 'counter', labelNames: ['reason'] },
+  rendezvous_refusals_total: { type: 'counter', labelNames: ['side', 'reason'] },
+  rendezvous_handoff_seconds: { type: 'histogram', labelNames: [] },
+  rendezvous_parked_connections: { type: 'gauge', labelNames: [] },
+  rendezvous_waiting_clients: { type: 'gauge', labelNames: [] },
+  rendezvous_spliced_connections: { type: 'gauge', labelNames: [] },
+  rendezvous_parked_ids: { type: 'gauge', labelNames: [] },
+  rendezvous_id_parked: { type: 'gauge', labelNames: ['id'] },
+  rendezvous_id_waiting: { type: 'gauge', labelNames: ['id'] },
+  rendezvous_id_spliced: { type: 'gauge', labelNames: ['id'] },
+  rendezvous_admin_requests_total: { type: 'counter', labelNames: ['action', 'status'] },
+  rendezvous_cluster_forwards_total: { type: 'counter', labelNames: ['outcome'] },
+  rendezvous_cluster_handovers_total: { type: 'counter', labelNames: ['outcome'] },
+  rendezvous_cluster_redis_up: { type: 'gauge', labelNames: [] },
+  rendezvous_tls_certificate_expiry_timestamp_seconds: { type: 'gauge', labelNames: ['listener'] },
+  rendezvous_tls_reloads_total: { type: 'counter', labelNames: ['listener', 'result'] }
+}
+
+// Global, so that a second copy of the package in the process (another version, or its ESM and CJS builds side by side) knows ours too.
+const MADE_BY_RENDEZVOUS = Symbol.for('fastify-rendezvous.metric')
+
+interface SeenMetric { type?: unknown, labelNames?: unknown, [MADE_BY_RENDEZVOUS]?: true }
+
+function described (type: unknown, labelNames: readonly unknown[]): string {
+  const kind = typeof type === 'string' ? `a ${type}` : 'a metric'
+  return labelNames.length === 0 ? `${kind} without labels` : `${kind} with label${labelNames.length > 1 ? 's' : ''} ${labelNames.join(', ')}`
+}
+
+/** Why a metric already on the registry under one of our names cannot be used as ours, if it cannot. */
+function clash (name: string, found: SeenMetric): string | undefined {
+  const ours = PLUGIN_METRICS[name]
+  if (ours === undefined) return undefined
+  const labelNames = Array.isArray(found.labelNames) ? found.labelNames as unknown[] : []
+  const same = found.type === ours.type && labelNames.length === ours.labelNames.length && ours.labelNames.every((l, i) => labelNames[i] === l)
+  if (same && found[MADE_BY_RENDEZVOUS] === true) return undefined
+  const it = `metrics already holds ${name}, ${described(found.type, labelNames)}`
+  const fix = 'remove it from that registry, or give the plugin a registry of its own'
+  // Same shape but not ours: the app's own values would be mixed with the relay's (a gauge the app sets would show as the relay's).
+  if (same) return `${it} that fastify-rendezvous did not make: the relay's values would be mixed with the app's; ${fix}`
+  const from = found[MADE_BY_RENDEZVOUS] === true ? ' (made by another version of fastify-rendezvous)' : ''
+  return `${it}${from}, where the relay's is ${described(ours.type, ours.labelNames)}: the relay would fail counting into it; ${fix}`
+}
+
+/**
+ * Refuses a registry that holds a metric of one of our names that is not
+ * ours, before anything is registered or opened: prom-client keeps the
+ * first metric of a name, and counting into a foreign one throws at the
+ * first CONNECT, or mixes the app's values with the relay's.
+ */
+export function checkMetricsRegistry (registry: Registry | false | undefined): void {
+  if (registry === false || registry === undefined) return
+  for (const name of Object.keys(PLUGIN_METRICS)) {
+    const found = registry.getSingleMetric(name) as SeenMetric | undefined
+    const problem = found === undefined ? undefined : clash(name, found)
+    if (problem !== undefined) throw new RendezvousOptionError(problem)
+  }
+}
+
+/**
+ * The metric `name` on the registry, made by `make` the first time. prom-client
+ * refuses a second metric of one name on a registry, so a second plugin
+ * instance sharing the registry reuses the first's (and so their counts add
+ * up); one the plugin did not make is refused.
+ */
 export function metric<T> (registry: Registry, name: string, make: () => T): T {
-  return (registry.getSingleMetric(name) as T | undefined) ?? make()
+  const found = registry.getSingleMetric(name) as SeenMetric | undefined
+  if (found !== undefined) {
+    const problem = clash(name, found)
+    if (problem !== undefined) throw new RendezvousOptionError(problem)
+    return found as T
+  }
+  const made = make()
+  Object.defineProperty(made, MADE_BY_RENDEZVOUS, { value: true })
+  return made
 }
 
 export function createMetrics (registry: Registry | false | undefined): RendezvousMetrics {

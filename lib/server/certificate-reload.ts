@@ -35,8 +35,7 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
   const reload = (why: string): void => {
     running = running.then(async () => {
       try {
-        const next = await loadCertificate(req)
-        await next.save?.()
+        const next = await loadCertificate({ ...req, generate: false })
         // The key too: the same certificate names the same public key, but a pair counts as served only once both files were read.
         if (next.cert.equals(served.cert) && next.key.equals(served.key)) {
           log.info({ why, fingerprint: served.fingerprint }, 'certificate unchanged')
@@ -67,6 +66,7 @@ export function reloadCertificate (server: TlsServer, req: CertificateRequest, c
  * both are warnings. Anything else is an error.
  */
 export function logRefusal (log: FastifyBaseLogger, msg: string, why: string, err: unknown): void {
-  const warning = [err, (err as Error).cause].some(e => e instanceof KeyMismatchError || e instanceof CertificateDatesError)
+  // By constructor: @fastify/error's instanceof goes by code, which every certificate error shares.
+  const warning = [err, (err as Error).cause].some(e => (e as Error | undefined)?.constructor === KeyMismatchError || (e as Error | undefined)?.constructor === CertificateDatesError)
   log[warning ? 'warn' : 'error']({ why, error: (err as Error).message }, msg)
 }

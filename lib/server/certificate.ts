@@ -6,7 +6,7 @@ import { generate } from 'selfsigned'
 import { makeDir } from '../make-dir'
 import { assertPrivateIfPresent } from '../registry/permissions'
 import { assertInDates, certificateNames, checkPair, parseCertificate, reason, type Labels } from './certificate-checks'
-import { CertificateError, TlsFileError } from './errors'
+import { CertificateDatesError, CertificateError, TlsFileError } from './errors'
 
 export interface Certificate {
   cert: Buffer
@@ -42,6 +42,12 @@ export interface CertificateRequest {
   keyLabel?: string
   /** More names (DNS names or IP addresses) the generated certificate must carry, from --tls-name. */
   names?: string[]
+  /**
+   * Whether the data dir's self-signed pair may be generated (again) when it
+   * is missing or no longer fits: at start only. A reload that did it would
+   * change the fingerprint agents pin, unannounced. Default true.
+   */
+  generate?: boolean
 }
 
 const VALID_DAYS = 5 * 365
@@ -57,7 +63,34 @@ export async function loadCertificate (req: CertificateRequest): Promise<Certifi
     assertInDates(parseCertificate(cert, labels.certLabel), labels.certLabel)
     return given
   }
-  return selfSigned(req.dataDir, req.host, wantedNames(req.host, req.names ?? []))
+  const names = wantedNames(req.host, req.names ?? [])
+  return req.generate === false ? await onDisk(req.dataDir, req.host, names) : await selfSigned(req.dataDir, req.host, names)
+}
+
+/**
+ * The data dir's pair as it is, for a reload: one that no longer fits this
+ * server (another server on the data dir, with other names, replaced it)
+ * or is missing is refused, and the current one stays.
+ */
+async function onDisk (dataDir: string, host: string, names: string[]): Promise<Certificate> {
+  const dir = join(dataDir, 'tls')
+  const certPath = join(dir, 'cert.pem')
+  const keyPath = join(dir, 'key.pem')
+  await assertPrivateTls(dataDir, dir, keyPath, certPath)
+  const cert = await readOptional(certPath)
+  const key = await readOptional(keyPath)
+  if (cert === undefined || key === undefined) {
+    throw new CertificateError(`${dir} no longer holds cert.pem and key.pem; a reload does not generate a certificate (agents pin its fingerprint): restart to generate one`)
+  }
+  const current = describe(cert, key, certPath, { certLabel: certPath, keyLabel: keyPath }, host, false)
+  const stale = current.selfSigned ? staleness(cert, names) : undefined
+  if (stale?.startsWith('it expired') === true) {
+    throw new CertificateDatesError(`${certPath}: ${stale}; a reload does not generate a certificate (agents pin its fingerprint): restart to generate one`)
+  }
+  if (stale !== undefined) {
+    throw new CertificateError(`${certPath} no longer fits this server: ${stale}. Another server on this data dir with other --host or --tls-name names replaced it? Give every server on one data dir the same names; a reload does not generate a certificate (agents pin its fingerprint)`)
+  }
+  return current
 }
 
 /** The names a generated certificate carries: the loopback names, a concrete --host, and each --tls-name. */

@@ -83,6 +83,21 @@ t.test('the config file itself is checked', async t => {
   t.match(refusal(() => resolve(['--bogus'])), /bogus/)
 })
 
+t.test('an option the file gives twice is refused, not taken from the last of them unsaid', async t => {
+  const dir = t.testdir({
+    'same.json': '{"waitTimeout": 1, "waitTimeout": 3}',
+    'alias.json': '{"waitTimeout": 1,\n "wait-timeout": 3}',
+    'escaped.json': '{"dataDir": "/a", "data\\u0044ir": "/b"}',
+    // A key's text inside a string value is not the option given twice.
+    'fine.json': '{"waitTimeout": 1, "dataDir": "/tmp/a\\"waitTimeout\\": 3", "port": 8443}'
+  })
+  t.match(refusal(() => resolve(['--config', join(dir, 'same.json')])), /same\.json: sets "waitTimeout" twice; give each option once$/)
+  t.match(refusal(() => resolve(['--config', join(dir, 'alias.json')])), /alias\.json: sets waitTimeout twice, as "waitTimeout" and "wait-timeout"; give each option once$/)
+  t.match(refusal(() => resolve(['--config', join(dir, 'escaped.json')])), /escaped\.json: sets "dataDir" twice/)
+  const fine = resolve(['--config', join(dir, 'fine.json')])
+  t.equal(fine.waitTimeout, 1000)
+})
+
 t.test('a config file that is not JSON is told where, never with its text, which may be a secret', async t => {
   const secret = 'S3cr3t-Cluster-Key-0123456789'
   const texts: Array<[string, string]> = [
