@@ -20,6 +20,7 @@ import { openDataDir } from '../data-dir'
 import { reloadableAdminToken, type AdminTokenReload } from './admin-token'
 import { ignoreOutputErrors } from './quiet-output'
 import { redactUrl } from './redact-url'
+import { unusedFileIds } from './redis-ids'
 import { command, formatHost, helpless, startupError } from './report'
 import { parseServeArgs, type ServeArgs } from './serve-args'
 import { watchSignals, type Signals } from './signals'
@@ -57,6 +58,8 @@ function warn (io: CliIo, warning: string): void {
 
 async function serveUntilSignal (parsed: ServeArgs, io: CliIo): Promise<number> {
   for (const warning of parsed.warnings) warn(io, warning)
+  const leftIds = parsed.cluster === undefined ? undefined : await unusedFileIds(parsed.dataDir, parsed.cluster.redis)
+  if (leftIds !== undefined) warn(io, leftIds)
   const given = parsed.plugin.maxConnections
   const descriptors = given === undefined ? undefined : maxConnectionsWarning(given, openFileLimit())
   if (descriptors !== undefined) warn(io, descriptors)

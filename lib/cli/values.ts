@@ -1,5 +1,6 @@
 import { isIP } from 'node:net'
 import { NotAllowed } from './config'
+import { REDIS_DB_RULE, redisDbProblem } from '../cluster/redis-url'
 
 /** Parsers of option values for the config tables: each returns the value or throws what is allowed. */
 
@@ -110,5 +111,6 @@ export const redisUrl = (raw: string): string => {
   } catch {
     throw new NotAllowed(REDIS_URL)
   }
+  if (redisDbProblem(raw) !== undefined) throw new NotAllowed(`a redis:// or rediss:// URL ${REDIS_DB_RULE}`)
   return raw
 }

@@ -10,12 +10,14 @@ import type { SplicedPair } from '../relay/mobile-side'
 import type { SplicePath } from '../relay/native-addon'
 import { createForwarder } from './forwarder'
 import { createClusterMetrics, type ClusterMetrics } from './metrics'
+import { logLimiter, WARN_EVERY_MS } from './log-limit'
 import { advertisedAddress, resolveClusterOptions, type ClusterOptions, type PeerTlsOptions, type ResolvedClusterOptions } from './options'
 import { closePeerServer, createPeerServer, listenPeer } from './peer-server'
 import { PeerTokens } from './peer-token'
 import { Presence } from './presence'
 import { openRedis, type RedisConnection, type RedisSource } from './redis-connection'
 import { RedisRegistry } from './redis-registry'
+import { REDIS_DB_RULE, redisDbProblem } from './redis-url'
 import { RedisReplayCache } from './redis-replay-cache'
 import { RedisThrottleStore } from './redis-throttle-store'
 
@@ -61,6 +63,9 @@ export interface ClusterNode {
 /** `maxKept`: accepted tokens each node keeps to write back to a Redis that lost them (the replayCacheSize option). */
 export async function openCluster (redis: RedisSource, options: ClusterOptions | undefined, log: FastifyBaseLogger, maxKept?: number): Promise<ClusterNode> {
   const o = resolveClusterOptions(options)
+  // Only the offending part is shown: the URL may hold a password.
+  const badDb = typeof redis === 'string' ? redisDbProblem(redis) : undefined
+  if (badDb !== undefined) throw new RendezvousOptionError(`redis must be a URL ${REDIS_DB_RULE}, got ${badDb}`)
   const conn = openRedis(redis)
   const stores = { keyPrefix: o.keyPrefix, commandTimeout: o.commandTimeout }
   // The registry's freshness, not just Redis's: a CONNECT must not be accepted for an ID the Redis there now may not hold,
@@ -160,7 +165,8 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     ttl: o.presenceTtl,
     heartbeat: o.heartbeat,
     commandTimeout: o.commandTimeout,
-    parkedFor: id => a.lot.parkedFor(id)
+    parkedFor: id => a.lot.parkedFor(id),
+    onClash: advertiseClash(clusterLog, address)
   })
   await presence.start()
   const boundAt = `${bound.family === 'IPv6' ? `[${bound.address}]` : bound.address}:${bound.port}`
@@ -177,4 +183,18 @@ async function startNode (conn: RedisConnection, o: ResolvedClusterOptions, regi
     tls: () => o.peerTls?.client
   })
   return { presence, address, listening: boundAt, remote }
+}
+
+/**
+ * Two live nodes that publish one peer address (a copied --advertise): the
+ * other nodes dial one of them for both, and what the other holds cannot
+ * be forwarded (each ask is answered 421). Both nodes see it, each naming
+ * the other, as an error once a minute while it lasts.
+ */
+function advertiseClash (log: FastifyBaseLogger, address: string): (other: string) => void {
+  const warnNow = logLimiter(WARN_EVERY_MS)
+  return other => {
+    const level = warnNow(other) ? 'error' : 'debug'
+    log[level]({ address, peer: other }, 'another live node advertises the same peer address as this one: other nodes cannot reach what one of the two holds; give each node its own --advertise (cluster.advertise)')
+  }
 }

@@ -112,10 +112,14 @@ export function createForwarder (deps: ForwarderDeps): RemoteSource {
   return { open, retryInterval: deps.retryInterval }
 }
 
-// A node answering 401 holds connections for the ID but does not accept this node's token.
+// A node answering 401 holds connections for the ID but does not accept this node's token: made too far from its clock,
+// as its reason says, or else (that of an older node too) made with another secret.
 function hint (error: string): string {
-  return / 401 /.test(error) ? SECRET_HINT : ''
+  if (/ 401 token made .* clock/.test(error)) return CLOCK_HINT
+  return / 401 authentication failed/.test(error) ? SECRET_HINT : ''
 }
+
+const CLOCK_HINT = ' (are the nodes\' clocks set? that node refused this node\'s token as made too far from its own clock)'
 
 /** The answer line, or at once a TLS record: a TLS listener answering this plain link sends no line. */
 function answerEnd (buffered: Buffer): number | undefined {
@@ -126,7 +130,7 @@ function answerEnd (buffered: Buffer): number | undefined {
 function unexpectedAnswer (line: Buffer): string {
   if (looksLikeTls(line)) return `the node answered in TLS: its peer listener speaks TLS, this node dials plain TCP${TLS_LISTENER_HINT}`
   const text = line.toString('latin1').trim()
-  if (/^RENDEZVOUS-PEER\/\S+ 421 /.test(text)) return `node answered ${text}: another node listens at that address now (a restart), and its registration will replace this one`
+  if (/^RENDEZVOUS-PEER\/\S+ 421 /.test(text)) return `node answered ${text}: another node answers at that address (after a restart, its registration soon replaces this one; if this lasts, two live nodes advertise one address, and both log it)`
   const version = peerVersionOf(text)
   if (version !== undefined && version !== PEER_VERSION) {
     return `node answered ${text}: it speaks RENDEZVOUS-PEER/${version}, this node ${PEER_PROTOCOL}${VERSION_HINT}`

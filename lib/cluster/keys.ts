@@ -13,6 +13,8 @@ export class Keys {
   throttle (key: string): string { return `${this.prefix}throttle:${key}` }
   /** String with a TTL: where a live node's peer listener is reached. */
   node (nodeId: string): string { return `${this.prefix}node:${nodeId}` }
+  /** String with a TTL: the node ID that last published `address` (host:port) as its own. */
+  address (address: string): string { return `${this.prefix}address:${address}` }
   /** Hash: node ID -> parked count, for one ID. */
   parked (id: string): string { return `${this.prefix}parked:${id}` }
 }

@@ -1,6 +1,7 @@
 import { createServer as createTcpServer, type AddressInfo, type Server, type Socket } from 'node:net'
 import { createServer as createTlsServer, type TlsOptions } from 'node:tls'
 import type { FastifyBaseLogger } from 'fastify'
+import { ListenerError } from '../errors'
 import { canonicalId } from '../registry/ids'
 import type { ParkingLot } from '../relay/parking-lot'
 import type { RendezvousMetrics } from '../relay/metrics'
@@ -37,7 +38,7 @@ export interface PeerServerDeps {
 }
 
 const PLAIN_HINT = ' (give every node --peer-tls-cert, --peer-tls-key and --peer-ca, or none)'
-const CLOCK_HINT = ' (a malformed token, or one made more than 30 s from this node\'s clock: are the nodes\' clocks set?)'
+const CLOCK_HINT = ' (are the nodes\' clocks set?)'
 const FLOOD_HINT = ' (another node sends one link per forwarded request and authenticates it at once: is something else reaching the peer port?)'
 
 type Refusal = { status: number, reason: string, outcome: 'unauthorized' | 'malformed' | 'closing' | 'misdirected' | 'too_large', hint?: string }
@@ -195,7 +196,9 @@ function beforePayload (request: PeerRequest | undefined, deps: PeerServerDeps):
   if (request.length > MAX_PAYLOAD) return { status: 413, reason: `a request over ${MAX_PAYLOAD} bytes`, outcome: 'too_large' }
   if (canonicalId(request.id) === undefined) return { status: 400, reason: 'malformed request', outcome: 'malformed' }
   if (deps.isClosing()) return { status: 503, reason: 'shutting down', outcome: 'closing' }
-  if (!deps.tokens.plausible(request.token)) return { status: 401, reason: 'authentication failed', outcome: 'unauthorized', hint: CLOCK_HINT }
+  // The reason goes back on the wire too: the asking node, whose clock may be the one off, logs it.
+  const implausible = deps.tokens.implausible(request.token)
+  if (implausible !== undefined) return { status: 401, reason: implausible, outcome: 'unauthorized', hint: implausible.includes('clock') ? CLOCK_HINT : undefined }
   return undefined
 }
 
@@ -264,11 +267,25 @@ async function confirmed (link: Socket, deps: PeerServerDeps): Promise<boolean> 
   }
 }
 
+// In the words of the admin and metrics listeners' failures.
+const WHY: Record<string, string> = {
+  EADDRINUSE: 'the port is already in use',
+  EACCES: 'permission denied',
+  EADDRNOTAVAIL: 'no such address on this machine',
+  ENOTFOUND: 'the name does not resolve',
+  EAI_AGAIN: 'the name does not resolve'
+}
+
+/** Starts the peer listener; a failure names it, as the admin and metrics listeners' do, so it is not taken for the public port's. */
 export async function listenPeer (server: Server, host: string, port: number): Promise<AddressInfo> {
   await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
+    const failed = (err: NodeJS.ErrnoException): void => {
+      const at = host.includes(':') ? `[${host}]` : host
+      reject(new ListenerError('peer', port === 0 ? at : `${at}:${port}`, WHY[err.code ?? ''] ?? err.message.split('\n')[0]))
+    }
+    server.once('error', failed)
     server.listen({ host, port }, () => {
-      server.removeListener('error', reject)
+      server.removeListener('error', failed)
       resolve()
     })
   })

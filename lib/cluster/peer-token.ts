@@ -29,13 +29,19 @@ export class PeerTokens {
   }
 
   /**
-   * Whether `token` may still verify: well formed, and made within the skew
-   * window. Known from the request line, before its payload is read; a
-   * token that fails here fails verify() too.
+   * Why `token` cannot verify, or undefined when it may: malformed, or made
+   * outside the skew window. Known from the request line, before its
+   * payload is read; a token refused here fails verify() too. The refusal
+   * says which way the clock is off: the asking node logs it, and the
+   * nodes' clocks are what to fix.
    */
-  plausible (token: string, now = Date.now()): boolean {
+  implausible (token: string, now = Date.now()): string | undefined {
     const parsed = parseV1Token(token)
-    return parsed !== undefined && Math.abs(Math.floor(now / 1000) - parsed.seconds) <= this.#skewSeconds
+    if (parsed === undefined) return 'malformed token'
+    const skew = parsed.seconds - Math.floor(now / 1000)
+    if (skew > this.#skewSeconds) return `token made more than ${this.#skewSeconds} s ahead of this node's clock`
+    if (-skew > this.#skewSeconds) return `token made more than ${this.#skewSeconds} s behind this node's clock`
+    return undefined
   }
 
   /** Whether `token` was made for this node (`self`), this ID and this payload, recently, and never seen before. */

@@ -12,6 +12,8 @@ export interface PresenceOptions {
   commandTimeout: number
   /** Sockets parked here now for an ID. */
   parkedFor: (id: string) => number
+  /** Another live node publishes this node's address as its own (two nodes given one --advertise): its node ID, at each heartbeat while it lasts. */
+  onClash?: (nodeId: string) => void
 }
 
 export interface PeerNode {
@@ -42,6 +44,8 @@ export class Presence {
   #stopped = false
   // Set by a reconnection: the next flush rewrites every count, not just the changed ones.
   #full = false
+  // Whether this node has written its address key before: only then does another holder mean another live node.
+  #claimed = false
 
   constructor (conn: RedisConnection, opts: PresenceOptions) {
     this.#conn = conn
@@ -127,12 +131,32 @@ export class Presence {
       const rewrite = full ? [...ids, ...this.#published.keys()] : ids
       await timed(Promise.all([...new Set(rewrite)].map(id => this.#write(id))), commandTimeout)
       if (full) await this.#withdrawStale(new Set(rewrite))
+      await this.#claimAddress()
     } catch (err) {
       for (const id of ids) this.#dirty.add(id)
       // A rewrite cut short is done again whole at the next flush.
       if (full) this.#full = true
       throw err
     }
+  }
+
+  /**
+   * Writes this node's ID under its address and tells of another live node
+   * found there. Each node rewrites the key at every heartbeat, so another
+   * ID there, written since this node's last write, is a node that is
+   * still running and publishes the same address; a node that ran there
+   * before a restart wrote it before this one's first write, and is never
+   * taken for one. The other ID counts only while its own node key still
+   * names this address.
+   */
+  async #claimAddress (): Promise<void> {
+    const { client } = this.#conn
+    const { nodeId, address, ttl, commandTimeout } = this.#o
+    const holder = await timed(client.set(this.#keys.address(address), nodeId, 'PX', ttl, 'GET'), commandTimeout)
+    const claimed = this.#claimed
+    this.#claimed = true
+    if (!claimed || holder === null || holder === nodeId || this.#o.onClash === undefined) return
+    if (await timed(client.get(this.#keys.node(holder)), commandTimeout) === address) this.#o.onClash(holder)
   }
 
   /**

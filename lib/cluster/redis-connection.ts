@@ -1,6 +1,7 @@
 import { Redis, type Cluster, type RedisOptions } from 'ioredis'
 import { failureReporter, WARN_EVERY_MS } from './log-limit'
 import { within } from '../deadline'
+import { connectFailure } from './redis-url'
 
 /** A client of either kind ioredis offers; Sentinel is a Redis client with sentinel options. */
 export type RedisClient = Redis | Cluster
@@ -165,6 +166,7 @@ export function openRedis (source: RedisSource): RedisConnection {
     },
     connect: async (timeoutMs) => {
       await timed(Promise.all([ready(client), ready(subscriber)]), timeoutMs, '; is the URL right, with rediss:// only for a Redis that speaks TLS?')
+        .catch((err: Error) => { throw new Error(connectFailure(err)) })
     },
     close: async () => {
       clearInterval(pinging)

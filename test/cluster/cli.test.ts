@@ -70,11 +70,12 @@ t.test('a peer port in use is a one-line error naming it, and the node does not 
   const redis = await startRedis(t)
   const served = await runCli(t, ['serve', '--no-tls', '--port', '0', ...clusterArgs(redis.url).slice(0, -2), '--peer-port', String(redis.port)])
   t.equal(served.code, 1)
-  t.equal(served.stderr, `rendezvous: cannot listen on 127.0.0.1:${redis.port}: the port is already in use\n`)
+  // Named as the admin and metrics listeners are: not to be taken for --port's.
+  t.equal(served.stderr, `rendezvous: The peer listener cannot listen on 127.0.0.1:${redis.port}: the port is already in use\n`)
   // 192.0.2.1 (TEST-NET-1) is on no interface here; the public --host is fine.
   const away = await runCli(t, ['serve', '--no-tls', '--port', '0', ...clusterArgs(redis.url).slice(0, -4), '--peer-host', '192.0.2.1', '--advertise', '127.0.0.1:1'])
   t.equal(away.code, 1)
-  t.equal(away.stderr, 'rendezvous: cannot listen on 192.0.2.1: no such address on this machine\n', 'the error names the peer host, not --host')
+  t.equal(away.stderr, 'rendezvous: The peer listener cannot listen on 192.0.2.1: no such address on this machine\n', 'the error names the peer host, not --host')
 })
 
 t.test('an unreachable Redis is a one-line error, for serve and for ids', async t => {
