@@ -62,7 +62,32 @@ function version (): string {
   return pkg.version
 }
 
+// Those that run until stopped, whose last lines may be queued for a stdout nobody reads.
+const DAEMONS = new Set(['serve', 'agent', 'demo'])
+/** How long a stopped daemon waits for its queued output to be read before it ends anyway. */
+export const FLUSH_MS = 3000
+
 if (require.main === module) {
-  main(process.argv.slice(2), { stdout: process.stdout, stderr: process.stderr, env: process.env })
-    .then(code => { process.exitCode = code }, () => { process.exitCode = 1 })
+  // Node opens its inspector on SIGUSR1, and the inspector runs whatever code a local user sends it:
+  // a listener of our own keeps it shut, whoever sends the signal (a log rotation script, as for nginx).
+  process.on('SIGUSR1', () => {})
+  const argv = process.argv.slice(2)
+  main(argv, { stdout: process.stdout, stderr: process.stderr, env: process.env })
+    .then(code => code, () => 1)
+    .then(code => {
+      process.exitCode = code
+      if (DAEMONS.has(argv[0] ?? '')) endAfterFlush(code)
+    })
+}
+
+/**
+ * A stalled log pipe would hold a closed daemon's last lines, and the
+ * process with them, for ever: they get FLUSH_MS. A termination signal
+ * meanwhile ends it at once with 1, as a second signal during the drain
+ * does (the command's own handlers are gone by now; without these the
+ * signal would kill it, exit 143).
+ */
+function endAfterFlush (code: number): void {
+  setTimeout(() => process.exit(code), FLUSH_MS).unref()
+  for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP'] as const) process.once(signal, () => process.exit(1))
 }
