@@ -1,12 +1,17 @@
 import type { FastifyInstance } from 'fastify'
 import { ListenerError } from './errors'
 
-const WHY: Record<string, string> = {
+const WHY: Readonly<Record<string, string>> = {
   EADDRINUSE: 'the port is already in use',
   EACCES: 'permission denied',
   EADDRNOTAVAIL: 'no such address on this machine',
   ENOTFOUND: 'the name does not resolve',
   EAI_AGAIN: 'the name does not resolve'
+}
+
+/** Why a listener could not listen, in the words every listener of ours uses (admin, metrics, the cluster's peer link). */
+export function whyNotListening (err: NodeJS.ErrnoException): string {
+  return WHY[err.code ?? ''] ?? err.message.split('\n')[0]
 }
 
 /** The most connections an admin or metrics listener holds at once; past it Node closes new ones at accept. */
@@ -33,9 +38,8 @@ export function listenWith (app: FastifyInstance, own: FastifyInstance, name: st
     try {
       await own.listen({ host: at.host, port: at.port })
     } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code ?? ''
       const where = at.host.includes(':') ? `[${at.host}]:${at.port}` : `${at.host}:${at.port}`
-      throw new ListenerError(name, where, WHY[code] ?? (err as Error).message.split('\n')[0])
+      throw new ListenerError(name, where, whyNotListening(err as NodeJS.ErrnoException))
     }
   })
   app.addHook('onClose', async () => { await own.close() })

@@ -15,6 +15,7 @@ import type { ClusterMetrics } from './metrics'
 import { connectionKey, gateConnections, PeerGate, type GateRefusal } from './peer-gate'
 import { abandoned, onPeerTlsError, type Warn } from './peer-tls-refusal'
 import type { PeerTokens } from './peer-token'
+import { whyNotListening } from '../listen-own'
 import { answerLine, GO_LINE, lineEnd, looksLikeTls, MAX_PAYLOAD, PEER_PROTOCOL, PEER_VERSION, parseRequestLine, peerVersionOf, readBytes, readFrame, VERSION_HINT, type PeerRequest } from './peer-wire'
 
 export interface PeerServerDeps {
@@ -267,21 +268,12 @@ async function confirmed (link: Socket, deps: PeerServerDeps): Promise<boolean> 
   }
 }
 
-// In the words of the admin and metrics listeners' failures.
-const WHY: Record<string, string> = {
-  EADDRINUSE: 'the port is already in use',
-  EACCES: 'permission denied',
-  EADDRNOTAVAIL: 'no such address on this machine',
-  ENOTFOUND: 'the name does not resolve',
-  EAI_AGAIN: 'the name does not resolve'
-}
-
 /** Starts the peer listener; a failure names it, as the admin and metrics listeners' do, so it is not taken for the public port's. */
 export async function listenPeer (server: Server, host: string, port: number): Promise<AddressInfo> {
   await new Promise<void>((resolve, reject) => {
     const failed = (err: NodeJS.ErrnoException): void => {
       const at = host.includes(':') ? `[${host}]` : host
-      reject(new ListenerError('peer', port === 0 ? at : `${at}:${port}`, WHY[err.code ?? ''] ?? err.message.split('\n')[0]))
+      reject(new ListenerError('peer', port === 0 ? at : `${at}:${port}`, whyNotListening(err)))
     }
     server.once('error', failed)
     server.listen({ host, port }, () => {

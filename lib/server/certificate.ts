@@ -73,16 +73,11 @@ export async function loadCertificate (req: CertificateRequest): Promise<Certifi
  * or is missing is refused, and the current one stays.
  */
 async function onDisk (dataDir: string, host: string, names: string[]): Promise<Certificate> {
-  const dir = join(dataDir, 'tls')
-  const certPath = join(dir, 'cert.pem')
-  const keyPath = join(dir, 'key.pem')
-  await assertPrivateTls(dataDir, dir, keyPath, certPath)
-  const cert = await readOptional(certPath)
-  const key = await readOptional(keyPath)
+  const { dir, certPath, cert, key, labels } = await dataDirPair(dataDir)
   if (cert === undefined || key === undefined) {
     throw new CertificateError(`${dir} no longer holds cert.pem and key.pem; a reload does not generate a certificate (agents pin its fingerprint): restart to generate one`)
   }
-  const current = describe(cert, key, certPath, { certLabel: certPath, keyLabel: keyPath }, host, false)
+  const current = describe(cert, key, certPath, labels, host, false)
   const stale = current.selfSigned ? staleness(cert, names) : undefined
   if (stale?.startsWith('it expired') === true) {
     throw new CertificateDatesError(`${certPath}: ${stale}; a reload does not generate a certificate (agents pin its fingerprint): restart to generate one`)
@@ -101,14 +96,17 @@ export function wantedNames (host: string, names: string[]): string[] {
   return [...all]
 }
 
-async function selfSigned (dataDir: string, host: string, names: string[], retry = true): Promise<Certificate> {
+/** The data dir's tls directory, judged (assertPrivateTls), and what it holds of the pair. */
+async function dataDirPair (dataDir: string): Promise<{ dir: string, certPath: string, labels: Labels, cert?: Buffer, key?: Buffer }> {
   const dir = join(dataDir, 'tls')
   const certPath = join(dir, 'cert.pem')
   const keyPath = join(dir, 'key.pem')
   await assertPrivateTls(dataDir, dir, keyPath, certPath)
-  const cert = await readOptional(certPath)
-  const key = await readOptional(keyPath)
-  const labels = { certLabel: certPath, keyLabel: keyPath }
+  return { dir, certPath, labels: { certLabel: certPath, keyLabel: keyPath }, cert: await readOptional(certPath), key: await readOptional(keyPath) }
+}
+
+async function selfSigned (dataDir: string, host: string, names: string[], retry = true): Promise<Certificate> {
+  const { dir, certPath, cert, key, labels } = await dataDirPair(dataDir)
   if (cert !== undefined && key !== undefined) {
     const current = describe(cert, key, certPath, labels, host, false)
     const stale = current.selfSigned ? staleness(cert, names) : undefined

@@ -38,7 +38,9 @@ async function logLoudly (port: number, requests: number): Promise<void> {
   socket.destroy()
 }
 
-async function startServe (t: Parameters<Parameters<typeof t.test>[0]>[0]): Promise<{ child: ReturnType<typeof spawn>, port: number, stderr: () => string }> {
+type Test = Parameters<Parameters<typeof t.test>[0]>[0]
+
+async function startServe (t: Test): Promise<{ child: ReturnType<typeof spawn>, port: number, stderr: () => string }> {
   const port = await freePort()
   const child = spawn(process.execPath, [CLI_MAIN, 'serve', '--no-tls', '--port', String(port), '--data-dir', tempDir(t), '--log-level', 'debug', '--close-grace-period', '1'], { stdio: ['ignore', 'pipe', 'pipe'] })
   t.teardown(() => { child.kill('SIGKILL') })

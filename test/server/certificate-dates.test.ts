@@ -1,15 +1,10 @@
 import { X509Certificate } from 'node:crypto'
-import { once } from 'node:events'
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import tls from 'node:tls'
-import type { FastifyBaseLogger } from 'fastify'
 import t from 'tap'
+import { reloadHarness } from '../helpers/certificate-reload'
 import { loadCertificate } from '../../lib/server/certificate'
-import { reloadCertificate } from '../../lib/server/certificate-reload'
-import type { ReloadResult } from '../../lib/server/tls-metrics'
 import { datedPair, days, minutes } from '../helpers/dated-certificate'
 
 // A certificate outside its dates is refused at start and on reload, like a key that is not its own.
@@ -75,25 +70,6 @@ t.test('the data dir\'s expired self-signed certificate is still generated again
   t.equal(new X509Certificate(readFileSync(join(dataDir, 'tls', 'cert.pem'))).fingerprint256, cert.fingerprint)
 })
 
-interface Logged { level: string, fields: Record<string, unknown>, msg: string }
-
-function recordingLog (): { log: FastifyBaseLogger, lines: Logged[] } {
-  const lines: Logged[] = []
-  const at = (level: string) => (fields: Record<string, unknown> | string, msg?: string) => {
-    lines.push(typeof fields === 'string' ? { level, fields: {}, msg: fields } : { level, fields, msg: msg ?? '' })
-  }
-  const log = { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } as unknown as FastifyBaseLogger
-  return { log, lines }
-}
-
-async function presented (port: number): Promise<string> {
-  const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-  await once(socket, 'secureConnect')
-  const fingerprint = socket.getPeerCertificate().fingerprint256
-  socket.destroy()
-  return fingerprint
-}
-
 t.test('on reload, a pair out of its dates is refused with a warning and the current pair stays', async t => {
   const dir = tempDir(t)
   const live = await datedPair(dir, 'live', days(-1), days(30))
@@ -103,22 +79,7 @@ t.test('on reload, a pair out of its dates is refused with a warning and the cur
   copyFileSync(live.keyPath, keyPath)
   const req = given(dir, { certPath, keyPath })
   const current = await loadCertificate(req)
-  const server = tls.createServer({ cert: current.cert, key: current.key }, socket => socket.end())
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => server.close())
-  const port = (server.address() as AddressInfo).port
-
-  const results: ReloadResult[] = []
-  const { log, lines } = recordingLog()
-  let settled: () => void = () => {}
-  const reloader = reloadCertificate(server, req, current, log, { interval: 60_000, onReload: result => { results.push(result); settled() } })
-  t.teardown(() => reloader.stop())
-  const reload = async (): Promise<void> => {
-    const done = new Promise<void>(resolve => { settled = resolve })
-    reloader.reload('test')
-    await done
-  }
+  const { lines, results, reload, presented } = await reloadHarness(t, req, current)
 
   for (const [name, from, to, why] of [
     ['expired', days(-30), days(-1), /has expired/],
@@ -128,12 +89,11 @@ t.test('on reload, a pair out of its dates is refused with a warning and the cur
     // Key first, then certificate, both matching: only the dates are wrong.
     copyFileSync(pair.keyPath, keyPath)
     copyFileSync(pair.certPath, certPath)
-    lines.length = 0
     await reload()
     t.equal(results.at(-1), 'failed', `${name}: counted as failed`)
     t.same(lines.map(l => [l.level, l.msg]), [['warn', 'certificate reload failed; serving the current one']], `${name}: one warning`)
     t.match(lines[0]?.fields, { why: 'test', error: why }, `${name}: it says why`)
-    t.equal(await presented(port), current.fingerprint, `${name}: the current certificate is still presented`)
+    t.equal(await presented(), current.fingerprint, `${name}: the current certificate is still presented`)
   }
 
   const renewed = await datedPair(dir, 'renewed', days(-1), days(60))
@@ -141,5 +101,5 @@ t.test('on reload, a pair out of its dates is refused with a warning and the cur
   copyFileSync(renewed.certPath, certPath)
   await reload()
   t.equal(results.at(-1), 'reloaded', 'a renewal in its dates still takes')
-  t.equal(await presented(port), new X509Certificate(renewed.cert).fingerprint256)
+  t.equal(await presented(), new X509Certificate(renewed.cert).fingerprint256)
 })

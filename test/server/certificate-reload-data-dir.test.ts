@@ -1,15 +1,10 @@
 import { X509Certificate } from 'node:crypto'
-import { once } from 'node:events'
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
-import type { AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import tls from 'node:tls'
-import type { FastifyBaseLogger } from 'fastify'
 import t from 'tap'
+import { reloadHarness } from '../helpers/certificate-reload'
 import { loadCertificate, type CertificateRequest } from '../../lib/server/certificate'
-import { reloadCertificate } from '../../lib/server/certificate-reload'
-import type { ReloadResult } from '../../lib/server/tls-metrics'
 
 /*
  * The data dir's self-signed certificate is generated at start only. A
@@ -18,24 +13,6 @@ import type { ReloadResult } from '../../lib/server/tls-metrics'
  * a new fingerprint, announced by nothing but an info line, and every
  * agent that pinned the old one locked out.
  */
-
-interface Logged { level: string, fields: Record<string, unknown>, msg: string }
-
-function recordingLog (): { log: FastifyBaseLogger, lines: Logged[] } {
-  const lines: Logged[] = []
-  const at = (level: string) => (fields: Record<string, unknown> | string, msg?: string) => {
-    lines.push(typeof fields === 'string' ? { level, fields: {}, msg: fields } : { level, fields, msg: msg ?? '' })
-  }
-  return { log: { info: at('info'), warn: at('warn'), error: at('error'), debug: at('debug') } as unknown as FastifyBaseLogger, lines }
-}
-
-async function presented (port: number): Promise<string> {
-  const socket = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false })
-  await once(socket, 'secureConnect')
-  const fingerprint = socket.getPeerCertificate().fingerprint256
-  socket.destroy()
-  return fingerprint
-}
 
 const onDisk = (dataDir: string): string => new X509Certificate(readFileSync(join(dataDir, 'tls', 'cert.pem'))).fingerprint256
 
@@ -46,23 +23,7 @@ t.test('a reload serves the data dir\'s pair as it is, and never generates one',
   const req: CertificateRequest = { dataDir, host: '127.0.0.1' }
   const current = await loadCertificate(req)
   t.ok(current.generated, 'the first start generates the pair')
-  const server = tls.createServer({ cert: current.cert, key: current.key }, socket => socket.end())
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.teardown(() => server.close())
-  const port = (server.address() as AddressInfo).port
-
-  const results: ReloadResult[] = []
-  const { log, lines } = recordingLog()
-  let settled: () => void = () => {}
-  const reloader = reloadCertificate(server, req, current, log, { interval: 60_000, onReload: result => { results.push(result); settled() } })
-  t.teardown(() => reloader.stop())
-  const reload = async (): Promise<void> => {
-    const done = new Promise<void>(resolve => { settled = resolve })
-    lines.length = 0
-    reloader.reload('SIGHUP')
-    await done
-  }
+  const { lines, results, reload, presented } = await reloadHarness(t, req, current, 'SIGHUP')
 
   // Another server started on the same data dir with one more name: its start replaces the pair, as documented.
   const other = await loadCertificate({ dataDir, host: '127.0.0.1', names: ['other.example'] })
@@ -72,20 +33,20 @@ t.test('a reload serves the data dir\'s pair as it is, and never generates one',
   t.equal(results.at(-1), 'failed', 'counted as a failed reload')
   t.same(lines.map(l => [l.level, l.msg]), [['error', 'certificate reload failed; serving the current one']])
   t.match(lines[0]?.fields.error, /cert\.pem no longer fits this server: its names changed\. Another server on this data dir with other --host or --tls-name names replaced it\? Give every server on one data dir the same names; a reload does not generate a certificate/)
-  t.equal(await presented(port), current.fingerprint, 'the pinned certificate is still presented')
+  t.equal(await presented(), current.fingerprint, 'the pinned certificate is still presented')
   t.equal(onDisk(dataDir), other.fingerprint, 'and the other server\'s pair is left on disk')
 
   rmSync(join(dataDir, 'tls'), { recursive: true })
   await reload()
   t.equal(results.at(-1), 'failed')
   t.match(lines[0]?.fields.error, /tls no longer holds cert\.pem and key\.pem; a reload does not generate a certificate \(agents pin its fingerprint\): restart to generate one/)
-  t.equal(await presented(port), current.fingerprint)
+  t.equal(await presented(), current.fingerprint)
 
   // A pair for this server's own names, put there by another start: served, as any renewed pair is.
   const fitting = await loadCertificate(req)
   t.ok(fitting.generated)
   await reload()
   t.equal(results.at(-1), 'reloaded')
-  t.equal(await presented(port), fitting.fingerprint, 'a pair that fits is taken up')
+  t.equal(await presented(), fitting.fingerprint, 'a pair that fits is taken up')
   t.not(fitting.fingerprint, current.fingerprint)
 })
