@@ -173,9 +173,11 @@ export function openRedis (source: RedisSource): RedisConnection {
       onChange = undefined
       for (const c of [client, subscriber]) c.removeListener('close', check).removeListener('ready', check)
       if (failed !== undefined) for (const c of [client, subscriber]) c.removeListener('error', failed)
-      client.removeListener('error', quiet)
       subscriber.disconnect()
+      // Ours stay heard to the end: ioredis may still fail a command of its own (the ready check's INFO after a
+      // refused SELECT) as it closes, and prints an unheard error with its stack. An app's client is left as it was.
       if (owned) client.disconnect()
+      else client.removeListener('error', quiet)
     }
   }
 }
