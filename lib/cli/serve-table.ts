@@ -1,6 +1,7 @@
 import { resolveOptions } from '../options'
 import { MAX_TOKEN_SKEW_S } from '../option-limits'
 import { MAX_ROTATE_OVERLAP_S } from '../admin/options'
+import { MAX_KEEPALIVE_MS, MIN_KEEPALIVE_MS } from '../keepalive-limit'
 import { LOG_LEVELS, SERVE_MAX_CONNECTIONS } from '../server/serve-options'
 import { option, type ConfigOf } from './config'
 import { peerTlsName } from './peer-tls-args'
@@ -54,7 +55,7 @@ export const SERVE_TABLE = [
   option({ key: 'maxWaitBuffer', value: 'BYTES', default: String(PLUGIN.maxWaitBuffer), help: 'bytes read from a waiting mobile client (its body) before reading pauses', parse: count(1 << 30, 1), to: 'maxWaitBuffer' }),
   option({ key: 'maxPendingConnects', value: 'N', default: String(PLUGIN.maxPendingConnects), help: 'CONNECTs being authenticated at once', parse: count(10_000_000, 1), to: 'maxPendingConnects' }),
   option({ key: 'connectTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.connectTimeout), help: 'time a CONNECT may take to authenticate', parse: seconds(), to: 'connectTimeout' }),
-  option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true, min: 1, max: 32767, maxWhy: 'the most the kernel takes' }), to: 'keepAliveInitialDelay' }),
+  option({ key: 'keepAliveInitialDelay', value: 'SECONDS', default: inSeconds(PLUGIN.keepAliveInitialDelay), help: 'TCP keep-alive delay on parked connections', parse: seconds({ zero: true, min: MIN_KEEPALIVE_MS / 1000, max: MAX_KEEPALIVE_MS / 1000, maxWhy: 'the most the kernel takes' }), to: 'keepAliveInitialDelay' }),
   option({ key: 'spliceIdleTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.spliceIdleTimeout), help: 'close relayed connections idle this long; 0 never does', parse: seconds({ zero: true }), to: 'spliceIdleTimeout' }),
   option({ key: 'lingerTimeout', value: 'SECONDS', default: inSeconds(PLUGIN.lingerTimeout), help: 'how long a connection closed with an answer still reads what its peer sends; 0 closes at once', parse: seconds({ zero: true }), to: 'lingerTimeout' }),
   option({ key: 'splice', value: 'auto|native|js', default: 'auto', help: 'data path of relayed pairs: auto (native splice(2) for plain TCP where built), native (fail if not built) or js', parse: oneOf(['auto', 'native', 'js']), to: 'splice' }),
